@@ -1,0 +1,29 @@
+//! The heart of sshield, shared by every front end (PAM module, `sshield` CLI, daemon, server).
+//!
+//! - [`config`]: the one TOML file every front end reads.
+//! - [`record`]: what is stored per user: authenticators, backup codes, and login state kept
+//!   apart from provisioning.
+//! - [`store`]: one file per user, locked and atomically replaced, with ownership checks.
+//! - [`engine`]: the one place that decides a login: [`Engine::decide`].
+//! - [`provision`]: enrolling, confirming, disabling and removing users.
+//! - [`import`]: reading pam_oath's usersfile and `~/.google_authenticator` files.
+//!
+//! Nothing here knows about PAM, terminals or HTTP; the time is always passed in.
+#![forbid(unsafe_code)]
+
+pub mod backup;
+pub mod config;
+pub mod engine;
+pub mod import;
+pub mod provision;
+pub mod record;
+pub mod store;
+mod time;
+mod username;
+
+pub use config::{Config, ConfigError};
+pub use engine::{Attempt, Decision, DenyReason, Engine, Method, Response};
+pub use record::{Authenticator, TokenKind, UserRecord, UserState};
+pub use store::{RecordStore, StoreError};
+pub use time::UnixTime;
+pub use username::{UserName, UserNameError};

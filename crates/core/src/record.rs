@@ -1,0 +1,246 @@
+//! What sshield stores about one user, as one TOML file.
+//!
+//! A record has two halves, and each writer touches only its own:
+//!
+//! - **Provisioning** (`[[authenticator]]`, `[backup]`, `disabled`): written by `sshield
+//!   enroll`, `import`, `backup-codes`, `disable`, or config management.
+//! - **Login state** (`[usage]`): written only by logins: the last accepted TOTP step or HOTP
+//!   counter per authenticator, learned clock drift, used backup codes, last use.
+//!
+//! Re-applying the same provisioning (e.g. a config-management run that calls `enroll --secret`
+//! again) therefore never rewinds replay state; google-authenticator keeps both in one list
+//! that such a run overwrites (its issue #35).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sshield_otp::{Algorithm, Digits, HotpParams, Period, Secret, TotpParams};
+
+use crate::backup::BackupCodes;
+
+/// The current record format.
+pub const RECORD_VERSION: u32 = 1;
+
+/// Everything stored about one user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRecord {
+    /// Format version, for future migrations.
+    pub version: u32,
+    /// The login name; must match the file name.
+    pub user: String,
+    /// An admin switched second-factor logins off for this user (`sshield disable`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
+    /// When the record was made (Unix seconds).
+    pub created: u64,
+    /// Authenticators: any *active* one is accepted.
+    #[serde(
+        default,
+        rename = "authenticator",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub authenticators: Vec<Authenticator>,
+    /// One-time backup codes, hashed.
+    #[serde(default, skip_serializing_if = "BackupCodes::is_empty")]
+    pub backup: BackupCodes,
+    /// Written by logins only.
+    #[serde(default)]
+    pub usage: Usage,
+}
+
+/// The state a user is in, as `sshield status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserState {
+    /// Enrolled, but no authenticator has been confirmed with a first code yet.
+    Pending,
+    /// At least one confirmed authenticator.
+    Active,
+    /// Switched off by an admin.
+    Disabled,
+}
+
+impl UserState {
+    /// `pending`, `active` or `disabled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
+impl UserRecord {
+    /// An empty record for `user`.
+    pub fn new(user: &str, now: u64) -> Self {
+        Self {
+            version: RECORD_VERSION,
+            user: user.to_owned(),
+            disabled: false,
+            created: now,
+            authenticators: Vec::new(),
+            backup: BackupCodes::default(),
+            usage: Usage::default(),
+        }
+    }
+
+    /// Pending, active or disabled.
+    pub fn state(&self) -> UserState {
+        if self.disabled {
+            UserState::Disabled
+        } else if self.authenticators.iter().any(|a| a.active) {
+            UserState::Active
+        } else {
+            UserState::Pending
+        }
+    }
+
+    /// The authenticator called `name`.
+    pub fn authenticator(&self, name: &str) -> Option<&Authenticator> {
+        self.authenticators.iter().find(|a| a.name == name)
+    }
+
+    /// The login state of the authenticator called `name` (empty if never used).
+    pub fn token_usage(&self, name: &str) -> TokenUsage {
+        self.usage.tokens.get(name).cloned().unwrap_or_default()
+    }
+}
+
+/// TOTP or HOTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// Time-based.
+    Totp,
+    /// Counter-based.
+    Hotp,
+}
+
+impl TokenKind {
+    /// `totp` or `hotp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Totp => "totp",
+            Self::Hotp => "hotp",
+        }
+    }
+}
+
+/// One named token, e.g. `phone` or a spare `yubikey-oath`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authenticator {
+    /// A name unique within the record.
+    pub name: String,
+    /// TOTP or HOTP.
+    pub kind: TokenKind,
+    /// The shared key, base32 in the file.
+    #[serde(with = "secret_base32")]
+    pub secret: Secret,
+    /// HMAC hash.
+    #[serde(with = "algorithm_name")]
+    pub algorithm: Algorithm,
+    /// Digits per code (6-8).
+    pub digits: u32,
+    /// TOTP seconds per step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<u64>,
+    /// HOTP: the first counter to accept, as provisioned. Logins move the real position in
+    /// `[usage]`; provisioning can never move it backwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counter: Option<u64>,
+    /// Confirmed by a first correct code (or activated with `--no-confirm`).
+    pub active: bool,
+    /// When it was added.
+    pub created: u64,
+}
+
+impl Authenticator {
+    /// Parameters for a TOTP token, checking the stored values are in range.
+    pub fn totp_params(&self) -> Result<TotpParams, sshield_otp::ParamError> {
+        Ok(TotpParams {
+            algorithm: self.algorithm,
+            digits: Digits::new(self.digits)?,
+            period: Period::new(self.period.unwrap_or(30))?,
+        })
+    }
+
+    /// Parameters for an HOTP token.
+    pub fn hotp_params(&self) -> Result<HotpParams, sshield_otp::ParamError> {
+        Ok(HotpParams {
+            algorithm: self.algorithm,
+            digits: Digits::new(self.digits)?,
+        })
+    }
+}
+
+/// Login state; only logins (and confirmation) write it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Usage {
+    /// Per authenticator name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tokens: BTreeMap<String, TokenUsage>,
+    /// Hashes of backup codes already used (with the salt of the current set).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backup_used: Vec<String>,
+    /// Last successful second factor (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<u64>,
+    /// How it was passed: `totp`, `hotp` or `backup`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_method: Option<String>,
+}
+
+/// Login state of one authenticator.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenUsage {
+    /// TOTP: the last accepted step; it and every earlier step are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_step: Option<u64>,
+    /// HOTP: the next counter to accept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_counter: Option<u64>,
+    /// TOTP: the client clock's learned offset, in steps.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub drift: i64,
+    /// Last accepted (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<u64>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+mod secret_base32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use sshield_otp::Secret;
+    use zeroize::Zeroizing;
+
+    pub fn serialize<S: Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&secret.to_base32())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+        let text = Zeroizing::new(String::deserialize(d)?);
+        Secret::from_base32(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+mod algorithm_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use sshield_otp::Algorithm;
+
+    pub fn serialize<S: Serializer>(a: &Algorithm, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(a.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Algorithm, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,482 @@
+//! The record store: one TOML file per user in a directory only its owner can enter.
+//!
+//! Every change is made under an exclusive `flock` on a per-user lock file, and written to a
+//! temporary file that is fsynced, renamed over the record, and followed by an fsync of the
+//! directory. A reader therefore sees the old record or the new one, never half of one; two
+//! processes updating one user serialize on the lock and neither loses its update; and a login
+//! touches only its own user's files, so its cost does not grow with the number of users
+//! (pam_oath rewrites one shared file on every login).
+//!
+//! Every file is opened without following symlinks and checked, after opening, to be owned by
+//! the store's owner and closed to group and others. Anything else is refused with a message
+//! naming the path and the command that fixes it.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use crate::record::{UserRecord, RECORD_VERSION};
+use crate::username::{UserName, UserNameError};
+
+/// Records larger than this are refused rather than read: no real record comes near it.
+const MAX_RECORD_BYTES: u64 = 1 << 20;
+const RECORD_SUFFIX: &str = ".toml";
+
+/// A directory of user records.
+#[derive(Debug, Clone)]
+pub struct RecordStore {
+    dir: PathBuf,
+    owner: u32,
+}
+
+/// The outcome of an update closure: keep the record as it was, or write the changed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing changed; the file is not touched.
+    Keep,
+    /// Write the record back.
+    Save,
+}
+
+impl RecordStore {
+    /// A store in `dir` whose files must belong to the current effective user (root, for the
+    /// real store; the test user, for tests).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            owner: rustix::process::geteuid().as_raw(),
+        }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Creates the directory (mode 0700) if it does not exist, then checks it.
+    pub fn create_dir(&self) -> Result<(), StoreError> {
+        match fs::symlink_metadata(&self.dir) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&self.dir)
+                    .map_err(|e| StoreError::io("create directory", &self.dir, e))?;
+            }
+            Err(e) => return Err(StoreError::io("inspect", &self.dir, e)),
+        }
+        self.check_dir()
+    }
+
+    /// Checks that the directory exists, is a real directory, belongs to the owner and is
+    /// closed to group and others.
+    pub fn check_dir(&self) -> Result<(), StoreError> {
+        let meta = match fs::symlink_metadata(&self.dir) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::DirMissing {
+                    path: self.dir.clone(),
+                })
+            }
+            Err(e) => return Err(StoreError::io("inspect", &self.dir, e)),
+        };
+        if meta.file_type().is_symlink() {
+            return Err(StoreError::Symlink {
+                path: self.dir.clone(),
+            });
+        }
+        if !meta.is_dir() {
+            return Err(StoreError::NotADirectory {
+                path: self.dir.clone(),
+            });
+        }
+        self.check_owner_and_mode(&self.dir, &meta, true)
+    }
+
+    fn check_owner_and_mode(
+        &self,
+        path: &Path,
+        meta: &fs::Metadata,
+        is_dir: bool,
+    ) -> Result<(), StoreError> {
+        if meta.uid() != self.owner {
+            return Err(StoreError::WrongOwner {
+                path: path.to_owned(),
+                owner: meta.uid(),
+                expected: self.owner,
+            });
+        }
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(StoreError::Accessible {
+                path: path.to_owned(),
+                mode,
+                is_dir,
+            });
+        }
+        Ok(())
+    }
+
+    /// The path of `user`'s record.
+    pub fn record_path(&self, user: &UserName) -> PathBuf {
+        self.dir.join(format!("{user}{RECORD_SUFFIX}"))
+    }
+
+    fn lock_path(&self, user: &UserName) -> PathBuf {
+        self.dir.join(format!(".{user}.lock"))
+    }
+
+    /// Reads `user`'s record, or `None` if there is none. Takes no lock: records are only ever
+    /// replaced whole, so this sees a complete old or new version.
+    pub fn load(&self, user: &UserName) -> Result<Option<UserRecord>, StoreError> {
+        self.check_dir()?;
+        self.read_record(user)
+    }
+
+    fn read_record(&self, user: &UserName) -> Result<Option<UserRecord>, StoreError> {
+        let path = self.record_path(user);
+        let mut file = match open_nofollow(&path, OpenOptions::new().read(true)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if is_symlink_refusal(&e) => return Err(StoreError::Symlink { path }),
+            Err(e) => return Err(StoreError::io("open", &path, e)),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| StoreError::io("inspect", &path, e))?;
+        if !meta.is_file() {
+            return Err(StoreError::NotAFile { path });
+        }
+        self.check_owner_and_mode(&path, &meta, false)?;
+        if meta.len() > MAX_RECORD_BYTES {
+            return Err(StoreError::TooLarge { path });
+        }
+        let mut text = Zeroizing::new(String::with_capacity(meta.len() as usize));
+        file.read_to_string(&mut text)
+            .map_err(|e| StoreError::io("read", &path, e))?;
+        let record = parse_record(&text, &path)?;
+        if record.user != user.as_str() {
+            return Err(StoreError::Invalid {
+                path,
+                line: None,
+                message: format!(
+                    "the record is for user {:?}, not {:?}; rename the file or fix its `user` line",
+                    record.user,
+                    user.as_str()
+                ),
+            });
+        }
+        Ok(Some(record))
+    }
+
+    /// Locks `user`, reads the record (or `None`), and lets `change` edit it. If `change`
+    /// returns [`Change::Save`] with a record, it is written atomically before the lock is
+    /// released; if it returns `None` for a record that existed, the record is deleted. An
+    /// error from `change` leaves the file as it was.
+    pub fn update<T, E>(
+        &self,
+        user: &UserName,
+        change: impl FnOnce(&mut Option<UserRecord>) -> Result<(Change, T), E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        self.check_dir()?;
+        let _lock = self.lock(user)?;
+        let mut record = self.read_record(user)?;
+        let existed = record.is_some();
+        let (write, value) = change(&mut record)?;
+        if write == Change::Save {
+            match &record {
+                Some(r) => self.write_record(user, r)?,
+                None if existed => self.delete_record(user)?,
+                None => {}
+            }
+        }
+        Ok(value)
+    }
+
+    fn lock(&self, user: &UserName) -> Result<File, StoreError> {
+        let path = self.lock_path(user);
+        let file = open_nofollow(
+            &path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .mode(0o600),
+        )
+        .map_err(|e| {
+            if is_symlink_refusal(&e) {
+                StoreError::Symlink { path: path.clone() }
+            } else {
+                StoreError::io("open lock file", &path, e)
+            }
+        })?;
+        let meta = file
+            .metadata()
+            .map_err(|e| StoreError::io("inspect", &path, e))?;
+        self.check_owner_and_mode(&path, &meta, false)?;
+        file.lock().map_err(|e| StoreError::io("lock", &path, e))?;
+        Ok(file)
+    }
+
+    fn write_record(&self, user: &UserName, record: &UserRecord) -> Result<(), StoreError> {
+        let path = self.record_path(user);
+        let text = Zeroizing::new(toml::to_string(record).map_err(|e| StoreError::Invalid {
+            path: path.clone(),
+            line: None,
+            message: format!("cannot serialize record: {e}"),
+        })?);
+        let tmp = self.dir.join(format!(".{user}.tmp.{}", std::process::id()));
+        let result = (|| {
+            let mut file = open_nofollow(
+                &tmp,
+                OpenOptions::new().write(true).create_new(true).mode(0o600),
+            )?;
+            // The umask may have narrowed, never widened, 0600; make it exact.
+            file.set_permissions(fs::Permissions::from_mode(0o600))?;
+            file.write_all(text.as_bytes())?;
+            file.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            File::open(&self.dir)?.sync_all()
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(StoreError::io("write", &path, e));
+        }
+        Ok(())
+    }
+
+    fn delete_record(&self, user: &UserName) -> Result<(), StoreError> {
+        let path = self.record_path(user);
+        fs::remove_file(&path).map_err(|e| StoreError::io("remove", &path, e))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::io("sync", &self.dir, e))
+    }
+
+    /// Every user with a record file, sorted. Files that are not records are skipped.
+    pub fn users(&self) -> Result<Vec<UserName>, StoreError> {
+        self.check_dir()?;
+        let mut users = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(|e| StoreError::io("list", &self.dir, e))? {
+            let entry = entry.map_err(|e| StoreError::io("list", &self.dir, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some(stem) = name.strip_suffix(RECORD_SUFFIX) else {
+                continue;
+            };
+            if let Ok(user) = UserName::new(stem) {
+                users.push(user);
+            }
+        }
+        users.sort();
+        Ok(users)
+    }
+}
+
+fn open_nofollow(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    options
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32)
+        .open(path)
+}
+
+/// `open(O_NOFOLLOW)` on a symlink fails with ELOOP.
+fn is_symlink_refusal(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+}
+
+/// Parses record text, turning TOML errors into file:line messages.
+pub fn parse_record(text: &str, path: &Path) -> Result<UserRecord, StoreError> {
+    let record: UserRecord = toml::from_str(text).map_err(|e| StoreError::Invalid {
+        path: path.to_owned(),
+        line: e.span().map(|s| line_of(text, s.start)),
+        message: e.message().to_owned(),
+    })?;
+    if record.version != RECORD_VERSION {
+        return Err(StoreError::Invalid {
+            path: path.to_owned(),
+            line: Some(line_of(text, text.find("version").unwrap_or(0))),
+            message: format!(
+                "record format version {} is not supported by this sshield (it reads version {RECORD_VERSION}); upgrade sshield",
+                record.version
+            ),
+        });
+    }
+    Ok(record)
+}
+
+/// 1-based line number of byte `offset` in `text`.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// Why the store refused or failed. Each message names the path and, where there is one, the fix.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The store directory does not exist.
+    DirMissing {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The store path exists but is not a directory.
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A record path is not a regular file.
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A path is a symlink, which the store never follows.
+    Symlink {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Owned by someone other than the store's owner.
+    WrongOwner {
+        /// The path.
+        path: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+        /// The uid the store expects.
+        expected: u32,
+    },
+    /// Group or others have some access.
+    Accessible {
+        /// The path.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+        /// A directory (fix: 0700) or a file (fix: 0600).
+        is_dir: bool,
+    },
+    /// Larger than any real record.
+    TooLarge {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The record does not parse or does not make sense.
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line, where known.
+        line: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
+    /// The user name cannot be a record.
+    UserName(UserNameError),
+    /// An operating-system error.
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+impl StoreError {
+    fn io(action: &'static str, path: &Path, source: io::Error) -> Self {
+        Self::Io {
+            action,
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+impl From<UserNameError> for StoreError {
+    fn from(e: UserNameError) -> Self {
+        Self::UserName(e)
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::DirMissing { path } => write!(
+                f,
+                "{}: the record store does not exist; enroll a user to create it, or set `store` in the config",
+                path.display()
+            ),
+            Self::NotADirectory { path } => write!(f, "{}: the record store is not a directory", path.display()),
+            Self::NotAFile { path } => write!(f, "{}: not a regular file; remove it", path.display()),
+            Self::Symlink { path } => write!(
+                f,
+                "{}: is a symbolic link, which sshield never follows; replace it with the real file or directory",
+                path.display()
+            ),
+            Self::WrongOwner { path, owner, expected } => write!(
+                f,
+                "{}: owned by uid {owner}, but the store must belong to uid {expected}; run: chown {expected} {}",
+                path.display(),
+                path.display()
+            ),
+            Self::Accessible { path, mode, is_dir } => {
+                let want = if *is_dir { "700" } else { "600" };
+                write!(
+                    f,
+                    "{}: mode {mode:04o} lets group or others in; run: chmod {want} {}",
+                    path.display(),
+                    path.display()
+                )
+            }
+            Self::TooLarge { path } => write!(
+                f,
+                "{}: larger than {} bytes, which no record is; inspect and remove it",
+                path.display(),
+                MAX_RECORD_BYTES
+            ),
+            Self::Invalid { path, line: Some(line), message } => {
+                write!(f, "{}:{line}: {message}", path.display())
+            }
+            Self::Invalid { path, line: None, message } => write!(f, "{}: {message}", path.display()),
+            Self::UserName(e) => e.fmt(f),
+            Self::Io { action, path, source } => {
+                write!(f, "cannot {action} {}: {}", path.display(), describe_io(source))
+            }
+        }
+    }
+}
+
+/// An OS error in words a person can act on, instead of a bare `os error 13`.
+pub fn describe_io(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => {
+            "permission denied (run as root, or point --config at a store you own)".to_owned()
+        }
+        io::ErrorKind::NotFound => "no such file or directory".to_owned(),
+        io::ErrorKind::StorageFull => "the disk is full".to_owned(),
+        io::ErrorKind::ReadOnlyFilesystem => "the file system is read-only".to_owned(),
+        _ => {
+            let text = e.to_string();
+            match text.find(" (os error") {
+                Some(i) => text[..i].to_owned(),
+                None => text,
+            }
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
