@@ -151,7 +151,7 @@ mod tests {
         let stored = BackupCodes::from_plain(&set, 0).unwrap();
         let typed = set[3].replace('-', " ").to_uppercase();
         let h = stored.find_unused(&typed, &[]).unwrap();
-        assert_eq!(stored.find_unused(&set[3], &[h.clone()]), None);
+        assert_eq!(stored.find_unused(&set[3], std::slice::from_ref(&h)), None);
         assert_eq!(stored.remaining(&[h]), SET_SIZE - 1);
         assert_eq!(stored.find_unused("aaaaa-aaaaa", &[]), None);
         assert!(!stored.hashes.iter().any(|x| x.contains(set[0].as_str())));

@@ -86,7 +86,7 @@ pub fn enroll(
         let mut unchanged = false;
         match record.authenticators.iter_mut().find(|a| a.name == e.name) {
             Some(existing) if same_token(existing, &wanted) => {
-                unchanged = !(e.activate && !existing.active);
+                unchanged = !e.activate || existing.active;
                 existing.active |= e.activate;
             }
             Some(_) if !e.replace => {

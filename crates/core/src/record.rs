@@ -45,7 +45,7 @@ pub struct UserRecord {
     #[serde(default, skip_serializing_if = "BackupCodes::is_empty")]
     pub backup: BackupCodes,
     /// Written by logins only.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Usage::is_empty")]
     pub usage: Usage,
 }
 
@@ -191,6 +191,16 @@ pub struct Usage {
     /// How it was passed: `totp`, `hotp` or `backup`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_method: Option<String>,
+}
+
+impl Usage {
+    /// Nothing recorded yet.
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+            && self.backup_used.is_empty()
+            && self.last_success.is_none()
+            && self.last_method.is_none()
+    }
 }
 
 /// Login state of one authenticator.

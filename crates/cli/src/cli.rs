@@ -1,0 +1,246 @@
+//! The command line, as clap definitions only: the man pages and completions are generated
+//! from exactly these.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// A self-hosted second factor for SSH and SFTP.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sshield",
+    version,
+    about = "A self-hosted second factor for SSH and SFTP",
+    long_about = "sshield adds a one-time code (TOTP/HOTP from any authenticator app, or a backup code) \
+to SSH and SFTP logins. This command enrolls users, checks codes, and imports users from pam_oath \
+and google-authenticator. Records live one file per user in the store named by the config.",
+    after_help = "Examples:\n  \
+  sshield enroll alice                      # new TOTP secret, QR code, backup codes\n  \
+  sshield enroll alice --secret JBSWY3DPEHPK3PXP --no-confirm --json\n  \
+  sshield verify alice 123456               # exit 0 if accepted\n  \
+  sshield status\n  \
+  sshield import users-oath /etc/users.oath\n  \
+  sshield --config ./test.toml code alice   # a temp store, no root needed"
+)]
+pub struct Cli {
+    /// The config file.
+    #[arg(
+        long,
+        global = true,
+        env = "SSHIELD_CONFIG",
+        value_name = "PATH",
+        default_value = "/etc/sshield/sshield.toml"
+    )]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Enroll a user: make (or take) a secret, show its QR code and backup codes.
+    #[command(after_help = "Examples:\n  \
+  sshield enroll alice\n  \
+  sshield enroll alice --name yubikey-oath --hotp --digits 8\n  \
+  sshield enroll alice --secret \"$(cat /srv/keys/alice)\" --no-confirm --json   # config management\n\n\
+The record stays pending until a first correct code confirms it, so a mis-scanned secret never \
+locks anyone out. Running the same --secret again changes nothing.")]
+    Enroll(EnrollArgs),
+
+    /// Confirm a pending enrollment with a first code from the app.
+    Confirm {
+        /// The user.
+        user: String,
+        /// The code shown by the app ('-' reads it from standard input).
+        code: String,
+        /// Which pending authenticator, if several.
+        #[arg(long)]
+        name: Option<String>,
+    },
+
+    /// Check a code or backup code, and use it up if accepted.
+    #[command(
+        after_help = "Exit status: 0 accepted, 1 refused (reason on stderr), 2 error.\n\n\
+Example:\n  sshield verify alice \"$(oathtool -b --totp \"$SECRET\")\""
+    )]
+    Verify {
+        /// The user.
+        user: String,
+        /// The code ('-' reads it from standard input, keeping it out of `ps`).
+        code: String,
+    },
+
+    /// Print the current code of a user's authenticator (for testing a setup).
+    Code {
+        /// The user.
+        user: String,
+        /// Which authenticator (default: the first).
+        #[arg(long)]
+        name: Option<String>,
+    },
+
+    /// Show a user's QR code again (e.g. for a new phone).
+    Qr {
+        /// The user.
+        user: String,
+        /// Which authenticator (default: the first).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        images: QrImages,
+    },
+
+    /// Who is enrolled, how, and when they last logged in.
+    Status {
+        /// Only this user.
+        user: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Issue a new set of ten backup codes, voiding the old set.
+    BackupCodes {
+        /// The user.
+        user: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Stop accepting this user's second factor (their record is kept).
+    Disable {
+        /// The user.
+        user: String,
+    },
+
+    /// Undo `disable`.
+    Enable {
+        /// The user.
+        user: String,
+    },
+
+    /// Delete a user's record, or one authenticator of it.
+    Remove {
+        /// The user.
+        user: String,
+        /// Remove only this authenticator.
+        #[arg(long)]
+        name: Option<String>,
+    },
+
+    /// Import users from pam_oath or google-authenticator.
+    #[command(subcommand)]
+    Import(ImportCommand),
+
+    /// Write man pages and shell completions into a directory (for packagers).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Output directory.
+        dir: PathBuf,
+    },
+}
+
+/// `sshield enroll`'s options.
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// The user.
+    pub user: String,
+    /// Time-based codes (the default).
+    #[arg(long, conflicts_with = "hotp")]
+    pub totp: bool,
+    /// Counter-based codes (hardware tokens).
+    #[arg(long)]
+    pub hotp: bool,
+    /// HMAC hash; most apps only support sha1.
+    #[arg(long, value_enum, default_value_t = AlgorithmArg::Sha1)]
+    pub algorithm: AlgorithmArg,
+    /// Digits per code (6-8).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(6..=8))]
+    pub digits: u32,
+    /// TOTP seconds per code.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub period: u64,
+    /// HOTP first counter.
+    #[arg(long, default_value_t = 0, requires = "hotp")]
+    pub counter: u64,
+    /// Use this base32 secret instead of making one ('-' reads it from standard input).
+    #[arg(long, value_name = "BASE32")]
+    pub secret: Option<String>,
+    /// Name of this authenticator, to have several (e.g. phone, yubikey-oath).
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// Replace an authenticator of the same name that has a different secret.
+    #[arg(long)]
+    pub replace: bool,
+    /// The issuer shown in the app (default: config `issuer`, else the host name).
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// Confirm at once with this code from the app.
+    #[arg(long, value_name = "CODE", conflicts_with = "no_confirm")]
+    pub confirm: Option<String>,
+    /// Activate without a first code (when the secret is known to be right).
+    #[arg(long)]
+    pub no_confirm: bool,
+    /// Print {"user","secret","uri","backup_codes"} as JSON, and nothing else, on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub images: QrImages,
+}
+
+/// Where to save QR code images.
+#[derive(Debug, Args)]
+pub struct QrImages {
+    /// Also write the QR code as a PNG image.
+    #[arg(long, value_name = "FILE")]
+    pub qr_png: Option<PathBuf>,
+    /// Also write the QR code as an SVG image.
+    #[arg(long, value_name = "FILE")]
+    pub qr_svg: Option<PathBuf>,
+}
+
+/// HMAC hash names on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AlgorithmArg {
+    /// HMAC-SHA-1.
+    Sha1,
+    /// HMAC-SHA-256.
+    Sha256,
+    /// HMAC-SHA-512.
+    Sha512,
+}
+
+/// `sshield import`'s formats.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// pam_oath's usersfile, e.g. /etc/users.oath (HOTP, HOTP/T30, HOTP/T60/8...).
+    #[command(name = "users-oath")]
+    UsersOath {
+        /// The usersfile.
+        file: PathBuf,
+        /// Replace authenticators that exist with a different secret.
+        #[arg(long)]
+        replace: bool,
+        /// Check the file and show what would be imported, changing nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// A user's ~/.google_authenticator file.
+    #[command(name = "google-authenticator")]
+    GoogleAuthenticator {
+        /// The file.
+        file: PathBuf,
+        /// Whose file it is.
+        #[arg(long)]
+        user: String,
+        /// Replace an authenticator that exists with a different secret.
+        #[arg(long)]
+        replace: bool,
+        /// Check the file and show what would be imported, changing nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}

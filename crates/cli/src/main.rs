@@ -1,0 +1,57 @@
+//! `sshield`: the admin's command for enrolling users and checking codes.
+//!
+//! Exit status: 0 success, 1 a code or request was refused, 2 an error (message on stderr).
+#![forbid(unsafe_code)]
+
+mod cli;
+mod commands;
+mod failure;
+mod qr;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, ImportCommand};
+use crate::failure::Failure;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let config_path = cli.config;
+    let ctx = || commands::Context::load(&config_path);
+    match cli.command {
+        Command::Enroll(args) => commands::enroll::run(&ctx()?, args),
+        Command::Confirm { user, code, name } => {
+            commands::verify::confirm(&ctx()?, &user, &code, name.as_deref())
+        }
+        Command::Verify { user, code } => commands::verify::verify(&ctx()?, &user, &code),
+        Command::Code { user, name } => commands::show::code(&ctx()?, &user, name.as_deref()),
+        Command::Qr { user, name, images } => {
+            commands::show::qr(&ctx()?, &user, name.as_deref(), &images)
+        }
+        Command::Status { user, json } => commands::status::run(&ctx()?, user.as_deref(), json),
+        Command::BackupCodes { user, json } => commands::admin::backup_codes(&ctx()?, &user, json),
+        Command::Disable { user } => commands::admin::set_disabled(&ctx()?, &user, true),
+        Command::Enable { user } => commands::admin::set_disabled(&ctx()?, &user, false),
+        Command::Remove { user, name } => commands::admin::remove(&ctx()?, &user, name.as_deref()),
+        Command::Import(ImportCommand::UsersOath {
+            file,
+            replace,
+            dry_run,
+        }) => commands::import::users_oath(&ctx()?, &file, replace, dry_run),
+        Command::Import(ImportCommand::GoogleAuthenticator {
+            file,
+            user,
+            replace,
+            dry_run,
+        }) => commands::import::google_authenticator(&ctx()?, &file, &user, replace, dry_run),
+        Command::GenerateDocs { dir } => commands::docs::generate(&dir),
+    }
+}
