@@ -52,6 +52,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             replace,
             dry_run,
         }) => commands::import::google_authenticator(&ctx()?, &file, &user, replace, dry_run),
+        Command::Demo => commands::demo::run(),
         Command::GenerateDocs { dir } => commands::docs::generate(&dir),
     }
 }

@@ -1,6 +1,7 @@
 //! One module per group of subcommands, over a shared [`Context`].
 
 pub mod admin;
+pub mod demo;
 pub mod docs;
 pub mod enroll;
 pub mod import;
