@@ -136,8 +136,10 @@ Example:\n  sshield verify alice \"$(oathtool -b --totp \"$SECRET\")\""
     Import(ImportCommand),
 
     /// Try sshield in a minute: a throwaway user, its QR code, and codes checked live.
-    #[command(after_help = "Nothing on the system is changed: the store lives in a temporary directory \
-that is removed on exit.")]
+    #[command(
+        after_help = "Nothing on the system is changed: the store lives in a temporary directory \
+that is removed on exit."
+    )]
     Demo,
 
     /// Write man pages and shell completions into a directory (for packagers).

@@ -1,8 +1,8 @@
 //! Drawing a Key URI as a QR code: in the terminal, as PNG, as SVG.
 
-use std::fs::OpenOptions;
+use std::fs::{OpenOptions, Permissions};
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use qrcode::render::{svg, unicode};
@@ -90,6 +90,10 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
         .truncate(true)
         .mode(0o600)
         .open(path)
+        .map_err(fail)?;
+    // `mode` applies only when the file is created: narrow a file that was already there
+    // (e.g. 0644) before the secret goes into it.
+    file.set_permissions(Permissions::from_mode(0o600))
         .map_err(fail)?;
     let mut w = BufWriter::new(file);
     w.write_all(bytes).and_then(|()| w.flush()).map_err(fail)

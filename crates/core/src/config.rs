@@ -106,7 +106,7 @@ impl Config {
         if config.policy.window > 10 {
             return Err(ConfigError::Invalid {
                 path: path.to_owned(),
-                line: text.find("window").map(|o| line_of(text, o)),
+                line: line_of_setting(text, "window"),
                 message: format!(
                     "policy.window = {} accepts codes up to {} steps away; use 0 to 10 (1 is usual)",
                     config.policy.window, config.policy.window
@@ -120,6 +120,23 @@ impl Config {
     pub fn record_store(&self) -> RecordStore {
         RecordStore::new(&self.store)
     }
+}
+
+/// The 1-based line that sets `key` (`key = ...` or `policy.key = ...`), skipping comments and
+/// other keys that merely mention it; failing that, the first line using it outside a comment
+/// (an inline table).
+fn line_of_setting(text: &str, key: &str) -> Option<usize> {
+    let sets = |line: &str| {
+        let line = line.trim_start();
+        let line = line.strip_prefix("policy.").unwrap_or(line);
+        line.strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    };
+    let uses = |line: &str| line.split('#').next().unwrap_or("").contains(key);
+    text.lines()
+        .position(sets)
+        .or_else(|| text.lines().position(uses))
+        .map(|i| i + 1)
 }
 
 /// Why the config could not be used.

@@ -183,6 +183,12 @@ impl Engine {
             // A name that cannot have a record is simply not enrolled.
             Err(_) => return Decision::Deny(DenyReason::NotEnrolled),
         };
+        // Look before locking: a guessed user name must not leave a lock file behind.
+        match self.store.has_record(&user) {
+            Ok(false) => return Decision::Deny(DenyReason::NotEnrolled),
+            Ok(true) => {}
+            Err(e) => return Decision::Deny(DenyReason::Store(e)),
+        }
         let result = self.store.update(&user, |slot| {
             let Some(record) = slot.as_mut() else {
                 return Ok((Change::Keep, Decision::Deny(DenyReason::NotEnrolled)));

@@ -131,6 +131,18 @@ impl RecordStore {
         self.dir.join(format!(".{user}.lock"))
     }
 
+    /// Whether `user` has a record file (of any kind: reading it may still fail). Creates
+    /// nothing, so it is safe to ask about guessed names.
+    pub fn has_record(&self, user: &UserName) -> Result<bool, StoreError> {
+        self.check_dir()?;
+        let path = self.record_path(user);
+        match fs::symlink_metadata(&path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StoreError::io("inspect", &path, e)),
+        }
+    }
+
     /// Reads `user`'s record, or `None` if there is none. Takes no lock: records are only ever
     /// replaced whole, so this sees a complete old or new version.
     pub fn load(&self, user: &UserName) -> Result<Option<UserRecord>, StoreError> {
@@ -235,6 +247,13 @@ impl RecordStore {
         })?);
         let tmp = self.dir.join(format!(".{user}.tmp.{}", std::process::id()));
         let result = (|| {
+            // We hold the user's lock, so a file already at this name is the leftover of a
+            // writer that died before its rename, in a process whose pid we now have. Left
+            // there, it would fail every later update of this user from this pid.
+            match fs::remove_file(&tmp) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
             let mut file = open_nofollow(
                 &tmp,
                 OpenOptions::new().write(true).create_new(true).mode(0o600),

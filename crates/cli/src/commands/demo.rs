@@ -32,7 +32,8 @@ pub fn run() -> Result<(), Failure> {
     let scratch = Scratch(make_scratch_dir()?);
     let config_path = scratch.0.join("sshield.toml");
     let config_text = "# sshield demo config\nstore = \"users\"\nissuer = \"sshield demo\"\n";
-    fs::write(&config_path, config_text).map_err(|e| Failure::Error(format!("cannot write {}: {e}", config_path.display())))?;
+    fs::write(&config_path, config_text)
+        .map_err(|e| Failure::Error(format!("cannot write {}: {e}", config_path.display())))?;
     let config = Config::parse(config_text, &config_path)?;
     let store = config.record_store();
     let user = UserName::new("demo")?;
@@ -56,8 +57,14 @@ pub fn run() -> Result<(), Failure> {
     let auth = &enrolled.authenticator;
     let uri = key_uri(user.as_str(), "sshield demo", auth, 0)?.to_uri();
 
-    println!("sshield demo: a throwaway store in {} (removed on exit).\n", scratch.0.display());
-    println!("1. Scan this with an authenticator app (or type the key {}):\n", auth.secret.to_base32().as_str());
+    println!(
+        "sshield demo: a throwaway store in {} (removed on exit).\n",
+        scratch.0.display()
+    );
+    println!(
+        "1. Scan this with an authenticator app (or type the key {}):\n",
+        auth.secret.to_base32().as_str()
+    );
     println!("{}", qr::terminal(&uri)?);
     println!("2. Backup codes (each works once):\n");
     print_backup_codes(&enrolled.backup_codes);
@@ -83,7 +90,10 @@ pub fn run() -> Result<(), Failure> {
     if !std::io::stdin().is_terminal() {
         let params = auth.totp_params().map_err(Failure::error)?;
         let code = totp(&auth.secret, &params, UnixTime::now().0);
-        println!("   (no terminal: trying the current code {} twice by itself)", code.as_str());
+        println!(
+            "   (no terminal: trying the current code {} twice by itself)",
+            code.as_str()
+        );
         attempt(code.as_str());
         attempt(code.as_str());
         return Ok(());
@@ -94,7 +104,10 @@ pub fn run() -> Result<(), Failure> {
         }
         attempt(&typed);
     }
-    println!("\nDemo over; {} removed. Next: docs/ and `sshield enroll --help`.", scratch.0.display());
+    println!(
+        "\nDemo over; {} removed. Next: docs/ and `sshield enroll --help`.",
+        scratch.0.display()
+    );
     Ok(())
 }
 
@@ -109,10 +122,18 @@ fn make_scratch_dir() -> Result<PathBuf, Failure> {
                 return Ok(dir);
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(Failure::Error(format!("cannot create a directory in {}: {e}", show(&base)))),
+            Err(e) => {
+                return Err(Failure::Error(format!(
+                    "cannot create a directory in {}: {e}",
+                    show(&base)
+                )))
+            }
         }
     }
-    Err(Failure::Error(format!("cannot create a fresh directory in {}", show(&base))))
+    Err(Failure::Error(format!(
+        "cannot create a fresh directory in {}",
+        show(&base)
+    )))
 }
 
 fn show(p: &Path) -> String {

@@ -1,7 +1,7 @@
 //! `sshield status`: who is enrolled, how, and their last use.
 
 use serde::Serialize;
-use sshield_core::{UnixTime, UserName, UserRecord};
+use sshield_core::{StoreError, UnixTime, UserName, UserRecord};
 
 use super::{user_name, Context};
 use crate::failure::Failure;
@@ -29,7 +29,11 @@ struct AuthRow {
 pub fn run(ctx: &Context, user: Option<&str>, json: bool) -> Result<(), Failure> {
     let users: Vec<UserName> = match user {
         Some(u) => vec![user_name(u)?],
-        None => ctx.store.users()?,
+        None => match ctx.store.users() {
+            // A fresh host, before the first `enroll` creates the store: nobody is enrolled.
+            Err(StoreError::DirMissing { .. }) => Vec::new(),
+            other => other?,
+        },
     };
     let rows: Vec<Row> = users
         .iter()

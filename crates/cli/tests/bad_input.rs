@@ -1,0 +1,256 @@
+//! Bad input gets exit 2 and a message naming the file, line and fix; nothing stored is lost,
+//! and one broken record never affects another user. Also: the config named by
+//! `SSHIELD_CONFIG`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use common::{code_now, Sandbox, SECRET_A, SECRET_B};
+
+#[test]
+fn unknown_config_key_names_file_and_line() {
+    let sb = Sandbox::with_config("store = \"users\"\n\n[policy]\nwindw = 3\n");
+    let path = sb.config().display().to_string();
+    for args in [
+        &["status"][..],
+        &["verify", "alice", "123456"],
+        &["code", "x"],
+    ] {
+        let out = sb.run(args, None);
+        out.expect_err(2, &format!("{path}:4: unknown field `windw`"));
+        assert!(out.stdout.is_empty(), "{}", out.stdout);
+    }
+}
+
+#[test]
+fn config_that_is_not_toml_names_file_and_line() {
+    let sb = Sandbox::with_config("store = \"users\"\nissuer = \n");
+    sb.run(&["status"], None)
+        .expect_err(2, &format!("{}:2:", sb.config().display()));
+}
+
+#[test]
+fn missing_config_given_explicitly_is_an_error() {
+    let sb = Sandbox::new();
+    let missing = sb.path().join("nope.toml");
+    let mut cmd = sb.command();
+    cmd.arg("--config").arg(&missing).arg("status");
+    common::run_command(cmd, None).expect_err(2, "config file not found");
+}
+
+#[test]
+fn writable_config_is_refused_with_the_fix() {
+    for mode in [0o666, 0o664, 0o646] {
+        let sb = Sandbox::new();
+        fs::set_permissions(sb.config(), fs::Permissions::from_mode(mode)).unwrap();
+        let out = sb.run(&["enroll", "alice", "--no-confirm"], None);
+        out.expect_err(2, &format!("chmod go-w {}", sb.config().display()));
+        assert!(
+            !sb.store().exists(),
+            "nothing may be created under a bad config"
+        );
+    }
+}
+
+#[test]
+fn open_store_directory_is_refused_with_the_fix() {
+    let sb = Sandbox::new();
+    let e = sb.enroll_json("alice", &["--no-confirm", "--secret", SECRET_A]);
+    let before = sb.record_bytes("alice");
+    fs::set_permissions(sb.store(), fs::Permissions::from_mode(0o755)).unwrap();
+    let fix = format!("chmod 700 {}", sb.store().display());
+
+    let code = code_now(SECRET_A, &["--totp"]);
+    sb.run(&["verify", "alice", &code], None)
+        .expect_err(2, &fix);
+    sb.run(&["verify", "alice", &e.backup_codes[0]], None)
+        .expect_err(2, &fix);
+    sb.run(&["status"], None).expect_err(2, &fix);
+    sb.run(&["enroll", "bob", "--no-confirm"], None)
+        .expect_err(2, &fix);
+    sb.run(&["code", "alice"], None).expect_err(2, &fix);
+    assert_eq!(sb.record_bytes("alice"), before);
+
+    // Fixed as told, everything works again, and nothing was used up meanwhile.
+    fs::set_permissions(sb.store(), fs::Permissions::from_mode(0o700)).unwrap();
+    sb.run(&["verify", "alice", &code], None).expect(0);
+    sb.run(&["verify", "alice", &e.backup_codes[0]], None)
+        .expect(0);
+}
+
+#[test]
+fn readable_record_is_refused_with_the_fix() {
+    let sb = Sandbox::new();
+    sb.enroll_json("alice", &["--no-confirm", "--secret", SECRET_A]);
+    let record = sb.record_path("alice");
+    fs::set_permissions(&record, fs::Permissions::from_mode(0o644)).unwrap();
+    let code = code_now(SECRET_A, &["--totp"]);
+    sb.run(&["verify", "alice", &code], None)
+        .expect_err(2, &format!("chmod 600 {}", record.display()));
+}
+
+#[test]
+fn corrupt_record_affects_only_its_user() {
+    let sb = Sandbox::new();
+    sb.enroll_json("alice", &["--no-confirm", "--secret", SECRET_A]);
+    sb.enroll_json("dave", &["--no-confirm", "--secret", SECRET_B]);
+    let garbage = "version = 1\nuser = \"dave\"\n%%% not toml at all %%%\n[[authenticator]\n";
+    // Writing over the file keeps its mode (0600), so only the content is wrong.
+    fs::write(sb.record_path("dave"), garbage).unwrap();
+    let where_ = format!("{}:3", sb.record_path("dave").display());
+
+    let dave = code_now(SECRET_B, &["--totp"]);
+    sb.run(&["verify", "dave", &dave], None)
+        .expect_err(2, &where_);
+    // Re-enrolling does not overwrite what it cannot read.
+    sb.run(
+        &["enroll", "dave", "--secret", SECRET_B, "--no-confirm"],
+        None,
+    )
+    .expect_err(2, &where_);
+    sb.run(&["enroll", "dave", "--no-confirm", "--replace"], None)
+        .expect_err(2, &where_);
+    sb.run(&["backup-codes", "dave"], None)
+        .expect_err(2, &where_);
+    sb.run(&["disable", "dave"], None).expect_err(2, &where_);
+    assert_eq!(sb.record_bytes("dave"), garbage.as_bytes());
+
+    let alice = code_now(SECRET_A, &["--totp"]);
+    sb.run(&["verify", "alice", &alice], None).expect(0);
+    sb.run(&["verify", "alice", &alice], None)
+        .expect_err(1, "already used");
+
+    // status still lists alice, reports dave's row, and exits 2 so scripts notice.
+    let table = sb.run(&["status"], None);
+    table.expect_err(2, "dave.toml:3");
+    assert!(
+        table.stdout.lines().any(|l| l.starts_with("alice ")),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        table
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("dave ") && l.contains("error")),
+        "{}",
+        table.stdout
+    );
+    let json = sb.run(&["status", "--json"], None);
+    json.expect(2);
+    let rows = json.json();
+    assert_eq!(rows[0]["state"], "active");
+    assert_eq!(rows[1]["state"], "error");
+    assert!(
+        rows[1]["error"].as_str().unwrap().contains("dave.toml:3"),
+        "{rows}"
+    );
+    assert_eq!(sb.record_bytes("dave"), garbage.as_bytes());
+}
+
+#[test]
+fn invalid_base32_secret_is_not_echoed() {
+    let sb = Sandbox::new();
+    let bad = "S3CR3T-V4LU3-0189!";
+    let out = sb.run(
+        &["enroll", "mallory", "--secret", bad, "--no-confirm"],
+        None,
+    );
+    out.expect_err(2, "--secret");
+    for shown in [&out.stdout, &out.stderr] {
+        assert!(!shown.contains(bad), "{shown}");
+        assert!(!shown.contains("V4LU3"), "{shown}");
+    }
+    assert!(!sb.record_path("mallory").exists());
+
+    // From stdin, likewise; and a too-short key is refused too.
+    let out = sb.run(
+        &["enroll", "mallory", "--secret", "-", "--no-confirm"],
+        Some(&format!("{bad}\n")),
+    );
+    out.expect(2);
+    assert!(!out.stderr.contains("V4LU3"), "{}", out.stderr);
+    sb.run(
+        &["enroll", "mallory", "--secret", "MZXW6", "--no-confirm"],
+        None,
+    )
+    .expect(2);
+    assert!(!sb.record_path("mallory").exists());
+}
+
+#[test]
+fn out_of_range_options_are_usage_errors() {
+    let sb = Sandbox::new();
+    for args in [
+        &["enroll", "alice", "--digits", "9"][..],
+        &["enroll", "alice", "--digits", "5"],
+        &["enroll", "alice", "--period", "0"],
+        &["enroll", "alice", "--algorithm", "md5"],
+        &["enroll", "alice", "--counter", "3"],
+        &["enroll", "alice", "--hotp", "--totp"],
+        &["verify", "alice"],
+        &["frobnicate"],
+    ] {
+        let out = sb.run(args, None);
+        out.expect_err(2, "error:");
+        assert!(
+            out.stderr.contains("try '--help'"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(!sb.store().exists(), "{args:?} created the store");
+    }
+    sb.run(&["enroll", "alice", "--digits", "9"], None)
+        .expect_err(2, "--digits");
+}
+
+#[test]
+fn config_from_the_environment_works_the_same() {
+    let sb = Sandbox::new();
+    let out = sb.run_env(
+        &[
+            "enroll",
+            "alice",
+            "--json",
+            "--no-confirm",
+            "--secret",
+            SECRET_A,
+        ],
+        None,
+    );
+    out.expect(0);
+    let e = common::parse_enrolled(&out);
+    assert!(
+        sb.record_path("alice").exists(),
+        "stored where the config says"
+    );
+
+    let code = code_now(SECRET_A, &["--totp"]);
+    sb.run_env(&["verify", "alice", &code], None).expect(0);
+    // The same store through --config: the code is used up there too.
+    sb.run(&["verify", "alice", &code], None)
+        .expect_err(1, "already used");
+    sb.run_env(&["verify", "alice", &e.backup_codes[0]], None)
+        .expect(0);
+    assert_eq!(sb.state("alice"), "active");
+
+    // A bad config named by the environment is reported like one named by --config.
+    fs::write(sb.config(), "stor = \"users\"\n").unwrap();
+    sb.run_env(&["status"], None)
+        .expect_err(2, &format!("{}:1:", sb.config().display()));
+
+    // --config wins over the environment.
+    let good = Sandbox::new();
+    good.enroll_json("bob", &["--no-confirm"]);
+    let mut cmd = good.command();
+    cmd.env("SSHIELD_CONFIG", sb.config())
+        .arg("--config")
+        .arg(good.config())
+        .args(["status", "--json"]);
+    let out = common::run_command(cmd, None);
+    out.expect(0);
+    assert_eq!(out.json()[0]["user"], "bob");
+}

@@ -1,0 +1,71 @@
+//! `sshield generate-docs DIR`: man pages and shell completions, as a packager runs it.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::process::Command;
+
+use common::Sandbox;
+
+#[test]
+fn generate_docs_writes_man_pages_and_completions() {
+    let sb = Sandbox::new();
+    let dir = sb.path().join("out");
+    // No config is read: a packager's build machine has none.
+    let mut cmd = sb.command();
+    cmd.arg("--config")
+        .arg(sb.path().join("absent.toml"))
+        .arg("generate-docs")
+        .arg(&dir);
+    common::run_command(cmd, None).expect(0);
+
+    let man = dir.join("man");
+    for page in [
+        "sshield.1",
+        "sshield-enroll.1",
+        "sshield-verify.1",
+        "sshield-confirm.1",
+        "sshield-status.1",
+        "sshield-backup-codes.1",
+        "sshield-import-users-oath.1",
+    ] {
+        let text = fs::read_to_string(man.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH "), "{page} is not a man page");
+    }
+    let enroll = fs::read_to_string(man.join("sshield-enroll.1")).unwrap();
+    for option in [
+        "\\-\\-secret",
+        "\\-\\-no\\-confirm",
+        "\\-\\-qr\\-png",
+        "\\-\\-digits",
+    ] {
+        assert!(enroll.contains(option), "sshield-enroll.1 lacks {option}");
+    }
+    // The hidden command documents nobody.
+    assert!(!man.join("sshield-generate-docs.1").exists());
+
+    let completions = dir.join("completions");
+    let bash = completions.join("sshield.bash");
+    let zsh = fs::read_to_string(completions.join("_sshield")).unwrap();
+    let fish = fs::read_to_string(completions.join("sshield.fish")).unwrap();
+    assert!(zsh.starts_with("#compdef sshield"), "{zsh}");
+    assert!(fish.contains("complete -c sshield"), "{fish}");
+    let bash_text = fs::read_to_string(&bash).unwrap();
+    assert!(bash_text.contains("enroll") && bash_text.contains("--no-confirm"));
+    let syntax = Command::new("bash").arg("-n").arg(&bash).output().unwrap();
+    assert!(
+        syntax.status.success(),
+        "bash -n: {}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+
+    // Into a place it cannot write: a clear error, exit 2.
+    let blocker = sb.path().join("file");
+    fs::write(&blocker, "").unwrap();
+    let out = sb.run(
+        &["generate-docs", blocker.join("sub").to_str().unwrap()],
+        None,
+    );
+    out.expect_err(2, "cannot write into");
+}
