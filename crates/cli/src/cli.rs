@@ -88,6 +88,10 @@ Example:\n  sshield verify alice \"$(oathtool -b --totp \"$SECRET\")\""
         /// Which authenticator (default: the first).
         #[arg(long)]
         name: Option<String>,
+        /// The issuer shown in the app; use the one given at enrollment, if any, so the app
+        /// replaces its entry instead of adding a second one.
+        #[arg(long)]
+        issuer: Option<String>,
         #[command(flatten)]
         images: QrImages,
     },

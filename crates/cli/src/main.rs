@@ -33,9 +33,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Verify { user, code } => commands::verify::verify(&ctx()?, &user, &code),
         Command::Code { user, name } => commands::show::code(&ctx()?, &user, name.as_deref()),
-        Command::Qr { user, name, images } => {
-            commands::show::qr(&ctx()?, &user, name.as_deref(), &images)
-        }
+        Command::Qr {
+            user,
+            name,
+            issuer,
+            images,
+        } => commands::show::qr(&ctx()?, &user, name.as_deref(), issuer.as_deref(), &images),
         Command::Status { user, json } => commands::status::run(&ctx()?, user.as_deref(), json),
         Command::BackupCodes { user, json } => commands::admin::backup_codes(&ctx()?, &user, json),
         Command::Disable { user } => commands::admin::set_disabled(&ctx()?, &user, true),

@@ -45,8 +45,26 @@ pub struct Enrollment {
     pub replace: bool,
 }
 
+impl Enrollment {
+    /// A TOTP token with the parameters every app supports (SHA-1, 6 digits, 30 s), a new
+    /// secret, pending until confirmed. Adjust the fields for anything else.
+    pub fn totp(user: UserName, name: &str) -> Self {
+        Self {
+            user,
+            name: name.to_owned(),
+            kind: TokenKind::Totp,
+            algorithm: Algorithm::Sha1,
+            digits: Digits::SIX,
+            period: Period::THIRTY,
+            counter: 0,
+            secret: None,
+            activate: false,
+            replace: false,
+        }
+    }
+}
+
 /// What enrolling did.
-#[derive(Debug)]
 pub struct Enrolled {
     /// The authenticator as stored.
     pub authenticator: Authenticator,
@@ -54,6 +72,20 @@ pub struct Enrolled {
     pub backup_codes: Vec<Zeroizing<String>>,
     /// The same secret and parameters were already on file; nothing was written.
     pub unchanged: bool,
+}
+
+impl std::fmt::Debug for Enrolled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Backup codes are secrets: show how many, never which.
+        f.debug_struct("Enrolled")
+            .field("authenticator", &self.authenticator)
+            .field(
+                "backup_codes",
+                &format_args!("[{} redacted]", self.backup_codes.len()),
+            )
+            .field("unchanged", &self.unchanged)
+            .finish()
+    }
 }
 
 /// Adds (or re-applies) an authenticator. Re-applying the same secret and parameters changes

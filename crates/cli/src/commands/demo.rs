@@ -11,9 +11,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use sshield_core::provision::{self, Enrollment};
-use sshield_core::record::TokenKind;
 use sshield_core::{Attempt, Config, Decision, Engine, Response, UnixTime, UserName};
-use sshield_otp::{totp, Algorithm, Digits, Period};
+use sshield_otp::totp;
 
 use super::{key_uri, print_backup_codes, read_line};
 use crate::failure::Failure;
@@ -38,22 +37,11 @@ pub fn run() -> Result<(), Failure> {
     let store = config.record_store();
     let user = UserName::new("demo")?;
     let now = UnixTime::now();
-    let enrolled = provision::enroll(
-        &store,
-        Enrollment {
-            user: user.clone(),
-            name: "phone".into(),
-            kind: TokenKind::Totp,
-            algorithm: Algorithm::Sha1,
-            digits: Digits::SIX,
-            period: Period::THIRTY,
-            counter: 0,
-            secret: None,
-            activate: true,
-            replace: false,
-        },
-        now,
-    )?;
+    let enrollment = Enrollment {
+        activate: true,
+        ..Enrollment::totp(user.clone(), "phone")
+    };
+    let enrolled = provision::enroll(&store, enrollment, now)?;
     let auth = &enrolled.authenticator;
     let uri = key_uri(user.as_str(), "sshield demo", auth, 0)?.to_uri();
 

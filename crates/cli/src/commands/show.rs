@@ -37,7 +37,13 @@ pub fn code(ctx: &Context, user: &str, name: Option<&str>) -> Result<(), Failure
 }
 
 /// Prints the QR code and Key URI again, and writes images if asked.
-pub fn qr(ctx: &Context, user: &str, name: Option<&str>, images: &QrImages) -> Result<(), Failure> {
+pub fn qr(
+    ctx: &Context,
+    user: &str,
+    name: Option<&str>,
+    issuer: Option<&str>,
+    images: &QrImages,
+) -> Result<(), Failure> {
     let user = user_name(user)?;
     let record = ctx.record(&user)?;
     let auth = pick(&record, name)?;
@@ -46,7 +52,7 @@ pub fn qr(ctx: &Context, user: &str, name: Option<&str>, images: &QrImages) -> R
         .next_counter
         .unwrap_or(0)
         .max(auth.counter.unwrap_or(0));
-    let uri = key_uri(user.as_str(), &ctx.issuer(None), auth, next)?.to_uri();
+    let uri = key_uri(user.as_str(), &ctx.issuer(issuer), auth, next)?.to_uri();
     qr::write_images(&uri, images)?;
     println!("{}", qr::terminal(&uri)?);
     println!("Key URI: {}", uri.as_str());
