@@ -69,3 +69,31 @@ fn generate_docs_writes_man_pages_and_completions() {
     );
     out.expect_err(2, "cannot write into");
 }
+
+/// The man pages committed in docs/man are exactly what the CLI definitions generate, so they
+/// can never describe options that no longer exist.
+#[test]
+fn committed_man_pages_are_up_to_date() {
+    let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/man");
+    let sandbox = Sandbox::new();
+    let out = sandbox.path().join("generated");
+    sandbox
+        .run(&["generate-docs", out.to_str().unwrap()], None)
+        .expect(0);
+    let list = |dir: &std::path::Path| {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("sshield") && n.ends_with(".1"))
+            .collect();
+        names.sort();
+        names
+    };
+    let fix = "run scripts/generate-docs and commit docs/man";
+    assert_eq!(list(&committed), list(&out.join("man")), "{fix}");
+    for name in list(&committed) {
+        let a = fs::read(committed.join(&name)).unwrap();
+        let b = fs::read(out.join("man").join(&name)).unwrap();
+        assert!(a == b, "docs/man/{name} is out of date: {fix}");
+    }
+}
