@@ -121,6 +121,8 @@ fn re_running_the_same_enroll_changes_nothing() {
     // Replay state survived the re-run.
     sb.run(&["verify", "carol", &code], None)
         .expect_err(1, "already used");
+    // That failure was counted (rate limiting), so the record changed; from here on it must not.
+    let before = sb.record_bytes("carol");
 
     // A different secret under the same name is refused, naming the way out.
     sb.run(

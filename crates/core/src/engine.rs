@@ -9,11 +9,16 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use sshield_otp::{verify_hotp, verify_totp, Window};
 use zeroize::Zeroizing;
 
-use crate::config::{Config, Policy};
+use crate::accounts;
+use crate::config::{Config, Policy, RateLimit};
+use crate::log::Subject;
+use crate::policy::{self, Requirement};
+use crate::ratelimit::{self, FailureCount};
 use crate::record::{Authenticator, TokenKind, TokenUsage, UserRecord};
 use crate::store::{Change, RecordStore, StoreError};
 use crate::time::UnixTime;
@@ -101,6 +106,12 @@ pub enum DenyReason {
     WrongCode,
     /// The response is a code that was already used (or older than one that was).
     Replayed,
+    /// Too many failures: this user from this address, or this address, is locked out until
+    /// the given time (Unix seconds). The code was not even checked.
+    Locked {
+        /// When the lock ends.
+        until: u64,
+    },
     /// The record could not be read, or the new state could not be written.
     Store(StoreError),
 }
@@ -114,6 +125,7 @@ impl DenyReason {
             Self::Disabled => "disabled",
             Self::WrongCode => "wrong-code",
             Self::Replayed => "replayed",
+            Self::Locked { .. } => "locked",
             Self::Store(_) => "store-error",
         }
     }
@@ -129,6 +141,11 @@ impl fmt::Display for DenyReason {
             Self::Disabled => f.write_str("second factor disabled for this user by an admin"),
             Self::WrongCode => f.write_str("wrong code"),
             Self::Replayed => f.write_str("code already used"),
+            Self::Locked { until } => write!(
+                f,
+                "too many failures; locked until {}",
+                UnixTime(*until).to_rfc3339()
+            ),
             Self::Store(e) => e.fmt(f),
         }
     }
@@ -150,11 +167,22 @@ impl Decision {
     }
 }
 
+/// A decision, and how long the front end should pause before it answers a failure
+/// (growing delays slow down guessing; a success never waits).
+#[derive(Debug)]
+pub struct Outcome {
+    /// Allow or deny.
+    pub decision: Decision,
+    /// Pause this long before reporting a denial.
+    pub delay: Duration,
+}
+
 /// Decides logins against one record store under one policy.
 #[derive(Debug, Clone)]
 pub struct Engine {
     store: RecordStore,
     policy: Policy,
+    rate_limit: RateLimit,
 }
 
 impl Engine {
@@ -163,12 +191,22 @@ impl Engine {
         Self {
             store: config.record_store(),
             policy: config.policy.clone(),
+            rate_limit: config.rate_limit.clone(),
         }
     }
 
-    /// An engine over an explicit store and policy.
+    /// An engine over an explicit store and policy, with failure counting off (for tools
+    /// and tests that exercise codes alone).
     pub fn with_store(store: RecordStore, policy: Policy) -> Self {
-        Self { store, policy }
+        let rate_limit = RateLimit {
+            enabled: false,
+            ..RateLimit::default()
+        };
+        Self {
+            store,
+            policy,
+            rate_limit,
+        }
     }
 
     /// The store this engine reads and updates.
@@ -176,23 +214,72 @@ impl Engine {
         &self.store
     }
 
+    /// Whether `subject` must pass a second factor now, or why not. Reads, never writes. A
+    /// record that cannot be read yields [`Requirement::Prompt`]: the decision that follows
+    /// then denies, naming the problem, so a broken record never lets anyone through.
+    pub fn requirement(&self, subject: &Subject<'_>, now: UnixTime) -> Requirement {
+        if let Some(e) = policy::by_identity(&self.policy, subject.user, subject.source) {
+            return Requirement::Exempt(e);
+        }
+        if policy::needs_groups(&self.policy) {
+            let groups = accounts::groups_of(subject.user);
+            if let Some(e) = policy::by_groups(&self.policy, groups.as_deref()) {
+                return Requirement::Exempt(e);
+            }
+        }
+        let record = match UserName::new(subject.user).map(|u| self.store.load(&u)) {
+            Ok(Ok(record)) => record,
+            Ok(Err(_)) => return Requirement::Prompt,
+            // A name that cannot have a record is not enrolled.
+            Err(_) => None,
+        };
+        match policy::by_record(&self.policy, record.as_ref(), subject.source, now.0) {
+            Some(e) => Requirement::Exempt(e),
+            None => Requirement::Prompt,
+        }
+    }
+
     /// Checks a second factor and, when it is good, records it as used.
     pub fn decide(&self, attempt: &Attempt<'_>) -> Decision {
+        self.check(attempt).decision
+    }
+
+    /// [`Engine::decide`], with the delay to apply before answering a failure. Failures are
+    /// counted per (user, source) and per source, and locks enforced, when rate limiting is
+    /// on.
+    pub fn check(&self, attempt: &Attempt<'_>) -> Outcome {
+        let limits = &self.rate_limit;
+        let now = attempt.now.0;
+        if let Some(until) = self.source_lock(attempt.source, now) {
+            return self.denied(attempt, DenyReason::Locked { until }, 0);
+        }
         let user = match UserName::new(attempt.user) {
             Ok(u) => u,
             // A name that cannot have a record is simply not enrolled.
-            Err(_) => return Decision::Deny(DenyReason::NotEnrolled),
+            Err(_) => return self.denied(attempt, DenyReason::NotEnrolled, 1),
         };
         // Look before locking: a guessed user name must not leave a lock file behind.
         match self.store.has_record(&user) {
-            Ok(false) => return Decision::Deny(DenyReason::NotEnrolled),
+            Ok(false) => return self.denied(attempt, DenyReason::NotEnrolled, 1),
             Ok(true) => {}
-            Err(e) => return Decision::Deny(DenyReason::Store(e)),
+            Err(e) => return self.denied(attempt, DenyReason::Store(e), 0),
         }
+        let key = attempt
+            .source
+            .map(policy::source_key)
+            .unwrap_or_else(|| NO_SOURCE.to_owned());
         let result = self.store.update(&user, |slot| {
             let Some(record) = slot.as_mut() else {
-                return Ok((Change::Keep, Decision::Deny(DenyReason::NotEnrolled)));
+                return Ok((Change::Keep, (Decision::Deny(DenyReason::NotEnrolled), 1)));
             };
+            if limits.enabled {
+                if let Some(until) = record.usage.failures.get(&key).and_then(|f| f.locked(now)) {
+                    return Ok((
+                        Change::Keep,
+                        (Decision::Deny(DenyReason::Locked { until }), 0),
+                    ));
+                }
+            }
             let decision = check(
                 record,
                 attempt.response,
@@ -201,16 +288,87 @@ impl Engine {
                 |a| a.active,
                 true,
             );
-            let change = if decision.is_allow() {
-                Change::Save
-            } else {
-                Change::Keep
-            };
-            Ok::<_, StoreError>((change, decision))
+            if decision.is_allow() {
+                record.usage.failures.remove(&key);
+                if !self.policy.remember.is_zero() {
+                    if let Some(source) = attempt.source {
+                        let until = now.saturating_add(self.policy.remember.as_secs());
+                        record
+                            .usage
+                            .remembered
+                            .insert(policy::source_key(source), until);
+                    }
+                }
+                record.usage.remembered.retain(|_, until| *until > now);
+                return Ok((Change::Save, (decision, 0)));
+            }
+            let counts = matches!(
+                &decision,
+                Decision::Deny(DenyReason::WrongCode | DenyReason::Replayed)
+            );
+            if !(limits.enabled && counts) {
+                return Ok((Change::Keep, (decision, 0)));
+            }
+            record.usage.failures.retain(|_, f| !f.expired(now, limits));
+            let count = record
+                .usage
+                .failures
+                .entry(key.clone())
+                .or_default()
+                .record(now, limits.max_failures, limits);
+            Ok::<_, StoreError>((Change::Save, (decision, count)))
         });
-        result.unwrap_or_else(|e| Decision::Deny(DenyReason::Store(e)))
+        match result {
+            Ok((decision @ Decision::Allow(_), _)) => Outcome {
+                decision,
+                delay: Duration::ZERO,
+            },
+            Ok((Decision::Deny(reason), pair_count)) => self.denied(attempt, reason, pair_count),
+            Err(e) => self.denied(attempt, DenyReason::Store(e), 0),
+        }
+    }
+
+    /// The lock on a source address in force at `now`, if any.
+    fn source_lock(&self, source: Option<IpAddr>, now: u64) -> Option<u64> {
+        if !self.rate_limit.enabled {
+            return None;
+        }
+        // An unreadable source file must not lock everyone out from that address, nor hide
+        // a lock: the per-pair count in the user's record still applies.
+        let state = self.store.load_source(source?).ok()??;
+        state.locked(now)
+    }
+
+    /// A denial: counts it against the source address (for failures a guesser causes) and
+    /// computes the delay from the larger of the pair's and the source's counts.
+    fn denied(&self, attempt: &Attempt<'_>, reason: DenyReason, pair_count: u32) -> Outcome {
+        let limits = &self.rate_limit;
+        let guess = matches!(
+            reason,
+            DenyReason::WrongCode | DenyReason::Replayed | DenyReason::NotEnrolled
+        );
+        let mut count = pair_count;
+        if let (true, true, Some(source)) = (limits.enabled, guess, attempt.source) {
+            let now = attempt.now.0;
+            let source_count = self.store.update_source(source, |state| {
+                let f = state.get_or_insert_with(FailureCount::default);
+                f.record(now, limits.source_max_failures, limits)
+            });
+            // The per-source count only slows an address that tries many users; the delay
+            // still follows the pair's own count when that is higher.
+            if let Ok(n) = source_count {
+                count = count.max(n / limits.max_failures.max(1));
+            }
+        }
+        Outcome {
+            decision: Decision::Deny(reason),
+            delay: ratelimit::delay_after(count, limits),
+        }
     }
 }
+
+/// The key for failures from an unknown source (a local login, `sshield verify`).
+const NO_SOURCE: &str = "local";
 
 /// Tries `response` on `record`'s authenticators selected by `eligible`, then (if
 /// `backup_codes`) on its backup codes, and records the use in `record` on success. Shared by logins and by confirmation

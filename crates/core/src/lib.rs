@@ -4,25 +4,34 @@
 //! - [`record`]: what is stored per user: authenticators, backup codes, and login state kept
 //!   apart from provisioning.
 //! - [`store`]: one file per user, locked and atomically replaced, with ownership checks.
+//! - [`policy`]: who must pass a second factor ([`Engine::requirement`]).
 //! - [`engine`]: the one place that decides a login: [`Engine::decide`].
+//! - [`ratelimit`]: failure counting and lockout.
+//! - [`log`]: the one stable log line per decision.
 //! - [`provision`]: enrolling, confirming, disabling and removing users.
 //! - [`import`]: reading pam_oath's usersfile and `~/.google_authenticator` files.
 //!
 //! Nothing here knows about PAM, terminals or HTTP; the time is always passed in.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod backup;
 pub mod config;
 pub mod engine;
 pub mod import;
+pub mod log;
+pub mod policy;
 pub mod provision;
+pub mod ratelimit;
 pub mod record;
 pub mod store;
 mod time;
 mod username;
 
 pub use config::{Config, ConfigError};
-pub use engine::{Attempt, Decision, DenyReason, Engine, Method, Response};
+pub use engine::{Attempt, Decision, DenyReason, Engine, Method, Outcome, Response};
+pub use log::Subject;
+pub use policy::{Exemption, Requirement};
 pub use record::{Authenticator, TokenKind, UserRecord, UserState};
 pub use store::{RecordStore, StoreError};
 pub use time::UnixTime;

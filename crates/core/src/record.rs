@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sshield_otp::{Algorithm, Digits, HotpParams, Period, Secret, TotpParams};
 
 use crate::backup::BackupCodes;
+use crate::ratelimit::FailureCount;
 
 /// The current record format.
 pub const RECORD_VERSION: u32 = 1;
@@ -191,6 +192,12 @@ pub struct Usage {
     /// How it was passed: `totp`, `hotp` or `backup`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_method: Option<String>,
+    /// Recent failures per source address (`unknown` when there is none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failures: BTreeMap<String, FailureCount>,
+    /// Source addresses that passed recently, and until when they are not asked again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub remembered: BTreeMap<String, u64>,
 }
 
 impl Usage {
@@ -200,6 +207,8 @@ impl Usage {
             && self.backup_used.is_empty()
             && self.last_success.is_none()
             && self.last_method.is_none()
+            && self.failures.is_empty()
+            && self.remembered.is_empty()
     }
 }
 

@@ -14,10 +14,15 @@
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use zeroize::Zeroizing;
+
+use crate::ratelimit::FailureCount;
 
 use crate::record::{UserRecord, RECORD_VERSION};
 use crate::username::{UserName, UserNameError};
@@ -25,6 +30,8 @@ use crate::username::{UserName, UserNameError};
 /// Records larger than this are refused rather than read: no real record comes near it.
 const MAX_RECORD_BYTES: u64 = 1 << 20;
 const RECORD_SUFFIX: &str = ".toml";
+/// Per-source-address failure counts live in this subdirectory of the store.
+const SOURCES_DIR: &str = ".sources";
 
 /// A directory of user records.
 #[derive(Debug, Clone)]
@@ -124,11 +131,14 @@ impl RecordStore {
 
     /// The path of `user`'s record.
     pub fn record_path(&self, user: &UserName) -> PathBuf {
-        self.dir.join(format!("{user}{RECORD_SUFFIX}"))
+        self.user_slot(user).path()
     }
 
-    fn lock_path(&self, user: &UserName) -> PathBuf {
-        self.dir.join(format!(".{user}.lock"))
+    fn user_slot<'a>(&'a self, user: &'a UserName) -> Slot<'a> {
+        Slot {
+            dir: &self.dir,
+            stem: user.as_str(),
+        }
     }
 
     /// Whether `user` has a record file (of any kind: reading it may still fail). Creates
@@ -151,26 +161,10 @@ impl RecordStore {
     }
 
     fn read_record(&self, user: &UserName) -> Result<Option<UserRecord>, StoreError> {
-        let path = self.record_path(user);
-        let mut file = match open_nofollow(&path, OpenOptions::new().read(true)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) if is_symlink_refusal(&e) => return Err(StoreError::Symlink { path }),
-            Err(e) => return Err(StoreError::io("open", &path, e)),
+        let slot = self.user_slot(user);
+        let Some((text, path)) = self.read_text(&slot)? else {
+            return Ok(None);
         };
-        let meta = file
-            .metadata()
-            .map_err(|e| StoreError::io("inspect", &path, e))?;
-        if !meta.is_file() {
-            return Err(StoreError::NotAFile { path });
-        }
-        self.check_owner_and_mode(&path, &meta, false)?;
-        if meta.len() > MAX_RECORD_BYTES {
-            return Err(StoreError::TooLarge { path });
-        }
-        let mut text = Zeroizing::new(String::with_capacity(meta.len() as usize));
-        file.read_to_string(&mut text)
-            .map_err(|e| StoreError::io("read", &path, e))?;
         let record = parse_record(&text, &path)?;
         if record.user != user.as_str() {
             return Err(StoreError::Invalid {
@@ -199,22 +193,125 @@ impl RecordStore {
         E: From<StoreError>,
     {
         self.check_dir()?;
-        let _lock = self.lock(user)?;
+        let slot = self.user_slot(user);
+        let _lock = self.lock(&slot)?;
         let mut record = self.read_record(user)?;
         let existed = record.is_some();
         let (write, value) = change(&mut record)?;
         if write == Change::Save {
             match &record {
-                Some(r) => self.write_record(user, r)?,
-                None if existed => self.delete_record(user)?,
+                Some(r) => self.write_toml(&slot, r)?,
+                None if existed => self.delete(&slot)?,
                 None => {}
             }
         }
         Ok(value)
     }
 
-    fn lock(&self, user: &UserName) -> Result<File, StoreError> {
-        let path = self.lock_path(user);
+    /// The failure count kept for a source address (over all users), if any.
+    pub fn load_source(&self, source: IpAddr) -> Result<Option<FailureCount>, StoreError> {
+        let dir = self.sources_dir();
+        let key = source_file_stem(source);
+        let slot = Slot {
+            dir: &dir,
+            stem: &key,
+        };
+        match fs::symlink_metadata(&dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            _ => self.check_subdir(&dir)?,
+        }
+        match self.read_text(&slot)? {
+            Some((text, path)) => parse_toml(&text, &path).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Locks a source address's failure count and lets `change` edit it; `None` afterwards
+    /// deletes the file, so addresses that stopped failing leave nothing behind.
+    pub fn update_source<T>(
+        &self,
+        source: IpAddr,
+        change: impl FnOnce(&mut Option<FailureCount>) -> T,
+    ) -> Result<T, StoreError> {
+        self.check_dir()?;
+        let dir = self.sources_dir();
+        if let Err(e) = fs::DirBuilder::new().mode(0o700).create(&dir) {
+            if e.kind() != io::ErrorKind::AlreadyExists {
+                return Err(StoreError::io("create directory", &dir, e));
+            }
+        }
+        self.check_subdir(&dir)?;
+        let key = source_file_stem(source);
+        let slot = Slot {
+            dir: &dir,
+            stem: &key,
+        };
+        let _lock = self.lock(&slot)?;
+        let mut state = match self.read_text(&slot)? {
+            Some((text, path)) => Some(parse_toml(&text, &path)?),
+            None => None,
+        };
+        let existed = state.is_some();
+        let before = state.clone();
+        let value = change(&mut state);
+        match &state {
+            Some(s) if Some(s) != before.as_ref() => self.write_toml(&slot, s)?,
+            None if existed => self.delete(&slot)?,
+            _ => {}
+        }
+        Ok(value)
+    }
+
+    fn sources_dir(&self) -> PathBuf {
+        self.dir.join(SOURCES_DIR)
+    }
+
+    fn check_subdir(&self, dir: &Path) -> Result<(), StoreError> {
+        let meta = fs::symlink_metadata(dir).map_err(|e| StoreError::io("inspect", dir, e))?;
+        if meta.file_type().is_symlink() {
+            return Err(StoreError::Symlink {
+                path: dir.to_owned(),
+            });
+        }
+        if !meta.is_dir() {
+            return Err(StoreError::NotADirectory {
+                path: dir.to_owned(),
+            });
+        }
+        self.check_owner_and_mode(dir, &meta, true)
+    }
+
+    /// Reads a slot's file with every check: no symlink, a regular file, our owner, mode
+    /// 0600, a sane size. `None` if it does not exist.
+    fn read_text(
+        &self,
+        slot: &Slot<'_>,
+    ) -> Result<Option<(Zeroizing<String>, PathBuf)>, StoreError> {
+        let path = slot.path();
+        let mut file = match open_nofollow(&path, OpenOptions::new().read(true)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if is_symlink_refusal(&e) => return Err(StoreError::Symlink { path }),
+            Err(e) => return Err(StoreError::io("open", &path, e)),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| StoreError::io("inspect", &path, e))?;
+        if !meta.is_file() {
+            return Err(StoreError::NotAFile { path });
+        }
+        self.check_owner_and_mode(&path, &meta, false)?;
+        if meta.len() > MAX_RECORD_BYTES {
+            return Err(StoreError::TooLarge { path });
+        }
+        let mut text = Zeroizing::new(String::with_capacity(meta.len() as usize));
+        file.read_to_string(&mut text)
+            .map_err(|e| StoreError::io("read", &path, e))?;
+        Ok(Some((text, path)))
+    }
+
+    fn lock(&self, slot: &Slot<'_>) -> Result<File, StoreError> {
+        let path = slot.lock_path();
         let file = open_nofollow(
             &path,
             OpenOptions::new()
@@ -238,18 +335,18 @@ impl RecordStore {
         Ok(file)
     }
 
-    fn write_record(&self, user: &UserName, record: &UserRecord) -> Result<(), StoreError> {
-        let path = self.record_path(user);
-        let text = Zeroizing::new(toml::to_string(record).map_err(|e| StoreError::Invalid {
+    fn write_toml<T: Serialize>(&self, slot: &Slot<'_>, value: &T) -> Result<(), StoreError> {
+        let path = slot.path();
+        let text = Zeroizing::new(toml::to_string(value).map_err(|e| StoreError::Invalid {
             path: path.clone(),
             line: None,
-            message: format!("cannot serialize record: {e}"),
+            message: format!("cannot serialize: {e}"),
         })?);
-        let tmp = self.dir.join(format!(".{user}.tmp.{}", std::process::id()));
+        let tmp = slot.tmp_path();
         let result = (|| {
-            // We hold the user's lock, so a file already at this name is the leftover of a
+            // We hold the slot's lock, so a file already at this name is the leftover of a
             // writer that died before its rename, in a process whose pid we now have. Left
-            // there, it would fail every later update of this user from this pid.
+            // there, it would fail every later update of this slot from this pid.
             match fs::remove_file(&tmp) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
@@ -263,7 +360,7 @@ impl RecordStore {
             file.write_all(text.as_bytes())?;
             file.sync_all()?;
             fs::rename(&tmp, &path)?;
-            File::open(&self.dir)?.sync_all()
+            File::open(slot.dir)?.sync_all()
         })();
         if let Err(e) = result {
             let _ = fs::remove_file(&tmp);
@@ -272,12 +369,12 @@ impl RecordStore {
         Ok(())
     }
 
-    fn delete_record(&self, user: &UserName) -> Result<(), StoreError> {
-        let path = self.record_path(user);
+    fn delete(&self, slot: &Slot<'_>) -> Result<(), StoreError> {
+        let path = slot.path();
         fs::remove_file(&path).map_err(|e| StoreError::io("remove", &path, e))?;
-        File::open(&self.dir)
+        File::open(slot.dir)
             .and_then(|d| d.sync_all())
-            .map_err(|e| StoreError::io("sync", &self.dir, e))
+            .map_err(|e| StoreError::io("sync", slot.dir, e))
     }
 
     /// Every user with a record file, sorted. Files that are not records are skipped.
@@ -300,6 +397,33 @@ impl RecordStore {
     }
 }
 
+/// Where one locked, atomically replaced file lives: `DIR/STEM.toml`, locked through
+/// `DIR/.STEM.lock`, written through `DIR/.STEM.tmp.PID`.
+struct Slot<'a> {
+    dir: &'a Path,
+    stem: &'a str,
+}
+
+impl Slot<'_> {
+    fn path(&self) -> PathBuf {
+        self.dir.join(format!("{}{RECORD_SUFFIX}", self.stem))
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.dir.join(format!(".{}.lock", self.stem))
+    }
+
+    fn tmp_path(&self) -> PathBuf {
+        self.dir
+            .join(format!(".{}.tmp.{}", self.stem, std::process::id()))
+    }
+}
+
+/// A source address as a file name: the canonical address with `:` as `_`.
+fn source_file_stem(source: IpAddr) -> String {
+    crate::policy::source_key(source).replace(':', "_")
+}
+
 fn open_nofollow(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
     options
         .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32)
@@ -311,13 +435,18 @@ fn is_symlink_refusal(e: &io::Error) -> bool {
     e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
 }
 
-/// Parses record text, turning TOML errors into file:line messages.
-pub fn parse_record(text: &str, path: &Path) -> Result<UserRecord, StoreError> {
-    let record: UserRecord = toml::from_str(text).map_err(|e| StoreError::Invalid {
+/// Parses TOML text, turning errors into file:line messages.
+pub fn parse_toml<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, StoreError> {
+    toml::from_str(text).map_err(|e| StoreError::Invalid {
         path: path.to_owned(),
         line: e.span().map(|s| line_of(text, s.start)),
         message: e.message().to_owned(),
-    })?;
+    })
+}
+
+/// Parses record text, checking the format version.
+pub fn parse_record(text: &str, path: &Path) -> Result<UserRecord, StoreError> {
+    let record: UserRecord = parse_toml(text, path)?;
     if record.version != RECORD_VERSION {
         return Err(StoreError::Invalid {
             path: path.to_owned(),

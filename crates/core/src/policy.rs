@@ -1,0 +1,198 @@
+//! Who must pass a second factor: exempt users, groups and networks, required groups, what
+//! happens to users who are not enrolled, and remembered sources.
+//!
+//! One config line replaces what the seed posts do with `Match Address` blocks in sshd_config
+//! and `pam_access` rules, and Duo's `groups`.
+
+use std::net::IpAddr;
+
+use crate::config::{Policy, Unenrolled};
+use crate::record::{UserRecord, UserState};
+
+/// Whether a login must pass a second factor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requirement {
+    /// Let it through without asking, for this reason (logged).
+    Exempt(Exemption),
+    /// Ask for a code, then call [`Engine::decide`](crate::Engine::decide).
+    Prompt,
+}
+
+/// Why a login needs no code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exemption {
+    /// Listed in `exempt_users`.
+    User,
+    /// From a network in `exempt_networks`.
+    Network,
+    /// In one of `exempt_groups`.
+    Group,
+    /// `require_groups` is set and the user is in none of them.
+    NotRequired,
+    /// Passed a second factor from this address within `remember`.
+    Remembered,
+    /// Not enrolled, and `unenrolled = "allow"`.
+    Unenrolled,
+    /// Not enrolled, within the `allow_until` grace period.
+    UnenrolledGrace,
+}
+
+impl Exemption {
+    /// The stable word used in logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Network => "network",
+            Self::Group => "group",
+            Self::NotRequired => "not-in-required-group",
+            Self::Remembered => "remembered",
+            Self::Unenrolled => "unenrolled-allowed",
+            Self::UnenrolledGrace => "unenrolled-grace",
+        }
+    }
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, as sshd reports IPv4 clients on a dual-stack
+/// socket) as the IPv4 address it is, so IPv4 rules match it.
+pub fn canonical(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(addr),
+        v4 => v4,
+    }
+}
+
+/// The exemptions that need only the user name and source address, checked first.
+pub fn by_identity(policy: &Policy, user: &str, source: Option<IpAddr>) -> Option<Exemption> {
+    if policy.exempt_users.iter().any(|u| u == user) {
+        return Some(Exemption::User);
+    }
+    let source = source.map(canonical)?;
+    policy
+        .exempt_networks
+        .iter()
+        .any(|net| net.contains(&source))
+        .then_some(Exemption::Network)
+}
+
+/// Whether group rules need the user's groups at all (an NSS lookup is skipped if not).
+pub fn needs_groups(policy: &Policy) -> bool {
+    !policy.exempt_groups.is_empty() || !policy.require_groups.is_empty()
+}
+
+/// The group rules, given the user's groups (`None`: no such user, who gets no exemption, so a
+/// made-up name is prompted exactly like a real one).
+pub fn by_groups(policy: &Policy, groups: Option<&[String]>) -> Option<Exemption> {
+    let groups = groups?;
+    let member = |list: &[String]| groups.iter().any(|g| list.contains(g));
+    if member(&policy.exempt_groups) {
+        return Some(Exemption::Group);
+    }
+    if !policy.require_groups.is_empty() && !member(&policy.require_groups) {
+        return Some(Exemption::NotRequired);
+    }
+    None
+}
+
+/// The rules that need the user's record: unenrolled users and remembered sources.
+/// `record` is `None` when there is none.
+pub fn by_record(
+    policy: &Policy,
+    record: Option<&UserRecord>,
+    source: Option<IpAddr>,
+    now: u64,
+) -> Option<Exemption> {
+    let enrolled = record.filter(|r| r.state() != UserState::Pending);
+    let Some(record) = enrolled else {
+        return match (policy.unenrolled, policy.allow_until) {
+            (Unenrolled::Allow, _) => Some(Exemption::Unenrolled),
+            (Unenrolled::Deny, Some(until)) if now <= until => Some(Exemption::UnenrolledGrace),
+            (Unenrolled::Deny, _) => None,
+        };
+    };
+    if record.state() == UserState::Disabled || policy.remember.is_zero() {
+        return None;
+    }
+    let key = source_key(source?);
+    record
+        .usage
+        .remembered
+        .get(&key)
+        .is_some_and(|until| now < *until)
+        .then_some(Exemption::Remembered)
+}
+
+/// The key under which per-address state is kept: the canonical address as text.
+pub fn source_key(source: IpAddr) -> String {
+    canonical(source).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(text: &str) -> Policy {
+        crate::Config::parse(text, std::path::Path::new("/t.toml"))
+            .unwrap()
+            .policy
+    }
+
+    #[test]
+    fn networks_match_v4_v6_and_mapped_addresses() {
+        let p = policy(
+            "[policy]\nexempt_networks = [\"192.168.0.0/16\", \"fd00::/8\", \"10.0.0.7\"]\n",
+        );
+        for (addr, exempt) in [
+            ("192.168.3.4", true),
+            ("::ffff:192.168.3.4", true),
+            ("192.169.0.1", false),
+            ("fd12::1", true),
+            ("fe80::1", false),
+            ("10.0.0.7", true),
+            ("10.0.0.8", false),
+        ] {
+            let got = by_identity(&p, "alice", Some(addr.parse().unwrap()));
+            assert_eq!(got.is_some(), exempt, "{addr}");
+        }
+        assert_eq!(
+            by_identity(&p, "alice", None),
+            None,
+            "an unknown source is never exempt"
+        );
+    }
+
+    #[test]
+    fn groups() {
+        let p = policy("[policy]\nrequire_groups = [\"admins\"]\nexempt_groups = [\"robots\"]\n");
+        let g = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(by_groups(&p, Some(&g(&["admins"]))), None);
+        assert_eq!(
+            by_groups(&p, Some(&g(&["admins", "robots"]))),
+            Some(Exemption::Group)
+        );
+        assert_eq!(
+            by_groups(&p, Some(&g(&["users"]))),
+            Some(Exemption::NotRequired)
+        );
+        assert_eq!(by_groups(&p, None), None, "unknown users are prompted");
+    }
+
+    #[test]
+    fn unenrolled_policies() {
+        let deny = policy("");
+        assert_eq!(by_record(&deny, None, None, 0), None);
+        let allow = policy("[policy]\nunenrolled = \"allow\"\n");
+        assert_eq!(
+            by_record(&allow, None, None, 0),
+            Some(Exemption::Unenrolled)
+        );
+        let grace = policy("[policy]\nallow_until = 2026-12-31\n");
+        let end = 1798761599; // 2026-12-31T23:59:59Z
+        assert_eq!(
+            by_record(&grace, None, None, end),
+            Some(Exemption::UnenrolledGrace)
+        );
+        assert_eq!(by_record(&grace, None, None, end + 1), None);
+        let pending = UserRecord::new("alice", 0);
+        assert_eq!(by_record(&deny, Some(&pending), None, 0), None);
+    }
+}
