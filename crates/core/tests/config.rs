@@ -201,3 +201,13 @@ fn a_loaded_config_drives_enrollment_and_login_end_to_end() {
     );
     assert!(dir.path().join("users/alice.toml").is_file());
 }
+
+/// The example config shipped to admins parses, and says what the defaults are.
+#[test]
+fn the_example_config_parses_and_matches_the_defaults() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sshield.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let example = sshield_core::Config::parse(&text, &path).unwrap();
+    let defaults = sshield_core::Config::default();
+    assert_eq!(format!("{example:?}"), format!("{defaults:?}"));
+}
