@@ -1,0 +1,117 @@
+//! End-to-end harness: real OpenSSH logins against a real `sshd`, for sshield's tests.
+//!
+//! ```no_run
+//! use sshield_e2e::{Client, Sshd, SshdOptions, User};
+//!
+//! if !sshield_e2e::can_run() {
+//!     return; // not root, or OpenSSH missing, outside CI
+//! }
+//! let sshd = Sshd::start(SshdOptions::new().config(["AuthenticationMethods password"]));
+//! let user = User::create();
+//! let out = Client::ssh(&sshd, &user)
+//!     .from("127.0.0.3")
+//!     .command("echo ok")
+//!     .answers([user.password()])
+//!     .run();
+//! out.assert_success();
+//! assert_eq!(out.stdout, "ok\n");
+//! assert!(sshd.log().contains("from 127.0.0.3 port"));
+//! ```
+//!
+//! What it does, and the safety rules it keeps (DESIGN.md, "Safety rules for tests on a shared
+//! machine"):
+//!
+//! - [`Sshd`] runs `/usr/sbin/sshd` through a symlink named `sshield-e2e-<pid>-s<n>` in a temp
+//!   dir. OpenSSH uses its program name (`__progname`) as the PAM service, so that sshd reads
+//!   `/etc/pam.d/sshield-e2e-<pid>-s<n>`, a file the harness creates (never overwrites) and
+//!   removes on drop. Config, host key, pid file and log live in the temp dir; the machine's
+//!   `/etc/ssh/sshd_config` and `/etc/pam.d/sshd` are never read or written. It listens only on
+//!   loopback addresses, on a free port. What sshd, PAM modules and sessions send to syslog
+//!   is captured ([`Sshd::syslog`]) through a private `/dev/log` in a mount namespace of
+//!   sshd's own, so nothing reaches the machine's syslog.
+//! - [`User`] and [`Group`] are throwaway local accounts (`useradd`/`groupadd`), removed on
+//!   drop (`userdel -r`, `groupdel`).
+//! - [`Client`] runs the real `ssh`, `sftp` and `scp`. Every password and keyboard-interactive
+//!   prompt goes to an askpass script (`SSH_ASKPASS_REQUIRE=force`) that records the prompt and
+//!   answers from a queue the test gives; [`Outcome::prompts`] lists what was asked.
+//!   [`Client::spawn`] with [`Client::tty`] gives an interactive [`Session`] on a remote pty,
+//!   for what a program prints and reads after login (Ctrl-C, EOF, ...).
+//! - Everything is stopped and removed on drop, also when a test panics. Names carry the test
+//!   process's pid; leftovers of a test process that was killed outright (so its drops never
+//!   ran) are removed by the next run, once that pid is gone.
+//!
+//! Everything needs root: tests call [`can_run`] first, which skips outside CI and fails in CI.
+#![forbid(unsafe_code)]
+
+mod admin;
+mod client;
+mod procs;
+mod sshd;
+mod syslog;
+mod users;
+
+use std::path::PathBuf;
+
+pub use client::{Client, Outcome, Session};
+pub use procs::is_alive;
+pub use sshd::{pam_unix_stack, Sshd, SshdOptions};
+pub use users::{Group, User, UserOptions};
+
+/// Bytes to [`Session::send`] for the keys a user presses at a remote terminal.
+pub mod keys {
+    /// Ctrl-C: the remote pty sends SIGINT to the foreground process group.
+    pub const CTRL_C: &str = "\x03";
+    /// Ctrl-D at the start of a line: the remote program reads end of file.
+    pub const CTRL_D: &str = "\x04";
+    /// Ctrl-Z: SIGTSTP.
+    pub const CTRL_Z: &str = "\x1a";
+    /// Ctrl-\: SIGQUIT.
+    pub const CTRL_BACKSLASH: &str = "\x1c";
+}
+
+/// The OpenSSH server binary the harness runs (through a symlink).
+pub const SSHD: &str = "/usr/sbin/sshd";
+
+/// Whether end-to-end tests can run here: as root, with OpenSSH's server and client
+/// installed. When they can't, this prints why and returns `false` so the test can return
+/// early — except under CI (`CI` set), where it panics: CI must never skip them silently.
+pub fn can_run() -> bool {
+    match missing_requirement() {
+        None => true,
+        Some(why) if std::env::var_os("CI").is_some() => {
+            panic!("end-to-end tests cannot run: {why}")
+        }
+        Some(why) => {
+            eprintln!("skipping end-to-end test: {why}");
+            false
+        }
+    }
+}
+
+fn missing_requirement() -> Option<String> {
+    if !rustix::process::geteuid().is_root() {
+        return Some("they need root (they add users and a PAM service file)".into());
+    }
+    for bin in [
+        SSHD,
+        "/usr/bin/ssh",
+        "/usr/bin/sftp",
+        "/usr/bin/scp",
+        "/usr/bin/ssh-keygen",
+    ] {
+        if !std::path::Path::new(bin).exists() {
+            return Some(format!(
+                "{bin} is missing; run scripts/install-test-deps (openssh-server, openssh-client)"
+            ));
+        }
+    }
+    None
+}
+
+/// The workspace root (where `Cargo.toml` and `target/` are), for tests that point sshd at
+/// a built artefact such as `target/release/libpam_sshield.so`.
+pub fn workspace_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = here.join("../..");
+    root.canonicalize().unwrap_or(root)
+}

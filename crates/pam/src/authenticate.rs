@@ -1,0 +1,364 @@
+//! What `pam_sm_authenticate` does, in safe Rust: find out who is logging in from where, load
+//! the config, ask the engine whether a code is needed, read the code the way the module
+//! arguments say, and let the engine decide.
+//!
+//! Nothing here decides a login. The engine says who is exempt ([`Engine::requirement`]) and
+//! whether a code is good ([`Engine::check`]); this file only moves text between libpam and the
+//! engine, logs the engine's answer, waits the delay it asks for, and turns it into a PAM code.
+//! Every path that is not an explicit allow from the engine returns a failure.
+
+use std::ffi::{c_int, CStr};
+use std::net::IpAddr;
+use std::thread;
+
+use sshield_core::log::Subject;
+use sshield_core::{Attempt, Config, Engine, Outcome, Requirement, Response, UnixTime, UserName};
+use zeroize::Zeroizing;
+
+use crate::args::{CodeSource, ModuleArgs};
+use crate::code_shape::{looks_like_code, splits};
+use crate::ffi;
+use crate::handle::Pam;
+use crate::logging::Log;
+
+/// The one prompt of `forward_pass`: the password and the code in one field, for clients that
+/// show a single prompt (FileZilla, some IDEs).
+pub(crate) const FORWARD_PASS_PROMPT: &str = "Password & verification code: ";
+
+/// Authenticates the user of `pam`'s transaction; returns the PAM result.
+pub(crate) fn authenticate(pam: &Pam, argv: &[&CStr]) -> c_int {
+    let args = match ModuleArgs::parse(argv) {
+        Ok(args) => args,
+        Err(e) => {
+            // Before asking for anything: a broken pam.d line denies at once.
+            let who = Who::from_items(pam);
+            Log::new(pam, false).setup_error(&who.subject(), &e.to_string());
+            return ffi::PAM_SERVICE_ERR;
+        }
+    };
+    let log = Log::new(pam, args.debug);
+    log.debug(|| {
+        format!(
+            "config={} code from {}",
+            args.config.display(),
+            args.code_source.as_str()
+        )
+    });
+    let who = match Who::ask(pam) {
+        Ok(who) => who,
+        Err(rc) => {
+            log.error(&format!(
+                "no user name (pam_get_user returned {rc}); login denied"
+            ));
+            return ffi::PAM_AUTH_ERR;
+        }
+    };
+    // sshd's account of the first factor, with `ExposeAuthInfo yes`. Not yet used by any
+    // policy: the engine has no field for it.
+    let first_factor = pam.env(c"SSH_AUTH_INFO_0");
+    log.debug(|| match &first_factor {
+        Some(info) => format!("first factor: {}", first_factor_methods(info)),
+        None => "first factor: unknown (no SSH_AUTH_INFO_0)".to_owned(),
+    });
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(e) => {
+            log.setup_error(&who.subject(), &e.to_string());
+            return ffi::PAM_SERVICE_ERR;
+        }
+    };
+    let log = log.with_file(config.log_file.clone());
+    let engine = Engine::new(&config);
+    match engine.requirement(&who.subject(), UnixTime::now()) {
+        Requirement::Exempt(exemption) => {
+            log.exemption(&who.subject(), &exemption);
+            return ffi::PAM_SUCCESS;
+        }
+        Requirement::Prompt => log.debug(|| "a code is required".to_owned()),
+    }
+    let login = Login {
+        pam,
+        log: &log,
+        engine: &engine,
+        who: &who,
+        prompt: &config.prompt,
+    };
+    match args.code_source {
+        CodeSource::Prompt => login.ask_for_code(),
+        CodeSource::UseFirstPass => login.use_first_pass(),
+        CodeSource::TryFirstPass => login.try_first_pass(),
+        CodeSource::ForwardPass => login.forward_pass(),
+    }
+}
+
+/// Who is logging in, from where, through which service.
+#[derive(Debug)]
+struct Who {
+    user: String,
+    service: String,
+    source: Option<IpAddr>,
+}
+
+impl Who {
+    /// Asks libpam for the user name (the application may prompt for it).
+    fn ask(pam: &Pam) -> Result<Self, c_int> {
+        let user = pam.user().map_err(|e| e.0)?;
+        Ok(Self::with_user(pam, user))
+    }
+
+    /// What is known without asking anything, for logging a refusal.
+    fn from_items(pam: &Pam) -> Self {
+        let user = pam.text_item(ffi::PAM_USER).unwrap_or_default();
+        Self::with_user(pam, user)
+    }
+
+    fn with_user(pam: &Pam, user: String) -> Self {
+        let source = pam.text_item(ffi::PAM_RHOST).and_then(|h| parse_rhost(&h));
+        Self {
+            user,
+            service: pam.text_item(ffi::PAM_SERVICE).unwrap_or_default(),
+            source,
+        }
+    }
+
+    fn subject(&self) -> Subject<'_> {
+        Subject {
+            user: &self.user,
+            source: self.source,
+            service: &self.service,
+        }
+    }
+}
+
+/// One login that needs a code.
+struct Login<'a> {
+    pam: &'a Pam,
+    log: &'a Log<'a>,
+    engine: &'a Engine,
+    who: &'a Who,
+    prompt: &'a str,
+}
+
+impl Login<'_> {
+    /// No argument: ask with the configured prompt.
+    fn ask_for_code(&self) -> c_int {
+        match self.ask(self.prompt) {
+            Ok(typed) => self.finish(self.check(&Response::new(&typed))),
+            Err(rc) => rc,
+        }
+    }
+
+    /// `use_first_pass`: the code is what an earlier module put in `PAM_AUTHTOK`.
+    fn use_first_pass(&self) -> c_int {
+        let Some(token) = self.pam.authtok() else {
+            self.log.setup_error(
+                &self.who.subject(),
+                "use_first_pass, but no earlier module set PAM_AUTHTOK; put a module that asks \
+                 for it before pam_sshield, or use try_first_pass",
+            );
+            return ffi::PAM_AUTH_ERR;
+        };
+        self.finish(self.check(&Response::new(&token)))
+    }
+
+    /// `try_first_pass`: `PAM_AUTHTOK` if it holds a good code, else ask.
+    fn try_first_pass(&self) -> c_int {
+        match self.pam.authtok() {
+            Some(token) if looks_like_code(&token) => {
+                let outcome = self.check(&Response::new(&token));
+                if outcome.decision.is_allow() {
+                    return ffi::PAM_SUCCESS;
+                }
+                // A failure waits before the next try, as it would before the answer.
+                thread::sleep(outcome.delay);
+            }
+            Some(_) => self.log.debug(|| {
+                "try_first_pass: PAM_AUTHTOK is not shaped like a code; asking".to_owned()
+            }),
+            None => self
+                .log
+                .debug(|| "try_first_pass: no PAM_AUTHTOK; asking".to_owned()),
+        }
+        self.ask_for_code()
+    }
+
+    /// `forward_pass`: one prompt for password and code; the code is split off the end and
+    /// checked, and the password goes on in `PAM_AUTHTOK` to the module after this one
+    /// (`pam_unix.so try_first_pass`), which must therefore come after pam_sshield.
+    fn forward_pass(&self) -> c_int {
+        let typed = match self.ask(FORWARD_PASS_PROMPT) {
+            Ok(typed) => typed,
+            Err(rc) => return rc,
+        };
+        let lengths = code_lengths(self.engine, &self.who.user);
+        let candidates = splits(&typed, &lengths);
+        self.log.debug(|| {
+            format!(
+                "forward_pass: codes of {lengths:?} digits, {} way(s) to split",
+                candidates.len()
+            )
+        });
+        // With no code at the end, the whole entry is the password: the next module checks it
+        // without asking again, and the login fails here.
+        let mut password: &str = candidates.first().map_or(&typed, |s| s.password);
+        let mut outcome = None;
+        if candidates.is_empty() {
+            outcome = Some(self.check(&Response::new("")));
+        }
+        for split in &candidates {
+            let this = self.check(&Response::new(split.code));
+            let allowed = this.decision.is_allow();
+            outcome = Some(this);
+            if allowed {
+                password = split.password;
+                break;
+            }
+        }
+        if let Err(e) = self.pam.set_authtok(password) {
+            self.log.error(&format!(
+                "forward_pass: cannot set PAM_AUTHTOK (PAM error {}); login denied",
+                e.0
+            ));
+            return ffi::PAM_AUTH_ERR;
+        }
+        match outcome {
+            Some(outcome) => self.finish(outcome),
+            None => ffi::PAM_AUTH_ERR,
+        }
+    }
+
+    /// Asks without echo; a failed conversation is logged and denies.
+    fn ask(&self, prompt: &str) -> Result<Zeroizing<String>, c_int> {
+        self.pam.ask_secret(prompt).map_err(|e| {
+            self.log.error(&format!(
+                "the conversation failed (PAM error {}): the client could not be asked for a \
+                 code; login denied",
+                e.0
+            ));
+            ffi::PAM_AUTH_ERR
+        })
+    }
+
+    /// Asks the engine about `response`, and logs its decision.
+    fn check(&self, response: &Response) -> Outcome {
+        let attempt = Attempt {
+            user: &self.who.user,
+            source: self.who.source,
+            service: &self.who.service,
+            response,
+            now: UnixTime::now(),
+        };
+        let outcome = self.engine.check(&attempt);
+        self.log.decision(&self.who.subject(), &outcome.decision);
+        outcome
+    }
+
+    /// The PAM result of a decision, after the delay a failure must wait.
+    fn finish(&self, outcome: Outcome) -> c_int {
+        if outcome.decision.is_allow() {
+            ffi::PAM_SUCCESS
+        } else {
+            thread::sleep(outcome.delay);
+            ffi::PAM_AUTH_ERR
+        }
+    }
+}
+
+/// The digit counts of `user`'s active tokens, for splitting `forward_pass` entries; 6 when
+/// there are none (or the record cannot be read), so every user is handled alike and the
+/// engine's denial names the real problem.
+///
+/// This peeks at the record without a lock, which is safe (records are replaced atomically)
+/// but is a question the engine should answer; see the crate docs.
+fn code_lengths(engine: &Engine, user: &str) -> Vec<usize> {
+    let record = UserName::new(user)
+        .ok()
+        .and_then(|name| engine.store().load(&name).ok().flatten());
+    let mut lengths: Vec<usize> = Vec::new();
+    for auth in record.iter().flat_map(|r| &r.authenticators) {
+        let digits = usize::try_from(auth.digits).unwrap_or(0);
+        if auth.active && !lengths.contains(&digits) {
+            lengths.push(digits);
+        }
+    }
+    if lengths.is_empty() {
+        lengths.push(6);
+    }
+    lengths
+}
+
+/// `PAM_RHOST` as an address. sshd sets the client's address (or, with `UseDNS yes`, maybe a
+/// host name, which is no address: it never matches an exempt network). Accepts `[v6]` and
+/// drops a `%zone`.
+fn parse_rhost(rhost: &str) -> Option<IpAddr> {
+    let text = rhost.trim();
+    let text = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    let text = match text.split_once('%') {
+        Some((address, _zone)) if address.contains(':') => address,
+        _ => text,
+    };
+    text.parse().ok()
+}
+
+/// The method names in `SSH_AUTH_INFO_0` (`publickey ssh-ed25519 AAAA...` per line), without
+/// the keys, for debug lines.
+fn first_factor_methods(info: &str) -> String {
+    let methods: Vec<&str> = info
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(|m| {
+            if m.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
+                m
+            } else {
+                "?"
+            }
+        })
+        .collect();
+    if methods.is_empty() {
+        "none".to_owned()
+    } else {
+        methods.join(",")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rhost_addresses_and_names() {
+        let v4: IpAddr = "203.0.113.9".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(parse_rhost("203.0.113.9"), Some(v4));
+        assert_eq!(parse_rhost(" 203.0.113.9\n"), Some(v4));
+        assert_eq!(parse_rhost("2001:db8::1"), Some(v6));
+        assert_eq!(parse_rhost("[2001:db8::1]"), Some(v6));
+        assert_eq!(
+            parse_rhost("fe80::1%eth0"),
+            Some("fe80::1".parse().unwrap())
+        );
+        assert_eq!(
+            parse_rhost("::ffff:192.0.2.1"),
+            Some("::ffff:192.0.2.1".parse().unwrap()),
+            "kept as is: the engine treats mapped addresses as IPv4"
+        );
+        for not_an_address in ["", "host.example.org", "localhost", "1.2.3", "10.0.0.1%x"] {
+            assert_eq!(parse_rhost(not_an_address), None, "{not_an_address:?}");
+        }
+    }
+
+    #[test]
+    fn first_factor_shows_methods_not_keys() {
+        let info = "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO\npassword\n";
+        assert_eq!(first_factor_methods(info), "publickey,password");
+        assert_eq!(
+            first_factor_methods("keyboard-interactive"),
+            "keyboard-interactive"
+        );
+        assert_eq!(first_factor_methods("Evil\u{1b}[0m x"), "?");
+        assert_eq!(first_factor_methods(""), "none");
+    }
+}

@@ -1,0 +1,88 @@
+//! Where the module's lines go: syslog, facility authpriv, through `pam_syslog` (so they read
+//! `pam_sshield(sshd:auth): deny user=...`), and the config's `log_file` if it names one.
+//!
+//! The wording of decision lines is the engine's ([`sshield_core::log`]), so every front end
+//! logs alike and the fail2ban filter matches them all. No line carries a code or a password:
+//! the engine's lines have no such field, and the module's own lines are written from constants
+//! and non-secret values only.
+
+use std::path::PathBuf;
+
+use sshield_core::log::{self as core_log, Subject};
+use sshield_core::{Decision, Exemption};
+
+use crate::handle::Pam;
+
+/// The module's log, for one call.
+#[derive(Debug)]
+pub(crate) struct Log<'a> {
+    pam: &'a Pam,
+    debug: bool,
+    file: Option<PathBuf>,
+}
+
+impl<'a> Log<'a> {
+    /// Syslog only, until the config (and its `log_file`) is known.
+    pub(crate) fn new(pam: &'a Pam, debug: bool) -> Self {
+        Self {
+            pam,
+            debug,
+            file: None,
+        }
+    }
+
+    /// Also append decision lines to `file`.
+    pub(crate) fn with_file(self, file: Option<PathBuf>) -> Self {
+        Self { file, ..self }
+    }
+
+    /// The engine's decision on a code.
+    pub(crate) fn decision(&self, subject: &Subject<'_>, decision: &Decision) {
+        let priority = if decision.is_allow() {
+            libc::LOG_INFO
+        } else {
+            libc::LOG_NOTICE
+        };
+        self.line(priority, &core_log::decision_line(subject, decision));
+    }
+
+    /// A login let through without a code.
+    pub(crate) fn exemption(&self, subject: &Subject<'_>, exemption: &Exemption) {
+        self.line(
+            libc::LOG_INFO,
+            &core_log::exemption_line(subject, exemption),
+        );
+    }
+
+    /// A login denied because the module's arguments, its config or the PAM stack around it
+    /// is broken: `detail` says what to fix.
+    pub(crate) fn setup_error(&self, subject: &Subject<'_>, detail: &str) {
+        self.line(libc::LOG_ERR, &core_log::error_line(subject, detail));
+    }
+
+    /// A problem that is not a decision (the conversation failed, a log file is unwritable).
+    pub(crate) fn error(&self, text: &str) {
+        self.pam.syslog(libc::LOG_ERR, text);
+    }
+
+    /// What the module is doing, with the `debug` argument only. `text` is built only then.
+    pub(crate) fn debug(&self, text: impl FnOnce() -> String) {
+        if self.debug {
+            self.pam
+                .syslog(libc::LOG_DEBUG, &format!("debug: {}", text()));
+        }
+    }
+
+    fn line(&self, priority: libc::c_int, line: &str) {
+        self.pam.syslog(priority, line);
+        if let Some(path) = &self.file {
+            if let Err(e) = core_log::append_to_file(path, line) {
+                // Never changes the decision; syslog still has the line.
+                self.error(&format!(
+                    "cannot append to log_file {}: {e}; the line above is only in syslog",
+                    path.display()
+                ));
+            }
+        }
+    }
+}

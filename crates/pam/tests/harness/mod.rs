@@ -1,0 +1,16 @@
+//! The harness for module-level tests: build `pam_sshield.so`, give each test a private
+//! config, store and PAM config directory, and log in through real libpam in a child process.
+//!
+//! Nothing outside the test's temp dir is touched: libpam reads the test's PAM service from
+//! that dir (`pam_start_confdir`, Linux-PAM 1.4+), not from `/etc/pam.d`. Only the pamtester
+//! smoke test (`tests/pamtester.rs`) needs a file under `/etc/pam.d`, removed when it ends.
+#![allow(dead_code, unused_imports)] // each test file uses a different part
+
+pub mod build;
+pub mod driver;
+pub mod fixture;
+
+pub use build::module_so;
+pub use driver::ffi as pam;
+pub use driver::{Login, Outcome};
+pub use fixture::Fixture;
