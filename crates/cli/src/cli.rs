@@ -135,6 +135,28 @@ Example:\n  sshield verify alice \"$(oathtool -b --totp \"$SECRET\")\""
         name: Option<String>,
     },
 
+    /// Accept an authenticator only after a login with given SSH keys.
+    #[command(
+        after_help = "Needs `ExposeAuthInfo yes` in sshd_config, so the PAM module learns which key \
+was used.\n\nExamples:\n  \
+  sshield bind-keys alice ~alice/.ssh/id_ed25519.pub\n  \
+  sshield bind-keys alice --name yubikey-oath SHA256:52jls/RFRFy+PubI/1au9ilDJEPP1HA5XL7AIZ5aMsA\n  \
+  sshield bind-keys alice --clear"
+    )]
+    BindKeys {
+        /// The user.
+        user: String,
+        /// Fingerprints (`SHA256:...`, as `ssh-keygen -l` prints them) or public key files.
+        #[arg(required_unless_present = "clear")]
+        keys: Vec<String>,
+        /// Which authenticator (default: the first).
+        #[arg(long)]
+        name: Option<String>,
+        /// Unbind: accept the authenticator after any first factor again.
+        #[arg(long, conflicts_with = "keys")]
+        clear: bool,
+    },
+
     /// Import users from pam_oath or google-authenticator.
     #[command(subcommand)]
     Import(ImportCommand),

@@ -44,6 +44,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Disable { user } => commands::admin::set_disabled(&ctx()?, &user, true),
         Command::Enable { user } => commands::admin::set_disabled(&ctx()?, &user, false),
         Command::Remove { user, name } => commands::admin::remove(&ctx()?, &user, name.as_deref()),
+        Command::BindKeys {
+            user,
+            keys,
+            name,
+            clear: _,
+        } => commands::admin::bind_keys(&ctx()?, &user, name.as_deref(), &keys),
         Command::Import(ImportCommand::UsersOath {
             file,
             replace,

@@ -402,3 +402,45 @@ fn code_prints_what_oathtool_prints() {
     sb.run(&["code", "alice"], None).expect(0);
     sb.run(&["verify", "alice", &code], None).expect(0);
 }
+
+#[test]
+fn bind_keys_takes_public_key_files_and_fingerprints() {
+    let sb = Sandbox::new();
+    sb.enroll_json("erin", &["--no-confirm"]);
+    let key = sb.path().join("id");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen (apt-get install openssh-client)");
+    assert!(status.success());
+    let printed = std::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(key.with_extension("pub"))
+        .output()
+        .unwrap();
+    let fingerprint = String::from_utf8(printed.stdout).unwrap();
+    let fingerprint = fingerprint.split_whitespace().nth(1).unwrap().to_owned();
+
+    let pubkey = key.with_extension("pub");
+    sb.run(&["bind-keys", "erin", pubkey.to_str().unwrap()], None)
+        .expect_err(0, &fingerprint);
+    let record = String::from_utf8(sb.record_bytes("erin")).unwrap();
+    assert!(record.contains(&fingerprint), "{record}");
+    // Without sshd's account of the first factor, the bound code is refused.
+    let code = common::code_now(&secret_of(&record), &["--totp"]);
+    sb.run(&["verify", "erin", &code], None)
+        .expect_err(1, "bind-keys");
+    sb.run(&["bind-keys", "erin", "--clear"], None).expect(0);
+    sb.run(&["bind-keys", "erin", "SHA256:short"], None)
+        .expect_err(2, "fingerprint");
+    sb.run(&["bind-keys", "erin", "/nonexistent.pub"], None)
+        .expect_err(2, "/nonexistent.pub");
+}
+
+fn secret_of(record: &str) -> String {
+    let line = record.lines().find(|l| l.starts_with("secret = ")).unwrap();
+    line.trim_start_matches("secret = ")
+        .trim_matches('"')
+        .to_owned()
+}

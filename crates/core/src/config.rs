@@ -95,6 +95,10 @@ pub struct Policy {
     pub exempt_groups: Vec<String>,
     /// These users never need one.
     pub exempt_users: Vec<String>,
+    /// Logins whose first factor used one of these SSH methods (`publickey`, `password`,
+    /// `keyboard-interactive`...) need none. Needs sshd's `ExposeAuthInfo yes`; without it
+    /// nothing is exempted.
+    pub exempt_methods: Vec<String>,
     /// Users who must use a second factor but are not enrolled.
     pub unenrolled: Unenrolled,
     /// With `unenrolled = "deny"`: let unenrolled users in anyway until the end of this day
@@ -120,6 +124,7 @@ impl Default for Policy {
             require_groups: Vec::new(),
             exempt_groups: Vec::new(),
             exempt_users: Vec::new(),
+            exempt_methods: Vec::new(),
             unenrolled: Unenrolled::Deny,
             allow_until: None,
             window: 1,

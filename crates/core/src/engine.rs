@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 
 use crate::accounts;
 use crate::config::{Config, Policy, RateLimit};
+use crate::first_factor::FirstFactor;
 use crate::log::Subject;
 use crate::policy::{self, Requirement};
 use crate::ratelimit::{self, FailureCount};
@@ -56,6 +57,8 @@ pub struct Attempt<'a> {
     pub service: &'a str,
     /// What was typed.
     pub response: &'a Response,
+    /// sshd's `SSH_AUTH_INFO_0` (the first factor), where the front end has it.
+    pub first_factor: Option<&'a str>,
     /// The time of the attempt.
     pub now: UnixTime,
 }
@@ -106,6 +109,8 @@ pub enum DenyReason {
     WrongCode,
     /// The response is a code that was already used (or older than one that was).
     Replayed,
+    /// The user's authenticators are bound to SSH keys this login did not use.
+    FirstFactor,
     /// Too many failures: this user from this address, or this address, is locked out until
     /// the given time (Unix seconds). The code was not even checked.
     Locked {
@@ -125,6 +130,7 @@ impl DenyReason {
             Self::Disabled => "disabled",
             Self::WrongCode => "wrong-code",
             Self::Replayed => "replayed",
+            Self::FirstFactor => "wrong-first-factor",
             Self::Locked { .. } => "locked",
             Self::Store(_) => "store-error",
         }
@@ -141,6 +147,9 @@ impl fmt::Display for DenyReason {
             Self::Disabled => f.write_str("second factor disabled for this user by an admin"),
             Self::WrongCode => f.write_str("wrong code"),
             Self::Replayed => f.write_str("code already used"),
+            Self::FirstFactor => f.write_str(
+                "the authenticators are bound to SSH keys this login did not use (sshield bind-keys)",
+            ),
             Self::Locked { until } => write!(
                 f,
                 "too many failures; locked until {}",
@@ -221,6 +230,10 @@ impl Engine {
         if let Some(e) = policy::by_identity(&self.policy, subject.user, subject.source) {
             return Requirement::Exempt(e);
         }
+        let first = subject.first_factor.map(FirstFactor::parse);
+        if let Some(e) = policy::by_first_factor(&self.policy, first.as_ref()) {
+            return Requirement::Exempt(e);
+        }
         if policy::needs_groups(&self.policy) {
             let groups = accounts::groups_of(subject.user);
             if let Some(e) = policy::by_groups(&self.policy, groups.as_deref()) {
@@ -280,12 +293,20 @@ impl Engine {
                     ));
                 }
             }
+            let first = attempt
+                .first_factor
+                .map(FirstFactor::parse)
+                .unwrap_or_default();
+            // A key-bound authenticator counts only after a login with one of its keys.
+            let eligible = |a: &Authenticator| {
+                a.active && (a.ssh_keys.is_empty() || a.ssh_keys.iter().any(|k| first.used_key(k)))
+            };
             let decision = check(
                 record,
                 attempt.response,
                 attempt.now,
                 &self.policy,
-                |a| a.active,
+                eligible,
                 true,
             );
             if decision.is_allow() {
@@ -390,7 +411,15 @@ pub(crate) fn check(
         .filter(|a| eligible(a))
         .collect();
     if candidates.is_empty() {
-        return Decision::Deny(DenyReason::Pending);
+        let bound = record
+            .authenticators
+            .iter()
+            .any(|a| a.active && !a.ssh_keys.is_empty());
+        return Decision::Deny(if bound {
+            DenyReason::FirstFactor
+        } else {
+            DenyReason::Pending
+        });
     }
     let typed = response.as_str();
     let mut replayed = false;

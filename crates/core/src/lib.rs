@@ -18,6 +18,7 @@ pub mod accounts;
 pub mod backup;
 pub mod config;
 pub mod engine;
+pub mod first_factor;
 pub mod import;
 pub mod log;
 pub mod policy;
@@ -30,6 +31,7 @@ mod username;
 
 pub use config::{Config, ConfigError};
 pub use engine::{Attempt, Decision, DenyReason, Engine, Method, Outcome, Response};
+pub use first_factor::FirstFactor;
 pub use log::Subject;
 pub use policy::{Exemption, Requirement};
 pub use record::{Authenticator, TokenKind, UserRecord, UserState};

@@ -31,6 +31,8 @@ pub struct Subject<'a> {
     pub source: Option<IpAddr>,
     /// The PAM service or front end.
     pub service: &'a str,
+    /// sshd's `SSH_AUTH_INFO_0`, where the front end has it.
+    pub first_factor: Option<&'a str>,
 }
 
 /// The line for an engine decision.
@@ -153,6 +155,7 @@ mod tests {
             user: "x reason=ok\nallow user=root",
             source: None,
             service: "sshd",
+            first_factor: None,
         };
         let l = line("deny", &s, "code", "wrong-code");
         assert_eq!(l.matches("reason=").count(), 1, "{l}");
@@ -169,6 +172,7 @@ mod tests {
             user: "alice",
             source: Some("::ffff:203.0.113.9".parse().unwrap()),
             service: "sshd",
+            first_factor: None,
         };
         let l = decision_line(&s, &Decision::Deny(DenyReason::WrongCode));
         assert_eq!(

@@ -7,6 +7,7 @@
 use std::net::IpAddr;
 
 use crate::config::{Policy, Unenrolled};
+use crate::first_factor::FirstFactor;
 use crate::record::{UserRecord, UserState};
 
 /// Whether a login must pass a second factor.
@@ -25,6 +26,8 @@ pub enum Exemption {
     User,
     /// From a network in `exempt_networks`.
     Network,
+    /// The first factor used a method in `exempt_methods`.
+    Method,
     /// In one of `exempt_groups`.
     Group,
     /// `require_groups` is set and the user is in none of them.
@@ -43,6 +46,7 @@ impl Exemption {
         match self {
             Self::User => "user",
             Self::Network => "network",
+            Self::Method => "first-factor",
             Self::Group => "group",
             Self::NotRequired => "not-in-required-group",
             Self::Remembered => "remembered",
@@ -72,6 +76,16 @@ pub fn by_identity(policy: &Policy, user: &str, source: Option<IpAddr>) -> Optio
         .iter()
         .any(|net| net.contains(&source))
         .then_some(Exemption::Network)
+}
+
+/// The first-factor rule: exempt if sshd says an `exempt_methods` method was passed.
+pub fn by_first_factor(policy: &Policy, first: Option<&FirstFactor>) -> Option<Exemption> {
+    let first = first?;
+    first
+        .methods
+        .iter()
+        .any(|m| policy.exempt_methods.contains(m))
+        .then_some(Exemption::Method)
 }
 
 /// Whether group rules need the user's groups at all (an NSS lookup is skipped if not).

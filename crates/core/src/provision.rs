@@ -110,6 +110,7 @@ pub fn enroll(
         digits: e.digits.get(),
         period: (e.kind == TokenKind::Totp).then_some(e.period.seconds()),
         counter: (e.kind == TokenKind::Hotp).then_some(e.counter),
+        ssh_keys: Vec::new(),
         active: e.activate,
         created: now.0,
     };
@@ -215,6 +216,34 @@ pub fn confirm(
             }
             Decision::Deny(reason) => Err(ProvisionError::Refused(reason)),
         }
+    })
+}
+
+/// Binds an authenticator to SSH keys (`SHA256:` fingerprints): from now on it is accepted
+/// only after a login with one of them. An empty list unbinds it. Returns the authenticator's
+/// name.
+pub fn bind_keys(
+    store: &RecordStore,
+    user: &UserName,
+    name: Option<&str>,
+    fingerprints: Vec<String>,
+) -> Result<String, ProvisionError> {
+    store.update(user, |slot| {
+        let record = slot
+            .as_mut()
+            .ok_or_else(|| ProvisionError::NotEnrolled(user.clone()))?;
+        let auth = match name {
+            Some(n) => record.authenticators.iter_mut().find(|a| a.name == n),
+            None => record.authenticators.first_mut(),
+        }
+        .ok_or_else(|| ProvisionError::NoSuchAuthenticator {
+            user: user.clone(),
+            name: name.unwrap_or(DEFAULT_AUTHENTICATOR).to_owned(),
+        })?;
+        let changed = auth.ssh_keys != fingerprints;
+        auth.ssh_keys = fingerprints;
+        let name = auth.name.clone();
+        Ok((if changed { Change::Save } else { Change::Keep }, name))
     })
 }
 

@@ -151,6 +151,10 @@ pub struct Authenticator {
     /// `[usage]`; provisioning can never move it backwards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counter: Option<u64>,
+    /// If not empty, this authenticator is accepted only after a login with one of these SSH
+    /// keys (`SHA256:` fingerprints; needs sshd's `ExposeAuthInfo yes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh_keys: Vec<String>,
     /// Confirmed by a first correct code (or activated with `--no-confirm`).
     pub active: bool,
     /// When it was added.

@@ -32,6 +32,7 @@ fn requirement(e: &Engine, user: &str, source: &str, now: u64) -> Requirement {
         user,
         source: ip(source),
         service: "sshd",
+        first_factor: None,
     };
     e.requirement(&subject, UnixTime(now))
 }
@@ -43,6 +44,7 @@ fn check(e: &Engine, user: &str, source: &str, typed: &str, now: u64) -> Outcome
         source: ip(source),
         service: "sshd",
         response: &response,
+        first_factor: None,
         now: UnixTime(now),
     })
 }
@@ -268,4 +270,66 @@ fn rate_limiting_can_be_turned_off() {
     assert!(check(&e, "alice", OUTSIDE, &phone.at(T), T + 6)
         .decision
         .is_allow());
+}
+
+const KEY_LINE: &str =
+    "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIADZH9i5q4BpblLoMkH34ykCJ5h9wSugJ4jSFNJ6Cvr5\n";
+/// What `ssh-keygen -l` prints for that key.
+const KEY_FINGERPRINT: &str = "SHA256:52jls/RFRFy+PubI/1au9ilDJEPP1HA5XL7AIZ5aMsA";
+
+fn check_after(e: &Engine, first: Option<&str>, typed: &str, now: u64) -> Decision {
+    let response = Response::new(typed);
+    e.check(&Attempt {
+        user: "alice",
+        source: ip(OUTSIDE),
+        service: "sshd",
+        response: &response,
+        first_factor: first,
+        now: UnixTime(now),
+    })
+    .decision
+}
+
+#[test]
+fn a_key_bound_authenticator_counts_only_after_that_key() {
+    let s = TestStore::new();
+    let phone = s.enroll("alice");
+    let user = common::name("alice");
+    sshield_core::provision::bind_keys(&s.store, &user, None, vec![KEY_FINGERPRINT.into()])
+        .unwrap();
+    let e = engine(&s, "");
+    // After a password, or with no account of the first factor: refused.
+    let d = check_after(&e, Some("password\n"), &phone.at(T), T);
+    assert!(
+        matches!(d, Decision::Deny(DenyReason::FirstFactor)),
+        "{d:?}"
+    );
+    let d = check_after(&e, None, &phone.at(T), T);
+    assert!(!d.is_allow(), "{d:?}");
+    // After the bound key: accepted.
+    assert!(check_after(&e, Some(KEY_LINE), &phone.at(T + 30), T + 30).is_allow());
+    // Unbinding restores the default.
+    sshield_core::provision::bind_keys(&s.store, &user, None, vec![]).unwrap();
+    assert!(check_after(&e, Some("password\n"), &phone.at(T + 60), T + 60).is_allow());
+}
+
+#[test]
+fn exempt_methods_need_sshds_account_of_the_first_factor() {
+    let s = TestStore::new();
+    s.enroll("alice");
+    let e = engine(&s, "[policy]\nexempt_methods = [\"publickey\"]\n");
+    let ask = |first: Option<&str>| {
+        e.requirement(
+            &Subject {
+                user: "alice",
+                source: ip(OUTSIDE),
+                service: "sshd",
+                first_factor: first,
+            },
+            UnixTime(T),
+        )
+    };
+    assert_eq!(ask(Some(KEY_LINE)), Requirement::Exempt(Exemption::Method));
+    assert_eq!(ask(Some("password\n")), Requirement::Prompt);
+    assert_eq!(ask(None), Requirement::Prompt);
 }

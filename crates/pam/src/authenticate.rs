@@ -53,10 +53,7 @@ pub(crate) fn authenticate(pam: &Pam, argv: &[&CStr]) -> c_int {
             return ffi::PAM_AUTH_ERR;
         }
     };
-    // sshd's account of the first factor, with `ExposeAuthInfo yes`. Not yet used by any
-    // policy: the engine has no field for it.
-    let first_factor = pam.env(c"SSH_AUTH_INFO_0");
-    log.debug(|| match &first_factor {
+    log.debug(|| match &who.first_factor {
         Some(info) => format!("first factor: {}", first_factor_methods(info)),
         None => "first factor: unknown (no SSH_AUTH_INFO_0)".to_owned(),
     });
@@ -97,6 +94,8 @@ struct Who {
     user: String,
     service: String,
     source: Option<IpAddr>,
+    /// sshd's account of the first factor (`SSH_AUTH_INFO_0`, with `ExposeAuthInfo yes`).
+    first_factor: Option<String>,
 }
 
 impl Who {
@@ -118,6 +117,7 @@ impl Who {
             user,
             service: pam.text_item(ffi::PAM_SERVICE).unwrap_or_default(),
             source,
+            first_factor: pam.env(c"SSH_AUTH_INFO_0"),
         }
     }
 
@@ -126,6 +126,7 @@ impl Who {
             user: &self.user,
             source: self.source,
             service: &self.service,
+            first_factor: self.first_factor.as_deref(),
         }
     }
 }
@@ -247,6 +248,7 @@ impl Login<'_> {
             service: &self.who.service,
             response,
             now: UnixTime::now(),
+            first_factor: self.who.first_factor.as_deref(),
         };
         let outcome = self.engine.check(&attempt);
         self.log.decision(&self.who.subject(), &outcome.decision);

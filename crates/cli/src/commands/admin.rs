@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use sshield_core::provision;
+use sshield_core::FirstFactor;
 use zeroize::Zeroizing;
 
 use super::{print_backup_codes, user_name, Context};
@@ -49,4 +50,61 @@ pub fn remove(ctx: &Context, user: &str, name: Option<&str>) -> Result<(), Failu
         None => eprintln!("sshield: removed {user}'s record"),
     }
     Ok(())
+}
+
+/// Binds (or with no keys, unbinds) an authenticator to SSH keys given as fingerprints or
+/// public key files.
+pub fn bind_keys(
+    ctx: &Context,
+    user: &str,
+    name: Option<&str>,
+    keys: &[String],
+) -> Result<(), Failure> {
+    let user = user_name(user)?;
+    let fingerprints = keys
+        .iter()
+        .map(|k| fingerprint_of(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let name = provision::bind_keys(&ctx.store, &user, name, fingerprints.clone())?;
+    if fingerprints.is_empty() {
+        eprintln!("sshield: {user}'s authenticator {name:?} is accepted after any first factor");
+    } else {
+        eprintln!(
+            "sshield: {user}'s authenticator {name:?} is accepted only after a login with {}",
+            fingerprints.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// A `SHA256:` fingerprint as given, or the fingerprint of the first key in a public key file.
+fn fingerprint_of(key: &str) -> Result<String, Failure> {
+    if let Some(b64) = key.strip_prefix("SHA256:") {
+        let valid = b64.len() == 43
+            && b64
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
+        return if valid {
+            Ok(key.to_owned())
+        } else {
+            Err(Failure::Error(format!(
+                "{key:?} is not a SHA256 fingerprint as `ssh-keygen -l` prints it"
+            )))
+        };
+    }
+    let text = std::fs::read_to_string(key).map_err(|e| {
+        Failure::Error(format!(
+            "{key}: not a SHA256:... fingerprint, and cannot read it as a public key file: {}",
+            sshield_core::store::describe_io(&e)
+        ))
+    })?;
+    let first = FirstFactor::parse(&format!(
+        "publickey {}",
+        text.lines().next().unwrap_or_default()
+    ));
+    first.keys.into_iter().next().ok_or_else(|| {
+        Failure::Error(format!(
+            "{key}: no public key (expected a line like `ssh-ed25519 AAAA... comment`)"
+        ))
+    })
 }

@@ -67,6 +67,7 @@ pub fn run() -> Result<(), Failure> {
             source: None,
             service: "sshield-demo",
             response: &response,
+            first_factor: None,
             now: UnixTime::now(),
         });
         match decision {

@@ -15,6 +15,7 @@ pub fn verify(ctx: &Context, user: &str, code: &str) -> Result<(), Failure> {
         source: None,
         service: "sshield-verify",
         response: &response,
+        first_factor: None,
         now: ctx.now,
     };
     match ctx.engine.decide(&attempt) {

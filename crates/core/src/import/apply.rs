@@ -373,6 +373,7 @@ mod tests {
             source: None,
             service: "test",
             response: &response,
+            first_factor: None,
             now: UnixTime(now),
         })
     }

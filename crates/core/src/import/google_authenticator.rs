@@ -213,6 +213,7 @@ pub fn parse(
         digits: 6,
         period,
         counter,
+        ssh_keys: Vec::new(),
         active: true,
         created: now.0,
     };

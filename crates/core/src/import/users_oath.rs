@@ -254,6 +254,7 @@ fn parse_line(line: &str, now: UnixTime) -> Result<Token<'_>, LineProblem> {
             digits: token_type.digits.get(),
             period,
             counter: first_counter,
+            ssh_keys: Vec::new(),
             active: true,
             created: now.0,
         },

@@ -100,6 +100,7 @@ pub fn decide(engine: &Engine, user: &str, typed: &str, now: u64) -> Decision {
         source: Some("203.0.113.7".parse().unwrap()),
         service: "sshd",
         response: &response,
+        first_factor: None,
         now: UnixTime(now),
     })
 }
