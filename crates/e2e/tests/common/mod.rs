@@ -1,0 +1,644 @@
+//! What the sshield end-to-end tests share: the real artefacts (`libpam_sshield.so` and the
+//! `sshield` CLI, built once per test binary), a private sshield config and store per test,
+//! users enrolled with the CLI, codes from `oathtool`, and the PAM stacks of the setups that
+//! docs/pam.md documents.
+#![allow(dead_code)] // each test file uses a different part
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sshield_e2e::{Client, Sshd, SshdOptions, User};
+use tempfile::TempDir;
+
+/// TOTP step length: the CLI's default, and oathtool's.
+pub const STEP: u64 = 30;
+
+/// The config's default prompt.
+pub const CODE_PROMPT: &str = "Verification code: ";
+
+/// pam_unix's prompt, as keyboard-interactive shows it.
+pub const PASSWORD_PROMPT: &str = "Password: ";
+
+/// The module's one prompt under `forward_pass`.
+pub const FORWARD_PASS_PROMPT: &str = "Password & verification code: ";
+
+/// How long a log line may take to reach the syslog capture after the client returned.
+pub const LOG_WAIT: Duration = Duration::from_secs(5);
+
+/// The built module and CLI.
+#[derive(Debug)]
+pub struct Artefacts {
+    /// `target/<profile>/libpam_sshield.so`.
+    pub module: PathBuf,
+    /// `target/<profile>/sshield`.
+    pub cli: PathBuf,
+}
+
+/// Builds `libpam_sshield.so` and `sshield` once per test binary, into the target dir and
+/// profile this test binary was built for: cargo builds neither a cdylib nor another
+/// package's binary for this crate's tests (and has released its build lock by the time
+/// tests run), as in crates/pam/tests/harness/build.rs.
+pub fn artefacts() -> &'static Artefacts {
+    static BUILT: OnceLock<Artefacts> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        // The test runs as <target dir>/<profile dir>/deps/<test>-<hash>.
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test binary lives in <target>/<profile>/deps");
+        let target_dir = profile_dir.parent().expect("a target dir");
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev",
+            Some(other) => other,
+        };
+        // Two builds, each exactly as others run it (crates/pam/tests/harness/build.rs builds
+        // the module alone): one build of both would unify their dependencies' features
+        // differently and relink the module every time the two kinds of tests alternate.
+        for (package, target) in [("sshield-pam", "--lib"), ("sshield", "--bins")] {
+            let status = Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    package,
+                    target,
+                    "--profile",
+                    profile,
+                ])
+                .arg("--target-dir")
+                .arg(target_dir)
+                .current_dir(sshield_e2e::workspace_root())
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "cargo build -p {package} {target} failed");
+        }
+        let built = Artefacts {
+            module: profile_dir.join("libpam_sshield.so"),
+            cli: profile_dir.join("sshield"),
+        };
+        for path in [&built.module, &built.cli] {
+            assert!(path.is_file(), "{} was not built", path.display());
+        }
+        built
+    })
+}
+
+/// Whether these tests can run: the harness's requirements (root, OpenSSH), and oathtool,
+/// which computes every code. Skips (or fails in CI) like [`sshield_e2e::can_run`].
+pub fn can_run() -> bool {
+    if !sshield_e2e::can_run() {
+        return false;
+    }
+    require_tool(
+        "oathtool",
+        "the codes come from oath-toolkit: apt-get install oathtool",
+    );
+    true
+}
+
+/// Panics with an install hint unless `program` runs.
+pub fn require_tool(program: &str, hint: &str) {
+    let found = Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(found, "{program} is missing; {hint}");
+}
+
+/// One test's sshield: config, record store and log file in a temp dir of its own, and the
+/// module as `<dir>/pam_sshield.so`, a symlink to the built `libpam_sshield.so`. libpam names
+/// a module after its file name, so log lines read `pam_sshield(service:auth): ...` as they
+/// will when installed (and as the fail2ban filter expects), not `libpam_sshield(...)`.
+#[derive(Debug)]
+pub struct Sshield {
+    /// The config file, root-owned, mode 0644.
+    pub config: PathBuf,
+    /// The record store, mode 0700.
+    pub store: PathBuf,
+    /// The config's `log_file`.
+    pub log_file: PathBuf,
+    /// `<dir>/pam_sshield.so`.
+    pub module: PathBuf,
+    dir: TempDir,
+}
+
+impl Sshield {
+    /// A config with `store`, `log_file`, then `extra` (tables such as `[policy]`), and
+    /// failure delays off unless `extra` has a `[rate_limit]` table.
+    pub fn new(extra: &str) -> Sshield {
+        let built = artefacts();
+        remove_leftovers();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{TEMP_PREFIX}{}.", std::process::id()))
+            .tempdir()
+            .expect("temp dir for sshield");
+        let module = dir.path().join("pam_sshield.so");
+        std::os::unix::fs::symlink(&built.module, &module).expect("symlink the module");
+        let store = dir.path().join("users");
+        fs::create_dir(&store).expect("store dir");
+        fs::set_permissions(&store, fs::Permissions::from_mode(0o700)).expect("chmod store");
+        let sshield = Sshield {
+            config: dir.path().join("sshield.toml"),
+            log_file: dir.path().join("sshield.log"),
+            store,
+            module,
+            dir,
+        };
+        sshield.write_config(extra);
+        sshield
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Replaces the config (as [`Sshield::new`] writes it). The module reads it at every
+    /// login, so this takes effect without restarting sshd.
+    pub fn write_config(&self, extra: &str) {
+        let mut text = format!(
+            "# An sshield end-to-end test's config.\nstore = \"{}\"\nlog_file = \"{}\"\n{extra}\n",
+            self.store.display(),
+            self.log_file.display()
+        );
+        if !extra.contains("[rate_limit]") {
+            text.push_str("\n[rate_limit]\ndelay = \"0s\"\n");
+        }
+        fs::write(&self.config, text).expect("write the sshield config");
+        // Root's (the tests run as root), 0644: what the config loader accepts.
+        fs::set_permissions(&self.config, fs::Permissions::from_mode(0o644))
+            .expect("chmod the config");
+    }
+
+    /// `auth required <module> config=<config> <args>`.
+    pub fn auth_line(&self, args: &str) -> String {
+        self.line("required", args)
+    }
+
+    /// `auth <control> <module> config=<config> <args>`.
+    pub fn line(&self, control: &str, args: &str) -> String {
+        format!(
+            "auth {control} {} config={} {args}",
+            self.module.display(),
+            self.config.display()
+        )
+        .trim_end()
+        .to_owned()
+    }
+
+    /// Enrolls `user` with the real CLI: `sshield --config CFG enroll USER --secret BASE32
+    /// --no-confirm --json`, a fresh random secret.
+    pub fn enroll(&self, user: &str) -> Token {
+        let secret = random_base32_secret();
+        let out = Command::new(&artefacts().cli)
+            .arg("--config")
+            .arg(&self.config)
+            .args([
+                "enroll",
+                user,
+                "--secret",
+                &secret,
+                "--no-confirm",
+                "--json",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run sshield enroll");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "sshield enroll {user} failed: {}\n{stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let backup_codes = json_string_list(&stdout, "backup_codes");
+        assert_eq!(backup_codes.len(), 10, "backup codes in {stdout}");
+        Token {
+            secret,
+            backup_codes,
+            last_step: Mutex::new(None),
+        }
+    }
+
+    /// `users/<name>.toml`.
+    pub fn record_path(&self, user: &str) -> PathBuf {
+        self.store.join(format!("{user}.toml"))
+    }
+
+    /// The record's text.
+    pub fn record(&self, user: &str) -> String {
+        fs::read_to_string(self.record_path(user)).expect("read the record")
+    }
+
+    /// The log file's lines (none before the first decision).
+    pub fn log_lines(&self) -> Vec<String> {
+        fs::read_to_string(&self.log_file)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The log file's lines that contain `needle`.
+    pub fn log_lines_with(&self, needle: &str) -> Vec<String> {
+        self.log_lines()
+            .into_iter()
+            .filter(|l| l.contains(needle))
+            .collect()
+    }
+}
+
+/// What a user's authenticator app holds, and the backup codes the CLI printed.
+#[derive(Debug)]
+pub struct Token {
+    pub secret: String,
+    pub backup_codes: Vec<String>,
+    /// The last step [`Token::code`] handed out.
+    last_step: Mutex<Option<u64>>,
+}
+
+impl Token {
+    /// A code no earlier [`Token::code`] gave, that the module accepts now: the current
+    /// step's, or the next one's (the window accepts one step ahead) when the current one was
+    /// handed out already. Every code accepted consumes its step and all before it, so a test
+    /// gets two good codes per user at once; a third waits for the next step.
+    pub fn code(&self) -> String {
+        let mut last = self.last_step.lock().unwrap_or_else(|p| p.into_inner());
+        let now = current_step();
+        let step = match *last {
+            Some(l) if l >= now => l + 1,
+            _ => now,
+        };
+        if step > now + 1 {
+            sleep_until_step(step - 1);
+        }
+        *last = Some(step);
+        self.code_at_step(step)
+    }
+
+    /// The code of step `step`, from oathtool.
+    pub fn code_at_step(&self, step: u64) -> String {
+        let codes = oathtool(&self.secret, step, 0);
+        codes.into_iter().next().expect("oathtool printed a code")
+    }
+
+    /// Six digits that are no code of this token anywhere near now (±4 steps), so that the
+    /// module refuses them as a wrong code, whatever step it is when it checks.
+    pub fn wrong_code(&self) -> String {
+        let near = oathtool(&self.secret, current_step() - 4, 8);
+        (0..10)
+            .map(|d| d.to_string().repeat(6))
+            .find(|candidate| !near.contains(candidate))
+            .expect("ten codes cannot all be near now")
+    }
+}
+
+/// `oathtool -b --totp -N @<time of step> -w window SECRET`: the codes of `window + 1` steps
+/// from `step` on.
+fn oathtool(secret: &str, step: u64, window: u64) -> Vec<String> {
+    let out = Command::new("oathtool")
+        .args([
+            "-b",
+            "--totp",
+            "-N",
+            &format!("@{}", step * STEP),
+            "-w",
+            &window.to_string(),
+            secret,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run oathtool ({e}); apt-get install oathtool"));
+    assert!(
+        out.status.success(),
+        "oathtool: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let codes: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        codes.len() as u64 == window + 1
+            && codes
+                .iter()
+                .all(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit())),
+        "oathtool printed {codes:?}"
+    );
+    codes
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+}
+
+pub fn current_step() -> u64 {
+    unix_now() / STEP
+}
+
+/// Sleeps until step `step` has begun.
+fn sleep_until_step(step: u64) {
+    loop {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("the clock is after 1970");
+        let start = Duration::from_secs(step * STEP);
+        if now >= start {
+            return;
+        }
+        std::thread::sleep(start - now + Duration::from_millis(50));
+    }
+}
+
+/// A 160-bit secret from the OS random source, in base32 (RFC 4648, no padding).
+fn random_base32_secret() -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut bytes = [0u8; 20];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .expect("read /dev/urandom");
+    // 20 bytes are 160 bits: 32 characters of 5 bits, no padding.
+    let mut out = String::new();
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for b in bytes {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(ALPHABET[((acc >> bits) & 31) as usize]));
+        }
+    }
+    out
+}
+
+/// The strings of `"key":["a","b"]` in the CLI's JSON (no escapes occur in backup codes).
+fn json_string_list(json: &str, key: &str) -> Vec<String> {
+    let start = json
+        .find(&format!("\"{key}\":["))
+        .unwrap_or_else(|| panic!("no {key} in {json}"))
+        + key.len()
+        + 4;
+    let end = start + json[start..].find(']').expect("end of the list");
+    json[start..end]
+        .split(',')
+        .map(|s| s.trim().trim_matches('"').to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// A PAM service file for sshd: these `auth` lines, then pam_unix for account and session.
+pub fn sshd_stack(auth: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut lines: Vec<String> = auth.into_iter().collect();
+    lines.push("account  required  pam_unix.so".to_owned());
+    lines.push("session  required  pam_unix.so".to_owned());
+    lines
+}
+
+/// Seed 002's setup: the password (pam_unix), then the code, both through
+/// keyboard-interactive; password authentication off.
+pub fn password_then_code_options(sshield: &Sshield) -> SshdOptions {
+    SshdOptions::new()
+        .config([
+            "KbdInteractiveAuthentication yes",
+            "PasswordAuthentication no",
+            "AuthenticationMethods keyboard-interactive:pam",
+        ])
+        .pam(sshd_stack([
+            "auth required pam_unix.so nodelay".to_owned(),
+            sshield.auth_line(""),
+        ]))
+}
+
+/// An sshd with [`password_then_code_options`].
+pub fn start_password_then_code(sshield: &Sshield) -> Sshd {
+    Sshd::start(password_then_code_options(sshield))
+}
+
+/// `ssh user@sshd 'echo ok'` from 127.0.0.3 ("the internet") through keyboard-interactive,
+/// typing `answers`.
+pub fn login<S: Into<String>>(
+    sshd: &Sshd,
+    user: &User,
+    answers: impl IntoIterator<Item = S>,
+) -> Client {
+    Client::ssh(sshd, user)
+        .from("127.0.0.3")
+        .methods("keyboard-interactive")
+        .command("echo ok")
+        .answers(answers)
+}
+
+/// The module's syslog line prefix in this sshd: `pam_sshield(<service>:auth): `.
+pub fn syslog_tag(sshd: &Sshd) -> String {
+    format!("pam_sshield({}:auth): ", sshd.service_name())
+}
+
+/// The decision line the module logs, without the syslog/file prefix.
+pub fn decision(
+    outcome: &str,
+    user: &str,
+    rhost: &str,
+    sshd: &Sshd,
+    method: &str,
+    reason: &str,
+) -> String {
+    format!(
+        "{outcome} user={user} rhost={rhost} service={} method={method} reason={reason}",
+        sshd.service_name()
+    )
+}
+
+/// Waits for `line` in the captured syslog (after the module's tag) and in the log file;
+/// panics showing both if it is missing from either.
+#[track_caller]
+pub fn assert_logged(sshd: &Sshd, sshield: &Sshield, line: &str) {
+    let tagged = format!("{}{line}", syslog_tag(sshd));
+    assert!(
+        sshd.wait_for_syslog(&tagged, LOG_WAIT),
+        "not in syslog: {tagged}\n--- syslog ---\n{}",
+        sshd.syslog()
+    );
+    // The module writes both in the same call, before sshd answers the client.
+    let in_file = sshield
+        .log_lines()
+        .iter()
+        .any(|l| l.ends_with(&format!("]: {line}")) || l.contains(&format!("]: {line} ")));
+    assert!(
+        in_file,
+        "not in {}: {line}\n--- log file ---\n{}",
+        sshield.log_file.display(),
+        sshield.log_lines().join("\n")
+    );
+}
+
+/// Counts the captured syslog lines of this sshd's module that contain `needle`.
+pub fn syslog_count(sshd: &Sshd, needle: &str) -> usize {
+    let tag = syslog_tag(sshd);
+    sshd.syslog()
+        .lines()
+        .filter(|l| l.contains(&tag) && l.contains(needle))
+        .count()
+}
+
+/// `/etc/pam.d/sshield-e2e-<kind>-<pid>-<n>`, for programs that read their service only from
+/// there (pamtester); created with `O_EXCL`, removed on drop. Files a killed test process
+/// left behind are removed by the next run, once that pid is gone.
+#[derive(Debug)]
+pub struct PamService {
+    name: String,
+    path: PathBuf,
+}
+
+impl PamService {
+    pub fn create<S: AsRef<str>>(kind: &str, lines: impl IntoIterator<Item = S>) -> PamService {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::sync::atomic::{AtomicU32, Ordering};
+
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        assert!(
+            !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_lowercase()),
+            "{kind:?}"
+        );
+        remove_leftovers();
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("sshield-e2e-{kind}-{}-{n}", std::process::id());
+        let path = Path::new("/etc/pam.d").join(&name);
+        let mut text =
+            String::from("# Written by sshield's end-to-end tests; removed when they end.\n");
+        for line in lines {
+            text.push_str(line.as_ref());
+            text.push('\n');
+        }
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        let service = PamService { name, path };
+        file.write_all(text.as_bytes())
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", service.path.display()));
+        service
+    }
+
+    /// The service name (libpam looks for `/etc/pam.d/<name>`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for PamService {
+    fn drop(&mut self) {
+        if let Err(e) = fs::remove_file(&self.path) {
+            eprintln!("could not remove {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// Prefix of the temp dirs of [`Sshield`]: `sshield-e2e-pam-<pid>.<random>`.
+const TEMP_PREFIX: &str = "sshield-e2e-pam-";
+
+/// Whether `pid` is a number and no process has it (its test process was killed before its
+/// drops ran).
+fn dead(pid: &str) -> bool {
+    !pid.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit())
+        && pid != std::process::id().to_string()
+        && !Path::new("/proc").join(pid).exists()
+}
+
+/// Once per test process: removes what a killed one left, the `/etc/pam.d` files of
+/// [`PamService`] and the temp dirs of [`Sshield`], by the dead pid in their names. (The
+/// harness does the same for its accounts, sshd and PAM files.)
+fn remove_leftovers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for entry in fs::read_dir("/etc/pam.d").into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix("sshield-e2e-") else {
+                continue;
+            };
+            let parts: Vec<&str> = rest.split('-').collect();
+            if let [kind, pid, n] = parts[..] {
+                let ours = !kind.is_empty()
+                    && kind.bytes().all(|b| b.is_ascii_lowercase())
+                    && !n.is_empty()
+                    && n.bytes().all(|b| b.is_ascii_digit());
+                if ours && dead(pid) {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+        let tmp = std::env::temp_dir();
+        for entry in fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix(TEMP_PREFIX)
+                .and_then(|rest| rest.split_once('.'))
+                .map(|(pid, _)| pid);
+            if pid.is_some_and(dead) && entry.path().is_dir() {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    });
+}
+
+/// What `pamtester` did.
+#[derive(Debug)]
+pub struct PamtesterRun {
+    pub success: bool,
+    /// stdout and stderr: the prompts (on stderr) and pamtester's verdict.
+    pub output: String,
+}
+
+/// `pamtester [-I rhost=RHOST] SERVICE USER authenticate`, typing `answers`, one a line.
+/// pamtester's conversation reads each answer as a line from stdin.
+pub fn pamtester(service: &str, user: &str, rhost: Option<&str>, answers: &[&str]) -> PamtesterRun {
+    use std::io::Write;
+
+    let mut cmd = Command::new("pamtester");
+    if let Some(rhost) = rhost {
+        cmd.args(["-I", &format!("rhost={rhost}")]);
+    }
+    let mut child = cmd
+        .args([service, user, "authenticate"])
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("LANG", "C")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run pamtester ({e}); apt-get install pamtester"));
+    let mut input = String::new();
+    for answer in answers {
+        input.push_str(answer);
+        input.push('\n');
+    }
+    let mut stdin = child.stdin.take().expect("pamtester stdin");
+    // pamtester may stop reading early (a refusal before the last prompt).
+    let _ = stdin.write_all(input.as_bytes());
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait for pamtester");
+    PamtesterRun {
+        success: out.status.success(),
+        output: String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr),
+    }
+}

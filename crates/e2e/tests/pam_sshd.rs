@@ -1,0 +1,904 @@
+//! pam_sshield.so in a real OpenSSH `sshd`, logged into with the real `ssh`, `sftp` and `scp`:
+//! the setups of docs/pam.md and the policies of docs/config.md, proven end to end (issue 3,
+//! "Proven against the real thing", items 1-8, and the fail2ban filter against lines the
+//! module really logged).
+//!
+//! Every test has its own sshd (under its own PAM service name), its own throwaway accounts,
+//! and its own sshield config and record store in a temp dir; users are enrolled with the real
+//! `sshield enroll`, and codes come from `oathtool`. The module is the built
+//! `target/<profile>/libpam_sshield.so`, named in the PAM service file by absolute path
+//! (through a `pam_sshield.so` symlink, so that its log lines carry the installed name).
+//!
+//! Clients connect from 127.0.0.3 ("the internet") unless a test says otherwise. Root only
+//! (accounts, PAM service files); elsewhere they skip, in CI they fail.
+#![allow(clippy::unwrap_used)] // a test that cannot go on fails, with the reason
+mod common;
+
+use std::fs;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use sshield_e2e::{Client, Group, Sshd, SshdOptions, User, UserOptions};
+
+/// Panics if `secret` appears in sshd's log, the module's syslog lines or the log file.
+#[track_caller]
+fn assert_never_logged(sshd: &Sshd, sshield: &Sshield, secret: &str) {
+    assert!(!sshd.log().contains(secret), "{secret:?} is in sshd's log");
+    assert!(!sshd.syslog().contains(secret), "{secret:?} is in syslog");
+    let file = sshield.log_lines().join("\n");
+    assert!(!file.contains(secret), "{secret:?} is in the log file");
+}
+
+/// Panics if the 6-digit `code` is a field or word of a message in the captured syslog or the
+/// log file. (Not sshd's debug log, full of longer numbers that may hold any six digits; nor
+/// the lines' time stamps and pids.)
+#[track_caller]
+fn assert_code_never_logged(sshd: &Sshd, sshield: &Sshield, code: &str) {
+    let text = sshd.syslog() + &sshield.log_lines().join("\n");
+    for line in text.lines() {
+        // `<PRI>Mmm dd hh:mm:ss TAG: MESSAGE` or `TIME HOST sshield[PID]: MESSAGE`
+        let message = line.split_once(": ").map_or(line, |(_, m)| m);
+        let mut words = message.split(|c: char| c.is_whitespace() || "=\"',;:()".contains(c));
+        assert!(!words.any(|w| w == code), "a code was logged: {line}");
+    }
+}
+
+// 1. Password, then a code (seed 002's setup); and both in one field.
+
+#[test]
+fn password_then_code() {
+    if !can_run() {
+        return;
+    }
+    let sshield = Sshield::new("");
+    let sshd = start_password_then_code(&sshield);
+    let user = User::create();
+    let token = sshield.enroll(user.name());
+    let code = token.code();
+
+    let out = login(&sshd, &user, [user.password(), &code]).run();
+    out.assert_success();
+    assert_eq!(out.stdout, "ok\n");
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT, CODE_PROMPT]);
+    assert!(sshd.log().contains(&format!(
+        "Accepted keyboard-interactive/pam for {} from 127.0.0.3 port",
+        user.name()
+    )));
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision("allow", user.name(), "127.0.0.3", &sshd, "totp", "ok"),
+    );
+
+    // The password alone is not enough: the code prompt gets no answer.
+    let out = login(&sshd, &user, [user.password()]).run();
+    out.assert_denied();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT, CODE_PROMPT]);
+
+    assert_never_logged(&sshd, &sshield, user.password());
+    assert_never_logged(&sshd, &sshield, &token.secret);
+    assert_code_never_logged(&sshd, &sshield, &code);
+}
+
+#[test]
+fn password_and_code_in_one_field() {
+    if !can_run() {
+        return;
+    }
+    // docs/pam.md: the module first, with forward_pass; pam_unix after it takes the password
+    // the module split off (try_first_pass: without one it would ask itself).
+    let sshield = Sshield::new("");
+    let sshd = Sshd::start(password_then_code_options(&sshield).pam(sshd_stack([
+        sshield.auth_line("forward_pass"),
+        "auth required pam_unix.so try_first_pass nodelay".to_owned(),
+    ])));
+    let user = User::create();
+    let token = sshield.enroll(user.name());
+
+    let code = token.code();
+    let out = login(&sshd, &user, [format!("{}{code}", user.password())]).run();
+    out.assert_success();
+    assert_eq!(out.prompt_texts(), [FORWARD_PASS_PROMPT], "one prompt only");
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision("allow", user.name(), "127.0.0.3", &sshd, "totp", "ok"),
+    );
+
+    // The right password with a wrong code, and a wrong password with a good code: refused,
+    // each after the one prompt.
+    let wrong = token.wrong_code();
+    let out = login(&sshd, &user, [format!("{}{wrong}", user.password())]).run();
+    out.assert_denied();
+    assert_eq!(out.prompt_texts(), [FORWARD_PASS_PROMPT]);
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision(
+            "deny",
+            user.name(),
+            "127.0.0.3",
+            &sshd,
+            "code",
+            "wrong-code",
+        ),
+    );
+    let out = login(&sshd, &user, [format!("not-the-password{}", token.code())]).run();
+    out.assert_denied();
+    assert_eq!(out.prompt_texts(), [FORWARD_PASS_PROMPT]);
+    let pam_unix = format!(
+        "pam_unix({}:auth): authentication failure",
+        sshd.service_name()
+    );
+    assert!(
+        sshd.wait_for_syslog(&pam_unix, LOG_WAIT),
+        "pam_unix did not check the password part:\n{}",
+        sshd.syslog()
+    );
+
+    assert_never_logged(&sshd, &sshield, user.password());
+    assert_code_never_logged(&sshd, &sshield, &code);
+}
+
+// 2. Public key, then a code.
+
+#[test]
+fn public_key_then_code() {
+    if !can_run() {
+        return;
+    }
+    let sshield = Sshield::new("");
+    let sshd = Sshd::start(
+        SshdOptions::new()
+            .config([
+                "KbdInteractiveAuthentication yes",
+                "PasswordAuthentication no",
+                "AuthenticationMethods publickey,keyboard-interactive:pam",
+            ])
+            // After the key, only the code is asked: the module alone.
+            .pam(sshd_stack([sshield.auth_line("")])),
+    );
+    let user = User::create();
+    let token = sshield.enroll(user.name());
+    let with_key = |answers: Vec<String>| {
+        Client::ssh(&sshd, &user)
+            .from("127.0.0.3")
+            .key(user.key())
+            .methods("publickey,keyboard-interactive")
+            .command("echo ok")
+            .answers(answers)
+    };
+
+    let out = with_key(vec![token.code()]).run();
+    out.assert_success();
+    assert_eq!(out.stdout, "ok\n");
+    assert_eq!(out.prompt_texts(), [CODE_PROMPT]);
+    let log = sshd.log();
+    assert!(
+        log.contains(&format!("Partial publickey for {}", user.name())),
+        "{log}"
+    );
+    assert!(log.contains(&format!(
+        "Accepted keyboard-interactive/pam for {}",
+        user.name()
+    )));
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision("allow", user.name(), "127.0.0.3", &sshd, "totp", "ok"),
+    );
+
+    // The key with a wrong code, or with none: refused.
+    let out = with_key(vec![token.wrong_code()]).run();
+    out.assert_denied();
+    assert_eq!(out.prompt_texts(), [CODE_PROMPT]);
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision(
+            "deny",
+            user.name(),
+            "127.0.0.3",
+            &sshd,
+            "code",
+            "wrong-code",
+        ),
+    );
+    with_key(vec![]).run().assert_denied();
+
+    // Without the key the code is never asked: the key comes first.
+    let out = Client::ssh(&sshd, &user)
+        .from("127.0.0.3")
+        .methods("keyboard-interactive")
+        .command("echo ok")
+        .answers([token.code()])
+        .run();
+    out.assert_denied();
+    assert!(out.prompts.is_empty(), "{out:?}");
+}
+
+// 3. sftp and scp.
+
+#[test]
+fn sftp_and_scp_with_a_second_factor() {
+    if !can_run() {
+        return;
+    }
+    let sshield = Sshield::new("");
+    let sshd = start_password_then_code(&sshield);
+    let user = User::create();
+    let token = sshield.enroll(user.name());
+    let local = tempfile::tempdir().unwrap();
+    let up = local.path().join("up.txt");
+    let down = local.path().join("down.txt");
+    fs::write(&up, "sent over sftp\n").unwrap();
+
+    // Every transfer is a login of its own, and each takes a second factor: the current
+    // code, the next one (the window accepts one step ahead), then a backup code.
+    let out = Client::sftp(
+        &sshd,
+        &user,
+        format!(
+            "put {} uploaded.txt\nget uploaded.txt {}",
+            up.display(),
+            down.display()
+        ),
+    )
+    .from("127.0.0.3")
+    .answers([user.password().to_owned(), token.code()])
+    .run();
+    out.assert_success();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT, CODE_PROMPT]);
+    assert_eq!(fs::read_to_string(&down).unwrap(), "sent over sftp\n");
+    assert_eq!(
+        fs::read_to_string(user.home().join("uploaded.txt")).unwrap(),
+        "sent over sftp\n"
+    );
+
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let up = local.path().join("up.bin");
+    fs::write(&up, &data).unwrap();
+    let out = Client::scp(&sshd, &user)
+        .from("127.0.0.3")
+        .upload(&up, "copy.bin")
+        .answers([user.password().to_owned(), token.code()])
+        .run();
+    out.assert_success();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT, CODE_PROMPT]);
+    assert_eq!(fs::read(user.home().join("copy.bin")).unwrap(), data);
+
+    let down = local.path().join("down.bin");
+    let out = Client::scp(&sshd, &user)
+        .from("127.0.0.3")
+        .download("copy.bin", &down)
+        .answers([user.password(), &token.backup_codes[0]])
+        .run();
+    out.assert_success();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT, CODE_PROMPT]);
+    assert_eq!(fs::read(&down).unwrap(), data);
+
+    let allowed = sshield.log_lines_with(&format!("allow user={} ", user.name()));
+    assert_eq!(allowed.len(), 3, "{allowed:#?}");
+    assert!(
+        allowed[0].ends_with("method=totp reason=ok"),
+        "{allowed:#?}"
+    );
+    assert!(
+        allowed[1].ends_with("method=totp reason=ok"),
+        "{allowed:#?}"
+    );
+    assert!(
+        allowed[2].ends_with("method=backup reason=ok"),
+        "{allowed:#?}"
+    );
+
+    // Without the code, no transfer.
+    let out = Client::sftp(&sshd, &user, "ls")
+        .from("127.0.0.3")
+        .answers([user.password()])
+        .run();
+    assert!(!out.success(), "{out:?}");
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT, CODE_PROMPT]);
+}
+
+// 4. Exempt networks.
+
+#[test]
+fn no_code_from_an_exempt_network() {
+    if !can_run() {
+        return;
+    }
+    let sshield = Sshield::new("[policy]\nexempt_networks = [\"127.0.0.2/32\"]");
+    let sshd = start_password_then_code(&sshield);
+    let user = User::create();
+    let token = sshield.enroll(user.name());
+
+    // From the LAN: the password only.
+    let out = login(&sshd, &user, [user.password()])
+        .from("127.0.0.2")
+        .run();
+    out.assert_success();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT]);
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision(
+            "allow",
+            user.name(),
+            "127.0.0.2",
+            &sshd,
+            "exempt",
+            "network",
+        ),
+    );
+
+    // From anywhere else: the code too.
+    let out = login(&sshd, &user, [user.password().to_owned(), token.code()]).run();
+    out.assert_success();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT, CODE_PROMPT]);
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision("allow", user.name(), "127.0.0.3", &sshd, "totp", "ok"),
+    );
+    let out = login(&sshd, &user, [user.password()]).run();
+    out.assert_denied();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT, CODE_PROMPT]);
+}
+
+// 5. Group policy; unenrolled users under each policy.
+
+#[test]
+fn only_members_of_a_required_group_are_asked() {
+    if !can_run() {
+        return;
+    }
+    let admins = Group::create();
+    let sshield = Sshield::new(&format!(
+        "[policy]\nrequire_groups = [\"{}\"]",
+        admins.name()
+    ));
+    let sshd = start_password_then_code(&sshield);
+    let member = User::with(UserOptions::new().group(&admins));
+    let outsider = User::create();
+    let token = sshield.enroll(member.name());
+    // Enrolled too: what spares the outsider is the policy, not a missing record.
+    sshield.enroll(outsider.name());
+
+    let out = login(&sshd, &member, [member.password().to_owned(), token.code()]).run();
+    out.assert_success();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT, CODE_PROMPT]);
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision("allow", member.name(), "127.0.0.3", &sshd, "totp", "ok"),
+    );
+    let out = login(&sshd, &member, [member.password()]).run();
+    out.assert_denied();
+
+    let out = login(&sshd, &outsider, [outsider.password()]).run();
+    out.assert_success();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT]);
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision(
+            "allow",
+            outsider.name(),
+            "127.0.0.3",
+            &sshd,
+            "exempt",
+            "not-in-required-group",
+        ),
+    );
+
+    // Membership is looked up at each login: the outsider who joins is asked from then on.
+    outsider.join(&admins);
+    let out = login(&sshd, &outsider, [outsider.password()]).run();
+    out.assert_denied();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT, CODE_PROMPT]);
+}
+
+/// `YYYY-MM-DD` of the UTC day `days` days from today.
+fn utc_date(days: i64) -> String {
+    // Howard Hinnant's civil_from_days.
+    let z = (unix_now() / 86_400) as i64 + days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[test]
+fn unenrolled_users_under_each_policy() {
+    if !can_run() {
+        return;
+    }
+    let sshield = Sshield::new(""); // unenrolled = "deny", the default
+    let sshd = start_password_then_code(&sshield);
+    let enrolled = User::create();
+    let token = sshield.enroll(enrolled.name());
+    let newcomer = User::create();
+
+    // deny: asked exactly like an enrolled user, whatever they type, and refused.
+    let out = login(
+        &sshd,
+        &enrolled,
+        [enrolled.password().to_owned(), token.code()],
+    )
+    .run();
+    out.assert_success();
+    let enrolled_prompts = out.prompt_texts();
+    let out = login(
+        &sshd,
+        &newcomer,
+        [newcomer.password().to_owned(), token.code()],
+    )
+    .run();
+    out.assert_denied();
+    assert_eq!(out.prompt_texts(), enrolled_prompts);
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision(
+            "deny",
+            newcomer.name(),
+            "127.0.0.3",
+            &sshd,
+            "unenrolled",
+            "not-enrolled",
+        ),
+    );
+
+    // allow: let in without a code, and logged. (The module reads the config at each login.)
+    sshield.write_config("[policy]\nunenrolled = \"allow\"");
+    let out = login(&sshd, &newcomer, [newcomer.password()]).run();
+    out.assert_success();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT]);
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision(
+            "allow",
+            newcomer.name(),
+            "127.0.0.3",
+            &sshd,
+            "unenrolled",
+            "unenrolled-allowed",
+        ),
+    );
+    // ... while an enrolled user is still asked.
+    let out = login(&sshd, &enrolled, [enrolled.password()]).run();
+    out.assert_denied();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT, CODE_PROMPT]);
+
+    // allow_until: a grace period while it runs (tomorrow, so that midnight cannot end it
+    // during the test), a denial once it is over.
+    sshield.write_config(&format!(
+        "[policy]\nunenrolled = \"deny\"\nallow_until = {}",
+        utc_date(1)
+    ));
+    let out = login(&sshd, &newcomer, [newcomer.password()]).run();
+    out.assert_success();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT]);
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision(
+            "allow",
+            newcomer.name(),
+            "127.0.0.3",
+            &sshd,
+            "unenrolled",
+            "unenrolled-grace",
+        ),
+    );
+    sshield.write_config(&format!(
+        "[policy]\nunenrolled = \"deny\"\nallow_until = {}",
+        utc_date(-2)
+    ));
+    let out = login(&sshd, &newcomer, [newcomer.password(), "123456"]).run();
+    out.assert_denied();
+    assert_eq!(out.prompt_texts(), enrolled_prompts);
+    let refusals = sshield.log_lines_with(&format!(
+        "deny user={} rhost=127.0.0.3 service={} method=unenrolled reason=not-enrolled",
+        newcomer.name(),
+        sshd.service_name()
+    ));
+    assert_eq!(refusals.len(), 2, "{:#?}", sshield.log_lines());
+}
+
+// 6. Wrong, replayed and backup codes.
+
+#[test]
+fn a_wrong_code_is_refused_and_logged() {
+    if !can_run() {
+        return;
+    }
+    let sshield = Sshield::new("");
+    let sshd = start_password_then_code(&sshield);
+    let user = User::create();
+    let token = sshield.enroll(user.name());
+    let wrong = token.wrong_code();
+
+    let out = login(&sshd, &user, [user.password(), &wrong]).run();
+    out.assert_denied();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT, CODE_PROMPT]);
+    assert!(!out.stdout.contains("ok"));
+    let line = decision(
+        "deny",
+        user.name(),
+        "127.0.0.3",
+        &sshd,
+        "code",
+        "wrong-code",
+    );
+    assert_logged(&sshd, &sshield, &line);
+    // To authpriv (facility 10) at notice: <10 * 8 + 5>.
+    let syslog = sshd.syslog();
+    let logged = syslog.lines().find(|l| l.contains(&line)).unwrap();
+    assert!(logged.starts_with("<85>"), "{logged}");
+    let file_line = sshield.log_lines_with(&line);
+    assert_eq!(file_line.len(), 1, "{file_line:?}");
+    assert!(
+        file_line[0].contains(" sshield[") && file_line[0].ends_with(&line),
+        "{file_line:?}"
+    );
+    assert!(!sshd.log().contains(&format!(
+        "Accepted keyboard-interactive/pam for {}",
+        user.name()
+    )));
+    assert_code_never_logged(&sshd, &sshield, &wrong);
+}
+
+#[test]
+fn a_replayed_code_is_refused() {
+    if !can_run() {
+        return;
+    }
+    let sshield = Sshield::new("");
+    let sshd = start_password_then_code(&sshield);
+    let user = User::create();
+    let token = sshield.enroll(user.name());
+
+    // One string, twice: still inside the window the second time (even if a step began in
+    // between), so the only reason to refuse it is that it was used.
+    let code = token.code();
+    login(&sshd, &user, [user.password(), &code])
+        .run()
+        .assert_success();
+    let out = login(&sshd, &user, [user.password(), &code]).run();
+    out.assert_denied();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT, CODE_PROMPT]);
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision("deny", user.name(), "127.0.0.3", &sshd, "code", "replayed"),
+    );
+    // Also from another address.
+    login(&sshd, &user, [user.password(), &code])
+        .from("127.0.0.4")
+        .run()
+        .assert_denied();
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision("deny", user.name(), "127.0.0.4", &sshd, "code", "replayed"),
+    );
+    // A later code still works.
+    login(&sshd, &user, [user.password().to_owned(), token.code()])
+        .run()
+        .assert_success();
+}
+
+#[test]
+fn a_backup_code_works_exactly_once() {
+    if !can_run() {
+        return;
+    }
+    let sshield = Sshield::new("");
+    let sshd = start_password_then_code(&sshield);
+    let user = User::create();
+    let token = sshield.enroll(user.name());
+    let backup = &token.backup_codes[0];
+
+    let out = login(&sshd, &user, [user.password(), backup]).run();
+    out.assert_success();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT, CODE_PROMPT]);
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision("allow", user.name(), "127.0.0.3", &sshd, "backup", "ok"),
+    );
+
+    let out = login(&sshd, &user, [user.password(), backup]).run();
+    out.assert_denied();
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision("deny", user.name(), "127.0.0.3", &sshd, "code", "replayed"),
+    );
+
+    // Another one of the set still works, once.
+    login(&sshd, &user, [user.password(), &token.backup_codes[1]])
+        .run()
+        .assert_success();
+    login(&sshd, &user, [user.password(), &token.backup_codes[1]])
+        .run()
+        .assert_denied();
+    for code in &token.backup_codes[..2] {
+        assert_never_logged(&sshd, &sshield, code);
+    }
+}
+
+// 7. Lockout.
+
+#[test]
+fn lockout_after_failures_and_its_release() {
+    if !can_run() {
+        return;
+    }
+    // The engine counts whole seconds, so a lock of L seconds holds for at least L - 1 s after
+    // the failure that set it: 4 s leaves the refused login below 3 s to arrive, plenty even on
+    // a loaded machine (each login takes a fraction of a second).
+    let sshield = Sshield::new("[rate_limit]\nmax_failures = 3\nlockout = \"4s\"\ndelay = \"0s\"");
+    let sshd = start_password_then_code(&sshield);
+    let user = User::create();
+    let token = sshield.enroll(user.name());
+
+    for _ in 0..3 {
+        login(
+            &sshd,
+            &user,
+            [user.password().to_owned(), token.wrong_code()],
+        )
+        .run()
+        .assert_denied();
+    }
+    // The lock began before now.
+    let locked_at = Instant::now();
+    let wrong = sshield.log_lines_with("reason=wrong-code");
+    assert_eq!(wrong.len(), 3, "{wrong:#?}");
+
+    // The right code, from the same address: refused, without being used up.
+    let code = token.code();
+    let out = login(&sshd, &user, [user.password(), &code]).run();
+    out.assert_denied();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT, CODE_PROMPT]);
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision("deny", user.name(), "127.0.0.3", &sshd, "code", "locked"),
+    );
+    assert!(
+        locked_at.elapsed() < Duration::from_secs(3),
+        "too slow to tell a lock from its end"
+    );
+
+    // The same code from elsewhere: the lock is on the (user, address) pair, so a guesser
+    // cannot lock the owner out.
+    login(&sshd, &user, [user.password(), &code])
+        .from("127.0.0.4")
+        .run()
+        .assert_success();
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision("allow", user.name(), "127.0.0.4", &sshd, "totp", "ok"),
+    );
+
+    // Once the lockout is over, the first address is let in again.
+    let release = Duration::from_millis(4_200);
+    if let Some(left) = release.checked_sub(locked_at.elapsed()) {
+        std::thread::sleep(left);
+    }
+    login(&sshd, &user, [user.password().to_owned(), token.code()])
+        .run()
+        .assert_success();
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision("allow", user.name(), "127.0.0.3", &sshd, "totp", "ok"),
+    );
+    assert_eq!(sshield.log_lines_with("reason=locked").len(), 1);
+}
+
+// 8. A corrupt record.
+
+#[test]
+fn a_corrupt_record_refuses_its_user_only() {
+    if !can_run() {
+        return;
+    }
+    let sshield = Sshield::new("");
+    let sshd = start_password_then_code(&sshield);
+    let broken = User::create();
+    let other = User::create();
+    let broken_token = sshield.enroll(broken.name());
+    let token = sshield.enroll(other.name());
+
+    let record = sshield.record_path(broken.name());
+    let garbage = format!(
+        "version = 1\nuser = \"{}\"\n[[authenticator]\nname = \"default\"\n",
+        broken.name()
+    );
+    fs::write(&record, &garbage).unwrap();
+    let pid = sshd.pid();
+
+    // Refused (asked like anyone, so the prompt reveals nothing), with a line that names the
+    // file and the line to fix.
+    let out = login(
+        &sshd,
+        &broken,
+        [broken.password().to_owned(), broken_token.code()],
+    )
+    .run();
+    out.assert_denied();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT, CODE_PROMPT]);
+    let line = format!(
+        "{} detail=\"{}:3:",
+        decision(
+            "deny",
+            broken.name(),
+            "127.0.0.3",
+            &sshd,
+            "code",
+            "store-error"
+        ),
+        record.display()
+    );
+    assert_logged(&sshd, &sshield, &line);
+
+    // Everyone else logs in as usual, through the same sshd, which still runs.
+    assert!(sshd.is_running() && sshd.pid() == pid);
+    login(&sshd, &other, [other.password().to_owned(), token.code()])
+        .run()
+        .assert_success();
+    login(
+        &sshd,
+        &broken,
+        [broken.password().to_owned(), broken_token.code()],
+    )
+    .run()
+    .assert_denied();
+    assert!(sshd.is_running() && sshd.pid() == pid);
+    login(&sshd, &other, [other.password(), &token.backup_codes[0]])
+        .run()
+        .assert_success();
+
+    // Nothing was written over the broken record: the admin's evidence is intact.
+    assert_eq!(fs::read_to_string(&record).unwrap(), garbage);
+}
+
+// The fail2ban filter, on lines the module really logged.
+
+/// Runs `fail2ban-regex -o TOKEN LOG FILTER` with the shipped filter; one output line per
+/// matched log line.
+fn fail2ban_regex(log: &std::path::Path, token: &str) -> Vec<String> {
+    let filter = sshield_e2e::workspace_root().join("packaging/fail2ban/filter.d/sshield.conf");
+    let out = Command::new("fail2ban-regex")
+        .args(["-o", token])
+        .arg(log)
+        .arg(&filter)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run fail2ban-regex ({e}); apt-get install fail2ban"));
+    assert!(
+        out.status.success(),
+        "fail2ban-regex {} {}: {}\n{}",
+        log.display(),
+        filter.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What fail2ban-regex matched in `log` (the lines, as fail2ban printed them, and the host it
+/// took from each), checked against the decision lines that should count.
+#[track_caller]
+fn assert_fail2ban_matches(log: &std::path::Path, expected: &[(String, String)]) {
+    let lines = fail2ban_regex(log, "msg");
+    let hosts = fail2ban_regex(log, "ip");
+    let text = fs::read_to_string(log).unwrap();
+    assert_eq!(
+        lines.len(),
+        expected.len(),
+        "matched:\n{}\n--- {} ---\n{text}",
+        lines.join("\n"),
+        log.display()
+    );
+    let expected_hosts: Vec<&str> = expected.iter().map(|(_, host)| host.as_str()).collect();
+    assert_eq!(hosts, expected_hosts, "--- {} ---\n{text}", log.display());
+    for (line, (decision, _)) in lines.iter().zip(expected) {
+        assert!(
+            line.ends_with(decision.as_str()),
+            "{line}\n  is not\n{decision}"
+        );
+    }
+}
+
+#[test]
+fn the_fail2ban_filter_matches_what_the_module_logs() {
+    if !can_run() {
+        return;
+    }
+    require_tool("fail2ban-regex", "apt-get install fail2ban");
+    let sshield = Sshield::new(
+        "[policy]\nexempt_networks = [\"127.0.0.2\"]\n\
+         [rate_limit]\nmax_failures = 2\ndelay = \"0s\"",
+    );
+    let sshd = start_password_then_code(&sshield);
+    let alice = User::create();
+    let newcomer = User::create();
+    let broken = User::create();
+    let token = sshield.enroll(alice.name());
+    sshield.enroll(broken.name());
+    fs::write(sshield.record_path(broken.name()), "not a record\n").unwrap();
+
+    // Each login, the line it must log, and (for fail2ban) where it came from.
+    // `logs` is "OUTCOME METHOD REASON".
+    let try_login = |user: &User, from: &str, typed: Option<&str>, logs: &str| {
+        let mut answers = vec![user.password().to_owned()];
+        answers.extend(typed.map(str::to_owned));
+        let out = login(&sshd, user, answers).from(from).run();
+        let [outcome, method, reason]: [&str; 3] =
+            logs.split(' ').collect::<Vec<_>>().try_into().unwrap();
+        assert_eq!(out.success(), outcome == "allow", "{out:?}");
+        let line = decision(outcome, user.name(), from, &sshd, method, reason);
+        assert_logged(&sshd, &sshield, &line);
+        (line, from.to_owned())
+    };
+    // What a guesser causes must match; logins that pass, and a broken record, must not.
+    let code = token.code();
+    try_login(&alice, "127.0.0.1", Some(&code), "allow totp ok");
+    let wrong = token.wrong_code();
+    let expected = vec![
+        try_login(&alice, "127.0.0.4", Some(&code), "deny code replayed"),
+        try_login(&alice, "127.0.0.3", Some(&wrong), "deny code wrong-code"),
+        try_login(&alice, "127.0.0.3", Some(&wrong), "deny code wrong-code"),
+        // max_failures = 2: that pair is locked now, even for a good code.
+        try_login(&alice, "127.0.0.3", Some(&token.code()), "deny code locked"),
+        try_login(
+            &newcomer,
+            "127.0.0.5",
+            Some("123456"),
+            "deny unenrolled not-enrolled",
+        ),
+    ];
+    try_login(
+        &broken,
+        "127.0.0.6",
+        Some("123456"),
+        "deny code store-error",
+    );
+    try_login(&alice, "127.0.0.2", None, "allow exempt network");
+
+    // The log file, as written.
+    assert_eq!(sshield.log_lines().len(), 8, "{:#?}", sshield.log_lines());
+    assert_fail2ban_matches(&sshield.log_file, &expected);
+
+    // Syslog, as a syslog daemon writes it: the captured messages without their <PRI>.
+    // Among them are pam_unix's and the sessions' lines, which must not match.
+    let syslog: String = sshd
+        .syslog()
+        .lines()
+        .map(|l| match (l.starts_with('<'), l.find('>')) {
+            (true, Some(end)) => format!("{}\n", &l[end + 1..]),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    assert!(syslog.contains("pam_unix("), "{syslog}");
+    let syslog_file = sshield.dir().join("auth.log");
+    fs::write(&syslog_file, syslog).unwrap();
+    assert_fail2ban_matches(&syslog_file, &expected);
+}
