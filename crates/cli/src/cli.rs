@@ -168,6 +168,60 @@ that is removed on exit."
     )]
     Demo,
 
+    /// Serve `sshield login` on the config's Unix socket (run as root, by systemd).
+    #[command(
+        long_about = "Serves the socket named by the config's `socket` (default \
+/run/sshield/sshield.sock, mode 0666) for `sshield login`, the ForceCommand helper, which runs as \
+the logging-in user and so must never read the secrets. The daemon runs as root with the same \
+engine, policy, rate limits and log lines as the PAM module, and answers each caller only about \
+themselves: the user comes from the kernel (SO_PEERCRED), the source address from the sshd \
+process that owns the caller's session (/proc), never from the request or the environment.",
+        after_help = "Run it from systemd (packaging/systemd/sshield.service; with sshield.socket for \
+socket activation, where systemd creates the socket and passes it as fd 3). The protocol is one \
+line of JSON each way, at most 4096 bytes, versioned: see docs/daemon.md.\n\n\
+Examples:\n  \
+  sshield daemon\n  \
+  sshield --config /etc/sshield/sshield.toml daemon\n\n\
+Log lines (syslog authpriv, tag sshield, and the config's log_file):\n  \
+  allow user=alice rhost=203.0.113.9 service=sshield-login method=totp reason=ok\n  \
+  deny user=alice rhost=203.0.113.9 service=sshield-login method=code reason=wrong-code\n\n\
+Exit status: 2 if the config is broken or the socket cannot be served; it does not exit otherwise."
+    )]
+    Daemon {
+        /// Where syslog lines go (tests point this at a socket of their own).
+        #[arg(long, hide = true, value_name = "PATH", default_value = crate::syslog::DEV_LOG)]
+        syslog_socket: PathBuf,
+    },
+
+    /// The ForceCommand helper: ask for a second factor, then run the user's shell or command.
+    #[command(
+        long_about = "Run by sshd as `ForceCommand /usr/bin/sshield --config CFG login` after sshd \
+accepted the first factor (usually a public key). It asks `sshield daemon` whether this user, \
+from the address sshd accepted them from, needs a second factor; if so it prompts \
+\"Verification code: \" on the terminal (config login_tries and login_timeout), and on success \
+replaces itself with what the client asked for: the login shell, or the user's shell -c \
+\"$SSH_ORIGINAL_COMMAND\" (scp, rsync, git), or the sftp-server binary for internal-sftp.",
+        after_help = "sshd_config:\n  \
+  ForceCommand /usr/bin/sshield login\n  \
+  DisableForwarding yes        # a tunnel (ssh -N -L) never runs the helper\n  \
+  AcceptEnv SSHIELD_CODE       # only with accept_env_code = true\n\n\
+With no terminal (scp, sftp, git, rsync) the code comes from the client's SSHIELD_CODE when the \
+config says accept_env_code = true:\n  \
+  scp -o SetEnv=SSHIELD_CODE=123456 file host:\n\
+otherwise the login is refused with a line on stderr saying so.\n\n\
+Ctrl-C, Ctrl-\\, Ctrl-Z, Ctrl-D, a hang-up or the timeout at the prompt end the session without \
+running anything. If the daemon cannot be reached, failmode decides: \"secure\" refuses, \"safe\" \
+lets the user in and logs it loudly. A broken config always refuses.\n\n\
+ForceCommand runs through the user's shell, which may read the user's dotfiles first; the PAM \
+module with AuthenticationMethods is the stronger setup. See docs/forcecommand.md.\n\n\
+Exit status: 1 refused (reason on stderr); on success the shell or command's own."
+    )]
+    Login {
+        /// Where syslog lines go (tests point this at a socket of their own).
+        #[arg(long, hide = true, value_name = "PATH", default_value = crate::syslog::DEV_LOG)]
+        syslog_socket: PathBuf,
+    },
+
     /// Write man pages and shell completions into a directory (for packagers).
     #[command(hide = true)]
     GenerateDocs {

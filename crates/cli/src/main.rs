@@ -5,8 +5,12 @@
 
 mod cli;
 mod commands;
+mod daemon;
 mod failure;
+mod login;
+mod protocol;
 mod qr;
+mod syslog;
 
 use std::process::ExitCode;
 
@@ -17,6 +21,10 @@ use crate::failure::Failure;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Login { syslog_socket } = &cli.command {
+        // Its own exit codes and messages: it speaks to the logging-in user, not the admin.
+        return login::run(&cli.config, syslog_socket);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),
@@ -62,6 +70,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             dry_run,
         }) => commands::import::google_authenticator(&ctx()?, &file, &user, replace, dry_run),
         Command::Demo => commands::demo::run(),
+        Command::Daemon { syslog_socket } => {
+            // No default-config fallback: the daemon decides logins, so its config must exist.
+            let config = sshield_core::Config::load(&config_path)?;
+            daemon::run(config, syslog_socket)
+        }
+        Command::Login { .. } => Ok(()),
         Command::GenerateDocs { dir } => commands::docs::generate(&dir),
     }
 }

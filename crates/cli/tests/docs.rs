@@ -29,6 +29,8 @@ fn generate_docs_writes_man_pages_and_completions() {
         "sshield-status.1",
         "sshield-backup-codes.1",
         "sshield-import-users-oath.1",
+        "sshield-login.1",
+        "sshield-daemon.8",
     ] {
         let text = fs::read_to_string(man.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
         assert!(text.contains(".TH "), "{page} is not a man page");
@@ -84,7 +86,7 @@ fn committed_man_pages_are_up_to_date() {
         let mut names: Vec<String> = fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with("sshield") && n.ends_with(".1"))
+            .filter(|n| n.starts_with("sshield") && (n.ends_with(".1") || n.ends_with(".8")))
             .collect();
         names.sort();
         names

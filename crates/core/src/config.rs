@@ -41,6 +41,20 @@ pub struct Config {
     pub policy: Policy,
     /// Failure counting and lockout.
     pub rate_limit: RateLimit,
+    /// The Unix socket `sshield daemon` serves and `sshield login` asks.
+    pub socket: PathBuf,
+    /// `sshield login`: with no terminal to prompt on (scp, sftp, git, rsync), take the code
+    /// from the client's `SSHIELD_CODE` (`ssh -o SetEnv=SSHIELD_CODE=...`, sshd `AcceptEnv`).
+    pub accept_env_code: bool,
+    /// `sshield login`: printed after a good code (seed 000's configurable banner).
+    pub banner: Option<String>,
+    /// `sshield login`: codes a user may try per login before the session ends.
+    pub login_tries: u32,
+    /// `sshield login`: how long the prompt waits for a code.
+    #[serde(deserialize_with = "de::duration")]
+    pub login_timeout: Duration,
+    /// `sshield login`: what replaces `internal-sftp` (which only sshd itself can run).
+    pub sftp_server: PathBuf,
 }
 
 impl Default for Config {
@@ -53,9 +67,20 @@ impl Default for Config {
             log_file: None,
             policy: Policy::default(),
             rate_limit: RateLimit::default(),
+            socket: PathBuf::from(DEFAULT_SOCKET_PATH),
+            accept_env_code: false,
+            banner: None,
+            login_tries: 3,
+            login_timeout: Duration::from_secs(60),
+            sftp_server: PathBuf::from(DEFAULT_SFTP_SERVER),
         }
     }
 }
+
+/// Where `sshield daemon` listens unless the config's `socket` says otherwise.
+pub const DEFAULT_SOCKET_PATH: &str = "/run/sshield/sshield.sock";
+/// The sftp-server binary `sshield login` runs for `internal-sftp` (Debian's path).
+pub const DEFAULT_SFTP_SERVER: &str = "/usr/lib/openssh/sftp-server";
 
 /// The prompt unless the config's `prompt` says otherwise. It says what to type, and that a
 /// backup code works at the same prompt.
@@ -269,6 +294,28 @@ impl Config {
             // Relative to the config file, so a test dir or a demo can be self-contained.
             let base = path.parent().unwrap_or(Path::new("/"));
             config.store = base.join(&config.store);
+        }
+        if config.socket.is_relative() {
+            let base = path.parent().unwrap_or(Path::new("/"));
+            config.socket = base.join(&config.socket);
+        }
+        if !(1..=10).contains(&config.login_tries) {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                line: line_of_setting(text, "login_tries"),
+                message: format!(
+                    "login_tries = {} is out of range; use 1 to 10 (3 is usual)",
+                    config.login_tries
+                ),
+            });
+        }
+        if config.login_timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                line: line_of_setting(text, "login_timeout"),
+                message: "login_timeout = \"0s\" would refuse every login; write e.g. \"60s\""
+                    .to_owned(),
+            });
         }
         if config.policy.window > 10 {
             return Err(ConfigError::Invalid {

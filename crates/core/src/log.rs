@@ -71,6 +71,19 @@ pub fn error_line(subject: &Subject<'_>, what: &str) -> String {
     l
 }
 
+/// The line for a login decided by `failmode` because a service it needs (the daemon, the
+/// approval server) could not be reached: `allowed` under `failmode = "safe"`.
+pub fn failmode_line(subject: &Subject<'_>, allowed: bool, what: &str) -> String {
+    let (outcome, reason) = if allowed {
+        ("allow", "failmode-safe")
+    } else {
+        ("deny", "unreachable")
+    };
+    let mut l = line(outcome, subject, "none", reason);
+    let _ = write!(l, " detail=\"{}\"", escape(what));
+    l
+}
+
 fn method_name(m: &Method) -> &'static str {
     m.as_str()
 }

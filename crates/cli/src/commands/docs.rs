@@ -19,6 +19,14 @@ pub fn generate(dir: &Path) -> Result<(), Failure> {
     fs::create_dir_all(&completions).map_err(io)?;
     let cmd = Cli::command();
     clap_mangen::generate_to(cmd.clone(), &man).map_err(io)?;
+    // The daemon is a system service: its page goes in section 8 (system administration).
+    let mut built = cmd.clone().disable_help_subcommand(true);
+    built.build();
+    if let Some(daemon) = built.find_subcommand("daemon") {
+        let page = clap_mangen::Man::new(daemon.clone()).section("8");
+        page.generate_to(&man).map_err(io)?;
+        fs::remove_file(man.join("sshield-daemon.1")).map_err(io)?;
+    }
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         clap_complete::generate_to(shell, &mut cmd.clone(), "sshield", &completions).map_err(io)?;
     }

@@ -1,0 +1,383 @@
+//! `sshield daemon`: the privileged side of `sshield login`, on a Unix socket.
+//!
+//! The login helper runs as the logging-in user, who must never read the secrets. So it asks
+//! this daemon (root) over the socket named by the config's `socket`, in the protocol of
+//! [`crate::protocol`]. The daemon answers only about the caller: the uid comes from the
+//! kernel (SO_PEERCRED), the source address from `/proc` ([`source`]), nothing from the
+//! request. It runs the same engine, policy, rate limits and log lines as the PAM module.
+//!
+//! One thread per connection, at most [`MAX_CONNECTIONS`] at once and [`MAX_PER_USER`] per
+//! uid; each connection is bounded
+//! in time (the config's `login_timeout` plus a margin, between requests) and in requests
+//! (`login_tries` failed codes).
+
+pub mod source;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::IpAddr;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use std::{fs, thread};
+
+use sshield_core::log::{decision_line, exemption_line};
+use sshield_core::{
+    Attempt, Config, Decision, DenyReason, Engine, Requirement, Response, Subject, UnixTime,
+};
+
+use crate::failure::Failure;
+use crate::protocol::{self, Reply, Request};
+use crate::syslog::{self, Severity};
+
+/// The `service=` of the daemon's log lines.
+pub const SERVICE: &str = "sshield-login";
+
+/// Connections served at once; more are answered `busy` and closed.
+pub const MAX_CONNECTIONS: usize = 128;
+
+/// Connections one uid may hold at once, so one local user cannot take every slot and keep
+/// the others from logging in.
+pub const MAX_PER_USER: usize = 8;
+
+/// Time allowed between requests beyond `login_timeout` (the user typing, the engine's delay).
+const IDLE_MARGIN: Duration = Duration::from_secs(30);
+
+/// What every connection thread shares.
+#[derive(Debug)]
+struct Shared {
+    config: Config,
+    engine: Engine,
+    syslog_socket: PathBuf,
+    active: AtomicUsize,
+    per_uid: Mutex<HashMap<u32, usize>>,
+}
+
+/// Serves until killed. `syslog_socket` is where log lines go besides the config's `log_file`.
+pub fn run(config: Config, syslog_socket: PathBuf) -> Result<(), Failure> {
+    let (listener, serving) = match activated_listener()? {
+        Some(l) => (l, "the socket systemd passed".to_owned()),
+        None => (bind(&config.socket)?, config.socket.display().to_string()),
+    };
+    let shared = Arc::new(Shared {
+        engine: Engine::new(&config),
+        config,
+        syslog_socket,
+        active: AtomicUsize::new(0),
+        per_uid: Mutex::new(HashMap::new()),
+    });
+    shared.log(Severity::Info, &format!("daemon listening on {serving}"));
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else {
+            // EMFILE and friends: pause rather than spin.
+            thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        let shared = Arc::clone(&shared);
+        if shared.active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+            shared.active.fetch_sub(1, Ordering::SeqCst);
+            let mut s = stream;
+            let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
+            let _ = protocol::write_reply(
+                &mut s,
+                &error_reply("busy", "too many connections; try again"),
+            );
+            continue;
+        }
+        let spawned = thread::Builder::new()
+            .name("sshield-conn".into())
+            .spawn(move || {
+                serve(stream, &shared);
+                shared.active.fetch_sub(1, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(())
+}
+
+/// The listening socket systemd passed (socket activation: `LISTEN_PID` is us and
+/// `LISTEN_FDS` is 1, the socket being fd 3), if any.
+///
+/// Turning fd 3 into a `UnixListener` directly needs `unsafe` (`FromRawFd`). Instead the
+/// daemon asks the kernel for a duplicate of its own fd 3 through `pidfd_getfd(2)` (Linux
+/// 5.6+), which hands back an owned descriptor: the same socket, no `unsafe`.
+fn activated_listener() -> Result<Option<UnixListener>, Failure> {
+    let me = rustix::process::getpid();
+    let for_us = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok())
+        .is_some_and(|p| p == me.as_raw_nonzero().get());
+    if !for_us {
+        return Ok(None);
+    }
+    let fds = std::env::var("LISTEN_FDS").unwrap_or_default();
+    if fds != "1" {
+        return Err(Failure::Error(format!(
+            "systemd passed LISTEN_FDS={fds:?}; sshield.socket must have exactly one ListenStream"
+        )));
+    }
+    let activation = |e: io::Error| {
+        Failure::Error(format!(
+            "cannot take the socket systemd passed (fd 3): {e}; start the daemon without sshield.socket instead"
+        ))
+    };
+    let pidfd = rustix::process::pidfd_open(me, rustix::process::PidfdFlags::empty())
+        .map_err(|e| activation(e.into()))?;
+    let fd = rustix::process::pidfd_getfd(&pidfd, 3, rustix::process::PidfdGetfdFlags::empty())
+        .map_err(|e| activation(e.into()))?;
+    let kind = rustix::net::sockopt::get_socket_type(&fd).map_err(|e| activation(e.into()))?;
+    let listening =
+        rustix::net::sockopt::get_socket_acceptconn(&fd).map_err(|e| activation(e.into()))?;
+    if kind != rustix::net::SocketType::STREAM || !listening {
+        return Err(activation(io::Error::other(
+            "fd 3 is not a listening stream socket",
+        )));
+    }
+    Ok(Some(UnixListener::from(fd)))
+}
+
+/// Binds the socket at `path`, world-connectable (0666): any local user may ask, about
+/// themselves only. A stale socket file from a previous run is replaced; a live one (another
+/// daemon answers) is an error.
+fn bind(path: &Path) -> Result<UnixListener, Failure> {
+    let io =
+        |what: &str, e: io::Error| Failure::Error(format!("cannot {what} {}: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        if !dir.exists() {
+            fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+                .map_err(|e| io("set the mode of the directory of", e))?;
+        }
+    }
+    if let Ok(meta) = fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(Failure::Error(format!(
+                "{} exists and is not a socket; remove it or change `socket` in the config",
+                path.display()
+            )));
+        }
+        if UnixStream::connect(path).is_ok() {
+            return Err(Failure::Error(format!(
+                "another daemon is serving {} already",
+                path.display()
+            )));
+        }
+        fs::remove_file(path).map_err(|e| io("remove the stale socket", e))?;
+    }
+    let listener = UnixListener::bind(path).map_err(|e| io("listen on", e))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o666))
+        .map_err(|e| io("set the mode of", e))?;
+    Ok(listener)
+}
+
+/// The caller, as the kernel and `/proc` say.
+#[derive(Debug)]
+struct Caller {
+    uid: u32,
+    user: String,
+    source: Option<IpAddr>,
+}
+
+impl Caller {
+    fn subject(&self) -> Subject<'_> {
+        Subject {
+            user: &self.user,
+            source: self.source,
+            service: SERVICE,
+            first_factor: None,
+        }
+    }
+}
+
+fn identify(stream: &UnixStream) -> Result<Caller, String> {
+    let cred = rustix::net::sockopt::get_socket_peercred(stream)
+        .map_err(|e| format!("no peer credentials: {e}"))?;
+    let uid = cred.uid.as_raw();
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .ok_or_else(|| format!("uid {uid} has no user name"))?;
+    let pid = u32::try_from(cred.pid.as_raw_nonzero().get()).unwrap_or(0);
+    Ok(Caller {
+        uid,
+        user: user.name,
+        source: source::of_peer(pid, uid),
+    })
+}
+
+fn error_reply(error: &str, message: &str) -> Reply {
+    Reply::Error {
+        error: error.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+/// Serves one connection until it closes, misbehaves, or uses up its tries.
+fn serve(stream: UnixStream, shared: &Shared) {
+    let idle = shared.config.login_timeout.saturating_add(IDLE_MARGIN);
+    let _ = stream.set_read_timeout(Some(idle));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let caller = match identify(&stream) {
+        Ok(c) => c,
+        Err(why) => {
+            let _ = protocol::write_reply(&mut writer, &error_reply("unknown-peer", &why));
+            return;
+        }
+    };
+    let Some(_slot) = UserSlot::take(shared, caller.uid) else {
+        let _ = protocol::write_reply(
+            &mut writer,
+            &error_reply("busy", "too many connections from this user; try again"),
+        );
+        return;
+    };
+    let mut reader = protocol::LineReader::new(stream);
+    let mut failures = 0u32;
+    loop {
+        let request = reader.read_line().and_then(|line| match line {
+            Some(line) => protocol::parse_request(&line).map(Some),
+            None => Ok(None),
+        });
+        let request = match request {
+            Ok(Some(r)) => r,
+            Ok(None) | Err(protocol::ProtocolError::Io(_)) => return,
+            Err(e) => {
+                let _ =
+                    protocol::write_reply(&mut writer, &error_reply(e.as_str(), &e.to_string()));
+                return;
+            }
+        };
+        let reply = match request {
+            Request::Need => shared.need(&caller),
+            Request::Check(response) => shared.check(&caller, &response, &mut failures),
+        };
+        let done = matches!(reply, Reply::Deny { tries_left: 0, .. });
+        if protocol::write_reply(&mut writer, &reply).is_err() || done {
+            return;
+        }
+    }
+}
+
+/// One of a uid's [`MAX_PER_USER`] connections, given back on drop.
+struct UserSlot<'a> {
+    shared: &'a Shared,
+    uid: u32,
+}
+
+impl<'a> UserSlot<'a> {
+    fn take(shared: &'a Shared, uid: u32) -> Option<UserSlot<'a>> {
+        let mut counts = shared.per_uid.lock().unwrap_or_else(|p| p.into_inner());
+        let count = counts.entry(uid).or_insert(0);
+        if *count >= MAX_PER_USER {
+            return None;
+        }
+        *count += 1;
+        Some(UserSlot { shared, uid })
+    }
+}
+
+impl Drop for UserSlot<'_> {
+    fn drop(&mut self) {
+        let mut counts = self
+            .shared
+            .per_uid
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = counts.get_mut(&self.uid) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.uid);
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn need(&self, caller: &Caller) -> Reply {
+        let subject = caller.subject();
+        match self.engine.requirement(&subject, UnixTime::now()) {
+            Requirement::Exempt(exemption) => {
+                self.log(Severity::Info, &exemption_line(&subject, &exemption));
+                Reply::Exempt {
+                    reason: exemption.as_str().to_owned(),
+                }
+            }
+            Requirement::Prompt => Reply::Prompt {
+                prompt: self.config.prompt.clone(),
+                accept_env_code: self.config.accept_env_code,
+                tries: self.config.login_tries,
+                timeout_secs: self.config.login_timeout.as_secs(),
+            },
+        }
+    }
+
+    fn check(&self, caller: &Caller, response: &Response, failures: &mut u32) -> Reply {
+        let subject = caller.subject();
+        let attempt = Attempt {
+            user: &caller.user,
+            source: caller.source,
+            service: SERVICE,
+            response,
+            first_factor: None,
+            now: UnixTime::now(),
+        };
+        let outcome = self.engine.check(&attempt);
+        let line = decision_line(&subject, &outcome.decision);
+        match outcome.decision {
+            Decision::Allow(method) => {
+                self.log(Severity::Info, &line);
+                Reply::Allow {
+                    method: method.as_str().to_owned(),
+                    banner: self.config.banner.clone(),
+                }
+            }
+            Decision::Deny(reason) => {
+                self.log(
+                    if matches!(reason, DenyReason::Store(_)) {
+                        Severity::Warning
+                    } else {
+                        Severity::Notice
+                    },
+                    &line,
+                );
+                // The engine's growing delay is served here, where the client cannot skip it.
+                thread::sleep(outcome.delay);
+                *failures += 1;
+                let message = match &reason {
+                    // The path and fix are for the admin's log, not for the user.
+                    DenyReason::Store(_) => {
+                        "this server cannot check codes right now; the admin will find why in the system log"
+                            .to_owned()
+                    }
+                    other => other.to_string(),
+                };
+                Reply::Deny {
+                    reason: reason.as_str().to_owned(),
+                    message,
+                    tries_left: self.config.login_tries.saturating_sub(*failures),
+                }
+            }
+        }
+    }
+
+    fn log(&self, severity: Severity, line: &str) {
+        syslog::send(&self.syslog_socket, severity, line);
+        if let Some(path) = &self.config.log_file {
+            if let Err(e) = sshield_core::log::append_to_file(path, line) {
+                syslog::send(
+                    &self.syslog_socket,
+                    Severity::Warning,
+                    &format!("cannot append to log_file {}: {e}", path.display()),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,496 @@
+//! `sshield login`: the ForceCommand helper. Runs as the logging-in user, asks the daemon,
+//! prompts, and on success replaces itself with what the client asked for.
+//!
+//! Why it cannot be escaped (authy-ssh's bash script could be, seed 000):
+//! - It installs no signal handler and never execs anything but after an `allow` reply.
+//!   A signal therefore has its default effect — SIGINT, SIGQUIT, SIGHUP, SIGTERM end the
+//!   process, SIGTSTP stops it — and none of them leads to a shell.
+//! - While it reads the code, the terminal is in non-canonical mode with ISIG off, so Ctrl-C,
+//!   Ctrl-\, Ctrl-Z and Ctrl-D arrive as bytes, which end the session with a message
+//!   (and a user can't suspend the prompt). That needs no handler and no `unsafe`.
+//! - End of input, a read error, or the timeout also end it.
+//! - Who the user is comes from the kernel (the daemon reads SO_PEERCRED), and from where
+//!   from `/proc`; nothing is taken from `$USER` or `$SSH_CONNECTION`.
+//! - A broken config always denies; only an unreachable daemon falls to `failmode`.
+
+use std::ffi::OsString;
+use std::io::{self, IsTerminal, Write};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use rustix::termios::{self, LocalModes, OptionalActions, SpecialCodeIndex, Termios};
+use sshield_core::config::Failmode;
+use sshield_core::log::{error_line, failmode_line};
+use sshield_core::{Config, Subject};
+use zeroize::Zeroizing;
+
+use crate::daemon::SERVICE;
+use crate::protocol::{self, Reply, MAX_CODE};
+use crate::syslog::{self, Severity};
+
+/// The environment variable a client may pass the code in (`ssh -o SetEnv=SSHIELD_CODE=...`).
+pub const CODE_VAR: &str = "SSHIELD_CODE";
+
+/// How long to wait for the daemon's answer to `need` (a check may take longer: the engine's
+/// delay after failures).
+const DAEMON_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the helper. Returns only on refusal or error: on success the process becomes the
+/// user's shell or command.
+pub fn run(config_path: &Path, syslog_socket: &Path) -> ExitCode {
+    let me = Me::current();
+    let config = match Config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            // Whatever failmode says: a config nobody can read correctly decides nothing.
+            syslog::send(
+                syslog_socket,
+                Severity::Warning,
+                &error_line(&me.subject(), &e.to_string()),
+            );
+            return refuse(&format!(
+                "the sshield config is broken, so every login is refused until an admin fixes it: {e}"
+            ));
+        }
+    };
+    let connected = Daemon::connect(&config.socket).and_then(|mut d| d.need().map(|r| (d, r)));
+    let (daemon, reply) = match connected {
+        Ok(pair) => pair,
+        Err(e) => return unreachable(&config, &me, syslog_socket, &e),
+    };
+    match reply {
+        Reply::Exempt { .. } => become_target(&config, &me),
+        Reply::Prompt {
+            prompt,
+            accept_env_code,
+            tries,
+            timeout_secs,
+        } => {
+            let ask = Ask {
+                prompt,
+                accept_env_code,
+                tries,
+                timeout: Duration::from_secs(timeout_secs),
+            };
+            match authenticate(daemon, &ask) {
+                Ok(banner) => {
+                    if let Some(banner) = banner {
+                        eprintln!("{}", banner.trim_end());
+                    }
+                    become_target(&config, &me)
+                }
+                Err(code) => code,
+            }
+        }
+        Reply::Error { message, .. } => {
+            refuse(&format!("the sshield daemon refused to answer: {message}"))
+        }
+        other => refuse(&format!("the sshield daemon answered {other:?} to `need`")),
+    }
+}
+
+/// The user running the helper, from the kernel's uid and the password database.
+#[derive(Debug)]
+struct Me {
+    name: String,
+    shell: PathBuf,
+}
+
+impl Me {
+    fn current() -> Me {
+        let uid = nix::unistd::getuid();
+        match nix::unistd::User::from_uid(uid) {
+            Ok(Some(u)) => Me {
+                name: u.name,
+                shell: u.shell,
+            },
+            _ => Me {
+                name: format!("uid-{uid}"),
+                shell: PathBuf::new(),
+            },
+        }
+    }
+
+    fn subject(&self) -> Subject<'_> {
+        Subject {
+            user: &self.name,
+            // The helper itself has no trustworthy source; the daemon logs the real one.
+            source: None,
+            service: SERVICE,
+            first_factor: None,
+        }
+    }
+}
+
+fn refuse(message: &str) -> ExitCode {
+    eprintln!("sshield: {message}");
+    ExitCode::from(1)
+}
+
+/// The daemon could not be asked: `failmode` decides, loudly either way.
+fn unreachable(config: &Config, me: &Me, syslog_socket: &Path, e: &io::Error) -> ExitCode {
+    let what = format!(
+        "the sshield daemon at {} cannot be reached: {e}",
+        config.socket.display()
+    );
+    match config.failmode {
+        Failmode::Secure => {
+            syslog::send(
+                syslog_socket,
+                Severity::Warning,
+                &failmode_line(&me.subject(), false, &what),
+            );
+            refuse(&format!("{what}; login refused (failmode = \"secure\")"))
+        }
+        Failmode::Safe => {
+            syslog::send(
+                syslog_socket,
+                Severity::Warning,
+                &failmode_line(&me.subject(), true, &what),
+            );
+            eprintln!(
+                "sshield: WARNING: {what}; letting you in WITHOUT a second factor (failmode = \"safe\")"
+            );
+            become_target(config, me)
+        }
+    }
+}
+
+/// A connection to the daemon.
+#[derive(Debug)]
+struct Daemon {
+    reader: protocol::LineReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Daemon {
+    fn connect(socket: &Path) -> io::Result<Daemon> {
+        let stream = UnixStream::connect(socket)?;
+        stream.set_read_timeout(Some(DAEMON_TIMEOUT))?;
+        stream.set_write_timeout(Some(DAEMON_TIMEOUT))?;
+        let writer = stream.try_clone()?;
+        Ok(Daemon {
+            reader: protocol::LineReader::new(stream),
+            writer,
+        })
+    }
+
+    fn need(&mut self) -> io::Result<Reply> {
+        protocol::write_need(&mut self.writer)?;
+        protocol::read_reply(&mut self.reader).map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    fn check(&mut self, code: &str) -> io::Result<Reply> {
+        // The engine may pause up to 256 × `delay` before a denial.
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(600)))?;
+        protocol::write_check(&mut self.writer, code)?;
+        protocol::read_reply(&mut self.reader).map_err(|e| io::Error::other(e.to_string()))
+    }
+}
+
+/// What the daemon said to ask for.
+#[derive(Debug)]
+struct Ask {
+    prompt: String,
+    accept_env_code: bool,
+    tries: u32,
+    timeout: Duration,
+}
+
+/// Gets a good code to the daemon: from `SSHIELD_CODE` if allowed, else from the terminal.
+/// `Ok(banner)` when allowed; `Err(exit code)` after saying why not.
+fn authenticate(mut daemon: Daemon, ask: &Ask) -> Result<Option<String>, ExitCode> {
+    let mut tries_left = ask.tries;
+    let env_code = std::env::var_os(CODE_VAR).map(|v| Zeroizing::new(v.into_vec()));
+    let terminal = io::stdin().is_terminal();
+    if let (true, Some(code)) = (ask.accept_env_code, env_code.as_ref()) {
+        let code = String::from_utf8_lossy(code);
+        match outcome(daemon.check(&code))? {
+            Checked::Allowed(banner) => return Ok(banner),
+            Checked::Denied { left, .. } if left == 0 || !terminal => {
+                return Err(ExitCode::from(1))
+            }
+            Checked::Denied { left, .. } => tries_left = left,
+        }
+    }
+    if !terminal {
+        let how = if ask.accept_env_code {
+            "pass it with: ssh -o SetEnv=SSHIELD_CODE=123456 ... (sshd_config needs `AcceptEnv SSHIELD_CODE`), or use ssh -t"
+        } else {
+            "use ssh -t to be asked for it (for scp, sftp, git and rsync the admin can set accept_env_code = true, then pass ssh -o SetEnv=SSHIELD_CODE=123456)"
+        };
+        return Err(refuse(&format!(
+            "a verification code is needed and there is no terminal to ask for it on; {how}"
+        )));
+    }
+    let terminal =
+        Terminal::prompting().map_err(|e| refuse(&format!("cannot use the terminal: {e}")))?;
+    let deadline = Instant::now() + ask.timeout;
+    while tries_left > 0 {
+        let typed = match terminal.read_code(&ask.prompt, deadline) {
+            Ok(code) => code,
+            Err(end) => {
+                drop(terminal);
+                return Err(refuse(&end.to_string()));
+            }
+        };
+        if typed.trim().is_empty() {
+            continue;
+        }
+        match outcome(daemon.check(&typed)) {
+            Ok(Checked::Allowed(banner)) => return Ok(banner),
+            Ok(Checked::Denied { left, locked }) => {
+                tries_left = if locked { 0 } else { left };
+            }
+            Err(code) => return Err(code),
+        }
+    }
+    drop(terminal);
+    Err(refuse("login refused"))
+}
+
+enum Checked {
+    Allowed(Option<String>),
+    Denied { left: u32, locked: bool },
+}
+
+/// Turns the daemon's answer to a check into what to do next, telling the user about denials.
+fn outcome(reply: io::Result<Reply>) -> Result<Checked, ExitCode> {
+    match reply {
+        Ok(Reply::Allow { banner, .. }) => Ok(Checked::Allowed(banner)),
+        Ok(Reply::Deny {
+            reason,
+            message,
+            tries_left,
+        }) => {
+            eprint!("sshield: {message}\r\n");
+            Ok(Checked::Denied {
+                left: tries_left,
+                locked: reason == "locked",
+            })
+        }
+        Ok(Reply::Error { message, .. }) => Err(refuse(&format!("the sshield daemon: {message}"))),
+        Ok(other) => Err(refuse(&format!(
+            "the sshield daemon answered {other:?} to a check"
+        ))),
+        // Mid-login the daemon is no longer "unreachable": failmode never turns a started
+        // check into an allow.
+        Err(e) => Err(refuse(&format!(
+            "lost the sshield daemon while checking the code ({e}); login refused"
+        ))),
+    }
+}
+
+/// Why reading a code ended without one.
+#[derive(Debug)]
+enum PromptEnd {
+    Key(&'static str),
+    Eof,
+    Timeout,
+    Io(io::Error),
+}
+
+impl std::fmt::Display for PromptEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Key(key) => write!(f, "{key}: login cancelled"),
+            Self::Eof => f.write_str("end of input: login cancelled"),
+            Self::Timeout => f.write_str("no code in time: login cancelled"),
+            Self::Io(e) => write!(f, "cannot read the terminal ({e}): login cancelled"),
+        }
+    }
+}
+
+/// The terminal on stdin, switched to read the code key by key with signals off; restored
+/// on drop (before the shell starts, or the process ends).
+struct Terminal {
+    saved: Termios,
+}
+
+impl Terminal {
+    fn prompting() -> io::Result<Terminal> {
+        let stdin = io::stdin();
+        let saved = termios::tcgetattr(&stdin)?;
+        let mut raw = saved.clone();
+        // No line editing by the tty (we do it), no echo (a code is a secret until checked),
+        // and no signals from keys: ^C, ^\ and ^Z become bytes we treat as "cancel".
+        raw.local_modes
+            .remove(LocalModes::ICANON | LocalModes::ECHO | LocalModes::ISIG | LocalModes::IEXTEN);
+        raw.special_codes[SpecialCodeIndex::VMIN] = 1;
+        raw.special_codes[SpecialCodeIndex::VTIME] = 0;
+        termios::tcsetattr(&stdin, OptionalActions::Now, &raw)?;
+        Ok(Terminal { saved })
+    }
+
+    fn read_code(&self, prompt: &str, deadline: Instant) -> Result<Zeroizing<String>, PromptEnd> {
+        eprint!("{prompt}");
+        let _ = io::stderr().flush();
+        let stdin = io::stdin();
+        let mut code = Zeroizing::new(String::with_capacity(MAX_CODE));
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                eprint!("\r\n");
+                return Err(PromptEnd::Timeout);
+            }
+            let mut fds = [rustix::event::PollFd::new(
+                &stdin,
+                rustix::event::PollFlags::IN,
+            )];
+            let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1);
+            match rustix::event::poll(&mut fds, ms) {
+                Ok(0) => continue,
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(PromptEnd::Io(e.into())),
+            }
+            let mut byte = [0u8; 1];
+            let n = match rustix::io::read(&stdin, &mut byte) {
+                Ok(n) => n,
+                Err(rustix::io::Errno::INTR) => continue,
+                // A hung-up terminal reads EIO: the connection is gone.
+                Err(_) => 0,
+            };
+            if n == 0 {
+                return Err(PromptEnd::Eof);
+            }
+            let end = |key| {
+                eprint!("\r\n");
+                Err(PromptEnd::Key(key))
+            };
+            match byte[0] {
+                b'\r' | b'\n' => {
+                    eprint!("\r\n");
+                    return Ok(code);
+                }
+                0x03 => return end("Ctrl-C"),
+                0x1c => return end("Ctrl-\\"),
+                0x1a => return end("Ctrl-Z"),
+                0x04 => return end("Ctrl-D"),
+                0x7f | 0x08 => {
+                    code.pop();
+                }
+                0x15 => code.clear(),
+                b @ 0x21..=0x7e if code.len() < MAX_CODE => code.push(char::from(b)),
+                _ => {}
+            }
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(io::stdin(), OptionalActions::Now, &self.saved);
+    }
+}
+
+/// What the client asked for, as sshd would have run it without the ForceCommand.
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    program: PathBuf,
+    arg0: OsString,
+    args: Vec<OsString>,
+}
+
+fn target(shell: &Path, original: Option<OsString>, sftp_server: &Path) -> Target {
+    let shell = if shell.as_os_str().is_empty() {
+        Path::new("/bin/sh")
+    } else {
+        shell
+    };
+    let base = shell
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| OsString::from("sh"));
+    match original {
+        None => {
+            // A login shell, as sshd starts one: argv[0] is "-" and the shell's name.
+            let mut arg0 = OsString::from("-");
+            arg0.push(&base);
+            Target {
+                program: shell.to_owned(),
+                arg0,
+                args: Vec::new(),
+            }
+        }
+        Some(command) => {
+            // Only sshd can run its built-in sftp server; the binary speaks the same protocol.
+            let text = command.to_string_lossy();
+            let mut words = text.split_whitespace();
+            if words.next() == Some("internal-sftp") {
+                return Target {
+                    program: sftp_server.to_owned(),
+                    arg0: sftp_server.as_os_str().to_owned(),
+                    args: words.map(OsString::from).collect(),
+                };
+            }
+            Target {
+                program: shell.to_owned(),
+                arg0: base,
+                args: vec![OsString::from("-c"), command],
+            }
+        }
+    }
+}
+
+/// Replaces this process with the user's shell or command. Returns only if that fails.
+fn become_target(config: &Config, me: &Me) -> ExitCode {
+    let t = target(
+        &me.shell,
+        std::env::var_os("SSH_ORIGINAL_COMMAND"),
+        &config.sftp_server,
+    );
+    let _ = io::stderr().flush();
+    let error = Command::new(&t.program)
+        .arg0(&t.arg0)
+        .args(&t.args)
+        // The code has done its job; the shell and its children need not see it.
+        .env_remove(CODE_VAR)
+        .exec();
+    refuse(&format!("cannot run {}: {error}", t.program.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_runs_after_a_good_code() {
+        let sftp = Path::new("/usr/lib/openssh/sftp-server");
+        let bash = Path::new("/bin/bash");
+        assert_eq!(
+            target(bash, None, sftp),
+            Target {
+                program: bash.into(),
+                arg0: "-bash".into(),
+                args: vec![]
+            }
+        );
+        assert_eq!(
+            target(bash, Some("echo ok; id".into()), sftp),
+            Target {
+                program: bash.into(),
+                arg0: "bash".into(),
+                args: vec!["-c".into(), "echo ok; id".into()]
+            }
+        );
+        assert_eq!(
+            target(bash, Some("internal-sftp -l INFO".into()), sftp),
+            Target {
+                program: sftp.into(),
+                arg0: sftp.as_os_str().into(),
+                args: vec!["-l".into(), "INFO".into()]
+            }
+        );
+        // A configured sftp-server path is an ordinary command.
+        let t = target(bash, Some("/usr/lib/openssh/sftp-server".into()), sftp);
+        assert_eq!(t.program, bash);
+        assert_eq!(target(Path::new(""), None, sftp).arg0, "-sh");
+    }
+}

@@ -1,0 +1,527 @@
+//! The socket protocol between `sshield login` and `sshield daemon` (docs/daemon.md).
+//!
+//! One JSON object per line each way, at most [`MAX_LINE`] bytes including the newline, every
+//! object carrying `"v": 1`. The client asks `{"v":1,"op":"need"}` (is a second factor needed
+//! for me, now, from where I logged in?) and `{"v":1,"op":"check","code":"123456"}`. Who "me"
+//! is, and from where, the daemon learns from the kernel and from `/proc`, never from the
+//! request: a request has no field that names a user, a pid or an address. Anything else —
+//! too long, not JSON, an unknown field, another version — gets an `error` reply and the
+//! connection is closed.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+use sshield_core::Response;
+use zeroize::Zeroizing;
+
+/// The protocol version this build speaks.
+pub const VERSION: u64 = 1;
+/// The longest line, newline included, either way.
+pub const MAX_LINE: usize = 4096;
+/// The longest code: 8 digits, or a backup code, with room for pasted spaces.
+pub const MAX_CODE: usize = 64;
+
+/// What a client may ask.
+#[derive(Debug)]
+pub enum Request {
+    /// Must the caller pass a second factor now?
+    Need,
+    /// Check this code (or backup code) for the caller, and use it up if good.
+    Check(Response),
+}
+
+/// The daemon's answer to one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "kebab-case")]
+pub enum Reply {
+    /// No code needed; `reason` is the exemption's log word (`network`, `user`, ...).
+    Exempt {
+        /// Why.
+        reason: String,
+    },
+    /// Ask for a code.
+    Prompt {
+        /// The prompt text (config `prompt`).
+        prompt: String,
+        /// Whether `SSHIELD_CODE` may stand in for a prompt (config `accept_env_code`).
+        accept_env_code: bool,
+        /// Codes the daemon accepts on this connection (config `login_tries`).
+        tries: u32,
+        /// How long to wait for the user (config `login_timeout`).
+        timeout_secs: u64,
+    },
+    /// The code is good.
+    Allow {
+        /// `totp`, `hotp` or `backup`.
+        method: String,
+        /// Text to show the user (config `banner`).
+        banner: Option<String>,
+    },
+    /// The code is not good.
+    Deny {
+        /// The stable reason word (`wrong-code`, `replayed`, `locked`, ...).
+        reason: String,
+        /// A sentence for the user.
+        message: String,
+        /// Codes still accepted on this connection; 0 means it is about to close.
+        tries_left: u32,
+    },
+    /// The request could not be served; the connection closes after this.
+    Error {
+        /// A stable word: `too-long`, `malformed`, `version`, `unknown-peer`, `busy`...
+        error: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    v: u64,
+    #[serde(flatten)]
+    reply: Reply,
+}
+
+/// Why a line is not a request (or not a reply).
+#[derive(Debug)]
+pub enum ProtocolError {
+    /// Longer than [`MAX_LINE`].
+    TooLong,
+    /// The stream ended in the middle of a line.
+    Truncated,
+    /// Not a JSON object of the expected shape.
+    Malformed(String),
+    /// Another protocol version.
+    Version(u64),
+    /// A `check` without a usable code.
+    BadCode(&'static str),
+    /// The connection failed.
+    Io(io::Error),
+}
+
+impl ProtocolError {
+    /// The stable word sent in an `error` reply.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::TooLong => "too-long",
+            Self::Truncated => "truncated",
+            Self::Malformed(_) => "malformed",
+            Self::Version(_) => "version",
+            Self::BadCode(_) => "bad-code",
+            Self::Io(_) => "io",
+        }
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLong => write!(f, "line longer than {MAX_LINE} bytes"),
+            Self::Truncated => f.write_str("the stream ended inside a line"),
+            Self::Malformed(why) => write!(f, "not a request: {why}"),
+            Self::Version(v) => write!(
+                f,
+                "protocol version {v} is not spoken here (only {VERSION})"
+            ),
+            Self::BadCode(why) => f.write_str(why),
+            Self::Io(e) => write!(f, "connection failed: {e}"),
+        }
+    }
+}
+
+impl From<io::Error> for ProtocolError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// Reads lines of at most [`MAX_LINE`] bytes from a stream, without a `BufReader`: its buffer
+/// would keep copies of codes after use. Everything read is held in one allocation, made once
+/// at full size and wiped on drop, and each line is handed out in a buffer wiped on drop.
+#[derive(Debug)]
+pub struct LineReader<R> {
+    inner: R,
+    pending: Zeroizing<Vec<u8>>,
+}
+
+impl<R: Read> LineReader<R> {
+    /// Reads from `inner`.
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            pending: Zeroizing::new(Vec::with_capacity(2 * MAX_LINE)),
+        }
+    }
+
+    /// The stream.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    /// The next line, newline included. `None` at a clean end of stream.
+    pub fn read_line(&mut self) -> Result<Option<Zeroizing<Vec<u8>>>, ProtocolError> {
+        loop {
+            if let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
+                if i >= MAX_LINE {
+                    return Err(ProtocolError::TooLong);
+                }
+                let mut line = Zeroizing::new(Vec::with_capacity(i + 1));
+                line.extend_from_slice(&self.pending[..=i]);
+                self.pending.drain(..=i);
+                return Ok(Some(line));
+            }
+            if self.pending.len() >= MAX_LINE {
+                return Err(ProtocolError::TooLong);
+            }
+            // Never beyond the capacity reserved at the start: no reallocation, no stray copy.
+            let mut chunk = Zeroizing::new([0u8; 512]);
+            let room = (2 * MAX_LINE - self.pending.len()).min(chunk.len());
+            let n = match self.inner.read(&mut chunk[..room]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if n == 0 {
+                return if self.pending.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(ProtocolError::Truncated)
+                };
+            }
+            self.pending.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Versioned {
+    v: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireRequest {
+    #[allow(dead_code)] // checked through `Versioned` first
+    v: u64,
+    op: String,
+    #[serde(default)]
+    code: Option<String>,
+}
+
+/// Parses one request line (as returned by [`LineReader::read_line`]).
+pub fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
+    let malformed = |e: serde_json::Error| ProtocolError::Malformed(e.to_string());
+    // The version first, so a newer client hears "version" rather than "unknown field".
+    let versioned: Versioned = serde_json::from_slice(line).map_err(malformed)?;
+    match versioned.v {
+        Some(VERSION) => {}
+        Some(other) => return Err(ProtocolError::Version(other)),
+        None => return Err(ProtocolError::Malformed("missing field `v`".into())),
+    }
+    let wire: WireRequest = serde_json::from_slice(line).map_err(malformed)?;
+    let code = wire.code.map(Zeroizing::new);
+    match (wire.op.as_str(), code) {
+        ("need", None) => Ok(Request::Need),
+        ("need", Some(_)) => Err(ProtocolError::Malformed("`need` takes no code".into())),
+        ("check", Some(code)) if code.len() > MAX_CODE => {
+            Err(ProtocolError::BadCode("the code is too long"))
+        }
+        ("check", Some(code)) if code.trim().is_empty() => {
+            Err(ProtocolError::BadCode("the code is empty"))
+        }
+        ("check", Some(code)) => Ok(Request::Check(Response::new(&code))),
+        ("check", None) => Err(ProtocolError::BadCode("`check` needs a `code`")),
+        (op, _) => Err(ProtocolError::Malformed(format!(
+            "unknown op {:?}; use \"need\" or \"check\"",
+            op.chars().take(32).collect::<String>()
+        ))),
+    }
+}
+
+/// Writes a `need` request.
+pub fn write_need(writer: &mut impl Write) -> io::Result<()> {
+    writer.write_all(b"{\"v\":1,\"op\":\"need\"}\n")?;
+    writer.flush()
+}
+
+/// Writes a `check` request for `code`, through a buffer that is wiped afterwards.
+pub fn write_check(writer: &mut impl Write, code: &str) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct Check<'a> {
+        v: u64,
+        op: &'a str,
+        code: &'a str,
+    }
+    let mut line = Zeroizing::new(Vec::with_capacity(MAX_LINE));
+    serde_json::to_writer(
+        &mut *line,
+        &Check {
+            v: VERSION,
+            op: "check",
+            code,
+        },
+    )
+    .map_err(io::Error::other)?;
+    line.push(b'\n');
+    writer.write_all(&line)?;
+    writer.flush()
+}
+
+/// Writes a reply. One that would exceed [`MAX_LINE`] (a very long banner) is replaced by an
+/// error, so the client never sees a line it must refuse.
+pub fn write_reply(writer: &mut impl Write, reply: &Reply) -> io::Result<()> {
+    let mut line = serde_json::to_vec(&Envelope {
+        v: VERSION,
+        reply: reply.clone(),
+    })
+    .map_err(io::Error::other)?;
+    if line.len() >= MAX_LINE {
+        line = serde_json::to_vec(&Envelope {
+            v: VERSION,
+            reply: Reply::Error {
+                error: "too-long".into(),
+                message: "the reply (with the config's banner) is too long; shorten `banner`"
+                    .into(),
+            },
+        })
+        .map_err(io::Error::other)?;
+    }
+    line.push(b'\n');
+    writer.write_all(&line)?;
+    writer.flush()
+}
+
+/// Reads one reply.
+pub fn read_reply(reader: &mut LineReader<impl Read>) -> Result<Reply, ProtocolError> {
+    let line = reader.read_line()?.ok_or(ProtocolError::Truncated)?;
+    let envelope: Envelope =
+        serde_json::from_slice(&line).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    if envelope.v != VERSION {
+        return Err(ProtocolError::Version(envelope.v));
+    }
+    Ok(envelope.reply)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn parse(text: &str) -> Result<Request, ProtocolError> {
+        parse_request(text.as_bytes())
+    }
+
+    #[test]
+    fn the_two_requests() {
+        assert!(matches!(
+            parse("{\"v\":1,\"op\":\"need\"}\n"),
+            Ok(Request::Need)
+        ));
+        let check = parse("{\"v\":1,\"op\":\"check\",\"code\":\" 123456 \"}\n").unwrap();
+        assert!(matches!(check, Request::Check(_)));
+        // The code never shows in Debug output.
+        assert!(!format!("{check:?}").contains("123456"));
+    }
+
+    #[test]
+    fn what_is_refused_and_why() {
+        let cases = [
+            ("", "malformed"),
+            ("garbage\n", "malformed"),
+            ("[1,2]\n", "malformed"),
+            ("{\"op\":\"need\"}\n", "malformed"),
+            ("{\"v\":2,\"op\":\"need\",\"new\":true}\n", "version"),
+            ("{\"v\":\"1\",\"op\":\"need\"}\n", "malformed"),
+            ("{\"v\":1,\"op\":\"need\",\"user\":\"root\"}\n", "malformed"),
+            ("{\"v\":1,\"op\":\"need\",\"pid\":1}\n", "malformed"),
+            ("{\"v\":1,\"op\":\"need\",\"code\":\"1\"}\n", "malformed"),
+            ("{\"v\":1,\"op\":\"push\"}\n", "malformed"),
+            ("{\"v\":1,\"op\":\"check\"}\n", "bad-code"),
+            ("{\"v\":1,\"op\":\"check\",\"code\":\"  \"}\n", "bad-code"),
+            ("{\"v\":1,\"op\":\"check\",\"code\":12}\n", "malformed"),
+        ];
+        for (text, word) in cases {
+            match parse(text) {
+                Ok(r) => panic!("{text:?} parsed as {r:?}"),
+                Err(e) => assert_eq!(e.as_str(), word, "{text:?}: {e}"),
+            }
+        }
+        let long = format!(
+            "{{\"v\":1,\"op\":\"check\",\"code\":\"{}\"}}",
+            "1".repeat(65)
+        );
+        assert_eq!(parse(&long).unwrap_err().as_str(), "bad-code");
+    }
+
+    fn lines(bytes: impl Into<Vec<u8>>) -> LineReader<std::io::Cursor<Vec<u8>>> {
+        LineReader::new(std::io::Cursor::new(bytes.into()))
+    }
+
+    /// One byte per read, as a slow client sends them.
+    struct Trickle(Vec<u8>, usize);
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match (self.0.get(self.1), buf.first_mut()) {
+                (Some(&b), Some(slot)) => {
+                    *slot = b;
+                    self.1 += 1;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn lines_arrive_whole_however_they_are_split() {
+        let text =
+            b"{\"v\":1,\"op\":\"need\"}\n{\"v\":1,\"op\":\"check\",\"code\":\"1\"}\n".to_vec();
+        let mut r = LineReader::new(Trickle(text, 0));
+        assert!(matches!(
+            parse_request(&r.read_line().unwrap().unwrap()),
+            Ok(Request::Need)
+        ));
+        assert!(matches!(
+            parse_request(&r.read_line().unwrap().unwrap()),
+            Ok(Request::Check(_))
+        ));
+        assert!(r.read_line().unwrap().is_none());
+    }
+
+    #[test]
+    fn lines_are_length_limited() {
+        let mut ok = lines(b"{\"v\":1}\n{\"v\":1}\n".to_vec());
+        assert_eq!(ok.read_line().unwrap().unwrap().as_slice(), b"{\"v\":1}\n");
+        assert_eq!(ok.read_line().unwrap().unwrap().as_slice(), b"{\"v\":1}\n");
+        assert!(ok.read_line().unwrap().is_none());
+
+        let mut exact = vec![b' '; MAX_LINE - 1];
+        exact.push(b'\n');
+        assert!(lines(exact).read_line().unwrap().is_some());
+        let long = vec![b'x'; MAX_LINE + 10];
+        let e = lines(long).read_line().unwrap_err();
+        assert_eq!(e.as_str(), "too-long");
+        let e = lines(b"{\"v\":1".to_vec()).read_line().unwrap_err();
+        assert_eq!(e.as_str(), "truncated");
+    }
+
+    #[test]
+    fn replies_round_trip() {
+        let replies = [
+            Reply::Exempt {
+                reason: "network".into(),
+            },
+            Reply::Prompt {
+                prompt: "Verification code: ".into(),
+                accept_env_code: true,
+                tries: 3,
+                timeout_secs: 60,
+            },
+            Reply::Allow {
+                method: "totp".into(),
+                banner: Some("Welcome\n\"x\"".into()),
+            },
+            Reply::Deny {
+                reason: "wrong-code".into(),
+                message: "wrong code".into(),
+                tries_left: 2,
+            },
+            Reply::Error {
+                error: "malformed".into(),
+                message: "no".into(),
+            },
+        ];
+        for reply in replies {
+            let mut buf = Vec::new();
+            write_reply(&mut buf, &reply).unwrap();
+            assert_eq!(buf.iter().filter(|&&b| b == b'\n').count(), 1);
+            assert!(buf.starts_with(b"{\"v\":1,\"reply\":"), "{buf:?}");
+            let back = read_reply(&mut lines(buf)).unwrap();
+            assert_eq!(back, reply);
+        }
+        let huge = Reply::Allow {
+            method: "totp".into(),
+            banner: Some("x".repeat(MAX_LINE)),
+        };
+        let mut buf = Vec::new();
+        write_reply(&mut buf, &huge).unwrap();
+        assert!(matches!(
+            read_reply(&mut lines(buf)).unwrap(),
+            Reply::Error { .. }
+        ));
+    }
+
+    #[test]
+    fn requests_written_by_the_client_parse() {
+        let mut buf = Vec::new();
+        write_need(&mut buf).unwrap();
+        assert!(matches!(parse_request(&buf), Ok(Request::Need)));
+        let mut buf = Vec::new();
+        write_check(&mut buf, "12\"34\n").unwrap();
+        assert_eq!(buf.iter().filter(|&&b| b == b'\n').count(), 1);
+        assert!(matches!(parse_request(&buf), Ok(Request::Check(_))));
+    }
+
+    /// Random bytes, and random mutations of good requests, never panic the parser or the
+    /// line reader; every outcome is a request or an error with a stable word.
+    #[test]
+    fn fuzzed_input_never_panics() {
+        // A small xorshift, seeded per run from the OS so runs differ; the seed is printed
+        // for reproducing a failure.
+        let mut seed = [0u8; 8];
+        getrandom_seed(&mut seed);
+        let mut state = u64::from_le_bytes(seed) | 1;
+        eprintln!("fuzz seed {state:#x}");
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let seeds: [&[u8]; 3] = [
+            b"{\"v\":1,\"op\":\"need\"}\n",
+            b"{\"v\":1,\"op\":\"check\",\"code\":\"123456\"}\n",
+            b"{\"v\":1,\"reply\":\"deny\",\"reason\":\"x\",\"message\":\"y\",\"tries_left\":1}\n",
+        ];
+        for round in 0..20_000 {
+            let len = (next() % 300) as usize;
+            let bytes: Vec<u8> = if round % 2 == 0 {
+                (0..len).map(|_| next() as u8).collect()
+            } else {
+                let mut b = seeds[(next() % 3) as usize].to_vec();
+                for _ in 0..(1 + next() % 4) {
+                    let at = (next() as usize) % b.len();
+                    match next() % 3 {
+                        0 => b[at] = next() as u8,
+                        1 => b.insert(at, next() as u8),
+                        _ => {
+                            b.remove(at);
+                            if b.is_empty() {
+                                b.push(b'{');
+                            }
+                        }
+                    }
+                }
+                b
+            };
+            let mut reader = lines(bytes.clone());
+            while let Ok(Some(line)) = reader.read_line() {
+                if let Err(e) = parse_request(&line) {
+                    assert!(!e.as_str().is_empty());
+                }
+            }
+            let _ = read_reply(&mut lines(bytes));
+        }
+    }
+
+    fn getrandom_seed(out: &mut [u8; 8]) {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(7);
+        *out = (nanos as u64 ^ u64::from(std::process::id())).to_le_bytes();
+    }
+}

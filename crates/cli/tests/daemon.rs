@@ -1,0 +1,239 @@
+//! `sshield daemon` on its own, without sshd: the socket it serves, its answers, socket
+//! activation, and how it refuses to start. (With sshd and `sshield login`:
+//! crates/e2e/tests/forcecommand.rs.) Needs no root: the caller is whoever runs the tests.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Sandbox;
+
+/// A running daemon, killed on drop.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(program: &mut Command, socket: &Path) -> Daemon {
+    let mut child = program.stdin(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while UnixStream::connect(socket).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the daemon exited: {status}");
+        }
+        assert!(Instant::now() < deadline, "the daemon did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Daemon(child)
+}
+
+fn daemon_command(sb: &Sandbox) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sshield"));
+    cmd.arg("--config")
+        .arg(sb.config())
+        .arg("daemon")
+        .arg("--syslog-socket")
+        .arg(sb.path().join("no-syslog"));
+    cmd
+}
+
+/// Sends `requests` on one connection and returns the reply lines.
+fn converse(socket: &Path, requests: &[&str]) -> Vec<String> {
+    let mut s = UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    requests
+        .iter()
+        .map(|r| {
+            s.write_all(r.as_bytes()).unwrap();
+            s.write_all(b"\n").unwrap();
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            line
+        })
+        .collect()
+}
+
+fn me() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn with_socket(sb_config: &str) -> (Sandbox, PathBuf) {
+    let sb = Sandbox::with_config(&format!(
+        "store = \"users\"\nsocket = \"run/sshield.sock\"\n{sb_config}\n[rate_limit]\ndelay = \"0s\"\n"
+    ));
+    let socket = sb.path().join("run/sshield.sock");
+    (sb, socket)
+}
+
+#[test]
+fn serves_the_configured_socket_and_answers_about_the_caller() {
+    let (sb, socket) = with_socket("banner = \"hello\"\nlogin_tries = 2");
+    let _daemon = start(&mut daemon_command(&sb), &socket);
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o666, "the socket is for every local user");
+
+    // Not enrolled: a prompt (the daemon never says who is enrolled before a code).
+    let replies = converse(&socket, &[r#"{"v":1,"op":"need"}"#]);
+    assert_eq!(
+        replies[0],
+        "{\"v\":1,\"reply\":\"prompt\",\"prompt\":\"Verification code: \",\"accept_env_code\":false,\"tries\":2,\"timeout_secs\":60}\n"
+    );
+
+    let user = me();
+    sb.run(
+        &[
+            "enroll",
+            &user,
+            "--secret",
+            common::SECRET_A,
+            "--no-confirm",
+        ],
+        None,
+    )
+    .expect(0);
+    let code = sb.run(&["code", &user], None).stdout.trim().to_owned();
+    let replies = converse(
+        &socket,
+        &[
+            r#"{"v":1,"op":"check","code":"000000x"}"#,
+            &format!(r#"{{"v":1,"op":"check","code":"{code}"}}"#),
+        ],
+    );
+    assert!(
+        replies[0].starts_with("{\"v\":1,\"reply\":\"deny\",\"reason\":\"wrong-code\""),
+        "{replies:?}"
+    );
+    assert!(replies[0].contains("\"tries_left\":1"), "{replies:?}");
+    assert_eq!(
+        replies[1],
+        "{\"v\":1,\"reply\":\"allow\",\"method\":\"totp\",\"banner\":\"hello\"}\n"
+    );
+
+    // Out of tries: the daemon closes the connection.
+    let mut s = UnixStream::connect(&socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"{\"v\":1,\"op\":\"check\",\"code\":\"1\"}\n{\"v\":1,\"op\":\"check\",\"code\":\"2\"}\n{\"v\":1,\"op\":\"need\"}\n")
+        .unwrap();
+    let lines: Vec<String> = BufReader::new(s).lines().map(|l| l.unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[1].contains("\"tries_left\":0"), "{lines:?}");
+}
+
+#[test]
+fn refuses_to_start_on_a_broken_config_or_a_live_socket() {
+    let sb = Sandbox::with_config("socket = \"s.sock\"\nwindw = 3\n");
+    let out = daemon_command(&sb).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(":2: unknown field `windw`"), "{err}");
+
+    let (sb, socket) = with_socket("");
+    let _first = start(&mut daemon_command(&sb), &socket);
+    let out = daemon_command(&sb).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another daemon is serving"), "{err}");
+
+    // A file that is not a socket is never removed.
+    let (sb, socket) = with_socket("");
+    std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    std::fs::write(&socket, "precious").unwrap();
+    let out = daemon_command(&sb).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&socket).unwrap(), "precious");
+}
+
+#[test]
+fn a_stale_socket_is_replaced() {
+    let (sb, socket) = with_socket("");
+    {
+        let _old = start(&mut daemon_command(&sb), &socket);
+    }
+    assert!(socket.exists(), "the killed daemon left its socket file");
+    let _new = start(&mut daemon_command(&sb), &socket);
+    assert_eq!(converse(&socket, &[r#"{"v":1,"op":"need"}"#]).len(), 1);
+}
+
+/// systemd socket activation, through `systemd-socket-activate` (systemd's own tool for
+/// exactly this): the daemon serves the socket it was passed as fd 3, not the config's.
+#[test]
+fn socket_activation() {
+    let tool = "/usr/bin/systemd-socket-activate";
+    if !Path::new(tool).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is missing (package systemd)"
+        );
+        eprintln!("skipping: {tool} is missing");
+        return;
+    }
+    let (sb, config_socket) = with_socket("");
+    let passed = sb.path().join("activated.sock");
+    let mut cmd = Command::new(tool);
+    cmd.arg("-l")
+        .arg(&passed)
+        .arg(env!("CARGO_BIN_EXE_sshield"))
+        .arg("--config")
+        .arg(sb.config())
+        .arg("daemon")
+        .arg("--syslog-socket")
+        .arg(sb.path().join("no-syslog"))
+        .stderr(Stdio::null());
+    let _daemon = start(&mut cmd, &passed);
+    let replies = converse(&passed, &[r#"{"v":1,"op":"need"}"#]);
+    assert!(
+        replies[0].starts_with("{\"v\":1,\"reply\":\"prompt\""),
+        "{replies:?}"
+    );
+    assert!(!config_socket.exists(), "it bound the config's socket too");
+}
+
+#[test]
+fn one_user_cannot_take_every_connection() {
+    let (sb, socket) = with_socket("");
+    let _daemon = start(&mut daemon_command(&sb), &socket);
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let mut s = UnixStream::connect(&socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"{\"v\":1,\"op\":\"need\"}\n").unwrap();
+        let mut line = String::new();
+        BufReader::new(s.try_clone().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains("\"reply\":\"prompt\""), "{line}");
+        held.push(s);
+    }
+    // The daemon may answer `busy` and close before the request is even written.
+    let mut ninth = UnixStream::connect(&socket).unwrap();
+    ninth
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = ninth.write_all(b"{\"v\":1,\"op\":\"need\"}\n");
+    let mut line = String::new();
+    BufReader::new(ninth).read_line(&mut line).unwrap();
+    assert!(line.contains("\"error\":\"busy\""), "{line}");
+    // A slot is given back when its connection closes.
+    held.pop();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let reply = converse(&socket, &[r#"{"v":1,"op":"need"}"#]);
+        if reply[0].contains("\"reply\":\"prompt\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{reply:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,898 @@
+//! `sshield login` as sshd's ForceCommand, with `sshield daemon` on a temp socket: issue 4's
+//! "Proven against the real thing", with a real sshd, public key logins and the real clients.
+//!
+//! Each test has its own sshd, throwaway users, and a sshield world in a temp dir: config,
+//! record store, socket, log file and a copy of the built `sshield` (so the users can run it
+//! wherever the build tree lives). The daemon is started by the test as root and killed by
+//! pid when the test ends. Users are enrolled with the real `sshield enroll`; codes come from
+//! `sshield code` and the backup codes `enroll --json` printed.
+//!
+//! Clients connect from 127.0.0.3 ("the internet") unless a test says otherwise; 127.0.0.2 is
+//! "the LAN". Root only; elsewhere they skip, in CI they fail.
+#![allow(clippy::unwrap_used)] // a test that cannot go on fails, with the reason
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use sshield_e2e::{can_run, keys, Client, Sshd, SshdOptions, User};
+use tempfile::TempDir;
+
+const INTERNET: &str = "127.0.0.3";
+const LAN: &str = "127.0.0.2";
+const PROMPT: &str = "Verification code: ";
+
+/// The `sshield` binary, built once per test binary into this test's target dir and profile
+/// (cargo builds another package's binary for nobody's integration tests).
+fn built_cli() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_owned();
+        let target_dir = profile_dir.parent().unwrap();
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev",
+            Some(other) => other,
+        };
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "sshield", "--profile", profile])
+            .arg("--target-dir")
+            .arg(target_dir)
+            .current_dir(sshield_e2e::workspace_root())
+            .status()
+            .unwrap();
+        assert!(status.success(), "cargo build -p sshield failed");
+        profile_dir.join("sshield")
+    })
+}
+
+/// One test's sshield: config, store, socket and log in a world-readable temp dir, and the
+/// daemon serving it.
+struct World {
+    dir: TempDir,
+    bin: PathBuf,
+    config: PathBuf,
+    socket: PathBuf,
+    log_file: PathBuf,
+    daemon: Option<Child>,
+}
+
+impl World {
+    /// A config of `store`, `socket`, `log_file`, no failure delays, then `extra`; the daemon
+    /// started on it.
+    fn new(extra: &str) -> World {
+        let dir = tempfile::Builder::new()
+            .prefix("sshield-e2e-fc.")
+            .tempdir()
+            .unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = dir.path().join("sshield");
+        fs::copy(built_cli(), &bin).unwrap();
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        // A process another test thread forks while the copy is still open for writing holds
+        // that fd until it execs, and running the copy meanwhile fails with ETXTBSY: wait
+        // until it runs.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Err(e) = Command::new(&bin).arg("--version").output() {
+            assert!(
+                e.kind() == std::io::ErrorKind::ExecutableFileBusy && Instant::now() < deadline,
+                "cannot run {}: {e}",
+                bin.display()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let world = World {
+            config: dir.path().join("sshield.toml"),
+            socket: dir.path().join("sshield.sock"),
+            log_file: dir.path().join("sshield.log"),
+            bin,
+            dir,
+            daemon: None,
+        };
+        world.write_config(extra);
+        let mut world = world;
+        world.start_daemon();
+        world
+    }
+
+    fn write_config(&self, extra: &str) {
+        let mut text = format!(
+            "store = \"users\"\nsocket = \"{}\"\nlog_file = \"{}\"\n{extra}\n",
+            self.socket.display(),
+            self.log_file.display()
+        );
+        if !extra.contains("[rate_limit]") {
+            text.push_str("\n[rate_limit]\ndelay = \"0s\"\n");
+        }
+        fs::write(&self.config, text).unwrap();
+        fs::set_permissions(&self.config, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
+    fn start_daemon(&mut self) {
+        let child = Command::new(&self.bin)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("daemon")
+            // Not the machine's syslog: the lines are in log_file.
+            .arg("--syslog-socket")
+            .arg(self.dir.path().join("no-syslog"))
+            .stdin(Stdio::null())
+            .stderr(fs::File::create(self.dir.path().join("daemon.stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        self.daemon = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while UnixStream::connect(&self.socket).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not listen: {}",
+                fs::read_to_string(self.dir.path().join("daemon.stderr")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop_daemon(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn daemon_running(&mut self) -> bool {
+        self.daemon
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// An sshd whose every session runs the helper, with `lines` before the harness's.
+    fn sshd(&self, lines: &[&str]) -> Sshd {
+        let mut config = vec![
+            "AuthenticationMethods publickey".to_owned(),
+            format!(
+                "ForceCommand {} --config {} login",
+                self.bin.display(),
+                self.config.display()
+            ),
+            "DisableForwarding yes".to_owned(),
+        ];
+        config.extend(lines.iter().map(|l| l.to_string()));
+        Sshd::start(SshdOptions::new().config(config))
+    }
+
+    fn cli(&self) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--config").arg(&self.config);
+        cmd
+    }
+
+    /// Enrolls `user` with an active TOTP token; returns its backup codes.
+    fn enroll(&self, user: &User) -> Vec<String> {
+        let out = self
+            .cli()
+            .args(["enroll", user.name(), "--no-confirm", "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "enroll: {out:?}");
+        let json = String::from_utf8(out.stdout).unwrap();
+        // {"user":..,"secret":..,"uri":..,"backup_codes":["..", ..]}
+        let list = json.split("\"backup_codes\":[").nth(1).unwrap();
+        let list = &list[..list.find(']').unwrap()];
+        list.split(',')
+            .map(|c| c.trim().trim_matches('"').to_owned())
+            .collect()
+    }
+
+    /// A fresh set of backup codes for an enrolled `user`.
+    fn new_backup_codes(&self, user: &User) -> Vec<String> {
+        let out = self
+            .cli()
+            .args(["backup-codes", user.name(), "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "backup-codes: {out:?}");
+        let json = String::from_utf8(out.stdout).unwrap();
+        let list = json.split('[').nth(1).unwrap();
+        let list = &list[..list.find(']').unwrap()];
+        list.split(',')
+            .map(|c| c.trim().trim_matches('"').to_owned())
+            .collect()
+    }
+
+    /// The code `user`'s app shows now.
+    fn code(&self, user: &User) -> String {
+        let out = self.cli().args(["code", user.name()]).output().unwrap();
+        assert!(out.status.success(), "code: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+
+    fn wait_for_log(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.stop_daemon();
+    }
+}
+
+/// A six-digit code that is not `code`.
+fn wrong(code: &str) -> String {
+    if code == "000000" {
+        "111111".into()
+    } else {
+        "000000".into()
+    }
+}
+
+fn ssh(sshd: &Sshd, user: &User) -> Client {
+    Client::ssh(sshd, user).key(user.key()).from(INTERNET)
+}
+
+/// Whether any process of `user` is still running, after giving them a moment to go.
+fn processes_left(user: &User) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut left = Vec::new();
+        for entry in fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let status = fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+            let uid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|r| r.split_whitespace().next().map(str::to_owned));
+            if uid == Some(user.uid().to_string()) && sshield_e2e::is_alive(pid) {
+                left.push(pid);
+            }
+        }
+        if left.is_empty() || Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The environment of `user`'s running `sshield login`, entries joined by newlines.
+fn helper_environment(user: &User) -> String {
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let comm = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        let status = fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+        let ours = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|r| r.split_whitespace().next())
+            == Some(user.uid().to_string().as_str());
+        if comm.trim() == "sshield" && ours {
+            let env = fs::read(entry.path().join("environ")).unwrap_or_default();
+            return String::from_utf8_lossy(&env).replace('\0', "\n");
+        }
+    }
+    panic!("no sshield process of {}", user.name());
+}
+
+#[test]
+fn interactive_login_with_a_code_wrong_code_and_replay() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("banner = \"Welcome to the bastion.\"");
+    let sshd = world.sshd(&[]);
+    let user = User::create();
+    world.enroll(&user);
+
+    let code = world.code(&user);
+    let mut s = ssh(&sshd, &user).tty().spawn();
+    s.expect(PROMPT);
+    s.send_line(&wrong(&code));
+    s.expect("sshield: wrong code");
+    s.expect(PROMPT);
+    s.send_line(&code);
+    s.expect("Welcome to the bastion.");
+    s.send_line("echo sshield-$((40 + 2)) $0");
+    // A login shell: argv[0] is "-bash".
+    s.expect("sshield-42 -bash");
+    s.send_line("exit");
+    let out = s.wait();
+    assert!(out.success(), "{out:?}");
+    assert!(!out.stdout.contains(&code), "the code was echoed: {out:?}");
+
+    // The same code again: used up.
+    let mut s = ssh(&sshd, &user).tty().spawn();
+    s.expect(PROMPT);
+    s.send_line(&code);
+    s.expect("sshield: code already used");
+    s.send(keys::CTRL_C);
+    s.expect("login cancelled");
+    let out = s.wait();
+    assert!(!out.success());
+
+    let log = world.log();
+    let name = user.name();
+    for line in [
+        format!(
+            "deny user={name} rhost={INTERNET} service=sshield-login method=code reason=wrong-code"
+        ),
+        format!("allow user={name} rhost={INTERNET} service=sshield-login method=totp reason=ok"),
+        format!(
+            "deny user={name} rhost={INTERNET} service=sshield-login method=code reason=replayed"
+        ),
+    ] {
+        assert!(log.contains(&line), "no {line:?} in\n{log}");
+    }
+}
+
+#[test]
+fn tries_run_out_and_the_lockout_holds() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("login_tries = 2\n[rate_limit]\ndelay = \"0s\"\nmax_failures = 3");
+    let sshd = world.sshd(&[]);
+    let user = User::create();
+    world.enroll(&user);
+    let code = world.code(&user);
+    let marker = user.home().join("marker");
+
+    // Two tries, then the session ends without running anything.
+    let mut s = ssh(&sshd, &user).tty().command("touch marker").spawn();
+    for _ in 0..2 {
+        s.expect(PROMPT);
+        s.send_line(&wrong(&code));
+        s.expect("sshield: wrong code");
+    }
+    let out = s.wait();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(!marker.exists());
+
+    // A third failure locks this user from this address: even the right code is refused.
+    let mut s = ssh(&sshd, &user).tty().command("touch marker").spawn();
+    s.expect(PROMPT);
+    s.send_line(&wrong(&code));
+    s.expect("sshield: wrong code");
+    s.expect(PROMPT);
+    s.send_line(&world.code(&user));
+    s.expect("too many failures; locked until");
+    let out = s.wait();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(!marker.exists());
+    assert!(world.log().contains("reason=locked"), "{}", world.log());
+}
+
+#[test]
+fn commands_take_the_code_from_sshield_code_or_are_refused_clearly() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("accept_env_code = true");
+    let sshd = world.sshd(&["AcceptEnv LANG LC_* SSHIELD_CODE"]);
+    let user = User::create();
+    world.enroll(&user);
+
+    let out = ssh(&sshd, &user)
+        .option(format!("SetEnv=SSHIELD_CODE={}", world.code(&user)))
+        .command("echo ok; echo \"[${SSHIELD_CODE-unset}]\"")
+        .run();
+    out.assert_success();
+    // The command ran, and did not inherit the code.
+    assert_eq!(out.stdout, "ok\n[unset]\n");
+
+    let out = ssh(&sshd, &user).command("echo ok").run();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert_eq!(out.stdout, "");
+    assert!(
+        out.stderr
+            .contains("pass it with: ssh -o SetEnv=SSHIELD_CODE=123456")
+            && out.stderr.contains("AcceptEnv SSHIELD_CODE"),
+        "{out:?}"
+    );
+
+    // sftp with the harness's `Subsystem sftp /usr/lib/openssh/sftp-server`: an ordinary
+    // command for the helper, run through the user's shell.
+    let backup = world.new_backup_codes(&user);
+    let got = tempfile::tempdir().unwrap();
+    user.write_file("hello.txt", "hi\n", 0o644);
+    Client::sftp(
+        &sshd,
+        &user,
+        format!("get hello.txt {}", got.path().join("h").display()),
+    )
+    .key(user.key())
+    .from(INTERNET)
+    .option(format!("SetEnv=SSHIELD_CODE={}", backup[0]))
+    .run()
+    .assert_success();
+    assert_eq!(fs::read_to_string(got.path().join("h")).unwrap(), "hi\n");
+
+    let out = ssh(&sshd, &user)
+        .option("SetEnv=SSHIELD_CODE=000000")
+        .command("echo ok")
+        .run();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("sshield: wrong code"), "{out:?}");
+}
+
+#[test]
+fn without_accept_env_code_the_variable_is_ignored() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("");
+    let sshd = world.sshd(&["AcceptEnv LANG LC_* SSHIELD_CODE"]);
+    let user = User::create();
+    world.enroll(&user);
+    let out = ssh(&sshd, &user)
+        .option(format!("SetEnv=SSHIELD_CODE={}", world.code(&user)))
+        .command("echo ok")
+        .run();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("use ssh -t"), "{out:?}");
+    assert!(out.stderr.contains("accept_env_code = true"), "{out:?}");
+}
+
+#[test]
+fn scp_sftp_and_git_with_sshield_code() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("accept_env_code = true");
+    let sshd = world.sshd(&[
+        "AcceptEnv LANG LC_* SSHIELD_CODE",
+        "Subsystem sftp internal-sftp",
+    ]);
+    let user = User::create();
+    let backup = world.enroll(&user);
+    let local = tempfile::tempdir().unwrap();
+    let env = |i: usize| format!("SetEnv=SSHIELD_CODE={}", backup[i]);
+
+    // scp (the SFTP protocol, as OpenSSH 9 uses by default) up, then the old protocol down.
+    let file = local.path().join("up.txt");
+    fs::write(&file, "payload\n").unwrap();
+    Client::scp(&sshd, &user)
+        .key(user.key())
+        .from(INTERNET)
+        .option(env(0))
+        .upload(&file, "up.txt")
+        .run()
+        .assert_success();
+    assert_eq!(
+        fs::read_to_string(user.home().join("up.txt")).unwrap(),
+        "payload\n"
+    );
+    let back = local.path().join("back.txt");
+    Client::scp(&sshd, &user)
+        .key(user.key())
+        .from(INTERNET)
+        .option(env(1))
+        .arg("-O")
+        .download("up.txt", &back)
+        .run()
+        .assert_success();
+    assert_eq!(fs::read_to_string(&back).unwrap(), "payload\n");
+
+    // sftp through internal-sftp, which the helper replaces with the sftp-server binary.
+    let got = local.path().join("sftp.txt");
+    Client::sftp(&sshd, &user, format!("get up.txt {}", got.display()))
+        .key(user.key())
+        .from(INTERNET)
+        .option(env(2))
+        .run()
+        .assert_success();
+    assert_eq!(fs::read_to_string(&got).unwrap(), "payload\n");
+
+    // Without the code, sftp gets nowhere.
+    let out = Client::sftp(&sshd, &user, format!("get up.txt {}", got.display()))
+        .key(user.key())
+        .from(INTERNET)
+        .run();
+    assert!(!out.success(), "{out:?}");
+
+    // git clone over ssh: git-upload-pack runs through the user's shell -c.
+    let repo = user.home().join("repo.git");
+    let init = Command::new("git")
+        .args(["init", "--quiet", "--bare"])
+        .arg(&repo)
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{init:?}");
+    Command::new("chown")
+        .args(["-R", &format!("{}:{}", user.uid(), user.gid())])
+        .arg(&repo)
+        .status()
+        .unwrap();
+    let ssh_command = format!(
+        "ssh -F none -p {} -i {} -o BindAddress={INTERNET} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -o BatchMode=yes -o {}",
+        sshd.port(),
+        user.key().display(),
+        sshd.known_hosts().display(),
+        env(3)
+    );
+    let clone = Command::new("git")
+        .args(["clone", "--quiet"])
+        .arg(format!("{}@127.0.0.1:repo.git", user.name()))
+        .arg(local.path().join("clone"))
+        .env("GIT_SSH_COMMAND", &ssh_command)
+        .output()
+        .unwrap();
+    assert!(clone.status.success(), "git clone: {clone:?}");
+    assert!(local.path().join("clone/.git").is_dir());
+}
+
+#[test]
+fn an_exempt_source_goes_straight_in_and_environment_spoofing_gains_nothing() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("[policy]\nexempt_networks = [\"127.0.0.2\"]");
+    let sshd = world.sshd(&["PermitUserEnvironment yes"]);
+    let user = User::create();
+    world.enroll(&user);
+
+    let out = Client::ssh(&sshd, &user)
+        .key(user.key())
+        .from(LAN)
+        .command("echo ok")
+        .run();
+    out.assert_success();
+    assert_eq!(out.stdout, "ok\n");
+    assert!(world.wait_for_log(&format!(
+        "allow user={} rhost={LAN} service=sshield-login method=exempt reason=network",
+        user.name()
+    )));
+
+    // From "the internet", claiming the LAN: in ~/.ssh/environment (which sshd 9.2 happens
+    // to override for SSH_CONNECTION) and in ~/.bashrc, which bash reads before it runs the
+    // ForceCommand (bash sources it when started by sshd), so the helper does see the lie.
+    let spoof = format!("{LAN} 50000 127.0.0.1 22");
+    user.write_file(
+        ".ssh/environment",
+        format!("SSH_CONNECTION={spoof}\nSSH_CLIENT={LAN} 50000 22\nUSER=root\n"),
+        0o600,
+    );
+    user.write_file(
+        ".bashrc",
+        format!("export SSH_CONNECTION='{spoof}' SSH_CLIENT='{LAN} 50000 22'\n"),
+        0o644,
+    );
+    let out = ssh(&sshd, &user)
+        .command("echo \"$SSH_CONNECTION\"; echo ok")
+        .run();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(!out.stdout.contains("ok"), "{out:?}");
+    // The spoofed variable does reach the session (so the test put it where a helper that
+    // trusted the environment would have looked).
+    let mut s = ssh(&sshd, &user)
+        .tty()
+        .command("echo \"$SSH_CONNECTION\"")
+        .spawn();
+    s.expect(PROMPT);
+    // The helper, waiting at its prompt, has the lie in its own environment: it was asked
+    // for a code anyway.
+    let helper_env = helper_environment(&user);
+    assert!(
+        helper_env.contains(&format!("SSH_CONNECTION={spoof}")),
+        "{helper_env:?}"
+    );
+    s.send_line(&world.code(&user));
+    s.expect(&spoof);
+    s.wait();
+    let log = world.log();
+    assert!(
+        log.contains(&format!(
+            "allow user={} rhost={INTERNET} service=sshield-login method=totp reason=ok",
+            user.name()
+        )),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_match_block_scopes_the_helper() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("");
+    let user = User::create();
+    world.enroll(&user);
+    let force = format!(
+        "ForceCommand {} --config {} login",
+        world.bin.display(),
+        world.config.display()
+    );
+    let sshd = Sshd::start(SshdOptions::new().config([
+        "AuthenticationMethods publickey".to_owned(),
+        // As docs/forcecommand.md shows it: everyone but the LAN.
+        format!("Match Address *,!{LAN}"),
+        format!("    {force}"),
+    ]));
+    let out = Client::ssh(&sshd, &user)
+        .key(user.key())
+        .from(LAN)
+        .command("echo ok")
+        .run();
+    out.assert_success();
+    let out = ssh(&sshd, &user).command("echo ok").run();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("verification code is needed"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn keys_hangup_and_eof_at_the_prompt_run_nothing() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("");
+    let sshd = world.sshd(&[]);
+    let user = User::create();
+    world.enroll(&user);
+    let marker = user.home().join("marker");
+
+    for (key, name) in [
+        (keys::CTRL_C, "Ctrl-C"),
+        (keys::CTRL_Z, "Ctrl-Z"),
+        (keys::CTRL_BACKSLASH, "Ctrl-\\"),
+        (keys::CTRL_D, "Ctrl-D"),
+    ] {
+        let mut s = ssh(&sshd, &user).tty().command("touch marker").spawn();
+        s.expect(PROMPT);
+        s.send("12");
+        s.send(key);
+        s.expect(&format!("{name}: login cancelled"));
+        let out = s.wait();
+        assert_eq!(out.code(), Some(1), "{name}: {out:?}");
+        assert!(!marker.exists(), "{name} ran the command");
+    }
+
+    // The connection drops at the prompt: sshd hangs up the pty; nothing runs, nothing stays.
+    let mut s = ssh(&sshd, &user).tty().command("touch marker").spawn();
+    s.expect(PROMPT);
+    s.disconnect();
+    assert_eq!(processes_left(&user), Vec::<u32>::new());
+    assert!(!marker.exists(), "a hang-up ran the command");
+
+    // Stdin closed without a terminal: refused, nothing runs.
+    let out = ssh(&sshd, &user).command("touch marker").stdin("").run();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(!marker.exists());
+}
+
+#[test]
+fn the_prompt_times_out() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("login_timeout = \"2s\"");
+    let sshd = world.sshd(&[]);
+    let user = User::create();
+    world.enroll(&user);
+    let mut s = ssh(&sshd, &user).tty().command("touch marker").spawn();
+    s.expect(PROMPT);
+    s.expect("no code in time: login cancelled");
+    let out = s.wait();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(!user.home().join("marker").exists());
+}
+
+#[test]
+fn daemon_down_secure_denies_and_safe_allows_loudly() {
+    if !can_run() {
+        return;
+    }
+    let mut world = World::new("accept_env_code = true");
+    let sshd = world.sshd(&["AcceptEnv LANG LC_* SSHIELD_CODE"]);
+    let user = User::create();
+    world.enroll(&user);
+    world.stop_daemon();
+
+    let out = ssh(&sshd, &user).command("echo ok").run();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("cannot be reached") && out.stderr.contains("failmode = \"secure\""),
+        "{out:?}"
+    );
+    if sshd.syslog_captured() {
+        assert!(
+            sshd.wait_for_syslog(
+                &format!(
+                    "deny user={} rhost=- service=sshield-login method=none reason=unreachable",
+                    user.name()
+                ),
+                Duration::from_secs(5)
+            ),
+            "{}",
+            sshd.syslog()
+        );
+    }
+
+    world.write_config("accept_env_code = true\nfailmode = \"safe\"");
+    let out = ssh(&sshd, &user).command("echo ok").run();
+    out.assert_success();
+    assert_eq!(out.stdout, "ok\n");
+    assert!(out.stderr.contains("WITHOUT a second factor"), "{out:?}");
+    if sshd.syslog_captured() {
+        assert!(
+            sshd.wait_for_syslog(
+                &format!(
+                    "allow user={} rhost=- service=sshield-login method=none reason=failmode-safe",
+                    user.name()
+                ),
+                Duration::from_secs(5)
+            ),
+            "{}",
+            sshd.syslog()
+        );
+    }
+
+    // A broken config denies whatever failmode it meant to say.
+    fs::write(&world.config, "failmode = \"safe\"\nwindw = 3\n").unwrap();
+    let out = ssh(&sshd, &user).command("echo ok").run();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("config is broken"), "{out:?}");
+    assert!(!out.stdout.contains("ok"));
+}
+
+#[test]
+fn another_local_user_learns_nothing_about_someone_else() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("accept_env_code = true");
+    let alice = User::create();
+    let mallory = User::create();
+    world.enroll(&alice);
+    let code = world.code(&alice);
+
+    // Mallory runs the helper herself, outside ssh, claiming to be alice every way the
+    // environment can, with alice's current code.
+    let out = Command::new(&world.bin)
+        .arg("--config")
+        .arg(&world.config)
+        .arg("login")
+        .uid(mallory.uid())
+        .gid(mallory.gid())
+        .env_clear()
+        .env("USER", alice.name())
+        .env("LOGNAME", alice.name())
+        .env("SSHIELD_CODE", &code)
+        .env("SSH_CONNECTION", "127.0.0.2 1 127.0.0.1 22")
+        .env("SSH_ORIGINAL_COMMAND", "touch /tmp/never")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let log = world.log();
+    assert!(
+        log.contains(&format!(
+            "deny user={} rhost=- service=sshield-login method=unenrolled reason=not-enrolled",
+            mallory.name()
+        )),
+        "{log}"
+    );
+    assert!(!log.contains(&format!("user={}", alice.name())), "{log}");
+
+    // Alice's code was not used up by Mallory's try.
+    let sshd = world.sshd(&["AcceptEnv LANG LC_* SSHIELD_CODE"]);
+    let out = ssh(&sshd, &alice)
+        .option(format!("SetEnv=SSHIELD_CODE={code}"))
+        .command("echo ok")
+        .run();
+    out.assert_success();
+}
+
+#[test]
+fn garbage_on_the_socket_gets_an_error_and_the_daemon_keeps_serving() {
+    if !can_run() {
+        return;
+    }
+    let mut world = World::new("");
+    let socket = world.socket.clone();
+    let ask = |bytes: &[u8]| -> String {
+        let mut s = UnixStream::connect(&socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(bytes);
+        let mut reply = String::new();
+        let _ = BufReader::new(&s).read_line(&mut reply);
+        // The daemon closes the connection after an error.
+        let mut rest = Vec::new();
+        let _ = (&s).read_to_end(&mut rest);
+        assert!(rest.is_empty(), "more after an error: {rest:?}");
+        reply
+    };
+    let cases: [(&[u8], &str); 5] = [
+        (b"hello\n", "\"error\":\"malformed\""),
+        (b"{\"v\":9,\"op\":\"need\"}\n", "\"error\":\"version\""),
+        (
+            b"{\"v\":1,\"op\":\"need\",\"user\":\"root\"}\n",
+            "\"error\":\"malformed\"",
+        ),
+        (&[0xff, 0x00, 0x13, b'\n'], "\"error\":\"malformed\""),
+        (&[b'x'; 10_000], "\"error\":\"too-long\""),
+    ];
+    for (bytes, expected) in cases {
+        let reply = ask(bytes);
+        assert!(reply.contains(expected), "{bytes:?}: {reply}");
+        assert!(world.daemon_running());
+    }
+    // Random bytes, many connections: still alive, still answering.
+    let mut x: u32 = 0x1234_5678;
+    for _ in 0..50 {
+        let bytes: Vec<u8> = (0..200)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .chain([b'\n'])
+            .collect();
+        let mut s = UnixStream::connect(&world.socket).unwrap();
+        let _ = s.write_all(&bytes);
+    }
+    let mut s = UnixStream::connect(&world.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"{\"v\":1,\"op\":\"need\"}\n").unwrap();
+    let mut reply = String::new();
+    BufReader::new(&s).read_line(&mut reply).unwrap();
+    // root is not enrolled, and not exempt: the daemon asks for a code.
+    assert!(
+        reply.starts_with("{\"v\":1,\"reply\":\"prompt\""),
+        "{reply}"
+    );
+    assert!(world.daemon_running());
+}
+
+#[test]
+fn the_source_is_found_over_ipv6_too() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("[policy]\nexempt_networks = [\"::1\"]");
+    let force = format!(
+        "ForceCommand {} --config {} login",
+        world.bin.display(),
+        world.config.display()
+    );
+    let sshd = Sshd::start(
+        SshdOptions::new()
+            .listen(["127.0.0.1", "::1"])
+            .config(["AuthenticationMethods publickey".to_owned(), force]),
+    );
+    let user = User::create();
+    world.enroll(&user);
+    let out = Client::ssh(&sshd, &user)
+        .key(user.key())
+        .to("::1")
+        .from("::1")
+        .command("echo ok")
+        .run();
+    out.assert_success();
+    assert!(world.wait_for_log(&format!(
+        "allow user={} rhost=::1 service=sshield-login method=exempt reason=network",
+        user.name()
+    )));
+    // Over IPv4 the same user is asked.
+    let out = ssh(&sshd, &user).command("echo ok").run();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+}
