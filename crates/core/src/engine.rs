@@ -240,6 +240,11 @@ impl Engine {
                 return Requirement::Exempt(e);
             }
         }
+        if !policy::needs_record(&self.policy) {
+            // No record rule can exempt anyone: skip reading it (the login reads it anyway,
+            // under its lock, in `check`).
+            return Requirement::Prompt;
+        }
         let record = match UserName::new(subject.user).map(|u| self.store.load(&u)) {
             Ok(Ok(record)) => record,
             Ok(Err(_)) => return Requirement::Prompt,

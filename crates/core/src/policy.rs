@@ -107,6 +107,15 @@ pub fn by_groups(policy: &Policy, groups: Option<&[String]>) -> Option<Exemption
     None
 }
 
+/// Whether [`by_record`] can exempt anyone under `policy`: only when unenrolled users may be
+/// let in, or successes are remembered. Otherwise the record need not be read to decide
+/// whether to prompt.
+pub fn needs_record(policy: &Policy) -> bool {
+    policy.unenrolled == Unenrolled::Allow
+        || policy.allow_until.is_some()
+        || !policy.remember.is_zero()
+}
+
 /// The rules that need the user's record: unenrolled users and remembered sources.
 /// `record` is `None` when there is none.
 pub fn by_record(
@@ -188,6 +197,14 @@ mod tests {
             Some(Exemption::NotRequired)
         );
         assert_eq!(by_groups(&p, None), None, "unknown users are prompted");
+    }
+
+    #[test]
+    fn the_record_is_read_only_when_a_record_rule_can_exempt() {
+        assert!(!needs_record(&policy("")));
+        assert!(needs_record(&policy("[policy]\nunenrolled = \"allow\"\n")));
+        assert!(needs_record(&policy("[policy]\nallow_until = 2026-12-31\n")));
+        assert!(needs_record(&policy("[policy]\nremember = \"1h\"\n")));
     }
 
     #[test]
