@@ -203,7 +203,9 @@ mod tests {
     fn the_record_is_read_only_when_a_record_rule_can_exempt() {
         assert!(!needs_record(&policy("")));
         assert!(needs_record(&policy("[policy]\nunenrolled = \"allow\"\n")));
-        assert!(needs_record(&policy("[policy]\nallow_until = 2026-12-31\n")));
+        assert!(needs_record(&policy(
+            "[policy]\nallow_until = 2026-12-31\n"
+        )));
         assert!(needs_record(&policy("[policy]\nremember = \"1h\"\n")));
     }
 
