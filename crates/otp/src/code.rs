@@ -64,21 +64,48 @@ impl fmt::Debug for Code {
 
 /// RFC 4226 §5.3: HMAC the big-endian counter, then dynamic truncation.
 pub fn hotp(secret: &Secret, params: &HotpParams, counter: u64) -> Code {
-    let message = counter.to_be_bytes();
-    let value = match params.algorithm {
-        Algorithm::Sha1 => mac_truncated::<Hmac<sha1::Sha1>>(secret, &message),
-        Algorithm::Sha256 => mac_truncated::<Hmac<sha2::Sha256>>(secret, &message),
-        Algorithm::Sha512 => mac_truncated::<Hmac<sha2::Sha512>>(secret, &message),
-    };
-    Code::new(value % params.digits.modulus(), params.digits)
+    KeyedMac::new(secret, params.algorithm).code(counter, params.digits)
 }
 
-fn mac_truncated<M: Mac + KeyInit>(secret: &Secret, message: &[u8]) -> u32 {
+/// An HMAC keyed once with a token's secret and cloned for each counter, so a window of
+/// steps computes the key schedule once, not once per step (for SHA-512 that is most of the
+/// cost of a step).
+#[derive(Clone)]
+enum KeyedMac {
+    Sha1(Hmac<sha1::Sha1>),
+    Sha256(Hmac<sha2::Sha256>),
+    Sha512(Hmac<sha2::Sha512>),
+}
+
+impl KeyedMac {
+    fn new(secret: &Secret, algorithm: Algorithm) -> Self {
+        match algorithm {
+            Algorithm::Sha1 => Self::Sha1(keyed(secret)),
+            Algorithm::Sha256 => Self::Sha256(keyed(secret)),
+            Algorithm::Sha512 => Self::Sha512(keyed(secret)),
+        }
+    }
+
+    fn code(&self, counter: u64, digits: Digits) -> Code {
+        let value = match self {
+            Self::Sha1(m) => truncated(m, counter),
+            Self::Sha256(m) => truncated(m, counter),
+            Self::Sha512(m) => truncated(m, counter),
+        };
+        Code::new(value % digits.modulus(), digits)
+    }
+}
+
+fn keyed<M: Mac + KeyInit>(secret: &Secret) -> M {
     // HMAC takes keys of any length (RFC 2104 §2), so `new_from_slice` cannot fail here;
     // an empty key would still be a correct HMAC, never a panic.
-    let mut mac = <M as KeyInit>::new_from_slice(secret.expose())
-        .unwrap_or_else(|_| <M as KeyInit>::new(&Default::default()));
-    mac.update(message);
+    <M as KeyInit>::new_from_slice(secret.expose())
+        .unwrap_or_else(|_| <M as KeyInit>::new(&Default::default()))
+}
+
+fn truncated<M: Mac + Clone>(keyed: &M, counter: u64) -> u32 {
+    let mut mac = keyed.clone();
+    mac.update(&counter.to_be_bytes());
     truncate(&mac.finalize().into_bytes())
 }
 
@@ -154,11 +181,10 @@ pub fn verify_totp(
     let centre = now_step.saturating_add_signed(drift);
     let first = centre.saturating_sub(window.behind);
     let last = centre.saturating_add(window.ahead);
+    let mac = KeyedMac::new(secret, params.algorithm);
     let mut best: Option<u64> = None;
     for step in first..=last {
-        let hit = Choice::from(u8::from(
-            hotp(secret, &params.hotp(), step).matches(candidate),
-        ));
+        let hit = Choice::from(u8::from(mac.code(step, params.digits).matches(candidate)));
         let fresh = last_used.is_none_or(|used| step > used);
         if bool::from(hit) && fresh {
             let nearer = best.is_none_or(|b| step.abs_diff(centre) < b.abs_diff(centre));
@@ -186,9 +212,10 @@ pub fn verify_hotp(
     if !well_formed(candidate, params.digits) {
         return None;
     }
+    let mac = KeyedMac::new(secret, params.algorithm);
     let mut found = None;
     for counter in next..=next.saturating_add(lookahead) {
-        if hotp(secret, params, counter).matches(candidate) && found.is_none() {
+        if mac.code(counter, params.digits).matches(candidate) && found.is_none() {
             found = Some(counter);
         }
     }
@@ -235,7 +262,7 @@ mod tests {
             82162583, 673399871, 645520489,
         ];
         for (counter, want) in expected.iter().enumerate() {
-            let value = mac_truncated::<Hmac<sha1::Sha1>>(&secret, &(counter as u64).to_be_bytes());
+            let value = truncated(&keyed::<Hmac<sha1::Sha1>>(&secret), counter as u64);
             assert_eq!(value, *want);
         }
     }
