@@ -222,12 +222,65 @@ Exit status: 1 refused (reason on stderr); on success the shell or command's own
         syslog_socket: PathBuf,
     },
 
+    /// Check this host's sshd, PAM, config, store and clock for mistakes, with the fix for each.
+    #[command(
+        long_about = "Reads the live host and prints one finding per line: `SEVERITY  what is \
+wrong — how to fix  [check]`, severity ok, info, warn or error. It checks sshd_config (UsePAM, \
+KbdInteractiveAuthentication, AuthenticationMethods, PermitRootLogin, forwarding and \
+PermitUserEnvironment when `ForceCommand sshield login` is used), the PAM stack (pam_sshield \
+present, its order against pam_unix, a barrier after the password, its arguments), the config \
+and store permissions, exempt networks, users who must use a second factor but are not \
+enrolled, the clock, and the daemon socket. It changes nothing. Every file it reads can be \
+pointed elsewhere. See docs/doctor.md for every check.",
+        after_help = "Exit status: 0 nothing worse than info, 1 a warning, 2 an error.\n\n\
+Examples:\n  \
+  sudo sshield doctor\n  \
+  sudo sshield doctor --sshd-t              # ask sshd -T for the effective sshd config\n  \
+  sshield doctor --json | jq '.[] | select(.severity != \"ok\")'\n  \
+  sshield --config ./sshield.toml doctor --sshd-config ./sshd_config --pam-service ./pam.d/sshd \\\n      \
+--passwd ./passwd --group-file ./group     # check copies, not the host"
+    )]
+    Doctor(DoctorArgs),
+
     /// Write man pages and shell completions into a directory (for packagers).
     #[command(hide = true)]
     GenerateDocs {
         /// Output directory.
         dir: PathBuf,
     },
+}
+
+/// `sshield doctor`'s options: every path it reads.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print a JSON array of {"severity","check","message","fix"}, and nothing else, on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// sshd's config; `Include` paths are relative to its directory, as /etc/ssh is for sshd.
+    #[arg(long, value_name = "PATH", default_value = "/etc/ssh/sshd_config")]
+    pub sshd_config: PathBuf,
+    /// Take the effective sshd config from `SSHD -T -f PATH` (needs root) instead of parsing
+    /// the files; falls back to parsing if sshd fails. Match blocks are always read from the files.
+    #[arg(long)]
+    pub sshd_t: bool,
+    /// The sshd binary for --sshd-t.
+    #[arg(long, value_name = "PATH", default_value = "/usr/sbin/sshd")]
+    pub sshd_binary: PathBuf,
+    /// sshd's PAM service file; `@include` and `include` are relative to its directory.
+    #[arg(long, value_name = "PATH", default_value = "/etc/pam.d/sshd")]
+    pub pam_service: PathBuf,
+    /// Local users, to find those who must use a second factor but are not enrolled.
+    #[arg(long, value_name = "PATH", default_value = "/etc/passwd")]
+    pub passwd: PathBuf,
+    /// Local groups, for the config's require_groups and exempt_groups.
+    #[arg(long, value_name = "PATH", default_value = "/etc/group")]
+    pub group_file: PathBuf,
+    /// The timedatectl binary that says whether the clock is synchronized.
+    #[arg(long, value_name = "PATH", default_value = "timedatectl")]
+    pub timedatectl: PathBuf,
+    /// The chronyc binary, asked `-c tracking` for the clock's offset.
+    #[arg(long, value_name = "PATH", default_value = "chronyc")]
+    pub chronyc: PathBuf,
 }
 
 /// `sshield enroll`'s options.

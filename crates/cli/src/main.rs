@@ -25,6 +25,10 @@ fn main() -> ExitCode {
         // Its own exit codes and messages: it speaks to the logging-in user, not the admin.
         return login::run(&cli.config, syslog_socket);
     }
+    if let Command::Doctor(args) = &cli.command {
+        // Its exit status is the worst finding's severity, not success or failure.
+        return commands::doctor::run(&cli.config, args);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),
@@ -75,7 +79,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let config = sshield_core::Config::load(&config_path)?;
             daemon::run(config, syslog_socket)
         }
-        Command::Login { .. } => Ok(()),
+        Command::Login { .. } | Command::Doctor(_) => Ok(()),
         Command::GenerateDocs { dir } => commands::docs::generate(&dir),
     }
 }

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod demo;
 pub mod docs;
+pub mod doctor;
 pub mod enroll;
 pub mod import;
 pub mod show;

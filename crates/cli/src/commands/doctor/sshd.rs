@@ -1,0 +1,520 @@
+//! sshd_config: parsed the way sshd reads it (first value wins, `Include` in place, `Match`
+//! blocks apart), and the checks over it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::{or_ok, Finding, Mode, Severity};
+
+/// Keywords (lowercase) and their first value, as sshd keeps them.
+pub type Settings = BTreeMap<String, String>;
+
+/// One `Match` block.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatchBlock {
+    /// What follows `Match`.
+    pub criteria: String,
+    /// Its settings.
+    pub settings: Settings,
+}
+
+/// sshd_config as far as the checks need it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SshdConfig {
+    /// Options outside any `Match` block.
+    pub global: Settings,
+    /// The `Match` blocks, in order.
+    pub blocks: Vec<MatchBlock>,
+}
+
+/// Includes nested deeper than this are ignored (sshd stops at 16 too).
+const MAX_DEPTH: usize = 16;
+
+/// Reads `path` and what it includes. Relative `Include` paths are relative to `path`'s
+/// directory (for /etc/ssh/sshd_config that is /etc/ssh, as for sshd).
+pub fn load(path: &Path, read: &dyn Fn(&Path) -> io::Result<String>) -> io::Result<SshdConfig> {
+    let text = read(path)?;
+    let base = path.parent().unwrap_or(Path::new("/")).to_owned();
+    let mut config = SshdConfig::default();
+    let mut current: Option<usize> = None;
+    parse_into(&text, &base, read, &mut config, &mut current, 0);
+    Ok(config)
+}
+
+/// Parses `text` into `config`; `current` is the Match block lines go into (`None`: global).
+pub fn parse_into(
+    text: &str,
+    base: &Path,
+    read: &dyn Fn(&Path) -> io::Result<String>,
+    config: &mut SshdConfig,
+    current: &mut Option<usize>,
+    depth: usize,
+) {
+    for line in text.lines() {
+        let Some((key, value)) = split_line(line) else {
+            continue;
+        };
+        match key.as_str() {
+            "include" => {
+                if depth >= MAX_DEPTH {
+                    continue;
+                }
+                for pattern in value.split_whitespace() {
+                    let pattern = base.join(pattern);
+                    for file in expand_glob(&pattern) {
+                        if let Ok(text) = read(&file) {
+                            parse_into(&text, base, read, config, current, depth + 1);
+                        }
+                    }
+                }
+            }
+            "match" => {
+                if value.eq_ignore_ascii_case("all") {
+                    *current = None;
+                } else {
+                    config.blocks.push(MatchBlock {
+                        criteria: value,
+                        settings: Settings::new(),
+                    });
+                    *current = Some(config.blocks.len() - 1);
+                }
+            }
+            _ => {
+                let settings = match *current {
+                    Some(i) => &mut config.blocks[i].settings,
+                    None => &mut config.global,
+                };
+                settings.entry(key).or_insert(value);
+            }
+        }
+    }
+}
+
+/// `Keyword value` or `Keyword=value`, the keyword lowercased (ChallengeResponseAuthentication
+/// is read as its newer name), the value unquoted; `None` for blanks and comments.
+fn split_line(line: &str) -> Option<(String, String)> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    let end = line
+        .find(|c: char| c.is_whitespace() || c == '=')
+        .unwrap_or(line.len());
+    let key = line[..end].to_ascii_lowercase();
+    let rest = line[end..].trim_start();
+    let rest = rest.strip_prefix('=').unwrap_or(rest).trim();
+    let value = rest.replace('"', "");
+    let key = if key == "challengeresponseauthentication" {
+        "kbdinteractiveauthentication".to_owned()
+    } else {
+        key
+    };
+    Some((key, value))
+}
+
+/// `sshd -T` output: one `keyword value` per line, keywords already lowercase.
+pub fn parse_effective(text: &str) -> Settings {
+    let mut settings = Settings::new();
+    for line in text.lines() {
+        if let Some((key, value)) = split_line(line) {
+            settings.entry(key).or_insert(value);
+        }
+    }
+    settings
+}
+
+/// The files a path with `*`, `?` wildcards names, sorted (as glob(3) gives them to sshd).
+pub fn expand_glob(pattern: &Path) -> Vec<PathBuf> {
+    let text = pattern.to_string_lossy();
+    if !text.contains(['*', '?']) {
+        return vec![pattern.to_owned()];
+    }
+    let mut found = vec![PathBuf::new()];
+    for part in pattern.components() {
+        let part = part.as_os_str().to_string_lossy();
+        let mut next = Vec::new();
+        for dir in &found {
+            if !part.contains(['*', '?']) {
+                next.push(dir.join(part.as_ref()));
+                continue;
+            }
+            let listed = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir.as_path()
+            };
+            let Ok(entries) = fs::read_dir(listed) else {
+                continue;
+            };
+            let mut names: Vec<String> = entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .filter(|n| !n.starts_with('.') && wildcard(&part, n))
+                .collect();
+            names.sort();
+            next.extend(names.into_iter().map(|n| dir.join(n)));
+        }
+        found = next;
+    }
+    found
+}
+
+/// Shell wildcard match with `*` and `?`.
+pub fn wildcard(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Whether a ForceCommand runs `sshield ... login`.
+pub fn is_sshield_login(command: &str) -> bool {
+    let mut words = command.split_whitespace();
+    words.any(|w| w.rsplit('/').next() == Some("sshield")) && words.any(|w| w == "login")
+}
+
+fn force_command(settings: &Settings) -> bool {
+    settings
+        .get("forcecommand")
+        .is_some_and(|c| is_sshield_login(c))
+}
+
+/// Whether `ForceCommand sshield login` is used anywhere.
+pub fn uses_sshield_force_command(config: &SshdConfig) -> bool {
+    force_command(&config.global) || config.blocks.iter().any(|b| force_command(&b.settings))
+}
+
+fn value<'a>(settings: &'a Settings, key: &str) -> Option<&'a str> {
+    settings.get(key).map(String::as_str)
+}
+
+fn is(settings: &Settings, key: &str, expected: &str) -> bool {
+    value(settings, key).is_some_and(|v| v.eq_ignore_ascii_case(expected))
+}
+
+/// Every sshd check, each with an `ok` finding if it passed.
+pub fn check_all(config: &SshdConfig, mode: Mode) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if mode.uses_pam() {
+        out.extend(or_ok(check_use_pam(config), "sshd-use-pam", "UsePAM yes"));
+        out.extend(or_ok(
+            check_kbd_interactive(config),
+            "sshd-kbd-interactive",
+            "keyboard-interactive authentication is on, so the code can be asked",
+        ));
+        out.extend(or_ok(
+            check_authentication_methods(config),
+            "sshd-authentication-methods",
+            "AuthenticationMethods always ends in keyboard-interactive",
+        ));
+    }
+    out.extend(or_ok(
+        check_permit_root_login(config),
+        "sshd-permit-root-login",
+        "PermitRootLogin is not yes",
+    ));
+    if mode.force_command {
+        out.extend(or_ok(
+            check_forwarding(config),
+            "sshd-forwarding",
+            "forwarding is off where ForceCommand sshield login is used",
+        ));
+        out.extend(or_ok(
+            check_permit_user_environment(config),
+            "sshd-permit-user-environment",
+            "PermitUserEnvironment is off",
+        ));
+    }
+    out
+}
+
+/// `policy.exempt_methods` is told the first factor only with `ExposeAuthInfo yes`.
+pub fn check_expose_auth_info(config: &SshdConfig, exempt_methods: &[String]) -> Vec<Finding> {
+    if exempt_methods.is_empty() || is(&config.global, "exposeauthinfo", "yes") {
+        return Vec::new();
+    }
+    vec![Finding::new(
+        Severity::Warn,
+        "sshd-expose-auth-info",
+        format!(
+            "the config's policy.exempt_methods = {exempt_methods:?} has no effect without \
+             sshd's ExposeAuthInfo yes: everyone is asked for a code"
+        ),
+        "set `ExposeAuthInfo yes` in sshd_config (or drop exempt_methods)",
+    )]
+}
+
+/// The `--config PATH` of each `ForceCommand sshield ... login`, with where it is set.
+pub fn force_command_configs(config: &SshdConfig) -> Vec<(String, PathBuf)> {
+    let scopes = std::iter::once(("sshd_config ForceCommand".to_owned(), &config.global)).chain(
+        config.blocks.iter().map(|b| {
+            (
+                format!("sshd_config `Match {}` ForceCommand", b.criteria),
+                &b.settings,
+            )
+        }),
+    );
+    let mut out = Vec::new();
+    for (scope, settings) in scopes {
+        let Some(command) = settings.get("forcecommand").filter(|c| is_sshield_login(c)) else {
+            continue;
+        };
+        let mut words = command.split_whitespace();
+        while let Some(word) = words.next() {
+            if let Some(path) = word.strip_prefix("--config=") {
+                out.push((scope.clone(), PathBuf::from(path)));
+            } else if word == "--config" {
+                if let Some(path) = words.next() {
+                    out.push((scope.clone(), PathBuf::from(path)));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// PAM mode needs `UsePAM yes` (OpenSSH's default is no).
+pub fn check_use_pam(config: &SshdConfig) -> Vec<Finding> {
+    if is(&config.global, "usepam", "yes") {
+        return Vec::new();
+    }
+    let now = value(&config.global, "usepam").unwrap_or("unset (sshd's default: no)");
+    vec![Finding::new(
+        Severity::Error,
+        "sshd-use-pam",
+        format!("sshd_config: UsePAM is {now}, so sshd never runs pam_sshield"),
+        "set `UsePAM yes` in sshd_config and reload sshd",
+    )]
+}
+
+/// The code is asked through keyboard-interactive authentication.
+pub fn check_kbd_interactive(config: &SshdConfig) -> Vec<Finding> {
+    if !is(&config.global, "kbdinteractiveauthentication", "no") {
+        return Vec::new();
+    }
+    vec![Finding::new(
+        Severity::Error,
+        "sshd-kbd-interactive",
+        "sshd_config: KbdInteractiveAuthentication (or ChallengeResponseAuthentication) is no, \
+         so the code can never be asked",
+        "set `KbdInteractiveAuthentication yes` (the first value sshd reads wins: check \
+         sshd_config.d/ too) and reload sshd",
+    )]
+}
+
+/// Every `AuthenticationMethods` list must include keyboard-interactive, or a login that
+/// satisfies that list (a key, typically) never reaches PAM's auth stack.
+pub fn check_authentication_methods(config: &SshdConfig) -> Vec<Finding> {
+    let methods = value(&config.global, "authenticationmethods").unwrap_or("any");
+    let lacking: Vec<&str> = if methods.eq_ignore_ascii_case("any") {
+        vec!["any"]
+    } else {
+        methods
+            .split_whitespace()
+            .filter(|list| {
+                !list
+                    .split(',')
+                    .any(|m| m == "keyboard-interactive" || m.starts_with("keyboard-interactive:"))
+            })
+            .collect()
+    };
+    if lacking.is_empty() {
+        return Vec::new();
+    }
+    let message = if lacking == ["any"] {
+        "sshd_config: AuthenticationMethods is not set: a login by public key (or any one \
+         method but keyboard-interactive) never runs PAM's auth stack, so it gets no second factor"
+            .to_owned()
+    } else {
+        format!(
+            "sshd_config: AuthenticationMethods {methods}: a login by {} never runs PAM's auth \
+             stack, so it gets no second factor",
+            lacking.join(" or ")
+        )
+    };
+    vec![Finding::new(
+        Severity::Warn,
+        "sshd-authentication-methods",
+        message,
+        "set `AuthenticationMethods publickey,keyboard-interactive:pam` (key + code) or \
+         `keyboard-interactive:pam` (password + code)",
+    )]
+}
+
+/// Root logging in with a password is the first thing a guesser tries.
+pub fn check_permit_root_login(config: &SshdConfig) -> Vec<Finding> {
+    if !is(&config.global, "permitrootlogin", "yes") {
+        return Vec::new();
+    }
+    vec![Finding::new(
+        Severity::Warn,
+        "sshd-permit-root-login",
+        "sshd_config: PermitRootLogin yes lets root log in with a password",
+        "set `PermitRootLogin prohibit-password` (or no) and log in as yourself, then sudo",
+    )]
+}
+
+/// A tunnel (`ssh -N -L`) is set up before any ForceCommand runs.
+pub fn check_forwarding(config: &SshdConfig) -> Vec<Finding> {
+    let closed =
+        |s: &Settings| is(s, "disableforwarding", "yes") || is(s, "allowtcpforwarding", "no");
+    let only_tcp =
+        |s: &Settings| !is(s, "disableforwarding", "yes") && is(s, "allowtcpforwarding", "no");
+    let mut out = Vec::new();
+    let mut scopes: Vec<(String, &Settings, bool)> = Vec::new();
+    if force_command(&config.global) {
+        scopes.push((
+            "globally".to_owned(),
+            &config.global,
+            closed(&config.global),
+        ));
+    }
+    for block in &config.blocks {
+        if force_command(&block.settings) {
+            let ok = closed(&block.settings)
+                || (closed(&config.global)
+                    && !is(&block.settings, "allowtcpforwarding", "yes")
+                    && !is(&block.settings, "disableforwarding", "no"));
+            scopes.push((
+                format!("in `Match {}`", block.criteria),
+                &block.settings,
+                ok,
+            ));
+        }
+    }
+    for (scope, settings, ok) in scopes {
+        if !ok {
+            out.push(Finding::new(
+                Severity::Error,
+                "sshd-forwarding",
+                format!(
+                    "sshd_config: ForceCommand sshield login is used {scope} without \
+                     DisableForwarding yes: `ssh -N -L` opens a tunnel with the key alone, \
+                     never running the helper"
+                ),
+                "add `DisableForwarding yes` next to the ForceCommand (or use PAM mode, \
+                 see docs/forcecommand.md)",
+            ));
+        } else if only_tcp(settings) || (only_tcp(&config.global) && !closed(settings)) {
+            out.push(Finding::new(
+                Severity::Warn,
+                "sshd-forwarding",
+                format!(
+                    "sshd_config: ForceCommand sshield login is used {scope} with only \
+                     AllowTcpForwarding no: agent, X11 and Unix-socket forwarding still work \
+                     without the helper"
+                ),
+                "use `DisableForwarding yes` instead",
+            ));
+        }
+    }
+    out
+}
+
+/// `~/.ssh/environment` is the user's, and reaches the helper's environment.
+pub fn check_permit_user_environment(config: &SshdConfig) -> Vec<Finding> {
+    let on = |s: &Settings| {
+        value(s, "permituserenvironment").is_some_and(|v| !v.eq_ignore_ascii_case("no"))
+    };
+    if !on(&config.global) && !config.blocks.iter().any(|b| on(&b.settings)) {
+        return Vec::new();
+    }
+    vec![Finding::new(
+        Severity::Warn,
+        "sshd-permit-user-environment",
+        "sshd_config: PermitUserEnvironment is on with ForceCommand sshield login: users set \
+         the environment the helper and their shell start with (LD_PRELOAD, BASH_ENV...)",
+        "set `PermitUserEnvironment no`",
+    )]
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(text: &str) -> SshdConfig {
+        let mut c = SshdConfig::default();
+        let mut cur = None;
+        parse_into(
+            text,
+            Path::new("/nonexistent"),
+            &|_| Err(io::ErrorKind::NotFound.into()),
+            &mut c,
+            &mut cur,
+            0,
+        );
+        c
+    }
+
+    #[test]
+    fn first_value_wins_and_match_blocks_are_apart() {
+        let c = parse(
+            "UsePAM yes\nusepam no\nChallengeResponseAuthentication=no\n\
+             KbdInteractiveAuthentication yes\nMatch User bob\n  PermitRootLogin yes\n",
+        );
+        assert_eq!(c.global["usepam"], "yes");
+        assert_eq!(c.global["kbdinteractiveauthentication"], "no");
+        assert!(!c.global.contains_key("permitrootlogin"));
+        assert_eq!(c.blocks[0].criteria, "User bob");
+        assert_eq!(check_kbd_interactive(&c).len(), 1);
+    }
+
+    #[test]
+    fn authentication_methods_lists() {
+        let c = parse("AuthenticationMethods publickey,keyboard-interactive:pam\n");
+        assert!(check_authentication_methods(&c).is_empty());
+        let c = parse("AuthenticationMethods publickey,keyboard-interactive publickey\n");
+        assert_eq!(check_authentication_methods(&c).len(), 1);
+        assert_eq!(check_authentication_methods(&parse("")).len(), 1);
+    }
+
+    #[test]
+    fn force_command_forwarding() {
+        let c = parse(
+            "Match Address *,!10.0.0.0/8\n ForceCommand /usr/bin/sshield --config /x login\n",
+        );
+        assert!(uses_sshield_force_command(&c));
+        assert_eq!(check_forwarding(&c)[0].severity, Severity::Error);
+        let c = parse("DisableForwarding yes\nMatch Address *\n ForceCommand sshield login\n");
+        assert!(check_forwarding(&c).is_empty());
+        let c = parse("ForceCommand sshield login\nAllowTcpForwarding no\n");
+        assert_eq!(check_forwarding(&c)[0].severity, Severity::Warn);
+        assert!(!is_sshield_login("/usr/bin/login"));
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard("*.conf", "50-sshield.conf"));
+        assert!(!wildcard("*.conf", "50-sshield.conf~"));
+        assert!(wildcard("a?c*", "abcdef"));
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["b.conf", "a.conf", "c.txt", ".hidden.conf"] {
+            fs::write(dir.path().join(f), "").unwrap();
+        }
+        let found = expand_glob(&dir.path().join("*.conf"));
+        assert_eq!(
+            found,
+            [dir.path().join("a.conf"), dir.path().join("b.conf")]
+        );
+    }
+}
