@@ -106,7 +106,8 @@ fn main() {
     require("oathtool");
     let oath_so = module_path("pam_oath.so", "libpam-oath");
     let ga_so = module_path("pam_google_authenticator.so", "libpam-google-authenticator");
-    let (module, cli) = build_sshield();
+    let built = sshield_e2e::artefacts();
+    let (module, cli) = (built.module.clone(), built.cli.clone());
 
     let load_start = loadavg();
     let started = now_utc();
@@ -422,46 +423,6 @@ fn module_path(so: &str, package: &str) -> PathBuf {
         }
     }
     panic!("{so} not found: install {package} (scripts/install-test-deps)");
-}
-
-/// Builds `libpam_sshield.so` and `sshield` into this example's target dir and profile, as
-/// crates/e2e/tests/common/mod.rs does for the tests.
-fn build_sshield() -> (PathBuf, PathBuf) {
-    // This example runs as <target dir>/<profile dir>/examples/ssh_login_cost.
-    let exe = std::env::current_exe().expect("the example's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the example lives in <target>/<profile>/examples");
-    let target_dir = profile_dir.parent().expect("a target dir");
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => "dev",
-        Some(other) => other,
-    };
-    for (package, target) in [("sshield-pam", "--lib"), ("sshield", "--bins")] {
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                package,
-                target,
-                "--profile",
-                profile,
-            ])
-            .arg("--target-dir")
-            .arg(target_dir)
-            .current_dir(sshield_e2e::workspace_root())
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build -p {package} {target} failed");
-    }
-    let module = profile_dir.join("libpam_sshield.so");
-    let cli = profile_dir.join("sshield");
-    for path in [&module, &cli] {
-        assert!(path.is_file(), "{} was not built", path.display());
-    }
-    (module, cli)
 }
 
 fn enroll(cli: &Path, config: &Path, user: &str, secret: &str) {

@@ -44,6 +44,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod build;
 mod client;
 mod procs;
 mod sshd;
@@ -52,6 +53,7 @@ mod users;
 
 use std::path::PathBuf;
 
+pub use build::{artefacts, Artefacts};
 pub use client::{Client, Outcome, Session};
 pub use procs::is_alive;
 pub use sshd::{pam_unix_stack, Sshd, SshdOptions};

@@ -18,7 +18,6 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use sshield_e2e::{can_run, keys, Client, Sshd, SshdOptions, User};
@@ -28,28 +27,9 @@ const INTERNET: &str = "127.0.0.3";
 const LAN: &str = "127.0.0.2";
 const PROMPT: &str = "Verification code: ";
 
-/// The `sshield` binary, built once per test binary into this test's target dir and profile
-/// (cargo builds another package's binary for nobody's integration tests).
+/// The `sshield` binary, built once per test binary into this test's target dir and profile.
 fn built_cli() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_owned();
-        let target_dir = profile_dir.parent().unwrap();
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => "dev",
-            Some(other) => other,
-        };
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "sshield", "--profile", profile])
-            .arg("--target-dir")
-            .arg(target_dir)
-            .current_dir(sshield_e2e::workspace_root())
-            .status()
-            .unwrap();
-        assert!(status.success(), "cargo build -p sshield failed");
-        profile_dir.join("sshield")
-    })
+    &sshield_e2e::artefacts().cli
 }
 
 /// One test's sshield: config, store, socket and log in a world-readable temp dir, and the

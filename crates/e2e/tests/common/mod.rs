@@ -9,7 +9,7 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sshield_e2e::{Client, Sshd, SshdOptions, User};
@@ -30,64 +30,7 @@ pub const FORWARD_PASS_PROMPT: &str = "Password & verification code: ";
 /// How long a log line may take to reach the syslog capture after the client returned.
 pub const LOG_WAIT: Duration = Duration::from_secs(5);
 
-/// The built module and CLI.
-#[derive(Debug)]
-pub struct Artefacts {
-    /// `target/<profile>/libpam_sshield.so`.
-    pub module: PathBuf,
-    /// `target/<profile>/sshield`.
-    pub cli: PathBuf,
-}
-
-/// Builds `libpam_sshield.so` and `sshield` once per test binary, into the target dir and
-/// profile this test binary was built for: cargo builds neither a cdylib nor another
-/// package's binary for this crate's tests (and has released its build lock by the time
-/// tests run), as in crates/pam/tests/harness/build.rs.
-pub fn artefacts() -> &'static Artefacts {
-    static BUILT: OnceLock<Artefacts> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        // The test runs as <target dir>/<profile dir>/deps/<test>-<hash>.
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test binary lives in <target>/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("a target dir");
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => "dev",
-            Some(other) => other,
-        };
-        // Two builds, each exactly as others run it (crates/pam/tests/harness/build.rs builds
-        // the module alone): one build of both would unify their dependencies' features
-        // differently and relink the module every time the two kinds of tests alternate.
-        for (package, target) in [("sshield-pam", "--lib"), ("sshield", "--bins")] {
-            let status = Command::new(env!("CARGO"))
-                .args([
-                    "build",
-                    "--quiet",
-                    "-p",
-                    package,
-                    target,
-                    "--profile",
-                    profile,
-                ])
-                .arg("--target-dir")
-                .arg(target_dir)
-                .current_dir(sshield_e2e::workspace_root())
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "cargo build -p {package} {target} failed");
-        }
-        let built = Artefacts {
-            module: profile_dir.join("libpam_sshield.so"),
-            cli: profile_dir.join("sshield"),
-        };
-        for path in [&built.module, &built.cli] {
-            assert!(path.is_file(), "{} was not built", path.display());
-        }
-        built
-    })
-}
+pub use sshield_e2e::artefacts;
 
 /// Whether these tests can run: the harness's requirements (root, OpenSSH), and oathtool,
 /// which computes every code. Skips (or fails in CI) like [`sshield_e2e::can_run`].

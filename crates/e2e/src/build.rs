@@ -1,0 +1,68 @@
+//! The artefacts under test, `libpam_sshield.so` and `sshield`, built for the caller.
+//!
+//! cargo builds neither a cdylib nor another package's binary for this crate's tests or
+//! examples, so they are built here, once per process, into the target dir and profile the
+//! caller was built for (cargo has released its build lock by the time tests run).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The built module and CLI.
+#[derive(Debug)]
+pub struct Artefacts {
+    /// `target/<profile>/libpam_sshield.so`.
+    pub module: PathBuf,
+    /// `target/<profile>/sshield`.
+    pub cli: PathBuf,
+}
+
+/// Builds both once per process and returns their paths.
+pub fn artefacts() -> &'static Artefacts {
+    static BUILT: OnceLock<Artefacts> = OnceLock::new();
+    BUILT.get_or_init(build)
+}
+
+fn build() -> Artefacts {
+    // Tests run as <target>/<profile>/deps/<name>-<hash>, examples as
+    // <target>/<profile>/examples/<name>.
+    let exe = std::env::current_exe().expect("the running binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the binary lives in <target>/<profile>/<deps|examples>");
+    let target_dir = profile_dir.parent().expect("a target dir");
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev",
+        Some(other) => other,
+    };
+    // Two builds, each exactly as others run it (crates/pam/tests/harness/build.rs builds the
+    // module alone): one build of both would unify their dependencies' features differently
+    // and relink the module every time the two kinds of tests alternate.
+    for (package, target) in [("sshield-pam", "--lib"), ("sshield", "--bins")] {
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                package,
+                target,
+                "--profile",
+                profile,
+            ])
+            .arg("--target-dir")
+            .arg(target_dir)
+            .current_dir(crate::workspace_root())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build -p {package} {target} failed");
+    }
+    let built = Artefacts {
+        module: profile_dir.join("libpam_sshield.so"),
+        cli: profile_dir.join("sshield"),
+    };
+    for path in [&built.module, &built.cli] {
+        assert!(path.is_file(), "{} was not built", path.display());
+    }
+    built
+}
