@@ -1,0 +1,515 @@
+//! `sshield setup` against a real sshd (issue 5): it edits that sshd's config and PAM service
+//! (never the machine's: every path is pointed at the test's own), reloads it with SIGHUP, and
+//! the trial either rolls back by itself or is confirmed from a new ssh session that passed
+//! the second factor. Logins go through the real OpenSSH client; codes come from oathtool.
+#![allow(clippy::unwrap_used)] // a test that cannot go on fails, with the reason
+mod common;
+
+use std::fs;
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use sshield_e2e::{Client, Sshd, SshdOptions, User};
+
+/// Debian's /etc/pam.d/sshd, reduced to what a test login needs, in Debian's layout: the real
+/// `@include common-auth` (read, never changed) is where setup must put the module.
+fn debian_pam_service() -> Vec<String> {
+    [
+        "# PAM configuration for the Secure Shell service (a test copy of Debian's layout)",
+        "",
+        "# Standard Un*x authentication.",
+        "@include common-auth",
+        "",
+        "account    required     pam_unix.so",
+        "session    required     pam_unix.so",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// One test's host: an sshd whose config includes `<dir>/sshd_config.d/*.conf` first, as
+/// Debian's does, an sshield config and store, and setup's state dir.
+struct Host {
+    sshield: Sshield,
+    sshd: Sshd,
+    drop_in_dir: PathBuf,
+    state_dir: PathBuf,
+}
+
+impl Host {
+    fn start(extra_sshd_lines: &[String]) -> Host {
+        let sshield = Sshield::new("");
+        let drop_in_dir = sshield.dir().join("sshd_config.d");
+        fs::create_dir(&drop_in_dir).unwrap();
+        fs::set_permissions(sshield.dir(), fs::Permissions::from_mode(0o755)).unwrap();
+        let mut lines = vec![format!("Include {}/*.conf", drop_in_dir.display())];
+        lines.extend(extra_sshd_lines.iter().cloned());
+        let sshd = Sshd::start(
+            SshdOptions::new()
+                .config(lines)
+                .pam(debian_pam_service())
+                .listen(["127.0.0.1", "127.0.0.2"]),
+        );
+        let state_dir = sshield.dir().join("setup-state");
+        Host {
+            sshield,
+            sshd,
+            drop_in_dir,
+            state_dir,
+        }
+    }
+
+    /// `sshield --config CFG setup ARGS --sshd-config ... --state-dir ...`, every path the
+    /// test's.
+    fn setup(&self, args: &[&str]) -> Output {
+        self.setup_with(args, &[])
+    }
+
+    /// [`Host::setup`], with some of its path options replaced: `("--sshd-binary", "/bin/false")`.
+    fn setup_with(&self, args: &[&str], overrides: &[(&str, &str)]) -> Output {
+        let pid_file = self.sshd.dir().join("sshd.pid");
+        let defaults = [
+            (
+                "--sshd-config",
+                self.sshd.config_path().display().to_string(),
+            ),
+            (
+                "--pam-service",
+                self.sshd.pam_service_path().display().to_string(),
+            ),
+            ("--sshd-binary", "/usr/sbin/sshd".to_owned()),
+            ("--module", self.sshield.module.display().to_string()),
+            ("--state-dir", self.state_dir.display().to_string()),
+            (
+                "--reload-command",
+                format!("kill -HUP \"$(cat {})\"", pid_file.display()),
+            ),
+        ];
+        let mut cmd = Command::new(&artefacts().cli);
+        cmd.arg("--config")
+            .arg(&self.sshield.config)
+            .arg("setup")
+            .args(args);
+        for (flag, value) in defaults {
+            let value = overrides
+                .iter()
+                .find(|(f, _)| *f == flag)
+                .map_or(value, |(_, v)| (*v).to_owned());
+            cmd.arg(flag).arg(value);
+        }
+        cmd.stdin(Stdio::null()).output().unwrap()
+    }
+
+    fn drop_in(&self) -> PathBuf {
+        self.drop_in_dir.join("50-sshield.conf")
+    }
+
+    /// The files setup may touch, as they are now.
+    fn snapshot(&self) -> Vec<(PathBuf, Option<String>)> {
+        [
+            self.sshd.config_path().to_owned(),
+            self.sshd.pam_service_path().to_owned(),
+            self.drop_in(),
+            self.sshield.config.clone(),
+        ]
+        .into_iter()
+        .map(|p| {
+            let text = fs::read_to_string(&p).ok();
+            (p, text)
+        })
+        .collect()
+    }
+
+    /// `setup --status --json`'s status field.
+    fn status(&self) -> String {
+        let out = self.setup(&["--status", "--json"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        json_field(&stdout, "status")
+    }
+
+    /// Waits until sshd, reloaded by SIGHUP (it re-executes itself), listens again.
+    fn wait_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for addr in ["127.0.0.1", "127.0.0.2"] {
+            while TcpStream::connect((addr, self.sshd.port())).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "sshd did not come back after the reload\n{}",
+                    self.sshd.log()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {}\n--- stdout ---\n{}--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `"key": "value"` from pretty JSON.
+fn json_field(json: &str, key: &str) -> String {
+    let needle = format!("\"{key}\": ");
+    let start = json
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no {key} in {json}"))
+        + needle.len();
+    let rest = &json[start..];
+    let end = rest.find([',', '\n']).unwrap();
+    rest[..end].trim().trim_matches('"').to_owned()
+}
+
+fn password_login(host: &Host, user: &User, answers: Vec<String>) -> sshield_e2e::Outcome {
+    Client::ssh(&host.sshd, user)
+        .from("127.0.0.3")
+        .methods("keyboard-interactive")
+        .command("echo ok")
+        .answers(answers)
+        .run()
+}
+
+/// Whether process `pid` still exists.
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn watcher_pid(host: &Host) -> u32 {
+    let out = host.setup(&["--status", "--json"]);
+    json_field(&String::from_utf8_lossy(&out.stdout), "watcher_pid")
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn an_unconfirmed_trial_rolls_back_by_itself() {
+    if !can_run() {
+        return;
+    }
+    let host = Host::start(&[]);
+    let user = User::create();
+    let token = host.sshield.enroll(user.name());
+    let before = host.snapshot();
+
+    // Before setup: the password alone lets the user in.
+    let out = password_login(&host, &user, vec![user.password().to_owned()]);
+    out.assert_success();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT]);
+
+    let out = host.setup(&["--try", "10", "--admin", user.name()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The diff: the drop-in, and the module right after Debian's common-auth.
+    assert!(
+        stdout.contains("+AuthenticationMethods keyboard-interactive:pam"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(" @include common-auth\n+# sshield setup: the second factor"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("TRIAL: unless confirmed"), "{stdout}");
+    assert_eq!(host.status(), "trial");
+    let watcher = watcher_pid(&host);
+    assert!(alive(watcher));
+    let pam = fs::read_to_string(host.sshd.pam_service_path()).unwrap();
+    assert!(pam.contains(&format!("@include common-auth\n# sshield setup: the second factor (`sshield setup --undo` puts the old file back)\nauth required {} config={}\n", host.sshield.module.display(), host.sshield.config.display())), "{pam}");
+    host.wait_listening();
+
+    // Under the trial: password, then a code; the password alone is refused.
+    let out = password_login(&host, &user, vec![user.password().to_owned(), token.code()]);
+    out.assert_success();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT, CODE_PROMPT]);
+    let out = password_login(&host, &user, vec![user.password().to_owned()]);
+    out.assert_denied();
+
+    // Nobody confirms: at the deadline every file comes back, byte for byte.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while host.status() != "rolled-back" {
+        assert!(
+            Instant::now() < deadline,
+            "no rollback; status {}",
+            host.status()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(host.snapshot(), before);
+    assert!(!host.drop_in().exists());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(watcher) {
+        assert!(
+            Instant::now() < deadline,
+            "the watcher {watcher} did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    host.wait_listening();
+    let out = password_login(&host, &user, vec![user.password().to_owned()]);
+    out.assert_success();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT]);
+
+    let log = fs::read_to_string(host.state_dir.join("setup.log")).unwrap();
+    assert!(log.contains("rolled back"), "{log}");
+    // Nothing left to undo.
+    let out = host.setup(&["--undo"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already rolled-back"));
+}
+
+#[test]
+fn a_trial_confirmed_from_a_new_session_stays_and_undo_puts_it_back() {
+    if !can_run() {
+        return;
+    }
+    // root logs in with a key of the test's (never root's own ~/.ssh) and a code.
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("id_ed25519");
+    let status = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "sshield-setup-test",
+            "-f",
+        ])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let authorized = keys.path().join("authorized_keys");
+    fs::copy(key.with_extension("pub"), &authorized).unwrap();
+    let host = Host::start(&[
+        // sshd hands root's keyboard-interactive answers to PAM only with `yes` (setup refuses
+        // otherwise: see the refusals test); the key is still required first.
+        "PermitRootLogin yes".to_owned(),
+        // The key file lives under /tmp, which StrictModes would refuse (world-writable).
+        "StrictModes no".to_owned(),
+        format!("AuthorizedKeysFile {}", authorized.display()),
+    ]);
+    let token = host.sshield.enroll("root");
+    let cli = artefacts().cli.display().to_string();
+    let confirm_command = format!(
+        "{cli} --config {} setup --confirm --state-dir {}",
+        host.sshield.config.display(),
+        host.state_dir.display()
+    );
+    let root_login = |from: &str, answers: Vec<String>, command: &str| {
+        Client::ssh(&host.sshd, "root")
+            .from(from)
+            .key(&key)
+            .methods("publickey,keyboard-interactive")
+            .command(command)
+            .answers(answers)
+            .run()
+    };
+    // Before: the key alone.
+    let out = root_login("127.0.0.3", vec![], "echo ok");
+    out.assert_success();
+
+    let out = host.setup(&[
+        "--first-factor",
+        "key",
+        "--exempt",
+        "127.0.0.4/32",
+        "--try",
+        "120",
+        "--admin",
+        "root",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("+#@include common-auth   # sshield setup: key + code, no password"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("+exempt_networks = [\"127.0.0.4/32\"]"),
+        "{stdout}"
+    );
+    host.wait_listening();
+    let watcher = watcher_pid(&host);
+
+    // Confirming from outside any ssh session, or from a session that passed no code (an
+    // exempt address), proves nothing: refused.
+    let out = Command::new(&artefacts().cli)
+        .args(["--config"])
+        .arg(&host.sshield.config)
+        .args(["setup", "--confirm", "--state-dir"])
+        .arg(&host.state_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("from a new ssh session"),
+        "{}",
+        text(&out)
+    );
+    let out = Client::ssh(&host.sshd, "root")
+        .from("127.0.0.2")
+        .to("127.0.0.2")
+        .key(&key)
+        .methods("publickey,keyboard-interactive")
+        .command(confirm_command.clone())
+        .run();
+    // (127.0.0.2 is not exempt: asked for a code, none given, refused.)
+    out.assert_denied();
+    assert_eq!(host.status(), "trial");
+
+    // The key alone no longer gets in; key and code do, and confirm from there.
+    root_login("127.0.0.3", vec![], "echo ok").assert_denied();
+    let out = root_login("127.0.0.3", vec![token.code()], &confirm_command);
+    assert!(
+        out.success(),
+        "{out:?}\n--- sshield log ---\n{}\n--- syslog ---\n{}",
+        host.sshield.log_lines().join("\n"),
+        host.sshd.syslog()
+    );
+    assert_eq!(out.prompt_texts(), [CODE_PROMPT]);
+    assert!(
+        out.stdout.contains("Confirmed: the new setup stays"),
+        "{out:?}"
+    );
+    assert_eq!(host.status(), "confirmed");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(watcher) {
+        assert!(
+            Instant::now() < deadline,
+            "the watcher {watcher} did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Running it again with the same options changes nothing.
+    let applied = host.snapshot();
+    let out = host.setup(&[
+        "--first-factor",
+        "key",
+        "--exempt",
+        "127.0.0.4/32",
+        "--admin",
+        "root",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Nothing to change"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(host.snapshot(), applied);
+
+    // --undo: the key alone is enough again.
+    let out = host.setup(&["--undo"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(host.status(), "undone");
+    assert!(!host.drop_in().exists());
+    let pam = fs::read_to_string(host.sshd.pam_service_path()).unwrap();
+    assert!(
+        pam.contains("\n@include common-auth\n")
+            && !pam.contains("pam_sshield")
+            && !pam.contains("sshield setup"),
+        "{pam}"
+    );
+    host.wait_listening();
+    root_login("127.0.0.3", vec![], "echo ok").assert_success();
+}
+
+#[test]
+fn refusals_and_failed_checks_leave_every_file_as_it_was() {
+    if !can_run() {
+        return;
+    }
+    let host = Host::start(&[]);
+    let user = User::create();
+    let before = host.snapshot();
+
+    // The admin is not enrolled: setup would lock them out.
+    let out = host.setup(&["--admin", user.name()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "{} is not enrolled: run sshield enroll {}",
+            user.name(),
+            user.name()
+        )),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(host.snapshot(), before);
+
+    host.sshield.enroll(user.name());
+    // --dry-run shows the diff and changes nothing.
+    let out = host.setup(&["--dry-run", "--admin", user.name()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("+++ {}", host.drop_in().display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Dry run"), "{stdout}");
+    assert_eq!(host.snapshot(), before);
+
+    // sshd refuses the result (here: a "sshd" that refuses everything): all put back.
+    let out = host.setup_with(
+        &["--admin", user.name()],
+        &[
+            ("--sshd-binary", "/bin/false"),
+            ("--reload-command", "true"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refused the new config") && stderr.contains("Every file was put back"),
+        "{stderr}"
+    );
+    assert_eq!(host.snapshot(), before);
+
+    // A drop-in that sorts first and sets the same keyword wins in sshd: caught by sshd -T.
+    let early = host.drop_in_dir.join("10-local.conf");
+    fs::write(&early, "AuthenticationMethods any\n").unwrap();
+    let before = host.snapshot();
+    let out = host.setup(&["--admin", user.name()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("sshd does not take `AuthenticationMethods keyboard-interactive:pam` (sshd uses `authenticationmethods any`)"), "{stderr}");
+    assert_eq!(host.snapshot(), before);
+    fs::remove_file(&early).unwrap();
+
+    // root as the admin, where sshd replaces root's keyboard-interactive answers with a bad
+    // password (PermitRootLogin is not `yes`; the harness sets `no`): root could never type
+    // the code.
+    host.sshield.enroll("root");
+    let out = host.setup(&["--admin", "root"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("PermitRootLogin is `no`"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(host.snapshot(), before);
+
+    // A missing module.
+    let out = host.setup_with(
+        &["--admin", user.name()],
+        &[("--module", "/nonexistent/pam_sshield.so")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not installed"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(host.snapshot(), before);
+}
