@@ -1,53 +1,117 @@
-//! `sshield demo`: try sshield in a minute without touching any system file.
+//! `sshield demo`: try sshield in a minute without changing any system file.
 //!
-//! Makes a throwaway config and store in a temporary directory, enrolls a demo user, shows the
-//! QR code to scan, then checks the codes typed at the prompt through the same engine a login
-//! uses, saying why each is accepted or refused (try typing one twice). Everything is removed
-//! on exit. Without a terminal it runs one round by itself, with the code it computes.
+//! As root it runs the real thing ([`live`]): a throwaway `sshd` on a free loopback port,
+//! wired to pam_sshield with a temporary config and store, and the invoking user enrolled, so
+//! a newcomer logs in with `ssh` and their phone and watches each decision being made.
+//! Without root, or with `--engine-only`, it shows the engine alone ([`engine_only`]): codes
+//! typed at the demo's own prompt, checked by the same engine a login uses.
+//!
+//! - `live`: the order of the steps, what is printed, and the wait for the end.
+//! - `prereq`: finding sshd, ssh-keygen, unshare, the module and the user, or saying what to
+//!   install.
+//! - `server`: the files sshd is given (sshd_config, the PAM service, the sshield config) and
+//!   the sshd process in its private mount namespace.
+//! - `procs`: stopping sshd and every process it started, by pid.
+//! - `events`: Enter, end of input and signals, and the decision lines as they are written.
+//! - `scratch`: the temporary directory.
 
-use std::fs;
+mod events;
+mod live;
+mod prereq;
+mod procs;
+mod scratch;
+mod server;
+
 use std::io::IsTerminal;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use sshield_core::provision::{self, Enrollment};
 use sshield_core::{Attempt, Config, Decision, Engine, Response, UnixTime, UserName};
 use sshield_otp::totp;
+use zeroize::Zeroizing;
 
 use super::{key_uri, print_backup_codes, read_line};
+use crate::cli::DemoArgs;
 use crate::failure::Failure;
 use crate::qr;
+use scratch::Scratch;
 
-/// A temporary directory removed on drop, also when the demo fails.
-struct Scratch(PathBuf);
+/// Why the demo could not run.
+#[derive(Debug)]
+pub enum DemoFailure {
+    /// Something it needs is not installed or not built: exit 1, with what to do.
+    Missing(String),
+    /// Anything else: exit 2.
+    Failed(Failure),
+}
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+impl From<Failure> for DemoFailure {
+    fn from(f: Failure) -> Self {
+        DemoFailure::Failed(f)
     }
 }
 
-pub fn run() -> Result<(), Failure> {
-    let scratch = Scratch(make_scratch_dir()?);
-    let config_path = scratch.0.join("sshield.toml");
+/// Runs the demo and returns its exit status: 0 after a clean stop, 1 when something it needs
+/// is missing, 2 on any other error.
+pub fn run(args: &DemoArgs) -> ExitCode {
+    let outcome = if args.engine_only {
+        engine_only().map_err(DemoFailure::from)
+    } else if !rustix::process::geteuid().is_root() {
+        explain_root();
+        engine_only().map_err(DemoFailure::from)
+    } else {
+        live::run(args)
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(DemoFailure::Missing(what)) => {
+            eprintln!("sshield demo: {what}");
+            eprintln!(
+                "(`sshield demo --engine-only` shows the engine alone, without sshd or root.)"
+            );
+            ExitCode::from(1)
+        }
+        Err(DemoFailure::Failed(failure)) => failure.report(),
+    }
+}
+
+/// Says why the full demo needs root, and how to run it.
+fn explain_root() {
+    let me = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "sshield".to_owned());
+    println!("The full demo starts a throwaway sshd that asks for a code through pam_sshield, and");
+    println!("that needs root: sshd switches to your user and runs PAM. To run it:\n");
+    println!("    sudo {} demo\n", live::shell_quote(&me));
+    println!(
+        "It changes no system file and removes everything when it ends. Meanwhile, here is the"
+    );
+    println!("engine on its own (the same one the PAM module calls):\n");
+}
+
+/// The engine alone: a throwaway store and a demo user, and codes typed at the demo's own
+/// prompt checked as a login would check them (try typing one twice). Without a terminal it
+/// runs one round by itself, with the code it computes.
+pub fn engine_only() -> Result<(), Failure> {
+    let scratch = Scratch::create()?;
+    let config_path = scratch.path().join("sshield.toml");
     let config_text = "# sshield demo config\nstore = \"users\"\nissuer = \"sshield demo\"\n";
-    fs::write(&config_path, config_text)
+    std::fs::write(&config_path, config_text)
         .map_err(|e| Failure::Error(format!("cannot write {}: {e}", config_path.display())))?;
     let config = Config::parse(config_text, &config_path)?;
     let store = config.record_store();
     let user = UserName::new("demo")?;
-    let now = UnixTime::now();
     let enrollment = Enrollment {
         activate: true,
         ..Enrollment::totp(user.clone(), "phone")
     };
-    let enrolled = provision::enroll(&store, enrollment, now)?;
+    let enrolled = provision::enroll(&store, enrollment, UnixTime::now())?;
     let auth = &enrolled.authenticator;
-    let uri = key_uri(user.as_str(), "sshield demo", auth, 0)?.to_uri();
+    let uri = Zeroizing::new(key_uri(user.as_str(), "sshield demo", auth, 0)?.to_uri());
 
     println!(
-        "sshield demo: a throwaway store in {} (removed on exit).\n",
-        scratch.0.display()
+        "sshield demo (engine only): a throwaway store in {} (removed on exit).\n",
+        scratch.path().display()
     );
     println!(
         "1. Scan this with an authenticator app (or type the key {}):\n",
@@ -93,38 +157,10 @@ pub fn run() -> Result<(), Failure> {
         }
         attempt(&typed);
     }
+    let dir = scratch.remove()?;
     println!(
         "\nDemo over; {} removed. Next: docs/ and `sshield enroll --help`.",
-        scratch.0.display()
+        dir.display()
     );
     Ok(())
-}
-
-fn make_scratch_dir() -> Result<PathBuf, Failure> {
-    let base = std::env::temp_dir();
-    for attempt in 0..100u32 {
-        let dir = base.join(format!("sshield-demo-{}-{attempt}", std::process::id()));
-        match fs::create_dir(&dir) {
-            Ok(()) => {
-                fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
-                    .map_err(|e| Failure::Error(format!("cannot secure {}: {e}", dir.display())))?;
-                return Ok(dir);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(Failure::Error(format!(
-                    "cannot create a directory in {}: {e}",
-                    show(&base)
-                )))
-            }
-        }
-    }
-    Err(Failure::Error(format!(
-        "cannot create a fresh directory in {}",
-        show(&base)
-    )))
-}
-
-fn show(p: &Path) -> String {
-    p.display().to_string()
 }
