@@ -161,12 +161,59 @@ was used.\n\nExamples:\n  \
     #[command(subcommand)]
     Import(ImportCommand),
 
-    /// Try sshield in a minute: a throwaway user, its QR code, and codes checked live.
+    /// Try sshield in a minute: a throwaway sshd on a loopback port that asks for your code.
     #[command(
-        after_help = "Nothing on the system is changed: the store lives in a temporary directory \
-that is removed on exit."
+        long_about = "Starts a throwaway OpenSSH server on a free port of 127.0.0.1, wired to \
+pam_sshield with a temporary config and store, enrolls you (the user who ran sudo, else the \
+current user), shows the QR code and the exact `ssh` command to try, then prints each allow or \
+deny decision as it is made. Nothing on the system is changed: config, store, keys, sshd_config \
+and a private copy of /etc/pam.d live in a temporary directory (sshd sees the copy through a \
+private mount namespace), and the first factor is a throwaway key pair, so ~/.ssh is not used. \
+Enter, end of input, Ctrl-C, SIGTERM or SIGHUP stop sshd and every session it started and remove \
+the directory.\n\n\
+It needs root (sshd switches to your user and runs PAM). Without root, or with --engine-only, it \
+shows the engine alone: a throwaway store whose codes you type at the demo's own prompt.",
+        after_help = "Examples:\n  \
+  cargo build --release && sudo target/release/sshield demo\n  \
+  sudo sshield demo                                  # the installed module\n  \
+  sudo sshield demo --module ./libpam_sshield.so --sshd /usr/sbin/sshd\n  \
+  sshield demo --engine-only                         # no sshd, no root\n\n\
+Then, in another terminal, the command it prints, e.g.:\n  \
+  ssh -p 40123 -i /tmp/sshield-demo-4242-0/client/id_ed25519 -o IdentitiesOnly=yes \\\n      \
+-o UserKnownHostsFile=/tmp/sshield-demo-4242-0/client/known_hosts alice@127.0.0.1\n\n\
+With --json, or when standard output is not a terminal, it also prints one line of JSON once \
+sshd listens: {\"port\",\"user\",\"key\",\"known_hosts\",\"secret\",\"command\",\"dir\",\
+\"log_file\",\"sshd_pid\"}.\n\n\
+Exit status: 0 after a clean stop, 1 if something it needs is missing (the message says what to \
+install), 2 on any other error. See docs/demo.md."
     )]
-    Demo,
+    Demo(DemoArgs),
+
+    /// Configure this host's sshd and PAM for sshield, in a trial that undoes itself.
+    #[command(
+        long_about = "Writes the sshd drop-in (/etc/ssh/sshd_config.d/50-sshield.conf, or a marked \
+block at the top of sshd_config when sshd includes no such directory), puts pam_sshield in sshd's \
+PAM stack (after Debian's `@include common-auth`), and sets the policy flags given in \
+/etc/sshield/sshield.toml. It shows the diff, keeps backups, checks the result with `sshd -t` and \
+`sshd -T`, and reloads sshd; on any error it puts every file back.\n\n\
+Every change starts as a trial: unless `sshield setup --confirm` is run within --try seconds \
+from a NEW ssh session that passed the second factor, the old files come back and sshd is \
+reloaded again by itself. So a mistake cannot lock you out: keep the session you ran setup from \
+open, log in again in another terminal, and confirm from there.",
+        after_help = "Examples:\n  \
+  sshield setup --dry-run                         # show the diff, change nothing\n  \
+  sshield setup                                   # password, then a code\n  \
+  sshield setup --first-factor key --exempt 192.168.0.0/16 --group ssh-2fa\n  \
+  sshield setup --mode forcecommand               # key, then `sshield login`\n  \
+  sshield setup --confirm                         # from a NEW ssh session, within --try seconds\n  \
+  sshield setup --undo                            # put the previous files back, any time\n  \
+  sshield setup --status\n\n\
+Refused while the admin running it (--admin, else $SUDO_USER, else the ssh session's user) would \
+need a code but has no active record: enroll first (sshield enroll NAME), or pass \
+--allow-unenrolled-admin if you have another way in.\n\n\
+Exit status: 0 done (or nothing to change), 1 refused, 2 error. See docs/setup.md."
+    )]
+    Setup(SetupArgs),
 
     /// Serve `sshield login` on the config's Unix socket (run as root, by systemd).
     #[command(
@@ -250,6 +297,25 @@ Examples:\n  \
     },
 }
 
+/// `sshield demo`'s options.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Only the engine: no sshd, no root; codes are typed at the demo's own prompt.
+    #[arg(long)]
+    pub engine_only: bool,
+    /// The PAM module (default: libpam_sshield.so next to this program, else pam_sshield.so in
+    /// the multiarch security directories).
+    #[arg(long, value_name = "PATH")]
+    pub module: Option<PathBuf>,
+    /// The OpenSSH server binary.
+    #[arg(long, value_name = "PATH", default_value = "/usr/sbin/sshd")]
+    pub sshd: PathBuf,
+    /// Also print one line of JSON with the port, user, key, secret and command (always when
+    /// standard output is not a terminal).
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `sshield doctor`'s options: every path it reads.
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
@@ -281,6 +347,119 @@ pub struct DoctorArgs {
     /// The chronyc binary, asked `-c tracking` for the clock's offset.
     #[arg(long, value_name = "PATH", default_value = "chronyc")]
     pub chronyc: PathBuf,
+}
+
+/// `sshield setup`'s options.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("action").args(["confirm", "undo", "status", "watch_trial"])))]
+pub struct SetupArgs {
+    /// How sshd hands logins to sshield: PAM (keyboard-interactive), or a ForceCommand after
+    /// a public key (needs `sshield daemon`).
+    #[arg(long, value_enum, default_value_t = SetupMode::Pam)]
+    pub mode: SetupMode,
+    /// PAM mode: what comes before the code. `password`: password, then code (public-key logins
+    /// are no longer enough). `key`: public key, then code (no password).
+    #[arg(long, value_enum, default_value_t = FirstFactor::Password)]
+    pub first_factor: FirstFactor,
+    /// A source network that needs no code (repeat for more; replaces policy.exempt_networks).
+    #[arg(long, value_name = "CIDR")]
+    pub exempt: Vec<String>,
+    /// Only members of this group must use a code (repeat for more; replaces
+    /// policy.require_groups).
+    #[arg(long, value_name = "NAME")]
+    pub group: Vec<String>,
+    /// When the daemon cannot be reached: `secure` denies, `safe` allows and logs.
+    #[arg(long, value_enum)]
+    pub failmode: Option<FailmodeArg>,
+    /// Users who must use a code but are not enrolled: `deny` or `allow`.
+    #[arg(long, value_enum)]
+    pub unenrolled: Option<UnenrolledArg>,
+    /// With --unenrolled deny: let unenrolled users in until the end of this day (UTC),
+    /// e.g. 2026-12-31.
+    #[arg(long, value_name = "DATE")]
+    pub allow_until: Option<String>,
+    /// Show what would change, check it, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Seconds until the trial undoes itself unless confirmed (10 to 3600).
+    #[arg(long = "try", value_name = "SECONDS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(10..=3600))]
+    pub try_seconds: u64,
+    /// The admin who must still be able to log in (default: $SUDO_USER, else the ssh
+    /// session's user, else the current user).
+    #[arg(long, value_name = "USER")]
+    pub admin: Option<String>,
+    /// Go on although the admin has no active record and would need a code.
+    #[arg(long)]
+    pub allow_unenrolled_admin: bool,
+
+    /// Keep the trial's changes (run from a new ssh session that passed the second factor).
+    #[arg(long)]
+    pub confirm: bool,
+    /// Put back the files as they were before the last setup, and reload sshd.
+    #[arg(long)]
+    pub undo: bool,
+    /// Say whether a trial is running, and what the last setup changed.
+    #[arg(long)]
+    pub status: bool,
+    /// The trial's watcher (started by setup itself).
+    #[arg(long, hide = true)]
+    pub watch_trial: bool,
+
+    /// sshd's main config file.
+    #[arg(long, value_name = "PATH", default_value = "/etc/ssh/sshd_config")]
+    pub sshd_config: PathBuf,
+    /// sshd's PAM service file.
+    #[arg(long, value_name = "PATH", default_value = "/etc/pam.d/sshd")]
+    pub pam_service: PathBuf,
+    /// The sshd binary, for `sshd -t` and `sshd -T`.
+    #[arg(long, value_name = "PATH", default_value = "/usr/sbin/sshd")]
+    pub sshd_binary: PathBuf,
+    /// How to make sshd reread its config, run with /bin/sh -c (default: `systemctl reload
+    /// ssh` under systemd, else SIGHUP to the pid in /run/sshd.pid).
+    #[arg(long, value_name = "COMMAND")]
+    pub reload_command: Option<String>,
+    /// The module as the PAM line names it: a file name in the security dir, or a full path.
+    #[arg(long, value_name = "PATH", default_value = "pam_sshield.so")]
+    pub module: String,
+    /// Where backups and the trial's state are kept (root-only).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/sshield/setup")]
+    pub state_dir: PathBuf,
+    /// Print --status as JSON.
+    #[arg(long, requires = "status")]
+    pub json: bool,
+}
+
+/// `sshield setup --mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SetupMode {
+    /// pam_sshield in sshd's PAM stack, asked through keyboard-interactive.
+    Pam,
+    /// `ForceCommand sshield login` after a public key, answered by `sshield daemon`.
+    Forcecommand,
+}
+
+/// `sshield setup --first-factor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FirstFactor {
+    /// The account password (pam_unix), then the code.
+    Password,
+    /// A public key, then the code; no password.
+    Key,
+}
+
+/// `sshield setup --failmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailmodeArg {
+    Secure,
+    Safe,
+}
+
+/// `sshield setup --unenrolled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UnenrolledArg {
+    Deny,
+    Allow,
 }
 
 /// `sshield enroll`'s options.

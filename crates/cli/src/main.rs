@@ -8,6 +8,7 @@ mod commands;
 mod daemon;
 mod failure;
 mod login;
+mod procs;
 mod protocol;
 mod qr;
 mod syslog;
@@ -28,6 +29,10 @@ fn main() -> ExitCode {
     if let Command::Doctor(args) = &cli.command {
         // Its exit status is the worst finding's severity, not success or failure.
         return commands::doctor::run(&cli.config, args);
+    }
+    if let Command::Demo(args) = &cli.command {
+        // Its own exit status: 1 when something it needs is missing, with what to install.
+        return commands::demo::run(args);
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -73,13 +78,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
             replace,
             dry_run,
         }) => commands::import::google_authenticator(&ctx()?, &file, &user, replace, dry_run),
-        Command::Demo => commands::demo::run(),
         Command::Daemon { syslog_socket } => {
             // No default-config fallback: the daemon decides logins, so its config must exist.
             let config = sshield_core::Config::load(&config_path)?;
             daemon::run(config, syslog_socket)
         }
-        Command::Login { .. } | Command::Doctor(_) => Ok(()),
+        Command::Login { .. } | Command::Doctor(_) | Command::Demo(_) => Ok(()),
         Command::GenerateDocs { dir } => commands::docs::generate(&dir),
+        Command::Setup(args) => commands::setup::run(&config_path, &args),
     }
 }

@@ -7,84 +7,25 @@
 //! in that process's `/proc/PID/net/tcp{,6}`. Where any step fails, the answer is "unknown",
 //! and no exemption by network applies.
 //!
-//! Which sshd process: the first ancestor whose executable is `sshd` (or OpenSSH 9.8's
-//! `sshd-session`). With privilege separation that is the user's `sshd: user@pts/0`, child
-//! of the root-owned `sshd: user [priv]` monitor; both hold the client's connection. One of
-//! the two must be root's (as the monitor always is), so a copy of sshd that a user started
-//! themselves never counts.
+//! Which sshd process: see [`crate::procs`].
 
 use std::collections::HashSet;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// How far up the process tree to look: the shell sshd runs the helper through, perhaps a
-/// wrapper, then sshd. Deeper means the caller is not what sshd started.
-const MAX_DEPTH: usize = 16;
-
-/// One process, as `/proc/PID/status` and `/proc/PID/exe` describe it.
-#[derive(Debug, Clone)]
-struct Proc {
-    pid: u32,
-    ppid: u32,
-    /// Real uid.
-    uid: u32,
-    /// The executable's file name.
-    exe: String,
-}
-
-impl Proc {
-    fn read(pid: u32) -> Option<Proc> {
-        let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|v| v.parse::<u32>().ok())
-        };
-        let exe = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-        Some(Proc {
-            pid,
-            ppid: field("PPid:")?,
-            uid: field("Uid:")?,
-            exe: exe
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        })
-    }
-
-    fn is_sshd(&self) -> bool {
-        matches!(self.exe.as_str(), "sshd" | "sshd-session")
-    }
-}
+use crate::procs::{self, Proc};
 
 /// The remote address of the SSH connection that process `pid`, owned by `uid`, runs under;
 /// `None` if it cannot be established beyond doubt.
 pub fn of_peer(pid: u32, uid: u32) -> Option<IpAddr> {
-    let first = Proc::read(pid)?;
     // The pid was the peer's when it connected; if it has since exited and been reused by
     // someone else's process, that process's ancestry says nothing about the peer.
-    if first.uid != uid {
+    if Proc::read(pid)?.uid != uid {
         return None;
     }
-    let mut chain = vec![first];
-    while chain.len() < MAX_DEPTH {
-        let last = chain.last()?;
-        if last.is_sshd() || last.ppid <= 1 {
-            break;
-        }
-        let parent = Proc::read(last.ppid)?;
-        chain.push(parent);
-    }
-    let session = chain.last().filter(|p| p.is_sshd())?.clone();
-    let monitor = Proc::read(session.ppid).filter(Proc::is_sshd);
-    let root_owned = session.uid == 0 || monitor.as_ref().is_some_and(|m| m.uid == 0);
-    if !root_owned {
-        return None;
-    }
-    std::iter::once(&session)
-        .chain(monitor.as_ref())
+    let ssh = procs::ssh_session_of(pid)?;
+    std::iter::once(&ssh.session)
+        .chain(ssh.monitor.as_ref())
         .find_map(|p| tcp_remote(p.pid))
 }
 
