@@ -513,3 +513,55 @@ fn refusals_and_failed_checks_leave_every_file_as_it_was() {
     );
     assert_eq!(host.snapshot(), before);
 }
+
+#[test]
+fn forcecommand_mode_needs_the_daemon_and_leaves_pam_alone() {
+    if !can_run() {
+        return;
+    }
+    let host = Host::start(&[]);
+    let user = User::create();
+    host.sshield.enroll(user.name());
+    let socket = host.sshield.dir().join("daemon.sock");
+    host.sshield
+        .write_config(&format!("socket = \"{}\"", socket.display()));
+    let before = host.snapshot();
+    let pam_before = fs::read_to_string(host.sshd.pam_service_path()).unwrap();
+
+    // No daemon socket: refused, nothing changed.
+    let out = host.setup(&["--mode", "forcecommand", "--admin", user.name()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("systemctl enable --now sshield.socket"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(host.snapshot(), before);
+
+    // With it: the ForceCommand names this very binary and config; forwarding goes off
+    // (a tunnel never runs the ForceCommand); PAM is not touched. sshd -t and -T accept it.
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let out = host.setup(&["--mode", "forcecommand", "--admin", user.name()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let drop_in = fs::read_to_string(host.drop_in()).unwrap();
+    let force = format!(
+        "ForceCommand {} --config {} login\n",
+        artefacts().cli.display(),
+        host.sshield.config.display()
+    );
+    assert!(drop_in.contains(&force), "{drop_in}");
+    assert!(
+        drop_in.contains("\nAuthenticationMethods publickey\n"),
+        "{drop_in}"
+    );
+    assert!(drop_in.contains("\nDisableForwarding yes\n"), "{drop_in}");
+    assert_eq!(
+        fs::read_to_string(host.sshd.pam_service_path()).unwrap(),
+        pam_before
+    );
+    host.wait_listening();
+
+    let out = host.setup(&["--undo"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(host.snapshot(), before);
+}
