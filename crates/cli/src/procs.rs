@@ -61,12 +61,16 @@ impl Proc {
     }
 }
 
-/// Field 22 of `/proc/PID/stat`. The second field is the command name in parentheses, which
-/// may itself hold spaces and parentheses, so counting starts after the last `)`.
+/// The fields of `/proc/PID/stat` from the third (state) on. The second field is the command
+/// name in parentheses, which may itself hold spaces and parentheses, so they start after the
+/// last `)`.
+pub fn stat_fields_after_comm(stat: &str) -> Option<std::str::SplitWhitespace<'_>> {
+    Some(stat.get(stat.rfind(')')? + 1..)?.split_whitespace())
+}
+
+/// Field 22 of `/proc/PID/stat`: the 20th from the state field.
 fn start_ticks(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    // `rest` starts at field 3 (state); field 22 is the 20th from there.
-    rest.split_whitespace().nth(19)?.parse().ok()
+    stat_fields_after_comm(stat)?.nth(19)?.parse().ok()
 }
 
 /// The sshd processes an ssh session runs under.

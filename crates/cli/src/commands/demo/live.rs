@@ -226,7 +226,7 @@ fn run_with(args: &DemoArgs, events: &Events) -> Result<(), DemoFailure> {
         },
         dir.display()
     );
-    println!("Next: docs/pam.md to set up a real sshd, and `sshield enroll --help`.");
+    println!("Next: on a real host, `sshield enroll $USER`, then `sshield setup` (docs/setup.md).");
     Ok(())
 }
 

@@ -41,8 +41,10 @@ fn parent_map() -> HashMap<u32, u32> {
 /// parentheses and may itself contain spaces and parentheses.
 fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = stat.get(stat.rfind(')')? + 1..)?;
-    after.split_whitespace().nth(1)?.parse().ok()
+    crate::procs::stat_fields_after_comm(&stat)?
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Every process below `root`, not `root` itself.
