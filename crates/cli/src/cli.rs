@@ -202,7 +202,7 @@ reloaded again by itself. So a mistake cannot lock you out: keep the session you
 open, log in again in another terminal, and confirm from there.",
         after_help = "Examples:\n  \
   sshield setup --dry-run                         # show the diff, change nothing\n  \
-  sshield setup                                   # password, then a code\n  \
+  sshield setup                                   # a key or the password, then a code\n  \
   sshield setup --first-factor key --exempt 192.168.0.0/16 --group ssh-2fa\n  \
   sshield setup --mode forcecommand               # key, then `sshield login`\n  \
   sshield setup --confirm                         # from a NEW ssh session, within --try seconds\n  \
@@ -357,9 +357,10 @@ pub struct SetupArgs {
     /// a public key (needs `sshield daemon`).
     #[arg(long, value_enum, default_value_t = SetupMode::Pam)]
     pub mode: SetupMode,
-    /// PAM mode: what comes before the code. `password`: password, then code (public-key logins
-    /// are no longer enough). `key`: public key, then code (no password).
-    #[arg(long, value_enum, default_value_t = FirstFactor::Password)]
+    /// PAM mode: what comes before the code. `any`: a public key or the password, then the
+    /// code. `password`: password, then code (a key alone is no longer enough). `key`: public
+    /// key, then code (no password).
+    #[arg(long, value_enum, default_value_t = FirstFactor::Any)]
     pub first_factor: FirstFactor,
     /// A source network that needs no code (repeat for more; replaces policy.exempt_networks).
     #[arg(long, value_name = "CIDR")]
@@ -442,6 +443,8 @@ pub enum SetupMode {
 /// `sshield setup --first-factor`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FirstFactor {
+    /// A public key or the password, then the code (ExposeAuthInfo tells the module which).
+    Any,
     /// The account password (pam_unix), then the code.
     Password,
     /// A public key, then the code; no password.

@@ -205,7 +205,14 @@ fn an_unconfirmed_trial_rolls_back_by_itself() {
     out.assert_success();
     assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT]);
 
-    let out = host.setup(&["--try", "10", "--admin", user.name()]);
+    let out = host.setup(&[
+        "--first-factor",
+        "password",
+        "--try",
+        "10",
+        "--admin",
+        user.name(),
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     // The diff: the drop-in, and the module right after Debian's common-auth.
@@ -263,6 +270,77 @@ fn an_unconfirmed_trial_rolls_back_by_itself() {
     let out = host.setup(&["--undo"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already rolled-back"));
+}
+
+/// The default, `--first-factor any`: a key or the password, then the code; and what
+/// `sshield doctor` says of the files setup wrote.
+#[test]
+fn by_default_a_key_or_the_password_then_a_code() {
+    if !can_run() {
+        return;
+    }
+    let host = Host::start(&[]);
+    let user = User::create();
+    let token = host.sshield.enroll(user.name());
+    let with_key = |answers: Vec<String>| {
+        Client::ssh(&host.sshd, &user)
+            .from("127.0.0.3")
+            .key(user.key())
+            .methods("publickey,keyboard-interactive")
+            .command("echo ok")
+            .answers(answers)
+            .run()
+    };
+    with_key(vec![]).assert_success();
+
+    let out = host.setup(&["--admin", user.name()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "+AuthenticationMethods publickey,keyboard-interactive:pam keyboard-interactive:pam"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("+ExposeAuthInfo yes"), "{stdout}");
+    host.wait_listening();
+
+    // A key, then only the code.
+    let out = with_key(vec![token.code()]);
+    out.assert_success();
+    assert_eq!(out.prompt_texts(), [CODE_PROMPT]);
+    with_key(vec![]).assert_denied();
+    // No key: the password, then the code.
+    let out = password_login(&host, &user, vec![user.password().to_owned(), token.code()]);
+    out.assert_success();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT, CODE_PROMPT]);
+    password_login(&host, &user, vec![user.password().to_owned()]).assert_denied();
+    // A wrong password is refused before the code is asked (or spent).
+    let out = password_login(&host, &user, vec!["wrong".to_owned(), token.code()]);
+    out.assert_denied();
+    assert_eq!(out.prompt_texts(), [PASSWORD_PROMPT]);
+
+    // doctor finds nothing wrong with sshd or PAM as setup left them.
+    let out = Command::new(&artefacts().cli)
+        .arg("--config")
+        .arg(&host.sshield.config)
+        .arg("doctor")
+        .arg("--sshd-config")
+        .arg(host.sshd.config_path())
+        .arg("--pam-service")
+        .arg(host.sshd.pam_service_path())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    let bad: Vec<&str> = report
+        .lines()
+        .filter(|l| !l.starts_with("ok") && !l.starts_with("info"))
+        .filter(|l| l.contains("[sshd-") || l.contains("[pam-"))
+        .collect();
+    assert!(bad.is_empty(), "doctor:\n{report}");
+
+    let out = host.setup(&["--undo"]);
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 #[test]
@@ -483,7 +561,15 @@ fn refusals_and_failed_checks_leave_every_file_as_it_was() {
     let out = host.setup(&["--admin", user.name()]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("sshd does not take `AuthenticationMethods keyboard-interactive:pam` (sshd uses `authenticationmethods any`)"), "{stderr}");
+    assert!(stderr.contains("sshd does not take `AuthenticationMethods publickey,keyboard-interactive:pam keyboard-interactive:pam` (sshd uses `authenticationmethods any`)"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "grep -ri '^ *authenticationmethods' {} {}",
+            host.sshd.config_path().display(),
+            host.drop_in_dir.display()
+        )),
+        "{stderr}"
+    );
     assert_eq!(host.snapshot(), before);
     fs::remove_file(&early).unwrap();
 

@@ -19,6 +19,10 @@ pub(crate) struct ModuleArgs {
     pub debug: bool,
     /// Where the code comes from.
     pub code_source: CodeSource,
+    /// `after_publickey`: act only when sshd's `SSH_AUTH_INFO_0` shows the first factor was a
+    /// public key; otherwise return `PAM_IGNORE`, so the lines after this one (the password,
+    /// then pam_sshield again) run instead. For "a key or a password, then a code".
+    pub after_publickey: bool,
 }
 
 /// Where the module gets the code from.
@@ -62,7 +66,8 @@ pub(crate) enum ArgError {
     ConflictingSources(CodeSource, CodeSource),
 }
 
-const KNOWN: &str = "config=PATH, debug, use_first_pass, try_first_pass, forward_pass";
+const KNOWN: &str =
+    "config=PATH, debug, use_first_pass, try_first_pass, forward_pass, after_publickey";
 
 impl fmt::Display for ArgError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -94,6 +99,7 @@ impl ModuleArgs {
     pub(crate) fn parse(argv: &[&CStr]) -> Result<Self, ArgError> {
         let mut config: Option<PathBuf> = None;
         let mut debug = false;
+        let mut after_publickey = false;
         let mut code_source = CodeSource::Prompt;
         for raw in argv {
             // Not UTF-8 cannot be any argument we know; show it escaped.
@@ -105,6 +111,10 @@ impl ModuleArgs {
             let source = match arg {
                 "debug" => {
                     debug = true;
+                    continue;
+                }
+                "after_publickey" => {
+                    after_publickey = true;
                     continue;
                 }
                 "use_first_pass" => CodeSource::UseFirstPass,
@@ -137,6 +147,7 @@ impl ModuleArgs {
             config: config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH)),
             debug,
             code_source,
+            after_publickey,
         })
     }
 }
@@ -158,13 +169,21 @@ mod tests {
         assert_eq!(a.config, PathBuf::from("/etc/sshield/sshield.toml"));
         assert!(!a.debug);
         assert_eq!(a.code_source, CodeSource::Prompt);
+        assert!(!a.after_publickey);
     }
 
     #[test]
     fn every_argument() {
-        let a = parse(&["config=/etc/x.toml", "debug", "forward_pass"]).unwrap();
+        let a = parse(&[
+            "config=/etc/x.toml",
+            "debug",
+            "forward_pass",
+            "after_publickey",
+        ])
+        .unwrap();
         assert_eq!(a.config, PathBuf::from("/etc/x.toml"));
         assert!(a.debug);
+        assert!(a.after_publickey);
         assert_eq!(a.code_source, CodeSource::ForwardPass);
         let sources = [
             ("use_first_pass", CodeSource::UseFirstPass),

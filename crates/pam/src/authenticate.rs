@@ -12,7 +12,9 @@ use std::net::IpAddr;
 use std::thread;
 
 use sshield_core::log::Subject;
-use sshield_core::{Attempt, Config, Engine, Outcome, Requirement, Response, UnixTime, UserName};
+use sshield_core::{
+    Attempt, Config, Engine, FirstFactor, Outcome, Requirement, Response, UnixTime, UserName,
+};
 use zeroize::Zeroizing;
 
 use crate::args::{CodeSource, ModuleArgs};
@@ -57,6 +59,11 @@ pub(crate) fn authenticate(pam: &Pam, argv: &[&CStr]) -> c_int {
         Some(info) => format!("first factor: {}", first_factor_methods(info)),
         None => "first factor: unknown (no SSH_AUTH_INFO_0)".to_owned(),
     });
+    if args.after_publickey && !first_factor_was_publickey(who.first_factor.as_deref()) {
+        // Not this line's login: the password path after it asks for the code.
+        log.debug(|| "after_publickey: the first factor was not a public key; ignored".to_owned());
+        return ffi::PAM_IGNORE;
+    }
     let config = match Config::load(&args.config) {
         Ok(config) => config,
         Err(e) => {
@@ -86,6 +93,17 @@ pub(crate) fn authenticate(pam: &Pam, argv: &[&CStr]) -> c_int {
         CodeSource::TryFirstPass => login.try_first_pass(),
         CodeSource::ForwardPass => login.forward_pass(),
     }
+}
+
+/// Whether sshd's `SSH_AUTH_INFO_0` (set only by sshd, with `ExposeAuthInfo yes`) says a public
+/// key was accepted before this keyboard-interactive step.
+fn first_factor_was_publickey(info: Option<&str>) -> bool {
+    info.is_some_and(|i| {
+        FirstFactor::parse(i)
+            .methods
+            .iter()
+            .any(|m| m == "publickey")
+    })
 }
 
 /// Who is logging in, from where, through which service.
@@ -329,6 +347,19 @@ fn first_factor_methods(info: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_public_key_counts_for_after_publickey() {
+        let key = "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n";
+        assert!(first_factor_was_publickey(Some(key)));
+        assert!(first_factor_was_publickey(Some(&format!(
+            "password\n{key}"
+        ))));
+        assert!(!first_factor_was_publickey(Some("password\n")));
+        assert!(!first_factor_was_publickey(Some("keyboard-interactive\n")));
+        assert!(!first_factor_was_publickey(Some("")));
+        assert!(!first_factor_was_publickey(None));
+    }
 
     #[test]
     fn rhost_addresses_and_names() {

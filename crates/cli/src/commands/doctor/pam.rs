@@ -214,7 +214,7 @@ pub fn check_module_args(entries: &[Entry]) -> Vec<Finding> {
         let mut sources = Vec::new();
         for arg in &entry.args {
             let problem = match arg.as_str() {
-                "debug" => None,
+                "debug" | "after_publickey" => None,
                 "use_first_pass" | "try_first_pass" | "forward_pass" => {
                     sources.push(arg.as_str());
                     None
@@ -231,7 +231,7 @@ pub fn check_module_args(entries: &[Entry]) -> Vec<Finding> {
                     Severity::Error,
                     "pam-module-args",
                     format!("{}: pam_sshield: {problem}; the module refuses every login through this stack", entry.origin),
-                    "use only config=/ABSOLUTE/PATH, debug, use_first_pass, try_first_pass, forward_pass (see docs/pam.md)",
+                    "use only config=/ABSOLUTE/PATH, debug, use_first_pass, try_first_pass, forward_pass, after_publickey (see docs/pam.md)",
                 ));
             }
         }
@@ -251,8 +251,13 @@ pub fn check_module_args(entries: &[Entry]) -> Vec<Finding> {
     out
 }
 
+/// The first pam_sshield line that asks every login (an `after_publickey` line before the
+/// password asks only logins that came with a key, and steps aside for the others), pam_unix,
+/// and whether that line has `forward_pass`.
 fn positions(entries: &[Entry]) -> Option<(usize, Option<usize>, bool)> {
-    let sshield = entries.iter().position(Entry::is_sshield)?;
+    let sshield = entries
+        .iter()
+        .position(|e| e.is_sshield() && !e.args.iter().any(|a| a == "after_publickey"))?;
     let unix = entries.iter().position(Entry::is_unix);
     let forward = entries[sshield].args.iter().any(|a| a == "forward_pass");
     Some((sshield, unix, forward))

@@ -230,11 +230,19 @@ fn apply(config_path: &Path, args: &SetupArgs) -> Result<(), Failure> {
                         .iter()
                         .map(|(line, actual)| format!("`{line}` (sshd uses `{actual}`)"))
                         .collect();
+                    let keyword = lost[0].1.split(' ').next().unwrap_or_default();
+                    let mut places = args.sshd_config.display().to_string();
+                    if let Some(dir) = planned
+                        .changes
+                        .iter()
+                        .find(|c| c.path.ends_with(plan::DROP_IN_NAME))
+                        .and_then(|c| c.path.parent())
+                    {
+                        places.push_str(&format!(" {}", dir.display()));
+                    }
                     return Err(format!(
-                        "sshd does not take {}: a file it reads first sets the same keyword (sshd keeps the first value). Find it with: grep -ri KEYWORD {} {}/sshd_config.d",
+                        "sshd does not take {}: a file it reads first sets the same keyword (sshd keeps the first value). Find it with: grep -ri '^ *{keyword}' {places}",
                         list.join(", "),
-                        args.sshd_config.display(),
-                        args.sshd_config.parent().unwrap_or(Path::new("/etc/ssh")).display()
                     ));
                 }
             }

@@ -71,7 +71,12 @@ pub fn sshd_lines(w: &Wanted) -> Result<Vec<String>, PlanError> {
         (SetupMode::Pam, first) => vec![
             "UsePAM yes".to_owned(),
             "KbdInteractiveAuthentication yes".to_owned(),
+            // Tells the module whether a key came first (SSH_AUTH_INFO_0 in the PAM env).
+            "ExposeAuthInfo yes".to_owned(),
             match first {
+                FirstFactor::Any => {
+                    "AuthenticationMethods publickey,keyboard-interactive:pam keyboard-interactive:pam"
+                }
                 FirstFactor::Password => "AuthenticationMethods keyboard-interactive:pam",
                 FirstFactor::Key => "AuthenticationMethods publickey,keyboard-interactive:pam",
             }
@@ -101,6 +106,7 @@ pub fn sshd_lines(w: &Wanted) -> Result<Vec<String>, PlanError> {
 /// The setup in words.
 pub fn describe(w: &Wanted) -> &'static str {
     match (w.mode, w.first_factor) {
+        (SetupMode::Pam, FirstFactor::Any) => "a public key or the password, then a code (PAM)",
         (SetupMode::Pam, FirstFactor::Password) => "password, then a code (PAM)",
         (SetupMode::Pam, FirstFactor::Key) => "public key, then a code (PAM)",
         (SetupMode::Forcecommand, _) => "public key, then a code (ForceCommand sshield login)",
@@ -224,10 +230,25 @@ fn is_auth_line(line: &str) -> bool {
     matches!(line.split_whitespace().next(), Some("auth" | "-auth")) || is_common_auth_include(line)
 }
 
-/// The PAM line setup writes.
+/// The PAM line setup writes: `auth required MODULE [config=...]`.
 pub fn pam_line(w: &Wanted) -> Result<String, PlanError> {
+    pam_line_with(w, "required", "")
+}
+
+/// The line `--first-factor any` puts before the password: after a key, it asks the code and
+/// ends the stack on success (`done`) or failure (`die`); without a key the module answers
+/// PAM_IGNORE (`ignore`) and the password and the line after it run.
+fn pam_key_line(w: &Wanted) -> Result<String, PlanError> {
+    pam_line_with(
+        w,
+        "[success=done ignore=ignore default=die]",
+        " after_publickey",
+    )
+}
+
+fn pam_line_with(w: &Wanted, control: &str, args: &str) -> Result<String, PlanError> {
     let module = word(Path::new(&w.module), "the module")?;
-    let mut line = format!("auth required {module}");
+    let mut line = format!("auth {control} {module}{args}");
     if !w.config_is_default {
         line.push_str(&format!(" config={}", word(&w.config, "the config path")?));
     }
@@ -251,25 +272,34 @@ pub fn pam_service(text: &str, path: &Path, w: &Wanted) -> Result<String, PlanEr
         }
     }
     let ours = [PAM_COMMENT.to_owned(), pam_line(w)?];
+    // The password step: Debian's `@include common-auth`, else the auth lines there are.
+    let password_step = |lines: &[String]| {
+        let include = lines.iter().position(|l| is_common_auth_include(l));
+        let first = include.or_else(|| lines.iter().position(|l| is_auth_line(l)));
+        let last = include.or_else(|| lines.iter().rposition(|l| is_auth_line(l)));
+        first.zip(last).ok_or_else(|| {
+            PlanError(format!(
+                "{} has no auth lines and no `@include common-auth`, so there is no password \
+step to put the code after; add `{}` after your password module by hand (docs/pam.md), or use \
+--first-factor key",
+                path.display(),
+                ours[1]
+            ))
+        })
+    };
     match (w.mode, w.first_factor) {
         (SetupMode::Forcecommand, _) => {}
         (SetupMode::Pam, FirstFactor::Password) => {
             // After the password: Debian's common-auth ends the stack at a wrong password, so
             // the code is only asked (and used up) after a right one.
-            let at = lines
-                .iter()
-                .position(|l| is_common_auth_include(l))
-                .or_else(|| lines.iter().rposition(|l| is_auth_line(l)))
-                .ok_or_else(|| {
-                    PlanError(format!(
-                        "{} has no auth lines and no `@include common-auth`, so there is no \
-password step to put the code after; add `{}` after your password module by hand \
-(docs/pam.md), or use --first-factor key",
-                        path.display(),
-                        ours[1]
-                    ))
-                })?;
-            lines.splice(at + 1..at + 1, ours);
+            let (_, last) = password_step(&lines)?;
+            lines.splice(last + 1..last + 1, ours.clone());
+        }
+        (SetupMode::Pam, FirstFactor::Any) => {
+            // The code after a key, before the password; then the code after the password.
+            let (first, last) = password_step(&lines)?;
+            lines.splice(last + 1..last + 1, [ours[1].clone()]);
+            lines.splice(first..first, [ours[0].clone(), pam_key_line(w)?]);
         }
         (SetupMode::Pam, FirstFactor::Key) => {
             let at = lines
@@ -446,6 +476,42 @@ Subsystem\tsftp\t/usr/lib/openssh/sftp-server
         assert_eq!(out.lines().count(), DEBIAN_PAM.lines().count() + 2);
         // Twice is once.
         assert_eq!(pam_service(&out, Path::new("x"), &w).unwrap(), out);
+    }
+
+    #[test]
+    fn any_mode_asks_after_a_key_or_after_the_password() {
+        let w = wanted(SetupMode::Pam, FirstFactor::Any);
+        let out = pam_service(DEBIAN_PAM, Path::new("/etc/pam.d/sshd"), &w).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| *l == "@include common-auth")
+            .unwrap();
+        assert_eq!(lines[at - 2], PAM_COMMENT);
+        assert_eq!(
+            lines[at - 1],
+            "auth [success=done ignore=ignore default=die] pam_sshield.so after_publickey"
+        );
+        assert_eq!(lines[at + 1], "auth required pam_sshield.so");
+        assert_eq!(pam_service(&out, Path::new("x"), &w).unwrap(), out);
+        // Back to password mode: one line, after the password.
+        let pw = wanted(SetupMode::Pam, FirstFactor::Password);
+        assert_eq!(
+            pam_service(&out, Path::new("x"), &pw).unwrap(),
+            pam_service(DEBIAN_PAM, Path::new("x"), &pw).unwrap()
+        );
+        // A stack of its own: around its auth lines.
+        let own = "auth requisite pam_unix.so\nauth required pam_faildelay.so\naccount required pam_unix.so\n";
+        let out = pam_service(own, Path::new("x"), &w).unwrap();
+        assert_eq!(
+            out,
+            format!("{PAM_COMMENT}\nauth [success=done ignore=ignore default=die] pam_sshield.so after_publickey\nauth requisite pam_unix.so\nauth required pam_faildelay.so\nauth required pam_sshield.so\naccount required pam_unix.so\n")
+        );
+        let text = drop_in(&w).unwrap();
+        assert!(text.contains("\nExposeAuthInfo yes\n"));
+        assert!(text.contains(
+            "\nAuthenticationMethods publickey,keyboard-interactive:pam keyboard-interactive:pam\n"
+        ));
     }
 
     #[test]
