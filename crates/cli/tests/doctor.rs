@@ -165,6 +165,7 @@ fn healthy_host_exits_0_with_every_check_ok() {
         "sshd-kbd-interactive",
         "sshd-authentication-methods",
         "sshd-permit-root-login",
+        "sshd-root-kbd-interactive",
         "pam-module",
         "pam-module-args",
         "pam-order",
@@ -205,7 +206,7 @@ fn text_output_is_one_line_per_finding() {
         "{line}"
     );
     assert!(
-        line.contains(" — set `PermitRootLogin prohibit-password`"),
+        line.contains(" — set `PermitRootLogin no` and log in as yourself"),
         "{line}"
     );
     assert!(out
@@ -266,6 +267,35 @@ fn sshd_authentication_methods_without_keyboard_interactive() {
 #[test]
 fn sshd_permit_root_login() {
     expect("permit-root-login", 1, "sshd-permit-root-login", "warn");
+}
+
+#[test]
+fn sshd_root_cannot_answer_the_code() {
+    let f = expect(
+        "root-kbd-interactive",
+        1,
+        "sshd-root-kbd-interactive",
+        "warn",
+    );
+    let message = f["message"].as_str().unwrap();
+    assert!(
+        message.contains("PermitRootLogin is unset (sshd's default: prohibit-password)")
+            && message.contains("root can never pass the code"),
+        "{f}"
+    );
+    assert!(
+        f["fix"].as_str().unwrap().contains("`PermitRootLogin no`"),
+        "{f}"
+    );
+    // ForceCommand mode has no pam_sshield in the stack: root's prompts are not sshd's to
+    // answer there, and the check does not run.
+    let (_, findings) = Host::new("forcecommand-healthy").findings();
+    assert!(
+        !findings
+            .iter()
+            .any(|f| f["check"] == "sshd-root-kbd-interactive"),
+        "{findings:#?}"
+    );
 }
 
 #[test]
@@ -539,7 +569,12 @@ fn every_check_is_documented_and_tested() {
             let id_like = rest[end..].starts_with('"')
                 && literal.contains('-')
                 && literal.starts_with(|c: char| c.is_ascii_lowercase());
-            if id_like && !["common-auth", "keyboard-interactive"].contains(&literal) {
+            let not_ids = [
+                "common-auth",
+                "keyboard-interactive",
+                "forced-commands-only",
+            ];
+            if id_like && !not_ids.contains(&literal) {
                 ids.push(literal.to_owned());
             }
         }

@@ -232,6 +232,14 @@ pub fn check_all(config: &SshdConfig, mode: Mode) -> Vec<Finding> {
         "sshd-permit-root-login",
         "PermitRootLogin is not yes",
     ));
+    if mode.pam {
+        out.extend(or_ok(
+            check_root_kbd_interactive(config),
+            "sshd-root-kbd-interactive",
+            "root cannot log in, or can answer pam_sshield's code prompt (PermitRootLogin is \
+             no, yes or forced-commands-only)",
+        ));
+    }
     if mode.force_command {
         out.extend(or_ok(
             check_forwarding(config),
@@ -369,7 +377,38 @@ pub fn check_permit_root_login(config: &SshdConfig) -> Vec<Finding> {
         Severity::Warn,
         "sshd-permit-root-login",
         "sshd_config: PermitRootLogin yes lets root log in with a password",
-        "set `PermitRootLogin prohibit-password` (or no) and log in as yourself, then sudo",
+        "set `PermitRootLogin no` and log in as yourself, then sudo (with pam_sshield in the stack `prohibit-password` locks root out: see sshd-root-kbd-interactive)",
+    )]
+}
+
+/// OpenSSH's auth-pam.c (`sshpam_respond`) replaces every keyboard-interactive answer of
+/// root's with a wrong password unless `PermitRootLogin yes`; under `prohibit-password` (the
+/// default) root may log in, but can never pass pam_sshield's code. Only called when
+/// pam_sshield is in the stack: without it there is no code to fail.
+pub fn check_root_kbd_interactive(config: &SshdConfig) -> Vec<Finding> {
+    let setting = value(&config.global, "permitrootlogin");
+    let fine = setting.is_some_and(|v| {
+        ["no", "yes", "forced-commands-only"]
+            .iter()
+            .any(|ok| v.eq_ignore_ascii_case(ok))
+    });
+    if fine {
+        return Vec::new();
+    }
+    let now = match setting {
+        Some(v) => format!("PermitRootLogin is {v}"),
+        None => "PermitRootLogin is unset (sshd's default: prohibit-password)".to_owned(),
+    };
+    vec![Finding::new(
+        Severity::Warn,
+        "sshd-root-kbd-interactive",
+        format!(
+            "sshd_config: {now} while pam_sshield is in sshd's PAM stack: sshd answers root's \
+             keyboard-interactive prompts itself with a wrong password unless PermitRootLogin \
+             is yes, so root can never pass the code and cannot log in"
+        ),
+        "log in as yourself and use sudo, or set `PermitRootLogin no`; `yes` only if root must \
+         log in with a code",
     )]
 }
 
@@ -486,6 +525,54 @@ mod tests {
         let c = parse("AuthenticationMethods publickey,keyboard-interactive publickey\n");
         assert_eq!(check_authentication_methods(&c).len(), 1);
         assert_eq!(check_authentication_methods(&parse("")).len(), 1);
+    }
+
+    #[test]
+    fn root_and_keyboard_interactive() {
+        // Root may log in but cannot answer a keyboard-interactive prompt: the default, and
+        // its two spellings.
+        for text in [
+            "",
+            "PermitRootLogin prohibit-password\n",
+            "permitrootlogin=without-password\n",
+        ] {
+            let found = check_root_kbd_interactive(&parse(text));
+            assert_eq!(found.len(), 1, "{text:?}");
+            assert_eq!(found[0].severity, Severity::Warn);
+            assert!(found[0].message.contains("PermitRootLogin"), "{found:?}");
+            assert!(found[0].fix.contains("sudo"), "{found:?}");
+        }
+        assert!(check_root_kbd_interactive(&parse(""))
+            .remove(0)
+            .message
+            .contains("unset"));
+        // Root cannot log in, may answer, or runs only forced commands.
+        for text in [
+            "PermitRootLogin no\n",
+            "PermitRootLogin YES\n",
+            "PermitRootLogin forced-commands-only\n",
+            // The first value wins.
+            "PermitRootLogin no\nPermitRootLogin prohibit-password\n",
+        ] {
+            assert!(
+                check_root_kbd_interactive(&parse(text)).is_empty(),
+                "{text:?}"
+            );
+        }
+        // Only with pam_sshield in the stack.
+        let config = parse("");
+        let ids =
+            |mode| -> Vec<&str> { check_all(&config, mode).iter().map(|f| f.check).collect() };
+        assert!(ids(Mode {
+            pam: true,
+            force_command: false
+        })
+        .contains(&"sshd-root-kbd-interactive"));
+        assert!(!ids(Mode {
+            pam: false,
+            force_command: false
+        })
+        .contains(&"sshd-root-kbd-interactive"));
     }
 
     #[test]
