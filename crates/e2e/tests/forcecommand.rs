@@ -12,7 +12,8 @@
 #![allow(clippy::unwrap_used)] // a test that cannot go on fails, with the reason
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sshield_e2e::{can_run, keys, Client, Sshd, SshdOptions, User};
+use sshield_e2e::{can_run, keys, Client, Session, Sshd, SshdOptions, User};
 use tempfile::TempDir;
 
 const INTERNET: &str = "127.0.0.3";
@@ -225,6 +226,21 @@ fn wrong(code: &str) -> String {
 
 fn ssh(sshd: &Sshd, user: &User) -> Client {
     Client::ssh(sshd, user).key(user.key()).from(INTERNET)
+}
+
+/// The `ssh` command line git (`GIT_SSH_COMMAND`) and rsync (`-e`) run to reach `sshd` as
+/// `user` with their key, from "the internet", hermetic like [`Client`]'s, then `extra`.
+fn ssh_command(sshd: &Sshd, user: &User, extra: &str) -> String {
+    format!(
+        "ssh -F none -p {} -i {} -o BindAddress={INTERNET} -o UserKnownHostsFile={} \
+         -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes \
+         -o IdentityAgent=none -o BatchMode=yes {extra}",
+        sshd.port(),
+        user.key().display(),
+        sshd.known_hosts().display(),
+    )
+    .trim_end()
+    .to_owned()
 }
 
 /// Whether any process of `user` is still running, after giving them a moment to go.
@@ -499,13 +515,7 @@ fn scp_sftp_and_git_with_sshield_code() {
         .arg(&repo)
         .status()
         .unwrap();
-    let ssh_command = format!(
-        "ssh -F none -p {} -i {} -o BindAddress={INTERNET} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -o BatchMode=yes -o {}",
-        sshd.port(),
-        user.key().display(),
-        sshd.known_hosts().display(),
-        env(3)
-    );
+    let ssh_command = ssh_command(&sshd, &user, &format!("-o {}", env(3)));
     let clone = Command::new("git")
         .args(["clone", "--quiet"])
         .arg(format!("{}@127.0.0.1:repo.git", user.name()))
@@ -515,6 +525,263 @@ fn scp_sftp_and_git_with_sshield_code() {
         .unwrap();
     assert!(clone.status.success(), "git clone: {clone:?}");
     assert!(local.path().join("clone/.git").is_dir());
+}
+
+#[test]
+fn rsync_with_sshield_code() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("accept_env_code = true");
+    let sshd = world.sshd(&["AcceptEnv LANG LC_* SSHIELD_CODE"]);
+    let user = User::create();
+    let backup = world.enroll(&user);
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("up.txt");
+    fs::write(&file, "rsync payload\n").unwrap();
+    // `rsync -e 'ssh ... -o SetEnv=SSHIELD_CODE=CODE' up.txt user@host:DEST`: the helper runs
+    // `rsync --server ...` through the user's shell -c once the code passed.
+    let rsync = |code: Option<&str>, dest: &str| {
+        let extra = code.map_or(String::new(), |c| format!("-o SetEnv=SSHIELD_CODE={c}"));
+        Command::new("rsync")
+            .arg("-e")
+            .arg(ssh_command(&sshd, &user, &extra))
+            .arg(&file)
+            .arg(format!("{}@127.0.0.1:{dest}", user.name()))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run rsync ({e}); scripts/install-test-deps installs it")
+            })
+    };
+    let arrived = |name: &str| {
+        fs::read_dir(user.home())
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().contains(name))
+    };
+
+    let out = rsync(Some(&backup[0]), "right.txt");
+    assert!(out.status.success(), "rsync with the code: {out:?}");
+    assert_eq!(
+        fs::read_to_string(user.home().join("right.txt")).unwrap(),
+        "rsync payload\n"
+    );
+
+    // A wrong code: refused before rsync's server starts; no file, not even rsync's temp one.
+    let out = rsync(Some(&wrong(&world.code(&user))), "wrong.txt");
+    assert!(!out.status.success(), "rsync with a wrong code: {out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("sshield: wrong code"), "{stderr}");
+    assert!(!arrived("wrong.txt"), "a wrong code let the file in");
+
+    // No code: refused, with the line that says how to pass one.
+    let out = rsync(None, "missing.txt");
+    assert!(!out.status.success(), "rsync without a code: {out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("SSHIELD_CODE"), "{stderr}");
+    assert!(!arrived("missing.txt"), "no code let the file in");
+
+    let log = world.log();
+    let name = user.name();
+    for line in [
+        format!("allow user={name} rhost={INTERNET} service=sshield-login method=backup"),
+        format!(
+            "deny user={name} rhost={INTERNET} service=sshield-login method=code reason=wrong-code"
+        ),
+    ] {
+        assert!(log.contains(&line), "no {line:?} in\n{log}");
+    }
+}
+
+/// A TCP service on loopback for a tunnel to reach: the test accepts on it itself, so
+/// nothing runs but this socket, closed when dropped.
+fn loopback_service() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+/// The next connection to `service` within `wait`, if one comes.
+fn accept_within(service: &TcpListener, wait: Duration) -> Option<TcpStream> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match service.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).unwrap();
+                return Some(stream);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+}
+
+/// `ssh -N -L 127.0.0.1:PORT:127.0.0.1:TARGET user@sshd` with the key alone (no code, no
+/// command: `-N` opens no session, so sshd has nothing to run a ForceCommand in), and the
+/// first connection to the client's end of the tunnel once ssh listens on it.
+fn open_tunnel(sshd: &Sshd, user: &User, target: u16) -> (Session, TcpStream) {
+    // ssh binds the port itself: take a free one and let it go.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tunnel = ssh(sshd, user)
+        .option("ExitOnForwardFailure=yes")
+        .arg("-N")
+        .arg("-L")
+        .arg(format!("127.0.0.1:{port}:127.0.0.1:{target}"))
+        .spawn();
+    // Refused until ssh has logged in and listens; the connection that gets through is the
+    // test's (a probe would itself go through the tunnel).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(conn) => {
+                conn.set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                return (tunnel, conn);
+            }
+            Err(e) => {
+                assert!(
+                    sshield_e2e::is_alive(tunnel.pid()) && Instant::now() < deadline,
+                    "ssh -N -L did not listen on 127.0.0.1:{port} ({e})\n--- stderr ---\n{}",
+                    tunnel.stderr()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// Stops the tunnel's ssh client by its pid and checks it is gone.
+fn close_tunnel(tunnel: Session) {
+    let pid = tunnel.pid();
+    tunnel.disconnect();
+    assert!(!sshield_e2e::is_alive(pid), "ssh {pid} still runs");
+}
+
+/// The hole docs/forcecommand.md closes with `DisableForwarding yes` (authy-ssh #30, #49):
+/// without it, the key alone opens a tunnel, and the ForceCommand never runs.
+#[test]
+fn without_disable_forwarding_a_tunnel_needs_only_the_key() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("");
+    let force = format!(
+        "ForceCommand {} --config {} login",
+        world.bin.display(),
+        world.config.display()
+    );
+    // World::sshd's lines but DisableForwarding: forwarding is sshd's default, allowed.
+    let sshd = Sshd::start(
+        SshdOptions::new().config(["AuthenticationMethods publickey".to_owned(), force]),
+    );
+    let user = User::create();
+    world.enroll(&user);
+    let (service, target) = loopback_service();
+
+    let (tunnel, mut conn) = open_tunnel(&sshd, &user, target);
+    conn.write_all(b"ping\n").unwrap();
+    let served = accept_within(&service, Duration::from_secs(10));
+    let Some(mut served) = served else {
+        panic!(
+            "the tunnel never reached the service\n--- ssh stderr ---\n{}",
+            tunnel.stderr()
+        );
+    };
+    served
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(&served).read_line(&mut line).unwrap();
+    assert_eq!(line, "ping\n");
+    let reply = format!("behind the bastion, port {target}\n");
+    served.write_all(reply.as_bytes()).unwrap();
+    let mut got = String::new();
+    BufReader::new(&conn).read_line(&mut got).unwrap();
+    assert_eq!(got, reply, "the tunnel carried something else");
+
+    // No code was asked: the helper never ran, so the daemon heard nothing of this user.
+    assert!(!world.log().contains(user.name()), "{}", world.log());
+    close_tunnel(tunnel);
+    drop(served);
+    drop(service);
+}
+
+/// With `DisableForwarding yes` (docs/forcecommand.md, and what `sshield setup --mode
+/// forcecommand` writes) the same tunnel carries nothing, and a login still asks the code.
+#[test]
+fn disable_forwarding_closes_the_tunnel_and_the_login_still_asks() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("");
+    let sshd = world.sshd(&[]);
+    assert!(
+        fs::read_to_string(sshd.config_path())
+            .unwrap()
+            .contains("DisableForwarding yes"),
+        "World::sshd no longer sets DisableForwarding"
+    );
+    let user = User::create();
+    world.enroll(&user);
+    let (service, target) = loopback_service();
+
+    let (tunnel, mut conn) = open_tunnel(&sshd, &user, target);
+    // ssh's end accepts, but sshd refuses the channel, and ssh closes the connection.
+    let _ = conn.write_all(b"ping\n");
+    let mut buf = [0u8; 64];
+    match conn.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!(
+            "the tunnel carried {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+        Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe) => {}
+        Err(e) => panic!(
+            "the tunnel neither carried nor closed: {e}\n--- ssh stderr ---\n{}",
+            tunnel.stderr()
+        ),
+    }
+    assert!(
+        sshd.wait_for_log(
+            "refused local port forward: originator 127.0.0.1 port",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        sshd.log()
+    );
+    // sshd refused before connecting anywhere: nothing ever reached the service.
+    assert!(
+        accept_within(&service, Duration::ZERO).is_none(),
+        "sshd connected to the service"
+    );
+    assert!(!world.log().contains(user.name()), "{}", world.log());
+    close_tunnel(tunnel);
+    drop(service);
+
+    // A login is still asked for the code, and gets in with it.
+    let code = world.code(&user);
+    let mut s = ssh(&sshd, &user)
+        .tty()
+        .command("echo logged-in-$((40 + 2))")
+        .spawn();
+    s.expect(PROMPT);
+    s.send_line(&code);
+    s.expect("logged-in-42");
+    let out = s.wait();
+    assert!(out.success(), "{out:?}");
+    assert!(world.wait_for_log(&format!(
+        "allow user={} rhost={INTERNET} service=sshield-login method=totp reason=ok",
+        user.name()
+    )));
 }
 
 #[test]
