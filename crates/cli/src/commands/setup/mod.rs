@@ -215,6 +215,7 @@ fn apply(config_path: &Path, args: &SetupArgs) -> Result<(), Failure> {
     let saved = files::back_up(&changes, &backups).map_err(Failure::Error)?;
     let reload = Reload::choose(args.reload_command.as_deref());
     let mut written = Vec::new();
+    let mut notes = Vec::new();
     let result = (|| {
         for (change, saved) in changes.iter().zip(&saved) {
             files::apply(change, saved)?;
@@ -224,6 +225,7 @@ fn apply(config_path: &Path, args: &SetupArgs) -> Result<(), Failure> {
         match host::sshd_effective(&args.sshd_binary, &args.sshd_config) {
             Ok(effective) => {
                 root_can_answer(&admin, args.mode, &effective)?;
+                notes.extend(root_locked_out(args.mode, &effective));
                 let lost = host::overridden(&planned.sshd_lines, &effective);
                 if !lost.is_empty() {
                     let list: Vec<String> = lost
@@ -323,6 +325,9 @@ fn apply(config_path: &Path, args: &SetupArgs) -> Result<(), Failure> {
         &format!("setup: {line}"),
     );
 
+    for note in &notes {
+        println!("{note}");
+    }
     let confirm = command_line(config_path, args, "--confirm");
     println!(
         "Applied, checked with `{} -t`, and sshd reloaded ({}).\n",
@@ -360,6 +365,24 @@ fn root_can_answer(
         ));
     }
     Ok(())
+}
+
+/// In PAM mode, with PermitRootLogin `prohibit-password` (Debian's default), root may log in
+/// but can never answer the code prompt (see [`root_can_answer`]): say so, as `sshield doctor`
+/// will (`sshd-root-kbd-interactive`).
+fn root_locked_out(
+    mode: SetupMode,
+    effective: &crate::commands::doctor::sshd::Settings,
+) -> Option<String> {
+    let permit = effective
+        .get("permitrootlogin")
+        .map_or("prohibit-password", String::as_str);
+    let fine = ["no", "yes", "forced-commands-only"].contains(&permit);
+    (mode == SetupMode::Pam && !fine).then(|| {
+        format!(
+            "note: PermitRootLogin is `{permit}`: root can no longer log in over ssh (sshd answers root's code prompt itself with a wrong password). Log in as yourself and use sudo; `PermitRootLogin no` says so plainly."
+        )
+    })
 }
 
 /// `sshield [--config C] setup FLAG [--state-dir D]`, as the admin must type it.
