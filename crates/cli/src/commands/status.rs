@@ -1,5 +1,7 @@
 //! `sshield status`: who is enrolled, how, and their last use.
 
+use std::io::{self, BufWriter, Write};
+
 use serde::Serialize;
 use sshield_core::{StoreError, UnixTime, UserName, UserRecord};
 
@@ -50,7 +52,7 @@ pub fn run(ctx: &Context, user: Option<&str>, json: bool) -> Result<(), Failure>
             ctx.store.dir().display()
         );
     } else {
-        print_table(&rows);
+        print_table(&rows).map_err(|e| Failure::Error(format!("cannot write the table: {e}")))?;
     }
     match rows.iter().find_map(|r| r.error.as_ref()) {
         Some(e) => Err(Failure::Error(format!("a record could not be read: {e}"))),
@@ -100,15 +102,19 @@ fn summary(record: &UserRecord, time: impl Fn(Option<u64>) -> Option<String>) ->
     }
 }
 
-fn print_table(rows: &[Row]) {
+/// One write for the whole table, not one per line: with a thousand users, line-buffered
+/// stdout made a thousand write(2) calls.
+fn print_table(rows: &[Row]) -> io::Result<()> {
+    let mut out = BufWriter::new(io::stdout().lock());
     let width = rows.iter().map(|r| r.user.len()).max().unwrap_or(4).max(4);
-    println!(
+    writeln!(
+        out,
         "{:width$}  {:8}  {:30}  {:6}  LAST LOGIN",
         "USER", "STATE", "AUTHENTICATORS", "BACKUP"
-    );
+    )?;
     for r in rows {
         if let Some(e) = &r.error {
-            println!("{:width$}  {:8}  {e}", r.user, r.state);
+            writeln!(out, "{:width$}  {:8}  {e}", r.user, r.state)?;
             continue;
         }
         let auths: Vec<String> = r
@@ -128,12 +134,14 @@ fn print_table(rows: &[Row]) {
             (Some(t), None) => t.clone(),
             _ => "never".into(),
         };
-        println!(
+        writeln!(
+            out,
             "{:width$}  {:8}  {:30}  {:6}  {last}",
             r.user,
             r.state,
             auths.join(", "),
             r.backup_codes_left
-        );
+        )?;
     }
+    out.flush()
 }
