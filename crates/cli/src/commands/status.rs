@@ -37,10 +37,7 @@ pub fn run(ctx: &Context, user: Option<&str>, json: bool) -> Result<(), Failure>
             other => other?,
         },
     };
-    let rows: Vec<Row> = users
-        .iter()
-        .map(|u| row(ctx, u))
-        .collect::<Result<_, _>>()?;
+    let rows = rows(ctx, &users)?;
     if json {
         println!(
             "{}",
@@ -52,12 +49,44 @@ pub fn run(ctx: &Context, user: Option<&str>, json: bool) -> Result<(), Failure>
             ctx.store.dir().display()
         );
     } else {
-        print_table(&rows).map_err(|e| Failure::Error(format!("cannot write the table: {e}")))?;
+        match print_table(&rows) {
+            // `sshield status | head`: the reader has what it wanted.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+            other => other.map_err(|e| Failure::Error(format!("cannot write the table: {e}")))?,
+        }
     }
     match rows.iter().find_map(|r| r.error.as_ref()) {
         Some(e) => Err(Failure::Error(format!("a record could not be read: {e}"))),
         None => Ok(()),
     }
+}
+
+/// Below this many users one thread reads them all; above, the records (one file each, read
+/// and parsed) are shared out over the CPUs, in order.
+const PARALLEL_FROM: usize = 128;
+
+fn rows(ctx: &Context, users: &[UserName]) -> Result<Vec<Row>, Failure> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if users.len() < PARALLEL_FROM || threads < 2 {
+        return users.iter().map(|u| row(ctx, u)).collect();
+    }
+    let chunk = users.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = users
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(|u| row(ctx, u)).collect::<Vec<_>>()))
+            .collect();
+        let mut out = Vec::with_capacity(users.len());
+        for handle in handles {
+            let part = handle
+                .join()
+                .map_err(|_| Failure::Error("a thread reading records failed".into()))?;
+            for row in part {
+                out.push(row?);
+            }
+        }
+        Ok(out)
+    })
 }
 
 fn row(ctx: &Context, user: &UserName) -> Result<Row, Failure> {
