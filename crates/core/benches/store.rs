@@ -1,5 +1,6 @@
 //! A whole login through the store: `Engine::decide` = lock, read, verify and, when the code
-//! is good, an atomic write (temp file, fsync, rename, fsync of the directory).
+//! is good, the new login state written in place into one slot of the user's `.USER.state`
+//! and `fdatasync`ed (docs/store.md).
 //!
 //! Run: `cargo bench -p sshield-core --bench store`, or `scripts/bench` for the table in
 //! `docs/benchmarks.md`. The store lives in a fresh 0700 directory under `$SSHIELD_BENCH_DIR`
@@ -7,19 +8,23 @@
 //! Benchmark ids:
 //!
 //! - `decide/accept`: a correct TOTP code (SHA-1, ±1), the user alone in the store. `now`
-//!   moves on one period per iteration, so every code is fresh and is written as used.
+//!   moves on one period per iteration, so every code is fresh and is written as used. (The
+//!   user's first login, which creates the state file, happens during the warm-up.)
 //! - `decide/wrong`: a wrong code for a user who has logged in before: lock, read, verify,
 //!   the replay check and the backup codes, and no write.
 //! - `decide-users/accept/<N>`, `decide-users/wrong/<N>`: the same with N other users
 //!   enrolled in the same directory. A login touches only its own files, so neither should
 //!   grow with N; `wrong` has no fsync, so it shows a change hidden by fsync noise.
-//! - `fsync/rewrite`: rewrite a record-sized file in place and `fsync` it: one fsync at its
-//!   cheapest, with no block or inode to allocate.
+//! - `fsync/rewrite`: rewrite a record-sized part of a file in place and `fdatasync` it: one
+//!   flush at its cheapest, with no block or inode to allocate. What a login's write is, and
+//!   the floor under `decide/accept`.
 //! - `fsync/new-file`: create a record-sized file, write it and `fsync` it: the first of the
-//!   two fsyncs an update does, which must also commit the new inode and its blocks.
+//!   two fsyncs a change of provisioning does (and the only one pam_oath and
+//!   google-authenticator do), which must also commit the new inode and its blocks.
 //! - `fsync/dir`: rename a file within the directory and `fsync` the directory: the second.
-//! - `fsync/write-rename`: the write path's I/O without sshield: create a temp file, write,
-//!   `fsync`, rename over the old one, `fsync` the directory. The floor under `decide/accept`.
+//! - `fsync/write-rename`: a record rewrite's I/O without sshield: create a temp file, write,
+//!   `fsync`, rename over the old one, `fsync` the directory (what a login did before the
+//!   state file).
 //!
 //! The groups use flat sampling with 30 samples: an iteration takes up to milliseconds, and
 //! fsync latency on a shared disk varies with what else is being written. Give them a few
@@ -238,7 +243,7 @@ fn fsync(c: &mut Criterion) {
     group.bench_function("rewrite", |b| {
         b.iter(|| {
             file.write_all_at(black_box(&bytes), 0).expect("write");
-            file.sync_all().expect("fsync file");
+            file.sync_data().expect("fdatasync file");
         })
     });
 

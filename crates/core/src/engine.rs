@@ -326,7 +326,8 @@ impl Engine {
                     }
                 }
                 record.usage.remembered.retain(|_, until| *until > now);
-                return Ok((Change::Save, (decision, 0)));
+                // Only `[usage]` changed: one in-place write.
+                return Ok((Change::SaveUsage, (decision, 0)));
             }
             let counts = matches!(
                 &decision,
@@ -342,7 +343,7 @@ impl Engine {
                 .entry(key.clone())
                 .or_default()
                 .record(now, limits.max_failures, limits);
-            Ok::<_, StoreError>((Change::Save, (decision, count)))
+            Ok::<_, StoreError>((Change::SaveUsage, (decision, count)))
         });
         match result {
             Ok((decision @ Decision::Allow(_), _)) => Outcome {

@@ -3,7 +3,8 @@
 //! - [`config`]: the one TOML file every front end reads.
 //! - [`record`]: what is stored per user: authenticators, backup codes, and login state kept
 //!   apart from provisioning.
-//! - [`store`]: one file per user, locked and atomically replaced, with ownership checks.
+//! - [`store`]: one file per user, locked and atomically replaced, with ownership checks; the
+//!   login state updated in place beside it (`login_state`).
 //! - [`policy`]: who must pass a second factor ([`Engine::requirement`]).
 //! - [`engine`]: the one place that decides a login: [`Engine::decide`].
 //! - [`ratelimit`]: failure counting and lockout.
@@ -21,6 +22,7 @@ pub mod engine;
 pub mod first_factor;
 pub mod import;
 pub mod log;
+mod login_state;
 pub mod policy;
 pub mod provision;
 pub mod ratelimit;

@@ -5,7 +5,9 @@
 //! - **Provisioning** (`[[authenticator]]`, `[backup]`, `disabled`): written by `sshield
 //!   enroll`, `import`, `backup-codes`, `disable`, or config management.
 //! - **Login state** (`[usage]`): written only by logins: the last accepted TOTP step or HOTP
-//!   counter per authenticator, learned clock drift, used backup codes, last use.
+//!   counter per authenticator, learned clock drift, used backup codes, last use. Logins write
+//!   it in place into the user's `.USER.state` file, and the record keeps the copy of its last
+//!   rewrite; [`Usage::generation`] tells which is newer (see the store).
 //!
 //! Re-applying the same provisioning (e.g. a config-management run that calls `enroll --secret`
 //! again) therefore never rewinds replay state; google-authenticator keeps both in one list
@@ -19,8 +21,12 @@ use sshield_otp::{Algorithm, Digits, HotpParams, Period, Secret, TotpParams};
 use crate::backup::BackupCodes;
 use crate::ratelimit::FailureCount;
 
-/// The current record format.
-pub const RECORD_VERSION: u32 = 1;
+/// The current record format. Version 2 keeps the login state of later logins in the
+/// `.USER.state` file next to the record (see `store`); version 1 records, whose `[usage]`
+/// is all there is, are read as they are and written back as version 2.
+pub const RECORD_VERSION: u32 = 2;
+/// The oldest record format this version reads.
+pub const OLDEST_RECORD_VERSION: u32 = 1;
 
 /// Everything stored about one user.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -184,6 +190,10 @@ impl Authenticator {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Usage {
+    /// Counts the writes of this state: the store reads the newest of the copy in the record
+    /// and the two in the login-state file (0 in records from before that file existed).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub generation: u64,
     /// Per authenticator name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tokens: BTreeMap<String, TokenUsage>,
@@ -207,7 +217,8 @@ pub struct Usage {
 impl Usage {
     /// Nothing recorded yet.
     pub fn is_empty(&self) -> bool {
-        self.tokens.is_empty()
+        self.generation == 0
+            && self.tokens.is_empty()
             && self.backup_used.is_empty()
             && self.last_success.is_none()
             && self.last_method.is_none()
@@ -235,6 +246,10 @@ pub struct TokenUsage {
 }
 
 fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 

@@ -1,11 +1,17 @@
 //! The record store: one TOML file per user in a directory only its owner can enter.
 //!
-//! Every change is made under an exclusive `flock` on a per-user lock file, and written to a
-//! temporary file that is fsynced, renamed over the record, and followed by an fsync of the
-//! directory. A reader therefore sees the old record or the new one, never half of one; two
-//! processes updating one user serialize on the lock and neither loses its update; and a login
-//! touches only its own user's files, so its cost does not grow with the number of users
-//! (pam_oath rewrites one shared file on every login).
+//! Every change is made under an exclusive `flock` on a per-user lock file. A change of
+//! provisioning is written to a temporary file that is fsynced, renamed over the record, and
+//! followed by an fsync of the directory. A reader therefore sees the old record or the new
+//! one, never half of one; two processes updating one user serialize on the lock and neither
+//! loses its update; and a login touches only its own user's files, so its cost does not grow
+//! with the number of users (pam_oath rewrites one shared file on every login).
+//!
+//! A login changes only the record's login state (`[usage]`), and writes it in place into one
+//! of the two checksummed slots of the user's `.USER.state` file with a single `fdatasync`
+//! (`login_state` explains why a crash can never bring back an older state). The record's own
+//! `[usage]` is the state as of its last rewrite; each copy carries a generation, and the
+//! newest of the three is the user's state.
 //!
 //! Every file is opened without following symlinks and checked, after opening, to be owned by
 //! the store's owner and closed to group and others. Anything else is refused with a message
@@ -15,7 +21,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -24,12 +30,15 @@ use zeroize::Zeroizing;
 
 use crate::ratelimit::FailureCount;
 
-use crate::record::{UserRecord, RECORD_VERSION};
+use crate::login_state;
+use crate::record::{Usage, UserRecord, OLDEST_RECORD_VERSION, RECORD_VERSION};
 use crate::username::{UserName, UserNameError};
 
 /// Records larger than this are refused rather than read: no real record comes near it.
 const MAX_RECORD_BYTES: u64 = 1 << 20;
 const RECORD_SUFFIX: &str = ".toml";
+/// A user's login-state file is `.USER.state`.
+const STATE_SUFFIX: &str = ".state";
 /// Per-source-address failure counts live in this subdirectory of the store.
 const SOURCES_DIR: &str = ".sources";
 
@@ -47,6 +56,18 @@ pub enum Change {
     Keep,
     /// Write the record back.
     Save,
+    /// Only the login state (`[usage]`) changed: written in place into the user's login-state
+    /// file, with one `fdatasync`. Any other change to the record is **not** saved.
+    SaveUsage,
+}
+
+/// A user's login-state file, as read under the user's lock, for the write that may follow.
+#[derive(Debug)]
+struct StateFile {
+    file: File,
+    slot_size: usize,
+    /// The slot holding the newest valid copy, if any: the next write goes to the other one.
+    newest_slot: Option<usize>,
 }
 
 impl RecordStore {
@@ -154,10 +175,93 @@ impl RecordStore {
     }
 
     /// Reads `user`'s record, or `None` if there is none. Takes no lock: records are only ever
-    /// replaced whole, so this sees a complete old or new version.
+    /// replaced whole, and a login-state file always has a complete copy in one of its slots,
+    /// so this sees a complete old or new version of each.
     pub fn load(&self, user: &UserName) -> Result<Option<UserRecord>, StoreError> {
         self.check_dir()?;
-        self.read_record(user)
+        Ok(self.read_user(user, false)?.map(|(record, _)| record))
+    }
+
+    /// The record with the newest login state merged in, and (when `for_update`, under the
+    /// lock) the open login-state file to write the next state to.
+    fn read_user(
+        &self,
+        user: &UserName,
+        for_update: bool,
+    ) -> Result<Option<(UserRecord, Option<StateFile>)>, StoreError> {
+        let Some(mut record) = self.read_record(user)? else {
+            return Ok(None);
+        };
+        let slot = self.user_slot(user);
+        // Without the lock, a reader can meet a slot being written while the other is being
+        // overwritten by the login after it: look again rather than report damage.
+        let tries = if for_update { 1 } else { 3 };
+        let mut state = None;
+        for attempt in 1..=tries {
+            match self.read_state(&slot, for_update, &mut record.usage) {
+                Err(StoreError::StateDamaged { .. }) if attempt < tries => continue,
+                Err(e) => return Err(e),
+                Ok(s) => {
+                    state = s;
+                    break;
+                }
+            }
+        }
+        Ok(Some((record, state)))
+    }
+
+    /// Reads `slot`'s login-state file, if there is one, and puts its newest copy in `usage`
+    /// if that is newer than the record's own.
+    fn read_state(
+        &self,
+        slot: &Slot<'_>,
+        for_update: bool,
+        usage: &mut Usage,
+    ) -> Result<Option<StateFile>, StoreError> {
+        let path = slot.state_path();
+        let file = match open_nofollow(&path, OpenOptions::new().read(true).write(for_update)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if is_symlink_refusal(&e) => return Err(StoreError::Symlink { path }),
+            Err(e) => return Err(StoreError::io("open", &path, e)),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| StoreError::io("inspect", &path, e))?;
+        if !meta.is_file() {
+            return Err(StoreError::NotAFile { path });
+        }
+        self.check_owner_and_mode(&path, &meta, false)?;
+        let Some(slot_size) = login_state::slot_size_of(meta.len(), MAX_RECORD_BYTES) else {
+            return Err(StoreError::StateDamaged { path });
+        };
+        // Not zeroized: the login state holds no secret (steps, counters, times, addresses,
+        // hashes of backup codes already used).
+        let mut bytes = vec![0u8; 2 * slot_size];
+        file.read_exact_at(&mut bytes, 0)
+            .map_err(|e| StoreError::io("read", &path, e))?;
+        let slots = login_state::read(&bytes, slot_size);
+        if slots.both_damaged {
+            return Err(StoreError::StateDamaged { path });
+        }
+        let mut newest_slot = None;
+        if let Some((index, generation, payload)) = slots.newest {
+            newest_slot = Some(index);
+            if generation > usage.generation {
+                let text = std::str::from_utf8(payload).map_err(|_| StoreError::Invalid {
+                    path: path.clone(),
+                    line: None,
+                    message: "the login state is not text".to_owned(),
+                })?;
+                *usage = parse_toml(text, &path)?;
+                usage.generation = generation;
+            }
+        }
+        Ok(Some(StateFile {
+            file,
+            slot_size,
+            newest_slot,
+        }))
     }
 
     fn read_record(&self, user: &UserName) -> Result<Option<UserRecord>, StoreError> {
@@ -195,17 +299,73 @@ impl RecordStore {
         self.check_dir()?;
         let slot = self.user_slot(user);
         let _lock = self.lock(&slot)?;
-        let mut record = self.read_record(user)?;
+        let (mut record, state) = match self.read_user(user, true)? {
+            Some((record, state)) => (Some(record), state),
+            None => (None, None),
+        };
         let existed = record.is_some();
+        let generation = record.as_ref().map_or(0, |r| r.usage.generation);
         let (write, value) = change(&mut record)?;
-        if write == Change::Save {
-            match &record {
-                Some(r) => self.write_toml(&slot, r)?,
-                None if existed => self.delete(&slot)?,
-                None => {}
+        match (write, record.as_mut()) {
+            (Change::Keep, _) => {}
+            (Change::SaveUsage, Some(r)) if existed => {
+                r.usage.generation = generation + 1;
+                self.write_state(&slot, state, &r.usage)?;
             }
+            (Change::Save | Change::SaveUsage, Some(r)) => {
+                if !existed {
+                    // A state file left by a record removed in a crash belongs to no one now.
+                    self.remove_if_present(&slot.state_path())?;
+                }
+                r.version = RECORD_VERSION;
+                r.usage.generation = generation + 1;
+                self.write_toml(&slot, r)?;
+            }
+            (Change::Save | Change::SaveUsage, None) if existed => self.delete(&slot)?,
+            (Change::Save | Change::SaveUsage, None) => {}
         }
         Ok(value)
+    }
+
+    /// Writes `usage` into the slot of `state` that does not hold the newest copy, and
+    /// `fdatasync`s; or, when there is no state file yet or the state outgrew it, makes a new
+    /// one and renames it into place.
+    fn write_state(
+        &self,
+        slot: &Slot<'_>,
+        state: Option<StateFile>,
+        usage: &Usage,
+    ) -> Result<(), StoreError> {
+        let path = slot.state_path();
+        let payload = toml::to_string(usage).map_err(|e| StoreError::Invalid {
+            path: path.clone(),
+            line: None,
+            message: format!("cannot serialize: {e}"),
+        })?;
+        if let Some(state) = state {
+            let index = state.newest_slot.map_or(0, |i| 1 - i);
+            if let Some(bytes) =
+                login_state::encode(usage.generation, payload.as_bytes(), state.slot_size)
+            {
+                // The blocks were written (not just allocated) when the file was made, so this
+                // overwrite changes no metadata that fdatasync must commit: it flushes the data
+                // and the disk's cache, and nothing else.
+                return state
+                    .file
+                    .write_all_at(&bytes, (index * state.slot_size) as u64)
+                    .and_then(|()| state.file.sync_data())
+                    .map_err(|e| StoreError::io("write", &path, e));
+            }
+        }
+        let slot_size = login_state::slot_size_for(payload.len());
+        if (2 * slot_size) as u64 > MAX_RECORD_BYTES {
+            return Err(StoreError::TooLarge { path });
+        }
+        let mut bytes = vec![0u8; 2 * slot_size];
+        let first = login_state::encode(usage.generation, payload.as_bytes(), slot_size)
+            .ok_or_else(|| StoreError::TooLarge { path: path.clone() })?;
+        bytes[..first.len()].copy_from_slice(&first);
+        self.replace_file(slot, &path, &bytes)
     }
 
     /// The failure count kept for a source address (over all users), if any.
@@ -288,7 +448,7 @@ impl RecordStore {
         slot: &Slot<'_>,
     ) -> Result<Option<(Zeroizing<String>, PathBuf)>, StoreError> {
         let path = slot.path();
-        let mut file = match open_nofollow(&path, OpenOptions::new().read(true)) {
+        let file = match open_nofollow(&path, OpenOptions::new().read(true)) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) if is_symlink_refusal(&e) => return Err(StoreError::Symlink { path }),
@@ -305,7 +465,10 @@ impl RecordStore {
             return Err(StoreError::TooLarge { path });
         }
         let mut text = Zeroizing::new(String::with_capacity(meta.len() as usize));
-        file.read_to_string(&mut text)
+        // Through a `Take`: `File::read_to_string` would fstat and lseek again for a size hint
+        // the capacity already gives.
+        file.take(MAX_RECORD_BYTES)
+            .read_to_string(&mut text)
             .map_err(|e| StoreError::io("read", &path, e))?;
         Ok(Some((text, path)))
     }
@@ -342,6 +505,12 @@ impl RecordStore {
             line: None,
             message: format!("cannot serialize: {e}"),
         })?);
+        self.replace_file(slot, &path, text.as_bytes())
+    }
+
+    /// Replaces `path` (in `slot`'s directory) with `bytes`: a temporary file, fsynced,
+    /// renamed over it, and the directory fsynced.
+    fn replace_file(&self, slot: &Slot<'_>, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         let tmp = slot.tmp_path();
         let result = (|| {
             // We hold the slot's lock, so a file already at this name is the leftover of a
@@ -357,14 +526,14 @@ impl RecordStore {
             )?;
             // The umask may have narrowed, never widened, 0600; make it exact.
             file.set_permissions(fs::Permissions::from_mode(0o600))?;
-            file.write_all(text.as_bytes())?;
+            file.write_all(bytes)?;
             file.sync_all()?;
-            fs::rename(&tmp, &path)?;
+            fs::rename(&tmp, path)?;
             File::open(slot.dir)?.sync_all()
         })();
         if let Err(e) = result {
             let _ = fs::remove_file(&tmp);
-            return Err(StoreError::io("write", &path, e));
+            return Err(StoreError::io("write", path, e));
         }
         Ok(())
     }
@@ -372,9 +541,19 @@ impl RecordStore {
     fn delete(&self, slot: &Slot<'_>) -> Result<(), StoreError> {
         let path = slot.path();
         fs::remove_file(&path).map_err(|e| StoreError::io("remove", &path, e))?;
+        // The record first: without it, a state file left behind by a crash here is never
+        // read, and is removed when the name is enrolled again.
+        self.remove_if_present(&slot.state_path())?;
         File::open(slot.dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| StoreError::io("sync", slot.dir, e))
+    }
+
+    fn remove_if_present(&self, path: &Path) -> Result<(), StoreError> {
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StoreError::io("remove", path, e)),
+            _ => Ok(()),
+        }
     }
 
     /// Every user with a record file, sorted. Files that are not records are skipped.
@@ -407,6 +586,10 @@ struct Slot<'a> {
 impl Slot<'_> {
     fn path(&self) -> PathBuf {
         self.dir.join(format!("{}{RECORD_SUFFIX}", self.stem))
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.dir.join(format!(".{}{STATE_SUFFIX}", self.stem))
     }
 
     fn lock_path(&self) -> PathBuf {
@@ -447,12 +630,12 @@ pub fn parse_toml<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, Sto
 /// Parses record text, checking the format version.
 pub fn parse_record(text: &str, path: &Path) -> Result<UserRecord, StoreError> {
     let record: UserRecord = parse_toml(text, path)?;
-    if record.version != RECORD_VERSION {
+    if !(OLDEST_RECORD_VERSION..=RECORD_VERSION).contains(&record.version) {
         return Err(StoreError::Invalid {
             path: path.to_owned(),
             line: Some(line_of(text, text.find("version").unwrap_or(0))),
             message: format!(
-                "record format version {} is not supported by this sshield (it reads version {RECORD_VERSION}); upgrade sshield",
+                "record format version {} is not supported by this sshield (it reads versions {OLDEST_RECORD_VERSION} to {RECORD_VERSION}); upgrade sshield",
                 record.version
             ),
         });
@@ -512,6 +695,11 @@ pub enum StoreError {
     },
     /// Larger than any real record.
     TooLarge {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A login-state file with no complete copy of the state: not something a crash leaves.
+    StateDamaged {
         /// The path.
         path: PathBuf,
     },
@@ -588,6 +776,14 @@ impl fmt::Display for StoreError {
                 "{}: larger than {} bytes, which no record is; inspect and remove it",
                 path.display(),
                 MAX_RECORD_BYTES
+            ),
+            Self::StateDamaged { path } => write!(
+                f,
+                "{}: the login state is damaged (neither of its two copies is complete), so \
+                 this user's logins are refused; restore it from a backup, or remove it to fall \
+                 back to the older state kept in the record (codes used since could then be \
+                 accepted once more)",
+                path.display()
             ),
             Self::Invalid { path, line: Some(line), message } => {
                 write!(f, "{}:{line}: {message}", path.display())

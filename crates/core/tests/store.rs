@@ -260,7 +260,7 @@ fn bad_values_and_unknown_keys_in_a_record_name_their_line() {
         ("algorithm = \"SHA1\"", "algorithm = \"MD5\""),
         ("secret = ", "secret = \"not base32!\""),
         ("active = true", "activ = true"),
-        ("version = 1", "version = 2"),
+        ("version = 2", "version = 3"),
     ];
     for (find, replace) in cases {
         let line = line_of(find);
@@ -315,10 +315,12 @@ fn a_login_whose_state_cannot_be_written_is_refused_and_the_code_stays_unused() 
     let blocker = temp_path(&s, "alice");
     fs::create_dir(&blocker).unwrap();
 
+    // The first login makes alice's login-state file, through the same temporary file.
     let d = s.decide("alice", &code, T);
     let text = store_error(&d);
-    assert_names(&text, &s.path("alice"), "cannot write");
+    assert_names(&text, &state_path(&s, "alice"), "cannot write");
     assert_eq!(s.bytes("alice"), before, "nothing was written");
+    assert!(!state_path(&s, "alice").exists());
     let e = provision::renew_backup_codes(&s.store, &name("alice"), UnixTime(T)).unwrap_err();
     assert_names(&e.to_string(), &s.path("alice"), "cannot write");
     assert_eq!(s.bytes("alice"), before);
@@ -345,4 +347,135 @@ fn a_temp_file_left_by_a_crashed_writer_does_not_block_logins() {
     assert_eq!(outcome(&s.decide("alice", &phone.at(T), T)), "allow");
     assert!(!leftover.exists());
     assert_eq!(outcome(&s.decide("alice", &phone.at(T), T)), "replayed");
+}
+
+/// `user`'s login-state file.
+fn state_path(s: &TestStore, user: &str) -> std::path::PathBuf {
+    s.dir().join(format!(".{user}.state"))
+}
+
+#[test]
+fn logins_update_the_state_file_in_place_and_leave_the_record_alone() {
+    let s = TestStore::new();
+    let phone = s.enroll("alice");
+    let record = s.bytes("alice");
+    assert_eq!(outcome(&s.decide("alice", &phone.at(T), T)), "allow");
+    let state = state_path(&s, "alice");
+    let inode = fs::metadata(&state).unwrap().ino();
+    assert_eq!(fs::metadata(&state).unwrap().mode() & 0o777, 0o600);
+    for n in 1..5 {
+        let t = T + 30 * n;
+        assert_eq!(outcome(&s.decide("alice", &phone.at(t), t)), "allow");
+        assert_eq!(outcome(&s.decide("alice", &phone.at(t), t)), "replayed");
+    }
+    assert_eq!(
+        s.bytes("alice"),
+        record,
+        "a login rewrites only the state file"
+    );
+    assert_eq!(
+        fs::metadata(&state).unwrap().ino(),
+        inode,
+        "written in place"
+    );
+    assert_eq!(
+        s.record("alice").token_usage("default").last_step,
+        Some(common::STEP + 4)
+    );
+}
+
+#[test]
+fn a_provisioning_change_carries_the_newest_login_state() {
+    let s = TestStore::new();
+    let phone = s.enroll("alice");
+    let user = name("alice");
+    assert_eq!(outcome(&s.decide("alice", &phone.at(T), T)), "allow");
+    // A record rewrite (disable, enable) after the login must not bring back the state the
+    // record held before it.
+    provision::set_disabled(&s.store, &user, true).unwrap();
+    provision::set_disabled(&s.store, &user, false).unwrap();
+    assert_eq!(outcome(&s.decide("alice", &phone.at(T), T)), "replayed");
+    // Logins after the rewrite go to the state file again, and win over the record's copy.
+    let t = T + 30;
+    assert_eq!(outcome(&s.decide("alice", &phone.at(t), t)), "allow");
+    assert_eq!(outcome(&s.decide("alice", &phone.at(t), t)), "replayed");
+    // Removing the user removes both files, and enrolling the name again starts afresh.
+    provision::remove(&s.store, &user, None).unwrap();
+    assert!(!state_path(&s, "alice").exists() && !s.path("alice").exists());
+}
+
+#[test]
+fn a_version_1_record_keeps_its_replay_state_and_moves_on() {
+    let s = TestStore::new();
+    let phone = s.enroll("alice");
+    assert_eq!(outcome(&s.decide("alice", &phone.at(T), T)), "allow");
+    // The record as sshield 0.1 wrote it: version 1, the login state inline, no state file.
+    let mut record = s.record("alice");
+    record.version = 1;
+    record.usage.generation = 0;
+    fs::remove_file(state_path(&s, "alice")).unwrap();
+    fs::write(s.path("alice"), toml::to_string(&record).unwrap()).unwrap();
+    assert!(!String::from_utf8(s.bytes("alice"))
+        .unwrap()
+        .contains("generation"));
+
+    assert_eq!(outcome(&s.decide("alice", &phone.at(T), T)), "replayed");
+    let t = T + 30;
+    assert_eq!(outcome(&s.decide("alice", &phone.at(t), t)), "allow");
+    assert_eq!(outcome(&s.decide("alice", &phone.at(t), t)), "replayed");
+    assert!(state_path(&s, "alice").exists());
+    // The next provisioning change writes it as version 2.
+    provision::set_disabled(&s.store, &name("alice"), false).unwrap();
+    provision::renew_backup_codes(&s.store, &name("alice"), UnixTime(t)).unwrap();
+    assert_eq!(s.record("alice").version, 2);
+    assert_eq!(outcome(&s.decide("alice", &phone.at(t), t)), "replayed");
+}
+
+/// Writes garbage into slot `index` (4 KiB each) of `user`'s state file, past its header.
+fn damage_slot(s: &TestStore, user: &str, index: u64) {
+    use std::os::unix::fs::FileExt;
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .open(state_path(s, user))
+        .unwrap();
+    file.write_all_at(b"torn write", index * 4096 + 40).unwrap();
+}
+
+#[test]
+fn a_torn_slot_is_skipped_and_two_are_refused() {
+    let s = TestStore::new();
+    let phone = s.enroll("alice");
+    // Two logins: one copy in each slot, the newest (generation 3) in slot 1.
+    assert_eq!(outcome(&s.decide("alice", &phone.at(T), T)), "allow");
+    let t = T + 30;
+    assert_eq!(outcome(&s.decide("alice", &phone.at(t), t)), "allow");
+    // A crash while the next login wrote slot 0 leaves it torn: the newest copy still counts.
+    damage_slot(&s, "alice", 0);
+    assert_eq!(outcome(&s.decide("alice", &phone.at(t), t)), "replayed");
+    let t = T + 60;
+    assert_eq!(outcome(&s.decide("alice", &phone.at(t), t)), "allow");
+    assert_eq!(outcome(&s.decide("alice", &phone.at(t), t)), "replayed");
+    // Both copies damaged is no crash: refused, naming the file, never read as "no state".
+    damage_slot(&s, "alice", 0);
+    damage_slot(&s, "alice", 1);
+    let text = store_error(&s.decide("alice", &phone.at(T + 90), T + 90));
+    assert_names(&text, &state_path(&s, "alice"), "damaged");
+    assert!(s.store.load(&name("alice")).is_err());
+}
+
+#[test]
+fn a_state_file_open_to_others_or_a_symlink_is_refused() {
+    let s = TestStore::new();
+    let phone = s.enroll("alice");
+    assert_eq!(outcome(&s.decide("alice", &phone.at(T), T)), "allow");
+    let state = state_path(&s, "alice");
+    chmod(&state, 0o644);
+    let text = store_error(&s.decide("alice", &phone.at(T + 30), T + 30));
+    assert_names(&text, &state, "chmod 600");
+    chmod(&state, 0o600);
+    let elsewhere = s.root().join("elsewhere.state");
+    fs::rename(&state, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &state).unwrap();
+    let text = store_error(&s.decide("alice", &phone.at(T + 30), T + 30));
+    assert_names(&text, &state, "symbolic link");
 }

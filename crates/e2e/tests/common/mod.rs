@@ -175,9 +175,29 @@ impl Sshield {
         self.store.join(format!("{user}.toml"))
     }
 
-    /// The record's text.
+    /// The record's text, followed by the newest copy of the login state that logins keep in
+    /// `users/.<name>.state` (docs/store.md), if there is one: all a test can check of a user.
     pub fn record(&self, user: &str) -> String {
-        fs::read_to_string(self.record_path(user)).expect("read the record")
+        let mut text = fs::read_to_string(self.record_path(user)).expect("read the record");
+        if let Ok(state) = fs::read(self.store.join(format!(".{user}.state"))) {
+            // Two slots, each: "SSHSTAT1", generation (u64 LE), length (u32 LE), slot size,
+            // CRC-64 (8 bytes), then the [usage] TOML. No writer runs while a test reads.
+            let newest = state
+                .chunks_exact(state.len() / 2)
+                .filter(|slot| slot.starts_with(b"SSHSTAT1"))
+                .map(|slot| {
+                    let generation = u64::from_le_bytes(slot[8..16].try_into().unwrap());
+                    let len = u32::from_le_bytes(slot[16..20].try_into().unwrap()) as usize;
+                    (generation, String::from_utf8_lossy(&slot[32..32 + len]))
+                })
+                .max_by_key(|(generation, _)| *generation);
+            if let Some((generation, usage)) = newest {
+                text.push_str(&format!(
+                    "\n# .{user}.state, generation {generation}\n{usage}"
+                ));
+            }
+        }
+        text
     }
 
     /// The log file's lines (none before the first decision).
