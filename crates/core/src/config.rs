@@ -259,10 +259,15 @@ mod de {
 impl Config {
     /// Reads and checks the config at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let meta = fs::metadata(path).map_err(|source| ConfigError::Io {
+        let io_error = |source| ConfigError::Io {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        // Checked and read through one open file, so what is checked is what is read (a
+        // rename between a check by path and the read would slip another file in), and with
+        // two system calls fewer: this runs at every login.
+        let file = fs::File::open(path).map_err(io_error)?;
+        let meta = file.metadata().map_err(io_error)?;
         let euid = rustix::process::geteuid().as_raw();
         if meta.mode() & 0o022 != 0 {
             return Err(ConfigError::Writable {
@@ -276,10 +281,12 @@ impl Config {
                 owner: meta.uid(),
             });
         }
-        let text = fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        // Sized from the fstat above; read to the end all the same, in case the file grew.
+        // (`File::read_to_string` would fstat and lseek again for its size hint, which a
+        // `Take` has none of.)
+        let mut text = String::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        io::Read::read_to_string(&mut io::Read::take(&file, u64::MAX), &mut text)
+            .map_err(io_error)?;
         Self::parse(&text, path)
     }
 
