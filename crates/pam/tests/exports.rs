@@ -33,3 +33,38 @@ fn only_the_pam_entry_points_are_exported() {
         module.display()
     );
 }
+
+/// The module carries its own unwinder (build.rs): loading `libgcc_s.so.1` as well made every
+/// `pam_start` slower. Skipped where the compiler has no `libgcc_eh.a` to link it from.
+#[test]
+fn the_module_does_not_load_libgcc_s() {
+    let found = Command::new("cc")
+        .arg("-print-file-name=libgcc_eh.a")
+        .output()
+        .ok()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .filter(|path| std::path::Path::new(path).is_absolute());
+    if found.is_none() {
+        // Debian's gcc always has it; CI must not pass by skipping.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no libgcc_eh.a from `cc -print-file-name` (install gcc)"
+        );
+        eprintln!("skipped: no libgcc_eh.a, so build.rs links libgcc_s");
+        return;
+    }
+    let module = build::module_so();
+    let out = Command::new("readelf")
+        .arg("-d")
+        .arg(module)
+        .output()
+        .expect("run readelf (binutils)");
+    assert!(out.status.success());
+    let dynamic = String::from_utf8(out.stdout).unwrap();
+    let needed: Vec<&str> = dynamic.lines().filter(|l| l.contains("(NEEDED)")).collect();
+    assert!(
+        !needed.iter().any(|l| l.contains("libgcc_s")),
+        "readelf -d {}: {needed:#?}",
+        module.display()
+    );
+}
