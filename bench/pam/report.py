@@ -270,6 +270,22 @@ def main():
             w(f"| {NAME[module]} | {users(size)} | {len(r['auth'])} | {us(m)} | {us(p90(r['auth']))} "
               f"| {ratio} | {us(whole(module, size))} | {max(r['rss'])} | {max(r['threads'])} |")
     w("")
+    if "sshield" in present:
+        peers = [p for p in PEERS if any((p, s) in runs for s in sizes)]
+        w("pam_sshield against each peer, as the ratio of medians (below 1: pam_sshield is faster):")
+        w("")
+        w("| users | " + " | ".join(f"`pam_authenticate` ÷ {NAME[p]}" for p in peers)
+          + " | " + " | ".join(f"whole login ÷ {NAME[p]}" for p in peers) + " |")
+        w("|---:|" + "---:|" * (2 * len(peers)))
+        for size in sizes:
+            if ("sshield", size) not in runs:
+                continue
+            auth = [f"{med('sshield', size) / med(p, size):.2f}×" if (p, size) in runs else "–"
+                    for p in peers]
+            login = [f"{whole('sshield', size) / whole(p, size):.2f}×" if (p, size) in runs
+                     else "–" for p in peers]
+            w(f"| {users(size)} | " + " | ".join(auth + login) + " |")
+        w("")
 
     imports = []
     try:
@@ -371,6 +387,9 @@ def main():
                 continue
             if t["renames"] and t["fsync_file"] and t["fsync_dir"]:
                 how = "writes a new file, fsyncs it, renames it over the old one and fsyncs the directory"
+            elif t["fdatasync"] and not t["renames"] and not t["fsync_file"]:
+                how = ("overwrites the older of two checksummed copies of the user's state in place "
+                       "and fdatasyncs it, one flush in all, so a crash leaves the newer copy whole")
             elif t["renames"] and t["fsync_file"]:
                 how = ("writes a new file, fsyncs it and renames it over the old one, but does not "
                        "fsync the directory, so a crash soon after can bring the old file back")
