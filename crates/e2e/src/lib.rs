@@ -55,7 +55,7 @@ use std::path::PathBuf;
 
 pub use build::{artefacts, Artefacts};
 pub use client::{Client, Outcome, Session};
-pub use procs::is_alive;
+pub use procs::{is_alive, tree as process_tree};
 pub use sshd::{pam_unix_stack, Sshd, SshdOptions};
 pub use users::{Group, User, UserOptions};
 

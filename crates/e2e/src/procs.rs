@@ -35,8 +35,8 @@ fn parent_of(pid: u32) -> Option<u32> {
     after.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// `root` and every process below it.
-pub(crate) fn tree(root: u32) -> BTreeSet<u32> {
+/// `root` and every process below it, from `/proc`.
+pub fn tree(root: u32) -> BTreeSet<u32> {
     let parents = parent_map();
     let mut found = BTreeSet::from([root]);
     loop {

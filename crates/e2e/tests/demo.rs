@@ -316,38 +316,9 @@ fn pam_dir_snapshot() -> BTreeMap<String, Vec<u8>> {
 
 /// The pids below `root`, from /proc.
 fn descendants(root: u32) -> BTreeSet<u32> {
-    let mut parents = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(close) = stat.rfind(')') else {
-            continue;
-        };
-        if let Some(ppid) = stat[close + 1..]
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok())
-        {
-            parents.push((pid, ppid));
-        }
-    }
-    let mut found = BTreeSet::from([root]);
-    loop {
-        let before = found.len();
-        for (pid, ppid) in &parents {
-            if found.contains(ppid) {
-                found.insert(*pid);
-            }
-        }
-        if found.len() == before {
-            found.remove(&root);
-            return found;
-        }
-    }
+    let mut tree = sshield_e2e::process_tree(root);
+    tree.remove(&root);
+    tree
 }
 
 fn comm(pid: u32) -> String {

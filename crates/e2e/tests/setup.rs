@@ -134,16 +134,17 @@ impl Host {
 
     /// Waits until sshd, reloaded by SIGHUP (it re-executes itself), listens again.
     fn wait_listening(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
         for addr in ["127.0.0.1", "127.0.0.2"] {
-            while TcpStream::connect((addr, self.sshd.port())).is_err() {
-                assert!(
-                    Instant::now() < deadline,
-                    "sshd did not come back after the reload\n{}",
-                    self.sshd.log()
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            wait_until(
+                Duration::from_secs(10),
+                || TcpStream::connect((addr, self.sshd.port())).is_ok(),
+                || {
+                    format!(
+                        "sshd did not come back after the reload\n{}",
+                        self.sshd.log()
+                    )
+                },
+            );
         }
     }
 }
@@ -176,6 +177,16 @@ fn password_login(host: &Host, user: &User, answers: Vec<String>) -> sshield_e2e
         .command("echo ok")
         .answers(answers)
         .run()
+}
+
+/// Polls `done` until it holds, failing with `why()` after `limit`.
+#[track_caller]
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool, why: impl Fn() -> String) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "{}", why());
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Whether process `pid` still exists.
@@ -240,25 +251,18 @@ fn an_unconfirmed_trial_rolls_back_by_itself() {
     out.assert_denied();
 
     // Nobody confirms: at the deadline every file comes back, byte for byte.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while host.status() != "rolled-back" {
-        assert!(
-            Instant::now() < deadline,
-            "no rollback; status {}",
-            host.status()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until(
+        Duration::from_secs(30),
+        || host.status() == "rolled-back",
+        || format!("no rollback; status {}", host.status()),
+    );
     assert_eq!(host.snapshot(), before);
     assert!(!host.drop_in().exists());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while alive(watcher) {
-        assert!(
-            Instant::now() < deadline,
-            "the watcher {watcher} did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(5),
+        || !alive(watcher),
+        || format!("the watcher {watcher} did not exit"),
+    );
     host.wait_listening();
     let out = password_login(&host, &user, vec![user.password().to_owned()]);
     out.assert_success();
@@ -460,14 +464,11 @@ fn a_trial_confirmed_from_a_new_session_stays_and_undo_puts_it_back() {
         "{out:?}"
     );
     assert_eq!(host.status(), "confirmed");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while alive(watcher) {
-        assert!(
-            Instant::now() < deadline,
-            "the watcher {watcher} did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(5),
+        || !alive(watcher),
+        || format!("the watcher {watcher} did not exit"),
+    );
 
     // Running it again with the same options changes nothing.
     let applied = host.snapshot();
