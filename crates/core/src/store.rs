@@ -219,19 +219,11 @@ impl RecordStore {
         usage: &mut Usage,
     ) -> Result<Option<StateFile>, StoreError> {
         let path = slot.state_path();
-        let file = match open_nofollow(&path, OpenOptions::new().read(true).write(for_update)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) if is_symlink_refusal(&e) => return Err(StoreError::Symlink { path }),
-            Err(e) => return Err(StoreError::io("open", &path, e)),
+        let Some((file, meta)) =
+            self.open_checked(&path, OpenOptions::new().read(true).write(for_update))?
+        else {
+            return Ok(None);
         };
-        let meta = file
-            .metadata()
-            .map_err(|e| StoreError::io("inspect", &path, e))?;
-        if !meta.is_file() {
-            return Err(StoreError::NotAFile { path });
-        }
-        self.check_owner_and_mode(&path, &meta, false)?;
         let Some(slot_size) = login_state::slot_size_of(meta.len(), MAX_RECORD_BYTES) else {
             return Err(StoreError::StateDamaged { path });
         };
@@ -448,19 +440,9 @@ impl RecordStore {
         slot: &Slot<'_>,
     ) -> Result<Option<(Zeroizing<String>, PathBuf)>, StoreError> {
         let path = slot.path();
-        let file = match open_nofollow(&path, OpenOptions::new().read(true)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) if is_symlink_refusal(&e) => return Err(StoreError::Symlink { path }),
-            Err(e) => return Err(StoreError::io("open", &path, e)),
+        let Some((file, meta)) = self.open_checked(&path, OpenOptions::new().read(true))? else {
+            return Ok(None);
         };
-        let meta = file
-            .metadata()
-            .map_err(|e| StoreError::io("inspect", &path, e))?;
-        if !meta.is_file() {
-            return Err(StoreError::NotAFile { path });
-        }
-        self.check_owner_and_mode(&path, &meta, false)?;
         if meta.len() > MAX_RECORD_BYTES {
             return Err(StoreError::TooLarge { path });
         }
@@ -471,6 +453,35 @@ impl RecordStore {
             .read_to_string(&mut text)
             .map_err(|e| StoreError::io("read", &path, e))?;
         Ok(Some((text, path)))
+    }
+
+    /// Opens a store file with every check: no symlink, a regular file, our owner, closed to
+    /// group and others. `None` if it does not exist.
+    fn open_checked(
+        &self,
+        path: &Path,
+        options: &mut OpenOptions,
+    ) -> Result<Option<(File, fs::Metadata)>, StoreError> {
+        let file = match open_nofollow(path, options) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if is_symlink_refusal(&e) => {
+                return Err(StoreError::Symlink {
+                    path: path.to_owned(),
+                })
+            }
+            Err(e) => return Err(StoreError::io("open", path, e)),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| StoreError::io("inspect", path, e))?;
+        if !meta.is_file() {
+            return Err(StoreError::NotAFile {
+                path: path.to_owned(),
+            });
+        }
+        self.check_owner_and_mode(path, &meta, false)?;
+        Ok(Some((file, meta)))
     }
 
     fn lock(&self, slot: &Slot<'_>) -> Result<File, StoreError> {
