@@ -423,6 +423,11 @@ pub struct SetupArgs {
     /// The module as the PAM line names it: a file name in the security dir, or a full path.
     #[arg(long, value_name = "PATH", default_value = "pam_sshield.so")]
     pub module: String,
+    /// Where the trial's boot guard goes: a systemd unit, enabled while the trial lasts, that
+    /// undoes an unconfirmed trial after a reboot (default: /etc/systemd/system when systemd
+    /// runs; none otherwise).
+    #[arg(long, value_name = "DIR")]
+    pub systemd_unit_dir: Option<PathBuf>,
     /// Where backups and the trial's state are kept (root-only).
     #[arg(long, value_name = "DIR", default_value = "/var/lib/sshield/setup")]
     pub state_dir: PathBuf,

@@ -84,6 +84,7 @@ impl Host {
             ("--sshd-binary", "/usr/sbin/sshd".to_owned()),
             ("--module", self.sshield.module.display().to_string()),
             ("--state-dir", self.state_dir.display().to_string()),
+            ("--systemd-unit-dir", self.unit_dir().display().to_string()),
             (
                 "--reload-command",
                 format!("kill -HUP \"$(cat {})\"", pid_file.display()),
@@ -102,6 +103,20 @@ impl Host {
             cmd.arg(flag).arg(value);
         }
         cmd.stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// Where setup puts its boot guard (a systemd unit) in these tests.
+    fn unit_dir(&self) -> PathBuf {
+        self.sshield.dir().join("systemd")
+    }
+
+    /// The boot guard's unit file and its `multi-user.target.wants` link, as they are now.
+    fn boot_guard(&self) -> (Option<String>, Option<PathBuf>) {
+        let unit = self.unit_dir().join("sshield-setup-trial.service");
+        let link = self
+            .unit_dir()
+            .join("multi-user.target.wants/sshield-setup-trial.service");
+        (fs::read_to_string(unit).ok(), fs::read_link(link).ok())
     }
 
     fn drop_in(&self) -> PathBuf {
@@ -239,6 +254,22 @@ fn an_unconfirmed_trial_rolls_back_by_itself() {
     assert_eq!(host.status(), "trial");
     let watcher = watcher_pid(&host);
     assert!(alive(watcher));
+    // The boot guard: a unit, enabled, that runs a watcher again after a restart.
+    let (unit, link) = host.boot_guard();
+    let unit = unit.expect("the boot guard's unit");
+    assert_eq!(
+        link,
+        Some(PathBuf::from("../sshield-setup-trial.service")),
+        "{unit}"
+    );
+    assert!(unit.contains("\nWantedBy=multi-user.target\n"), "{unit}");
+    let exec_start: Vec<String> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart")
+        .split_whitespace()
+        .map(|w| w.trim_matches('"').to_owned())
+        .collect();
     let pam = fs::read_to_string(host.sshd.pam_service_path()).unwrap();
     assert!(pam.contains(&format!("@include common-auth\n# sshield setup: the second factor (`sshield setup --undo` puts the old file back)\nauth required {} config={}\n", host.sshield.module.display(), host.sshield.config.display())), "{pam}");
     host.wait_listening();
@@ -250,6 +281,23 @@ fn an_unconfirmed_trial_rolls_back_by_itself() {
     let out = password_login(&host, &user, vec![user.password().to_owned()]);
     out.assert_denied();
 
+    // The watcher dies (as it would in a restart); the boot guard's command takes over.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(watcher as i32).unwrap(),
+        rustix::process::Signal::Kill,
+    )
+    .unwrap();
+    wait_until(
+        Duration::from_secs(5),
+        || !alive(watcher),
+        || format!("the watcher {watcher} did not die"),
+    );
+    let mut guard = Command::new(&exec_start[0])
+        .args(&exec_start[1..])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+
     // Nobody confirms: at the deadline every file comes back, byte for byte.
     wait_until(
         Duration::from_secs(30),
@@ -258,11 +306,8 @@ fn an_unconfirmed_trial_rolls_back_by_itself() {
     );
     assert_eq!(host.snapshot(), before);
     assert!(!host.drop_in().exists());
-    wait_until(
-        Duration::from_secs(5),
-        || !alive(watcher),
-        || format!("the watcher {watcher} did not exit"),
-    );
+    assert!(guard.wait().unwrap().success());
+    assert_eq!(host.boot_guard(), (None, None));
     host.wait_listening();
     let out = password_login(&host, &user, vec![user.password().to_owned()]);
     out.assert_success();
@@ -270,6 +315,10 @@ fn an_unconfirmed_trial_rolls_back_by_itself() {
 
     let log = fs::read_to_string(host.state_dir.join("setup.log")).unwrap();
     assert!(log.contains("rolled back"), "{log}");
+    assert!(
+        log.contains(&format!("watcher {} took over", guard.id())),
+        "{log}"
+    );
     // Nothing left to undo.
     let out = host.setup(&["--undo"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -464,6 +513,7 @@ fn a_trial_confirmed_from_a_new_session_stays_and_undo_puts_it_back() {
         "{out:?}"
     );
     assert_eq!(host.status(), "confirmed");
+    assert_eq!(host.boot_guard(), (None, None));
     wait_until(
         Duration::from_secs(5),
         || !alive(watcher),

@@ -291,6 +291,8 @@ fn apply(config_path: &Path, args: &SetupArgs) -> Result<(), Failure> {
             start_ticks: s.session.start_ticks,
         }),
         watcher_pid: None,
+        watcher_start_ticks: None,
+        boot_guard: None,
         config: config_path.to_owned(),
         sshd_binary: args.sshd_binary.clone(),
         sshd_config: args.sshd_config.clone(),
@@ -300,10 +302,21 @@ fn apply(config_path: &Path, args: &SetupArgs) -> Result<(), Failure> {
     };
     change.set_reload(&reload);
     state.save(&change).map_err(Failure::Error)?;
+    if let Some(dir) = unit_dir(args) {
+        match install_boot_guard(&dir, config_path, &args.state_dir) {
+            Ok(guard) => change.boot_guard = Some(guard),
+            Err(why) => notes.push(format!(
+                "note: no boot guard ({why}): if the machine restarts before the trial ends, run {} from its console",
+                command_line(config_path, args, "--undo")
+            )),
+        }
+        state.save(&change).map_err(Failure::Error)?;
+    }
     let watcher = start_watcher(config_path, &args.state_dir);
     match watcher {
         Ok(pid) => {
             change.watcher_pid = Some(pid);
+            change.watcher_start_ticks = Proc::read(pid).map(|p| p.start_ticks);
             state.save(&change).map_err(Failure::Error)?;
         }
         Err(why) => {
@@ -503,8 +516,24 @@ fn watch(state_dir: &Path) -> Result<(), Failure> {
         let Some(mut change) = state.load().map_err(Failure::Error)? else {
             return Ok(());
         };
-        if change.status != Status::Trial || change.watcher_pid != Some(me) {
+        if change.status != Status::Trial {
             return Ok(());
+        }
+        if change.watcher_pid != Some(me) {
+            // Another watcher's trial, unless that one is gone: killed, or the machine
+            // restarted and the boot guard started this one. Then this one takes over.
+            let other_alive = change.watcher_pid.and_then(Proc::read).is_some_and(|p| {
+                change
+                    .watcher_start_ticks
+                    .is_none_or(|t| t == p.start_ticks)
+            });
+            if other_alive {
+                return Ok(());
+            }
+            change.watcher_pid = Some(me);
+            change.watcher_start_ticks = Proc::read(me).map(|p| p.start_ticks);
+            state.save(&change).map_err(Failure::Error)?;
+            state.log(&format!("watcher {me} took over the trial {}", change.id));
         }
         if state::now() >= change.deadline {
             let problems = roll_back(&state, &mut change, Status::RolledBack);
@@ -548,10 +577,79 @@ fn roll_back(state: &State, change: &mut state::Change, status: Status) -> Vec<S
         problems.push(e);
     }
     change.status = status;
+    remove_boot_guard(change);
     if let Err(e) = state.save(change) {
         problems.push(e);
     }
     problems
+}
+
+/// The boot guard's unit name.
+const GUARD_UNIT: &str = "sshield-setup-trial.service";
+
+/// `--systemd-unit-dir`, else /etc/systemd/system where systemd is running.
+fn unit_dir(args: &SetupArgs) -> Option<PathBuf> {
+    args.systemd_unit_dir.clone().or_else(|| {
+        Path::new("/run/systemd/system")
+            .is_dir()
+            .then(|| PathBuf::from("/etc/systemd/system"))
+    })
+}
+
+/// Writes and enables (by its `multi-user.target.wants` link, which systemd reads at boot) a
+/// unit that runs the watcher: after a restart during the trial it undoes the trial at once if
+/// the deadline has passed, or waits for it. Removed when the trial ends, however it ends.
+fn install_boot_guard(
+    dir: &Path,
+    config_path: &Path,
+    state_dir: &Path,
+) -> Result<state::BootGuard, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let unit = dir.join(GUARD_UNIT);
+    let wants = dir.join("multi-user.target.wants");
+    let link = wants.join(GUARD_UNIT);
+    let quote = |p: &Path| {
+        format!(
+            "\"{}\"",
+            p.display()
+                .to_string()
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                // systemd expands %-specifiers in ExecStart.
+                .replace('%', "%%")
+        )
+    };
+    let text = format!(
+        "# Written by `sshield setup` for its trial {}; removed when the trial ends.\n\
+[Unit]\n\
+Description=Undo an unconfirmed sshield setup trial after a restart\n\
+After=local-fs.target\n\
+Before=ssh.service\n\n\
+[Service]\n\
+Type=simple\n\
+ExecStart={} --config {} setup --watch-trial --state-dir {}\n\n\
+[Install]\n\
+WantedBy=multi-user.target\n",
+        state_dir.display(),
+        quote(&exe),
+        quote(config_path),
+        quote(state_dir)
+    );
+    let io =
+        |what: &str, p: &Path, e: std::io::Error| format!("cannot {what} {}: {e}", p.display());
+    std::fs::create_dir_all(&wants).map_err(|e| io("create", &wants, e))?;
+    std::fs::write(&unit, text).map_err(|e| io("write", &unit, e))?;
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(Path::new("..").join(GUARD_UNIT), &link)
+        .map_err(|e| io("link", &link, e))?;
+    Ok(state::BootGuard { unit, link })
+}
+
+fn remove_boot_guard(change: &mut state::Change) {
+    if let Some(guard) = change.boot_guard.take() {
+        let _ = std::fs::remove_file(&guard.link);
+        let _ = std::fs::remove_file(&guard.unit);
+    }
 }
 
 fn confirm(args: &SetupArgs) -> Result<(), Failure> {
@@ -611,6 +709,7 @@ fn confirm(args: &SetupArgs) -> Result<(), Failure> {
         )));
     }
     change.status = Status::Confirmed;
+    remove_boot_guard(&mut change);
     state.save(&change).map_err(Failure::Error)?;
     let line = format!("confirmed {} by {user} from a new session", change.id);
     state.log(&line);

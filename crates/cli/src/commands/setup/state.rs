@@ -55,6 +55,13 @@ pub struct SessionMark {
     pub start_ticks: u64,
 }
 
+/// A unit file and the link that enables it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BootGuard {
+    pub unit: PathBuf,
+    pub link: PathBuf,
+}
+
 /// The last change setup made.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Change {
@@ -73,8 +80,15 @@ pub struct Change {
     pub admin: String,
     /// The ssh session setup ran in, if any: confirming from it proves nothing.
     pub setup_session: Option<SessionMark>,
-    /// The watcher process that undoes the trial at the deadline.
+    /// The watcher process that undoes the trial at the deadline, and when it started (a pid
+    /// alone may be another process's after a reboot).
     pub watcher_pid: Option<u32>,
+    #[serde(default)]
+    pub watcher_start_ticks: Option<u64>,
+    /// The systemd unit that starts a watcher again at boot, while the trial lasts: the unit
+    /// file and its `multi-user.target.wants` link.
+    #[serde(default)]
+    pub boot_guard: Option<BootGuard>,
     /// The sshield config, whose store says who passed a second factor.
     pub config: PathBuf,
     pub sshd_binary: PathBuf,
