@@ -352,6 +352,13 @@ pub fn sshield_config(
     if let Some(mode) = edits.failmode {
         set(doc.as_table_mut(), "failmode", value(mode));
     }
+    let touches_policy = edits.exempt_networks.is_some()
+        || edits.require_groups.is_some()
+        || edits.unenrolled.is_some()
+        || edits.allow_until.is_some();
+    if !touches_policy {
+        return checked(doc.to_string(), path);
+    }
     let policy = doc
         .entry("policy")
         .or_insert_with(|| Item::Table(Table::new()))
@@ -393,12 +400,15 @@ an address"
         }
         set(policy, "allow_until", value(parsed));
     }
-    let text = doc.to_string();
+    checked(doc.to_string(), path)
+}
+
+/// `text` if the front ends will load it.
+fn checked(text: String, path: &Path) -> Result<String, PlanError> {
     Config::parse(&text, path)
         .map_err(|e| PlanError(format!("the config would not load after the change: {e}")))?;
     Ok(text)
 }
-
 fn array(items: &[String]) -> Array {
     items.iter().map(String::as_str).collect()
 }
@@ -672,8 +682,21 @@ Subsystem\tsftp\t/usr/lib/openssh/sftp-server
             .policy
             .allow_until
             .is_some());
-        let e = sshield_config(Some("policy = 3\n"), path, &PolicyEdits::default()).unwrap_err();
+        let group = PolicyEdits {
+            require_groups: Some(vec!["ssh-2fa".into()]),
+            ..PolicyEdits::default()
+        };
+        let e = sshield_config(Some("policy = 3\n"), path, &group).unwrap_err();
         assert!(e.0.contains("[policy]"), "{e}");
+        // Without policy flags a bad config is still refused, by the config's own parser...
+        let e = sshield_config(Some("policy = 3\n"), path, &PolicyEdits::default()).unwrap_err();
+        assert!(e.0.contains("sshield.toml:1:"), "{e}");
+        // ...and a good one is left exactly as it is: no [policy] table appears.
+        let bare = "store = \"/srv/users\"\n";
+        assert_eq!(
+            sshield_config(Some(bare), path, &PolicyEdits::default()).unwrap(),
+            bare
+        );
     }
 
     #[test]
