@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{artefacts, can_run, current_step, require_tool, STEP};
+use common::{artefacts, can_run, current_step, require_tool, Token};
 use sshield_e2e::{is_alive, User};
 
 /// How long the demo may take to be ready (it makes keys, copies /etc/pam.d, starts sshd).
@@ -208,37 +208,6 @@ fn parse_ready(line: &str) -> Ready {
         dir: field("dir").into(),
         sshd_pid: field("sshd_pid").parse().unwrap(),
     }
-}
-
-/// `oathtool --totp -b SECRET` at `step`, with `window` more steps after it.
-fn oathtool(secret: &str, step: u64, window: u64) -> Vec<String> {
-    let out = Command::new("oathtool")
-        .args(["--totp", "-b", "-N"])
-        .arg(format!("@{}", step * STEP))
-        .arg("-w")
-        .arg(window.to_string())
-        .arg(secret)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run oathtool");
-    assert!(
-        out.status.success(),
-        "oathtool: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Six digits that are no code of this secret anywhere near now.
-fn wrong_code(secret: &str) -> String {
-    let near = oathtool(secret, current_step() - 4, 8);
-    (0..10)
-        .map(|d| d.to_string().repeat(6))
-        .find(|candidate| !near.contains(candidate))
-        .unwrap()
 }
 
 /// The demo's printed ssh command, run by the real client with `code` as the answer to every
@@ -430,7 +399,11 @@ fn newcomer_logs_in_with_key_and_code_and_closing_stdin_cleans_up() {
     assert!(!Path::new(PAM_DIR).join("sshield-demo-sshd").exists());
 
     // A wrong code: refused, after the key was accepted, and the demo shows why.
-    let (mut cmd, askpass) = ssh(&ready, &wrong_code(&ready.secret), "echo demo-in");
+    let (mut cmd, askpass) = ssh(
+        &ready,
+        &Token::from_secret(&ready.secret).wrong_code(),
+        "echo demo-in",
+    );
     let out = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a wrong code let the user in");
@@ -458,7 +431,7 @@ fn newcomer_logs_in_with_key_and_code_and_closing_stdin_cleans_up() {
     // The right code, from oathtool: in, and the command's output comes back. The session
     // then stays open (sleep), so that the demo has a live session to stop, and leaves a
     // detached process behind (its parent subshell exits at once).
-    let code = oathtool(&ready.secret, current_step(), 0).remove(0);
+    let code = Token::from_secret(&ready.secret).code_at_step(current_step());
     let (mut cmd, _askpass) = ssh(
         &ready,
         &code,
@@ -542,7 +515,7 @@ fn ctrl_c_stops_the_demo_and_removes_everything() {
 
     // Root gets in with the key and a code (and only so: PermitRootLogin cannot be
     // prohibit-password, which would refuse the code).
-    let code = oathtool(&ready.secret, current_step(), 0).remove(0);
+    let code = Token::from_secret(&ready.secret).code_at_step(current_step());
     let (mut cmd, askpass) = ssh(&ready, &code, "echo root-in");
     let out = cmd.output().unwrap();
     assert!(

@@ -228,6 +228,16 @@ pub struct Token {
 }
 
 impl Token {
+    /// A token for a secret shown by something else (the demo prints its own), with no
+    /// backup codes.
+    pub fn from_secret(secret: impl Into<String>) -> Token {
+        Token {
+            secret: secret.into(),
+            backup_codes: Vec::new(),
+            last_step: Mutex::new(None),
+        }
+    }
+
     /// A code no earlier [`Token::code`] gave, that the module accepts now: the current
     /// step's, or the next one's (the window accepts one step ahead) when the current one was
     /// handed out already. Every code accepted consumes its step and all before it, so a test
