@@ -381,21 +381,23 @@ fn root_can_answer(
 }
 
 /// In PAM mode, with PermitRootLogin `prohibit-password` (Debian's default), root may log in
-/// but can never answer the code prompt (see [`root_can_answer`]): say so, as `sshield doctor`
-/// will (`sshd-root-kbd-interactive`).
+/// but can never answer the code prompt (see [`root_can_answer`]): say so, with doctor's own
+/// check (`sshd-root-kbd-interactive`), so the two never disagree.
 fn root_locked_out(
     mode: SetupMode,
     effective: &crate::commands::doctor::sshd::Settings,
 ) -> Option<String> {
-    let permit = effective
-        .get("permitrootlogin")
-        .map_or("prohibit-password", String::as_str);
-    let fine = ["no", "yes", "forced-commands-only"].contains(&permit);
-    (mode == SetupMode::Pam && !fine).then(|| {
-        format!(
-            "note: PermitRootLogin is `{permit}`: root can no longer log in over ssh (sshd answers root's code prompt itself with a wrong password). Log in as yourself and use sudo; `PermitRootLogin no` says so plainly."
-        )
-    })
+    use crate::commands::doctor::sshd::{check_root_kbd_interactive, SshdConfig};
+    if mode != SetupMode::Pam {
+        return None;
+    }
+    let config = SshdConfig {
+        global: effective.clone(),
+        blocks: Vec::new(),
+    };
+    check_root_kbd_interactive(&config)
+        .first()
+        .map(|f| format!("note: {} — {}", f.message, f.fix))
 }
 
 /// `sshield [--config C] setup FLAG [--state-dir D]`, as the admin must type it.
