@@ -409,6 +409,11 @@ struct RootHost {
 
 impl RootHost {
     fn start() -> RootHost {
+        RootHost::start_with(&[])
+    }
+
+    /// [`RootHost::start`], with `extra` sshd lines after root's.
+    fn start_with(extra: &[&str]) -> RootHost {
         let keys = tempfile::tempdir().unwrap();
         let key = keys.path().join("id_ed25519");
         let status = Command::new("ssh-keygen")
@@ -436,7 +441,9 @@ impl RootHost {
             "StrictModes no".to_owned(),
             format!("AuthorizedKeysFile {}", authorized.display()),
         ];
-        let host = Host::start(&sshd_lines);
+        let mut all = sshd_lines.clone();
+        all.extend(extra.iter().map(|l| l.to_string()));
+        let host = Host::start(&all);
         let token = host.sshield.enroll("root");
         RootHost {
             host,
@@ -887,4 +894,73 @@ fn undo_reaches_a_confirmed_setup_beneath_a_rolled_back_trial() {
         "{}",
         text(&out)
     );
+}
+
+/// `sshield daemon` on the test's config, killed (by its pid) when dropped.
+struct Daemon(std::process::Child);
+
+impl Daemon {
+    fn start(host: &Host, socket: &Path) -> Daemon {
+        let child = Command::new(&artefacts().cli)
+            .arg("--config")
+            .arg(&host.sshield.config)
+            .arg("daemon")
+            // Not the machine's syslog: the lines are in log_file.
+            .arg("--syslog-socket")
+            .arg(host.sshield.dir().join("no-syslog"))
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let daemon = Daemon(child);
+        wait_until(
+            Duration::from_secs(10),
+            || std::os::unix::net::UnixStream::connect(socket).is_ok(),
+            || "the daemon did not listen".to_owned(),
+        );
+        daemon
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// In ForceCommand mode the daemon checks the code, and leaves the marker naming the session
+/// `sshield login` runs in: a confirmation from that session holds.
+#[test]
+fn a_forcecommand_trial_is_confirmed_from_a_session_the_daemon_let_in() {
+    if !can_run() {
+        return;
+    }
+    let root = RootHost::start_with(&["AcceptEnv SSHIELD_CODE"]);
+    let host = &root.host;
+    let socket = host.sshield.dir().join("daemon.sock");
+    host.sshield.write_config(&format!(
+        "socket = \"{}\"\naccept_env_code = true",
+        socket.display()
+    ));
+    let _daemon = Daemon::start(host, &socket);
+    let out = host.setup(&["--mode", "forcecommand", "--admin", "root", "--try", "600"]);
+    assert!(out.status.success(), "{}", text(&out));
+    host.wait_listening();
+
+    let out = Client::ssh(&host.sshd, "root")
+        .from("127.0.0.3")
+        .key(&root.key)
+        .methods("publickey")
+        .option(format!("SetEnv=SSHIELD_CODE={}", root.token.code()))
+        .command(root.confirm_command())
+        .run();
+    assert!(
+        out.success() && out.stdout.contains("Confirmed: the new setup stays"),
+        "{out:?}\n--- sshield log ---\n{}",
+        host.sshield.log_lines().join("\n")
+    );
+    assert_eq!(host.status(), "confirmed");
+    let out = host.setup(&["--undo"]);
+    assert!(out.status.success(), "{}", text(&out));
 }
