@@ -9,6 +9,7 @@
 //! - [`engine`]: the one place that decides a login: [`Engine::decide`].
 //! - [`ratelimit`]: failure counting and lockout.
 //! - [`log`]: the one stable log line per decision.
+//! - [`passed`]: which login last passed a user's second factor (for `setup --confirm`).
 //! - [`provision`]: enrolling, confirming, disabling and removing users.
 //! - [`import`]: reading pam_oath's usersfile and `~/.google_authenticator` files.
 //!
@@ -23,6 +24,7 @@ pub mod first_factor;
 pub mod import;
 pub mod log;
 mod login_state;
+pub mod passed;
 pub mod policy;
 pub mod provision;
 pub mod ratelimit;

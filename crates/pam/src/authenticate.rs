@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::thread;
 
 use sshield_core::log::Subject;
+use sshield_core::passed::{self, Passed};
 use sshield_core::{
     Attempt, Config, Engine, FirstFactor, Outcome, Requirement, Response, UnixTime, UserName,
 };
@@ -270,7 +271,31 @@ impl Login<'_> {
         };
         let outcome = self.engine.check(&attempt);
         self.log.decision(&self.who.subject(), &outcome.decision);
+        if outcome.decision.is_allow() {
+            self.mark_passed(attempt.now);
+        }
         outcome
+    }
+
+    /// Leaves the marker that ties this pass to this process and its parent, one of which is
+    /// the session's sshd monitor (`sshield setup --confirm` looks for it). Never changes the
+    /// decision.
+    fn mark_passed(&self, now: UnixTime) {
+        let Ok(user) = UserName::new(&self.who.user) else {
+            return;
+        };
+        let passed = Passed {
+            at: now.0,
+            service: self.who.service.clone(),
+            pid: std::process::id(),
+            parent: std::os::unix::process::parent_id(),
+        };
+        if let Err(e) = passed::record(self.engine.store(), &user, &passed) {
+            self.log.error(&format!(
+                "cannot record which session passed in {}: {e}; `sshield setup --confirm` from this session will be refused",
+                passed::path(self.engine.store(), &user).display()
+            ));
+        }
     }
 
     /// The PAM result of a decision, after the delay a failure must wait.
