@@ -11,6 +11,7 @@
 //! - [`log`]: the one stable log line per decision.
 //! - [`provision`]: enrolling, confirming, disabling and removing users.
 //! - [`import`]: reading pam_oath's usersfile and `~/.google_authenticator` files.
+//! - [`user_file`]: reading a file from a place another user controls, safely.
 //!
 //! Nothing here knows about PAM, terminals or HTTP; the time is always passed in.
 #![forbid(unsafe_code)]
@@ -29,6 +30,7 @@ pub mod ratelimit;
 pub mod record;
 pub mod store;
 mod time;
+pub mod user_file;
 mod username;
 
 pub use config::{Config, ConfigError};

@@ -2,31 +2,20 @@
 //! never contains a secret, a PIN or a code.
 
 use std::fmt;
-use std::io;
 use std::path::PathBuf;
 
 use sshield_otp::{ParamError, SecretError};
 
-use crate::store::{describe_io, StoreError};
+use crate::store::StoreError;
+use crate::user_file::UserFileError;
 use crate::username::{UserName, UserNameError};
 
 /// Why nothing was imported.
 #[derive(Debug)]
 pub enum ImportError {
-    /// The file could not be opened or read.
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: io::Error,
-    },
-    /// The path is a symlink, not a regular file, too large, or not text.
-    Unreadable {
-        /// The file.
-        path: PathBuf,
-        /// Why, and what to do.
-        reason: String,
-    },
+    /// The file could not be read, or is a symlink, not a regular file, too large, or not
+    /// text.
+    File(UserFileError),
     /// A line that cannot be imported.
     Line {
         /// The file.
@@ -145,10 +134,7 @@ pub enum ConflictKind {
 impl fmt::Display for ImportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Read { path, source } => {
-                write!(f, "cannot read {}: {}", path.display(), describe_io(source))
-            }
-            Self::Unreadable { path, reason } => write!(f, "{}: {reason}", path.display()),
+            Self::File(e) => e.fmt(f),
             Self::Line {
                 path,
                 line,
@@ -270,10 +256,16 @@ impl fmt::Display for Conflict {
 impl std::error::Error for ImportError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Read { source, .. } => Some(source),
+            Self::File(e) => Some(e),
             Self::Store(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+impl From<UserFileError> for ImportError {
+    fn from(e: UserFileError) -> Self {
+        Self::File(e)
     }
 }
 

@@ -43,9 +43,9 @@ use sshield_otp::{hotp, totp_step, Algorithm, Digits, Period, Secret, TotpParams
 
 use super::error::{shown_field, ImportError, LineProblem};
 use super::plan::{ImportPlan, ImportedUser};
-use super::source::read_text;
 use crate::record::{Authenticator, TokenKind, TokenUsage};
 use crate::time::UnixTime;
+use crate::user_file::read_text;
 use crate::username::UserName;
 
 /// Where pam_oath's usersfile usually lives.
