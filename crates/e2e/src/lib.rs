@@ -46,6 +46,7 @@
 mod admin;
 mod build;
 mod client;
+mod nss;
 mod procs;
 mod sshd;
 mod syslog;
@@ -55,6 +56,7 @@ use std::path::PathBuf;
 
 pub use build::{artefacts, Artefacts};
 pub use client::{Client, Outcome, Session};
+pub use nss::CaseInsensitiveNamespace;
 pub use procs::{is_alive, tree as process_tree};
 pub use sshd::{pam_unix_stack, Sshd, SshdOptions};
 pub use users::{Group, User, UserOptions};

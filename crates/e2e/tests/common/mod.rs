@@ -393,6 +393,17 @@ pub fn password_then_code_options(sshield: &Sshield) -> SshdOptions {
         ]))
 }
 
+/// A public key, then the code (keyboard-interactive, the module alone in the stack).
+pub fn key_then_code_options(sshield: &Sshield) -> SshdOptions {
+    SshdOptions::new()
+        .config([
+            "KbdInteractiveAuthentication yes",
+            "PasswordAuthentication no",
+            "AuthenticationMethods publickey,keyboard-interactive:pam",
+        ])
+        .pam(sshd_stack([sshield.auth_line("")]))
+}
+
 /// An sshd with [`password_then_code_options`].
 pub fn start_password_then_code(sshield: &Sshield) -> Sshd {
     Sshd::start(password_then_code_options(sshield))
