@@ -286,3 +286,29 @@ fn a_named_pipe_in_place_of_a_file_is_refused_without_blocking() {
         .expect_err(2, &expected(&key));
     assert!(!sb.record_path("alice").exists());
 }
+
+/// A phone re-enrolled under a new name with its old secret is refused (each code would be
+/// good twice), naming the authenticator that has the secret and the fix; nothing changes.
+#[test]
+fn a_secret_on_file_under_another_name_is_refused() {
+    let sb = Sandbox::new();
+    sb.enroll_json(
+        "alice",
+        &["--no-confirm", "--secret", SECRET_A, "--name", "phone"],
+    );
+    let before = sb.record_bytes("alice");
+    sb.run(
+        &[
+            "enroll",
+            "alice",
+            "--no-confirm",
+            "--secret",
+            SECRET_A,
+            "--name",
+            "new-phone",
+        ],
+        None,
+    )
+    .expect_err(2, "sshield remove alice --name phone");
+    assert_eq!(sb.record_bytes("alice"), before);
+}

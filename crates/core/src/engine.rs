@@ -451,7 +451,8 @@ pub(crate) fn check(
     let mut replayed = false;
     let mut accepted: Option<(String, TokenUsage, Method)> = None;
     for auth in candidates {
-        let usage = record.token_usage(&auth.name);
+        // Per secret: another authenticator with this one's secret has used its codes too.
+        let usage = record.replay_usage(auth);
         match try_token(auth, &usage, typed, now, policy) {
             TokenOutcome::Accepted(new_usage, method) => {
                 accepted = Some((auth.name.clone(), new_usage, method));

@@ -129,6 +129,21 @@ pub enum ConflictKind {
     Authenticator(String),
     /// A set of backup codes that does not contain the imported codes.
     BackupCodes,
+    /// The imported authenticator `name` has the secret of `existing` (on file, or earlier in
+    /// the import): both would accept each code. `--replace` does not override this.
+    SameSecret {
+        /// The imported authenticator.
+        name: String,
+        /// The one that already has its secret.
+        existing: String,
+    },
+}
+
+impl ConflictKind {
+    /// Whether `--replace` resolves it.
+    fn replaceable(&self) -> bool {
+        !matches!(self, Self::SameSecret { .. })
+    }
 }
 
 impl fmt::Display for ImportError {
@@ -153,11 +168,14 @@ impl fmt::Display for ImportError {
                 for c in conflicts {
                     write!(f, "\n  {c}")?;
                 }
-                write!(
-                    f,
-                    "\npass --replace to overwrite them (a replaced authenticator's login history \
-                     starts over), or leave those users out of the import"
-                )
+                if conflicts.iter().any(|c| c.kind.replaceable()) {
+                    write!(
+                        f,
+                        "\npass --replace to overwrite them (a replaced authenticator's login \
+                         history starts over), or leave those users out of the import"
+                    )?;
+                }
+                Ok(())
             }
             Self::Store(e) => e.fmt(f),
             Self::Random(e) => write!(f, "the system random number generator failed: {e}"),
@@ -243,6 +261,14 @@ impl fmt::Display for Conflict {
                 "{}: {} already has an authenticator named {name:?} with a different secret \
                  or parameters",
                 self.origin, self.user
+            ),
+            ConflictKind::SameSecret { name, existing } => write!(
+                f,
+                "{}: {}'s authenticator {existing:?} already has the secret of {name:?}, so both \
+                 would accept each code; import each secret once: leave out the duplicate line or \
+                 file, or if {existing:?} is on file from before, remove it first (sshield remove \
+                 {} --name {existing})",
+                self.origin, self.user, self.user
             ),
             ConflictKind::BackupCodes => write!(
                 f,
