@@ -685,6 +685,64 @@ fn a_replayed_code_is_refused() {
         .assert_success();
 }
 
+/// Attack review, issue 9 item 6: a record holding one secret under two names (a phone
+/// re-enrolled under a new name before `enroll` refused that) accepts each code once through
+/// sshd, not once per authenticator; and `enroll` refuses to make such a record.
+#[test]
+fn one_secret_under_two_names_accepts_each_code_once() {
+    if !can_run() {
+        return;
+    }
+    let sshield = Sshield::new("");
+    let sshd = start_password_then_code(&sshield);
+    let user = User::create();
+    let token = sshield.enroll(user.name());
+    let record = sshield.record(user.name());
+    let start = record.find("[[authenticator]]").unwrap();
+    let end = record[start..]
+        .find("\n\n")
+        .map_or(record.len(), |i| start + i + 1);
+    let copy = record[start..end].replace("name = \"default\"", "name = \"new-phone\"");
+    assert_ne!(copy, record[start..end], "{record}");
+    fs::write(
+        sshield.record_path(user.name()),
+        format!("{record}\n{copy}"),
+    )
+    .unwrap();
+
+    let code = token.code();
+    login(&sshd, &user, [user.password(), &code])
+        .run()
+        .assert_success();
+    let out = login(&sshd, &user, [user.password(), &code]).run();
+    out.assert_denied();
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision("deny", user.name(), "127.0.0.3", &sshd, "code", "replayed"),
+    );
+
+    let out = Command::new(&sshield_e2e::artefacts().cli)
+        .arg("--config")
+        .arg(&sshield.config)
+        .args([
+            "enroll",
+            user.name(),
+            "--name",
+            "third",
+            "--no-confirm",
+            "--secret",
+        ])
+        .arg(&token.secret)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already has this secret"),
+        "{out:?}"
+    );
+}
+
 #[test]
 fn a_backup_code_works_exactly_once() {
     if !can_run() {
