@@ -77,14 +77,18 @@ impl CaseInsensitiveNamespace {
     }
 
     /// `program`, to be given its arguments, run where account names are case-insensitive.
+    /// (`LD_LIBRARY_PATH` is set inside, so a caller may clear the environment.)
     pub fn command(&self, program: impl AsRef<Path>) -> Command {
         let mut cmd = Command::new("unshare");
         cmd.args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
-            .arg("mount --bind \"$1\" /etc/nsswitch.conf && shift && exec \"$@\"")
+            .arg(
+                "mount --bind \"$1\" /etc/nsswitch.conf && export LD_LIBRARY_PATH=\"$2\" && \
+                 shift 2 && exec \"$@\"",
+            )
             .arg("sh")
             .arg(&self.names.nsswitch)
-            .arg(program.as_ref())
-            .env("LD_LIBRARY_PATH", &self.names.lib_dir);
+            .arg(&self.names.lib_dir)
+            .arg(program.as_ref());
         cmd
     }
 }

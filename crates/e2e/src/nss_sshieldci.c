@@ -7,14 +7,20 @@
 #include <pwd.h>
 #include <shadow.h>
 #include <stdio.h>
+#include <string.h>
 #include <strings.h>
 
 /* One getXXnam_r: the first entry of FILE whose NAME_FIELD equals `name` ignoring case.
- * ERANGE asks glibc to call again with a larger buffer. */
+ * ERANGE asks glibc to call again with a larger buffer. Names starting with `sshield-nsfail`
+ * stand for a name service that is down (SSSD unreachable): an error, not "no such user". */
 #define LOOKUP(FUNCTION, FILE_PATH, TYPE, NEXT_ENTRY, NAME_FIELD)                        \
     enum nss_status FUNCTION(const char *name, struct TYPE *result, char *buffer,        \
                              size_t buflen, int *errnop)                                 \
     {                                                                                    \
+        if (strncmp(name, "sshield-nsfail", 14) == 0) {                                  \
+            *errnop = EIO;                                                               \
+            return NSS_STATUS_UNAVAIL;                                                   \
+        }                                                                                \
         FILE *f = fopen(FILE_PATH, "re");                                                \
         if (f == NULL) {                                                                 \
             *errnop = errno;                                                             \

@@ -594,9 +594,20 @@ pub struct PamtesterRun {
 /// `pamtester [-I rhost=RHOST] SERVICE USER authenticate`, typing `answers`, one a line.
 /// pamtester's conversation reads each answer as a line from stdin.
 pub fn pamtester(service: &str, user: &str, rhost: Option<&str>, answers: &[&str]) -> PamtesterRun {
+    pamtester_as(Command::new("pamtester"), service, user, rhost, answers)
+}
+
+/// [`pamtester`] through `cmd`, a command that runs pamtester (e.g. in a namespace of its
+/// own, [`sshield_e2e::CaseInsensitiveNamespace::command`]).
+pub fn pamtester_as(
+    mut cmd: Command,
+    service: &str,
+    user: &str,
+    rhost: Option<&str>,
+    answers: &[&str],
+) -> PamtesterRun {
     use std::io::Write;
 
-    let mut cmd = Command::new("pamtester");
     if let Some(rhost) = rhost {
         cmd.args(["-I", &format!("rhost={rhost}")]);
     }
