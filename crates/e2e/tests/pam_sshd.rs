@@ -517,7 +517,8 @@ fn another_spelling_of_an_enrolled_name_is_asked_for_the_code() {
     }
     let sshield = Sshield::new("");
     let sshd = Sshd::start(key_then_code_options(&sshield).case_insensitive_names(true));
-    let user = User::create();
+    let admins = Group::create();
+    let user = User::with(UserOptions::new().group(&admins));
     let token = sshield.enroll(user.name());
     let spelled = user.name().to_uppercase();
     let with_stolen_key = |answers: Vec<String>| {
@@ -555,6 +556,15 @@ fn another_spelling_of_an_enrolled_name_is_asked_for_the_code() {
             &decision("deny", user.name(), "127.0.0.3", &sshd, "code", "replayed"),
         );
     }
+    // Groups are the account's too: a member of a required group is asked under any spelling
+    // (the group file lists `alice`, not `ALICE`).
+    sshield.write_config(&format!(
+        "[policy]\nrequire_groups = [\"{}\"]",
+        admins.name()
+    ));
+    let out = with_stolen_key(vec![]).run();
+    out.assert_denied();
+    assert_eq!(out.prompt_texts(), [CODE_PROMPT]);
 }
 
 /// Issue 9 item 1 in the admin's commands: where the name service says `ALICE` is `alice`,
