@@ -12,6 +12,7 @@
 //! - [`passed`]: which login last passed a user's second factor (for `setup --confirm`).
 //! - [`provision`]: enrolling, confirming, disabling and removing users.
 //! - [`import`]: reading pam_oath's usersfile and `~/.google_authenticator` files.
+//! - [`user_file`]: reading a file from a place another user controls, safely.
 //!
 //! Nothing here knows about PAM, terminals or HTTP; the time is always passed in.
 #![forbid(unsafe_code)]
@@ -31,6 +32,7 @@ pub mod ratelimit;
 pub mod record;
 pub mod store;
 mod time;
+pub mod user_file;
 mod username;
 
 pub use config::{Config, ConfigError};

@@ -21,7 +21,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use sshield_e2e::{Client, Group, Sshd, SshdOptions, User, UserOptions};
+use sshield_e2e::{CaseInsensitiveNamespace, Client, Group, Sshd, User, UserOptions};
 
 /// Panics if `secret` appears in sshd's log, the module's syslog lines or the log file.
 #[track_caller]
@@ -151,16 +151,8 @@ fn public_key_then_code() {
         return;
     }
     let sshield = Sshield::new("");
-    let sshd = Sshd::start(
-        SshdOptions::new()
-            .config([
-                "KbdInteractiveAuthentication yes",
-                "PasswordAuthentication no",
-                "AuthenticationMethods publickey,keyboard-interactive:pam",
-            ])
-            // After the key, only the code is asked: the module alone.
-            .pam(sshd_stack([sshield.auth_line("")])),
-    );
+    // After the key, only the code is asked: the module alone.
+    let sshd = Sshd::start(key_then_code_options(&sshield));
     let user = User::create();
     let token = sshield.enroll(user.name());
     let with_key = |answers: Vec<String>| {
@@ -516,6 +508,112 @@ fn unenrolled_users_under_each_policy() {
     assert_eq!(refusals.len(), 2, "{:#?}", sshield.log_lines());
 }
 
+/// Attack review, issue 9 item 1: with a name service that maps several spellings to one
+/// account (SSSD `case_sensitive = false`, winbind), sshd logs `ALICE` in as `alice` but hands
+/// PAM the name as typed. A stolen key with the name in capitals must still meet alice's
+/// record, under the rollout policies that let unenrolled users in.
+#[test]
+fn another_spelling_of_an_enrolled_name_is_asked_for_the_code() {
+    if !can_run() {
+        return;
+    }
+    let sshield = Sshield::new("");
+    let sshd = Sshd::start(key_then_code_options(&sshield).case_insensitive_names(true));
+    let admins = Group::create();
+    let user = User::with(UserOptions::new().group(&admins));
+    let token = sshield.enroll(user.name());
+    let spelled = user.name().to_uppercase();
+    let with_stolen_key = |answers: Vec<String>| {
+        Client::ssh(&sshd, &spelled)
+            .from("127.0.0.3")
+            .key(user.key())
+            .methods("publickey,keyboard-interactive")
+            .command("id -un")
+            .answers(answers)
+    };
+    for policy in [
+        "unenrolled = \"allow\"".to_owned(),
+        format!("unenrolled = \"deny\"\nallow_until = {}", utc_date(1)),
+    ] {
+        sshield.write_config(&format!("[policy]\n{policy}"));
+        let out = with_stolen_key(vec![]).run();
+        out.assert_denied();
+        assert_eq!(out.prompt_texts(), [CODE_PROMPT], "{policy}");
+
+        // With the code it is alice's login, and her code is used up.
+        let code = token.code();
+        let out = with_stolen_key(vec![code.clone()]).run();
+        out.assert_success();
+        assert_eq!(out.stdout, format!("{}\n", user.name()), "{policy}");
+        assert_logged(
+            &sshd,
+            &sshield,
+            &decision("allow", user.name(), "127.0.0.3", &sshd, "totp", "ok"),
+        );
+        let out = with_stolen_key(vec![code]).run();
+        out.assert_denied();
+        assert_logged(
+            &sshd,
+            &sshield,
+            &decision("deny", user.name(), "127.0.0.3", &sshd, "code", "replayed"),
+        );
+    }
+    // Groups are the account's too: a member of a required group is asked under any spelling
+    // (the group file lists `alice`, not `ALICE`).
+    sshield.write_config(&format!(
+        "[policy]\nrequire_groups = [\"{}\"]",
+        admins.name()
+    ));
+    let out = with_stolen_key(vec![]).run();
+    out.assert_denied();
+    assert_eq!(out.prompt_texts(), [CODE_PROMPT]);
+}
+
+/// Issue 9 item 1 in the admin's commands: where the name service says `ALICE` is `alice`,
+/// `sshield verify ALICE` checks (and uses up) alice's code, and `status` and `enroll` mean
+/// alice's record, not a second one that no login would ever read.
+#[test]
+fn the_cli_takes_another_spelling_as_the_account() {
+    if !can_run() {
+        return;
+    }
+    let names = CaseInsensitiveNamespace::new();
+    let sshield = Sshield::new("");
+    let user = User::create();
+    let token = sshield.enroll(user.name());
+    let spelled = user.name().to_uppercase();
+    let cli = |args: &[&str]| {
+        let out = names
+            .command(&sshield_e2e::artefacts().cli)
+            .arg("--config")
+            .arg(&sshield.config)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let code = token.code();
+    let (status, text) = cli(&["verify", &spelled, &code]);
+    assert_eq!(status, Some(0), "{text}");
+    let (status, text) = cli(&["verify", user.name(), &code]);
+    assert_eq!(status, Some(1), "{text}");
+    assert!(text.contains("code already used"), "{text}");
+
+    let (status, text) = cli(&["status", &spelled]);
+    assert_eq!(status, Some(0), "{text}");
+    assert!(text.contains(user.name()), "{text}");
+    let (status, text) = cli(&["enroll", &spelled, "--no-confirm", "--name", "spare"]);
+    assert_eq!(status, Some(0), "{text}");
+    assert!(sshield.record(user.name()).contains("name = \"spare\""));
+    assert!(!sshield.record_path(&spelled).exists());
+}
+
 // 6. Wrong, replayed and backup codes.
 
 #[test]
@@ -597,6 +695,64 @@ fn a_replayed_code_is_refused() {
     login(&sshd, &user, [user.password().to_owned(), token.code()])
         .run()
         .assert_success();
+}
+
+/// Attack review, issue 9 item 6: a record holding one secret under two names (a phone
+/// re-enrolled under a new name before `enroll` refused that) accepts each code once through
+/// sshd, not once per authenticator; and `enroll` refuses to make such a record.
+#[test]
+fn one_secret_under_two_names_accepts_each_code_once() {
+    if !can_run() {
+        return;
+    }
+    let sshield = Sshield::new("");
+    let sshd = start_password_then_code(&sshield);
+    let user = User::create();
+    let token = sshield.enroll(user.name());
+    let record = sshield.record(user.name());
+    let start = record.find("[[authenticator]]").unwrap();
+    let end = record[start..]
+        .find("\n\n")
+        .map_or(record.len(), |i| start + i + 1);
+    let copy = record[start..end].replace("name = \"default\"", "name = \"new-phone\"");
+    assert_ne!(copy, record[start..end], "{record}");
+    fs::write(
+        sshield.record_path(user.name()),
+        format!("{record}\n{copy}"),
+    )
+    .unwrap();
+
+    let code = token.code();
+    login(&sshd, &user, [user.password(), &code])
+        .run()
+        .assert_success();
+    let out = login(&sshd, &user, [user.password(), &code]).run();
+    out.assert_denied();
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision("deny", user.name(), "127.0.0.3", &sshd, "code", "replayed"),
+    );
+
+    let out = Command::new(&sshield_e2e::artefacts().cli)
+        .arg("--config")
+        .arg(&sshield.config)
+        .args([
+            "enroll",
+            user.name(),
+            "--name",
+            "third",
+            "--no-confirm",
+            "--secret",
+        ])
+        .arg(&token.secret)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already has this secret"),
+        "{out:?}"
+    );
 }
 
 #[test]

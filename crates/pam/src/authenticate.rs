@@ -7,10 +7,12 @@
 //! engine, logs the engine's answer, waits the delay it asks for, and turns it into a PAM code.
 //! Every path that is not an explicit allow from the engine returns a failure.
 
+use std::borrow::Cow;
 use std::ffi::{c_int, CStr};
 use std::net::IpAddr;
 use std::thread;
 
+use sshield_core::accounts;
 use sshield_core::log::Subject;
 use sshield_core::passed::{self, Passed};
 use sshield_core::{
@@ -131,6 +133,13 @@ impl Who {
     }
 
     fn with_user(pam: &Pam, user: String) -> Self {
+        // sshd passes the name as typed; the engine decides for the account it stands for
+        // (`ALICE` may be `alice`), and the log names that account too. If the name service
+        // fails, the engine fails closed with the name as typed.
+        let user = match accounts::account_name(&user) {
+            Ok(Cow::Owned(account)) => account,
+            _ => user,
+        };
         let source = pam.text_item(ffi::PAM_RHOST).and_then(|h| parse_rhost(&h));
         Self {
             user,
