@@ -182,18 +182,81 @@ fn png_and_svg_qr_from_json_decode_to_the_key_uri() {
     }
 }
 
+/// Issue 9, item 7: a QR image is written only into a file the command itself creates. A file
+/// planted by another user (who keeps it open and reads the secret), a symlink to a file root
+/// owns, or a dangling symlink are refused before anything is enrolled, and left as they were.
 #[test]
-fn qr_image_over_an_existing_readable_file_becomes_private() {
+fn qr_image_is_written_only_into_a_new_file() {
     let sb = Sandbox::new();
-    let png = sb.path().join("old.png");
-    fs::write(&png, b"stale").unwrap();
-    fs::set_permissions(&png, fs::Permissions::from_mode(0o644)).unwrap();
-    let e = sb.enroll_json(
-        "alice",
-        &["--no-confirm", "--qr-png", png.to_str().unwrap()],
+    let planted = sb.path().join("planted.png");
+    fs::write(&planted, b"stale").unwrap();
+    fs::set_permissions(&planted, fs::Permissions::from_mode(0o644)).unwrap();
+    let victim = sb.path().join("shadow");
+    fs::write(&victim, b"root:*:19000:0:99999:7:::\n").unwrap();
+    let to_victim = sb.path().join("link.svg");
+    std::os::unix::fs::symlink(&victim, &to_victim).unwrap();
+    let dangling = sb.path().join("dangling.png");
+    let target = sb.path().join("made-by-symlink");
+    std::os::unix::fs::symlink(&target, &dangling).unwrap();
+
+    for (flag, path) in [
+        ("--qr-png", &planted),
+        ("--qr-svg", &to_victim),
+        ("--qr-png", &dangling),
+    ] {
+        sb.run(
+            &[
+                "enroll",
+                "alice",
+                "--no-confirm",
+                flag,
+                path.to_str().unwrap(),
+            ],
+            None,
+        )
+        .expect_err(2, "already exists; the QR image holds the secret");
+    }
+    assert_eq!(fs::read(&planted).unwrap(), b"stale");
+    assert_eq!(mode(&planted), 0o644);
+    assert_eq!(fs::read(&victim).unwrap(), b"root:*:19000:0:99999:7:::\n");
+    assert!(!target.exists(), "a dangling symlink was followed");
+    // Refused before the record was made: no backup codes were shown and then lost.
+    let status = sb.run(&["status", "alice"], None);
+    status.expect(2);
+    assert!(
+        !status.stdout.contains("active") && !status.stdout.contains("pending"),
+        "{status:?}"
     );
-    assert_eq!(zbarimg(&png), Ok(e.uri));
-    assert_eq!(mode(&png), 0o600, "a secret must not land in a 0644 file");
+
+    // A good name next to a bad one: nothing is enrolled and the good one is not left behind.
+    let fresh = sb.path().join("fresh.png");
+    sb.run(
+        &[
+            "enroll",
+            "alice",
+            "--no-confirm",
+            "--qr-png",
+            fresh.to_str().unwrap(),
+            "--qr-svg",
+            to_victim.to_str().unwrap(),
+        ],
+        None,
+    )
+    .expect_err(2, "already exists");
+    assert!(!fresh.exists(), "{} was left behind", fresh.display());
+
+    // `sshield qr` refuses the same way.
+    let e = sb.enroll_json("alice", &["--no-confirm"]);
+    sb.run(
+        &["qr", "alice", "--qr-png", planted.to_str().unwrap()],
+        None,
+    )
+    .expect_err(2, "already exists");
+    assert_eq!(fs::read(&planted).unwrap(), b"stale");
+    sb.run(&["qr", "alice", "--qr-png", fresh.to_str().unwrap()], None)
+        .expect(0);
+    assert_eq!(zbarimg(&fresh), Ok(e.uri));
+    assert_eq!(mode(&fresh), 0o600);
 }
 
 #[test]

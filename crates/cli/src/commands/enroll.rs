@@ -54,11 +54,12 @@ pub fn run(ctx: &Context, args: EnrollArgs) -> Result<(), Failure> {
         activate: args.no_confirm,
         replace: args.replace,
     };
+    let images = qr::ImageFiles::create(&args.images)?;
     let enrolled = provision::enroll(&ctx.store, enrollment, ctx.now)?;
     let auth = &enrolled.authenticator;
     let issuer = ctx.issuer(args.issuer.as_deref());
     let uri = key_uri(user.as_str(), &issuer, auth, auth.counter.unwrap_or(0))?.to_uri();
-    qr::write_images(&uri, &args.images)?;
+    images.write(&uri)?;
 
     if args.json {
         let secret = auth.secret.to_base32();
