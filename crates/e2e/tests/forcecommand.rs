@@ -1110,6 +1110,144 @@ fn garbage_on_the_socket_gets_an_error_and_the_daemon_keeps_serving() {
     assert!(world.daemon_running());
 }
 
+/// Issue 9, item 12: one local user flooding the daemon's socket must not cost anyone else a
+/// login. Four processes of one user hold what the daemon lets them hold and then connect and
+/// hang up as fast as they can, while another user runs the real helper 10 times and sends
+/// its `need` on 400 connections of its own: every one must reach the prompt, none may be
+/// answered `busy`. (Before, the shared cap was taken before the per-user one, and the
+/// flood's refused connections held shared slots: 7-13 % of logins were busy.)
+#[test]
+fn one_users_flood_never_refuses_another_users_login() {
+    if !can_run() {
+        return;
+    }
+    let mut world = World::new("");
+    let flooder = User::create();
+    let victim = User::create();
+    // Each holds as many connections as the daemon lets it (each waiting at the prompt), then
+    // connects and hangs up as fast as it can.
+    const FLOOD: &str = r#"
+        use IO::Socket::UNIX;
+        # A connection turned away is closed by the daemon: writing to it must not end us.
+        $SIG{PIPE} = 'IGNORE';
+        my ($path) = @ARGV;
+        my @held;
+        for (1..8) {
+            my $s = IO::Socket::UNIX->new(Peer => $path) or redo;
+            print $s qq({"v":1,"op":"need"}\n);
+            $s->flush;
+            my $reply = <$s>;
+            push @held, $s;
+        }
+        while (1) {
+            my $s = IO::Socket::UNIX->new(Peer => $path);
+        }
+    "#;
+    struct Flood(Vec<Child>);
+    impl Drop for Flood {
+        fn drop(&mut self) {
+            for child in &mut self.0 {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+    let flood = Flood(
+        (0..4)
+            .map(|_| {
+                Command::new("perl")
+                    .args(["-e", FLOOD])
+                    .arg(&world.socket)
+                    .uid(flooder.uid())
+                    .gid(flooder.gid())
+                    .stdin(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    );
+    // The flood is under way once the flooder holds its share and is being turned away.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new("perl")
+            .args([
+                "-MIO::Socket::UNIX",
+                "-e",
+                "my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die; print $s qq({\"v\":1,\"op\":\"need\"}\n); print scalar <$s>",
+            ])
+            .arg(&world.socket)
+            .uid(flooder.uid())
+            .gid(flooder.gid())
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).contains("too many connections from this user") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the flood never filled its share: {out:?}"
+        );
+    }
+
+    // The other user: the real helper a few times, and the same `need` it sends, many times
+    // over (a process per login is slow under the flood; a connection is what counts).
+    const LOGINS: usize = 10;
+    const ASKS: usize = 400;
+    let mut refused = Vec::new();
+    for i in 0..LOGINS {
+        let out = Command::new(&world.bin)
+            .arg("--config")
+            .arg(&world.config)
+            .arg("login")
+            .arg("--syslog-socket")
+            .arg(world.dir.path().join("no-syslog"))
+            .uid(victim.uid())
+            .gid(victim.gid())
+            .env_clear()
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !stderr.contains("a verification code is needed and there is no terminal") {
+            refused.push(format!("login {i}: {stderr}"));
+        }
+    }
+    let out = Command::new("perl")
+        .args([
+            "-MIO::Socket::UNIX",
+            "-e",
+            r#"$SIG{PIPE} = 'IGNORE';
+               for my $i (1..$ARGV[1]) {
+                   my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or do { print "ask $i: $!\n"; next };
+                   print $s qq({"v":1,"op":"need"}\n);
+                   my $reply = <$s> // "(closed)\n";
+                   print "ask $i: $reply" unless $reply =~ /"reply":"prompt"/;
+               }"#,
+        ])
+        .arg(&world.socket)
+        .arg(ASKS.to_string())
+        .uid(victim.uid())
+        .gid(victim.gid())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    refused.extend(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned),
+    );
+    let alive = flood.0.iter().all(|c| sshield_e2e::is_alive(c.id()));
+    drop(flood);
+    assert!(
+        refused.is_empty(),
+        "{} of {LOGINS} logins and {ASKS} asks were refused during another user's flood:\n{}",
+        refused.len(),
+        refused.join("\n")
+    );
+    assert!(alive, "a flood process ended early");
+    assert!(world.daemon_running());
+}
+
 #[test]
 fn the_source_is_found_over_ipv6_too() {
     if !can_run() {
