@@ -398,7 +398,12 @@ struct Target {
     args: Vec<OsString>,
 }
 
-fn target(shell: &Path, original: Option<OsString>, sftp_server: &Path) -> Target {
+fn target(
+    shell: &Path,
+    original: Option<OsString>,
+    sftp_server: &Path,
+    sftp_server_args: &[String],
+) -> Target {
     let shell = if shell.as_os_str().is_empty() {
         Path::new("/bin/sh")
     } else {
@@ -421,13 +426,14 @@ fn target(shell: &Path, original: Option<OsString>, sftp_server: &Path) -> Targe
         }
         Some(command) => {
             // Only sshd can run its built-in sftp server; the binary speaks the same protocol.
+            // Its arguments come from the config alone: the command is the client's to choose
+            // (`sftp -s 'internal-sftp -d /'` is `internal-sftp` without the admin's `-R`).
             let text = command.to_string_lossy();
-            let mut words = text.split_whitespace();
-            if words.next() == Some("internal-sftp") {
+            if text.split_whitespace().next() == Some("internal-sftp") {
                 return Target {
                     program: sftp_server.to_owned(),
                     arg0: sftp_server.as_os_str().to_owned(),
-                    args: words.map(OsString::from).collect(),
+                    args: sftp_server_args.iter().map(OsString::from).collect(),
                 };
             }
             Target {
@@ -445,6 +451,7 @@ fn become_target(config: &Config, me: &Me) -> ExitCode {
         &me.shell,
         std::env::var_os("SSH_ORIGINAL_COMMAND"),
         &config.sftp_server,
+        &config.sftp_server_args,
     );
     let _ = io::stderr().flush();
     let error = Command::new(&t.program)
@@ -464,6 +471,7 @@ mod tests {
     fn what_runs_after_a_good_code() {
         let sftp = Path::new("/usr/lib/openssh/sftp-server");
         let bash = Path::new("/bin/bash");
+        let target = |shell, original, sftp| target(shell, original, sftp, &[]);
         assert_eq!(
             target(bash, None, sftp),
             Target {
@@ -480,13 +488,19 @@ mod tests {
                 args: vec!["-c".into(), "echo ok; id".into()]
             }
         );
+        // The client's words after internal-sftp are dropped; the config's are used.
         assert_eq!(
             target(bash, Some("internal-sftp -l INFO".into()), sftp),
             Target {
                 program: sftp.into(),
                 arg0: sftp.as_os_str().into(),
-                args: vec!["-l".into(), "INFO".into()]
+                args: vec![]
             }
+        );
+        let read_only = ["-R".to_owned()];
+        assert_eq!(
+            super::target(bash, Some("internal-sftp -d /".into()), sftp, &read_only).args,
+            vec![OsString::from("-R")]
         );
         // A configured sftp-server path is an ordinary command.
         let t = target(bash, Some("/usr/lib/openssh/sftp-server".into()), sftp);

@@ -55,6 +55,11 @@ pub struct Config {
     pub login_timeout: Duration,
     /// `sshield login`: what replaces `internal-sftp` (which only sshd itself can run).
     pub sftp_server: PathBuf,
+    /// `sshield login`: the arguments `sftp_server` runs with (e.g. `["-R"]` for read-only).
+    /// Never the client's: with a ForceCommand, sshd hands the helper `internal-sftp -R` from
+    /// its `Subsystem` line and `internal-sftp` from `ssh host internal-sftp` alike, so words
+    /// taken from there would let any client drop the admin's `-R` (issue 9, item 14).
+    pub sftp_server_args: Vec<String>,
 }
 
 impl Default for Config {
@@ -73,6 +78,7 @@ impl Default for Config {
             login_tries: 3,
             login_timeout: Duration::from_secs(60),
             sftp_server: PathBuf::from(DEFAULT_SFTP_SERVER),
+            sftp_server_args: Vec::new(),
         }
     }
 }

@@ -1110,6 +1110,70 @@ fn garbage_on_the_socket_gets_an_error_and_the_daemon_keeps_serving() {
     assert!(world.daemon_running());
 }
 
+/// Issue 9, item 14: the admin's read-only sftp (`Subsystem sftp internal-sftp -R`) holds
+/// under the ForceCommand. sshd hands the helper the subsystem's command line, but a client's
+/// own `internal-sftp ...` command looks the same, so the helper takes sftp-server's arguments
+/// from the config (`sftp_server_args`), never from the command: real `sftp` through the
+/// subsystem, and `sftp -s 'internal-sftp -d HOME'` (a remote command, since it has a `/`),
+/// can read but not write.
+#[test]
+fn sftp_server_arguments_come_from_the_config_not_the_client() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("accept_env_code = true\nsftp_server_args = [\"-R\"]");
+    let sshd = world.sshd(&[
+        "AcceptEnv LANG LC_* SSHIELD_CODE",
+        "Subsystem sftp internal-sftp -R",
+    ]);
+    let user = User::create();
+    let backup = world.enroll(&user);
+    user.write_file("hello.txt", "hi\n", 0o644);
+    let local = tempfile::tempdir().unwrap();
+    let upload = local.path().join("up.txt");
+    fs::write(&upload, "payload\n").unwrap();
+    let sftp = |code: &str, server: Option<String>, batch: String| {
+        let mut client = Client::sftp(&sshd, &user, batch)
+            .key(user.key())
+            .from(INTERNET)
+            .option(format!("SetEnv=SSHIELD_CODE={code}"));
+        if let Some(server) = server {
+            client = client.arg("-s").arg(server);
+        }
+        client.run()
+    };
+    let bypass = Some(format!("internal-sftp -d {}", user.home().display()));
+    for (i, server) in [None, bypass].into_iter().enumerate() {
+        let how = server
+            .clone()
+            .unwrap_or_else(|| "the sftp subsystem".to_owned());
+        // Reading works...
+        let got = local.path().join(format!("got{i}"));
+        sftp(
+            &backup[2 * i],
+            server.clone(),
+            format!("get hello.txt {}", got.display()),
+        )
+        .assert_success();
+        assert_eq!(fs::read_to_string(&got).unwrap(), "hi\n", "{how}");
+        // ...writing does not: sftp-server -R refuses the upload.
+        let out = sftp(
+            &backup[2 * i + 1],
+            server,
+            format!("put {} up{i}.txt", upload.display()),
+        );
+        assert!(!out.success(), "{how}: the upload went through: {out:?}");
+        assert!(
+            !user.home().join(format!("up{i}.txt")).exists(),
+            "{how}: sftp-server ran without -R"
+        );
+        assert!(
+            out.stderr.contains("Permission denied") || out.stderr.contains("read-only"),
+            "{how}: {out:?}"
+        );
+    }
+}
+
 /// Issue 9, item 12: one local user flooding the daemon's socket must not cost anyone else a
 /// login. Four processes of one user hold what the daemon lets them hold and then connect and
 /// hang up as fast as they can, while another user runs the real helper 10 times and sends
