@@ -12,6 +12,8 @@
 //! - Who the user is comes from the kernel (the daemon reads SO_PEERCRED), and from where
 //!   from `/proc`; nothing is taken from `$USER` or `$SSH_CONNECTION`.
 //! - A broken config always denies; only an unreachable daemon falls to `failmode`.
+//! - The config is never the user's: not from `SSHIELD_CONFIG` (the client sets it through
+//!   `AcceptEnv SSHIELD_*`), and only a file root alone can change ([`Config::load_root_owned`]).
 
 use std::ffi::OsString;
 use std::io::{self, IsTerminal, Write};
@@ -43,7 +45,7 @@ const DAEMON_TIMEOUT: Duration = Duration::from_secs(10);
 /// user's shell or command.
 pub fn run(config_path: &Path, syslog_socket: &Path) -> ExitCode {
     let me = Me::current();
-    let config = match Config::load(config_path) {
+    let config = match Config::load_root_owned(config_path) {
         Ok(c) => c,
         Err(e) => {
             // Whatever failmode says: a config nobody can read correctly decides nothing.

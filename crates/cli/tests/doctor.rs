@@ -318,6 +318,24 @@ fn sshd_permit_user_environment_with_force_command() {
     );
 }
 
+/// Issue 9, item 5: `AcceptEnv SSHIELD_*`, meant for SSHIELD_CODE, also lets the client
+/// choose the helper's config; LD_* and BASH_ENV run the client's code before the helper.
+#[test]
+fn sshd_accept_env_that_steers_the_helper() {
+    let f = expect("accept-env", 2, "sshd-accept-env", "error");
+    let message = f["message"].as_str().unwrap();
+    assert!(
+        message.contains("SSHIELD_* (matches SSHIELD_CONFIG)"),
+        "{f}"
+    );
+    // The line before it, `AcceptEnv LANG LC_*`, is not blamed.
+    assert!(!message.contains("LC_*"), "{f}");
+    let (_, findings) = Host::new("forcecommand-healthy").findings();
+    assert!(findings
+        .iter()
+        .any(|f| f["check"] == "sshd-accept-env" && f["severity"] == "ok"));
+}
+
 #[test]
 fn daemon_socket_missing() {
     let f = expect("daemon-socket", 1, "daemon-socket", "warn");

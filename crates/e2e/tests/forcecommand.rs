@@ -1110,6 +1110,97 @@ fn garbage_on_the_socket_gets_an_error_and_the_daemon_keeps_serving() {
     assert!(world.daemon_running());
 }
 
+/// Issue 9, item 5: the helper runs as the user, so a config the user can choose or change
+/// lets them in without a code (`failmode = "safe"` and a socket nobody serves). Three ways
+/// in, each of which ran the command on the old helper: `SSHIELD_CONFIG` through
+/// `AcceptEnv SSHIELD_*` (a natural way to allow `SSHIELD_CODE`) with the config on the
+/// session's own stdin; a `--config` the user owns; a root-owned config in a directory the
+/// user owns (they can rename it away and put their own there).
+#[test]
+fn the_helper_reads_only_a_config_root_alone_can_change() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("accept_env_code = true");
+    let user = User::create();
+    world.enroll(&user);
+    let marker = user.home().join("ran-without-a-code");
+    let takeover = "failmode = \"safe\"\nsocket = \"/nonexistent/sshield.sock\"\n";
+    let forced = |config: Option<&Path>| {
+        let force = match config {
+            Some(c) => format!(
+                "ForceCommand {} --config {} login",
+                world.bin.display(),
+                c.display()
+            ),
+            None => format!("ForceCommand {} login", world.bin.display()),
+        };
+        Sshd::start(SshdOptions::new().config([
+            "AuthenticationMethods publickey".to_owned(),
+            force,
+            "DisableForwarding yes".to_owned(),
+            "AcceptEnv LANG LC_* SSHIELD_*".to_owned(),
+        ]))
+    };
+    let refused = |out: &sshield_e2e::Outcome, why: &str| {
+        assert_eq!(out.code(), Some(1), "{why}: {out:?}");
+        assert!(!marker.exists(), "{why}: the command ran without a code");
+        assert!(
+            out.stderr.contains("the sshield config is broken"),
+            "{why}: {out:?}"
+        );
+    };
+
+    // 1. The environment. ForceCommand without --config, as setup wrote it for the default
+    // path: the helper reads the default path (absent here), not the client's /dev/stdin.
+    let sshd = forced(None);
+    let out = ssh(&sshd, &user)
+        .option("SetEnv=SSHIELD_CONFIG=/dev/stdin")
+        .stdin(takeover)
+        .command(format!("touch {}", marker.display()))
+        .run();
+    refused(&out, "SSHIELD_CONFIG=/dev/stdin");
+    assert!(out.stderr.contains("/etc/sshield/sshield.toml"), "{out:?}");
+    // The same variable cannot steer a ForceCommand that names the config either, and the
+    // code still works there.
+    let sshd = forced(Some(&world.config));
+    let out = ssh(&sshd, &user)
+        // One SetEnv: ssh keeps the first value of each option.
+        .option(format!(
+            "SetEnv=SSHIELD_CONFIG=/dev/stdin SSHIELD_CODE={}",
+            world.code(&user)
+        ))
+        .stdin(takeover)
+        .command("echo ok")
+        .run();
+    out.assert_success();
+    assert_eq!(out.stdout, "ok\n");
+
+    // 2. A config the user owns.
+    let own = user.write_file("sshield.toml", takeover, 0o600);
+    let out = ssh(&forced(Some(&own)), &user)
+        .command(format!("touch {}", marker.display()))
+        .run();
+    refused(&out, "a config the user owns");
+    assert!(out.stderr.contains("owned by uid"), "{out:?}");
+
+    // 3. Root's file in the user's directory.
+    let in_users_dir = user.write_file("etc/sshield.toml", takeover, 0o644);
+    std::os::unix::fs::chown(&in_users_dir, Some(0), Some(0)).unwrap();
+    let out = ssh(&forced(Some(&in_users_dir)), &user)
+        .command(format!("touch {}", marker.display()))
+        .run();
+    refused(&out, "root's config in the user's directory");
+    assert!(
+        out.stderr.contains(&format!(
+            "{} is owned by uid {}",
+            user.home().join("etc").display(),
+            user.uid()
+        )),
+        "{out:?}"
+    );
+}
+
 /// Issue 9, item 14: the admin's read-only sftp (`Subsystem sftp internal-sftp -R`) holds
 /// under the ForceCommand. sshd hands the helper the subsystem's command line, but a client's
 /// own `internal-sftp ...` command looks the same, so the helper takes sftp-server's arguments
