@@ -419,3 +419,97 @@ fn bad_user_names_are_errors_that_create_nothing() {
         sb.run(args, None).expect_err(2, "user name");
     }
 }
+
+/// Issue 9, item 9: the README's config-management example put the secret on the command
+/// line, where `ps` shows it to every local user. The example as the README prints it now
+/// runs, keeps the secret out of the arguments, and enrolls the secret oathtool checks.
+#[test]
+fn the_readmes_config_management_example_keeps_the_secret_out_of_ps() {
+    let readme =
+        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let example = readme
+        .lines()
+        .find(|l| l.starts_with("sshield enroll alice --secret"))
+        .expect("the README's config-management example");
+    let words: Vec<&str> = example.split_whitespace().collect();
+    assert!(
+        !words.iter().any(|w| w.contains('$')),
+        "the README passes the secret on the command line: {example}"
+    );
+    // `--secret-file FILE`, written 0600 as config management does, and run as printed.
+    let sb = Sandbox::new();
+    let file_at = words.iter().position(|w| *w == "--secret-file").unwrap();
+    let file = sb.path().join("alice.secret");
+    fs::write(&file, format!("{SECRET_A}\n")).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    let mut args: Vec<String> = words[1..].iter().map(|w| w.to_string()).collect();
+    args[file_at] = file.display().to_string();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = sb.run(&args, None);
+    out.expect(0);
+    assert!(!args.iter().any(|a| a.contains(SECRET_A)));
+    assert_eq!(parse_enrolled(&out).secret, SECRET_A);
+    sb.run(&["verify", "alice", &code_now(SECRET_A, &["--totp"])], None)
+        .expect(0);
+    // Run again: the same secret changes nothing (idempotent, as config management needs).
+    sb.run(&args, None).expect(0);
+}
+
+/// A secret file must not be readable by others (it would only move the leak from `ps` to
+/// the file), must be a regular file (a FIFO must not hang the run), and is an alternative
+/// to --secret, not an addition.
+#[test]
+fn a_secret_file_others_can_read_is_refused() {
+    let sb = Sandbox::new();
+    let file = sb.path().join("s");
+    fs::write(&file, SECRET_A).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    let path = file.to_str().unwrap();
+    sb.run(
+        &["enroll", "bob", "--secret-file", path, "--no-confirm"],
+        None,
+    )
+    .expect_err(
+        2,
+        &format!("mode 0644 lets group or others read the secret; run: chmod 600 {path}"),
+    );
+    let fifo = sb.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    sb.run(
+        &[
+            "enroll",
+            "bob",
+            "--secret-file",
+            fifo.to_str().unwrap(),
+            "--no-confirm",
+        ],
+        None,
+    )
+    .expect_err(2, "not a regular file");
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    sb.run(
+        &[
+            "enroll",
+            "bob",
+            "--secret-file",
+            path,
+            "--secret",
+            SECRET_B,
+            "--no-confirm",
+        ],
+        None,
+    )
+    .expect_err(2, "cannot be used with");
+    fs::write(&file, "not base32!\n").unwrap();
+    sb.run(
+        &["enroll", "bob", "--secret-file", path, "--no-confirm"],
+        None,
+    )
+    .expect_err(2, &format!("--secret-file {path}:"));
+    let status = sb.run(&["status", "bob"], None);
+    assert!(!status.stdout.contains("active"), "{status:?}");
+}
