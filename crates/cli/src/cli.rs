@@ -252,7 +252,7 @@ from the address sshd accepted them from, needs a second factor; if so it prompt
 \"Verification code: \" on the terminal (config login_tries and login_timeout), and on success \
 replaces itself with what the client asked for: the login shell, or the user's shell -c \
 \"$SSH_ORIGINAL_COMMAND\" (scp, rsync, git), or the config's sftp_server with the config's \
-sftp_server_args for internal-sftp (never the client's arguments).\n\n\
+sftp_server_args for internal-sftp (other arguments, the client's or sshd's, are refused).\n\n\
 Since it runs as the user, it reads only the config --config names (else the default path), \
 never SSHIELD_CONFIG, and only if that file is root's and writable by root alone, in \
 directories root alone can change; otherwise every login is refused.",

@@ -58,7 +58,8 @@ pub struct Config {
     /// `sshield login`: the arguments `sftp_server` runs with (e.g. `["-R"]` for read-only).
     /// Never the client's: with a ForceCommand, sshd hands the helper `internal-sftp -R` from
     /// its `Subsystem` line and `internal-sftp` from `ssh host internal-sftp` alike, so words
-    /// taken from there would let any client drop the admin's `-R` (issue 9, item 14).
+    /// taken from there would let any client drop the admin's `-R` (issue 9, item 14). Other
+    /// words than these are refused.
     pub sftp_server_args: Vec<String>,
 }
 

@@ -1213,15 +1213,16 @@ fn the_helper_reads_only_a_config_root_alone_can_change() {
 /// Issue 9, item 14: the admin's read-only sftp (`Subsystem sftp internal-sftp -R`) holds
 /// under the ForceCommand. sshd hands the helper the subsystem's command line, but a client's
 /// own `internal-sftp ...` command looks the same, so the helper takes sftp-server's arguments
-/// from the config (`sftp_server_args`), never from the command: real `sftp` through the
-/// subsystem, and `sftp -s 'internal-sftp -d HOME'` (a remote command, since it has a `/`),
-/// can read but not write.
+/// from the config (`sftp_server_args`) and runs nothing when the words differ: real `sftp`
+/// through the subsystem can read but not write; `sftp -s 'internal-sftp -d HOME'` (a remote
+/// command, since it has a `/`), which ran a writable sftp-server before, gets nothing; and a
+/// config that lacks the subsystem's `-R` refuses sftp instead of making it writable.
 #[test]
 fn sftp_server_arguments_come_from_the_config_not_the_client() {
     if !can_run() {
         return;
     }
-    let world = World::new("accept_env_code = true\nsftp_server_args = [\"-R\"]");
+    let mut world = World::new("accept_env_code = true\nsftp_server_args = [\"-R\"]");
     let sshd = world.sshd(&[
         "AcceptEnv LANG LC_* SSHIELD_CODE",
         "Subsystem sftp internal-sftp -R",
@@ -1232,7 +1233,7 @@ fn sftp_server_arguments_come_from_the_config_not_the_client() {
     let local = tempfile::tempdir().unwrap();
     let upload = local.path().join("up.txt");
     fs::write(&upload, "payload\n").unwrap();
-    let sftp = |code: &str, server: Option<String>, batch: String| {
+    let sftp = |code: &str, server: Option<&str>, batch: String| {
         let mut client = Client::sftp(&sshd, &user, batch)
             .key(user.key())
             .from(INTERNET)
@@ -1242,36 +1243,59 @@ fn sftp_server_arguments_come_from_the_config_not_the_client() {
         }
         client.run()
     };
-    let bypass = Some(format!("internal-sftp -d {}", user.home().display()));
-    for (i, server) in [None, bypass].into_iter().enumerate() {
-        let how = server
-            .clone()
-            .unwrap_or_else(|| "the sftp subsystem".to_owned());
-        // Reading works...
-        let got = local.path().join(format!("got{i}"));
-        sftp(
-            &backup[2 * i],
-            server.clone(),
-            format!("get hello.txt {}", got.display()),
-        )
-        .assert_success();
-        assert_eq!(fs::read_to_string(&got).unwrap(), "hi\n", "{how}");
-        // ...writing does not: sftp-server -R refuses the upload.
-        let out = sftp(
-            &backup[2 * i + 1],
-            server,
-            format!("put {} up{i}.txt", upload.display()),
-        );
-        assert!(!out.success(), "{how}: the upload went through: {out:?}");
-        assert!(
-            !user.home().join(format!("up{i}.txt")).exists(),
-            "{how}: sftp-server ran without -R"
-        );
-        assert!(
-            out.stderr.contains("Permission denied") || out.stderr.contains("read-only"),
-            "{how}: {out:?}"
-        );
-    }
+    let got = local.path().join("got");
+    let get = format!("get hello.txt {}", got.display());
+    let put = |name: &str| format!("put {} {name}", upload.display());
+
+    // The subsystem: read-only, as the admin wrote it.
+    sftp(&backup[0], None, get.clone()).assert_success();
+    assert_eq!(fs::read_to_string(&got).unwrap(), "hi\n");
+    let out = sftp(&backup[1], None, put("up0.txt"));
+    assert!(!out.success(), "the upload went through: {out:?}");
+    assert!(out.stderr.contains("Permission denied"), "{out:?}");
+    assert!(!user.home().join("up0.txt").exists());
+
+    // The client's own arguments: refused, nothing runs.
+    let bypass = format!("internal-sftp -d {}", user.home().display());
+    let out = sftp(&backup[2], Some(&bypass), put("up1.txt"));
+    assert!(!out.success(), "{out:?}");
+    assert!(
+        !user.home().join("up1.txt").exists(),
+        "sftp-server ran without -R"
+    );
+    // sshd drops a subsystem's stderr, and sftp shows no other; ssh shows the command's.
+    let out = ssh(&sshd, &user)
+        .option(format!("SetEnv=SSHIELD_CODE={}", backup[3]))
+        .command(&bypass)
+        .run();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("sftp_server_args is [\"-R\"]; nothing is run"),
+        "{out:?}"
+    );
+
+    // A config without the Subsystem's -R: sftp is refused, not made writable.
+    world.stop_daemon();
+    world.write_config("accept_env_code = true");
+    world.start_daemon();
+    let out = sftp(&backup[4], None, put("up2.txt"));
+    assert!(!out.success(), "{out:?}");
+    assert!(
+        !user.home().join("up2.txt").exists(),
+        "sftp-server ran without -R"
+    );
+    // sshd drops a subsystem's stderr; the same request as a command shows why.
+    let out = ssh(&sshd, &user)
+        .option(format!("SetEnv=SSHIELD_CODE={}", backup[5]))
+        .command("internal-sftp -R")
+        .run();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("internal-sftp was asked with arguments [\"-R\"]"),
+        "{out:?}"
+    );
 }
 
 /// Issue 9, item 12: one local user flooding the daemon's socket must not cost anyone else a

@@ -129,9 +129,16 @@ pub fn parse_effective(text: &str) -> Settings {
 const CUMULATIVE: &[&str] = &["acceptenv"];
 
 /// Records one line as sshd does: the first value wins, except for [`CUMULATIVE`] keywords,
-/// whose values are joined with spaces.
+/// whose values are joined with spaces, and `Subsystem`, one per name: kept as
+/// `subsystem NAME` with the command line as its value.
 fn keep(settings: &mut Settings, key: String, value: String) {
-    if CUMULATIVE.contains(&key.as_str()) {
+    if key == "subsystem" {
+        if let Some((name, command)) = value.split_once(char::is_whitespace) {
+            settings
+                .entry(format!("subsystem {name}"))
+                .or_insert_with(|| command.trim().to_owned());
+        }
+    } else if CUMULATIVE.contains(&key.as_str()) {
         settings
             .entry(key)
             .and_modify(|all| {
@@ -274,6 +281,47 @@ pub fn check_all(config: &SshdConfig, mode: Mode) -> Vec<Finding> {
             check_accept_env(config),
             "sshd-accept-env",
             "AcceptEnv lets no client variable steer the helper or the shell that starts it",
+        ));
+    }
+    out
+}
+
+/// The global settings (scope `""`) and each `Match` block's (scope `" in `Match ...``"`), for
+/// messages that say where a line is.
+fn scopes(config: &SshdConfig) -> impl Iterator<Item = (String, &Settings)> {
+    std::iter::once((String::new(), &config.global)).chain(
+        config
+            .blocks
+            .iter()
+            .map(|b| (format!(" in `Match {}`", b.criteria), &b.settings)),
+    )
+}
+
+/// `sshield login` runs sftp-server for `internal-sftp` only with the config's
+/// `sftp_server_args`, and refuses when sshd's `Subsystem sftp internal-sftp ...` gives others.
+pub fn check_sftp_args(config: &SshdConfig, sftp_server_args: &[String]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (scope, settings) in scopes(config) {
+        let Some(command) = settings.get("subsystem sftp") else {
+            continue;
+        };
+        let mut words = command.split_whitespace();
+        if words.next() != Some("internal-sftp") {
+            continue;
+        }
+        let given: Vec<String> = words.map(str::to_owned).collect();
+        if given == sftp_server_args {
+            continue;
+        }
+        out.push(Finding::new(
+            Severity::Error,
+            "sshd-sftp-args",
+            format!(
+                "sshd_config{scope}: `Subsystem sftp {command}` gives internal-sftp {given:?}, \
+                 but the config's sftp_server_args is {sftp_server_args:?}: sshield login runs \
+                 no sftp-server for it, so every sftp session through the ForceCommand is refused"
+            ),
+            format!("set sftp_server_args = {given:?} in the config"),
         ));
     }
     out
@@ -527,14 +575,8 @@ const STEERING: &[(&str, &str)] = &[
 
 /// `AcceptEnv` patterns that let the client set a [`STEERING`] variable.
 pub fn check_accept_env(config: &SshdConfig) -> Vec<Finding> {
-    let scopes = std::iter::once(("".to_owned(), &config.global)).chain(
-        config
-            .blocks
-            .iter()
-            .map(|b| (format!(" in `Match {}`", b.criteria), &b.settings)),
-    );
     let mut out = Vec::new();
-    for (scope, settings) in scopes {
+    for (scope, settings) in scopes(config) {
         let Some(patterns) = settings.get("acceptenv") else {
             continue;
         };
@@ -708,6 +750,35 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn sftp_subsystem_arguments_against_the_config() {
+        let read_only = ["-R".to_owned()];
+        for (lines, configured, blamed) in [
+            ("Subsystem sftp internal-sftp -R\n", &read_only[..], false),
+            ("Subsystem sftp internal-sftp\n", &[][..], false),
+            (
+                "Subsystem sftp /usr/lib/openssh/sftp-server -R\n",
+                &[][..],
+                false,
+            ),
+            ("Subsystem sftp internal-sftp -R\n", &[][..], true),
+            (
+                "Subsystem other x\nSubsystem sftp internal-sftp -R\n",
+                &[][..],
+                true,
+            ),
+            ("Subsystem sftp internal-sftp\n", &read_only[..], true),
+            (
+                "Match User bob\n  Subsystem sftp internal-sftp -l INFO\n",
+                &[][..],
+                true,
+            ),
+        ] {
+            let found = check_sftp_args(&parse(lines), configured);
+            assert_eq!(found.len(), usize::from(blamed), "{lines:?}: {found:?}");
         }
     }
 
