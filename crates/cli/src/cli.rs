@@ -44,7 +44,11 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
   sshield enroll alice\n  \
   sshield enroll alice --name yubikey-oath --hotp --digits 8\n  \
-  sshield enroll alice --secret \"$(cat /srv/keys/alice)\" --no-confirm --json   # config management\n\n\
+  sshield enroll alice --secret-file /srv/keys/alice --no-confirm --json   # config management\n  \
+  vault read -field=secret kv/otp/alice | sshield enroll alice --secret - --no-confirm\n\n\
+A secret given as --secret BASE32 is on the command line, where `ps` shows it to every local \
+user: config management should write it to a 0600 file for --secret-file, or pipe it to \
+--secret -.\n\n\
 The record stays pending until a first correct code confirms it, so a mis-scanned secret never \
 locks anyone out. Running the same --secret again changes nothing.")]
     Enroll(EnrollArgs),
@@ -247,9 +251,13 @@ accepted the first factor (usually a public key). It asks `sshield daemon` wheth
 from the address sshd accepted them from, needs a second factor; if so it prompts \
 \"Verification code: \" on the terminal (config login_tries and login_timeout), and on success \
 replaces itself with what the client asked for: the login shell, or the user's shell -c \
-\"$SSH_ORIGINAL_COMMAND\" (scp, rsync, git), or the sftp-server binary for internal-sftp.",
+\"$SSH_ORIGINAL_COMMAND\" (scp, rsync, git), or the config's sftp_server with the config's \
+sftp_server_args for internal-sftp (other arguments, the client's or sshd's, are refused).\n\n\
+Since it runs as the user, it reads only the config --config names (else the default path), \
+never SSHIELD_CONFIG, and only if that file is root's and writable by root alone, in \
+directories root alone can change; otherwise every login is refused.",
         after_help = "sshd_config:\n  \
-  ForceCommand /usr/bin/sshield login\n  \
+  ForceCommand /usr/bin/sshield --config /etc/sshield/sshield.toml login\n  \
   DisableForwarding yes        # a tunnel (ssh -N -L) never runs the helper\n  \
   AcceptEnv SSHIELD_CODE       # only with accept_env_code = true\n\n\
 With no terminal (scp, sftp, git, rsync) the code comes from the client's SSHIELD_CODE when the \
@@ -273,8 +281,8 @@ Exit status: 1 refused (reason on stderr); on success the shell or command's own
     #[command(
         long_about = "Reads the live host and prints one finding per line: `SEVERITY  what is \
 wrong — how to fix  [check]`, severity ok, info, warn or error. It checks sshd_config (UsePAM, \
-KbdInteractiveAuthentication, AuthenticationMethods, PermitRootLogin, forwarding and \
-PermitUserEnvironment when `ForceCommand sshield login` is used), the PAM stack (pam_sshield \
+KbdInteractiveAuthentication, AuthenticationMethods, PermitRootLogin, and forwarding, \
+PermitUserEnvironment and AcceptEnv when `ForceCommand sshield login` is used), the PAM stack (pam_sshield \
 present, its order against pam_unix, a barrier after the password, its arguments), the config \
 and store permissions, exempt networks, users who must use a second factor but are not \
 enrolled, the clock, and the daemon socket. It changes nothing. Every file it reads can be \
@@ -494,9 +502,14 @@ pub struct EnrollArgs {
     /// HOTP first counter.
     #[arg(long, default_value_t = 0, requires = "hotp")]
     pub counter: u64,
-    /// Use this base32 secret instead of making one ('-' reads it from standard input).
-    #[arg(long, value_name = "BASE32")]
+    /// Use this base32 secret instead of making one ('-' reads it from standard input). On
+    /// the command line it is in `ps` for every local user: prefer '-' or --secret-file.
+    #[arg(long, value_name = "BASE32", conflicts_with = "secret_file")]
     pub secret: Option<String>,
+    /// Read the base32 secret from this file (closed to group and others, e.g. 0600), as
+    /// config management writes it; surrounding whitespace is ignored.
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
     /// Name of this authenticator, to have several (e.g. phone, yubikey-oath).
     #[arg(long, default_value = "default")]
     pub name: String,

@@ -12,6 +12,8 @@
 //! - Who the user is comes from the kernel (the daemon reads SO_PEERCRED), and from where
 //!   from `/proc`; nothing is taken from `$USER` or `$SSH_CONNECTION`.
 //! - A broken config always denies; only an unreachable daemon falls to `failmode`.
+//! - The config is never the user's: not from `SSHIELD_CONFIG` (the client sets it through
+//!   `AcceptEnv SSHIELD_*`), and only a file root alone can change ([`Config::load_root_owned`]).
 
 use std::ffi::OsString;
 use std::io::{self, IsTerminal, Write};
@@ -43,7 +45,7 @@ const DAEMON_TIMEOUT: Duration = Duration::from_secs(10);
 /// user's shell or command.
 pub fn run(config_path: &Path, syslog_socket: &Path) -> ExitCode {
     let me = Me::current();
-    let config = match Config::load(config_path) {
+    let config = match Config::load_root_owned(config_path) {
         Ok(c) => c,
         Err(e) => {
             // Whatever failmode says: a config nobody can read correctly decides nothing.
@@ -398,7 +400,38 @@ struct Target {
     args: Vec<OsString>,
 }
 
-fn target(shell: &Path, original: Option<OsString>, sftp_server: &Path) -> Target {
+/// Why the helper runs nothing after a good code.
+#[derive(Debug, PartialEq, Eq)]
+enum TargetError {
+    /// `internal-sftp` came with other arguments than the config's `sftp_server_args`.
+    SftpArguments {
+        /// The words after `internal-sftp`: the Subsystem line's, or a client's own.
+        asked: Vec<String>,
+        /// The config's.
+        configured: Vec<String>,
+    },
+}
+
+impl std::fmt::Display for TargetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SftpArguments { asked, configured } => write!(
+                f,
+                "internal-sftp was asked with arguments {asked:?}, but the sshield config's \
+                 sftp_server_args is {configured:?}; nothing is run. If sshd's `Subsystem sftp \
+                 internal-sftp ...` line gives those arguments, the admin should set \
+                 sftp_server_args to the same"
+            ),
+        }
+    }
+}
+
+fn target(
+    shell: &Path,
+    original: Option<OsString>,
+    sftp_server: &Path,
+    sftp_server_args: &[String],
+) -> Result<Target, TargetError> {
     let shell = if shell.as_os_str().is_empty() {
         Path::new("/bin/sh")
     } else {
@@ -413,39 +446,55 @@ fn target(shell: &Path, original: Option<OsString>, sftp_server: &Path) -> Targe
             // A login shell, as sshd starts one: argv[0] is "-" and the shell's name.
             let mut arg0 = OsString::from("-");
             arg0.push(&base);
-            Target {
+            Ok(Target {
                 program: shell.to_owned(),
                 arg0,
                 args: Vec::new(),
-            }
+            })
         }
         Some(command) => {
             // Only sshd can run its built-in sftp server; the binary speaks the same protocol.
+            // Its arguments come from the config alone: the command is the client's to choose
+            // (`sftp -s 'internal-sftp -d /'` is `internal-sftp` without the admin's `-R`).
+            // Other words than the config's are refused, not dropped: from a client they are
+            // an attempt, and from sshd's Subsystem line (`internal-sftp -R`) a setting the
+            // config lacks, which must not quietly make a read-only sftp writable.
             let text = command.to_string_lossy();
             let mut words = text.split_whitespace();
             if words.next() == Some("internal-sftp") {
-                return Target {
+                let asked: Vec<String> = words.map(str::to_owned).collect();
+                if asked != sftp_server_args {
+                    return Err(TargetError::SftpArguments {
+                        asked,
+                        configured: sftp_server_args.to_vec(),
+                    });
+                }
+                return Ok(Target {
                     program: sftp_server.to_owned(),
                     arg0: sftp_server.as_os_str().to_owned(),
-                    args: words.map(OsString::from).collect(),
-                };
+                    args: sftp_server_args.iter().map(OsString::from).collect(),
+                });
             }
-            Target {
+            Ok(Target {
                 program: shell.to_owned(),
                 arg0: base,
                 args: vec![OsString::from("-c"), command],
-            }
+            })
         }
     }
 }
 
 /// Replaces this process with the user's shell or command. Returns only if that fails.
 fn become_target(config: &Config, me: &Me) -> ExitCode {
-    let t = target(
+    let t = match target(
         &me.shell,
         std::env::var_os("SSH_ORIGINAL_COMMAND"),
         &config.sftp_server,
-    );
+        &config.sftp_server_args,
+    ) {
+        Ok(t) => t,
+        Err(e) => return refuse(&e.to_string()),
+    };
     let _ = io::stderr().flush();
     let error = Command::new(&t.program)
         .arg0(&t.arg0)
@@ -464,6 +513,7 @@ mod tests {
     fn what_runs_after_a_good_code() {
         let sftp = Path::new("/usr/lib/openssh/sftp-server");
         let bash = Path::new("/bin/bash");
+        let target = |shell, original, sftp| target(shell, original, sftp, &[]).unwrap();
         assert_eq!(
             target(bash, None, sftp),
             Target {
@@ -481,16 +531,50 @@ mod tests {
             }
         );
         assert_eq!(
-            target(bash, Some("internal-sftp -l INFO".into()), sftp),
+            target(bash, Some("internal-sftp".into()), sftp),
             Target {
                 program: sftp.into(),
                 arg0: sftp.as_os_str().into(),
-                args: vec!["-l".into(), "INFO".into()]
+                args: vec![]
             }
         );
         // A configured sftp-server path is an ordinary command.
         let t = target(bash, Some("/usr/lib/openssh/sftp-server".into()), sftp);
         assert_eq!(t.program, bash);
         assert_eq!(target(Path::new(""), None, sftp).arg0, "-sh");
+    }
+
+    #[test]
+    fn internal_sftp_runs_with_the_configs_arguments_only() {
+        let sftp = Path::new("/usr/lib/openssh/sftp-server");
+        let bash = Path::new("/bin/bash");
+        let read_only = ["-R".to_owned()];
+        let run = |command: &str, configured: &[String]| {
+            target(bash, Some(command.into()), sftp, configured)
+        };
+        assert_eq!(
+            run("internal-sftp  -R", &read_only).unwrap().args,
+            vec![OsString::from("-R")]
+        );
+        // A client's own words, or a Subsystem line the config does not match: nothing runs.
+        for (command, configured) in [
+            ("internal-sftp -d /", &read_only[..]),
+            ("internal-sftp", &read_only[..]),
+            ("internal-sftp -R", &[][..]),
+            ("internal-sftp -l INFO", &[][..]),
+        ] {
+            assert_eq!(
+                run(command, configured),
+                Err(TargetError::SftpArguments {
+                    asked: command
+                        .split_whitespace()
+                        .skip(1)
+                        .map(str::to_owned)
+                        .collect(),
+                    configured: configured.to_vec(),
+                }),
+                "{command}"
+            );
+        }
     }
 }

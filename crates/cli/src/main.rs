@@ -15,16 +15,30 @@ mod syslog;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{Cli, Command, ImportCommand};
 use crate::failure::Failure;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let config_from_env =
+        matches.value_source("config") == Some(clap::parser::ValueSource::EnvVariable);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     if let Command::Login { syslog_socket } = &cli.command {
+        // The environment is the client's (`AcceptEnv SSHIELD_*` lets `ssh -o
+        // SetEnv=SSHIELD_CONFIG=/dev/stdin` through, issue 9 item 5): the helper takes its
+        // config from sshd's ForceCommand line, else the default path, never from there.
+        let config = if config_from_env {
+            std::path::Path::new(sshield_core::config::DEFAULT_CONFIG_PATH)
+        } else {
+            cli.config.as_path()
+        };
         // Its own exit codes and messages: it speaks to the logging-in user, not the admin.
-        return login::run(&cli.config, syslog_socket);
+        return login::run(config, syslog_socket);
     }
     if let Command::Doctor(args) = &cli.command {
         // Its exit status is the worst finding's severity, not success or failure.

@@ -1,9 +1,9 @@
 //! Drawing a Key URI as a QR code: in the terminal, as PNG, as SVG.
 
-use std::fs::{OpenOptions, Permissions};
+use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
 use qrcode::render::{svg, unicode};
 use qrcode::{EcLevel, QrCode};
@@ -34,20 +34,38 @@ pub fn terminal(uri: &str) -> Result<String, Failure> {
         .build())
 }
 
-/// Writes the images asked for. Files are created 0600: they contain the secret.
-pub fn write_images(uri: &str, images: &QrImages) -> Result<(), Failure> {
-    if let Some(path) = &images.qr_png {
-        write_private(path, &png(uri)?)?;
+/// The image files asked for, created (empty) before anything else happens, so a name that
+/// cannot be used stops `enroll` before it stores a record whose backup codes would then never
+/// be shown. Files not written by [`ImageFiles::write`] are removed on drop.
+#[derive(Debug)]
+pub struct ImageFiles {
+    png: Option<NewFile>,
+    svg: Option<NewFile>,
+}
+
+impl ImageFiles {
+    /// Creates every file `images` names; on an error, none is left behind.
+    pub fn create(images: &QrImages) -> Result<ImageFiles, Failure> {
+        let png = images.qr_png.as_deref().map(NewFile::create).transpose()?;
+        let svg = images.qr_svg.as_deref().map(NewFile::create).transpose()?;
+        Ok(ImageFiles { png, svg })
     }
-    if let Some(path) = &images.qr_svg {
-        let svg = encode(uri)?
-            .render::<svg::Color<'_>>()
-            .min_dimensions(256, 256)
-            .quiet_zone(true)
-            .build();
-        write_private(path, svg.as_bytes())?;
+
+    /// Draws `uri` into the files.
+    pub fn write(mut self, uri: &str) -> Result<(), Failure> {
+        if let Some(file) = self.png.take() {
+            file.write(&png(uri)?)?;
+        }
+        if let Some(file) = self.svg.take() {
+            let svg = encode(uri)?
+                .render::<svg::Color<'_>>()
+                .min_dimensions(256, 256)
+                .quiet_zone(true)
+                .build();
+            file.write(svg.as_bytes())?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 fn png(uri: &str) -> Result<Vec<u8>, Failure> {
@@ -76,25 +94,71 @@ fn png(uri: &str) -> Result<Vec<u8>, Failure> {
     Ok(out)
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    let fail = |e: std::io::Error| {
-        Failure::Error(format!(
-            "cannot write {}: {}",
-            path.display(),
-            sshield_core::store::describe_io(&e)
-        ))
-    };
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(fail)?;
-    // `mode` applies only when the file is created: narrow a file that was already there
-    // (e.g. 0644) before the secret goes into it.
-    file.set_permissions(Permissions::from_mode(0o600))
-        .map_err(fail)?;
-    let mut w = BufWriter::new(file);
-    w.write_all(bytes).and_then(|()| w.flush()).map_err(fail)
+/// A file this process has just created, 0600, removed on drop unless written to the end.
+#[derive(Debug)]
+struct NewFile {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl NewFile {
+    /// Creates `path`, which must not exist.
+    ///
+    /// Only a new file, never one that is there already: the QR code carries the secret, and
+    /// `--qr-png /tmp/x.png` run as root would otherwise write it into a file another user
+    /// created there first (and reads through the descriptor they keep open, whatever mode it
+    /// gets later), or follow their symlink and overwrite a root file (issue 9, item 7).
+    /// `O_EXCL` fails on any existing name, a dangling symlink included; `O_NOFOLLOW` says so a
+    /// second time.
+    fn create(path: &Path) -> Result<NewFile, Failure> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => Failure::Error(format!(
+                    "{} already exists; the QR image holds the secret, so sshield writes it only \
+                     into a new file: name one that does not exist yet, in a directory only you \
+                     can write to",
+                    path.display()
+                )),
+                _ => cannot_write(path, &e),
+            })?;
+        Ok(NewFile {
+            path: path.to_owned(),
+            file: Some(file),
+        })
+    }
+
+    fn write(mut self, bytes: &[u8]) -> Result<(), Failure> {
+        let Some(file) = self.file.take() else {
+            return Ok(());
+        };
+        let mut w = BufWriter::new(file);
+        w.write_all(bytes)
+            .and_then(|()| w.flush())
+            .map_err(|e| cannot_write(&self.path, &e))?;
+        // Written: keep it.
+        self.path = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for NewFile {
+    fn drop(&mut self) {
+        // Unwritten or half written: of no use to anyone. Only this process created the name.
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn cannot_write(path: &Path, e: &std::io::Error) -> Failure {
+    Failure::Error(format!(
+        "cannot write {}: {}",
+        path.display(),
+        sshield_core::store::describe_io(e)
+    ))
 }

@@ -312,3 +312,41 @@ fn a_secret_on_file_under_another_name_is_refused() {
     .expect_err(2, "sshield remove alice --name phone");
     assert_eq!(sb.record_bytes("alice"), before);
 }
+
+/// Issue 9, item 9: a user who is not root, running a command on root's store, was told to
+/// chown the store to themselves. They are told to use sudo, or a config of their own.
+#[test]
+fn a_non_root_caller_on_roots_store_is_told_to_use_sudo_not_chown() {
+    if rustix::process::geteuid().as_raw() != 0 {
+        eprintln!("note: not root, so root's store cannot be made here (CI runs as root)");
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let sb = Sandbox::new();
+    sb.run(
+        &["enroll", "alice", "--secret", SECRET_A, "--no-confirm"],
+        None,
+    )
+    .expect(0);
+    // nobody may reach the config and see the store, as on a real host.
+    fs::set_permissions(sb.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let before = sb.record_bytes("alice");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sshield"));
+    cmd.arg("--config")
+        .arg(sb.config())
+        .args(["status", "alice"])
+        .uid(65534)
+        .gid(65534);
+    let out = common::run_command(cmd, None);
+    out.expect(2);
+    let store = sb.store().display().to_string();
+    assert!(
+        out.stderr
+            .contains(&format!("{store}: owned by uid 0, not by you (uid 65534)")),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("sudo sshield"), "{out:?}");
+    assert!(out.stderr.contains("--config"), "{out:?}");
+    assert!(!out.stderr.contains("chown"), "{out:?}");
+    assert_eq!(sb.record_bytes("alice"), before);
+}

@@ -318,6 +318,50 @@ fn sshd_permit_user_environment_with_force_command() {
     );
 }
 
+/// Issue 9, item 5: `AcceptEnv SSHIELD_*`, meant for SSHIELD_CODE, also lets the client
+/// choose the helper's config; LD_* and BASH_ENV run the client's code before the helper.
+#[test]
+fn sshd_accept_env_that_steers_the_helper() {
+    let f = expect("accept-env", 2, "sshd-accept-env", "error");
+    let message = f["message"].as_str().unwrap();
+    assert!(
+        message.contains("SSHIELD_* (matches SSHIELD_CONFIG)"),
+        "{f}"
+    );
+    // The line before it, `AcceptEnv LANG LC_*`, is not blamed.
+    assert!(!message.contains("LC_*"), "{f}");
+    let (_, findings) = Host::new("forcecommand-healthy").findings();
+    assert!(findings
+        .iter()
+        .any(|f| f["check"] == "sshd-accept-env" && f["severity"] == "ok"));
+}
+
+/// Issue 9, item 14: sshield login runs sftp-server only with the config's sftp_server_args
+/// and refuses other arguments, so a `Subsystem sftp internal-sftp -R` the config does not
+/// repeat refuses every sftp session (sftp clients only say "Connection closed").
+#[test]
+fn sshd_sftp_subsystem_arguments_the_config_lacks() {
+    let f = expect("sftp-args", 2, "sshd-sftp-args", "error");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("`Subsystem sftp internal-sftp -R` gives internal-sftp [\"-R\"]"),
+        "{f}"
+    );
+    assert!(
+        f["fix"]
+            .as_str()
+            .unwrap()
+            .contains("sftp_server_args = [\"-R\"]"),
+        "{f}"
+    );
+    let (_, findings) = Host::new("forcecommand-healthy").findings();
+    assert!(findings
+        .iter()
+        .any(|f| f["check"] == "sshd-sftp-args" && f["severity"] == "ok"));
+}
+
 #[test]
 fn daemon_socket_missing() {
     let f = expect("daemon-socket", 1, "daemon-socket", "warn");
@@ -573,6 +617,7 @@ fn every_check_is_documented_and_tested() {
                 "common-auth",
                 "keyboard-interactive",
                 "forced-commands-only",
+                "internal-sftp",
             ];
             if id_like && !not_ids.contains(&literal) {
                 ids.push(literal.to_owned());

@@ -176,18 +176,81 @@ fn png_and_svg_qr_from_json_decode_to_the_key_uri() {
     assert_eq!(zbarimg(&svg), Ok(e.uri));
 }
 
+/// Issue 9, item 7: a QR image is written only into a file the command itself creates. A file
+/// planted by another user (who keeps it open and reads the secret), a symlink to a file root
+/// owns, or a dangling symlink are refused before anything is enrolled, and left as they were.
 #[test]
-fn qr_image_over_an_existing_readable_file_becomes_private() {
+fn qr_image_is_written_only_into_a_new_file() {
     let sb = Sandbox::new();
-    let png = sb.path().join("old.png");
-    fs::write(&png, b"stale").unwrap();
-    fs::set_permissions(&png, fs::Permissions::from_mode(0o644)).unwrap();
-    let e = sb.enroll_json(
-        "alice",
-        &["--no-confirm", "--qr-png", png.to_str().unwrap()],
+    let planted = sb.path().join("planted.png");
+    fs::write(&planted, b"stale").unwrap();
+    fs::set_permissions(&planted, fs::Permissions::from_mode(0o644)).unwrap();
+    let victim = sb.path().join("shadow");
+    fs::write(&victim, b"root:*:19000:0:99999:7:::\n").unwrap();
+    let to_victim = sb.path().join("link.svg");
+    std::os::unix::fs::symlink(&victim, &to_victim).unwrap();
+    let dangling = sb.path().join("dangling.png");
+    let target = sb.path().join("made-by-symlink");
+    std::os::unix::fs::symlink(&target, &dangling).unwrap();
+
+    for (flag, path) in [
+        ("--qr-png", &planted),
+        ("--qr-svg", &to_victim),
+        ("--qr-png", &dangling),
+    ] {
+        sb.run(
+            &[
+                "enroll",
+                "alice",
+                "--no-confirm",
+                flag,
+                path.to_str().unwrap(),
+            ],
+            None,
+        )
+        .expect_err(2, "already exists; the QR image holds the secret");
+    }
+    assert_eq!(fs::read(&planted).unwrap(), b"stale");
+    assert_eq!(mode(&planted), 0o644);
+    assert_eq!(fs::read(&victim).unwrap(), b"root:*:19000:0:99999:7:::\n");
+    assert!(!target.exists(), "a dangling symlink was followed");
+    // Refused before the record was made: no backup codes were shown and then lost.
+    let status = sb.run(&["status", "alice"], None);
+    status.expect(2);
+    assert!(
+        !status.stdout.contains("active") && !status.stdout.contains("pending"),
+        "{status:?}"
     );
-    assert_eq!(zbarimg(&png), Ok(e.uri));
-    assert_eq!(mode(&png), 0o600, "a secret must not land in a 0644 file");
+
+    // A good name next to a bad one: nothing is enrolled and the good one is not left behind.
+    let fresh = sb.path().join("fresh.png");
+    sb.run(
+        &[
+            "enroll",
+            "alice",
+            "--no-confirm",
+            "--qr-png",
+            fresh.to_str().unwrap(),
+            "--qr-svg",
+            to_victim.to_str().unwrap(),
+        ],
+        None,
+    )
+    .expect_err(2, "already exists");
+    assert!(!fresh.exists(), "{} was left behind", fresh.display());
+
+    // `sshield qr` refuses the same way.
+    let e = sb.enroll_json("alice", &["--no-confirm"]);
+    sb.run(
+        &["qr", "alice", "--qr-png", planted.to_str().unwrap()],
+        None,
+    )
+    .expect_err(2, "already exists");
+    assert_eq!(fs::read(&planted).unwrap(), b"stale");
+    sb.run(&["qr", "alice", "--qr-png", fresh.to_str().unwrap()], None)
+        .expect(0);
+    assert_eq!(zbarimg(&fresh), Ok(e.uri));
+    assert_eq!(mode(&fresh), 0o600);
 }
 
 #[test]
@@ -349,4 +412,98 @@ fn bad_user_names_are_errors_that_create_nothing() {
     ] {
         sb.run(args, None).expect_err(2, "user name");
     }
+}
+
+/// Issue 9, item 9: the README's config-management example put the secret on the command
+/// line, where `ps` shows it to every local user. The example as the README prints it now
+/// runs, keeps the secret out of the arguments, and enrolls the secret oathtool checks.
+#[test]
+fn the_readmes_config_management_example_keeps_the_secret_out_of_ps() {
+    let readme =
+        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let example = readme
+        .lines()
+        .find(|l| l.starts_with("sshield enroll alice --secret"))
+        .expect("the README's config-management example");
+    let words: Vec<&str> = example.split_whitespace().collect();
+    assert!(
+        !words.iter().any(|w| w.contains('$')),
+        "the README passes the secret on the command line: {example}"
+    );
+    // `--secret-file FILE`, written 0600 as config management does, and run as printed.
+    let sb = Sandbox::new();
+    let file_at = words.iter().position(|w| *w == "--secret-file").unwrap();
+    let file = sb.path().join("alice.secret");
+    fs::write(&file, format!("{SECRET_A}\n")).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    let mut args: Vec<String> = words[1..].iter().map(|w| w.to_string()).collect();
+    args[file_at] = file.display().to_string();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = sb.run(&args, None);
+    out.expect(0);
+    assert!(!args.iter().any(|a| a.contains(SECRET_A)));
+    assert_eq!(parse_enrolled(&out).secret, SECRET_A);
+    sb.run(&["verify", "alice", &code_now(SECRET_A, &["--totp"])], None)
+        .expect(0);
+    // Run again: the same secret changes nothing (idempotent, as config management needs).
+    sb.run(&args, None).expect(0);
+}
+
+/// A secret file must not be readable by others (it would only move the leak from `ps` to
+/// the file), must be a regular file (a FIFO must not hang the run), and is an alternative
+/// to --secret, not an addition.
+#[test]
+fn a_secret_file_others_can_read_is_refused() {
+    let sb = Sandbox::new();
+    let file = sb.path().join("s");
+    fs::write(&file, SECRET_A).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    let path = file.to_str().unwrap();
+    sb.run(
+        &["enroll", "bob", "--secret-file", path, "--no-confirm"],
+        None,
+    )
+    .expect_err(
+        2,
+        &format!("mode 0644 lets group or others read the secret; run: chmod 600 {path}"),
+    );
+    let fifo = sb.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    sb.run(
+        &[
+            "enroll",
+            "bob",
+            "--secret-file",
+            fifo.to_str().unwrap(),
+            "--no-confirm",
+        ],
+        None,
+    )
+    .expect_err(2, "not a regular file");
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    sb.run(
+        &[
+            "enroll",
+            "bob",
+            "--secret-file",
+            path,
+            "--secret",
+            SECRET_B,
+            "--no-confirm",
+        ],
+        None,
+    )
+    .expect_err(2, "cannot be used with");
+    fs::write(&file, "not base32!\n").unwrap();
+    sb.run(
+        &["enroll", "bob", "--secret-file", path, "--no-confirm"],
+        None,
+    )
+    .expect_err(2, &format!("--secret-file {path}:"));
+    let status = sb.run(&["status", "bob"], None);
+    assert!(!status.stdout.contains("active"), "{status:?}");
 }

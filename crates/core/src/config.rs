@@ -8,7 +8,7 @@
 use std::fmt;
 use std::fs;
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use std::time::Duration;
@@ -55,6 +55,12 @@ pub struct Config {
     pub login_timeout: Duration,
     /// `sshield login`: what replaces `internal-sftp` (which only sshd itself can run).
     pub sftp_server: PathBuf,
+    /// `sshield login`: the arguments `sftp_server` runs with (e.g. `["-R"]` for read-only).
+    /// Never the client's: with a ForceCommand, sshd hands the helper `internal-sftp -R` from
+    /// its `Subsystem` line and `internal-sftp` from `ssh host internal-sftp` alike, so words
+    /// taken from there would let any client drop the admin's `-R` (issue 9, item 14). Other
+    /// words than these are refused.
+    pub sftp_server_args: Vec<String>,
 }
 
 impl Default for Config {
@@ -73,6 +79,7 @@ impl Default for Config {
             login_tries: 3,
             login_timeout: Duration::from_secs(60),
             sftp_server: PathBuf::from(DEFAULT_SFTP_SERVER),
+            sftp_server_args: Vec::new(),
         }
     }
 }
@@ -281,12 +288,67 @@ impl Config {
                 owner: meta.uid(),
             });
         }
-        // Sized from the fstat above; read to the end all the same, in case the file grew.
-        // (`File::read_to_string` would fstat and lseek again for its size hint, which a
-        // `Take` has none of.)
-        let mut text = String::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-        io::Read::read_to_string(&mut io::Read::take(&file, u64::MAX), &mut text)
+        Self::read_open(&file, &meta, path)
+    }
+
+    /// Reads the config at `path` for a program that runs as an ordinary user but decides
+    /// for root: `sshield login`, the ForceCommand helper. Whoever can change its config can
+    /// write `failmode = "safe"` and a dead `socket`, and be let in without a code (issue 9,
+    /// item 5). So the file must be a regular file that root owns and only root can write,
+    /// and every directory above it (symlinks resolved) must be root's and writable by root
+    /// alone, or sticky like /tmp, where nobody else can rename root's entries.
+    pub fn load_root_owned(path: &Path) -> Result<Self, ConfigError> {
+        let io_error = |source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let real = fs::canonicalize(path).map_err(io_error)?;
+        for dir in real.ancestors().skip(1) {
+            let meta = fs::metadata(dir).map_err(|source| ConfigError::Io {
+                path: dir.to_owned(),
+                source,
+            })?;
+            let sticky = meta.mode() & 0o1000 != 0;
+            if meta.uid() != 0 || (meta.mode() & 0o022 != 0 && !sticky) {
+                return Err(ConfigError::NotRootOnly {
+                    path: path.to_owned(),
+                    culprit: dir.to_owned(),
+                    owner: meta.uid(),
+                    mode: meta.mode() & 0o7777,
+                });
+            }
+        }
+        // No symlink is left in `real`; O_NOFOLLOW says so again for its last part, and
+        // O_NONBLOCK keeps a FIFO planted there from hanging the login before the type check.
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+            .open(&real)
             .map_err(io_error)?;
+        let meta = file.metadata().map_err(io_error)?;
+        if !meta.is_file() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+            return Err(ConfigError::NotRootOnly {
+                path: path.to_owned(),
+                culprit: real,
+                owner: meta.uid(),
+                mode: meta.mode() & 0o7777,
+            });
+        }
+        Self::read_open(&file, &meta, path)
+    }
+
+    /// Reads the open, checked config file to its end and parses it.
+    fn read_open(file: &fs::File, meta: &fs::Metadata, path: &Path) -> Result<Self, ConfigError> {
+        // Sized from the fstat the caller made; read to the end all the same, in case the file
+        // grew. (`File::read_to_string` would fstat and lseek again for its size hint, which
+        // a `Take` has none of.)
+        let mut text = String::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        io::Read::read_to_string(&mut io::Read::take(file, u64::MAX), &mut text).map_err(
+            |source| ConfigError::Io {
+                path: path.to_owned(),
+                source,
+            },
+        )?;
         Self::parse(&text, path)
     }
 
@@ -384,6 +446,17 @@ pub enum ConfigError {
         /// Its owner.
         owner: u32,
     },
+    /// For `sshield login`: the file, or a directory above it, is not root's alone.
+    NotRootOnly {
+        /// The config file as named.
+        path: PathBuf,
+        /// The file or directory that is not root's alone.
+        culprit: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// Not valid TOML, an unknown key, or a value out of range.
     Invalid {
         /// The file.
@@ -415,6 +488,17 @@ impl fmt::Display for ConfigError {
                 "{}: owned by uid {owner}; the config must belong to root (or to you, for a test config); run: chown root {}",
                 path.display(),
                 path.display()
+            ),
+            Self::NotRootOnly { path, culprit, owner, mode } => write!(
+                f,
+                "{}: {} is owned by uid {owner} with mode {mode:04o}; `sshield login` runs as the \
+                 user logging in, so it reads its config only from a regular file that root owns \
+                 and alone can change, in directories only root can change; run: chown root: {} \
+                 && chmod go-w {}, or move the config to /etc/sshield",
+                path.display(),
+                culprit.display(),
+                culprit.display(),
+                culprit.display()
             ),
             Self::Invalid { path, line: Some(line), message } => {
                 write!(f, "{}:{line}: {}", path.display(), message.trim_end())

@@ -767,10 +767,22 @@ impl fmt::Display for StoreError {
                 "{}: is a symbolic link, which sshield never follows; replace it with the real file or directory",
                 path.display()
             ),
+            // Root may take its store back. Anyone else is told to use root's rights or a
+            // store of their own, never to chown a store to themselves: for a user who ran
+            // `sshield status` on the system's store, that "fix" would hand them every
+            // secret, or break every login (issue 9, item 9).
+            Self::WrongOwner { path, owner, expected: 0 } => write!(
+                f,
+                "{}: owned by uid {owner}, but the store must belong to root, who runs this; run: chown 0 {}",
+                path.display(),
+                path.display()
+            ),
             Self::WrongOwner { path, owner, expected } => write!(
                 f,
-                "{}: owned by uid {owner}, but the store must belong to uid {expected}; run: chown {expected} {}",
-                path.display(),
+                "{}: owned by uid {owner}, not by you (uid {expected}); sshield uses only a store \
+                 that belongs to whoever runs it. For the system's store, run the command as \
+                 root (sudo sshield ...); to try sshield as yourself, pass --config with a \
+                 config whose `store` is a directory of your own",
                 path.display()
             ),
             Self::Accessible { path, mode, is_dir } => {

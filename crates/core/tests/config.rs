@@ -7,6 +7,7 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use common::{decide, is_root, outcome, T};
 use sshield_core::provision;
@@ -210,4 +211,71 @@ fn the_example_config_parses_and_matches_the_defaults() {
     let example = sshield_core::Config::parse(&text, &path).unwrap();
     let defaults = sshield_core::Config::default();
     assert_eq!(format!("{example:?}"), format!("{defaults:?}"));
+}
+
+/// Issue 9, item 5: `sshield login` runs as the user, so its config must be root's alone:
+/// the file, and every directory above it once symlinks are resolved.
+#[test]
+fn the_login_helper_takes_only_a_config_root_alone_can_change() {
+    if !is_root() {
+        eprintln!("note: not root, so root-owned configs cannot be made here (CI runs as root)");
+        return;
+    }
+    use std::os::unix::fs::{chown, symlink};
+    let not_root_only = |path: &Path, culprit: &Path| {
+        let e = Config::load_root_owned(path).unwrap_err();
+        match &e {
+            ConfigError::NotRootOnly { culprit: c, .. } => assert_eq!(c, culprit, "{e}"),
+            other => panic!("{path:?}: {other:?}"),
+        }
+        let message = e.to_string();
+        assert!(
+            message.contains(&format!("chown root: {}", culprit.display())),
+            "{message}"
+        );
+    };
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let good = write_config(dir.path(), SAMPLE, 0o644);
+    Config::load_root_owned(&good).unwrap();
+
+    // The file: another owner, writable by others, not a regular file.
+    chown(&good, Some(12345), None).unwrap();
+    not_root_only(&good, &good);
+    chown(&good, Some(0), None).unwrap();
+    fs::set_permissions(&good, fs::Permissions::from_mode(0o664)).unwrap();
+    not_root_only(&good, &good);
+    fs::set_permissions(&good, fs::Permissions::from_mode(0o644)).unwrap();
+    let fifo = dir.path().join("fifo.toml");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    not_root_only(&fifo, &fifo);
+
+    // A directory above it: another owner; writable by others (not sticky); sticky is fine.
+    let sub = dir.path().join("etc");
+    fs::create_dir(&sub).unwrap();
+    let inner = write_config(&sub, SAMPLE, 0o644);
+    fs::set_permissions(&sub, fs::Permissions::from_mode(0o755)).unwrap();
+    Config::load_root_owned(&inner).unwrap();
+    chown(&sub, Some(12345), None).unwrap();
+    not_root_only(&inner, &sub);
+    chown(&sub, Some(0), None).unwrap();
+    fs::set_permissions(&sub, fs::Permissions::from_mode(0o777)).unwrap();
+    not_root_only(&inner, &sub);
+    fs::set_permissions(&sub, fs::Permissions::from_mode(0o1777)).unwrap();
+    Config::load_root_owned(&inner).unwrap();
+
+    // A symlink in a root directory to a config in someone else's directory: the directory
+    // the link leads to is the one checked.
+    fs::set_permissions(&sub, fs::Permissions::from_mode(0o755)).unwrap();
+    chown(&sub, Some(12345), None).unwrap();
+    let link = dir.path().join("link.toml");
+    symlink(&inner, &link).unwrap();
+    not_root_only(&link, &sub);
+
+    // The ordinary loader still takes a test config its caller owns.
+    Config::load(&good).unwrap();
 }

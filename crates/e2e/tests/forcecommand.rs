@@ -1143,16 +1143,342 @@ fn garbage_on_the_socket_gets_an_error_and_the_daemon_keeps_serving() {
         let mut s = UnixStream::connect(&world.socket).unwrap();
         let _ = s.write_all(&bytes);
     }
-    let mut s = UnixStream::connect(&world.socket).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"{\"v\":1,\"op\":\"need\"}\n").unwrap();
-    let mut reply = String::new();
-    BufReader::new(&s).read_line(&mut reply).unwrap();
+    // Those connections count against root's 8 until their threads have answered them, so
+    // the daemon may still say `busy` for a moment: ask until it has caught up.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reply = loop {
+        let mut s = UnixStream::connect(&world.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(b"{\"v\":1,\"op\":\"need\"}\n");
+        let mut reply = String::new();
+        let _ = BufReader::new(&s).read_line(&mut reply);
+        if !reply.contains("\"error\":\"busy\"") || Instant::now() > deadline {
+            break reply;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     // root is not enrolled, and not exempt: the daemon asks for a code.
     assert!(
         reply.starts_with("{\"v\":1,\"reply\":\"prompt\""),
         "{reply}"
     );
+    assert!(world.daemon_running());
+}
+
+/// Issue 9, item 5: the helper runs as the user, so a config the user can choose or change
+/// lets them in without a code (`failmode = "safe"` and a socket nobody serves). Three ways
+/// in, each of which ran the command on the old helper: `SSHIELD_CONFIG` through
+/// `AcceptEnv SSHIELD_*` (a natural way to allow `SSHIELD_CODE`) with the config on the
+/// session's own stdin; a `--config` the user owns; a root-owned config in a directory the
+/// user owns (they can rename it away and put their own there).
+#[test]
+fn the_helper_reads_only_a_config_root_alone_can_change() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("accept_env_code = true");
+    let user = User::create();
+    world.enroll(&user);
+    let marker = user.home().join("ran-without-a-code");
+    let takeover = "failmode = \"safe\"\nsocket = \"/nonexistent/sshield.sock\"\n";
+    let forced = |config: Option<&Path>| {
+        let force = match config {
+            Some(c) => format!(
+                "ForceCommand {} --config {} login",
+                world.bin.display(),
+                c.display()
+            ),
+            None => format!("ForceCommand {} login", world.bin.display()),
+        };
+        Sshd::start(SshdOptions::new().config([
+            "AuthenticationMethods publickey".to_owned(),
+            force,
+            "DisableForwarding yes".to_owned(),
+            "AcceptEnv LANG LC_* SSHIELD_*".to_owned(),
+        ]))
+    };
+    let refused = |out: &sshield_e2e::Outcome, why: &str| {
+        assert_eq!(out.code(), Some(1), "{why}: {out:?}");
+        assert!(!marker.exists(), "{why}: the command ran without a code");
+        assert!(
+            out.stderr.contains("the sshield config is broken"),
+            "{why}: {out:?}"
+        );
+    };
+
+    // 1. The environment. ForceCommand without --config, as setup wrote it for the default
+    // path: the helper reads the default path (absent here), not the client's /dev/stdin.
+    let sshd = forced(None);
+    let out = ssh(&sshd, &user)
+        .option("SetEnv=SSHIELD_CONFIG=/dev/stdin")
+        .stdin(takeover)
+        .command(format!("touch {}", marker.display()))
+        .run();
+    refused(&out, "SSHIELD_CONFIG=/dev/stdin");
+    assert!(out.stderr.contains("/etc/sshield/sshield.toml"), "{out:?}");
+    // The same variable cannot steer a ForceCommand that names the config either, and the
+    // code still works there.
+    let sshd = forced(Some(&world.config));
+    let out = ssh(&sshd, &user)
+        // One SetEnv: ssh keeps the first value of each option.
+        .option(format!(
+            "SetEnv=SSHIELD_CONFIG=/dev/stdin SSHIELD_CODE={}",
+            world.code(&user)
+        ))
+        .stdin(takeover)
+        .command("echo ok")
+        .run();
+    out.assert_success();
+    assert_eq!(out.stdout, "ok\n");
+
+    // 2. A config the user owns.
+    let own = user.write_file("sshield.toml", takeover, 0o600);
+    let out = ssh(&forced(Some(&own)), &user)
+        .command(format!("touch {}", marker.display()))
+        .run();
+    refused(&out, "a config the user owns");
+    assert!(out.stderr.contains("owned by uid"), "{out:?}");
+
+    // 3. Root's file in the user's directory.
+    let in_users_dir = user.write_file("etc/sshield.toml", takeover, 0o644);
+    std::os::unix::fs::chown(&in_users_dir, Some(0), Some(0)).unwrap();
+    let out = ssh(&forced(Some(&in_users_dir)), &user)
+        .command(format!("touch {}", marker.display()))
+        .run();
+    refused(&out, "root's config in the user's directory");
+    assert!(
+        out.stderr.contains(&format!(
+            "{} is owned by uid {}",
+            user.home().join("etc").display(),
+            user.uid()
+        )),
+        "{out:?}"
+    );
+}
+
+/// Issue 9, item 14: the admin's read-only sftp (`Subsystem sftp internal-sftp -R`) holds
+/// under the ForceCommand. sshd hands the helper the subsystem's command line, but a client's
+/// own `internal-sftp ...` command looks the same, so the helper takes sftp-server's arguments
+/// from the config (`sftp_server_args`) and runs nothing when the words differ: real `sftp`
+/// through the subsystem can read but not write; `sftp -s 'internal-sftp -d HOME'` (a remote
+/// command, since it has a `/`), which ran a writable sftp-server before, gets nothing; and a
+/// config that lacks the subsystem's `-R` refuses sftp instead of making it writable.
+#[test]
+fn sftp_server_arguments_come_from_the_config_not_the_client() {
+    if !can_run() {
+        return;
+    }
+    let mut world = World::new("accept_env_code = true\nsftp_server_args = [\"-R\"]");
+    let sshd = world.sshd(&[
+        "AcceptEnv LANG LC_* SSHIELD_CODE",
+        "Subsystem sftp internal-sftp -R",
+    ]);
+    let user = User::create();
+    let backup = world.enroll(&user);
+    user.write_file("hello.txt", "hi\n", 0o644);
+    let local = tempfile::tempdir().unwrap();
+    let upload = local.path().join("up.txt");
+    fs::write(&upload, "payload\n").unwrap();
+    let sftp = |code: &str, server: Option<&str>, batch: String| {
+        let mut client = Client::sftp(&sshd, &user, batch)
+            .key(user.key())
+            .from(INTERNET)
+            .option(format!("SetEnv=SSHIELD_CODE={code}"));
+        if let Some(server) = server {
+            client = client.arg("-s").arg(server);
+        }
+        client.run()
+    };
+    let got = local.path().join("got");
+    let get = format!("get hello.txt {}", got.display());
+    let put = |name: &str| format!("put {} {name}", upload.display());
+
+    // The subsystem: read-only, as the admin wrote it.
+    sftp(&backup[0], None, get.clone()).assert_success();
+    assert_eq!(fs::read_to_string(&got).unwrap(), "hi\n");
+    let out = sftp(&backup[1], None, put("up0.txt"));
+    assert!(!out.success(), "the upload went through: {out:?}");
+    assert!(out.stderr.contains("Permission denied"), "{out:?}");
+    assert!(!user.home().join("up0.txt").exists());
+
+    // The client's own arguments: refused, nothing runs.
+    let bypass = format!("internal-sftp -d {}", user.home().display());
+    let out = sftp(&backup[2], Some(&bypass), put("up1.txt"));
+    assert!(!out.success(), "{out:?}");
+    assert!(
+        !user.home().join("up1.txt").exists(),
+        "sftp-server ran without -R"
+    );
+    // sshd drops a subsystem's stderr, and sftp shows no other; ssh shows the command's.
+    let out = ssh(&sshd, &user)
+        .option(format!("SetEnv=SSHIELD_CODE={}", backup[3]))
+        .command(&bypass)
+        .run();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("sftp_server_args is [\"-R\"]; nothing is run"),
+        "{out:?}"
+    );
+
+    // A config without the Subsystem's -R: sftp is refused, not made writable.
+    world.stop_daemon();
+    world.write_config("accept_env_code = true");
+    world.start_daemon();
+    let out = sftp(&backup[4], None, put("up2.txt"));
+    assert!(!out.success(), "{out:?}");
+    assert!(
+        !user.home().join("up2.txt").exists(),
+        "sftp-server ran without -R"
+    );
+    // sshd drops a subsystem's stderr; the same request as a command shows why.
+    let out = ssh(&sshd, &user)
+        .option(format!("SetEnv=SSHIELD_CODE={}", backup[5]))
+        .command("internal-sftp -R")
+        .run();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("internal-sftp was asked with arguments [\"-R\"]"),
+        "{out:?}"
+    );
+}
+
+/// Issue 9, item 12: one local user flooding the daemon's socket must not cost anyone else a
+/// login. Four processes of one user hold what the daemon lets them hold and then connect and
+/// hang up as fast as they can, while another user runs the real helper 10 times and sends
+/// its `need` on 400 connections of its own: every one must reach the prompt, none may be
+/// answered `busy`. (Before, the shared cap was taken before the per-user one, and the
+/// flood's refused connections held shared slots: 7-13 % of logins were busy.)
+#[test]
+fn one_users_flood_never_refuses_another_users_login() {
+    if !can_run() {
+        return;
+    }
+    let mut world = World::new("");
+    let flooder = User::create();
+    let victim = User::create();
+    // Each holds as many connections as the daemon lets it (each waiting at the prompt), then
+    // connects and hangs up as fast as it can.
+    const FLOOD: &str = r#"
+        use IO::Socket::UNIX;
+        # A connection turned away is closed by the daemon: writing to it must not end us.
+        $SIG{PIPE} = 'IGNORE';
+        my ($path) = @ARGV;
+        my @held;
+        for (1..8) {
+            my $s = IO::Socket::UNIX->new(Peer => $path) or redo;
+            print $s qq({"v":1,"op":"need"}\n);
+            $s->flush;
+            my $reply = <$s>;
+            push @held, $s;
+        }
+        while (1) {
+            my $s = IO::Socket::UNIX->new(Peer => $path);
+        }
+    "#;
+    struct Flood(Vec<Child>);
+    impl Drop for Flood {
+        fn drop(&mut self) {
+            for child in &mut self.0 {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+    let flood = Flood(
+        (0..4)
+            .map(|_| {
+                Command::new("perl")
+                    .args(["-e", FLOOD])
+                    .arg(&world.socket)
+                    .uid(flooder.uid())
+                    .gid(flooder.gid())
+                    .stdin(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    );
+    // The flood is under way once the flooder holds its share and is being turned away.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new("perl")
+            .args([
+                "-MIO::Socket::UNIX",
+                "-e",
+                "my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die; print $s qq({\"v\":1,\"op\":\"need\"}\n); print scalar <$s>",
+            ])
+            .arg(&world.socket)
+            .uid(flooder.uid())
+            .gid(flooder.gid())
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).contains("too many connections from this user") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the flood never filled its share: {out:?}"
+        );
+    }
+
+    // The other user: the real helper a few times, and the same `need` it sends, many times
+    // over (a process per login is slow under the flood; a connection is what counts).
+    const LOGINS: usize = 10;
+    const ASKS: usize = 400;
+    let mut refused = Vec::new();
+    for i in 0..LOGINS {
+        let out = Command::new(&world.bin)
+            .arg("--config")
+            .arg(&world.config)
+            .arg("login")
+            .arg("--syslog-socket")
+            .arg(world.dir.path().join("no-syslog"))
+            .uid(victim.uid())
+            .gid(victim.gid())
+            .env_clear()
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !stderr.contains("a verification code is needed and there is no terminal") {
+            refused.push(format!("login {i}: {stderr}"));
+        }
+    }
+    let out = Command::new("perl")
+        .args([
+            "-MIO::Socket::UNIX",
+            "-e",
+            r#"$SIG{PIPE} = 'IGNORE';
+               for my $i (1..$ARGV[1]) {
+                   my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or do { print "ask $i: $!\n"; next };
+                   print $s qq({"v":1,"op":"need"}\n);
+                   my $reply = <$s> // "(closed)\n";
+                   print "ask $i: $reply" unless $reply =~ /"reply":"prompt"/;
+               }"#,
+        ])
+        .arg(&world.socket)
+        .arg(ASKS.to_string())
+        .uid(victim.uid())
+        .gid(victim.gid())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    refused.extend(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned),
+    );
+    let alive = flood.0.iter().all(|c| sshield_e2e::is_alive(c.id()));
+    drop(flood);
+    assert!(
+        refused.is_empty(),
+        "{} of {LOGINS} logins and {ASKS} asks were refused during another user's flood:\n{}",
+        refused.len(),
+        refused.join("\n")
+    );
+    assert!(alive, "a flood process ended early");
     assert!(world.daemon_running());
 }
 

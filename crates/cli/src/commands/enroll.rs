@@ -1,6 +1,8 @@
 //! `sshield enroll`: a secret, its QR code, backup codes, and confirmation by a first code.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
 
 use serde::Serialize;
 use sshield_core::provision::{self, Enrollment, ProvisionError};
@@ -27,12 +29,20 @@ struct JsonOut<'a> {
 
 pub fn run(ctx: &Context, args: EnrollArgs) -> Result<(), Failure> {
     let user = user_name(&args.user)?;
-    let secret = match &args.secret {
-        Some(text) => {
+    let secret = match (&args.secret, &args.secret_file) {
+        (Some(text), _) => {
             let text = argument_or_stdin(text, "secret")?;
             Some(Secret::from_base32(&text).map_err(|e| Failure::Error(format!("--secret: {e}")))?)
         }
-        None => None,
+        (None, Some(path)) => {
+            let text = read_secret_file(path)?;
+            Some(
+                Secret::from_base32(text.trim()).map_err(|e| {
+                    Failure::Error(format!("--secret-file {}: {e}", path.display()))
+                })?,
+            )
+        }
+        (None, None) => None,
     };
     let enrollment = Enrollment {
         user: user.clone(),
@@ -54,11 +64,12 @@ pub fn run(ctx: &Context, args: EnrollArgs) -> Result<(), Failure> {
         activate: args.no_confirm,
         replace: args.replace,
     };
+    let images = qr::ImageFiles::create(&args.images)?;
     let enrolled = provision::enroll(&ctx.store, enrollment, ctx.now)?;
     let auth = &enrolled.authenticator;
     let issuer = ctx.issuer(args.issuer.as_deref());
     let uri = key_uri(user.as_str(), &issuer, auth, auth.counter.unwrap_or(0))?.to_uri();
-    qr::write_images(&uri, &args.images)?;
+    images.write(&uri)?;
 
     if args.json {
         let secret = auth.secret.to_base32();
@@ -81,6 +92,46 @@ pub fn run(ctx: &Context, args: EnrollArgs) -> Result<(), Failure> {
         return Ok(());
     }
     confirm_pending(ctx, &user, &auth.name, args.confirm.as_deref(), args.json)
+}
+
+/// A secret file holds nothing longer than this (a 64-byte secret is 104 base32 characters).
+const MAX_SECRET_FILE: u64 = 4096;
+
+/// The contents of `--secret-file`: a regular file closed to group and others, so the secret
+/// kept out of `ps` is not in a file every local user can read instead.
+fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, Failure> {
+    let fail = |why: String| Failure::Error(format!("--secret-file {}: {why}", path.display()));
+    // O_NONBLOCK: a FIFO planted at the path must not hang the run before the type check.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| fail(sshield_core::store::describe_io(&e)))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| fail(sshield_core::store::describe_io(&e)))?;
+    if !meta.is_file() {
+        return Err(fail("not a regular file".to_owned()));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(fail(format!(
+            "mode {mode:04o} lets group or others read the secret; run: chmod 600 {}",
+            path.display()
+        )));
+    }
+    if meta.len() > MAX_SECRET_FILE {
+        return Err(fail(format!(
+            "{} bytes is no secret; it should hold one base32 secret",
+            meta.len()
+        )));
+    }
+    let mut text = Zeroizing::new(String::new());
+    (&file)
+        .take(MAX_SECRET_FILE)
+        .read_to_string(&mut text)
+        .map_err(|e| fail(sshield_core::store::describe_io(&e)))?;
+    Ok(text)
 }
 
 fn print_human(

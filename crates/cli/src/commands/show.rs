@@ -53,7 +53,7 @@ pub fn qr(
         .unwrap_or(0)
         .max(auth.counter.unwrap_or(0));
     let uri = key_uri(user.as_str(), &ctx.issuer(issuer), auth, next)?.to_uri();
-    qr::write_images(&uri, images)?;
+    qr::ImageFiles::create(images)?.write(&uri)?;
     println!("{}", qr::terminal(&uri)?);
     println!("Key URI: {}", uri.as_str());
     Ok(())

@@ -213,6 +213,14 @@ pub fn collect(config_path: &Path, args: &DoctorArgs) -> Vec<Finding> {
     findings.extend(host::check_config_path(config_path, &used));
     let config = host::check_config(config_path, &mut findings);
     if let Some(config) = &config {
+        if let (Some(sshd_config), true) = (&sshd_config, mode.force_command) {
+            findings.extend(or_ok(
+                sshd::check_sftp_args(sshd_config, &config.sftp_server_args),
+                "sshd-sftp-args",
+                "sshd's `Subsystem sftp internal-sftp` arguments, if any, are the config's \
+                 sftp_server_args",
+            ));
+        }
         if let (Some(sshd_config), true) = (&sshd_config, mode.uses_pam()) {
             findings.extend(or_ok(
                 sshd::check_expose_auth_info(sshd_config, &config.policy.exempt_methods),

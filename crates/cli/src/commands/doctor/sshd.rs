@@ -86,7 +86,7 @@ pub fn parse_into(
                     Some(i) => &mut config.blocks[i].settings,
                     None => &mut config.global,
                 };
-                settings.entry(key).or_insert(value);
+                keep(settings, key, value);
             }
         }
     }
@@ -119,10 +119,36 @@ pub fn parse_effective(text: &str) -> Settings {
     let mut settings = Settings::new();
     for line in text.lines() {
         if let Some((key, value)) = split_line(line) {
-            settings.entry(key).or_insert(value);
+            keep(&mut settings, key, value);
         }
     }
     settings
+}
+
+/// Keywords whose every line counts, in order (sshd adds them up instead of keeping the first).
+const CUMULATIVE: &[&str] = &["acceptenv"];
+
+/// Records one line as sshd does: the first value wins, except for [`CUMULATIVE`] keywords,
+/// whose values are joined with spaces, and `Subsystem`, one per name: kept as
+/// `subsystem NAME` with the command line as its value.
+fn keep(settings: &mut Settings, key: String, value: String) {
+    if key == "subsystem" {
+        if let Some((name, command)) = value.split_once(char::is_whitespace) {
+            settings
+                .entry(format!("subsystem {name}"))
+                .or_insert_with(|| command.trim().to_owned());
+        }
+    } else if CUMULATIVE.contains(&key.as_str()) {
+        settings
+            .entry(key)
+            .and_modify(|all| {
+                all.push(' ');
+                all.push_str(&value);
+            })
+            .or_insert(value);
+    } else {
+        settings.entry(key).or_insert(value);
+    }
 }
 
 /// The files a path with `*`, `?` wildcards names, sorted (as glob(3) gives them to sshd).
@@ -250,6 +276,52 @@ pub fn check_all(config: &SshdConfig, mode: Mode) -> Vec<Finding> {
             check_permit_user_environment(config),
             "sshd-permit-user-environment",
             "PermitUserEnvironment is off",
+        ));
+        out.extend(or_ok(
+            check_accept_env(config),
+            "sshd-accept-env",
+            "AcceptEnv lets no client variable steer the helper or the shell that starts it",
+        ));
+    }
+    out
+}
+
+/// The global settings (scope `""`) and each `Match` block's (scope `" in `Match ...``"`), for
+/// messages that say where a line is.
+fn scopes(config: &SshdConfig) -> impl Iterator<Item = (String, &Settings)> {
+    std::iter::once((String::new(), &config.global)).chain(
+        config
+            .blocks
+            .iter()
+            .map(|b| (format!(" in `Match {}`", b.criteria), &b.settings)),
+    )
+}
+
+/// `sshield login` runs sftp-server for `internal-sftp` only with the config's
+/// `sftp_server_args`, and refuses when sshd's `Subsystem sftp internal-sftp ...` gives others.
+pub fn check_sftp_args(config: &SshdConfig, sftp_server_args: &[String]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (scope, settings) in scopes(config) {
+        let Some(command) = settings.get("subsystem sftp") else {
+            continue;
+        };
+        let mut words = command.split_whitespace();
+        if words.next() != Some("internal-sftp") {
+            continue;
+        }
+        let given: Vec<String> = words.map(str::to_owned).collect();
+        if given == sftp_server_args {
+            continue;
+        }
+        out.push(Finding::new(
+            Severity::Error,
+            "sshd-sftp-args",
+            format!(
+                "sshd_config{scope}: `Subsystem sftp {command}` gives internal-sftp {given:?}, \
+                 but the config's sftp_server_args is {sftp_server_args:?}: sshield login runs \
+                 no sftp-server for it, so every sftp session through the ForceCommand is refused"
+            ),
+            format!("set sftp_server_args = {given:?} in the config"),
         ));
     }
     out
@@ -486,6 +558,59 @@ pub fn check_permit_user_environment(config: &SshdConfig) -> Vec<Finding> {
     )]
 }
 
+/// Client variables that take over `sshield login` before it asks for a code, one example
+/// name each: the helper's config (older helpers read it, issue 9 item 5), the dynamic
+/// loader's (`LD_PRELOAD` runs the user's code inside the helper), and the shell sshd starts
+/// the ForceCommand with (`bash -c` sources `BASH_ENV`, imports functions from `BASH_FUNC_*`,
+/// even one named `/usr/bin/sshield`; `sh` reads `ENV`).
+const STEERING: &[(&str, &str)] = &[
+    ("SSHIELD_CONFIG", "SSHIELD_CONFIG"),
+    ("LD_PRELOAD", "LD_*"),
+    ("LD_LIBRARY_PATH", "LD_*"),
+    ("LD_AUDIT", "LD_*"),
+    ("BASH_ENV", "BASH_ENV"),
+    ("BASH_FUNC_sshield%%", "BASH_FUNC_*"),
+    ("ENV", "ENV"),
+];
+
+/// `AcceptEnv` patterns that let the client set a [`STEERING`] variable.
+pub fn check_accept_env(config: &SshdConfig) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (scope, settings) in scopes(config) {
+        let Some(patterns) = settings.get("acceptenv") else {
+            continue;
+        };
+        let mut matched: Vec<String> = Vec::new();
+        for pattern in patterns.split_whitespace() {
+            let steers: Vec<&str> = STEERING
+                .iter()
+                .filter(|(name, _)| wildcard(pattern, name))
+                .map(|(_, family)| *family)
+                .collect();
+            if !steers.is_empty() {
+                let mut families = steers;
+                families.dedup();
+                matched.push(format!("{pattern} (matches {})", families.join(", ")));
+            }
+        }
+        if matched.is_empty() {
+            continue;
+        }
+        out.push(Finding::new(
+            Severity::Error,
+            "sshd-accept-env",
+            format!(
+                "sshd_config: AcceptEnv{scope} lets the client set {} with ForceCommand sshield \
+                 login: those variables run the client's code, or the client's config, before \
+                 the helper asks for a code",
+                matched.join(", ")
+            ),
+            "name only the variables clients need, e.g. `AcceptEnv LANG LC_* SSHIELD_CODE`",
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -587,6 +712,74 @@ mod tests {
         let c = parse("ForceCommand sshield login\nAllowTcpForwarding no\n");
         assert_eq!(check_forwarding(&c)[0].severity, Severity::Warn);
         assert!(!is_sshield_login("/usr/bin/login"));
+    }
+
+    #[test]
+    fn accept_env_patterns_that_steer_the_helper() {
+        for (lines, blamed) in [
+            ("AcceptEnv LANG LC_*\nAcceptEnv SSHIELD_CODE\n", None),
+            (
+                "AcceptEnv LANG LC_*\nAcceptEnv SSHIELD_*\n",
+                Some("SSHIELD_* (matches SSHIELD_CONFIG)"),
+            ),
+            ("AcceptEnv LD_PRELOAD\n", Some("LD_PRELOAD (matches LD_*)")),
+            ("AcceptEnv L*\n", Some("L* (matches LD_*)")),
+            (
+                "AcceptEnv BASH_*\n",
+                Some("BASH_* (matches BASH_ENV, BASH_FUNC_*)"),
+            ),
+            (
+                "AcceptEnv *\n",
+                Some("* (matches SSHIELD_CONFIG, LD_*, BASH_ENV, BASH_FUNC_*, ENV)"),
+            ),
+            (
+                "Match User bob\n  AcceptEnv ENV\n",
+                Some("in `Match User bob` lets the client set ENV (matches ENV)"),
+            ),
+            ("AcceptEnv ENVIRONMENT LDAP_URI\n", None),
+        ] {
+            let found = check_accept_env(&parse(lines));
+            match blamed {
+                None => assert!(found.is_empty(), "{lines:?}: {found:?}"),
+                Some(text) => {
+                    assert_eq!(found.len(), 1, "{lines:?}: {found:?}");
+                    assert!(
+                        found[0].message.contains(text),
+                        "{lines:?}: {}",
+                        found[0].message
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sftp_subsystem_arguments_against_the_config() {
+        let read_only = ["-R".to_owned()];
+        for (lines, configured, blamed) in [
+            ("Subsystem sftp internal-sftp -R\n", &read_only[..], false),
+            ("Subsystem sftp internal-sftp\n", &[][..], false),
+            (
+                "Subsystem sftp /usr/lib/openssh/sftp-server -R\n",
+                &[][..],
+                false,
+            ),
+            ("Subsystem sftp internal-sftp -R\n", &[][..], true),
+            (
+                "Subsystem other x\nSubsystem sftp internal-sftp -R\n",
+                &[][..],
+                true,
+            ),
+            ("Subsystem sftp internal-sftp\n", &read_only[..], true),
+            (
+                "Match User bob\n  Subsystem sftp internal-sftp -l INFO\n",
+                &[][..],
+                true,
+            ),
+        ] {
+            let found = check_sftp_args(&parse(lines), configured);
+            assert_eq!(found.len(), usize::from(blamed), "{lines:?}: {found:?}");
+        }
     }
 
     #[test]

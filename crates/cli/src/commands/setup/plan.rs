@@ -35,9 +35,10 @@ pub struct Wanted {
     pub first_factor: FirstFactor,
     /// The PAM module as the line names it (`pam_sshield.so` or a full path).
     pub module: String,
-    /// The sshield config path; named in the PAM line and ForceCommand unless it's the default.
+    /// The sshield config path; named in the PAM line unless it's the default, and always in
+    /// the ForceCommand.
     pub config: PathBuf,
-    /// Whether `config` is the default path (then the lines need not name it).
+    /// Whether `config` is the default path (then the PAM line need not name it).
     pub config_is_default: bool,
     /// The `sshield` binary the ForceCommand runs.
     pub sshield_binary: PathBuf,
@@ -84,14 +85,13 @@ pub fn sshd_lines(w: &Wanted) -> Result<Vec<String>, PlanError> {
         ],
         (SetupMode::Forcecommand, _) => {
             let binary = word(&w.sshield_binary, "the sshield binary")?;
-            let command = if w.config_is_default {
-                format!("ForceCommand {binary} login")
-            } else {
-                format!(
-                    "ForceCommand {binary} --config {} login",
-                    word(&w.config, "the config path")?
-                )
-            };
+            // Always with --config, the default path too: the helper must never take its
+            // config from anywhere the client can reach (issue 9, item 5: `SSHIELD_CONFIG`
+            // through `AcceptEnv SSHIELD_*`).
+            let command = format!(
+                "ForceCommand {binary} --config {} login",
+                word(&w.config, "the config path")?
+            );
             vec![
                 "AuthenticationMethods publickey".to_owned(),
                 command,
@@ -624,6 +624,15 @@ Subsystem\tsftp\t/usr/lib/openssh/sftp-server
         };
         let text = drop_in(&w).unwrap();
         assert!(text.contains("\nForceCommand /usr/bin/sshield --config /srv/s.toml login\n"));
+        // The default path is named too: the helper never looks anywhere else.
+        let default = Wanted {
+            config: sshield_core::config::DEFAULT_CONFIG_PATH.into(),
+            config_is_default: true,
+            ..w.clone()
+        };
+        assert!(drop_in(&default).unwrap().contains(
+            "\nForceCommand /usr/bin/sshield --config /etc/sshield/sshield.toml login\n"
+        ));
         assert!(text.contains("\nDisableForwarding yes\n"));
         assert!(text.contains("\nAuthenticationMethods publickey\n"));
         assert!(!text.contains("UsePAM"));
