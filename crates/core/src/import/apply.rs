@@ -371,9 +371,11 @@ mod tests {
         engine.decide(&Attempt {
             user,
             source: None,
+            source_name: None,
             service: "test",
             response: &response,
             first_factor: None,
+            first_factor_passed: false,
             now: UnixTime(now),
         })
     }
