@@ -406,21 +406,18 @@ impl RecordStore {
         Ok(value)
     }
 
-    /// Removes every file in `slot`'s directory but the slot's own record and lock file (and
-    /// temporary files of writers that may still be running). We hold the slot's lock.
+    /// Removes every file in `slot`'s directory but the slot's own record and lock file. We
+    /// hold the slot's lock, so a temporary file of the slot is a dead writer's.
     fn remove_strays(&self, slot: &Slot<'_>) -> Result<(), StoreError> {
         let keep = [slot.path(), slot.lock_path()];
-        let tmp_prefix = format!(".{}.tmp.", slot.stem);
         let entries = fs::read_dir(slot.dir).map_err(|e| StoreError::io("list", slot.dir, e))?;
         for entry in entries {
             let entry = entry.map_err(|e| StoreError::io("list", slot.dir, e))?;
             let path = entry.path();
-            let name = entry.file_name();
             let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            if is_dir || keep.contains(&path) || name.to_string_lossy().starts_with(&tmp_prefix) {
-                continue;
+            if !is_dir && !keep.contains(&path) {
+                self.remove_if_present(&path)?;
             }
-            self.remove_if_present(&path)?;
         }
         Ok(())
     }

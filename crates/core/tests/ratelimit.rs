@@ -410,6 +410,8 @@ fn per_address_files_of_an_older_version_are_removed() {
         .unwrap();
         fs::write(dir.join(format!(".10.0.0.{i}.lock")), "").unwrap();
     }
+    // And a temporary file of a writer that died before its rename.
+    fs::write(dir.join(".table.tmp.99999999"), "half").unwrap();
     let e = engine(&s, "");
     login(&e, "nobody", at(HOME), "123456", T);
     assert_eq!(files_in(&dir), [".table.lock", "table.toml"]);
