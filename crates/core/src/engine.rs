@@ -118,8 +118,9 @@ pub enum DenyReason {
     Replayed,
     /// The user's authenticators are bound to SSH keys this login did not use.
     FirstFactor,
-    /// Too many failures: this user from this address, or this address, is locked out until
-    /// the given time (Unix seconds). The code was not even checked.
+    /// Too many failures: this user's bucket for this source (its own if familiar, else the
+    /// one every unfamiliar source shares), or this source over all users, is locked until the
+    /// given time (Unix seconds); docs/ratelimit.md. The code was not even checked.
     Locked {
         /// When the lock ends.
         until: u64,
@@ -379,24 +380,28 @@ impl Engine {
         self.store.load_sources().ok()?.locked(key, now)
     }
 
-    /// A denial, and its delay. Every denial but a store error counts against its source,
-    /// and the delay grows with the source's count alone, so an enrolled and an unenrolled
-    /// name, a wrong code and a lock, all answer alike. A local login (no source) always
-    /// waits `delay`. A count that could not be written waits the longest delay: a broken
-    /// store must never mean "no count and no delay".
+    /// A denial, and its delay. Every denial counts against its source, and the delay grows
+    /// with the source's count alone, so an enrolled and an unenrolled name, a wrong code and
+    /// a lock, all answer alike. A local login (no source) waits `delay`. A store error, or a
+    /// count that could not be written, waits the longest delay: a broken store must never
+    /// mean "no count and no delay".
     fn denied(&self, attempt: &Attempt<'_>, origin: &Origin, reason: DenyReason) -> Outcome {
         let limits = &self.rate_limit;
-        let delay = match (&reason, origin.remote()) {
-            _ if !limits.enabled => Duration::ZERO,
-            (DenyReason::Store(_), _) => ratelimit::longest_delay(limits),
-            (_, None) => ratelimit::delay_after(1, limits),
-            (_, Some(key)) => {
+        let store_error = matches!(reason, DenyReason::Store(_));
+        let count = match origin.remote() {
+            _ if !limits.enabled => 0,
+            None => 1,
+            Some(key) => {
                 let now = attempt.now.0;
-                match self.store.update_sources(|t| t.failed(key, now, limits)) {
-                    Ok(count) => ratelimit::delay_after(count, limits),
-                    Err(_) => ratelimit::longest_delay(limits),
-                }
+                self.store
+                    .update_sources(|t| t.failed(key, now, limits))
+                    .unwrap_or(u32::MAX)
             }
+        };
+        let delay = if store_error {
+            ratelimit::longest_delay(limits)
+        } else {
+            ratelimit::delay_after(count, limits)
         };
         Outcome {
             decision: Decision::Deny(reason),

@@ -277,6 +277,8 @@ delay = \"1s\"\n",
     let o = login(&e, "alice", at(HOME), &phone.at(T), T);
     assert_eq!(reason(&o), "store-error");
     assert_eq!(o.delay, Duration::from_secs(8));
+    // And it still counts against its source: the wrong code before it, and itself.
+    assert_eq!(s.store.load_sources().unwrap().sources[HOME].count, 2);
     fs::remove_file(&state).unwrap();
     // The per-source table cannot be written (its directory is a file): the wrong code is
     // refused, with the longest delay.
