@@ -175,9 +175,11 @@ fn decide_one(engine: &Engine, now: UnixTime, response: &Response) -> bool {
     let attempt = Attempt {
         user: USER,
         source: None,
+        source_name: None,
         service: "sshd",
         response,
         first_factor: None,
+        first_factor_passed: false,
         now,
     };
     engine.decide(black_box(&attempt)).is_allow()

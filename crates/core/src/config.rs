@@ -167,16 +167,23 @@ impl Default for Policy {
     }
 }
 
-/// Failure counting: per (user, source address), so an attacker elsewhere cannot lock a user
-/// out, and per source address, so one address cannot try many users.
+/// Failure counting and lockout (docs/ratelimit.md): per user, one budget for each familiar
+/// source and one shared by all other sources, so moving between addresses wins a guesser
+/// nothing and a guesser elsewhere cannot lock the owner out of home; per source, over all
+/// users, so one address cannot try many users.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimit {
     /// Counting on or off.
     pub enabled: bool,
-    /// Failures of one user from one address within `within` that lock that pair.
+    /// Failures of one user within `within`, in one bucket (a familiar source, all unfamiliar
+    /// sources together, or local logins), that lock that bucket for `lockout`.
     pub max_failures: u32,
-    /// Failures from one address, over all users, within `within` that lock the address.
+    /// Failures of one user in one bucket within a day that lock the bucket until that day's
+    /// window ends; 0 turns the daily budget off.
+    pub max_failures_per_day: u32,
+    /// Failures from one address, over all users, within `within` that lock the address (for
+    /// logins from sources the user is not familiar with that have not shown a first factor).
     pub source_max_failures: u32,
     /// The counting window.
     #[serde(deserialize_with = "de::duration")]
@@ -187,6 +194,10 @@ pub struct RateLimit {
     /// The delay after the first failure; it doubles with each further one, up to 8 times.
     #[serde(deserialize_with = "de::duration")]
     pub delay: Duration,
+    /// How many sources a user passed from recently are *familiar*, each with its own budget.
+    pub familiar_sources: u32,
+    /// IPv6 sources are counted per network of this many bits (anyone holds a whole /64).
+    pub ipv6_prefix: u8,
 }
 
 impl Default for RateLimit {
@@ -194,10 +205,13 @@ impl Default for RateLimit {
         Self {
             enabled: true,
             max_failures: 5,
+            max_failures_per_day: 20,
             source_max_failures: 20,
             within: Duration::from_secs(15 * 60),
             lockout: Duration::from_secs(15 * 60),
             delay: Duration::from_secs(1),
+            familiar_sources: 8,
+            ipv6_prefix: 64,
         }
     }
 }
@@ -369,32 +383,41 @@ impl Config {
             config.socket = base.join(&config.socket);
         }
         if !(1..=10).contains(&config.login_tries) {
-            return Err(ConfigError::Invalid {
-                path: path.to_owned(),
-                line: line_of_setting(text, "login_tries"),
-                message: format!(
+            return Err(setting_error(
+                text,
+                path,
+                "login_tries",
+                format!(
                     "login_tries = {} is out of range; use 1 to 10 (3 is usual)",
                     config.login_tries
                 ),
-            });
+            ));
         }
         if config.login_timeout.is_zero() {
-            return Err(ConfigError::Invalid {
-                path: path.to_owned(),
-                line: line_of_setting(text, "login_timeout"),
-                message: "login_timeout = \"0s\" would refuse every login; write e.g. \"60s\""
-                    .to_owned(),
-            });
+            return Err(setting_error(
+                text,
+                path,
+                "login_timeout",
+                "login_timeout = \"0s\" would refuse every login; write e.g. \"60s\"".to_owned(),
+            ));
         }
         if config.policy.window > 10 {
-            return Err(ConfigError::Invalid {
-                path: path.to_owned(),
-                line: line_of_setting(text, "window"),
-                message: format!(
+            return Err(setting_error(text, path, "window", format!(
                     "policy.window = {} accepts codes up to {} steps away; use 0 to 10 (1 is usual)",
                     config.policy.window, config.policy.window
-                ),
-            });
+                )));
+        }
+        if !(1..=128).contains(&config.rate_limit.ipv6_prefix) {
+            return Err(setting_error(text, path, "ipv6_prefix", format!(
+                    "rate_limit.ipv6_prefix = {} is not a prefix length; use 1 to 128 (64 is usual)",
+                    config.rate_limit.ipv6_prefix
+                )));
+        }
+        if config.rate_limit.familiar_sources > 64 {
+            return Err(setting_error(text, path, "familiar_sources", format!(
+                    "rate_limit.familiar_sources = {} gives that many sources a budget of their own; use 0 to 64 (8 is usual)",
+                    config.rate_limit.familiar_sources
+                )));
         }
         Ok(config)
     }
@@ -402,6 +425,15 @@ impl Config {
     /// The record store this config names.
     pub fn record_store(&self) -> RecordStore {
         RecordStore::new(&self.store)
+    }
+}
+
+/// The error for a setting `key` whose value is out of range, at the line that sets it.
+fn setting_error(text: &str, path: &Path, key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        path: path.to_owned(),
+        line: line_of_setting(text, key),
+        message: message.into(),
     }
 }
 
@@ -539,5 +571,38 @@ mod tests {
         );
         let e = Config::parse("[policy]\nwindow = 50\n", Path::new("/c.toml")).unwrap_err();
         assert!(e.to_string().starts_with("/c.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn rate_limit_keys_of_older_configs_still_load_and_new_ones_are_checked() {
+        let old = "[rate_limit]\nenabled = true\nmax_failures = 5\nsource_max_failures = 20\n\
+                   within = \"15m\"\nlockout = \"15m\"\ndelay = \"1s\"\n";
+        let c = Config::parse(old, Path::new("/c.toml")).unwrap();
+        assert_eq!(c.rate_limit.max_failures_per_day, 20);
+        assert_eq!(c.rate_limit.familiar_sources, 8);
+        assert_eq!(c.rate_limit.ipv6_prefix, 64);
+        let new =
+            "[rate_limit]\nmax_failures_per_day = 0\nfamiliar_sources = 3\nipv6_prefix = 56\n";
+        let c = Config::parse(new, Path::new("/c.toml")).unwrap();
+        assert_eq!(
+            (
+                c.rate_limit.max_failures_per_day,
+                c.rate_limit.familiar_sources,
+                c.rate_limit.ipv6_prefix
+            ),
+            (0, 3, 56)
+        );
+        for (text, line) in [
+            ("[rate_limit]\nipv6_prefix = 0\n", 2),
+            ("[rate_limit]\n\nipv6_prefix = 129\n", 3),
+            ("[rate_limit]\nfamiliar_sources = 1000\n", 2),
+        ] {
+            let e = Config::parse(text, Path::new("/c.toml")).unwrap_err();
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("/c.toml:{line}: rate_limit.")),
+                "{e}"
+            );
+        }
     }
 }

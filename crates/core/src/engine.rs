@@ -19,7 +19,7 @@ use crate::config::{Config, Policy, RateLimit};
 use crate::first_factor::FirstFactor;
 use crate::log::Subject;
 use crate::policy::{self, Requirement};
-use crate::ratelimit::{self, FailureCount};
+use crate::ratelimit::{self, Origin, UserLimits};
 use crate::record::{Authenticator, TokenKind, TokenUsage, UserRecord};
 use crate::store::{Change, RecordStore, StoreError};
 use crate::time::UnixTime;
@@ -53,12 +53,19 @@ pub struct Attempt<'a> {
     pub user: &'a str,
     /// From where, if known (sshd's rhost).
     pub source: Option<IpAddr>,
+    /// What the front end was told of the source when it is no address (sshd with
+    /// `UseDNS yes` puts a host name in `PAM_RHOST`): a remote login all the same, counted
+    /// under that name and never with local logins.
+    pub source_name: Option<&'a str>,
     /// The PAM service or front end (`sshd`, `sudo`, `cli`).
     pub service: &'a str,
     /// What was typed.
     pub response: &'a Response,
     /// sshd's `SSH_AUTH_INFO_0` (the first factor), where the front end has it.
     pub first_factor: Option<&'a str>,
+    /// The front end knows a first factor passed before this code was asked, without
+    /// `first_factor` to show it: the login helper runs after sshd's authentication ended.
+    pub first_factor_passed: bool,
     /// The time of the attempt.
     pub now: UnixTime,
 }
@@ -111,8 +118,9 @@ pub enum DenyReason {
     Replayed,
     /// The user's authenticators are bound to SSH keys this login did not use.
     FirstFactor,
-    /// Too many failures: this user from this address, or this address, is locked out until
-    /// the given time (Unix seconds). The code was not even checked.
+    /// Too many failures: this user's bucket for this source (its own if familiar, else the
+    /// one every unfamiliar source shares), or this source over all users, is locked until the
+    /// given time (Unix seconds); docs/ratelimit.md. The code was not even checked.
     Locked {
         /// When the lock ends.
         until: u64,
@@ -273,9 +281,10 @@ impl Engine {
         self.check(attempt).decision
     }
 
-    /// [`Engine::decide`], with the delay to apply before answering a failure. Failures are
-    /// counted per (user, source) and per source, and locks enforced, when rate limiting is
-    /// on.
+    /// [`Engine::decide`], with the delay to apply before answering a failure. When rate
+    /// limiting is on, failures are counted and locks enforced per user (one bucket per
+    /// familiar source, one for every other source, one for local logins) and per source
+    /// over all users (docs/ratelimit.md).
     ///
     /// The record is that of the account the name stands for ([`accounts::account_name`]). If
     /// the name service fails, the name is taken as typed: a check never lets a name without
@@ -288,34 +297,44 @@ impl Engine {
         };
         let limits = &self.rate_limit;
         let now = attempt.now.0;
-        if let Some(until) = self.source_lock(attempt.source, now) {
-            return self.denied(attempt, DenyReason::Locked { until }, 0);
-        }
+        let origin = Origin::of(attempt.source, attempt.source_name, limits);
+        // The lock on a source over all users is for logins that show nothing better than
+        // the address (docs/ratelimit.md, "Shared addresses"): one address can be a NAT, a
+        // bastion or an `ssh -J` jump host, and with `forward_pass` the code is checked before
+        // any password, so anyone can fill the address's count.
+        let shown_first_factor = attempt.first_factor_passed
+            || attempt
+                .first_factor
+                .map(FirstFactor::parse)
+                .is_some_and(|f| !f.methods.is_empty());
+        let unenrolled = || match self.source_lock(&origin, shown_first_factor, now) {
+            Some(until) => DenyReason::Locked { until },
+            None => DenyReason::NotEnrolled,
+        };
         let user = match UserName::new(attempt.user) {
             Ok(u) => u,
             // A name that cannot have a record is simply not enrolled.
-            Err(_) => return self.denied(attempt, DenyReason::NotEnrolled, 1),
+            Err(_) => return self.denied(attempt, &origin, unenrolled()),
         };
         // Look before locking: a guessed user name must not leave a lock file behind.
         match self.store.has_record(&user) {
-            Ok(false) => return self.denied(attempt, DenyReason::NotEnrolled, 1),
+            Ok(false) => return self.denied(attempt, &origin, unenrolled()),
             Ok(true) => {}
-            Err(e) => return self.denied(attempt, DenyReason::Store(e), 0),
+            Err(e) => return self.denied(attempt, &origin, DenyReason::Store(e)),
         }
-        let key = attempt
-            .source
-            .map(policy::source_key)
-            .unwrap_or_else(|| NO_SOURCE.to_owned());
         let result = self.store.update(&user, |slot| {
             let Some(record) = slot.as_mut() else {
-                return Ok((Change::Keep, (Decision::Deny(DenyReason::NotEnrolled), 1)));
+                return Ok((Change::Keep, Decision::Deny(DenyReason::NotEnrolled)));
             };
             if limits.enabled {
-                if let Some(until) = record.usage.failures.get(&key).and_then(|f| f.locked(now)) {
-                    return Ok((
-                        Change::Keep,
-                        (Decision::Deny(DenyReason::Locked { until }), 0),
-                    ));
+                let buckets = user_limits(record);
+                let lock = buckets.locked(&origin, now).or_else(|| {
+                    let familiar = buckets.is_familiar(&origin);
+                    self.source_lock(&origin, shown_first_factor || familiar, now)
+                });
+                if let Some(until) = lock {
+                    let locked = Decision::Deny(DenyReason::Locked { until });
+                    return Ok((Change::Keep, locked));
                 }
             }
             let first = attempt
@@ -335,7 +354,7 @@ impl Engine {
                 true,
             );
             if decision.is_allow() {
-                record.usage.failures.remove(&key);
+                user_limits(record).succeeded(&origin, now, limits);
                 if !self.policy.remember.is_zero() {
                     if let Some(source) = attempt.source {
                         let until = now.saturating_add(self.policy.remember.as_secs());
@@ -347,75 +366,77 @@ impl Engine {
                 }
                 record.usage.remembered.retain(|_, until| *until > now);
                 // Only `[usage]` changed: one in-place write.
-                return Ok((Change::SaveUsage, (decision, 0)));
+                return Ok((Change::SaveUsage, decision));
             }
             let counts = matches!(
                 &decision,
                 Decision::Deny(DenyReason::WrongCode | DenyReason::Replayed)
             );
             if !(limits.enabled && counts) {
-                return Ok((Change::Keep, (decision, 0)));
+                return Ok((Change::Keep, decision));
             }
-            record.usage.failures.retain(|_, f| !f.expired(now, limits));
-            let count = record
-                .usage
-                .failures
-                .entry(key.clone())
-                .or_default()
-                .record(now, limits.max_failures, limits);
-            Ok::<_, StoreError>((Change::SaveUsage, (decision, count)))
+            user_limits(record).failed(&origin, now, limits);
+            Ok::<_, StoreError>((Change::SaveUsage, decision))
         });
         match result {
-            Ok((decision @ Decision::Allow(_), _)) => Outcome {
+            Ok(decision @ Decision::Allow(_)) => Outcome {
                 decision,
                 delay: Duration::ZERO,
             },
-            Ok((Decision::Deny(reason), pair_count)) => self.denied(attempt, reason, pair_count),
-            Err(e) => self.denied(attempt, DenyReason::Store(e), 0),
+            Ok(Decision::Deny(reason)) => self.denied(attempt, &origin, reason),
+            Err(e) => self.denied(attempt, &origin, DenyReason::Store(e)),
         }
     }
 
-    /// The lock on a source address in force at `now`, if any.
-    fn source_lock(&self, source: Option<IpAddr>, now: u64) -> Option<u64> {
-        if !self.rate_limit.enabled {
+    /// The lock on `origin` over all users in force at `now`, unless `exempt` (the login
+    /// showed a first factor, or comes from a source familiar to its user).
+    fn source_lock(&self, origin: &Origin, exempt: bool, now: u64) -> Option<u64> {
+        if !self.rate_limit.enabled || exempt {
             return None;
         }
-        // An unreadable source file must not lock everyone out from that address, nor hide
-        // a lock: the per-pair count in the user's record still applies.
-        let state = self.store.load_source(source?).ok()??;
-        state.locked(now)
+        let key = origin.remote()?;
+        // An unreadable table must not lock everyone out from every address, nor hide a
+        // lock: the user's own buckets still apply.
+        self.store.load_sources().ok()?.locked(key, now)
     }
 
-    /// A denial: counts it against the source address (for failures a guesser causes) and
-    /// computes the delay from the larger of the pair's and the source's counts.
-    fn denied(&self, attempt: &Attempt<'_>, reason: DenyReason, pair_count: u32) -> Outcome {
+    /// A denial, and its delay. Every denial counts against its source, and the delay grows
+    /// with the source's count alone, so an enrolled and an unenrolled name, a wrong code and
+    /// a lock, all answer alike. A local login (no source) waits `delay`. A store error, or a
+    /// count that could not be written, waits the longest delay: a broken store must never
+    /// mean "no count and no delay".
+    fn denied(&self, attempt: &Attempt<'_>, origin: &Origin, reason: DenyReason) -> Outcome {
         let limits = &self.rate_limit;
-        let guess = matches!(
-            reason,
-            DenyReason::WrongCode | DenyReason::Replayed | DenyReason::NotEnrolled
-        );
-        let mut count = pair_count;
-        if let (true, true, Some(source)) = (limits.enabled, guess, attempt.source) {
-            let now = attempt.now.0;
-            let source_count = self.store.update_source(source, |state| {
-                let f = state.get_or_insert_with(FailureCount::default);
-                f.record(now, limits.source_max_failures, limits)
-            });
-            // The per-source count only slows an address that tries many users; the delay
-            // still follows the pair's own count when that is higher.
-            if let Ok(n) = source_count {
-                count = count.max(n / limits.max_failures.max(1));
+        let store_error = matches!(reason, DenyReason::Store(_));
+        let count = match origin.remote() {
+            _ if !limits.enabled => 0,
+            None => 1,
+            Some(key) => {
+                let now = attempt.now.0;
+                self.store
+                    .update_sources(|t| t.failed(key, now, limits))
+                    .unwrap_or(u32::MAX)
             }
-        }
+        };
+        let delay = if store_error {
+            ratelimit::longest_delay(limits)
+        } else {
+            ratelimit::delay_after(count, limits)
+        };
         Outcome {
             decision: Decision::Deny(reason),
-            delay: ratelimit::delay_after(count, limits),
+            delay,
         }
     }
 }
 
-/// The key for failures from an unknown source (a local login, `sshield verify`).
-const NO_SOURCE: &str = "local";
+/// The rate-limit state in `record`'s login state.
+fn user_limits(record: &mut UserRecord) -> UserLimits<'_> {
+    UserLimits {
+        failures: &mut record.usage.failures,
+        familiar: &mut record.usage.familiar,
+    }
+}
 
 /// Tries `response` on `record`'s authenticators selected by `eligible`, then (if
 /// `backup_codes`) on its backup codes, and records the use in `record` on success. Shared by logins and by confirmation

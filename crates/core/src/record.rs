@@ -246,9 +246,14 @@ pub struct Usage {
     /// How it was passed: `totp`, `hotp` or `backup`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_method: Option<String>,
-    /// Recent failures per source address (`unknown` when there is none).
+    /// Recent failures per bucket: a familiar source, `unfamiliar` (every other source) or
+    /// `local` (docs/ratelimit.md). Bounded: at most `familiar_sources` + 2 entries.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub failures: BTreeMap<String, FailureCount>,
+    /// Sources this user passed a second factor from, and when last (Unix seconds): each has
+    /// a failure budget of its own. The `familiar_sources` most recent are kept.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub familiar: BTreeMap<String, u64>,
     /// Source addresses that passed recently, and until when they are not asked again.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub remembered: BTreeMap<String, u64>,
@@ -263,6 +268,7 @@ impl Usage {
             && self.last_success.is_none()
             && self.last_method.is_none()
             && self.failures.is_empty()
+            && self.familiar.is_empty()
             && self.remembered.is_empty()
     }
 }

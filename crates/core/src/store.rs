@@ -20,7 +20,6 @@
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -28,7 +27,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use crate::ratelimit::FailureCount;
+use crate::ratelimit::SourceTable;
 
 use crate::login_state;
 use crate::record::{Usage, UserRecord, OLDEST_RECORD_VERSION, RECORD_VERSION};
@@ -39,7 +38,7 @@ const MAX_RECORD_BYTES: u64 = 1 << 20;
 const RECORD_SUFFIX: &str = ".toml";
 /// A user's login-state file is `.USER.state`.
 const STATE_SUFFIX: &str = ".state";
-/// Per-source-address failure counts live in this subdirectory of the store.
+/// The per-source failure table lives in this subdirectory of the store.
 const SOURCES_DIR: &str = ".sources";
 
 /// A directory of user records.
@@ -360,30 +359,29 @@ impl RecordStore {
         self.replace_file(slot, &path, &bytes)
     }
 
-    /// The failure count kept for a source address (over all users), if any.
-    pub fn load_source(&self, source: IpAddr) -> Result<Option<FailureCount>, StoreError> {
+    /// The per-source failure table (over all users); empty if there is none. Takes no lock:
+    /// the table is only ever replaced whole.
+    pub fn load_sources(&self) -> Result<SourceTable, StoreError> {
         let dir = self.sources_dir();
-        let key = source_file_stem(source);
-        let slot = Slot {
-            dir: &dir,
-            stem: &key,
-        };
         match fs::symlink_metadata(&dir) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(SourceTable::default()),
             _ => self.check_subdir(&dir)?,
         }
-        match self.read_text(&slot)? {
-            Some((text, path)) => parse_toml(&text, &path).map(Some),
-            None => Ok(None),
+        match self.read_text(&sources_slot(&dir))? {
+            Some((text, path)) => parse_toml(&text, &path),
+            None => Ok(SourceTable::default()),
         }
     }
 
-    /// Locks a source address's failure count and lets `change` edit it; `None` afterwards
-    /// deletes the file, so addresses that stopped failing leave nothing behind.
-    pub fn update_source<T>(
+    /// Locks the per-source table and lets `change` edit it; writes it back if it changed.
+    ///
+    /// The table is one file of bounded size (see [`crate::ratelimit::MAX_SOURCES`]) under one
+    /// lock file. Files an older version kept per address in the same directory (one record
+    /// and one lock file per address, never removed: 5 000 guessing addresses left 9 954
+    /// files) are removed here.
+    pub fn update_sources<T>(
         &self,
-        source: IpAddr,
-        change: impl FnOnce(&mut Option<FailureCount>) -> T,
+        change: impl FnOnce(&mut SourceTable) -> T,
     ) -> Result<T, StoreError> {
         self.check_dir()?;
         let dir = self.sources_dir();
@@ -393,25 +391,35 @@ impl RecordStore {
             }
         }
         self.check_subdir(&dir)?;
-        let key = source_file_stem(source);
-        let slot = Slot {
-            dir: &dir,
-            stem: &key,
-        };
+        let slot = sources_slot(&dir);
         let _lock = self.lock(&slot)?;
-        let mut state = match self.read_text(&slot)? {
-            Some((text, path)) => Some(parse_toml(&text, &path)?),
-            None => None,
+        let mut table: SourceTable = match self.read_text(&slot)? {
+            Some((text, path)) => parse_toml(&text, &path)?,
+            None => SourceTable::default(),
         };
-        let existed = state.is_some();
-        let before = state.clone();
-        let value = change(&mut state);
-        match &state {
-            Some(s) if Some(s) != before.as_ref() => self.write_toml(&slot, s)?,
-            None if existed => self.delete(&slot)?,
-            _ => {}
+        let before = table.clone();
+        let value = change(&mut table);
+        if table != before {
+            self.write_toml(&slot, &table)?;
         }
+        self.remove_strays(&slot)?;
         Ok(value)
+    }
+
+    /// Removes every file in `slot`'s directory but the slot's own record and lock file. We
+    /// hold the slot's lock, so a temporary file of the slot is a dead writer's.
+    fn remove_strays(&self, slot: &Slot<'_>) -> Result<(), StoreError> {
+        let keep = [slot.path(), slot.lock_path()];
+        let entries = fs::read_dir(slot.dir).map_err(|e| StoreError::io("list", slot.dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::io("list", slot.dir, e))?;
+            let path = entry.path();
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if !is_dir && !keep.contains(&path) {
+                self.remove_if_present(&path)?;
+            }
+        }
+        Ok(())
     }
 
     fn sources_dir(&self) -> PathBuf {
@@ -613,9 +621,9 @@ impl Slot<'_> {
     }
 }
 
-/// A source address as a file name: the canonical address with `:` as `_`.
-fn source_file_stem(source: IpAddr) -> String {
-    crate::policy::source_key(source).replace(':', "_")
+/// The per-source table: `.sources/table.toml`, locked through `.sources/.table.lock`.
+fn sources_slot(dir: &Path) -> Slot<'_> {
+    Slot { dir, stem: "table" }
 }
 
 fn open_nofollow(path: &Path, options: &mut OpenOptions) -> io::Result<File> {

@@ -42,9 +42,11 @@ fn check(e: &Engine, user: &str, source: &str, typed: &str, now: u64) -> Outcome
     e.check(&Attempt {
         user,
         source: ip(source),
+        source_name: None,
         service: "sshd",
         response: &response,
         first_factor: None,
+        first_factor_passed: false,
         now: UnixTime(now),
     })
 }
@@ -182,6 +184,10 @@ fn lockout_is_per_user_and_source_with_growing_delays_and_ends() {
         &s,
         "[rate_limit]\nmax_failures = 3\nwithin = \"10m\"\nlockout = \"5m\"\ndelay = \"1s\"\n",
     );
+    // The owner has logged in from ELSEWHERE before: a familiar source, with its own budget.
+    assert!(check(&e, "alice", ELSEWHERE, &phone.at(T - 60), T - 60)
+        .decision
+        .is_allow());
     let wrong = common::typo(&phone.at(T));
     let delays: Vec<Duration> = (0..3)
         .map(|i| {
@@ -200,7 +206,7 @@ fn lockout_is_per_user_and_source_with_growing_delays_and_ends() {
         matches!(o.decision, Decision::Deny(DenyReason::Locked { .. })),
         "{o:?}"
     );
-    // The owner, from elsewhere, is not locked out by the attacker.
+    // The owner, from a familiar source, is not locked out by the attacker.
     assert!(check(&e, "alice", ELSEWHERE, &phone.at(T + 10), T + 10)
         .decision
         .is_allow());
@@ -212,10 +218,13 @@ fn lockout_is_per_user_and_source_with_growing_delays_and_ends() {
 }
 
 #[test]
-fn a_success_resets_its_pair() {
+fn a_success_resets_its_familiar_source() {
     let s = TestStore::new();
     let phone = s.enroll("alice");
     let e = engine(&s, "[rate_limit]\nmax_failures = 3\n");
+    assert!(check(&e, "alice", OUTSIDE, &phone.at(T - 60), T - 60)
+        .decision
+        .is_allow());
     let wrong = common::typo(&phone.at(T));
     for i in 0..2 {
         check(&e, "alice", OUTSIDE, &wrong, T + i);
@@ -253,8 +262,9 @@ fn one_address_trying_many_users_is_locked_out() {
     assert!(check(&e, "alice", ELSEWHERE, &phone.at(T + 5), T + 5)
         .decision
         .is_allow());
-    // The address's file lives in the store, so it holds across processes.
-    assert!(s.dir().join(".sources").join("203.0.113.7.toml").exists());
+    // The address's count lives in the store, so it holds across processes.
+    let table = s.store.load_sources().unwrap();
+    assert!(table.locked(OUTSIDE, T + 5).is_some(), "{table:?}");
 }
 
 #[test]
@@ -282,9 +292,11 @@ fn check_after(e: &Engine, first: Option<&str>, typed: &str, now: u64) -> Decisi
     e.check(&Attempt {
         user: "alice",
         source: ip(OUTSIDE),
+        source_name: None,
         service: "sshd",
         response: &response,
         first_factor: first,
+        first_factor_passed: false,
         now: UnixTime(now),
     })
     .decision

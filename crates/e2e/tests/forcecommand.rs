@@ -365,7 +365,8 @@ fn tries_run_out_and_the_lockout_holds() {
     assert_eq!(out.code(), Some(1), "{out:?}");
     assert!(!marker.exists());
 
-    // A third failure locks this user from this address: even the right code is refused.
+    // A third failure locks this user from every source they never passed from (this one is
+    // such a source): even the right code is refused.
     let mut s = ssh(&sshd, &user).tty().command("touch marker").spawn();
     s.expect(PROMPT);
     s.send_line(&wrong(&code));

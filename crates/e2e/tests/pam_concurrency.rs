@@ -29,7 +29,7 @@ fn fifty_logins_racing_with_one_code_let_exactly_one_in() {
     }
     // Rate limits out of the way, so that every loser is refused for the replay alone.
     let sshield = Sshield::new(
-        "[rate_limit]\nmax_failures = 1000\nsource_max_failures = 1000\ndelay = \"0s\"",
+        "[rate_limit]\nmax_failures = 1000\nmax_failures_per_day = 0\nsource_max_failures = 1000\ndelay = \"0s\"",
     );
     // sshd's debug log would only slow 50 connections down.
     let sshd = Sshd::start(password_then_code_options(&sshield).config(["LogLevel INFO"]));

@@ -809,6 +809,11 @@ fn lockout_after_failures_and_its_release() {
     let sshd = start_password_then_code(&sshield);
     let user = User::create();
     let token = sshield.enroll(user.name());
+    // The owner logs in from 127.0.0.4: a familiar source from now on, with its own budget.
+    login(&sshd, &user, [user.password().to_owned(), token.code()])
+        .from("127.0.0.4")
+        .run()
+        .assert_success();
 
     for _ in 0..3 {
         login(
@@ -839,8 +844,8 @@ fn lockout_after_failures_and_its_release() {
         "too slow to tell a lock from its end"
     );
 
-    // The same code from elsewhere: the lock is on the (user, address) pair, so a guesser
-    // cannot lock the owner out.
+    // The same code from the owner's familiar address: a guesser elsewhere cannot lock the
+    // owner out of it (docs/ratelimit.md).
     login(&sshd, &user, [user.password(), &code])
         .from("127.0.0.4")
         .run()
@@ -865,6 +870,176 @@ fn lockout_after_failures_and_its_release() {
         &decision("allow", user.name(), "127.0.0.3", &sshd, "totp", "ok"),
     );
     assert_eq!(sshield.log_lines_with("reason=locked").len(), 1);
+}
+
+/// Issue 9 item 3: 20 guessing addresses, each with the right password, share one budget:
+/// the lock comes after `max_failures` of them, holds for any new address, and leaves the
+/// owner's familiar address open.
+#[test]
+fn rotating_source_addresses_share_one_budget() {
+    if !can_run() {
+        return;
+    }
+    let sshield = Sshield::new("[rate_limit]\nmax_failures = 3\ndelay = \"0s\"");
+    let sshd = start_password_then_code(&sshield);
+    let user = User::create();
+    let token = sshield.enroll(user.name());
+    login(&sshd, &user, [user.password().to_owned(), token.code()])
+        .from("127.0.0.2")
+        .run()
+        .assert_success();
+
+    for n in 10..30 {
+        login(
+            &sshd,
+            &user,
+            [user.password().to_owned(), token.wrong_code()],
+        )
+        .from(&format!("127.0.0.{n}"))
+        .run()
+        .assert_denied();
+    }
+    assert_eq!(sshield.log_lines_with("reason=wrong-code").len(), 3);
+    assert_eq!(sshield.log_lines_with("reason=locked").len(), 17);
+    // The right code from yet another address: refused unchecked.
+    login(&sshd, &user, [user.password().to_owned(), token.code()])
+        .from("127.0.0.40")
+        .run()
+        .assert_denied();
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision("deny", user.name(), "127.0.0.40", &sshd, "code", "locked"),
+    );
+    // From the owner's address: let in.
+    login(&sshd, &user, [user.password().to_owned(), token.code()])
+        .from("127.0.0.2")
+        .run()
+        .assert_success();
+}
+
+/// Issue 9 item 4: with `UseDNS yes` sshd puts a host name in PAM_RHOST (here `localhost`,
+/// from /etc/hosts). The module takes the address sshd also gives (SSH_CONNECTION), so the
+/// line names it for fail2ban, and the guesses never lock the owner's local logins.
+#[test]
+fn a_named_source_is_logged_by_address_and_never_locks_local_logins() {
+    if !can_run() {
+        return;
+    }
+    require_tool("pamtester", "apt-get install pamtester");
+    let sshield = Sshield::new("[rate_limit]\nmax_failures = 3\ndelay = \"0s\"");
+    let sshd = Sshd::start(password_then_code_options(&sshield).config(["UseDNS yes"]));
+    let local = sshield.auth_line("");
+    let sudo = PamService::create(
+        "sudo",
+        [
+            "auth required pam_permit.so",
+            local.as_str(),
+            "account required pam_permit.so",
+        ],
+    );
+    let user = User::create();
+    let token = sshield.enroll(user.name());
+
+    for _ in 0..3 {
+        login(
+            &sshd,
+            &user,
+            [user.password().to_owned(), token.wrong_code()],
+        )
+        .from("127.0.0.1")
+        .run()
+        .assert_denied();
+    }
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision(
+            "deny",
+            user.name(),
+            "127.0.0.1",
+            &sshd,
+            "code",
+            "wrong-code",
+        ),
+    );
+    assert!(
+        sshield.log_lines_with("rhost=-").is_empty(),
+        "{:#?}",
+        sshield.log_lines()
+    );
+    login(&sshd, &user, [user.password().to_owned(), token.code()])
+        .from("127.0.0.1")
+        .run()
+        .assert_denied();
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision("deny", user.name(), "127.0.0.1", &sshd, "code", "locked"),
+    );
+    // The console and sudo (no rhost): not locked by any of it.
+    let run = pamtester(sudo.name(), user.name(), None, &[&token.code()]);
+    assert!(run.success, "{}", run.output);
+}
+
+/// Issue 9 item 10: with `forward_pass` the code is checked before the password, so anyone
+/// behind a shared address (a NAT, a bastion) can fill that address's count without any
+/// credentials. The lock that follows must not hurt the users who log in from there.
+#[test]
+fn a_shared_address_locked_by_credential_less_guesses_still_lets_its_users_in() {
+    if !can_run() {
+        return;
+    }
+    let sshield = Sshield::new("[rate_limit]\nsource_max_failures = 4\ndelay = \"0s\"");
+    let sshd = Sshd::start(password_then_code_options(&sshield).pam(sshd_stack([
+        sshield.auth_line("forward_pass"),
+        "auth required pam_unix.so try_first_pass nodelay".to_owned(),
+    ])));
+    let user = User::create();
+    let token = sshield.enroll(user.name());
+    let nat = "127.0.0.5";
+    // The user logs in from behind the NAT.
+    login(
+        &sshd,
+        &user,
+        [format!("{}{}", user.password(), token.code())],
+    )
+    .from(nat)
+    .run()
+    .assert_success();
+    // Someone else there tries names with no password at all.
+    let stranger = User::create();
+    for _ in 0..4 {
+        login(&sshd, &stranger, ["guess123456"])
+            .from(nat)
+            .run()
+            .assert_denied();
+    }
+    assert_eq!(
+        sshield.log_lines_with("reason=not-enrolled").len(),
+        4,
+        "{:#?}",
+        sshield.log_lines()
+    );
+    // The address is locked for strangers...
+    login(&sshd, &stranger, ["guess654321"])
+        .from(nat)
+        .run()
+        .assert_denied();
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision("deny", stranger.name(), nat, &sshd, "code", "locked"),
+    );
+    // ...and not for the user who logs in from there.
+    login(
+        &sshd,
+        &user,
+        [format!("{}{}", user.password(), token.code())],
+    )
+    .from(nat)
+    .run()
+    .assert_success();
 }
 
 // 8. A corrupt record.
@@ -1023,10 +1198,11 @@ fn the_fail2ban_filter_matches_what_the_module_logs() {
     try_login(&alice, "127.0.0.1", Some(&code), "allow totp ok");
     let wrong = token.wrong_code();
     let expected = vec![
-        try_login(&alice, "127.0.0.4", Some(&code), "deny code replayed"),
+        // From the address alice just passed from: its own bucket (docs/ratelimit.md).
+        try_login(&alice, "127.0.0.1", Some(&code), "deny code replayed"),
         try_login(&alice, "127.0.0.3", Some(&wrong), "deny code wrong-code"),
         try_login(&alice, "127.0.0.3", Some(&wrong), "deny code wrong-code"),
-        // max_failures = 2: that pair is locked now, even for a good code.
+        // max_failures = 2: alice's unfamiliar sources are locked now, even for a good code.
         try_login(&alice, "127.0.0.3", Some(&token.code()), "deny code locked"),
         try_login(
             &newcomer,

@@ -115,6 +115,8 @@ struct Who {
     user: String,
     service: String,
     source: Option<IpAddr>,
+    /// `PAM_RHOST` when it is a host name and no address is known.
+    source_name: Option<String>,
     /// sshd's account of the first factor (`SSH_AUTH_INFO_0`, with `ExposeAuthInfo yes`).
     first_factor: Option<String>,
 }
@@ -140,11 +142,26 @@ impl Who {
             Ok(Cow::Owned(account)) => account,
             _ => user,
         };
-        let source = pam.text_item(ffi::PAM_RHOST).and_then(|h| parse_rhost(&h));
+        let rhost = pam.text_item(ffi::PAM_RHOST).unwrap_or_default();
+        let (source, source_name) = match parse_rhost(&rhost) {
+            Some(address) => (Some(address), None),
+            // With `UseDNS yes`, sshd puts the client's host name in PAM_RHOST, and its address
+            // in SSH_CONNECTION in the PAM environment (OpenSSH's sshpam_init; set by sshd
+            // before any module runs, never by the client). Without either, the name itself
+            // stands for the source: a remote login never counts as a local one.
+            None => match pam
+                .env(c"SSH_CONNECTION")
+                .and_then(|c| connection_source(&c))
+            {
+                Some(address) => (Some(address), None),
+                None => (None, Some(rhost).filter(|h| !h.trim().is_empty())),
+            },
+        };
         Self {
             user,
             service: pam.text_item(ffi::PAM_SERVICE).unwrap_or_default(),
             source,
+            source_name,
             first_factor: pam.env(c"SSH_AUTH_INFO_0"),
         }
     }
@@ -273,10 +290,12 @@ impl Login<'_> {
         let attempt = Attempt {
             user: &self.who.user,
             source: self.who.source,
+            source_name: self.who.source_name.as_deref(),
             service: &self.who.service,
             response,
             now: UnixTime::now(),
             first_factor: self.who.first_factor.as_deref(),
+            first_factor_passed: false,
         };
         let outcome = self.engine.check(&attempt);
         self.log.decision(&self.who.subject(), &outcome.decision);
@@ -357,6 +376,15 @@ fn parse_rhost(rhost: &str) -> Option<IpAddr> {
     text.parse().ok()
 }
 
+/// The client's address in sshd's `SSH_CONNECTION` (`CLIENT_ADDR CLIENT_PORT SERVER_ADDR
+/// SERVER_PORT`).
+fn connection_source(connection: &str) -> Option<IpAddr> {
+    let mut fields = connection.split_whitespace();
+    let (address, port) = (fields.next()?, fields.next()?);
+    port.parse::<u16>().ok()?;
+    parse_rhost(address)
+}
+
 /// The method names in `SSH_AUTH_INFO_0` (`publickey ssh-ed25519 AAAA...` per line), without
 /// the keys, for debug lines.
 fn first_factor_methods(info: &str) -> String {
@@ -414,6 +442,21 @@ mod tests {
         );
         for not_an_address in ["", "host.example.org", "localhost", "1.2.3", "10.0.0.1%x"] {
             assert_eq!(parse_rhost(not_an_address), None, "{not_an_address:?}");
+        }
+    }
+
+    #[test]
+    fn the_client_address_of_ssh_connection() {
+        assert_eq!(
+            connection_source("203.0.113.9 50022 192.0.2.1 22"),
+            Some("203.0.113.9".parse().unwrap())
+        );
+        assert_eq!(
+            connection_source("2001:db8::7 50022 2001:db8::1 22"),
+            Some("2001:db8::7".parse().unwrap())
+        );
+        for bad in ["", "203.0.113.9", "host.example 1 2 3", "203.0.113.9 x 1 2"] {
+            assert_eq!(connection_source(bad), None, "{bad:?}");
         }
     }
 

@@ -290,6 +290,48 @@ fn a_host_name_in_rhost_is_never_an_exempt_address() {
     assert!(out.lines()[0].contains(" rhost=- "), "{out:#?}");
 }
 
+/// Issue 9 item 4: with `UseDNS yes` sshd puts a host name in PAM_RHOST and the address in
+/// SSH_CONNECTION. Guesses from a named source are logged by that address and never lock the
+/// user's local logins (no PAM_RHOST), with or without SSH_CONNECTION.
+#[test]
+fn a_host_name_in_rhost_is_a_remote_source_never_a_local_one() {
+    for connection in [Some("SSH_CONNECTION=203.0.113.66 50022 192.0.2.1 22"), None] {
+        let f = Fixture::new("[rate_limit]\nmax_failures = 3\ndelay = \"0s\"\n");
+        let token = f.enroll("alice");
+        f.module_service("");
+        let named = |answer: &str| {
+            let mut login = Login::new("alice", "attacker.example.org", &[answer]);
+            login.env.extend(connection.map(str::to_owned));
+            f.login(&login)
+        };
+        let rhost = if connection.is_some() {
+            "203.0.113.66"
+        } else {
+            "-"
+        };
+        for _ in 0..3 {
+            let out = named(&token.wrong_code());
+            assert_eq!(out.authenticate, pam::PAM_AUTH_ERR, "{out:#?}");
+            assert_eq!(
+                out.lines(),
+                [format!("deny user=alice rhost={rhost} service=sshield-test method=code reason=wrong-code")]
+            );
+        }
+        let out = named(&token.code());
+        assert!(out.lines()[0].ends_with(" reason=locked"), "{out:#?}");
+        let local = Login {
+            rhost: None,
+            ..Login::new("alice", "", &[&token.code()])
+        };
+        let out = f.login(&local);
+        assert_eq!(
+            out.authenticate,
+            pam::PAM_SUCCESS,
+            "{connection:?}: {out:#?}"
+        );
+    }
+}
+
 #[test]
 fn an_exempt_user_passes_without_a_prompt() {
     let f = Fixture::new("[policy]\nexempt_users = [\"deploy\"]\n");

@@ -129,9 +129,11 @@ pub fn engine_only() -> Result<(), Failure> {
         let decision = engine.decide(&Attempt {
             user: user.as_str(),
             source: None,
+            source_name: None,
             service: "sshield-demo",
             response: &response,
             first_factor: None,
+            first_factor_passed: false,
             now: UnixTime::now(),
         });
         match decision {

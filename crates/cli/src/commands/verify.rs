@@ -13,9 +13,11 @@ pub fn verify(ctx: &Context, user: &str, code: &str) -> Result<(), Failure> {
     let attempt = Attempt {
         user,
         source: None,
+        source_name: None,
         service: "sshield-verify",
         response: &response,
         first_factor: None,
+        first_factor_passed: false,
         now: ctx.now,
     };
     match ctx.engine.decide(&attempt) {

@@ -376,9 +376,11 @@ impl Shared {
         let attempt = Attempt {
             user: &caller.user,
             source: caller.source,
+            source_name: None,
             service: SERVICE,
             response,
             first_factor: None,
+            first_factor_passed: true,
             now: UnixTime::now(),
         };
         let outcome = self.engine.check(&attempt);

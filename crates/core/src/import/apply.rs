@@ -380,9 +380,11 @@ mod tests {
         engine.decide(&Attempt {
             user,
             source: None,
+            source_name: None,
             service: "test",
             response: &response,
             first_factor: None,
+            first_factor_passed: false,
             now: UnixTime(now),
         })
     }

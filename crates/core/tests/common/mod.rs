@@ -98,9 +98,11 @@ pub fn decide(engine: &Engine, user: &str, typed: &str, now: u64) -> Decision {
     engine.decide(&Attempt {
         user,
         source: Some("203.0.113.7".parse().unwrap()),
+        source_name: None,
         service: "sshd",
         response: &response,
         first_factor: None,
+        first_factor_passed: false,
         now: UnixTime(now),
     })
 }
