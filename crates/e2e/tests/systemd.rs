@@ -166,9 +166,11 @@ fn expired_trial_is_undone_before_sshd_starts(
     log: &Path,
     port: u16,
 ) -> Guest {
-    setup(&guest, 10);
+    setup(&guest, 15);
     assert_guard_known(&guest, true);
     let deadline = setup_deadline(&guest);
+    // Still a trial when the machine goes off (else the watcher, not the guard, undid it).
+    assert_eq!(setup_status(&guest), "trial");
     guest.poweroff();
     while unix_now() <= deadline {
         std::thread::sleep(Duration::from_millis(200));
