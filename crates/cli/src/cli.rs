@@ -197,8 +197,8 @@ PAM stack (after Debian's `@include common-auth`), and sets the policy flags giv
 /etc/sshield/sshield.toml. It shows the diff, keeps backups, checks the result with `sshd -t` and \
 `sshd -T`, and reloads sshd; on any error it puts every file back.\n\n\
 Every change starts as a trial: unless `sshield setup --confirm` is run within --try seconds \
-from a NEW ssh session that passed the second factor, the old files come back and sshd is \
-reloaded again by itself. So a mistake cannot lock you out: keep the session you ran setup from \
+from a NEW ssh session, through the sshd it reconfigured, whose own login passed the second \
+factor, the old files come back and sshd is reloaded again by itself. So a mistake cannot lock you out: keep the session you ran setup from \
 open, log in again in another terminal, and confirm from there.",
         after_help = "Examples:\n  \
   sshield setup --dry-run                         # show the diff, change nothing\n  \
@@ -206,7 +206,7 @@ open, log in again in another terminal, and confirm from there.",
   sshield setup --first-factor key --exempt 192.168.0.0/16 --group ssh-2fa\n  \
   sshield setup --mode forcecommand               # key, then `sshield login`\n  \
   sshield setup --confirm                         # from a NEW ssh session, within --try seconds\n  \
-  sshield setup --undo                            # put the previous files back, any time\n  \
+  sshield setup --undo                            # put back every setup still in force, any time\n  \
   sshield setup --status\n\n\
 Refused while the admin running it (--admin, else $SUDO_USER, else the ssh session's user) would \
 need a code but has no active record: enroll first (sshield enroll NAME), or pass \
@@ -394,10 +394,11 @@ pub struct SetupArgs {
     #[arg(long)]
     pub allow_unenrolled_admin: bool,
 
-    /// Keep the trial's changes (run from a new ssh session that passed the second factor).
+    /// Keep the trial's changes (run from a new ssh session, through the reconfigured sshd,
+    /// whose own login passed the second factor).
     #[arg(long)]
     pub confirm: bool,
-    /// Put back the files as they were before the last setup, and reload sshd.
+    /// Put back every change setup made that is still in force, newest first, and reload sshd.
     #[arg(long)]
     pub undo: bool,
     /// Say whether a trial is running, and what the last setup changed.

@@ -78,7 +78,9 @@ fn start_ticks(stat: &str) -> Option<u64> {
 pub struct SshSession {
     /// The nearest sshd ancestor: the session's own process (`sshd: alice@pts/0`).
     pub session: Proc,
-    /// Its parent, if that is sshd too: the root-owned monitor (`sshd: alice [priv]`).
+    /// Its parent, if that is sshd too: the root-owned monitor (`sshd: alice [priv]`). For a
+    /// root login OpenSSH forks no unprivileged child (`privsep_postauth`), so `session` is the
+    /// connection's own process and this is the listener.
     pub monitor: Option<Proc>,
 }
 

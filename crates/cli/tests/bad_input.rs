@@ -254,3 +254,61 @@ fn config_from_the_environment_works_the_same() {
     out.expect(0);
     assert_eq!(out.json()[0]["user"], "bob");
 }
+
+/// A named pipe planted where a file is read from a user's directory: each command that reads
+/// such a file refuses it at once, naming it, instead of waiting for ever for a writer (attack
+/// review, issue 9 item 8).
+#[test]
+fn a_named_pipe_in_place_of_a_file_is_refused_without_blocking() {
+    let sb = Sandbox::new();
+    sb.enroll_json("erin", &["--no-confirm"]);
+    let fifo = |name: &str| {
+        let path = sb.path().join(name);
+        let status = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        path.display().to_string()
+    };
+    let ga = fifo(".google_authenticator");
+    let oath = fifo("users.oath");
+    let key = fifo("id_ed25519.pub");
+    let expected = |path: &str| format!("{path}: is a named pipe (FIFO), not a regular file");
+    sb.run(
+        &["import", "google-authenticator", &ga, "--user", "alice"],
+        None,
+    )
+    .expect_err(2, &expected(&ga));
+    sb.run(&["import", "users-oath", &oath], None)
+        .expect_err(2, &expected(&oath));
+    sb.run(&["bind-keys", "erin", &key], None)
+        .expect_err(2, &expected(&key));
+    assert!(!sb.record_path("alice").exists());
+}
+
+/// A phone re-enrolled under a new name with its old secret is refused (each code would be
+/// good twice), naming the authenticator that has the secret and the fix; nothing changes.
+#[test]
+fn a_secret_on_file_under_another_name_is_refused() {
+    let sb = Sandbox::new();
+    sb.enroll_json(
+        "alice",
+        &["--no-confirm", "--secret", SECRET_A, "--name", "phone"],
+    );
+    let before = sb.record_bytes("alice");
+    sb.run(
+        &[
+            "enroll",
+            "alice",
+            "--no-confirm",
+            "--secret",
+            SECRET_A,
+            "--name",
+            "new-phone",
+        ],
+        None,
+    )
+    .expect_err(2, "sshield remove alice --name phone");
+    assert_eq!(sb.record_bytes("alice"), before);
+}

@@ -226,7 +226,18 @@ impl Engine {
     /// Whether `subject` must pass a second factor now, or why not. Reads, never writes. A
     /// record that cannot be read yields [`Requirement::Prompt`]: the decision that follows
     /// then denies, naming the problem, so a broken record never lets anyone through.
+    ///
+    /// The user is the account the name stands for ([`accounts::account_name`]): `ALICE` is
+    /// `alice` where the name service says so. If the name service fails, nobody can be
+    /// exempt by name or record, so a code is asked for.
     pub fn requirement(&self, subject: &Subject<'_>, now: UnixTime) -> Requirement {
+        let Ok(user) = accounts::account_name(subject.user) else {
+            return Requirement::Prompt;
+        };
+        let subject = &Subject {
+            user: &user,
+            ..*subject
+        };
         if let Some(e) = policy::by_identity(&self.policy, subject.user, subject.source) {
             return Requirement::Exempt(e);
         }
@@ -265,7 +276,16 @@ impl Engine {
     /// [`Engine::decide`], with the delay to apply before answering a failure. Failures are
     /// counted per (user, source) and per source, and locks enforced, when rate limiting is
     /// on.
+    ///
+    /// The record is that of the account the name stands for ([`accounts::account_name`]). If
+    /// the name service fails, the name is taken as typed: a check never lets a name without
+    /// a record in, so another spelling can then only be refused.
     pub fn check(&self, attempt: &Attempt<'_>) -> Outcome {
+        let account = accounts::account_name(attempt.user);
+        let attempt = &Attempt {
+            user: account.as_deref().unwrap_or(attempt.user),
+            ..attempt.clone()
+        };
         let limits = &self.rate_limit;
         let now = attempt.now.0;
         if let Some(until) = self.source_lock(attempt.source, now) {
@@ -431,7 +451,8 @@ pub(crate) fn check(
     let mut replayed = false;
     let mut accepted: Option<(String, TokenUsage, Method)> = None;
     for auth in candidates {
-        let usage = record.token_usage(&auth.name);
+        // Per secret: another authenticator with this one's secret has used its codes too.
+        let usage = record.replay_usage(auth);
         match try_token(auth, &usage, typed, now, policy) {
             TokenOutcome::Accepted(new_usage, method) => {
                 accepted = Some((auth.name.clone(), new_usage, method));

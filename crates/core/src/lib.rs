@@ -9,8 +9,10 @@
 //! - [`engine`]: the one place that decides a login: [`Engine::decide`].
 //! - [`ratelimit`]: failure counting and lockout.
 //! - [`log`]: the one stable log line per decision.
+//! - [`passed`]: which login last passed a user's second factor (for `setup --confirm`).
 //! - [`provision`]: enrolling, confirming, disabling and removing users.
 //! - [`import`]: reading pam_oath's usersfile and `~/.google_authenticator` files.
+//! - [`user_file`]: reading a file from a place another user controls, safely.
 //!
 //! Nothing here knows about PAM, terminals or HTTP; the time is always passed in.
 #![forbid(unsafe_code)]
@@ -23,12 +25,14 @@ pub mod first_factor;
 pub mod import;
 pub mod log;
 mod login_state;
+pub mod passed;
 pub mod policy;
 pub mod provision;
 pub mod ratelimit;
 pub mod record;
 pub mod store;
 mod time;
+pub mod user_file;
 mod username;
 
 pub use config::{Config, ConfigError};

@@ -25,7 +25,8 @@ use crate::time::UnixTime;
 /// Who asked: the fields every line carries.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
-    /// The user name as the client sent it.
+    /// The user: the account the client's name stands for where the front end resolved it
+    /// (`accounts::account_name`), else the name as sent.
     pub user: &'a str,
     /// The source address, if known.
     pub source: Option<IpAddr>,

@@ -116,6 +116,13 @@ pub fn enroll(
     };
     store.update(&e.user, |slot| {
         let record = slot.get_or_insert_with(|| UserRecord::new(e.user.as_str(), now.0));
+        if let Some(existing) = record.same_codes_as(&wanted) {
+            return Err(ProvisionError::SecretOnFile {
+                user: e.user.clone(),
+                name: e.name.clone(),
+                existing: existing.name.clone(),
+            });
+        }
         let mut unchanged = false;
         match record.authenticators.iter_mut().find(|a| a.name == e.name) {
             Some(existing) if same_token(existing, &wanted) => {
@@ -319,6 +326,16 @@ pub enum ProvisionError {
         /// The authenticator's name.
         name: String,
     },
+    /// Another authenticator of the user already has this secret: both would accept each
+    /// code (issue 9 item 6).
+    SecretOnFile {
+        /// The user.
+        user: UserName,
+        /// The authenticator being enrolled.
+        name: String,
+        /// The one that has the secret.
+        existing: String,
+    },
     /// No authenticator of that name.
     NoSuchAuthenticator {
         /// The user.
@@ -349,6 +366,17 @@ impl fmt::Display for ProvisionError {
                 f,
                 "{user} already has an authenticator named {name:?} with a different secret; \
                  pass --name NEW to add another, or --replace to replace it"
+            ),
+            Self::SecretOnFile {
+                user,
+                name,
+                existing,
+            } => write!(
+                f,
+                "{user}'s authenticator {existing:?} already has this secret, so {name:?} would \
+                 be the same token under a second name; to rename it, remove the old one first \
+                 (sshield remove {user} --name {existing}) and enroll again; for a new phone, \
+                 enroll without --secret so it gets a secret of its own"
             ),
             Self::NoSuchAuthenticator { user, name } => {
                 write!(

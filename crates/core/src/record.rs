@@ -112,6 +112,39 @@ impl UserRecord {
     pub fn token_usage(&self, name: &str) -> TokenUsage {
         self.usage.tokens.get(name).cloned().unwrap_or_default()
     }
+
+    /// The login state the replay rule applies to `auth`: its own, with the last used TOTP
+    /// step and the next HOTP counter moved up to those of every other authenticator of the
+    /// same kind and period that makes the same codes ([`Authenticator::same_codes`]).
+    ///
+    /// Replay is per secret, not per name: a phone re-enrolled under a new name with its old
+    /// secret, or one secret imported twice, would otherwise accept each code once per
+    /// authenticator (attack review, issue 9 item 6). Enrollment and import refuse a second
+    /// authenticator with a secret on file; this covers records that already hold one.
+    pub fn replay_usage(&self, auth: &Authenticator) -> TokenUsage {
+        let mut usage = self.token_usage(&auth.name);
+        for other in &self.authenticators {
+            if other.name == auth.name
+                || other.kind != auth.kind
+                || other.period != auth.period
+                || !other.same_codes(auth)
+            {
+                continue;
+            }
+            let theirs = self.token_usage(&other.name);
+            usage.last_step = usage.last_step.max(theirs.last_step);
+            usage.next_counter = usage.next_counter.max(theirs.next_counter);
+        }
+        usage
+    }
+
+    /// Another authenticator that makes the same codes as `auth` ([`Authenticator::same_codes`]),
+    /// whatever its name.
+    pub fn same_codes_as(&self, auth: &Authenticator) -> Option<&Authenticator> {
+        self.authenticators
+            .iter()
+            .find(|a| a.name != auth.name && a.same_codes(auth))
+    }
 }
 
 /// TOTP or HOTP.
@@ -175,6 +208,13 @@ impl Authenticator {
             digits: Digits::new(self.digits)?,
             period: Period::new(self.period.unwrap_or(30))?,
         })
+    }
+
+    /// Whether `other` makes this authenticator's codes: the same secret (compared in
+    /// constant time) and hash. Digits and period do not matter: a shorter code is the tail
+    /// of a longer one for the same counter, and one app may show both.
+    pub fn same_codes(&self, other: &Authenticator) -> bool {
+        self.algorithm == other.algorithm && self.secret == other.secret
     }
 
     /// Parameters for an HOTP token.

@@ -6,7 +6,10 @@ mod common;
 
 use common::{hotp, outcome, totp, typo, TestStore, STEP, T};
 use sshield_core::provision::{self, ProvisionError};
-use sshield_core::{Decision, DenyReason, Method, Response, UnixTime, UserState};
+use sshield_core::store::Change;
+use sshield_core::{
+    Authenticator, Decision, DenyReason, Method, Response, StoreError, UnixTime, UserState,
+};
 use sshield_otp::{Algorithm, Digits};
 
 #[test]
@@ -400,4 +403,52 @@ fn renewing_backup_codes_voids_the_old_set() {
     assert_eq!(outcome(&s.decide("alice", &new[0], T)), "replayed");
     // The authenticator was not touched.
     assert_eq!(outcome(&s.decide("alice", &phone.at(T), T)), "allow");
+}
+
+/// Attack review, issue 9 item 6: a record that already holds two authenticators with one
+/// secret (a phone re-enrolled under a new name before enrollment refused that, or a record
+/// written by hand) accepts each code once, not once per authenticator.
+#[test]
+fn authenticators_sharing_a_secret_accept_each_code_once() {
+    for kind in ["totp", "hotp"] {
+        let s = TestStore::new();
+        let phone = match kind {
+            "totp" => s.enroll("alice"),
+            _ => s.enroll_with(hotp("alice", "default")),
+        };
+        s.store
+            .update(&common::name("alice"), |slot| {
+                let record = slot.as_mut().unwrap();
+                let copy = Authenticator {
+                    name: "new-phone".to_owned(),
+                    ..record.authenticators[0].clone()
+                };
+                record.authenticators.push(copy);
+                Ok::<_, StoreError>((Change::Save, ()))
+            })
+            .unwrap();
+        let code = match kind {
+            "totp" => phone.at(T),
+            _ => phone.counter(0),
+        };
+        assert_eq!(outcome(&s.decide("alice", &code, T)), "allow", "{kind}");
+        assert_eq!(outcome(&s.decide("alice", &code, T)), "replayed", "{kind}");
+        // Used through the second name first, the first one refuses it too.
+        let next = match kind {
+            "totp" => phone.at(T + 30),
+            _ => phone.counter(1),
+        };
+        let record = s.record("alice");
+        assert_eq!(record.authenticators.len(), 2);
+        assert_eq!(
+            outcome(&s.decide("alice", &next, T + 30)),
+            "allow",
+            "{kind}"
+        );
+        assert_eq!(
+            outcome(&s.decide("alice", &next, T + 30)),
+            "replayed",
+            "{kind}"
+        );
+    }
 }

@@ -6,7 +6,7 @@ mod common;
 
 use common::{fixed_secret, name, outcome, totp, TestStore, STEP, T};
 use sshield_core::provision::{self, Enrollment, ProvisionError};
-use sshield_core::UnixTime;
+use sshield_core::{TokenKind, UnixTime};
 
 #[test]
 fn re_enrolling_the_same_secret_after_a_login_changes_nothing() {
@@ -168,4 +168,44 @@ fn provisioning_an_unknown_user_says_how_to_enroll() {
         assert!(e.to_string().contains("sshield enroll bob"), "{e}");
     }
     assert!(!s.path("bob").exists());
+}
+
+/// Attack review, issue 9 item 6: a phone re-enrolled under a new name with its old secret
+/// would make every code good twice (once per authenticator). Refused, naming the authenticator
+/// that has the secret and the fix; nothing is written.
+#[test]
+fn a_secret_already_on_file_under_another_name_is_refused() {
+    let s = TestStore::new();
+    s.enroll_with(totp("alice", "phone"));
+    let before = s.bytes("alice");
+    for kind in [TokenKind::Totp, TokenKind::Hotp] {
+        for replace in [false, true] {
+            let e = provision::enroll(
+                &s.store,
+                Enrollment {
+                    secret: Some(fixed_secret("alice", "phone")),
+                    kind,
+                    replace,
+                    ..totp("alice", "new-phone")
+                },
+                UnixTime(T),
+            )
+            .unwrap_err();
+            assert!(
+                matches!(&e, ProvisionError::SecretOnFile { existing, .. } if existing == "phone"),
+                "{e:?}"
+            );
+            let text = e.to_string();
+            assert!(
+                text.contains("\"phone\"") && text.contains("sshield remove alice --name phone"),
+                "{text}"
+            );
+            assert_eq!(s.bytes("alice"), before, "nothing changed");
+        }
+    }
+    // Another user may hold the same secret: their codes are checked against their own record.
+    s.enroll_with(Enrollment {
+        secret: Some(fixed_secret("alice", "phone")),
+        ..totp("bob", "phone")
+    });
 }

@@ -29,6 +29,11 @@
 //!   loopback addresses, on a free port. What sshd, PAM modules and sessions send to syslog
 //!   is captured ([`Sshd::syslog`]) through a private `/dev/log` in a mount namespace of
 //!   sshd's own, so nothing reaches the machine's syslog.
+//! - [`SshdOptions::case_insensitive_names`] gives sshd a name service that answers for any
+//!   spelling of an account name (`ALICE` is `alice`, as with SSSD's `case_sensitive = false`):
+//!   a small NSS module built with the C compiler, found through `LD_LIBRARY_PATH` and a
+//!   private `/etc/nsswitch.conf` bound over the real one inside sshd's mount namespace only.
+//!   [`CaseInsensitiveNamespace`] runs any other program (the CLI, pamtester) the same way.
 //! - [`User`] and [`Group`] are throwaway local accounts (`useradd`/`groupadd`), removed on
 //!   drop (`userdel -r`, `groupdel`).
 //! - [`Client`] runs the real `ssh`, `sftp` and `scp`. Every password and keyboard-interactive
@@ -47,6 +52,7 @@ mod admin;
 mod build;
 mod client;
 mod guest;
+mod nss;
 mod procs;
 mod sshd;
 mod syslog;
@@ -57,6 +63,7 @@ use std::path::PathBuf;
 pub use build::{artefacts, build_deb, cargo_deb_missing, Artefacts};
 pub use client::{Client, Outcome, Session};
 pub use guest::{cache_dir, guest_requirement, show, Guest, Tree};
+pub use nss::CaseInsensitiveNamespace;
 pub use procs::{is_alive, tree as process_tree};
 pub use sshd::{pam_unix_stack, Sshd, SshdOptions};
 pub use users::{Group, User, UserOptions};

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::admin::{unique_name, PAM_DIR};
+use crate::nss::CaseInsensitiveNames;
 use crate::procs;
 use crate::syslog::{self, Capture};
 
@@ -50,6 +51,10 @@ pub struct SshdOptions {
     /// `syslog.rs`); where the machine can't make one, there is no capture and
     /// [`Sshd::syslog`] says why.
     pub capture_syslog: bool,
+    /// Give sshd a name service that answers for any spelling of an account name (`ALICE`
+    /// is `alice`), as SSSD with `case_sensitive = false` or winbind do; default false. Only
+    /// inside sshd's own mount namespace (see `nss.rs`), so it needs syslog capture's.
+    pub case_insensitive_names: bool,
 }
 
 impl Default for SshdOptions {
@@ -60,6 +65,7 @@ impl Default for SshdOptions {
             listen: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
             env: Vec::new(),
             capture_syslog: true,
+            case_insensitive_names: false,
         }
     }
 }
@@ -97,6 +103,12 @@ impl SshdOptions {
     /// Whether to capture syslog (default true).
     pub fn capture_syslog(mut self, capture: bool) -> Self {
         self.capture_syslog = capture;
+        self
+    }
+
+    /// Whether account names are case-insensitive for sshd (default false).
+    pub fn case_insensitive_names(mut self, on: bool) -> Self {
+        self.case_insensitive_names = on;
         self
     }
 
@@ -268,6 +280,20 @@ impl Sshd {
             Err("SshdOptions::capture_syslog is off".to_owned())
         };
 
+        let mut binds = Vec::new();
+        let mut env = opts.env.clone();
+        if opts.case_insensitive_names {
+            if let Err(why) = &syslog {
+                panic!("case_insensitive_names needs sshd's own mount namespace: {why}");
+            }
+            let names = CaseInsensitiveNames::build(dir.path());
+            binds.push((names.nsswitch, PathBuf::from("/etc/nsswitch.conf")));
+            env.push((
+                "LD_LIBRARY_PATH".to_owned(),
+                names.lib_dir.display().to_string(),
+            ));
+        }
+
         let pam_lines = opts
             .pam_service_lines
             .clone()
@@ -328,7 +354,7 @@ impl Sshd {
             let _ = fs::remove_file(&log_path);
             let stderr = File::create(&stderr_path).expect("sshd stderr file");
             let mut cmd = match &syslog {
-                Ok(capture) => capture.wrap(&program),
+                Ok(capture) => capture.wrap(&program, &binds),
                 Err(_) => Command::new(&program),
             };
             cmd.arg("-D")
@@ -341,7 +367,7 @@ impl Sshd {
                     "PATH",
                     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                 )
-                .envs(opts.env.iter().map(|(k, v)| (k, v)))
+                .envs(env.iter().map(|(k, v)| (k, v)))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(stderr);

@@ -25,12 +25,15 @@ const NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 /// Directories mounted in it.
 const DIRS: [&str; 2] = ["pts", "shm"];
 
-/// Run as `unshare --mount --propagation private -- sh -c SETUP sh DEV PROGRAM ARGS...`:
+/// Run as `unshare --mount --propagation private -- sh -c SETUP sh DEV [FILE TARGET]... --
+/// PROGRAM ARGS...`: binds each FILE over its TARGET (a test's private /etc/nsswitch.conf),
 /// binds the nodes into DEV, gives it a devpts of its own for sshd's ptys (a bound ptmx
 /// node would not find its devpts; `ptmx -> pts/ptmx` as in containers), puts DEV over
 /// /dev, and becomes PROGRAM (same pid).
 const SETUP: &str = r#"set -e
 dev=$1; shift
+while [ "$1" != "--" ]; do mount --bind "$1" "$2"; shift 2; done
+shift
 for n in null zero full random urandom tty; do
     if [ -e "/dev/$n" ]; then mount --bind "/dev/$n" "$dev/$n"; fi
 done
@@ -123,8 +126,9 @@ impl Capture {
         }
     }
 
-    /// The command that runs `program args` inside the namespace.
-    pub(crate) fn wrap(&self, program: &Path) -> Command {
+    /// The command that runs `program args` inside the namespace, with each `(file, target)`
+    /// of `binds` bound over its target there only.
+    pub(crate) fn wrap(&self, program: &Path, binds: &[(PathBuf, PathBuf)]) -> Command {
         let mut cmd = Command::new("unshare");
         cmd.args([
             "--mount",
@@ -136,8 +140,11 @@ impl Capture {
             SETUP,
             "sh",
         ])
-        .arg(&self.dev)
-        .arg(program);
+        .arg(&self.dev);
+        for (file, target) in binds {
+            cmd.arg(file).arg(target);
+        }
+        cmd.arg("--").arg(program);
         cmd
     }
 

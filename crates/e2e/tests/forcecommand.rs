@@ -134,6 +134,11 @@ impl World {
 
     /// An sshd whose every session runs the helper, with `lines` before the harness's.
     fn sshd(&self, lines: &[&str]) -> Sshd {
+        Sshd::start(self.sshd_options(lines))
+    }
+
+    /// [`World::sshd`]'s options.
+    fn sshd_options(&self, lines: &[&str]) -> SshdOptions {
         let mut config = vec![
             "AuthenticationMethods publickey".to_owned(),
             format!(
@@ -144,7 +149,7 @@ impl World {
             "DisableForwarding yes".to_owned(),
         ];
         config.extend(lines.iter().map(|l| l.to_string()));
-        Sshd::start(SshdOptions::new().config(config))
+        SshdOptions::new().config(config)
     }
 
     fn cli(&self) -> Command {
@@ -425,6 +430,47 @@ fn commands_take_the_code_from_sshield_code_or_are_refused_clearly() {
         .run();
     assert_eq!(out.code(), Some(1), "{out:?}");
     assert!(out.stderr.contains("sshield: wrong code"), "{out:?}");
+}
+
+/// Attack review, issue 9 item 1, through the helper: with a case-insensitive name service,
+/// `ssh ALICE@host` runs the helper as alice, and the daemon answers for the account of the
+/// caller's uid, so a stolen key with the name in capitals still needs alice's code under
+/// `unenrolled = "allow"`.
+#[test]
+fn another_spelling_of_an_enrolled_name_needs_the_code() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("accept_env_code = true\n[policy]\nunenrolled = \"allow\"");
+    let sshd = Sshd::start(
+        world
+            .sshd_options(&["AcceptEnv LANG LC_* SSHIELD_CODE"])
+            .case_insensitive_names(true),
+    );
+    let user = User::create();
+    world.enroll(&user);
+    let spelled = user.name().to_uppercase();
+    let stolen_key = || {
+        Client::ssh(&sshd, &spelled)
+            .key(user.key())
+            .from(INTERNET)
+            .command("id -un")
+    };
+
+    let out = stolen_key().run();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.contains("SSHIELD_CODE"), "{out:?}");
+
+    let out = stolen_key()
+        .option(format!("SetEnv=SSHIELD_CODE={}", world.code(&user)))
+        .run();
+    out.assert_success();
+    assert_eq!(out.stdout, format!("{}\n", user.name()));
+    assert!(world.wait_for_log(&format!(
+        "allow user={} rhost={INTERNET} service=sshield-login method=totp reason=ok",
+        user.name()
+    )));
 }
 
 #[test]

@@ -15,11 +15,13 @@
 mod common;
 
 use std::fs;
-use std::process::Command;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use sshield_e2e::{Client, Group, Sshd, SshdOptions, User, UserOptions};
+use sshield_e2e::{CaseInsensitiveNamespace, Client, Group, Sshd, User, UserOptions};
 
 /// Panics if `secret` appears in sshd's log, the module's syslog lines or the log file.
 #[track_caller]
@@ -149,16 +151,8 @@ fn public_key_then_code() {
         return;
     }
     let sshield = Sshield::new("");
-    let sshd = Sshd::start(
-        SshdOptions::new()
-            .config([
-                "KbdInteractiveAuthentication yes",
-                "PasswordAuthentication no",
-                "AuthenticationMethods publickey,keyboard-interactive:pam",
-            ])
-            // After the key, only the code is asked: the module alone.
-            .pam(sshd_stack([sshield.auth_line("")])),
-    );
+    // After the key, only the code is asked: the module alone.
+    let sshd = Sshd::start(key_then_code_options(&sshield));
     let user = User::create();
     let token = sshield.enroll(user.name());
     let with_key = |answers: Vec<String>| {
@@ -514,6 +508,112 @@ fn unenrolled_users_under_each_policy() {
     assert_eq!(refusals.len(), 2, "{:#?}", sshield.log_lines());
 }
 
+/// Attack review, issue 9 item 1: with a name service that maps several spellings to one
+/// account (SSSD `case_sensitive = false`, winbind), sshd logs `ALICE` in as `alice` but hands
+/// PAM the name as typed. A stolen key with the name in capitals must still meet alice's
+/// record, under the rollout policies that let unenrolled users in.
+#[test]
+fn another_spelling_of_an_enrolled_name_is_asked_for_the_code() {
+    if !can_run() {
+        return;
+    }
+    let sshield = Sshield::new("");
+    let sshd = Sshd::start(key_then_code_options(&sshield).case_insensitive_names(true));
+    let admins = Group::create();
+    let user = User::with(UserOptions::new().group(&admins));
+    let token = sshield.enroll(user.name());
+    let spelled = user.name().to_uppercase();
+    let with_stolen_key = |answers: Vec<String>| {
+        Client::ssh(&sshd, &spelled)
+            .from("127.0.0.3")
+            .key(user.key())
+            .methods("publickey,keyboard-interactive")
+            .command("id -un")
+            .answers(answers)
+    };
+    for policy in [
+        "unenrolled = \"allow\"".to_owned(),
+        format!("unenrolled = \"deny\"\nallow_until = {}", utc_date(1)),
+    ] {
+        sshield.write_config(&format!("[policy]\n{policy}"));
+        let out = with_stolen_key(vec![]).run();
+        out.assert_denied();
+        assert_eq!(out.prompt_texts(), [CODE_PROMPT], "{policy}");
+
+        // With the code it is alice's login, and her code is used up.
+        let code = token.code();
+        let out = with_stolen_key(vec![code.clone()]).run();
+        out.assert_success();
+        assert_eq!(out.stdout, format!("{}\n", user.name()), "{policy}");
+        assert_logged(
+            &sshd,
+            &sshield,
+            &decision("allow", user.name(), "127.0.0.3", &sshd, "totp", "ok"),
+        );
+        let out = with_stolen_key(vec![code]).run();
+        out.assert_denied();
+        assert_logged(
+            &sshd,
+            &sshield,
+            &decision("deny", user.name(), "127.0.0.3", &sshd, "code", "replayed"),
+        );
+    }
+    // Groups are the account's too: a member of a required group is asked under any spelling
+    // (the group file lists `alice`, not `ALICE`).
+    sshield.write_config(&format!(
+        "[policy]\nrequire_groups = [\"{}\"]",
+        admins.name()
+    ));
+    let out = with_stolen_key(vec![]).run();
+    out.assert_denied();
+    assert_eq!(out.prompt_texts(), [CODE_PROMPT]);
+}
+
+/// Issue 9 item 1 in the admin's commands: where the name service says `ALICE` is `alice`,
+/// `sshield verify ALICE` checks (and uses up) alice's code, and `status` and `enroll` mean
+/// alice's record, not a second one that no login would ever read.
+#[test]
+fn the_cli_takes_another_spelling_as_the_account() {
+    if !can_run() {
+        return;
+    }
+    let names = CaseInsensitiveNamespace::new();
+    let sshield = Sshield::new("");
+    let user = User::create();
+    let token = sshield.enroll(user.name());
+    let spelled = user.name().to_uppercase();
+    let cli = |args: &[&str]| {
+        let out = names
+            .command(&sshield_e2e::artefacts().cli)
+            .arg("--config")
+            .arg(&sshield.config)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let code = token.code();
+    let (status, text) = cli(&["verify", &spelled, &code]);
+    assert_eq!(status, Some(0), "{text}");
+    let (status, text) = cli(&["verify", user.name(), &code]);
+    assert_eq!(status, Some(1), "{text}");
+    assert!(text.contains("code already used"), "{text}");
+
+    let (status, text) = cli(&["status", &spelled]);
+    assert_eq!(status, Some(0), "{text}");
+    assert!(text.contains(user.name()), "{text}");
+    let (status, text) = cli(&["enroll", &spelled, "--no-confirm", "--name", "spare"]);
+    assert_eq!(status, Some(0), "{text}");
+    assert!(sshield.record(user.name()).contains("name = \"spare\""));
+    assert!(!sshield.record_path(&spelled).exists());
+}
+
 // 6. Wrong, replayed and backup codes.
 
 #[test]
@@ -595,6 +695,64 @@ fn a_replayed_code_is_refused() {
     login(&sshd, &user, [user.password().to_owned(), token.code()])
         .run()
         .assert_success();
+}
+
+/// Attack review, issue 9 item 6: a record holding one secret under two names (a phone
+/// re-enrolled under a new name before `enroll` refused that) accepts each code once through
+/// sshd, not once per authenticator; and `enroll` refuses to make such a record.
+#[test]
+fn one_secret_under_two_names_accepts_each_code_once() {
+    if !can_run() {
+        return;
+    }
+    let sshield = Sshield::new("");
+    let sshd = start_password_then_code(&sshield);
+    let user = User::create();
+    let token = sshield.enroll(user.name());
+    let record = sshield.record(user.name());
+    let start = record.find("[[authenticator]]").unwrap();
+    let end = record[start..]
+        .find("\n\n")
+        .map_or(record.len(), |i| start + i + 1);
+    let copy = record[start..end].replace("name = \"default\"", "name = \"new-phone\"");
+    assert_ne!(copy, record[start..end], "{record}");
+    fs::write(
+        sshield.record_path(user.name()),
+        format!("{record}\n{copy}"),
+    )
+    .unwrap();
+
+    let code = token.code();
+    login(&sshd, &user, [user.password(), &code])
+        .run()
+        .assert_success();
+    let out = login(&sshd, &user, [user.password(), &code]).run();
+    out.assert_denied();
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision("deny", user.name(), "127.0.0.3", &sshd, "code", "replayed"),
+    );
+
+    let out = Command::new(&sshield_e2e::artefacts().cli)
+        .arg("--config")
+        .arg(&sshield.config)
+        .args([
+            "enroll",
+            user.name(),
+            "--name",
+            "third",
+            "--no-confirm",
+            "--secret",
+        ])
+        .arg(&token.secret)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already has this secret"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -809,7 +967,8 @@ fn fail2ban_regex(log: &std::path::Path, token: &str) -> Vec<String> {
 fn assert_fail2ban_matches(log: &std::path::Path, expected: &[(String, String)]) {
     let lines = fail2ban_regex(log, "msg");
     let hosts = fail2ban_regex(log, "ip");
-    let text = fs::read_to_string(log).unwrap();
+    // (A journal source is no file: its lines are the matched ones.)
+    let text = fs::read_to_string(log).unwrap_or_else(|e| format!("({e})"));
     assert_eq!(
         lines.len(),
         expected.len(),
@@ -820,8 +979,9 @@ fn assert_fail2ban_matches(log: &std::path::Path, expected: &[(String, String)])
     let expected_hosts: Vec<&str> = expected.iter().map(|(_, host)| host.as_str()).collect();
     assert_eq!(hosts, expected_hosts, "--- {} ---\n{text}", log.display());
     for (line, (decision, _)) in lines.iter().zip(expected) {
+        // (A store error's line goes on with its detail.)
         assert!(
-            line.ends_with(decision.as_str()),
+            line.ends_with(decision.as_str()) || line.contains(&format!("{decision} detail=")),
             "{line}\n  is not\n{decision}"
         );
     }
@@ -875,30 +1035,161 @@ fn the_fail2ban_filter_matches_what_the_module_logs() {
             "deny unenrolled not-enrolled",
         ),
     ];
-    try_login(
+    let mut expected = expected;
+    // A store error counts too: a guesser can cause one (by filling the user's state), and
+    // each is a code typed from that address and refused.
+    expected.push(try_login(
         &broken,
         "127.0.0.6",
         Some("123456"),
         "deny code store-error",
-    );
+    ));
     try_login(&alice, "127.0.0.2", None, "allow exempt network");
 
     // The log file, as written.
     assert_eq!(sshield.log_lines().len(), 8, "{:#?}", sshield.log_lines());
     assert_fail2ban_matches(&sshield.log_file, &expected);
 
-    // Syslog, as a syslog daemon writes it: the captured messages without their <PRI>.
-    // Among them are pam_unix's and the sessions' lines, which must not match.
+    // Syslog, as a syslog daemon writes it on a real host: the captured messages without their
+    // <PRI>, and with the test sshd's unique program name (its tag, and its PAM service) back
+    // to `sshd`, which the filter requires. Among them are pam_unix's and the sessions' lines,
+    // which must not match.
+    let on_a_host = |text: &str| text.replace(sshd.service_name(), "sshd");
     let syslog: String = sshd
         .syslog()
         .lines()
         .map(|l| match (l.starts_with('<'), l.find('>')) {
-            (true, Some(end)) => format!("{}\n", &l[end + 1..]),
-            _ => format!("{l}\n"),
+            (true, Some(end)) => format!("{}\n", on_a_host(&l[end + 1..])),
+            _ => format!("{}\n", on_a_host(l)),
         })
         .collect();
     assert!(syslog.contains("pam_unix("), "{syslog}");
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(line, host)| (on_a_host(line), host.clone()))
+        .collect();
+    let stamp = syslog.lines().next().unwrap().get(..15).unwrap().to_owned();
+    // What a local user writes with `logger` under another tag, or sshd's own lines with text
+    // a client chose (a user name), or another PAM service's: none counts. (`logger -t sshd`
+    // with the whole line is indistinguishable in a text file: the journal test below.)
+    let deny = "deny user=alice rhost=198.51.100.7 service=sshd method=code reason=wrong-code";
+    let forged = [
+        format!("{stamp} mallory[4242]: pam_sshield(sshd:auth): {deny}"),
+        format!("{stamp} mallory: {deny}"),
+        format!("{stamp} sshd-evil[4242]: pam_sshield(sshd:auth): {deny}"),
+        format!("{stamp} sshd[4242]: pam_sshield(su:auth): {deny}"),
+        format!("{stamp} sshd[4242]: Invalid user pam_sshield(sshd:auth): {deny} from 127.0.0.9 port 22"),
+        format!("{stamp} sshd[4242]: Connection closed by invalid user sshield[1]: {deny} 127.0.0.9 port 22 [preauth]"),
+        format!("{stamp} su[4242]: {deny}"),
+    ];
     let syslog_file = sshield.dir().join("auth.log");
-    fs::write(&syslog_file, syslog).unwrap();
+    fs::write(&syslog_file, format!("{syslog}{}\n", forged.join("\n"))).unwrap();
     assert_fail2ban_matches(&syslog_file, &expected);
+
+    // The journal: the same lines as journald records them from root's sshd, and the exact
+    // line (tag `sshd` and all) from a local user's `logger -t sshd`, and from that user's copy
+    // of logger renamed to sshd. Only _UID, which the kernel vouches for, tells them apart.
+    let mut entries: Vec<Vec<(&str, String)>> = Vec::new();
+    for line in syslog.lines() {
+        let Some((tag, message)) = line.get(16..).and_then(|l| l.split_once(": ")) else {
+            continue;
+        };
+        // (The module's lines come without a pid: see the filter.)
+        let (ident, pid) = tag
+            .strip_suffix(']')
+            .and_then(|t| t.split_once('['))
+            .unwrap_or((tag, "4000"));
+        entries.push(journal_fields(ident, pid, "0", ident, message));
+    }
+    let forged_deny = format!("pam_sshield(sshd:auth): {deny}");
+    entries.push(journal_fields(
+        "sshd",
+        "4242",
+        "1000",
+        "logger",
+        &forged_deny,
+    ));
+    entries.push(journal_fields("sshd", "4243", "1000", "sshd", &forged_deny));
+    entries.push(journal_fields("sshield", "4244", "1000", "sshield", deny));
+    let journal = write_journal(&sshield.dir().join("journal"), &entries);
+    let source = format!("systemd-journal[journalfiles=\"{}\"]", journal.display());
+    assert_fail2ban_matches(Path::new(&source), &expected);
+}
+
+/// A journal entry's fields as journald records a syslog message: the sender's identifier and
+/// pid as it wrote them, and the trusted fields (`_UID`, `_COMM`, ...) as the kernel gave them.
+fn journal_fields<'a>(
+    ident: &str,
+    pid: &str,
+    uid: &str,
+    comm: &str,
+    message: &str,
+) -> Vec<(&'a str, String)> {
+    let unit = if uid == "0" {
+        "ssh.service"
+    } else {
+        "session-7.scope"
+    };
+    vec![
+        ("SYSLOG_FACILITY", "10".to_owned()),
+        ("SYSLOG_IDENTIFIER", ident.to_owned()),
+        ("SYSLOG_PID", pid.to_owned()),
+        ("MESSAGE", message.to_owned()),
+        ("_PID", pid.to_owned()),
+        ("_UID", uid.to_owned()),
+        ("_GID", uid.to_owned()),
+        ("_COMM", comm.to_owned()),
+        ("_SYSTEMD_UNIT", unit.to_owned()),
+        ("_HOSTNAME", "host".to_owned()),
+        ("_TRANSPORT", "syslog".to_owned()),
+    ]
+}
+
+/// Writes `entries` into a journal file under `dir` with systemd-journal-remote, from journal
+/// export format (which carries the trusted fields as they are).
+fn write_journal(dir: &Path, entries: &[Vec<(&str, String)>]) -> PathBuf {
+    const REMOTE: &str = "/lib/systemd/systemd-journal-remote";
+    assert!(
+        Path::new(REMOTE).exists(),
+        "{REMOTE} is missing; apt-get install systemd-journal-remote python3-systemd"
+    );
+    fs::create_dir_all(dir).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    let mut export = String::new();
+    for (n, fields) in entries.iter().enumerate() {
+        export.push_str(&format!(
+            "__CURSOR=s=0;i={n}\n__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={n}\n_BOOT_ID=0123456789abcdef0123456789abcdef\n",
+            now + n as u128
+        ));
+        for (key, value) in fields {
+            assert!(!value.contains('\n'), "{value}");
+            export.push_str(&format!("{key}={value}\n"));
+        }
+        export.push('\n');
+    }
+    let journal = dir.join("sshield.journal");
+    let mut child = Command::new(REMOTE)
+        .arg(format!("--output={}", journal.display()))
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(export.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && journal.exists(),
+        "{REMOTE}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    journal
 }

@@ -1,13 +1,13 @@
 //! pam_sshield.so in a PAM service that is not sshd: `sudo`'s stack, driven by `pamtester`
 //! (which, like sudo, reads its service from `/etc/pam.d`: the test adds one under a unique
-//! name and removes it when it ends).
+//! name and removes it when it ends); and a name service that fails while PAM runs.
 //!
 //! Root only (accounts, `/etc/pam.d`); elsewhere it skips, in CI it fails.
 #![allow(clippy::unwrap_used)] // a test that cannot go on fails, with the reason
 mod common;
 
 use common::*;
-use sshield_e2e::User;
+use sshield_e2e::{CaseInsensitiveNamespace, User};
 
 #[test]
 fn sudo_asks_for_a_code_after_the_password() {
@@ -96,4 +96,46 @@ fn sudo_asks_for_a_code_after_the_password() {
         "{lines:#?}"
     );
     assert!(!lines.join("\n").contains(user.password()));
+}
+
+/// Issue 9 item 1: the policy and the record are the account's, so the name service is asked
+/// which account a name stands for. If it fails (SSSD unreachable), nobody is let in by name,
+/// group or a missing record: under `unenrolled = "allow"`, a name the name service does not
+/// know gets in without a code (sshd would refuse it anyway), one it fails on is asked for a
+/// code and refused.
+#[test]
+fn a_failing_name_service_gives_no_free_pass() {
+    if !can_run() {
+        return;
+    }
+    require_tool("pamtester", "apt-get install pamtester");
+    let names = CaseInsensitiveNamespace::new();
+    let sshield = Sshield::new("[policy]\nunenrolled = \"allow\"");
+    let module = sshield.auth_line("");
+    let service = PamService::create("nsfail", [module.as_str()]);
+    let login = |user: &str, answers: &[&str]| {
+        pamtester_as(
+            names.command("pamtester"),
+            service.name(),
+            user,
+            None,
+            answers,
+        )
+    };
+
+    let run = login("sshield-nobody-4711", &[]);
+    assert!(run.success, "{}", run.output);
+    assert!(!run.output.contains(CODE_PROMPT), "{}", run.output);
+
+    let run = login("sshield-nsfail-4711", &["123456"]);
+    assert!(!run.success, "{}", run.output);
+    assert!(run.output.contains(CODE_PROMPT), "{}", run.output);
+    assert_eq!(
+        sshield
+            .log_lines_with("deny user=sshield-nsfail-4711 rhost=-")
+            .len(),
+        1,
+        "{:#?}",
+        sshield.log_lines()
+    );
 }

@@ -395,55 +395,134 @@ fn by_default_a_key_or_the_password_then_a_code() {
     assert!(out.status.success(), "{}", text(&out));
 }
 
+/// A host whose admin is root, who logs in with a key of the test's (never root's own
+/// ~/.ssh) and a code.
+struct RootHost {
+    host: Host,
+    key: PathBuf,
+    token: Token,
+    /// sshd lines that let root in with that key.
+    sshd_lines: Vec<String>,
+    _keys: tempfile::TempDir,
+}
+
+impl RootHost {
+    fn start() -> RootHost {
+        RootHost::start_with(&[])
+    }
+
+    /// [`RootHost::start`], with `extra` sshd lines after root's.
+    fn start_with(extra: &[&str]) -> RootHost {
+        let keys = tempfile::tempdir().unwrap();
+        let key = keys.path().join("id_ed25519");
+        let status = Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "sshield-setup-test",
+                "-f",
+            ])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let authorized = keys.path().join("authorized_keys");
+        fs::copy(key.with_extension("pub"), &authorized).unwrap();
+        let sshd_lines = vec![
+            // sshd hands root's keyboard-interactive answers to PAM only with `yes` (setup
+            // refuses otherwise: see the refusals test); the key is still required first.
+            "PermitRootLogin yes".to_owned(),
+            // The key file lives under /tmp, which StrictModes would refuse (world-writable).
+            "StrictModes no".to_owned(),
+            format!("AuthorizedKeysFile {}", authorized.display()),
+        ];
+        let mut all = sshd_lines.clone();
+        all.extend(extra.iter().map(|l| l.to_string()));
+        let host = Host::start(&all);
+        let token = host.sshield.enroll("root");
+        RootHost {
+            host,
+            key,
+            token,
+            sshd_lines,
+            _keys: keys,
+        }
+    }
+
+    /// `sshield setup --confirm` as a command line to run in a session.
+    fn confirm_command(&self) -> String {
+        format!(
+            "{} --config {} setup --confirm --state-dir {}",
+            artefacts().cli.display(),
+            self.host.sshield.config.display(),
+            self.host.state_dir.display()
+        )
+    }
+
+    /// root logs in to `sshd` from `from` with the key, typing `answers`, and runs `command`.
+    fn login_to(
+        &self,
+        sshd: &Sshd,
+        from: &str,
+        answers: Vec<String>,
+        command: &str,
+    ) -> sshield_e2e::Outcome {
+        Client::ssh(sshd, "root")
+            .from(from)
+            .key(&self.key)
+            .methods("publickey,keyboard-interactive")
+            .command(command)
+            .answers(answers)
+            .run()
+    }
+
+    /// [`RootHost::login_to`] the host's own sshd.
+    fn login(&self, from: &str, answers: Vec<String>, command: &str) -> sshield_e2e::Outcome {
+        self.login_to(&self.host.sshd, from, answers, command)
+    }
+
+    /// `setup --first-factor key --admin root` with `args`: key and code, for root too.
+    fn setup_key_and_code(&self, args: &[&str]) -> Output {
+        let mut all = vec!["--first-factor", "key", "--admin", "root"];
+        all.extend_from_slice(args);
+        let out = self.host.setup(&all);
+        assert!(out.status.success(), "{}", text(&out));
+        self.host.wait_listening();
+        out
+    }
+
+    /// Confirms the running trial from a new session that passed a code.
+    fn confirm(&self) {
+        let out = self.login(
+            "127.0.0.3",
+            vec![self.token.code()],
+            &self.confirm_command(),
+        );
+        assert!(
+            out.success() && out.stdout.contains("Confirmed: the new setup stays"),
+            "{out:?}\n--- sshield log ---\n{}\n--- syslog ---\n{}",
+            self.host.sshield.log_lines().join("\n"),
+            self.host.sshd.syslog()
+        );
+        assert_eq!(self.host.status(), "confirmed");
+    }
+}
+
 #[test]
 fn a_trial_confirmed_from_a_new_session_stays_and_undo_puts_it_back() {
     if !can_run() {
         return;
     }
-    // root logs in with a key of the test's (never root's own ~/.ssh) and a code.
-    let keys = tempfile::tempdir().unwrap();
-    let key = keys.path().join("id_ed25519");
-    let status = Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "sshield-setup-test",
-            "-f",
-        ])
-        .arg(&key)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let authorized = keys.path().join("authorized_keys");
-    fs::copy(key.with_extension("pub"), &authorized).unwrap();
-    let host = Host::start(&[
-        // sshd hands root's keyboard-interactive answers to PAM only with `yes` (setup refuses
-        // otherwise: see the refusals test); the key is still required first.
-        "PermitRootLogin yes".to_owned(),
-        // The key file lives under /tmp, which StrictModes would refuse (world-writable).
-        "StrictModes no".to_owned(),
-        format!("AuthorizedKeysFile {}", authorized.display()),
-    ]);
-    let token = host.sshield.enroll("root");
-    let cli = artefacts().cli.display().to_string();
-    let confirm_command = format!(
-        "{cli} --config {} setup --confirm --state-dir {}",
-        host.sshield.config.display(),
-        host.state_dir.display()
-    );
-    let root_login = |from: &str, answers: Vec<String>, command: &str| {
-        Client::ssh(&host.sshd, "root")
-            .from(from)
-            .key(&key)
-            .methods("publickey,keyboard-interactive")
-            .command(command)
-            .answers(answers)
-            .run()
-    };
+    let root = RootHost::start();
+    let host = &root.host;
+    let token = &root.token;
+    let confirm_command = root.confirm_command();
+    let root_login =
+        |from: &str, answers: Vec<String>, command: &str| root.login(from, answers, command);
     // Before: the key alone.
     let out = root_login("127.0.0.3", vec![], "echo ok");
     out.assert_success();
@@ -469,7 +548,7 @@ fn a_trial_confirmed_from_a_new_session_stays_and_undo_puts_it_back() {
         "{stdout}"
     );
     host.wait_listening();
-    let watcher = watcher_pid(&host);
+    let watcher = watcher_pid(host);
 
     // Confirming from outside any ssh session, or from a session that passed no code (an
     // exempt address), proves nothing: refused.
@@ -489,7 +568,7 @@ fn a_trial_confirmed_from_a_new_session_stays_and_undo_puts_it_back() {
     let out = Client::ssh(&host.sshd, "root")
         .from("127.0.0.2")
         .to("127.0.0.2")
-        .key(&key)
+        .key(&root.key)
         .methods("publickey,keyboard-interactive")
         .command(confirm_command.clone())
         .run();
@@ -700,4 +779,187 @@ fn forcecommand_mode_needs_the_daemon_and_leaves_pam_alone() {
     let out = host.setup(&["--undo"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(host.snapshot(), before);
+}
+
+/// `--confirm` holds only from a session that came through the sshd setup reconfigured and
+/// whose own login passed the code (issue 9, item 15): not after a code checked with
+/// `sshield verify` in a session that was asked none, nor from a login through another sshd
+/// that did ask one.
+#[test]
+fn confirm_needs_this_sessions_own_code_through_the_reconfigured_sshd() {
+    if !can_run() {
+        return;
+    }
+    let root = RootHost::start();
+    let host = &root.host;
+    root.setup_key_and_code(&["--exempt", "127.0.0.4/32", "--try", "600"]);
+
+    // An exempt session (no code asked) in which root checks a right code with `sshield
+    // verify` and then confirms: the record's last success moved, this login passed nothing.
+    let verify_then_confirm = format!(
+        "{} --config {} verify root {} && {}",
+        artefacts().cli.display(),
+        host.sshield.config.display(),
+        root.token.code(),
+        root.confirm_command()
+    );
+    let out = root.login("127.0.0.4", vec![], &verify_then_confirm);
+    assert!(out.prompts.is_empty(), "{out:?}");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("this session's login did not pass root's second factor"),
+        "{out:?}"
+    );
+    assert_eq!(host.status(), "trial");
+
+    // A login through another sshd of the host, wired to the same module, config and store,
+    // that asked for and passed a code: it says nothing about the sshd under trial.
+    let mut lines = root.sshd_lines.clone();
+    lines.extend([
+        "KbdInteractiveAuthentication yes".to_owned(),
+        "AuthenticationMethods publickey,keyboard-interactive:pam".to_owned(),
+    ]);
+    let other = Sshd::start(
+        SshdOptions::new()
+            .config(lines)
+            .pam(sshd_stack([host.sshield.auth_line("")])),
+    );
+    let out = root.login_to(
+        &other,
+        "127.0.0.3",
+        vec![root.token.code()],
+        &root.confirm_command(),
+    );
+    assert_eq!(out.prompt_texts(), [CODE_PROMPT], "{out:?}");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("did not come through the sshd that setup reconfigured"),
+        "{out:?}"
+    );
+    assert_eq!(host.status(), "trial");
+
+    // The session that proves it: through the reconfigured sshd, with its own code.
+    root.confirm();
+    let out = host.setup(&["--undo"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// A trial over a confirmed setup that rolls back takes away only itself: `--undo` still
+/// reaches the confirmed setup beneath (issue 9, item 20: it said "nothing to undo", and
+/// `apt remove`, whose prerm asks for `--undo`, could not go on).
+#[test]
+fn undo_reaches_a_confirmed_setup_beneath_a_rolled_back_trial() {
+    if !can_run() {
+        return;
+    }
+    let root = RootHost::start();
+    let host = &root.host;
+    let before = host.snapshot();
+    root.setup_key_and_code(&["--try", "600"]);
+    root.confirm();
+    let confirmed = host.snapshot();
+    assert_ne!(confirmed, before);
+
+    // A second setup over it, never confirmed, rolls back to the confirmed one.
+    root.setup_key_and_code(&["--exempt", "127.0.0.4/32", "--try", "10"]);
+    assert_eq!(host.status(), "trial");
+    wait_until(
+        Duration::from_secs(60),
+        || host.status() == "rolled-back",
+        || format!("no rollback; status {}", host.status()),
+    );
+    assert_eq!(host.snapshot(), confirmed);
+    let out = host.setup(&["--status"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("beneath:") && stdout.contains("confirmed; `--undo` puts it back too"),
+        "{stdout}"
+    );
+    host.wait_listening();
+    root.login("127.0.0.3", vec![], "echo ok").assert_denied();
+
+    // --undo reaches it: every file as before the first setup; the key alone lets root in.
+    let out = host.setup(&["--undo"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(host.snapshot(), before);
+    host.wait_listening();
+    root.login("127.0.0.3", vec![], "echo ok").assert_success();
+    let out = host.setup(&["--undo"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing to undo"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// `sshield daemon` on the test's config, killed (by its pid) when dropped.
+struct Daemon(std::process::Child);
+
+impl Daemon {
+    fn start(host: &Host, socket: &Path) -> Daemon {
+        let child = Command::new(&artefacts().cli)
+            .arg("--config")
+            .arg(&host.sshield.config)
+            .arg("daemon")
+            // Not the machine's syslog: the lines are in log_file.
+            .arg("--syslog-socket")
+            .arg(host.sshield.dir().join("no-syslog"))
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let daemon = Daemon(child);
+        wait_until(
+            Duration::from_secs(10),
+            || std::os::unix::net::UnixStream::connect(socket).is_ok(),
+            || "the daemon did not listen".to_owned(),
+        );
+        daemon
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// In ForceCommand mode the daemon checks the code, and leaves the marker naming the session
+/// `sshield login` runs in: a confirmation from that session holds.
+#[test]
+fn a_forcecommand_trial_is_confirmed_from_a_session_the_daemon_let_in() {
+    if !can_run() {
+        return;
+    }
+    let root = RootHost::start_with(&["AcceptEnv SSHIELD_CODE"]);
+    let host = &root.host;
+    let socket = host.sshield.dir().join("daemon.sock");
+    host.sshield.write_config(&format!(
+        "socket = \"{}\"\naccept_env_code = true",
+        socket.display()
+    ));
+    let _daemon = Daemon::start(host, &socket);
+    let out = host.setup(&["--mode", "forcecommand", "--admin", "root", "--try", "600"]);
+    assert!(out.status.success(), "{}", text(&out));
+    host.wait_listening();
+
+    let out = Client::ssh(&host.sshd, "root")
+        .from("127.0.0.3")
+        .key(&root.key)
+        .methods("publickey")
+        .option(format!("SetEnv=SSHIELD_CODE={}", root.token.code()))
+        .command(root.confirm_command())
+        .run();
+    assert!(
+        out.success() && out.stdout.contains("Confirmed: the new setup stays"),
+        "{out:?}\n--- sshield log ---\n{}",
+        host.sshield.log_lines().join("\n")
+    );
+    assert_eq!(host.status(), "confirmed");
+    let out = host.setup(&["--undo"]);
+    assert!(out.status.success(), "{}", text(&out));
 }

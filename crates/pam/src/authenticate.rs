@@ -7,11 +7,14 @@
 //! engine, logs the engine's answer, waits the delay it asks for, and turns it into a PAM code.
 //! Every path that is not an explicit allow from the engine returns a failure.
 
+use std::borrow::Cow;
 use std::ffi::{c_int, CStr};
 use std::net::IpAddr;
 use std::thread;
 
+use sshield_core::accounts;
 use sshield_core::log::Subject;
+use sshield_core::passed::{self, Passed};
 use sshield_core::{
     Attempt, Config, Engine, FirstFactor, Outcome, Requirement, Response, UnixTime, UserName,
 };
@@ -130,6 +133,13 @@ impl Who {
     }
 
     fn with_user(pam: &Pam, user: String) -> Self {
+        // sshd passes the name as typed; the engine decides for the account it stands for
+        // (`ALICE` may be `alice`), and the log names that account too. If the name service
+        // fails, the engine fails closed with the name as typed.
+        let user = match accounts::account_name(&user) {
+            Ok(Cow::Owned(account)) => account,
+            _ => user,
+        };
         let source = pam.text_item(ffi::PAM_RHOST).and_then(|h| parse_rhost(&h));
         Self {
             user,
@@ -270,7 +280,31 @@ impl Login<'_> {
         };
         let outcome = self.engine.check(&attempt);
         self.log.decision(&self.who.subject(), &outcome.decision);
+        if outcome.decision.is_allow() {
+            self.mark_passed(attempt.now);
+        }
         outcome
+    }
+
+    /// Leaves the marker that ties this pass to this process and its parent, one of which is
+    /// the session's sshd monitor (`sshield setup --confirm` looks for it). Never changes the
+    /// decision.
+    fn mark_passed(&self, now: UnixTime) {
+        let Ok(user) = UserName::new(&self.who.user) else {
+            return;
+        };
+        let passed = Passed {
+            at: now.0,
+            service: self.who.service.clone(),
+            pid: std::process::id(),
+            parent: std::os::unix::process::parent_id(),
+        };
+        if let Err(e) = passed::record(self.engine.store(), &user, &passed) {
+            self.log.error(&format!(
+                "cannot record which session passed in {}: {e}; `sshield setup --confirm` from this session will be refused",
+                passed::path(self.engine.store(), &user).display()
+            ));
+        }
     }
 
     /// The PAM result of a decision, after the delay a failure must wait.

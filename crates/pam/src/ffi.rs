@@ -105,7 +105,11 @@ mod application {
     }
 }
 
-#[link(name = "pam")]
+// By the runtime library's soname, not `-lpam`: the unversioned `libpam.so` that `-lpam` looks
+// for comes only with libpam0g-dev, which a fresh Debian lacks, while `libpam.so.0` is on every
+// system with PAM (issue 9, item 17). `+verbatim` makes rustc pass `-l:libpam.so.0`; the
+// module's NEEDED entry is the same `libpam.so.0` either way.
+#[link(name = "libpam.so.0", kind = "dylib", modifiers = "+verbatim")]
 extern "C" {
     /// `pam_modules.h`: the user name, asking for it through the conversation if it is not
     /// set yet. `*user` stays owned by libpam.

@@ -53,18 +53,45 @@ fn the_module_does_not_load_libgcc_s() {
         eprintln!("skipped: no libgcc_eh.a, so build.rs links libgcc_s");
         return;
     }
-    let module = build::module_so();
-    let out = Command::new("readelf")
-        .arg("-d")
-        .arg(module)
-        .output()
-        .expect("run readelf (binutils)");
-    assert!(out.status.success());
-    let dynamic = String::from_utf8(out.stdout).unwrap();
-    let needed: Vec<&str> = dynamic.lines().filter(|l| l.contains("(NEEDED)")).collect();
+    let needed = needed_libraries();
     assert!(
         !needed.iter().any(|l| l.contains("libgcc_s")),
         "readelf -d {}: {needed:#?}",
-        module.display()
+        build::module_so().display()
+    );
+}
+
+/// The libraries the module names in its `NEEDED` entries, as `readelf -d` shows them.
+fn needed_libraries() -> Vec<String> {
+    let out = Command::new("readelf")
+        .arg("-d")
+        .arg(build::module_so())
+        .output()
+        .expect("run readelf (binutils)");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| Some(l.split('[').nth(1)?.strip_suffix(']')?.to_owned()))
+        .collect()
+}
+
+/// The module needs glibc (libc and its loader) and libpam by its soname, nothing else: it is
+/// linked against `libpam.so.0` itself, so building it needs no libpam0g-dev (issue 9, item 17;
+/// `scripts/check-fresh-build` builds it with that package hidden).
+#[test]
+fn the_module_links_only_libc_and_libpam() {
+    let needed = needed_libraries();
+    assert!(needed.iter().any(|n| n == "libpam.so.0"), "{needed:?}");
+    let glibc = |name: &str| name == "libc.so.6" || name.starts_with("ld-linux");
+    let other: Vec<&String> = needed
+        .iter()
+        .filter(|n| *n != "libpam.so.0" && !glibc(n))
+        .collect();
+    assert!(
+        other.is_empty(),
+        "readelf -d {}: {needed:?}",
+        build::module_so().display()
     );
 }

@@ -1,8 +1,9 @@
 //! `sshield backup-codes`, `disable`, `enable`, `remove`.
 
+use std::path::Path;
+
 use serde::Serialize;
-use sshield_core::provision;
-use sshield_core::FirstFactor;
+use sshield_core::{provision, user_file, FirstFactor};
 use zeroize::Zeroizing;
 
 use super::{print_backup_codes, user_name, Context};
@@ -77,6 +78,9 @@ pub fn bind_keys(
     Ok(())
 }
 
+/// No OpenSSH public key line comes near this (an RSA-16384 key is about 2.8 kB).
+const MAX_PUBLIC_KEY_FILE_BYTES: u64 = 64 * 1024;
+
 /// A `SHA256:` fingerprint as given, or the fingerprint of the first key in a public key file.
 fn fingerprint_of(key: &str) -> Result<String, Failure> {
     if let Some(b64) = key.strip_prefix("SHA256:") {
@@ -92,10 +96,11 @@ fn fingerprint_of(key: &str) -> Result<String, Failure> {
             )))
         };
     }
-    let text = std::fs::read_to_string(key).map_err(|e| {
+    // A public key usually sits in the user's own ~/.ssh, which they may have replaced with
+    // a named pipe or a link to a root-only file.
+    let text = user_file::read_text(Path::new(key), MAX_PUBLIC_KEY_FILE_BYTES).map_err(|e| {
         Failure::Error(format!(
-            "{key}: not a SHA256:... fingerprint, and cannot read it as a public key file: {}",
-            sshield_core::store::describe_io(&e)
+            "{key}: not a SHA256:... fingerprint, and cannot read it as a public key file: {e}"
         ))
     })?;
     let first = FirstFactor::parse(&format!(

@@ -14,6 +14,7 @@ pub mod verify;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::Path;
 
+use sshield_core::accounts;
 use sshield_core::config::DEFAULT_CONFIG_PATH;
 use sshield_core::record::{Authenticator, TokenKind};
 use sshield_core::{Config, ConfigError, Engine, RecordStore, UnixTime, UserName, UserRecord};
@@ -75,9 +76,12 @@ impl Context {
     }
 }
 
-/// Checks a user name from the command line.
+/// Checks a user name from the command line, as the account it stands for: where the name
+/// service maps `ALICE` to `alice`, logins use alice's record (see `accounts::account_name`),
+/// so enrolling, importing or showing `ALICE` must mean that record too.
 pub fn user_name(name: &str) -> Result<UserName, Failure> {
-    Ok(UserName::new(name)?)
+    let account = accounts::account_name(name).map_err(Failure::error)?;
+    Ok(UserName::new(&account)?)
 }
 
 /// Picks the authenticator called `name`, or the first one.

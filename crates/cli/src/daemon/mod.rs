@@ -25,11 +25,14 @@ use std::time::Duration;
 use std::{fs, thread};
 
 use sshield_core::log::{decision_line, exemption_line};
+use sshield_core::passed::{self, Passed};
 use sshield_core::{
     Attempt, Config, Decision, DenyReason, Engine, Requirement, Response, Subject, UnixTime,
+    UserName,
 };
 
 use crate::failure::Failure;
+use crate::procs::{self, Proc};
 use crate::protocol::{self, Reply, Request};
 use crate::syslog::{self, Severity};
 
@@ -194,6 +197,8 @@ struct Caller {
     uid: u32,
     user: String,
     source: Option<IpAddr>,
+    /// The ssh session the caller runs under, if `/proc` shows one beyond doubt.
+    session: Option<procs::SshSession>,
 }
 
 impl Caller {
@@ -216,10 +221,15 @@ fn identify(stream: &UnixStream) -> Result<Caller, String> {
         .flatten()
         .ok_or_else(|| format!("uid {uid} has no user name"))?;
     let pid = u32::try_from(cred.pid.as_raw_nonzero().get()).unwrap_or(0);
+    // (As in `source::of_peer`: a pid reused by another uid's process says nothing.)
+    let session = Proc::read(pid)
+        .filter(|p| p.uid == uid)
+        .and_then(|_| procs::ssh_session_of(pid));
     Ok(Caller {
         uid,
         user: user.name,
         source: source::of_peer(pid, uid),
+        session,
     })
 }
 
@@ -347,6 +357,7 @@ impl Shared {
         match outcome.decision {
             Decision::Allow(method) => {
                 self.log(Severity::Info, &line);
+                self.mark_passed(caller, attempt.now);
                 Reply::Allow {
                     method: method.as_str().to_owned(),
                     banner: self.config.banner.clone(),
@@ -378,6 +389,29 @@ impl Shared {
                     tries_left: self.config.login_tries.saturating_sub(*failures),
                 }
             }
+        }
+    }
+
+    /// Leaves the marker that ties this pass to the caller's ssh session, its sshd processes
+    /// (`sshield setup --confirm` looks for it). Never changes the decision.
+    fn mark_passed(&self, caller: &Caller, now: UnixTime) {
+        let (Some(ssh), Ok(user)) = (&caller.session, UserName::new(&caller.user)) else {
+            return;
+        };
+        let passed = Passed {
+            at: now.0,
+            service: SERVICE.to_owned(),
+            pid: ssh.session.pid,
+            parent: ssh.monitor.as_ref().map_or(ssh.session.ppid, |m| m.pid),
+        };
+        if let Err(e) = passed::record(self.engine.store(), &user, &passed) {
+            self.log(
+                Severity::Warning,
+                &format!(
+                    "cannot record which session passed in {}: {e}; `sshield setup --confirm` from that session will be refused",
+                    passed::path(self.engine.store(), &user).display()
+                ),
+            );
         }
     }
 

@@ -213,6 +213,15 @@ fn merge(
     for wanted in &imported.authenticators {
         let name = &wanted.name;
         let imported_usage = imported.usage.get(name).cloned().unwrap_or_default();
+        // Replay is kept per authenticator: the same secret under two names would accept
+        // each code twice (issue 9 item 6).
+        if let Some(existing) = record.same_codes_as(wanted) {
+            conflicts.push(conflict(ConflictKind::SameSecret {
+                name: name.clone(),
+                existing: existing.name.clone(),
+            }));
+            continue;
+        }
         let position = record.authenticators.iter().position(|a| &a.name == name);
         match position {
             Some(i) if same_token(&record.authenticators[i], wanted) => {
@@ -385,11 +394,60 @@ mod tests {
         );
     }
 
+    /// bob, from a usersfile line with KEY and no login yet.
+    fn import_bob(store: &RecordStore) {
+        apply(
+            store,
+            &oath_plan(&format!("HOTP/T30 bob - {KEY}\n")),
+            false,
+            NOW,
+        )
+        .unwrap();
+    }
+
     fn totp_code(key_hex: &str, step: u64) -> String {
         let secret = Secret::from_hex(key_hex).unwrap();
         hotp(&secret, &TotpParams::default().hotp(), step)
             .as_str()
             .to_owned()
+    }
+
+    /// Issue 9 item 6: one secret imported twice (a users.oath line and the same user's
+    /// ~/.google_authenticator, or two usersfile lines) would accept each code twice. Refused,
+    /// naming the authenticator on file; nothing is written, also with --replace.
+    #[test]
+    fn a_secret_on_file_under_another_name_is_not_imported_again() {
+        let (_dir, store) = store();
+        import_bob(&store);
+        let before = std::fs::read(store.record_path(&user("bob"))).unwrap();
+        // KEY in base32.
+        let ga = ga_plan("bob", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n\" TOTP_AUTH\n");
+        for replace in [false, true] {
+            let message = apply(&store, &ga, replace, NOW).unwrap_err().to_string();
+            assert!(
+                message.contains("bob's authenticator \"oath\" already has the secret of \"google-authenticator\""),
+                "{message}"
+            );
+            assert!(
+                message.contains("sshield remove bob --name oath"),
+                "{message}"
+            );
+            assert!(!message.contains("pass --replace"), "{message}");
+            assert_eq!(
+                std::fs::read(store.record_path(&user("bob"))).unwrap(),
+                before
+            );
+        }
+        // Two lines of one usersfile.
+        let twice = format!("HOTP/T30 carol - {KEY}\nHOTP/T30 carol - {KEY}\n");
+        let message = apply(&store, &oath_plan(&twice), false, NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("carol's authenticator \"oath\" already has the secret of \"oath-2\""),
+            "{message}"
+        );
+        assert!(!store.record_path(&user("carol")).exists());
     }
 
     #[test]
@@ -493,13 +551,7 @@ mod tests {
     #[test]
     fn replay_state_advances_when_the_old_tool_saw_later_logins() {
         let (_dir, store) = store();
-        apply(
-            &store,
-            &oath_plan(&format!("HOTP/T30 bob - {KEY}\n")),
-            false,
-            NOW,
-        )
-        .unwrap();
+        import_bob(&store);
         // bob kept logging in through pam_oath before the second import.
         let used = 59_847_826;
         let line = format!(

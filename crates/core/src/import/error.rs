@@ -2,31 +2,20 @@
 //! never contains a secret, a PIN or a code.
 
 use std::fmt;
-use std::io;
 use std::path::PathBuf;
 
 use sshield_otp::{ParamError, SecretError};
 
-use crate::store::{describe_io, StoreError};
+use crate::store::StoreError;
+use crate::user_file::UserFileError;
 use crate::username::{UserName, UserNameError};
 
 /// Why nothing was imported.
 #[derive(Debug)]
 pub enum ImportError {
-    /// The file could not be opened or read.
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: io::Error,
-    },
-    /// The path is a symlink, not a regular file, too large, or not text.
-    Unreadable {
-        /// The file.
-        path: PathBuf,
-        /// Why, and what to do.
-        reason: String,
-    },
+    /// The file could not be read, or is a symlink, not a regular file, too large, or not
+    /// text.
+    File(UserFileError),
     /// A line that cannot be imported.
     Line {
         /// The file.
@@ -140,15 +129,27 @@ pub enum ConflictKind {
     Authenticator(String),
     /// A set of backup codes that does not contain the imported codes.
     BackupCodes,
+    /// The imported authenticator `name` has the secret of `existing` (on file, or earlier in
+    /// the import): both would accept each code. `--replace` does not override this.
+    SameSecret {
+        /// The imported authenticator.
+        name: String,
+        /// The one that already has its secret.
+        existing: String,
+    },
+}
+
+impl ConflictKind {
+    /// Whether `--replace` resolves it.
+    fn replaceable(&self) -> bool {
+        !matches!(self, Self::SameSecret { .. })
+    }
 }
 
 impl fmt::Display for ImportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Read { path, source } => {
-                write!(f, "cannot read {}: {}", path.display(), describe_io(source))
-            }
-            Self::Unreadable { path, reason } => write!(f, "{}: {reason}", path.display()),
+            Self::File(e) => e.fmt(f),
             Self::Line {
                 path,
                 line,
@@ -167,11 +168,14 @@ impl fmt::Display for ImportError {
                 for c in conflicts {
                     write!(f, "\n  {c}")?;
                 }
-                write!(
-                    f,
-                    "\npass --replace to overwrite them (a replaced authenticator's login history \
-                     starts over), or leave those users out of the import"
-                )
+                if conflicts.iter().any(|c| c.kind.replaceable()) {
+                    write!(
+                        f,
+                        "\npass --replace to overwrite them (a replaced authenticator's login \
+                         history starts over), or leave those users out of the import"
+                    )?;
+                }
+                Ok(())
             }
             Self::Store(e) => e.fmt(f),
             Self::Random(e) => write!(f, "the system random number generator failed: {e}"),
@@ -258,6 +262,14 @@ impl fmt::Display for Conflict {
                  or parameters",
                 self.origin, self.user
             ),
+            ConflictKind::SameSecret { name, existing } => write!(
+                f,
+                "{}: {}'s authenticator {existing:?} already has the secret of {name:?}, so both \
+                 would accept each code; import each secret once: leave out the duplicate line or \
+                 file, or if {existing:?} is on file from before, remove it first (sshield remove \
+                 {} --name {existing})",
+                self.origin, self.user, self.user
+            ),
             ConflictKind::BackupCodes => write!(
                 f,
                 "{}: {} already has a different set of backup codes",
@@ -270,10 +282,16 @@ impl fmt::Display for Conflict {
 impl std::error::Error for ImportError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Read { source, .. } => Some(source),
+            Self::File(e) => Some(e),
             Self::Store(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+impl From<UserFileError> for ImportError {
+    fn from(e: UserFileError) -> Self {
+        Self::File(e)
     }
 }
 

@@ -41,10 +41,10 @@ use zeroize::Zeroizing;
 
 use super::error::{shown_field, ImportError, LineProblem};
 use super::plan::{ImportPlan, ImportedUser};
-use super::source::read_text;
 use crate::config::Policy;
 use crate::record::{Authenticator, TokenKind, TokenUsage};
 use crate::time::UnixTime;
+use crate::user_file::read_text;
 use crate::username::UserName;
 
 /// The file's name in a user's home directory.

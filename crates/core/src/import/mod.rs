@@ -12,7 +12,6 @@ mod apply;
 mod error;
 pub mod google_authenticator;
 mod plan;
-mod source;
 pub mod users_oath;
 
 pub use apply::{apply, BackupOutcome, ImportReport, UserReport};

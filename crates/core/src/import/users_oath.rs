@@ -15,7 +15,9 @@
 //!   `HOTP/T60`, optionally `/<digits>`, are time-based with that period. Digits are 6 (the
 //!   default), 7 or 8, and the hash is always SHA-1. liboath knows no other periods and
 //!   silently skips such lines; this importer takes any period sshield supports and says so
-//!   in a note.
+//!   in a note. liboath 2.6.7 ignores the digits, though: it checks a code of the length typed
+//!   (pam_oath's `digits=` argument aside), so the importer takes the length of `LAST_OTP` when
+//!   there is one, and the type's otherwise, with a note either way when it cannot be sure.
 //! - **PIN**: `-` means no PIN; `+` means liboath does not check one (another PAM module
 //!   checks the password the user types before the code). Anything else is a PIN that liboath
 //!   compares with that prefix. sshield asks for the code alone, so a PIN cannot be carried
@@ -43,9 +45,9 @@ use sshield_otp::{hotp, totp_step, Algorithm, Digits, Period, Secret, TotpParams
 
 use super::error::{shown_field, ImportError, LineProblem};
 use super::plan::{ImportPlan, ImportedUser};
-use super::source::read_text;
 use crate::record::{Authenticator, TokenKind, TokenUsage};
 use crate::time::UnixTime;
+use crate::user_file::read_text;
 use crate::username::UserName;
 
 /// Where pam_oath's usersfile usually lives.
@@ -95,6 +97,7 @@ pub fn read(path: &Path, now: UnixTime) -> Result<ImportPlan, ImportError> {
 pub fn parse(text: &str, path: &Path, now: UnixTime) -> Result<ImportPlan, ImportError> {
     let mut plan = ImportPlan::default();
     let mut index: HashMap<UserName, usize> = HashMap::new();
+    let mut never_used = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line_no = i + 1;
         let line = raw.trim();
@@ -114,6 +117,20 @@ pub fn parse(text: &str, path: &Path, now: UnixTime) -> Result<ImportPlan, Impor
                  password",
                 token.user
             ));
+        }
+        let digits = token.authenticator.digits;
+        if token.used && digits != token.type_digits {
+            plan.notes.push(format!(
+                "{at}: token type {} says {} digits, but the last code {} used was {digits} \
+                 digits long, and pam_oath checks a code of the length typed whatever the type \
+                 says; imported with {digits} digits, the length the app shows",
+                shown_field(token.type_field),
+                token.type_digits,
+                token.user
+            ));
+        }
+        if !token.used {
+            never_used.push(line_no.to_string());
         }
         if !token.liboath_type {
             plan.notes.push(format!(
@@ -151,6 +168,31 @@ pub fn parse(text: &str, path: &Path, now: UnixTime) -> Result<ImportPlan, Impor
         }
         user.authenticators.push(authenticator);
     }
+    if !never_used.is_empty() {
+        plan.notes.push(format!(
+            "{}: {} {} {}, so the file does not show how many digits {}: pam_oath accepts 6, \
+             7 or 8 whatever the type says; imported with the digits the type names (6 if \
+             none). If an app shows another length, put it in the type (HOTP/T30/8, \
+             HOTP/E/6, ...) and import again with --replace",
+            path.display(),
+            if never_used.len() == 1 {
+                "line"
+            } else {
+                "lines"
+            },
+            never_used.join(", "),
+            if never_used.len() == 1 {
+                "was never used"
+            } else {
+                "were never used"
+            },
+            if never_used.len() == 1 {
+                "its app shows"
+            } else {
+                "their apps show"
+            },
+        ));
+    }
     if !plan.users.is_empty() {
         plan.notes.push(format!(
             "{}: pam_oath's window= (set on its line in /etc/pam.d, not in this file) is not \
@@ -166,6 +208,10 @@ pub fn parse(text: &str, path: &Path, now: UnixTime) -> Result<ImportPlan, Impor
 /// One parsed line, before it is given a name within its user.
 struct Token<'a> {
     type_field: &'a str,
+    /// The digit count the type names (the authenticator's may differ: see `parse_line`).
+    type_digits: u32,
+    /// The line has a last OTP: pam_oath accepted a code of this token.
+    used: bool,
     liboath_type: bool,
     user: UserName,
     pin_elsewhere: bool,
@@ -181,6 +227,7 @@ fn parse_line(line: &str, now: UnixTime) -> Result<Token<'_>, LineProblem> {
         });
     }
     let token_type = parse_type(fields[0])?;
+    let type_digits = token_type.digits.get();
     let user = UserName::new(fields[1]).map_err(|error| LineProblem::UserName {
         shown: shown_field(fields[1]),
         error,
@@ -209,6 +256,21 @@ fn parse_line(line: &str, now: UnixTime) -> Result<Token<'_>, LineProblem> {
         None => None,
     };
 
+    // liboath 2.6 checks a code of the length the user types, whatever digit count the type
+    // names (checked against pam_oath 2.6.7: a 6-digit code passes on a `HOTP/T30/8` line and
+    // is recorded as the last OTP). So the last code used shows the length the app really
+    // shows; the type is only the admin's word for it (issue 9 item 18).
+    let digits = match last_otp {
+        Some(otp) => u32::try_from(otp.len())
+            .ok()
+            .and_then(|n| Digits::new(n).ok())
+            .ok_or(LineProblem::LastOtp)?,
+        None => token_type.digits,
+    };
+    let token_type = TokenType {
+        digits,
+        ..token_type
+    };
     let algorithm = Algorithm::Sha1;
     let mut usage = TokenUsage::default();
     let (kind, period, first_counter) = match token_type.period {
@@ -243,6 +305,8 @@ fn parse_line(line: &str, now: UnixTime) -> Result<Token<'_>, LineProblem> {
     };
     Ok(Token {
         type_field: fields[0],
+        type_digits,
+        used: last_otp.is_some(),
         liboath_type: LIBOATH_TYPES.contains(&fields[0]),
         user,
         pin_elsewhere,
@@ -459,6 +523,56 @@ HOTP/E/8 dave - 3132333435363738393031323334353637383930
             Ok(plan) => panic!("parsed: {plan:?}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    /// Issue 9 item 18: liboath 2.6.7 checks a code of the length typed, whatever the type
+    /// says (checked with pam_oath and pamtester: a 6-digit code passes on a `HOTP/T30/8` and
+    /// a `HOTP/E/8` line), and records it. These lines are as pam_oath wrote them after such
+    /// logins (TZ=UTC). The import must make a token of the length the phone shows, and carry
+    /// the used code over.
+    #[test]
+    fn the_length_comes_from_the_last_code_used_not_the_type() {
+        let text = format!(
+            "HOTP/T30/8\tzoe\t-\t{KEY}\t0\t699179\t2026-12-04T18:27:51L\n\
+             HOTP/E/8\tyann\t-\t{KEY}\t4\t338314\t2026-12-04T18:27:59L\n"
+        );
+        // A minute after those logins.
+        let now = UnixTime(1_796_408_931);
+        let plan = parse(&text, path(), now).unwrap();
+        let zoe = &plan.users[0];
+        let phone = &zoe.authenticators[0];
+        assert_eq!((phone.kind, phone.digits), (TokenKind::Totp, 6));
+        assert_eq!(zoe.usage["oath"].last_step, Some(59_880_295));
+        let yann = &plan.users[1];
+        assert_eq!(yann.authenticators[0].digits, 6);
+        assert_eq!(yann.usage["oath"].next_counter, Some(5));
+        for (line, token_type) in [(1, "HOTP/T30/8"), (2, "HOTP/E/8")] {
+            let note = format!("/etc/users.oath:{line}: token type \"{token_type}\" says 8 digits");
+            assert!(
+                plan.notes
+                    .iter()
+                    .any(|n| n.starts_with(&note) && n.contains("imported with 6 digits")),
+                "{note}: {:#?}",
+                plan.notes
+            );
+        }
+    }
+
+    /// A line never used says nothing of the app's length: imported as its type says, and
+    /// named in a note.
+    #[test]
+    fn a_line_never_used_keeps_its_type_and_is_named() {
+        let plan = parse_ok(&format!("HOTP/T30/8 zoe - {KEY}\nHOTP/T30 yann - {KEY}\n"));
+        assert_eq!(plan.users[0].authenticators[0].digits, 8);
+        assert_eq!(plan.users[1].authenticators[0].digits, 6);
+        assert!(
+            plan.notes.iter().any(|n| n.starts_with(
+                "/etc/users.oath: lines 1, 2 were never used, so the file does not show how many \
+                 digits their apps show"
+            )),
+            "{:#?}",
+            plan.notes
+        );
     }
 
     #[test]

@@ -393,6 +393,17 @@ pub fn password_then_code_options(sshield: &Sshield) -> SshdOptions {
         ]))
 }
 
+/// A public key, then the code (keyboard-interactive, the module alone in the stack).
+pub fn key_then_code_options(sshield: &Sshield) -> SshdOptions {
+    SshdOptions::new()
+        .config([
+            "KbdInteractiveAuthentication yes",
+            "PasswordAuthentication no",
+            "AuthenticationMethods publickey,keyboard-interactive:pam",
+        ])
+        .pam(sshd_stack([sshield.auth_line("")]))
+}
+
 /// An sshd with [`password_then_code_options`].
 pub fn start_password_then_code(sshield: &Sshield) -> Sshd {
     Sshd::start(password_then_code_options(sshield))
@@ -583,9 +594,20 @@ pub struct PamtesterRun {
 /// `pamtester [-I rhost=RHOST] SERVICE USER authenticate`, typing `answers`, one a line.
 /// pamtester's conversation reads each answer as a line from stdin.
 pub fn pamtester(service: &str, user: &str, rhost: Option<&str>, answers: &[&str]) -> PamtesterRun {
+    pamtester_as(Command::new("pamtester"), service, user, rhost, answers)
+}
+
+/// [`pamtester`] through `cmd`, a command that runs pamtester (e.g. in a namespace of its
+/// own, [`sshield_e2e::CaseInsensitiveNamespace::command`]).
+pub fn pamtester_as(
+    mut cmd: Command,
+    service: &str,
+    user: &str,
+    rhost: Option<&str>,
+    answers: &[&str],
+) -> PamtesterRun {
     use std::io::Write;
 
-    let mut cmd = Command::new("pamtester");
     if let Some(rhost) = rhost {
         cmd.args(["-I", &format!("rhost={rhost}")]);
     }

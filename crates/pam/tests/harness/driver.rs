@@ -36,7 +36,8 @@ const DRIVER_TEST: &str = "pam_driver_process";
 const PAM_ESTABLISH_CRED: c_int = 0x2;
 
 // The application half of libpam (`pam_appl.h`, `_pam_types.h`), which the module never calls.
-#[link(name = "pam")]
+// By soname, as the module does (`src/ffi.rs`): no libpam0g-dev needed to build the tests.
+#[link(name = "libpam.so.0", kind = "dylib", modifiers = "+verbatim")]
 extern "C" {
     fn pam_start_confdir(
         service_name: *const c_char,

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use sshield_core::config::DEFAULT_CONFIG_PATH;
+use sshield_core::passed;
 use sshield_core::record::UserState;
 use sshield_core::{Config, Engine, Requirement, Subject, UnixTime, UserName};
 
@@ -161,7 +162,8 @@ fn plan(config_path: &Path, args: &SetupArgs) -> Result<Planned, Failure> {
 
 fn apply(config_path: &Path, args: &SetupArgs) -> Result<(), Failure> {
     let state = State::open(&args.state_dir).map_err(Failure::Error)?;
-    if let Some(last) = state.load().map_err(Failure::Error)? {
+    let last = state.load().map_err(Failure::Error)?;
+    if let Some(last) = &last {
         if last.status == Status::Trial {
             return Err(Failure::Refused(format!(
                 "a trial is running until {} ({}): confirm it (sshield setup --confirm, from a new ssh session) or undo it (sshield setup --undo) first",
@@ -219,6 +221,7 @@ fn apply(config_path: &Path, args: &SetupArgs) -> Result<(), Failure> {
     let reload = Reload::choose(args.reload_command.as_deref());
     let mut written = Vec::new();
     let mut notes = Vec::new();
+    let mut pid_file = None;
     let result = (|| {
         for (change, saved) in changes.iter().zip(&saved) {
             files::apply(change, saved)?;
@@ -227,6 +230,10 @@ fn apply(config_path: &Path, args: &SetupArgs) -> Result<(), Failure> {
         host::sshd_test(&args.sshd_binary, &args.sshd_config)?;
         match host::sshd_effective(&args.sshd_binary, &args.sshd_config) {
             Ok(effective) => {
+                pid_file = effective
+                    .get("pidfile")
+                    .filter(|p| p.as_str() != "none")
+                    .map(PathBuf::from);
                 root_can_answer(&admin, args.mode, &effective)?;
                 notes.extend(root_locked_out(args.mode, &effective));
                 let lost = host::overridden(&planned.sshd_lines, &effective);
@@ -299,9 +306,15 @@ fn apply(config_path: &Path, args: &SetupArgs) -> Result<(), Failure> {
         config: config_path.to_owned(),
         sshd_binary: args.sshd_binary.clone(),
         sshd_config: args.sshd_config.clone(),
+        sshd_pid_file: pid_file.or_else(|| match &reload {
+            Reload::Hup(path) => Some(path.clone()),
+            _ => None,
+        }),
         reload_command: None,
         reload_hup_pid_file: None,
         files: saved,
+        // Written over what is still in force of earlier setups, which `--undo` must also reach.
+        earlier: last.map(state::Change::into_earlier).unwrap_or_default(),
     };
     change.set_reload(&reload);
     state.save(&change).map_err(Failure::Error)?;
@@ -574,7 +587,7 @@ fn boot_guard(config_path: &Path, state_dir: &Path) -> Result<(), Failure> {
     // back is all it takes: `systemctl reload ssh` now would wait for ssh's start job, which
     // waits for this unit, and `sshd -t` fails for want of /run/sshd, which ssh.service makes
     // (its own ExecStartPre checks the files a moment later).
-    problems.extend(restore_files(&state, &change));
+    problems.extend(restore_files(&state, &[&change]));
     change.status = Status::RolledBack;
     if let Err(e) = state.save(&change) {
         problems.push(e);
@@ -608,15 +621,10 @@ fn log_rollback(state: &State, change: &state::Change, problems: &[String]) {
     );
 }
 
-/// Puts every file of `change` back and reloads sshd; returns what went wrong.
+/// Puts every file of `change` back and reloads sshd; returns what went wrong. The changes
+/// beneath it stay in force.
 fn roll_back(state: &State, change: &mut state::Change, status: Status) -> Vec<String> {
-    let mut problems = restore_files(state, change);
-    if let Err(e) = host::sshd_test(&change.sshd_binary, &change.sshd_config) {
-        problems.push(e);
-    }
-    if let Err(e) = change.reload().run() {
-        problems.push(e);
-    }
+    let mut problems = put_back(state, &[&*change]);
     change.status = status;
     remove_boot_guard(change);
     if let Err(e) = state.save(change) {
@@ -625,15 +633,34 @@ fn roll_back(state: &State, change: &mut state::Change, status: Status) -> Vec<S
     problems
 }
 
-/// Puts every file of `change` back; returns what went wrong.
-fn restore_files(state: &State, change: &state::Change) -> Vec<String> {
-    let backups = state.backups(&change.id);
-    change
-        .files
-        .iter()
-        .rev()
-        .filter_map(|saved| files::restore(saved, &backups).err())
-        .collect()
+/// Puts back the files of `layers`, newest first (each layer's old text is what the one
+/// before it wrote), then checks the result with `sshd -t` and reloads sshd once, as the
+/// newest layer says; returns what went wrong.
+fn put_back(state: &State, layers: &[&state::Change]) -> Vec<String> {
+    let mut problems = restore_files(state, layers);
+    if let Some(newest) = layers.first() {
+        if let Err(e) = host::sshd_test(&newest.sshd_binary, &newest.sshd_config) {
+            problems.push(e);
+        }
+        if let Err(e) = newest.reload().run() {
+            problems.push(e);
+        }
+    }
+    problems
+}
+
+/// Puts back the files of `layers`, newest first, and nothing else; returns what went wrong.
+fn restore_files(state: &State, layers: &[&state::Change]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for layer in layers {
+        let backups = state.backups(&layer.id);
+        for saved in layer.files.iter().rev() {
+            if let Err(e) = files::restore(saved, &backups) {
+                problems.push(e);
+            }
+        }
+    }
+    problems
 }
 
 /// The boot guard's unit name.
@@ -771,23 +798,46 @@ fn confirm(args: &SetupArgs) -> Result<(), Failure> {
             "this ssh session began before the trial, so it proves nothing about the new setup: log in again in a NEW terminal and confirm from there".into(),
         ));
     }
+    // Through the sshd setup reconfigured: the process sshd forked for this connection is a
+    // child of that sshd's listener. That is the monitor (`sshd: USER [priv]`), or for root,
+    // whom OpenSSH serves without an unprivileged child, the session's sshd itself. A login
+    // through another sshd on the host proves nothing about this one's new config.
+    let listener = listener_of(&change).map_err(Failure::Refused)?;
+    let connection = std::iter::once(&ssh.session)
+        .chain(ssh.monitor.as_ref())
+        .find(|p| p.ppid == listener.pid);
+    let Some(connection) = connection else {
+        return Err(Failure::Refused(format!(
+            "this ssh session did not come through the sshd that setup reconfigured (its listener is pid {}, from {}): log in through that sshd in a NEW terminal and confirm from there",
+            listener.pid,
+            change
+                .sshd_pid_file
+                .as_deref()
+                .unwrap_or(Path::new("?"))
+                .display()
+        )));
+    };
     let user = user_of(ssh.session.uid).ok_or_else(|| {
         Failure::Error(format!(
             "uid {} of this session has no name",
             ssh.session.uid
         ))
     })?;
+    // And this session's own login passed the second factor: the marker the module (or the
+    // daemon) left names that process, or the one it forked to talk to PAM. `sshield verify`, or a
+    // login elsewhere, moves the record's last success but leaves no such marker.
     let config = Config::load(&change.config)?;
-    let record = UserName::new(&user)
-        .ok()
-        .and_then(|u| config.record_store().load(&u).ok().flatten());
-    let passed = record
-        .as_ref()
-        .and_then(|r| r.usage.last_success)
-        .is_some_and(|t| t >= change.applied_at);
-    if !passed {
+    let store = config.record_store();
+    let passed = match UserName::new(&user) {
+        Ok(name) => passed::load(&store, &name).map_err(|e| Failure::Error(e.to_string()))?,
+        Err(_) => None,
+    };
+    let by_this_session = passed.is_some_and(|p| {
+        p.at >= change.applied_at && (p.pid == connection.pid || p.parent == connection.pid)
+    });
+    if !by_this_session {
         return Err(Failure::Refused(format!(
-            "{user}'s login did not pass a second factor since the trial began (was it exempt?): log in again so that the new setup asks for a code, and confirm from that session"
+            "this session's login did not pass {user}'s second factor since the trial began (was it exempt? a code checked by `sshield verify`, or by another login, proves nothing about the new setup): log in again in a NEW terminal, so that the new setup asks for a code, and confirm from that session"
         )));
     }
     change.status = Status::Confirmed;
@@ -808,52 +858,108 @@ fn confirm(args: &SetupArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The listener of the sshd setup reconfigured, from the pid file it writes.
+fn listener_of(change: &state::Change) -> Result<Proc, String> {
+    let Some(path) = &change.sshd_pid_file else {
+        return Err(format!(
+            "sshd's config ({}) names no PidFile, so setup cannot tell which sshd this session came through: set one (PidFile /run/sshd.pid), or undo the trial (sshield setup --undo)",
+            change.sshd_config.display()
+        ));
+    };
+    let pid = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read sshd's pid file {}: {e}", path.display()))?
+        .trim()
+        .parse::<u32>()
+        .map_err(|e| format!("{} holds no pid ({e})", path.display()))?;
+    Proc::read(pid)
+        .filter(|p| p.is_sshd() && p.uid == 0)
+        .ok_or_else(|| {
+            format!(
+                "pid {pid} (from {}) is not a running sshd of root's: is sshd running?",
+                path.display()
+            )
+        })
+}
+
+/// Puts back every change still in force, newest first: the last one if it is applied, and
+/// the earlier ones beneath it, so the host is as it was before the first of them.
 fn undo(args: &SetupArgs) -> Result<(), Failure> {
     let state = State::open(&args.state_dir).map_err(Failure::Error)?;
-    let mut change = match state.load().map_err(Failure::Error)? {
-        Some(c) if c.status.is_applied() => c,
-        Some(c) => {
-            return Err(Failure::Refused(format!(
-                "nothing to undo: the last setup ({}) was already {}",
-                c.summary,
-                c.status.as_str()
-            )))
-        }
-        None => {
-            return Err(Failure::Refused(
-                "nothing to undo: setup has made no change here".into(),
-            ))
-        }
+    let Some(mut change) = state.load().map_err(Failure::Error)? else {
+        return Err(Failure::Refused(
+            "nothing to undo: setup has made no change here".into(),
+        ));
     };
-    let backups = state.backups(&change.id);
-    for saved in &change.files {
-        if !files::unchanged_since(saved, &backups) {
-            println!(
-                "note: {} was changed after setup wrote it; those changes are undone too (setup's copy: {}/{}.new)",
-                saved.path.display(),
-                backups.display(),
-                saved.slot
-            );
+    let layers = change.in_force();
+    if layers.is_empty() {
+        return Err(Failure::Refused(format!(
+            "nothing to undo: the last setup ({}) was already {}",
+            change.summary,
+            change.status.as_str()
+        )));
+    }
+    // A hand edit shows against the newest layer that wrote the file.
+    let mut seen: Vec<&Path> = Vec::new();
+    for layer in &layers {
+        let backups = state.backups(&layer.id);
+        for saved in &layer.files {
+            if seen.contains(&saved.path.as_path()) {
+                continue;
+            }
+            seen.push(&saved.path);
+            if !files::unchanged_since(saved, &backups) {
+                println!(
+                    "note: {} was changed after setup wrote it; those changes are undone too (setup's copy: {}/{}.new)",
+                    saved.path.display(),
+                    backups.display(),
+                    saved.slot
+                );
+            }
         }
     }
-    let problems = roll_back(&state, &mut change, Status::Undone);
+    // Each file ends as the oldest layer that touched it found it.
+    let mut outcome: Vec<(PathBuf, bool)> = Vec::new();
+    for layer in layers.iter().rev() {
+        for saved in &layer.files {
+            if !outcome.iter().any(|(p, _)| *p == saved.path) {
+                outcome.push((saved.path.clone(), saved.existed));
+            }
+        }
+    }
+    let ids: Vec<String> = layers.iter().map(|l| l.id.clone()).collect();
+    let reload = layers[0].reload().describe();
+    let mut problems = put_back(&state, &layers);
+    if change.status.is_applied() {
+        change.status = Status::Undone;
+        remove_boot_guard(&mut change);
+    }
+    change.earlier.clear();
+    if let Err(e) = state.save(&change) {
+        problems.push(e);
+    }
     if !problems.is_empty() {
-        let line = format!("UNDO OF {} INCOMPLETE: {}", change.id, problems.join("; "));
+        let line = format!(
+            "UNDO OF {} INCOMPLETE: {}",
+            ids.join(", "),
+            problems.join("; ")
+        );
         state.log(&line);
         return Err(Failure::Error(format!(
             "{line}. The backups are in {}",
-            backups.display()
+            state.backups("").display()
         )));
     }
-    state.log(&format!("undone {}", change.id));
-    for saved in &change.files {
-        let what = if saved.existed { "restored" } else { "removed" };
-        println!("{what} {}", saved.path.display());
+    state.log(&format!("undone {}", ids.join(", ")));
+    for (path, existed) in &outcome {
+        let what = if *existed { "restored" } else { "removed" };
+        println!("{what} {}", path.display());
     }
-    println!(
-        "sshd reloaded ({}). The host is as it was before that setup.",
-        change.reload().describe()
-    );
+    let which = match ids.as_slice() {
+        [one] => format!("that setup ({one})"),
+        [newest, .., oldest] => format!("the {} setups from {oldest} to {newest}", ids.len()),
+        [] => String::new(),
+    };
+    println!("sshd reloaded ({reload}). The host is as it was before {which}.");
     Ok(())
 }
 
@@ -913,6 +1019,14 @@ fn status(args: &SetupArgs) -> Result<(), Failure> {
             }
         ),
         None => println!("status:     {}", change.status.as_str()),
+    }
+    for earlier in change.earlier.iter().rev() {
+        println!(
+            "beneath:    {} ({}, {}; `--undo` puts it back too)",
+            earlier.summary,
+            earlier.id,
+            earlier.status.as_str()
+        );
     }
     for saved in &change.files {
         let note = if report.changed_since.contains(&saved.path) {

@@ -1,9 +1,11 @@
-//! Setup's own state: the last change it made, with its backups, and whether that change is
-//! still a trial. Kept in the state dir (default /var/lib/sshield/setup, root-only):
+//! Setup's own state: the last change it made, with its backups, whether that change is still
+//! a trial, and the earlier changes still in force beneath it. Kept in the state dir (default
+//! /var/lib/sshield/setup, root-only):
 //!
 //! ```text
 //! lock                 flock'd by whoever reads or changes the state
-//! current.toml         the last change: files, backups, trial deadline, status
+//! current.toml         the last change: files, backups, trial deadline, status; and under
+//!                      [[earlier]], the changes before it that are still in force
 //! setup.log            one line per apply, confirm, rollback and undo
 //! <id>/<n>.old|.new    each file before and after that change
 //! ```
@@ -93,14 +95,41 @@ pub struct Change {
     pub config: PathBuf,
     pub sshd_binary: PathBuf,
     pub sshd_config: PathBuf,
+    /// Where that sshd's listener writes its pid (`PidFile` from `sshd -T`): a confirming
+    /// session must be its child, not a login through another sshd.
+    #[serde(default)]
+    pub sshd_pid_file: Option<PathBuf>,
     /// How sshd is reloaded: `None` for the default, else the admin's command.
     pub reload_command: Option<String>,
     pub reload_hup_pid_file: Option<PathBuf>,
     /// The files, in the order they were written.
     pub files: Vec<Saved>,
+    /// The changes made before this one whose files are still in force, oldest first (each
+    /// confirmed; their own `earlier` is empty). A setup applied over a confirmed one writes
+    /// over that one's files, so undoing only the last change would leave the earlier one in
+    /// place: after a trial over a confirmed setup rolled back, `--undo` once found "nothing
+    /// to undo" while the confirmed setup was still in /etc (issue 9, item 20).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<Change>,
 }
 
 impl Change {
+    /// What a new change applied after this one keeps beneath it: the changes still in force.
+    pub fn into_earlier(mut self) -> Vec<Change> {
+        let mut earlier = std::mem::take(&mut self.earlier);
+        if self.status.is_applied() {
+            earlier.push(self);
+        }
+        earlier
+    }
+
+    /// Every change whose files are in force (or meant to be), newest first: the order to
+    /// put them back in.
+    pub fn in_force(&self) -> Vec<&Change> {
+        let this = self.status.is_applied().then_some(self);
+        this.into_iter().chain(self.earlier.iter().rev()).collect()
+    }
+
     pub fn reload(&self) -> Reload {
         match (&self.reload_command, &self.reload_hup_pid_file) {
             (Some(c), _) => Reload::Command(c.clone()),
