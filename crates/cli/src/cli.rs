@@ -359,7 +359,7 @@ pub struct DoctorArgs {
 
 /// `sshield setup`'s options.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("action").args(["confirm", "undo", "status", "watch_trial"])))]
+#[command(group(clap::ArgGroup::new("action").args(["confirm", "undo", "status", "watch_trial", "boot_guard"])))]
 pub struct SetupArgs {
     /// How sshd hands logins to sshield: PAM (keyboard-interactive), or a ForceCommand after
     /// a public key (needs `sshield daemon`).
@@ -415,6 +415,9 @@ pub struct SetupArgs {
     /// The trial's watcher (started by setup itself).
     #[arg(long, hide = true)]
     pub watch_trial: bool,
+    /// The trial's boot guard (run by sshield-setup-trial.service before sshd starts).
+    #[arg(long, hide = true)]
+    pub boot_guard: bool,
 
     /// sshd's main config file.
     #[arg(long, value_name = "PATH", default_value = "/etc/ssh/sshd_config")]

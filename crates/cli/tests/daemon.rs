@@ -179,10 +179,10 @@ fn a_stale_socket_is_replaced() {
     assert_eq!(converse(&socket, &[r#"{"v":1,"op":"need"}"#]).len(), 1);
 }
 
-/// systemd socket activation, through `systemd-socket-activate` (systemd's own tool for
-/// exactly this): the daemon serves the socket it was passed as fd 3, not the config's.
-#[test]
-fn socket_activation() {
+/// `systemd-socket-activate` (systemd's own tool for exactly this) listening on `passed` and
+/// starting the daemon on the first connection, with `extra` options; `None` where the tool
+/// is missing outside CI.
+fn socket_activate(sb: &Sandbox, passed: &Path, extra: &[&str]) -> Option<Command> {
     let tool = "/usr/bin/systemd-socket-activate";
     if !Path::new(tool).exists() {
         assert!(
@@ -190,27 +190,82 @@ fn socket_activation() {
             "{tool} is missing (package systemd)"
         );
         eprintln!("skipping: {tool} is missing");
-        return;
+        return None;
     }
-    let (sb, config_socket) = with_socket("");
-    let passed = sb.path().join("activated.sock");
     let mut cmd = Command::new(tool);
     cmd.arg("-l")
-        .arg(&passed)
+        .arg(passed)
+        .args(extra)
         .arg(env!("CARGO_BIN_EXE_sshield"))
         .arg("--config")
         .arg(sb.config())
         .arg("daemon")
         .arg("--syslog-socket")
-        .arg(sb.path().join("no-syslog"))
-        .stderr(Stdio::null());
-    let _daemon = start(&mut cmd, &passed);
+        .arg(sb.path().join("no-syslog"));
+    Some(cmd)
+}
+
+/// systemd socket activation: the daemon serves the socket it was passed as fd 3, not the
+/// config's.
+#[test]
+fn socket_activation() {
+    let (sb, config_socket) = with_socket("");
+    let passed = sb.path().join("activated.sock");
+    let Some(mut cmd) = socket_activate(&sb, &passed, &[]) else {
+        return;
+    };
+    let _daemon = start(cmd.stderr(Stdio::null()), &passed);
     let replies = converse(&passed, &[r#"{"v":1,"op":"need"}"#]);
     assert!(
         replies[0].starts_with("{\"v\":1,\"reply\":\"prompt\""),
         "{replies:?}"
     );
     assert!(!config_socket.exists(), "it bound the config's socket too");
+}
+
+/// What systemd never passes is refused, not adopted: a datagram socket as fd 3, and
+/// `LISTEN_FDS_FIRST_FD` (an extension of the listenfd crate, which would take another fd).
+#[test]
+fn socket_activation_refuses_what_systemd_never_passes() {
+    for (extra, expected) in [
+        (&["--datagram"][..], "is not a valid unix stream socket"),
+        (
+            &["-E", "LISTEN_FDS_FIRST_FD=0"][..],
+            "LISTEN_FDS_FIRST_FD is set",
+        ),
+    ] {
+        let (sb, config_socket) = with_socket("");
+        let passed = sb.path().join("activated.sock");
+        let Some(mut cmd) = socket_activate(&sb, &passed, extra) else {
+            return;
+        };
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The daemon starts on the first datagram or connection.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !passed.exists() {
+            assert!(Instant::now() < deadline, "{extra:?}: nothing listens");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if extra == ["--datagram"] {
+            let s = std::os::unix::net::UnixDatagram::unbound().unwrap();
+            s.send_to(b"x", &passed).unwrap();
+        } else {
+            let _ = UnixStream::connect(&passed);
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains(expected), "{extra:?}: {stderr}");
+        assert!(
+            !config_socket.exists(),
+            "{extra:?}: it bound the config's socket"
+        );
+    }
 }
 
 #[test]

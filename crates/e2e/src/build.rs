@@ -23,9 +23,9 @@ pub fn artefacts() -> &'static Artefacts {
     BUILT.get_or_init(build)
 }
 
-fn build() -> Artefacts {
-    // Tests run as <target>/<profile>/deps/<name>-<hash>, examples as
-    // <target>/<profile>/examples/<name>.
+/// The caller's target dir, profile dir and cargo profile name. Tests run as
+/// `<target>/<profile>/deps/<name>-<hash>`, examples as `<target>/<profile>/examples/<name>`.
+fn caller_profile() -> (PathBuf, PathBuf, String) {
     let exe = std::env::current_exe().expect("the running binary's path");
     let profile_dir = exe
         .parent()
@@ -36,6 +36,58 @@ fn build() -> Artefacts {
         Some("debug") | None => "dev",
         Some(other) => other,
     };
+    (
+        target_dir.to_owned(),
+        profile_dir.to_owned(),
+        profile.to_owned(),
+    )
+}
+
+/// Why `scripts/build-deb` cannot run here, if cargo-deb is missing.
+pub fn cargo_deb_missing() -> Option<String> {
+    let deb = Command::new(env!("CARGO"))
+        .args(["deb", "--version"])
+        .output();
+    (!deb.is_ok_and(|o| o.status.success()))
+        .then(|| "cargo-deb is missing; run scripts/install-test-deps".to_string())
+}
+
+/// Runs `scripts/build-deb` for the caller's target dir and profile (`dev` under `cargo
+/// test`, reusing what the other tests built) with the .deb written to `out`; returns the
+/// .deb's path (the script's last line).
+pub fn build_deb(out: &Path) -> PathBuf {
+    let (target_dir, _, profile) = caller_profile();
+    let run = Command::new(crate::workspace_root().join("scripts/build-deb"))
+        .args(["--profile", &profile])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .arg("--output")
+        .arg(out)
+        .env("CARGO", env!("CARGO"))
+        .output()
+        .expect("run scripts/build-deb");
+    let show = || {
+        format!(
+            "{}\nstdout:\n{}\nstderr:\n{}",
+            run.status,
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        )
+    };
+    assert!(run.status.success(), "scripts/build-deb: {}", show());
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let deb = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
+    assert!(
+        deb.is_file() && deb.starts_with(out),
+        "scripts/build-deb's last line is not the .deb it wrote: {}",
+        show()
+    );
+    deb
+}
+
+fn build() -> Artefacts {
+    let (target_dir, profile_dir, profile) = caller_profile();
+    let profile = profile.as_str();
     // Two builds, each exactly as others run it (crates/pam/tests/harness/build.rs builds the
     // module alone): one build of both would unify their dependencies' features differently
     // and relink the module every time the two kinds of tests alternate.
@@ -51,7 +103,7 @@ fn build() -> Artefacts {
                 profile,
             ])
             .arg("--target-dir")
-            .arg(target_dir)
+            .arg(&target_dir)
             .current_dir(crate::workspace_root())
             .status()
             .expect("run cargo build");

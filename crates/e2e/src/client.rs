@@ -76,12 +76,16 @@ pub struct Client {
 
 impl Client {
     fn new(sshd: &Sshd, user: &str, kind: Kind) -> Client {
+        Client::at(sshd.addr(), sshd.port(), sshd.known_hosts(), user, kind)
+    }
+
+    fn at(host: IpAddr, port: u16, known_hosts: &Path, user: &str, kind: Kind) -> Client {
         Client {
             kind,
             user: user.to_owned(),
-            host: sshd.addr(),
-            port: sshd.port(),
-            known_hosts: sshd.known_hosts().to_owned(),
+            host,
+            port,
+            known_hosts: known_hosts.to_owned(),
             from: None,
             answers: Vec::new(),
             key: None,
@@ -98,6 +102,18 @@ impl Client {
     /// `ssh user@host [command]`; without [`Client::command`] it asks for a shell.
     pub fn ssh(sshd: &Sshd, user: impl AsRef<str>) -> Client {
         Client::new(sshd, user.as_ref(), Kind::Ssh { command: None })
+    }
+
+    /// `ssh user@host` to an sshd the harness did not start (a [`crate::Guest`]'s), whose
+    /// host key `known_hosts` holds.
+    pub fn ssh_to(host: IpAddr, port: u16, known_hosts: &Path, user: impl AsRef<str>) -> Client {
+        Client::at(
+            host,
+            port,
+            known_hosts,
+            user.as_ref(),
+            Kind::Ssh { command: None },
+        )
     }
 
     /// `sftp -b batch user@host`: the batch's commands (one a line, e.g. `put a b`), which

@@ -51,6 +51,7 @@
 mod admin;
 mod build;
 mod client;
+mod guest;
 mod nss;
 mod procs;
 mod sshd;
@@ -59,8 +60,9 @@ mod users;
 
 use std::path::PathBuf;
 
-pub use build::{artefacts, Artefacts};
+pub use build::{artefacts, build_deb, cargo_deb_missing, Artefacts};
 pub use client::{Client, Outcome, Session};
+pub use guest::{cache_dir, guest_requirement, show, Guest, Tree};
 pub use nss::CaseInsensitiveNamespace;
 pub use procs::{is_alive, tree as process_tree};
 pub use sshd::{pam_unix_stack, Sshd, SshdOptions};
@@ -85,13 +87,18 @@ pub const SSHD: &str = "/usr/sbin/sshd";
 /// installed. When they can't, this prints why and returns `false` so the test can return
 /// early — except under CI (`CI` set), where it panics: CI must never skip them silently.
 pub fn can_run() -> bool {
-    match missing_requirement() {
+    run_or_skip("end-to-end tests", missing_requirement())
+}
+
+/// The rule every root-only test keeps: with nothing `missing` it may run (`true`);
+/// otherwise this prints why `what` is skipped and returns `false`, except under CI (`CI`
+/// set), where it panics: CI must never skip silently.
+pub fn run_or_skip(what: &str, missing: Option<String>) -> bool {
+    match missing {
         None => true,
-        Some(why) if std::env::var_os("CI").is_some() => {
-            panic!("end-to-end tests cannot run: {why}")
-        }
+        Some(why) if std::env::var_os("CI").is_some() => panic!("{what} cannot run: {why}"),
         Some(why) => {
-            eprintln!("skipping end-to-end test: {why}");
+            eprintln!("skipping {what}: {why}");
             false
         }
     }

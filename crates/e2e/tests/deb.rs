@@ -26,7 +26,7 @@ fn deb_builds_lints_installs_into_a_root_and_purges() {
         return;
     }
     let out = TempDir::new().unwrap();
-    let deb = build_deb(out.path());
+    let deb = sshield_e2e::build_deb(out.path());
     let version = env!("CARGO_PKG_VERSION");
     assert!(
         deb.file_name()
@@ -155,57 +155,14 @@ fn can_run() -> bool {
             .into_iter()
             .find(|tool| !on_path(tool))
             .map(|tool| format!("{tool} is missing; run scripts/install-test-deps"))
-            .or_else(|| {
-                let deb = Command::new(env!("CARGO"))
-                    .args(["deb", "--version"])
-                    .output();
-                (!deb.is_ok_and(|o| o.status.success()))
-                    .then(|| "cargo-deb is missing; run scripts/install-test-deps".to_string())
-            })
+            .or_else(sshield_e2e::cargo_deb_missing)
     };
-    match missing {
-        None => true,
-        Some(why) if std::env::var_os("CI").is_some() => panic!("the deb test cannot run: {why}"),
-        Some(why) => {
-            eprintln!("skipping the deb test: {why}");
-            false
-        }
-    }
+    sshield_e2e::run_or_skip("the deb test", missing)
 }
 
 fn on_path(tool: &str) -> bool {
     PATH.split(':')
         .any(|dir| Path::new(dir).join(tool).is_file())
-}
-
-/// Runs scripts/build-deb for this test's target dir and profile; returns the .deb.
-fn build_deb(out: &Path) -> PathBuf {
-    // Tests run as <target>/<profile dir>/deps/<name>-<hash> (crates/e2e/src/build.rs).
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    let target_dir = profile_dir.parent().unwrap();
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => "dev",
-        Some(other) => other,
-    };
-    let run = Command::new(sshield_e2e::workspace_root().join("scripts/build-deb"))
-        .args(["--profile", profile])
-        .arg("--target-dir")
-        .arg(target_dir)
-        .arg("--output")
-        .arg(out)
-        .env("CARGO", env!("CARGO"))
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "scripts/build-deb: {}", show(&run));
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let deb = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
-    assert!(
-        deb.is_file() && deb.starts_with(out),
-        "scripts/build-deb's last line is not the .deb it wrote: {}",
-        show(&run)
-    );
-    deb
 }
 
 /// `dpkg-deb -c`: exactly the files docs/packaging.md lists, each with its mode, all root's,

@@ -191,9 +191,13 @@ impl Drop for Slot {
 /// The listening socket systemd passed (socket activation: `LISTEN_PID` is us and
 /// `LISTEN_FDS` is 1, the socket being fd 3), if any.
 ///
-/// Turning fd 3 into a `UnixListener` directly needs `unsafe` (`FromRawFd`). Instead the
-/// daemon asks the kernel for a duplicate of its own fd 3 through `pidfd_getfd(2)` (Linux
-/// 5.6+), which hands back an owned descriptor: the same socket, no `unsafe`.
+/// Adopting fd 3 as a `UnixListener` needs `FromRawFd`, i.e. `unsafe`, which this crate
+/// forbids; the `listenfd` crate does it after checking that the fd is a Unix stream socket,
+/// and marks it close-on-exec. An earlier version duplicated fd 3 with `pidfd_getfd(2)`
+/// instead, which seccomp filters refuse: systemd-nspawn's default one (EPERM), and
+/// `SystemCallFilter=@system-service`, which sshield.service sets (SIGSYS). The daemon then
+/// died at every start, and after five restarts systemd gave up on sshield.socket (issue 9).
+/// What is adopted here needs nothing beyond `@system-service`.
 fn activated_listener() -> Result<Option<UnixListener>, Failure> {
     let me = rustix::process::getpid();
     let for_us = std::env::var("LISTEN_PID")
@@ -201,6 +205,8 @@ fn activated_listener() -> Result<Option<UnixListener>, Failure> {
         .and_then(|p| p.parse::<i32>().ok())
         .is_some_and(|p| p == me.as_raw_nonzero().get());
     if !for_us {
+        // Not ours (or none): never adopt an fd on the word of a variable meant for another
+        // process, as listenfd would where LISTEN_PID is unset.
         return Ok(None);
     }
     let fds = std::env::var("LISTEN_FDS").unwrap_or_default();
@@ -209,24 +215,31 @@ fn activated_listener() -> Result<Option<UnixListener>, Failure> {
             "systemd passed LISTEN_FDS={fds:?}; sshield.socket must have exactly one ListenStream"
         )));
     }
+    if std::env::var_os("LISTEN_FDS_FIRST_FD").is_some() {
+        // systemd always starts at fd 3; listenfd would follow this variable elsewhere.
+        return Err(Failure::Error(
+            "LISTEN_FDS_FIRST_FD is set: systemd passes its sockets from fd 3 on; start the daemon without it".into(),
+        ));
+    }
     let activation = |e: io::Error| {
         Failure::Error(format!(
             "cannot take the socket systemd passed (fd 3): {e}; start the daemon without sshield.socket instead"
         ))
     };
-    let pidfd = rustix::process::pidfd_open(me, rustix::process::PidfdFlags::empty())
-        .map_err(|e| activation(e.into()))?;
-    let fd = rustix::process::pidfd_getfd(&pidfd, 3, rustix::process::PidfdGetfdFlags::empty())
-        .map_err(|e| activation(e.into()))?;
-    let kind = rustix::net::sockopt::get_socket_type(&fd).map_err(|e| activation(e.into()))?;
+    let listener = listenfd::ListenFd::from_env()
+        .take_unix_listener(0)
+        .map_err(activation)?
+        .ok_or_else(|| activation(io::Error::other("no fd 3")))?;
+    // A Unix stream socket, but one that was never listen()ed on would make accept() fail
+    // for ever.
     let listening =
-        rustix::net::sockopt::get_socket_acceptconn(&fd).map_err(|e| activation(e.into()))?;
-    if kind != rustix::net::SocketType::STREAM || !listening {
+        rustix::net::sockopt::get_socket_acceptconn(&listener).map_err(|e| activation(e.into()))?;
+    if !listening {
         return Err(activation(io::Error::other(
-            "fd 3 is not a listening stream socket",
+            "fd 3 is not a listening socket",
         )));
     }
-    Ok(Some(UnixListener::from(fd)))
+    Ok(Some(listener))
 }
 
 /// Binds the socket at `path`, world-connectable (0666): any local user may ask, about

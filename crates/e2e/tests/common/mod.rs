@@ -334,7 +334,7 @@ fn sleep_until_step(step: u64) {
 }
 
 /// A 160-bit secret from the OS random source, in base32 (RFC 4648, no padding).
-fn random_base32_secret() -> String {
+pub fn random_base32_secret() -> String {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let mut bytes = [0u8; 20];
     fs::File::open("/dev/urandom")

@@ -42,6 +42,9 @@ pub fn run(config_path: &Path, args: &SetupArgs) -> Result<(), Failure> {
     if args.watch_trial {
         return watch(&args.state_dir);
     }
+    if args.boot_guard {
+        return boot_guard(config_path, &args.state_dir);
+    }
     if args.status {
         return status(args);
     }
@@ -552,28 +555,70 @@ fn watch(state_dir: &Path) -> Result<(), Failure> {
         }
         if state::now() >= change.deadline {
             let problems = roll_back(&state, &mut change, Status::RolledBack);
-            let line = if problems.is_empty() {
-                format!(
-                    "rolled back {}: not confirmed by {}",
-                    change.id,
-                    clock(change.deadline)
-                )
-            } else {
-                format!(
-                    "ROLLBACK OF {} INCOMPLETE: {}",
-                    change.id,
-                    problems.join("; ")
-                )
-            };
-            state.log(&line);
-            syslog::send(
-                Path::new(syslog::DEV_LOG),
-                Severity::Warning,
-                &format!("setup: {line}"),
-            );
+            log_rollback(&state, &change, &problems);
             return Ok(());
         }
     }
+}
+
+/// The boot guard's command (`--boot-guard`), run by its unit before sshd starts. A trial
+/// past its deadline is undone here and now, before this returns: sshd then starts with the
+/// old files and never serves the expired trial's (issue 9: a `Type=simple` guard that ran
+/// the watcher let sshd start with them, and undid them a moment later). A trial still
+/// running gets a watcher in the background, and the boot goes on.
+fn boot_guard(config_path: &Path, state_dir: &Path) -> Result<(), Failure> {
+    let state = State::open(state_dir).map_err(Failure::Error)?;
+    let Some(mut change) = state.load().map_err(Failure::Error)? else {
+        return Ok(());
+    };
+    if change.status != Status::Trial {
+        return Ok(());
+    }
+    let mut problems = Vec::new();
+    if state::now() < change.deadline {
+        match start_watcher(config_path, state_dir) {
+            // It finds the old watcher gone, and takes the trial over.
+            Ok(_) => return Ok(()),
+            // Nobody would undo the trial: undo it now, as apply does.
+            Err(why) => problems.push(format!("cannot start the trial's watcher ({why})")),
+        }
+    }
+    // sshd has not started (the unit is ordered before ssh.service), so putting the files
+    // back is all it takes: `systemctl reload ssh` now would wait for ssh's start job, which
+    // waits for this unit, and `sshd -t` fails for want of /run/sshd, which ssh.service makes
+    // (its own ExecStartPre checks the files a moment later).
+    problems.extend(restore_files(&state, &[&change]));
+    change.status = Status::RolledBack;
+    if let Err(e) = state.save(&change) {
+        problems.push(e);
+    }
+    log_rollback(&state, &change, &problems);
+    // Only now: the daemon-reload drops this unit's ordering before ssh.service.
+    remove_boot_guard(&mut change);
+    state.save(&change).map_err(Failure::Error)
+}
+
+/// The line for the setup log and syslog when a trial ran out.
+fn log_rollback(state: &State, change: &state::Change, problems: &[String]) {
+    let line = if problems.is_empty() {
+        format!(
+            "rolled back {}: not confirmed by {}",
+            change.id,
+            clock(change.deadline)
+        )
+    } else {
+        format!(
+            "ROLLBACK OF {} INCOMPLETE: {}",
+            change.id,
+            problems.join("; ")
+        )
+    };
+    state.log(&line);
+    syslog::send(
+        Path::new(syslog::DEV_LOG),
+        Severity::Warning,
+        &format!("setup: {line}"),
+    );
 }
 
 /// Puts every file of `change` back and reloads sshd; returns what went wrong. The changes
@@ -592,15 +637,7 @@ fn roll_back(state: &State, change: &mut state::Change, status: Status) -> Vec<S
 /// before it wrote), then checks the result with `sshd -t` and reloads sshd once, as the
 /// newest layer says; returns what went wrong.
 fn put_back(state: &State, layers: &[&state::Change]) -> Vec<String> {
-    let mut problems = Vec::new();
-    for layer in layers {
-        let backups = state.backups(&layer.id);
-        for saved in layer.files.iter().rev() {
-            if let Err(e) = files::restore(saved, &backups) {
-                problems.push(e);
-            }
-        }
-    }
+    let mut problems = restore_files(state, layers);
     if let Some(newest) = layers.first() {
         if let Err(e) = host::sshd_test(&newest.sshd_binary, &newest.sshd_config) {
             problems.push(e);
@@ -612,21 +649,47 @@ fn put_back(state: &State, layers: &[&state::Change]) -> Vec<String> {
     problems
 }
 
+/// Puts back the files of `layers`, newest first, and nothing else; returns what went wrong.
+fn restore_files(state: &State, layers: &[&state::Change]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for layer in layers {
+        let backups = state.backups(&layer.id);
+        for saved in layer.files.iter().rev() {
+            if let Err(e) = files::restore(saved, &backups) {
+                problems.push(e);
+            }
+        }
+    }
+    problems
+}
+
 /// The boot guard's unit name.
 const GUARD_UNIT: &str = "sshield-setup-trial.service";
+
+/// Where the admin's system units go.
+const SYSTEM_UNIT_DIR: &str = "/etc/systemd/system";
+
+/// Exists while systemd is the init system (sd_booted(3)).
+const SYSTEMD_RUNNING: &str = "/run/systemd/system";
 
 /// `--systemd-unit-dir`, else /etc/systemd/system where systemd is running.
 fn unit_dir(args: &SetupArgs) -> Option<PathBuf> {
     args.systemd_unit_dir.clone().or_else(|| {
-        Path::new("/run/systemd/system")
+        Path::new(SYSTEMD_RUNNING)
             .is_dir()
-            .then(|| PathBuf::from("/etc/systemd/system"))
+            .then(|| PathBuf::from(SYSTEM_UNIT_DIR))
     })
 }
 
 /// Writes and enables (by its `multi-user.target.wants` link, which systemd reads at boot) a
-/// unit that runs the watcher: after a restart during the trial it undoes the trial at once if
-/// the deadline has passed, or waits for it. Removed when the trial ends, however it ends.
+/// unit that runs [`boot_guard`]: after a restart during the trial it undoes the trial before
+/// sshd starts if the deadline has passed, or starts a watcher that waits for it. Removed
+/// when the trial ends, however it ends.
+///
+/// `Type=oneshot`: systemd starts ssh.service only once the command has returned, so an
+/// expired trial is undone first; `RemainAfterExit=yes` keeps the unit active, and with it the
+/// watcher the command leaves running (a oneshot unit that goes inactive has its remaining
+/// processes killed). The command returns at once while the trial runs: boot is not held up.
 fn install_boot_guard(
     dir: &Path,
     config_path: &Path,
@@ -654,8 +717,9 @@ Description=Undo an unconfirmed sshield setup trial after a restart\n\
 After=local-fs.target\n\
 Before=ssh.service\n\n\
 [Service]\n\
-Type=simple\n\
-ExecStart={} --config {} setup --watch-trial --state-dir {}\n\n\
+Type=oneshot\n\
+RemainAfterExit=yes\n\
+ExecStart={} --config {} setup --boot-guard --state-dir {}\n\n\
 [Install]\n\
 WantedBy=multi-user.target\n",
         state_dir.display(),
@@ -670,6 +734,7 @@ WantedBy=multi-user.target\n",
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(Path::new("..").join(GUARD_UNIT), &link)
         .map_err(|e| io("link", &link, e))?;
+    reload_units(dir);
     Ok(state::BootGuard { unit, link })
 }
 
@@ -677,6 +742,22 @@ fn remove_boot_guard(change: &mut state::Change) {
     if let Some(guard) = change.boot_guard.take() {
         let _ = std::fs::remove_file(&guard.link);
         let _ = std::fs::remove_file(&guard.unit);
+        if let Some(dir) = guard.unit.parent() {
+            reload_units(dir);
+        }
+    }
+}
+
+/// `systemctl daemon-reload` after the guard came or went in the unit dir of the running
+/// systemd: without it systemd goes on with its old idea of the unit and of what
+/// multi-user.target wants, and says the unit file changed on disk (issue 9). Never for
+/// another `--systemd-unit-dir` (the tests').
+fn reload_units(dir: &Path) {
+    if dir == Path::new(SYSTEM_UNIT_DIR) && Path::new(SYSTEMD_RUNNING).is_dir() {
+        let _ = Command::new("systemctl")
+            .arg("daemon-reload")
+            .stdin(Stdio::null())
+            .status();
     }
 }
 
