@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use rustix::termios::{self, LocalModes, OptionalActions, SpecialCodeIndex, Termios};
 use sshield_core::config::Failmode;
 use sshield_core::log::{error_line, failmode_line};
-use sshield_core::{Config, Subject};
+use sshield_core::{Account, Config, Subject};
 use zeroize::Zeroizing;
 
 use crate::daemon::SERVICE;
@@ -98,7 +98,7 @@ pub fn run(config_path: &Path, syslog_socket: &Path) -> ExitCode {
 /// The user running the helper, from the kernel's uid and the password database.
 #[derive(Debug)]
 struct Me {
-    name: String,
+    name: Account,
     shell: PathBuf,
 }
 
@@ -107,11 +107,11 @@ impl Me {
         let uid = nix::unistd::getuid();
         match nix::unistd::User::from_uid(uid) {
             Ok(Some(u)) => Me {
-                name: u.name,
+                name: Account::from_system(u.name),
                 shell: u.shell,
             },
             _ => Me {
-                name: format!("uid-{uid}"),
+                name: Account::from_system(format!("uid-{uid}")),
                 shell: PathBuf::new(),
             },
         }

@@ -42,7 +42,9 @@ use criterion::{
 };
 use sshield_core::config::Policy;
 use sshield_core::provision::{enroll, Enrollment, DEFAULT_AUTHENTICATOR};
-use sshield_core::{Attempt, Engine, RecordStore, Response, TokenKind, UnixTime, UserName};
+use sshield_core::{
+    Account, Attempt, Engine, RecordStore, Response, TokenKind, UnixTime, UserName,
+};
 use sshield_otp::{totp, Algorithm, Digits, Period, Secret, TotpParams};
 use tempfile::TempDir;
 
@@ -173,7 +175,7 @@ fn io_group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime
 /// One `Engine::decide` for `USER`; true if allowed.
 fn decide_one(engine: &Engine, now: UnixTime, response: &Response) -> bool {
     let attempt = Attempt {
-        user: USER,
+        user: &Account::resolve(USER),
         source: None,
         source_name: None,
         service: "sshd",

@@ -31,6 +31,63 @@ pub fn account_name(typed: &str) -> Result<Cow<'_, str>, AccountError> {
     }
 }
 
+/// A login name as the account it stands for: resolved once per login, by the front end that
+/// received the name, and carried from there to every policy, record and log lookup.
+///
+/// One lookup, not one per question: each `getpwnam` walks nsswitch.conf's sources (files,
+/// then systemd, sssd...), and a login asks who the user is for its exemptions, its record and
+/// its log lines. Resolving in one place also means no two parts of a login can disagree on
+/// whose login it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    name: String,
+    /// The name service failed: `name` is as typed, and nothing may exempt this login by
+    /// name, group or record (a code is asked for, and only the typed name's record checks it).
+    lookup_failed: bool,
+}
+
+impl Account {
+    /// The account `typed` stands for ([`account_name`]). When the name service fails, the
+    /// name as typed, marked so that the engine asks for a code whatever the policy says.
+    pub fn resolve(typed: &str) -> Self {
+        match account_name(typed) {
+            Ok(name) => Self {
+                name: name.into_owned(),
+                lookup_failed: false,
+            },
+            Err(_) => Self {
+                name: typed.to_owned(),
+                lookup_failed: true,
+            },
+        }
+    }
+
+    /// A name the system itself gave for an account, such as `getpwuid` of a peer's uid: it
+    /// is the account's own spelling already, so nothing is looked up.
+    pub fn from_system(name: String) -> Self {
+        Self {
+            name,
+            lookup_failed: false,
+        }
+    }
+
+    /// The account's name (or the name as typed, if the name service failed).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the name service failed to say which account this is.
+    pub fn lookup_failed(&self) -> bool {
+        self.lookup_failed
+    }
+}
+
+impl fmt::Display for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
 /// The name service failed (not "no such user": an error, such as SSSD unreachable).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountError {

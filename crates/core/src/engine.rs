@@ -14,7 +14,7 @@ use std::time::Duration;
 use sshield_otp::{verify_hotp, verify_totp, Window};
 use zeroize::Zeroizing;
 
-use crate::accounts;
+use crate::accounts::{self, Account};
 use crate::config::{Config, Policy, RateLimit};
 use crate::first_factor::FirstFactor;
 use crate::log::Subject;
@@ -49,8 +49,8 @@ impl fmt::Debug for Response {
 /// One login attempt.
 #[derive(Debug, Clone)]
 pub struct Attempt<'a> {
-    /// Who is logging in.
-    pub user: &'a str,
+    /// Who is logging in: the account, resolved once by the front end ([`Account::resolve`]).
+    pub user: &'a Account,
     /// From where, if known (sshd's rhost).
     pub source: Option<IpAddr>,
     /// What the front end was told of the source when it is no address (sshd with
@@ -235,18 +235,15 @@ impl Engine {
     /// record that cannot be read yields [`Requirement::Prompt`]: the decision that follows
     /// then denies, naming the problem, so a broken record never lets anyone through.
     ///
-    /// The user is the account the name stands for ([`accounts::account_name`]): `ALICE` is
-    /// `alice` where the name service says so. If the name service fails, nobody can be
-    /// exempt by name or record, so a code is asked for.
+    /// The user is the account the name stands for ([`Account`]): `ALICE` is `alice` where
+    /// the name service says so. If the name service failed, nobody can be exempt by name,
+    /// group or record, so a code is asked for.
     pub fn requirement(&self, subject: &Subject<'_>, now: UnixTime) -> Requirement {
-        let Ok(user) = accounts::account_name(subject.user) else {
+        if subject.user.lookup_failed() {
             return Requirement::Prompt;
-        };
-        let subject = &Subject {
-            user: &user,
-            ..*subject
-        };
-        if let Some(e) = policy::by_identity(&self.policy, subject.user, subject.source) {
+        }
+        let user = subject.user.name();
+        if let Some(e) = policy::by_identity(&self.policy, user, subject.source) {
             return Requirement::Exempt(e);
         }
         let first = subject.first_factor.map(FirstFactor::parse);
@@ -254,7 +251,7 @@ impl Engine {
             return Requirement::Exempt(e);
         }
         if policy::needs_groups(&self.policy) {
-            let groups = accounts::groups_of(subject.user);
+            let groups = accounts::groups_of(user);
             if let Some(e) = policy::by_groups(&self.policy, groups.as_deref()) {
                 return Requirement::Exempt(e);
             }
@@ -264,7 +261,7 @@ impl Engine {
             // under its lock, in `check`).
             return Requirement::Prompt;
         }
-        let record = match UserName::new(subject.user).map(|u| self.store.load(&u)) {
+        let record = match UserName::new(user).map(|u| self.store.load(&u)) {
             Ok(Ok(record)) => record,
             Ok(Err(_)) => return Requirement::Prompt,
             // A name that cannot have a record is not enrolled.
@@ -286,15 +283,10 @@ impl Engine {
     /// familiar source, one for every other source, one for local logins) and per source
     /// over all users (docs/ratelimit.md).
     ///
-    /// The record is that of the account the name stands for ([`accounts::account_name`]). If
-    /// the name service fails, the name is taken as typed: a check never lets a name without
-    /// a record in, so another spelling can then only be refused.
+    /// The record is that of the account the name stands for ([`Account`]). If the name
+    /// service failed, the name is as typed: a check never lets a name without a record in,
+    /// so another spelling can then only be refused.
     pub fn check(&self, attempt: &Attempt<'_>) -> Outcome {
-        let account = accounts::account_name(attempt.user);
-        let attempt = &Attempt {
-            user: account.as_deref().unwrap_or(attempt.user),
-            ..attempt.clone()
-        };
         let limits = &self.rate_limit;
         let now = attempt.now.0;
         let origin = Origin::of(attempt.source, attempt.source_name, limits);
@@ -311,7 +303,7 @@ impl Engine {
             Some(until) => DenyReason::Locked { until },
             None => DenyReason::NotEnrolled,
         };
-        let user = match UserName::new(attempt.user) {
+        let user = match UserName::new(attempt.user.name()) {
             Ok(u) => u,
             // A name that cannot have a record is simply not enrolled.
             Err(_) => return self.denied(attempt, &origin, unenrolled()),

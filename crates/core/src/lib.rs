@@ -35,6 +35,7 @@ mod time;
 pub mod user_file;
 mod username;
 
+pub use accounts::Account;
 pub use config::{Config, ConfigError};
 pub use engine::{Attempt, Decision, DenyReason, Engine, Method, Outcome, Response};
 pub use first_factor::FirstFactor;

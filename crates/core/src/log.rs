@@ -18,6 +18,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use crate::accounts::Account;
 use crate::engine::{Decision, DenyReason, Method};
 use crate::policy::Exemption;
 use crate::time::UnixTime;
@@ -25,9 +26,8 @@ use crate::time::UnixTime;
 /// Who asked: the fields every line carries.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
-    /// The user: the account the client's name stands for where the front end resolved it
-    /// (`accounts::account_name`), else the name as sent.
-    pub user: &'a str,
+    /// The user: the account the client's name stands for, resolved once by the front end.
+    pub user: &'a Account,
     /// The source address, if known.
     pub source: Option<IpAddr>,
     /// The PAM service or front end.
@@ -96,7 +96,7 @@ fn line(outcome: &str, s: &Subject<'_>, method: &str, reason: &str) -> String {
         .unwrap_or_else(|| "-".into());
     format!(
         "{outcome} user={} rhost={rhost} service={} method={method} reason={reason}",
-        escape_token(s.user),
+        escape_token(s.user.name()),
         escape_token(s.service)
     )
 }
@@ -166,7 +166,7 @@ mod tests {
     #[test]
     fn crafted_names_cannot_forge_fields_or_lines() {
         let s = Subject {
-            user: "x reason=ok\nallow user=root",
+            user: &Account::from_system("x reason=ok\nallow user=root".to_owned()),
             source: None,
             service: "sshd",
             first_factor: None,
@@ -183,7 +183,7 @@ mod tests {
     #[test]
     fn mapped_addresses_are_logged_as_ipv4() {
         let s = Subject {
-            user: "alice",
+            user: &Account::from_system("alice".to_owned()),
             source: Some("::ffff:203.0.113.9".parse().unwrap()),
             service: "sshd",
             first_factor: None,

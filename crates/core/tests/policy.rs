@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::{TestStore, T};
 use sshield_core::{
-    Attempt, Config, Decision, DenyReason, Engine, Exemption, Outcome, Requirement, Response,
-    Subject, UnixTime,
+    Account, Attempt, Config, Decision, DenyReason, Engine, Exemption, Outcome, Requirement,
+    Response, Subject, UnixTime,
 };
 
 const OUTSIDE: &str = "203.0.113.7";
@@ -29,7 +29,7 @@ fn ip(text: &str) -> Option<IpAddr> {
 
 fn requirement(e: &Engine, user: &str, source: &str, now: u64) -> Requirement {
     let subject = Subject {
-        user,
+        user: &Account::resolve(user),
         source: ip(source),
         service: "sshd",
         first_factor: None,
@@ -40,7 +40,7 @@ fn requirement(e: &Engine, user: &str, source: &str, now: u64) -> Requirement {
 fn check(e: &Engine, user: &str, source: &str, typed: &str, now: u64) -> Outcome {
     let response = Response::new(typed);
     e.check(&Attempt {
-        user,
+        user: &Account::resolve(user),
         source: ip(source),
         source_name: None,
         service: "sshd",
@@ -290,7 +290,7 @@ const KEY_FINGERPRINT: &str = "SHA256:52jls/RFRFy+PubI/1au9ilDJEPP1HA5XL7AIZ5aMs
 fn check_after(e: &Engine, first: Option<&str>, typed: &str, now: u64) -> Decision {
     let response = Response::new(typed);
     e.check(&Attempt {
-        user: "alice",
+        user: &Account::resolve("alice"),
         source: ip(OUTSIDE),
         source_name: None,
         service: "sshd",
@@ -333,7 +333,7 @@ fn exempt_methods_need_sshds_account_of_the_first_factor() {
     let ask = |first: Option<&str>| {
         e.requirement(
             &Subject {
-                user: "alice",
+                user: &Account::resolve("alice"),
                 source: ip(OUTSIDE),
                 service: "sshd",
                 first_factor: first,

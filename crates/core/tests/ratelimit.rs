@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{TestStore, T};
-use sshield_core::{Attempt, Config, Engine, Outcome, Response, UnixTime};
+use sshield_core::{Account, Attempt, Config, Engine, Outcome, Response, UnixTime};
 
 const HOME: &str = "192.0.2.10";
 const NAT: &str = "198.51.100.1";
@@ -48,7 +48,7 @@ const LOCAL: From<'static> = From {
 fn login(e: &Engine, user: &str, from: From<'_>, typed: &str, now: u64) -> Outcome {
     let response = Response::new(typed);
     e.check(&Attempt {
-        user,
+        user: &Account::resolve(user),
         source: from.address.map(|a| a.parse::<IpAddr>().unwrap()),
         source_name: from.name,
         service: "sshd",

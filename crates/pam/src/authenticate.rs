@@ -7,16 +7,15 @@
 //! engine, logs the engine's answer, waits the delay it asks for, and turns it into a PAM code.
 //! Every path that is not an explicit allow from the engine returns a failure.
 
-use std::borrow::Cow;
 use std::ffi::{c_int, CStr};
 use std::net::IpAddr;
 use std::thread;
 
-use sshield_core::accounts;
 use sshield_core::log::Subject;
 use sshield_core::passed::{self, Passed};
 use sshield_core::{
-    Attempt, Config, Engine, FirstFactor, Outcome, Requirement, Response, UnixTime, UserName,
+    Account, Attempt, Config, Engine, FirstFactor, Outcome, Requirement, Response, UnixTime,
+    UserName,
 };
 use zeroize::Zeroizing;
 
@@ -112,7 +111,7 @@ fn first_factor_was_publickey(info: Option<&str>) -> bool {
 /// Who is logging in, from where, through which service.
 #[derive(Debug)]
 struct Who {
-    user: String,
+    user: Account,
     service: String,
     source: Option<IpAddr>,
     /// `PAM_RHOST` when it is a host name and no address is known.
@@ -136,12 +135,10 @@ impl Who {
 
     fn with_user(pam: &Pam, user: String) -> Self {
         // sshd passes the name as typed; the engine decides for the account it stands for
-        // (`ALICE` may be `alice`), and the log names that account too. If the name service
-        // fails, the engine fails closed with the name as typed.
-        let user = match accounts::account_name(&user) {
-            Ok(Cow::Owned(account)) => account,
-            _ => user,
-        };
+        // (`ALICE` may be `alice`), and the log names that account too. Resolved here, once
+        // for the whole login. If the name service fails, the engine fails closed with the
+        // name as typed.
+        let user = Account::resolve(&user);
         let rhost = pam.text_item(ffi::PAM_RHOST).unwrap_or_default();
         let (source, source_name) = match parse_rhost(&rhost) {
             Some(address) => (Some(address), None),
@@ -236,7 +233,7 @@ impl Login<'_> {
             Ok(typed) => typed,
             Err(rc) => return rc,
         };
-        let lengths = code_lengths(self.engine, &self.who.user);
+        let lengths = code_lengths(self.engine, self.who.user.name());
         let candidates = splits(&typed, &lengths);
         self.log.debug(|| {
             format!(
@@ -309,7 +306,7 @@ impl Login<'_> {
     /// the session's sshd monitor (`sshield setup --confirm` looks for it). Never changes the
     /// decision.
     fn mark_passed(&self, now: UnixTime) {
-        let Ok(user) = UserName::new(&self.who.user) else {
+        let Ok(user) = UserName::new(self.who.user.name()) else {
             return;
         };
         let passed = Passed {

@@ -26,7 +26,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use sshield_core::provision::{self, Enrollment};
-use sshield_core::{Attempt, Config, Decision, Engine, Response, UnixTime, UserName};
+use sshield_core::{Account, Attempt, Config, Decision, Engine, Response, UnixTime, UserName};
 use sshield_otp::totp;
 use zeroize::Zeroizing;
 
@@ -124,10 +124,11 @@ pub fn engine_only() -> Result<(), Failure> {
     println!("   replay protection. Ctrl-D or an empty line ends the demo.\n");
 
     let engine = Engine::new(&config);
+    let account = Account::resolve(user.as_str());
     let attempt = |typed: &str| {
         let response = Response::new(typed);
         let decision = engine.decide(&Attempt {
-            user: user.as_str(),
+            user: &account,
             source: None,
             source_name: None,
             service: "sshield-demo",

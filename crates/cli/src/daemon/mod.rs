@@ -26,8 +26,8 @@ use std::{fs, thread};
 use sshield_core::log::{decision_line, exemption_line};
 use sshield_core::passed::{self, Passed};
 use sshield_core::{
-    Attempt, Config, Decision, DenyReason, Engine, Requirement, Response, Subject, UnixTime,
-    UserName,
+    Account, Attempt, Config, Decision, DenyReason, Engine, Requirement, Response, Subject,
+    UnixTime, UserName,
 };
 
 use crate::failure::Failure;
@@ -279,7 +279,8 @@ fn bind(path: &Path) -> Result<UnixListener, Failure> {
 /// The caller, as the kernel and `/proc` say.
 #[derive(Debug)]
 struct Caller {
-    user: String,
+    /// The account of the peer's uid, as the password database names it.
+    user: Account,
     source: Option<IpAddr>,
     /// The ssh session the caller runs under, if `/proc` shows one beyond doubt.
     session: Option<procs::SshSession>,
@@ -310,7 +311,7 @@ fn identify(stream: &UnixStream) -> Result<Caller, String> {
         .filter(|p| p.uid == uid)
         .and_then(|_| procs::ssh_session_of(pid));
     Ok(Caller {
-        user: user.name,
+        user: Account::from_system(user.name),
         source: source::of_peer(pid, uid),
         session,
     })
@@ -439,7 +440,7 @@ impl Shared {
     /// Leaves the marker that ties this pass to the caller's ssh session, its sshd processes
     /// (`sshield setup --confirm` looks for it). Never changes the decision.
     fn mark_passed(&self, caller: &Caller, now: UnixTime) {
-        let (Some(ssh), Ok(user)) = (&caller.session, UserName::new(&caller.user)) else {
+        let (Some(ssh), Ok(user)) = (&caller.session, UserName::new(caller.user.name())) else {
             return;
         };
         let passed = Passed {

@@ -378,7 +378,7 @@ mod tests {
         let engine = Engine::with_store(store.clone(), Policy::default());
         let response = Response::new(typed);
         engine.decide(&Attempt {
-            user,
+            user: &crate::Account::resolve(user),
             source: None,
             source_name: None,
             service: "test",

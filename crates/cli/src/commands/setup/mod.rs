@@ -24,7 +24,7 @@ use serde::Serialize;
 use sshield_core::config::DEFAULT_CONFIG_PATH;
 use sshield_core::passed;
 use sshield_core::record::UserState;
-use sshield_core::{Config, Engine, Requirement, Subject, UnixTime, UserName};
+use sshield_core::{Account, Config, Engine, Requirement, Subject, UnixTime, UserName};
 
 use crate::cli::{FailmodeArg, SetupArgs, SetupMode, UnenrolledArg};
 use crate::failure::Failure;
@@ -466,7 +466,7 @@ fn check_admin(config: &Config, admin: &str, args: &SetupArgs) -> Result<Option<
         SetupMode::Forcecommand => "sshield-login",
     };
     let subject = Subject {
-        user: admin,
+        user: &Account::resolve(admin),
         source: None,
         service,
         first_factor: None,
