@@ -331,7 +331,12 @@ fn a_non_root_caller_on_roots_store_is_told_to_use_sudo_not_chown() {
     // nobody may reach the config and see the store, as on a real host.
     fs::set_permissions(sb.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let before = sb.record_bytes("alice");
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sshield"));
+    // A copy that uid 65534 can run: the build's own target dir may sit under a directory only root
+    // can enter (a CI clone in a 0700 temp dir).
+    let binary = sb.path().join("sshield-for-nobody");
+    fs::copy(env!("CARGO_BIN_EXE_sshield"), &binary).unwrap();
+    fs::set_permissions(&binary, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = std::process::Command::new(&binary);
     cmd.arg("--config")
         .arg(sb.config())
         .args(["status", "alice"])
