@@ -433,6 +433,72 @@ fn commands_take_the_code_from_sshield_code_or_are_refused_clearly() {
     assert!(out.stderr.contains("sshield: wrong code"), "{out:?}");
 }
 
+/// authy-ssh's ForceCommand was a bash script that handled the client's command
+/// (`SSH_ORIGINAL_COMMAND`) and its own inputs as shell text, and fell through to a shell
+/// when a step failed (its issue #40). Here the client's command and the code carry shell
+/// syntax (`$(...)`, backticks, `;`, a newline): nothing of it runs before a good code, with
+/// no code or with the syntax in `SSHIELD_CODE`, and after a good code the command reaches
+/// the user's shell exactly as the client sent it, run once.
+#[test]
+fn authy_ssh_shell_syntax_in_the_command_or_the_code_runs_nothing_before_the_code() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("accept_env_code = true");
+    let sshd = world.sshd(&["AcceptEnv LANG LC_* SSHIELD_CODE"]);
+    let user = User::create();
+    world.enroll(&user);
+    let home = user.home();
+    let marker = |n: u32| home.join(format!("ran-{n}"));
+    let command = format!(
+        "echo $(touch {m1}) `touch {m2}`; touch {m3}\ntouch {m4} && echo ran",
+        m1 = marker(1).display(),
+        m2 = marker(2).display(),
+        m3 = marker(3).display(),
+        m4 = marker(4).display(),
+    );
+    let nothing_ran = |why: &str| {
+        for n in 1..=5 {
+            assert!(!marker(n).exists(), "{why}: {} exists", marker(n).display());
+        }
+    };
+
+    let out = ssh(&sshd, &user).command(&command).run();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    nothing_ran("no code");
+
+    for code in [
+        format!("$(touch {})", marker(5).display()),
+        format!("000000;touch {}", marker(5).display()),
+        format!("`touch {}`", marker(5).display()),
+    ] {
+        let out = ssh(&sshd, &user)
+            // Quoted: ssh splits an option's value at spaces.
+            .option(format!("SetEnv=SSHIELD_CODE=\"{code}\""))
+            .command(&command)
+            .run();
+        assert_eq!(out.code(), Some(1), "{code}: {out:?}");
+        assert_eq!(out.stdout, "", "{code}: {out:?}");
+        // The variable did reach the helper, which checked it as a code.
+        assert!(
+            out.stderr.contains("sshield: wrong code"),
+            "{code}: {out:?}"
+        );
+        nothing_ran(&code);
+    }
+
+    let out = ssh(&sshd, &user)
+        .option(format!("SetEnv=SSHIELD_CODE={}", world.code(&user)))
+        .command(&command)
+        .run();
+    out.assert_success();
+    assert_eq!(out.stdout, "\nran\n", "{out:?}");
+    for n in 1..=4 {
+        assert!(marker(n).exists(), "the command as sent did not run whole");
+    }
+    assert!(!marker(5).exists());
+}
+
 /// Attack review, issue 9 item 1, through the helper: with a case-insensitive name service,
 /// `ssh ALICE@host` runs the helper as alice, and the daemon answers for the account of the
 /// caller's uid, so a stolen key with the name in capitals still needs alice's code under
