@@ -499,6 +499,62 @@ fn authy_ssh_shell_syntax_in_the_command_or_the_code_runs_nothing_before_the_cod
     assert!(!marker(5).exists());
 }
 
+/// google-authenticator keeps the secret, the scratch codes and the module's options in
+/// `~/.google_authenticator`, a file the user owns: whoever holds the user's session (a
+/// stolen key plus one code, or the user) can copy the secret to a second phone, add scratch
+/// codes (SecureDrop's audit, SD-01-004), or delete the file to pass under `nullok`. Here the
+/// user, logged in with a code, tries each on their own record: reading it, listing the store,
+/// printing codes or new backup codes, removing the record through the CLI or by hand. All
+/// fail, the record keeps its bytes, and the next login still asks for a code.
+#[test]
+fn google_authenticator_a_user_in_a_session_cannot_read_or_rewrite_their_own_record() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("accept_env_code = true");
+    let sshd = world.sshd(&["AcceptEnv LANG LC_* SSHIELD_CODE"]);
+    let user = User::create();
+    world.enroll(&user);
+    let store = world.dir.path().join("users");
+    let record = store.join(format!("{}.toml", user.name()));
+    let before = fs::read(&record).unwrap();
+    let cli = format!(
+        "{} --config {}",
+        world.bin.display(),
+        world.config.display()
+    );
+    let name = user.name();
+    let attempts = format!(
+        "cat {record} 2>&1; echo \"read=$?\"\n\
+         ls -a {store} 2>&1; echo \"list=$?\"\n\
+         {cli} code {name} 2>&1; echo \"code=$?\"\n\
+         {cli} backup-codes {name} 2>&1; echo \"backup-codes=$?\"\n\
+         {cli} remove {name} 2>&1; echo \"remove=$?\"\n\
+         rm -f {record} 2>&1; echo \"rm=$?\"\n",
+        record = record.display(),
+        store = store.display(),
+    );
+
+    let now = world.code(&user);
+    let out = ssh(&sshd, &user)
+        .option(format!("SetEnv=SSHIELD_CODE={now}"))
+        .command(&attempts)
+        .run();
+    for step in ["read", "list", "code", "backup-codes", "remove", "rm"] {
+        assert!(
+            out.stdout.contains(&format!("{step}=")) && !out.stdout.contains(&format!("{step}=0")),
+            "{step} succeeded:\n{}",
+            out.stdout
+        );
+    }
+    assert!(!out.stdout.contains("secret"), "{}", out.stdout);
+    assert_eq!(fs::read(&record).unwrap(), before, "the record changed");
+
+    let out = ssh(&sshd, &user).command("echo in").run();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert_eq!(out.stdout, "");
+}
+
 /// Attack review, issue 9 item 1, through the helper: with a case-insensitive name service,
 /// `ssh ALICE@host` runs the helper as alice, and the daemon answers for the account of the
 /// caller's uid, so a stolen key with the name in capitals still needs alice's code under
