@@ -555,6 +555,66 @@ fn google_authenticator_a_user_in_a_session_cannot_read_or_rewrite_their_own_rec
     assert_eq!(out.stdout, "");
 }
 
+/// duo_unix DUO-PSA-2017-002: login_duo runs as the user and took its HTTP proxy from the
+/// user's environment, so a user who set `http_proxy` to a dead address made Duo unreachable,
+/// and `failmode = safe` let them in without a second factor. The helper talks to the daemon
+/// over the Unix socket root's config names, and no variable changes that. Under
+/// `failmode = "safe"`, with the proxy variables (and `SSHIELD_CONFIG`, `TMPDIR`, `HOME`)
+/// pointing nowhere, both from the client (`AcceptEnv *`) and from `~/.bashrc` (which bash
+/// reads before it runs the ForceCommand), the helper still reaches the daemon and asks.
+#[test]
+fn duo_psa_2017_002_proxy_variables_cannot_steer_the_helper_into_failmode() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("accept_env_code = true\nfailmode = \"safe\"");
+    let sshd = world.sshd(&["AcceptEnv *"]);
+    let user = User::create();
+    world.enroll(&user);
+    let marker = user.home().join("ran-without-a-code");
+    let dead = "http://127.0.0.1:9";
+    let lies = format!(
+        "http_proxy={dead} https_proxy={dead} HTTP_PROXY={dead} HTTPS_PROXY={dead} \
+         ALL_PROXY={dead} all_proxy={dead} no_proxy= SSHIELD_CONFIG=/nonexistent \
+         TMPDIR=/nonexistent"
+    );
+    user.write_file(
+        ".bashrc",
+        format!("export {lies} HOME=/nonexistent\n"),
+        0o644,
+    );
+
+    let out = ssh(&sshd, &user)
+        .option(format!("SetEnv={lies}"))
+        .command(format!("touch {}", marker.display()))
+        .run();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(!marker.exists(), "the command ran without a code");
+    assert!(!out.stderr.contains("WITHOUT a second factor"), "{out:?}");
+    assert!(out.stderr.contains("SSHIELD_CODE"), "{out:?}");
+    assert!(!world.log().contains("failmode"), "{}", world.log());
+
+    // At a terminal: the helper, holding the lies in its own environment, prompts.
+    let mut s = ssh(&sshd, &user)
+        .option(format!("SetEnv={lies}"))
+        .tty()
+        .command("echo in")
+        .spawn();
+    s.expect(PROMPT);
+    let helper_env = helper_environment(&user);
+    assert!(
+        helper_env.contains(&format!("http_proxy={dead}")),
+        "{helper_env:?}"
+    );
+    s.send_line(&world.code(&user));
+    s.expect("in");
+    s.wait();
+    assert!(world.wait_for_log(&format!(
+        "allow user={} rhost={INTERNET} service=sshield-login method=totp reason=ok",
+        user.name()
+    )));
+}
+
 /// Attack review, issue 9 item 1, through the helper: with a case-insensitive name service,
 /// `ssh ALICE@host` runs the helper as alice, and the daemon answers for the account of the
 /// caller's uid, so a stolen key with the name in capitals still needs alice's code under
