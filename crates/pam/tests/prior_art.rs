@@ -215,3 +215,34 @@ fn authy_ssh_40_a_full_disk_refuses_the_code_and_keeps_it_unused() {
     assert_eq!(again.authenticate, pam::PAM_AUTH_ERR);
     assert!(again.lines()[0].ends_with("reason=replayed"), "{again:#?}");
 }
+
+/// google-authenticator keeps the replay state (the last codes used) in the same file config
+/// management provisions (its issue #35), so re-provisioning, or restoring that file from
+/// the copy config management holds, brings used codes back. Here config management puts
+/// back alice's record as it was before her logins: the TOTP code and the backup code she
+/// used stay used, because the login state lives beside the record and the newest wins.
+#[test]
+fn google_authenticator_35_restoring_an_old_record_brings_no_used_code_back() {
+    let f = Fixture::new("");
+    let token = f.enroll("alice");
+    f.module_service("");
+    let record = store_file(&f, "alice.toml");
+    let provisioned = fs::read(&record).unwrap();
+    let code = token.code();
+    let backup = &token.backup_codes[0];
+    for used in [&code, backup] {
+        let out = f.login(&Login::new("alice", OUTSIDE, &[used]));
+        assert_eq!(out.authenticate, pam::PAM_SUCCESS, "{out:#?}");
+    }
+
+    // What `install -m 0600 -o root` of the provisioned copy does: the old bytes, in place.
+    fs::write(&record, &provisioned).unwrap();
+    assert_eq!(fs::read(&record).unwrap(), provisioned);
+    let again = f.login(&Login::new("alice", OUTSIDE, &[&code]));
+    assert_eq!(again.authenticate, pam::PAM_AUTH_ERR, "{again:#?}");
+    assert!(again.lines()[0].ends_with("reason=replayed"), "{again:#?}");
+    let again = f.login(&Login::new("alice", OUTSIDE, &[backup]));
+    assert_eq!(again.authenticate, pam::PAM_AUTH_ERR, "{again:#?}");
+    // The record was not rewritten to get there: restoring it changed nothing.
+    assert_eq!(fs::read(&record).unwrap(), provisioned);
+}
