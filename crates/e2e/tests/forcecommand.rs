@@ -291,6 +291,15 @@ fn helper_environment(user: &User) -> String {
     panic!("no sshield process of {}", user.name());
 }
 
+/// Waits for the helper's prompt in `session`, then checks that the helper waiting there
+/// holds `entry` (`NAME=value`) in its own environment.
+#[track_caller]
+fn assert_prompted_holding(session: &mut Session, user: &User, entry: &str) {
+    session.expect(PROMPT);
+    let helper_env = helper_environment(user);
+    assert!(helper_env.contains(entry), "{entry} not in {helper_env:?}");
+}
+
 #[test]
 fn interactive_login_with_a_code_wrong_code_and_replay() {
     if !can_run() {
@@ -600,12 +609,7 @@ fn duo_psa_2017_002_proxy_variables_cannot_steer_the_helper_into_failmode() {
         .tty()
         .command("echo in")
         .spawn();
-    s.expect(PROMPT);
-    let helper_env = helper_environment(&user);
-    assert!(
-        helper_env.contains(&format!("http_proxy={dead}")),
-        "{helper_env:?}"
-    );
+    assert_prompted_holding(&mut s, &user, &format!("http_proxy={dead}"));
     s.send_line(&world.code(&user));
     s.expect("in");
     s.wait();
@@ -1060,14 +1064,9 @@ fn an_exempt_source_goes_straight_in_and_environment_spoofing_gains_nothing() {
         .tty()
         .command("echo \"$SSH_CONNECTION\"")
         .spawn();
-    s.expect(PROMPT);
     // The helper, waiting at its prompt, has the lie in its own environment: it was asked
     // for a code anyway.
-    let helper_env = helper_environment(&user);
-    assert!(
-        helper_env.contains(&format!("SSH_CONNECTION={spoof}")),
-        "{helper_env:?}"
-    );
+    assert_prompted_holding(&mut s, &user, &format!("SSH_CONNECTION={spoof}"));
     s.send_line(&world.code(&user));
     s.expect(&spoof);
     s.wait();

@@ -26,6 +26,23 @@ fn store_file(f: &Fixture, name: &str) -> PathBuf {
     f.path().join("users").join(name)
 }
 
+/// Logs alice in with `code`; panics unless the module says it was used before.
+#[track_caller]
+fn assert_replayed(f: &Fixture, code: &str) {
+    let out = f.login(&Login::new("alice", OUTSIDE, &[code]));
+    assert_eq!(out.authenticate, pam::PAM_AUTH_ERR, "{out:#?}");
+    assert!(out.lines()[0].ends_with("reason=replayed"), "{out:#?}");
+}
+
+/// Logs alice in with `code` twice: accepted (`why` says what that proves), then refused as
+/// a replay.
+#[track_caller]
+fn assert_accepted_once(f: &Fixture, code: &str, why: &str) {
+    let out = f.login(&Login::new("alice", OUTSIDE, &[code]));
+    assert_eq!(out.authenticate, pam::PAM_SUCCESS, "{why}: {out:#?}");
+    assert_replayed(f, code);
+}
+
 /// oath-toolkit 2.6.7 to 2.6.11 (CVE-2024-47191): pam_oath, running as root, rewrote a
 /// usersfile under the user's `${HOME}` through a path the user controls, so a symlink there
 /// made root overwrite any file. sshield reads nothing from a home directory; here the attack
@@ -73,11 +90,7 @@ fn oath_toolkit_cve_2024_47191_a_symlink_never_redirects_roots_write() {
     // logins used nothing up.
     fs::write(&record, &record_bytes).unwrap();
     fs::set_permissions(&record, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let out = f.login(&Login::new("alice", OUTSIDE, &[&code]));
-    assert_eq!(out.authenticate, pam::PAM_SUCCESS, "{out:#?}");
-    let again = f.login(&Login::new("alice", OUTSIDE, &[&code]));
-    assert_eq!(again.authenticate, pam::PAM_AUTH_ERR);
-    assert!(again.lines()[0].ends_with("reason=replayed"), "{again:#?}");
+    assert_accepted_once(&f, &code, "a refused login used the code up");
 }
 
 /// oath-toolkit before 2.4.1 (CVE-2013-7322): when an admin replaced a user's key and left
@@ -88,40 +101,55 @@ fn oath_toolkit_cve_2024_47191_a_symlink_never_redirects_roots_write() {
 #[test]
 fn oath_toolkit_cve_2013_7322_a_replaced_key_records_its_use_and_refuses_a_replay() {
     let f = Fixture::new("");
-    let old = f.enroll("alice");
     f.module_service("");
-    let out = f.login(&Login::new("alice", OUTSIDE, &[&old.code()]));
-    assert_eq!(out.authenticate, pam::PAM_SUCCESS, "{out:#?}");
+    let old = enroll_key(&f, b"the-old-key-of-alice", false);
+    assert_accepted_once(&f, &old.at(0), "the old key before the change");
 
     // The admin replaces the key (a lost phone), as `sshield enroll --replace` does.
-    let secret = Secret::from_bytes(b"a-new-key-for-alice!".to_vec()).unwrap();
+    let new = enroll_key(&f, b"a-new-key-for-alice!", true);
+    // The old key's next code, never used and inside the window, is now wrong, not replayed.
+    let stale = f.login(&Login::new("alice", OUTSIDE, &[&old.at(30)]));
+    assert_eq!(
+        stale.authenticate,
+        pam::PAM_AUTH_ERR,
+        "the old key still works"
+    );
+    assert!(
+        stale.lines()[0].ends_with("reason=wrong-code"),
+        "{stale:#?}"
+    );
+    assert_accepted_once(&f, &new.at(0), "the new key's code");
+}
+
+/// A key of alice's whose secret the test knows.
+struct Key {
+    secret: Secret,
+    params: TotpParams,
+}
+
+impl Key {
+    /// The code `offset` seconds from now.
+    fn at(&self, offset: u64) -> String {
+        sshield_otp::totp(&self.secret, &self.params, UnixTime::now().0 + offset)
+            .as_str()
+            .to_owned()
+    }
+}
+
+/// Enrolls (or, with `replace`, re-enrolls) alice's "phone" with the secret `bytes`.
+fn enroll_key(f: &Fixture, bytes: &[u8], replace: bool) -> Key {
+    let secret = Secret::from_bytes(bytes.to_vec()).unwrap();
     let enrollment = Enrollment {
         secret: Some(secret.clone()),
         activate: true,
-        replace: true,
+        replace,
         ..Enrollment::totp(UserName::new("alice").unwrap(), "phone")
     };
     let enrolled = provision::enroll(&f.store, enrollment, UnixTime::now()).unwrap();
-    let params: TotpParams = enrolled.authenticator.totp_params().unwrap();
-    let now = UnixTime::now().0;
-    let new_code = sshield_otp::totp(&secret, &params, now).as_str().to_owned();
-
-    if new_code != old.code() {
-        let stale = f.login(&Login::new("alice", OUTSIDE, &[&old.code()]));
-        assert_eq!(
-            stale.authenticate,
-            pam::PAM_AUTH_ERR,
-            "the old key still works"
-        );
+    Key {
+        secret,
+        params: enrolled.authenticator.totp_params().unwrap(),
     }
-    let first = f.login(&Login::new("alice", OUTSIDE, &[&new_code]));
-    assert_eq!(first.authenticate, pam::PAM_SUCCESS, "{first:#?}");
-    let replay = f.login(&Login::new("alice", OUTSIDE, &[&new_code]));
-    assert_eq!(replay.authenticate, pam::PAM_AUTH_ERR, "{replay:#?}");
-    assert!(
-        replay.lines()[0].ends_with("reason=replayed"),
-        "{replay:#?}"
-    );
 }
 
 /// A tmpfs mounted over a directory for one test, unmounted (by path) when dropped.
@@ -205,15 +233,7 @@ fn authy_ssh_40_a_full_disk_refuses_the_code_and_keeps_it_unused() {
     assert_eq!(fs::read(&record).unwrap(), before, "the record changed");
 
     fs::remove_file(&filler).unwrap();
-    let out = f.login(&Login::new("alice", OUTSIDE, &[&code]));
-    assert_eq!(
-        out.authenticate,
-        pam::PAM_SUCCESS,
-        "the refused login used the code up: {out:#?}"
-    );
-    let again = f.login(&Login::new("alice", OUTSIDE, &[&code]));
-    assert_eq!(again.authenticate, pam::PAM_AUTH_ERR);
-    assert!(again.lines()[0].ends_with("reason=replayed"), "{again:#?}");
+    assert_accepted_once(&f, &code, "the refused login used the code up");
 }
 
 /// google-authenticator keeps the replay state (the last codes used) in the same file config
@@ -238,9 +258,7 @@ fn google_authenticator_35_restoring_an_old_record_brings_no_used_code_back() {
     // What `install -m 0600 -o root` of the provisioned copy does: the old bytes, in place.
     fs::write(&record, &provisioned).unwrap();
     assert_eq!(fs::read(&record).unwrap(), provisioned);
-    let again = f.login(&Login::new("alice", OUTSIDE, &[&code]));
-    assert_eq!(again.authenticate, pam::PAM_AUTH_ERR, "{again:#?}");
-    assert!(again.lines()[0].ends_with("reason=replayed"), "{again:#?}");
+    assert_replayed(&f, &code);
     let again = f.login(&Login::new("alice", OUTSIDE, &[backup]));
     assert_eq!(again.authenticate, pam::PAM_AUTH_ERR, "{again:#?}");
     // The record was not rewritten to get there: restoring it changed nothing.
