@@ -291,6 +291,15 @@ fn helper_environment(user: &User) -> String {
     panic!("no sshield process of {}", user.name());
 }
 
+/// Waits for the helper's prompt in `session`, then checks that the helper waiting there
+/// holds `entry` (`NAME=value`) in its own environment.
+#[track_caller]
+fn assert_prompted_holding(session: &mut Session, user: &User, entry: &str) {
+    session.expect(PROMPT);
+    let helper_env = helper_environment(user);
+    assert!(helper_env.contains(entry), "{entry} not in {helper_env:?}");
+}
+
 #[test]
 fn interactive_login_with_a_code_wrong_code_and_replay() {
     if !can_run() {
@@ -431,6 +440,183 @@ fn commands_take_the_code_from_sshield_code_or_are_refused_clearly() {
         .run();
     assert_eq!(out.code(), Some(1), "{out:?}");
     assert!(out.stderr.contains("sshield: wrong code"), "{out:?}");
+}
+
+/// authy-ssh's ForceCommand was a bash script that handled the client's command
+/// (`SSH_ORIGINAL_COMMAND`) and its own inputs as shell text, and fell through to a shell
+/// when a step failed (its issue #40). Here the client's command and the code carry shell
+/// syntax (`$(...)`, backticks, `;`, a newline): nothing of it runs before a good code, with
+/// no code or with the syntax in `SSHIELD_CODE`, and after a good code the command reaches
+/// the user's shell exactly as the client sent it, run once.
+#[test]
+fn authy_ssh_shell_syntax_in_the_command_or_the_code_runs_nothing_before_the_code() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("accept_env_code = true");
+    let sshd = world.sshd(&["AcceptEnv LANG LC_* SSHIELD_CODE"]);
+    let user = User::create();
+    world.enroll(&user);
+    let home = user.home();
+    let marker = |n: u32| home.join(format!("ran-{n}"));
+    let command = format!(
+        "echo $(touch {m1}) `touch {m2}`; touch {m3}\ntouch {m4} && echo ran",
+        m1 = marker(1).display(),
+        m2 = marker(2).display(),
+        m3 = marker(3).display(),
+        m4 = marker(4).display(),
+    );
+    let nothing_ran = |why: &str| {
+        for n in 1..=5 {
+            assert!(!marker(n).exists(), "{why}: {} exists", marker(n).display());
+        }
+    };
+
+    let out = ssh(&sshd, &user).command(&command).run();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    nothing_ran("no code");
+
+    for code in [
+        format!("$(touch {})", marker(5).display()),
+        format!("000000;touch {}", marker(5).display()),
+        format!("`touch {}`", marker(5).display()),
+    ] {
+        let out = ssh(&sshd, &user)
+            // Quoted: ssh splits an option's value at spaces.
+            .option(format!("SetEnv=SSHIELD_CODE=\"{code}\""))
+            .command(&command)
+            .run();
+        assert_eq!(out.code(), Some(1), "{code}: {out:?}");
+        assert_eq!(out.stdout, "", "{code}: {out:?}");
+        // The variable did reach the helper, which checked it as a code.
+        assert!(
+            out.stderr.contains("sshield: wrong code"),
+            "{code}: {out:?}"
+        );
+        nothing_ran(&code);
+    }
+
+    let out = ssh(&sshd, &user)
+        .option(format!("SetEnv=SSHIELD_CODE={}", world.code(&user)))
+        .command(&command)
+        .run();
+    out.assert_success();
+    assert_eq!(out.stdout, "\nran\n", "{out:?}");
+    for n in 1..=4 {
+        assert!(marker(n).exists(), "the command as sent did not run whole");
+    }
+    assert!(!marker(5).exists());
+}
+
+/// google-authenticator keeps the secret, the scratch codes and the module's options in
+/// `~/.google_authenticator`, a file the user owns: whoever holds the user's session (a
+/// stolen key plus one code, or the user) can copy the secret to a second phone, add scratch
+/// codes (SecureDrop's audit, SD-01-004), or delete the file to pass under `nullok`. Here the
+/// user, logged in with a code, tries each on their own record: reading it, listing the store,
+/// printing codes or new backup codes, removing the record through the CLI or by hand. All
+/// fail, the record keeps its bytes, and the next login still asks for a code.
+#[test]
+fn google_authenticator_a_user_in_a_session_cannot_read_or_rewrite_their_own_record() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("accept_env_code = true");
+    let sshd = world.sshd(&["AcceptEnv LANG LC_* SSHIELD_CODE"]);
+    let user = User::create();
+    world.enroll(&user);
+    let store = world.dir.path().join("users");
+    let record = store.join(format!("{}.toml", user.name()));
+    let before = fs::read(&record).unwrap();
+    let cli = format!(
+        "{} --config {}",
+        world.bin.display(),
+        world.config.display()
+    );
+    let name = user.name();
+    let attempts = format!(
+        "cat {record} 2>&1; echo \"read=$?\"\n\
+         ls -a {store} 2>&1; echo \"list=$?\"\n\
+         {cli} code {name} 2>&1; echo \"code=$?\"\n\
+         {cli} backup-codes {name} 2>&1; echo \"backup-codes=$?\"\n\
+         {cli} remove {name} 2>&1; echo \"remove=$?\"\n\
+         rm -f {record} 2>&1; echo \"rm=$?\"\n",
+        record = record.display(),
+        store = store.display(),
+    );
+
+    let now = world.code(&user);
+    let out = ssh(&sshd, &user)
+        .option(format!("SetEnv=SSHIELD_CODE={now}"))
+        .command(&attempts)
+        .run();
+    for step in ["read", "list", "code", "backup-codes", "remove", "rm"] {
+        assert!(
+            out.stdout.contains(&format!("{step}=")) && !out.stdout.contains(&format!("{step}=0")),
+            "{step} succeeded:\n{}",
+            out.stdout
+        );
+    }
+    assert!(!out.stdout.contains("secret"), "{}", out.stdout);
+    assert_eq!(fs::read(&record).unwrap(), before, "the record changed");
+
+    let out = ssh(&sshd, &user).command("echo in").run();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert_eq!(out.stdout, "");
+}
+
+/// duo_unix DUO-PSA-2017-002: login_duo runs as the user and took its HTTP proxy from the
+/// user's environment, so a user who set `http_proxy` to a dead address made Duo unreachable,
+/// and `failmode = safe` let them in without a second factor. The helper talks to the daemon
+/// over the Unix socket root's config names, and no variable changes that. Under
+/// `failmode = "safe"`, with the proxy variables (and `SSHIELD_CONFIG`, `TMPDIR`, `HOME`)
+/// pointing nowhere, both from the client (`AcceptEnv *`) and from `~/.bashrc` (which bash
+/// reads before it runs the ForceCommand), the helper still reaches the daemon and asks.
+#[test]
+fn duo_psa_2017_002_proxy_variables_cannot_steer_the_helper_into_failmode() {
+    if !can_run() {
+        return;
+    }
+    let world = World::new("accept_env_code = true\nfailmode = \"safe\"");
+    let sshd = world.sshd(&["AcceptEnv *"]);
+    let user = User::create();
+    world.enroll(&user);
+    let marker = user.home().join("ran-without-a-code");
+    let dead = "http://127.0.0.1:9";
+    let lies = format!(
+        "http_proxy={dead} https_proxy={dead} HTTP_PROXY={dead} HTTPS_PROXY={dead} \
+         ALL_PROXY={dead} all_proxy={dead} no_proxy= SSHIELD_CONFIG=/nonexistent \
+         TMPDIR=/nonexistent"
+    );
+    user.write_file(
+        ".bashrc",
+        format!("export {lies} HOME=/nonexistent\n"),
+        0o644,
+    );
+
+    let out = ssh(&sshd, &user)
+        .option(format!("SetEnv={lies}"))
+        .command(format!("touch {}", marker.display()))
+        .run();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(!marker.exists(), "the command ran without a code");
+    assert!(!out.stderr.contains("WITHOUT a second factor"), "{out:?}");
+    assert!(out.stderr.contains("SSHIELD_CODE"), "{out:?}");
+    assert!(!world.log().contains("failmode"), "{}", world.log());
+
+    // At a terminal: the helper, holding the lies in its own environment, prompts.
+    let mut s = ssh(&sshd, &user)
+        .option(format!("SetEnv={lies}"))
+        .tty()
+        .command("echo in")
+        .spawn();
+    assert_prompted_holding(&mut s, &user, &format!("http_proxy={dead}"));
+    s.send_line(&world.code(&user));
+    s.expect("in");
+    s.wait();
+    assert!(world.wait_for_log(&format!(
+        "allow user={} rhost={INTERNET} service=sshield-login method=totp reason=ok",
+        user.name()
+    )));
 }
 
 /// Attack review, issue 9 item 1, through the helper: with a case-insensitive name service,
@@ -878,14 +1064,9 @@ fn an_exempt_source_goes_straight_in_and_environment_spoofing_gains_nothing() {
         .tty()
         .command("echo \"$SSH_CONNECTION\"")
         .spawn();
-    s.expect(PROMPT);
     // The helper, waiting at its prompt, has the lie in its own environment: it was asked
     // for a code anyway.
-    let helper_env = helper_environment(&user);
-    assert!(
-        helper_env.contains(&format!("SSH_CONNECTION={spoof}")),
-        "{helper_env:?}"
-    );
+    assert_prompted_holding(&mut s, &user, &format!("SSH_CONNECTION={spoof}"));
     s.send_line(&world.code(&user));
     s.expect(&spoof);
     s.wait();

@@ -616,6 +616,66 @@ fn the_cli_takes_another_spelling_as_the_account() {
 
 // 6. Wrong, replayed and backup codes.
 
+/// Seed 001's phisher, or a thief with the phone: a good code that arrives with a key other
+/// than the one `sshield bind-keys` named (an old key left in `authorized_keys`, or a stolen
+/// one) is refused, through sshd's own account of the key (`ExposeAuthInfo yes`), and does
+/// not use the code up: the same code then passes with the bound key.
+#[test]
+fn a_code_after_another_key_than_the_bound_one_is_refused() {
+    if !can_run() {
+        return;
+    }
+    let sshield = Sshield::new("");
+    let sshd = Sshd::start(key_then_code_options(&sshield).config(["ExposeAuthInfo yes"]));
+    let user = User::create();
+    let token = sshield.enroll(user.name());
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = other_dir.path().join("id_ed25519");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "old-laptop", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(made.success(), "ssh-keygen");
+    user.append_authorized_key(&fs::read_to_string(other.with_extension("pub")).unwrap());
+    let bound = Command::new(&artefacts().cli)
+        .arg("--config")
+        .arg(&sshield.config)
+        .args(["bind-keys", user.name()])
+        .arg(user.key().with_extension("pub"))
+        .output()
+        .unwrap();
+    assert!(bound.status.success(), "bind-keys: {bound:?}");
+    let with_key = |key: &Path, code: &str| {
+        Client::ssh(&sshd, &user)
+            .from("127.0.0.3")
+            .key(key)
+            .methods("publickey,keyboard-interactive")
+            .command("echo ok")
+            .answers([code.to_owned()])
+    };
+
+    let code = token.code();
+    let out = with_key(&other, &code).run();
+    out.assert_denied();
+    assert!(
+        sshd.log()
+            .contains(&format!("Partial publickey for {}", user.name())),
+        "the other key was accepted as the first factor: {}",
+        sshd.log()
+    );
+    assert!(
+        !sshield
+            .log_lines_with("reason=wrong-first-factor")
+            .is_empty(),
+        "{:?}",
+        sshield.log_lines()
+    );
+    let out = with_key(user.key(), &code).run();
+    out.assert_success();
+    assert_eq!(out.stdout, "ok\n");
+}
+
 #[test]
 fn a_wrong_code_is_refused_and_logged() {
     if !can_run() {
