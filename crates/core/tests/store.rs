@@ -299,9 +299,69 @@ fn a_record_filed_under_another_name_is_refused() {
     assert_eq!(outcome(&s.decide("alice", &alice.at(T), T)), "allow");
 }
 
-/// The temporary file the store writes `user`'s new record to, from this process.
+/// The temporary file the store writes `user`'s new record to.
 fn temp_path(s: &TestStore, user: &str) -> std::path::PathBuf {
-    s.dir().join(format!(".{user}.tmp.{}", std::process::id()))
+    s.dir().join(format!(".{user}.tmp"))
+}
+
+/// Issue 13: before its fix, a writer killed between writing `.USER.tmp.PID` and its rename left
+/// that file for good, a copy of the record with its secret, which outlived `remove` and a
+/// re-provisioning. A login leaves them (it must not list the store), the next provisioning
+/// write removes the user's own, and `remove` removes everything of the user's.
+#[test]
+fn leftover_temp_files_go_with_the_next_provisioning_write_and_remove_leaves_nothing() {
+    let s = TestStore::new();
+    let phone = s.enroll("alice");
+    s.enroll("alice.tmp");
+    let copy = s.bytes("alice");
+    let old = [".alice.tmp.4242", ".alice.tmp.7", ".alice.tmp"].map(|n| s.dir().join(n));
+    for path in &old {
+        fs::write(path, &copy).unwrap();
+        chmod(path, 0o600);
+    }
+    // Not alice's: user `alice.tmp`'s, and a name that is no temp file of anyone's.
+    let others = [".alice.tmp.tmp.7", ".alice.tmp.7x"].map(|n| s.dir().join(n));
+    for path in &others {
+        fs::write(path, "x").unwrap();
+        chmod(path, 0o600);
+    }
+
+    assert_eq!(outcome(&s.decide("alice", &phone.at(T), T)), "allow");
+    assert!(old[0].exists(), "a login lists no directory");
+    provision::renew_backup_codes(&s.store, &name("alice"), UnixTime(T)).unwrap();
+    for path in &old {
+        assert!(
+            !path.exists(),
+            "{} outlived a provisioning write",
+            path.display()
+        );
+    }
+    for path in &others {
+        assert!(path.exists(), "{} is not alice's", path.display());
+    }
+
+    for path in &old {
+        fs::write(path, &copy).unwrap();
+        chmod(path, 0o600);
+    }
+    let marker = sshield_core::passed::Passed {
+        at: T,
+        service: "sshd".to_owned(),
+        pid: 1,
+        parent: 1,
+    };
+    sshield_core::passed::record(&s.store, &name("alice"), &marker).unwrap();
+    provision::remove(&s.store, &name("alice"), None).unwrap();
+    let alices = ["alice.toml", ".alice.state", ".alice.lock", ".passed/alice"];
+    for path in alices.iter().map(|n| s.dir().join(n)).chain(old) {
+        assert!(!path.exists(), "{} is left after remove", path.display());
+    }
+    for path in &others {
+        assert!(path.exists(), "{} is not alice's", path.display());
+    }
+    // Enrolling again, and logging in, works with the lock file made anew.
+    let phone = s.enroll("alice");
+    assert_eq!(outcome(&s.decide("alice", &phone.at(T), T)), "allow");
 }
 
 #[test]
