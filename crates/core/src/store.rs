@@ -40,6 +40,16 @@ const RECORD_SUFFIX: &str = ".toml";
 const STATE_SUFFIX: &str = ".state";
 /// The per-source failure table lives in this subdirectory of the store.
 const SOURCES_DIR: &str = ".sources";
+/// Made once no temporary file of the old naming (`.USER.tmp.PID`) is left in the store.
+const OLD_TEMPS_REMOVED: &str = ".old-temps-removed";
+
+/// The user (`STEM`) whose old-style temporary file `.STEM.tmp.PID` is `name`, if it is one:
+/// `.alice.tmp.tmp.7` is user `alice.tmp`'s.
+fn old_temp_stem(name: &str) -> Option<&str> {
+    let (stem, pid) = name.strip_prefix('.')?.rsplit_once(".tmp.")?;
+    let digits = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+    (digits && UserName::new(stem).is_ok()).then_some(stem)
+}
 
 /// A directory of user records.
 #[derive(Debug, Clone)]
@@ -311,8 +321,12 @@ impl RecordStore {
                 r.version = RECORD_VERSION;
                 r.usage.generation = generation + 1;
                 self.write_toml(&slot, r)?;
+                if write == Change::Save {
+                    // A provisioning write, never a login: it may list the directory.
+                    self.remove_old_temps(&slot)?;
+                }
             }
-            (Change::Save | Change::SaveUsage, None) if existed => self.delete(&slot)?,
+            (Change::Save | Change::SaveUsage, None) if existed => self.delete(&slot, user)?,
             (Change::Save | Change::SaveUsage, None) => {}
         }
         Ok(value)
@@ -492,7 +506,29 @@ impl RecordStore {
         Ok(Some((file, meta)))
     }
 
+    /// Opens and `flock`s `slot`'s lock file.
+    ///
+    /// `remove` unlinks a user's lock file while it holds it (so that removing a user leaves
+    /// nothing of theirs). Unlinking a lock file others may be waiting on is the classic race:
+    /// a waiter wakes up holding the lock of the unlinked file while the next process creates
+    /// a new file at the name and locks that one, and the two run together. So after taking
+    /// the lock, this checks that the name still leads to the file it locked, and if not,
+    /// starts again with whatever the name leads to now. A removal happens once per user, so
+    /// the loop runs again only just after one; the check costs a login one `lstat`.
     fn lock(&self, slot: &Slot<'_>) -> Result<File, StoreError> {
+        loop {
+            let (file, meta) = self.open_and_lock(slot)?;
+            let path = slot.lock_path();
+            match fs::symlink_metadata(&path) {
+                Ok(now) if now.dev() == meta.dev() && now.ino() == meta.ino() => return Ok(file),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io("inspect", &path, e)),
+            }
+        }
+    }
+
+    fn open_and_lock(&self, slot: &Slot<'_>) -> Result<(File, fs::Metadata), StoreError> {
         let path = slot.lock_path();
         let file = open_nofollow(
             &path,
@@ -514,7 +550,7 @@ impl RecordStore {
             .map_err(|e| StoreError::io("inspect", &path, e))?;
         self.check_owner_and_mode(&path, &meta, false)?;
         file.lock().map_err(|e| StoreError::io("lock", &path, e))?;
-        Ok(file)
+        Ok((file, meta))
     }
 
     fn write_toml<T: Serialize>(&self, slot: &Slot<'_>, value: &T) -> Result<(), StoreError> {
@@ -533,8 +569,8 @@ impl RecordStore {
         let tmp = slot.tmp_path();
         let result = (|| {
             // We hold the slot's lock, so a file already at this name is the leftover of a
-            // writer that died before its rename, in a process whose pid we now have. Left
-            // there, it would fail every later update of this slot from this pid.
+            // writer killed before its rename (a copy of the record, secret included): it goes
+            // now, and `create_new` below would fail on it.
             match fs::remove_file(&tmp) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
@@ -557,15 +593,79 @@ impl RecordStore {
         Ok(())
     }
 
-    fn delete(&self, slot: &Slot<'_>) -> Result<(), StoreError> {
+    /// Removes everything of `user`'s: record, login state, temporary files, the `.passed`
+    /// marker, and last the lock file, which we hold (see [`Self::lock`] for why that is safe).
+    fn delete(&self, slot: &Slot<'_>, user: &UserName) -> Result<(), StoreError> {
         let path = slot.path();
         fs::remove_file(&path).map_err(|e| StoreError::io("remove", &path, e))?;
         // The record first: without it, a state file left behind by a crash here is never
-        // read, and is removed when the name is enrolled again.
+        // read, and is removed when the name is enrolled again, as are temporary files.
         self.remove_if_present(&slot.state_path())?;
+        self.remove_if_present(&slot.tmp_path())?;
+        self.remove_old_temps(slot)?;
+        self.remove_if_present(&crate::passed::path(self, user))?;
         File::open(slot.dir)
             .and_then(|d| d.sync_all())
-            .map_err(|e| StoreError::io("sync", slot.dir, e))
+            .map_err(|e| StoreError::io("sync", slot.dir, e))?;
+        self.remove_if_present(&slot.lock_path())
+    }
+
+    /// Removes the temporary files named the way versions before issue 13 named them,
+    /// `.USER.tmp.PID`: a writer killed before its rename left one for good, a full copy of
+    /// the record with its secrets (206 of them for 19 users after 1 543 kills), which outlived
+    /// `remove` and `enroll --replace`. No writer makes such names any more, so one sweep of
+    /// the store finds them all, and the marker `.old-temps-removed` says it was done: listing
+    /// 300 000 entries (100 000 users) takes about 150 ms here, which every provisioning write
+    /// of a bulk import would otherwise pay. Only provisioning writes and removals call this,
+    /// never a login. The caller holds `own`'s lock; another user's file is removed under that
+    /// user's lock, taken without waiting (an old writer may still be at work: the file is
+    /// then left for the next sweep).
+    fn remove_old_temps(&self, own: &Slot<'_>) -> Result<(), StoreError> {
+        let marker = self.dir.join(OLD_TEMPS_REMOVED);
+        match fs::symlink_metadata(&marker) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("inspect", &marker, e)),
+        }
+        let mut all_removed = true;
+        let entries = fs::read_dir(&self.dir).map_err(|e| StoreError::io("list", &self.dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::io("list", &self.dir, e))?;
+            let name = entry.file_name();
+            let Some(stem) = name.to_str().and_then(old_temp_stem) else {
+                continue;
+            };
+            let slot = Slot {
+                dir: &self.dir,
+                stem,
+            };
+            if stem == own.stem {
+                self.remove_if_present(&entry.path())?;
+                continue;
+            }
+            let lock = match open_nofollow(&slot.lock_path(), OpenOptions::new().read(true)) {
+                Ok(lock) => Some(lock),
+                // Never made: no writer can be at work on this name.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                // Another user's odd lock file is theirs to fix, and fails no write of ours.
+                Err(_) => {
+                    all_removed = false;
+                    continue;
+                }
+            };
+            match lock.as_ref().map(File::try_lock) {
+                None | Some(Ok(())) => self.remove_if_present(&entry.path())?,
+                Some(Err(_)) => all_removed = false,
+            }
+        }
+        if all_removed {
+            open_nofollow(
+                &marker,
+                OpenOptions::new().write(true).create(true).mode(0o600),
+            )
+            .map_err(|e| StoreError::io("create", &marker, e))?;
+        }
+        Ok(())
     }
 
     fn remove_if_present(&self, path: &Path) -> Result<(), StoreError> {
@@ -596,7 +696,7 @@ impl RecordStore {
 }
 
 /// Where one locked, atomically replaced file lives: `DIR/STEM.toml`, locked through
-/// `DIR/.STEM.lock`, written through `DIR/.STEM.tmp.PID`.
+/// `DIR/.STEM.lock`, written through `DIR/.STEM.tmp`.
 struct Slot<'a> {
     dir: &'a Path,
     stem: &'a str,
@@ -615,9 +715,11 @@ impl Slot<'_> {
         self.dir.join(format!(".{}.lock", self.stem))
     }
 
+    /// One name, not one per process: every writer holds the slot's lock, so there is never
+    /// more than one, and a writer killed before its rename leaves its file where the next
+    /// write of the slot, of any kind, removes it without listing the directory.
     fn tmp_path(&self) -> PathBuf {
-        self.dir
-            .join(format!(".{}.tmp.{}", self.stem, std::process::id()))
+        self.dir.join(format!(".{}.tmp", self.stem))
     }
 }
 

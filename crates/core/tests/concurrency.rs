@@ -251,3 +251,58 @@ fn separate_processes_racing_let_a_code_in_once_and_lose_no_update() {
         "every process's update is kept"
     );
 }
+
+/// `remove` unlinks the user's lock file while holding it (issue 13: removing a user leaves
+/// nothing of theirs). A process that was waiting on that file then holds the lock of a file
+/// no name leads to, while the next one locks a new file at the name: unless each checks,
+/// after `flock`, that the name still leads to the file it locked, the two run together.
+/// Threads with their own `RecordStore` (as separate processes) remove, re-create and read
+/// one user in a loop; no two may ever be inside an update at once.
+#[test]
+fn removing_a_user_while_others_wait_on_the_lock_never_lets_two_in_at_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let s = TestStore::new();
+    s.enroll("alice");
+    let record = s.record("alice");
+    let inside = AtomicUsize::new(0);
+    let overlaps = AtomicUsize::new(0);
+    let errors = race(8, |i| {
+        let store = RecordStore::new(s.dir());
+        let mut errors = Vec::new();
+        for round in 0..150 {
+            let result = store.update(&name("alice"), |slot| {
+                if inside.fetch_add(1, Ordering::SeqCst) != 0 {
+                    overlaps.fetch_add(1, Ordering::SeqCst);
+                }
+                // Long enough for the others to pile up on the lock.
+                thread::sleep(Duration::from_micros(200));
+                let change = match (i + round) % 3 {
+                    0 if slot.is_some() => {
+                        *slot = None;
+                        sshield_core::store::Change::Save
+                    }
+                    1 if slot.is_none() => {
+                        *slot = Some(record.clone());
+                        sshield_core::store::Change::Save
+                    }
+                    _ => sshield_core::store::Change::Keep,
+                };
+                inside.fetch_sub(1, Ordering::SeqCst);
+                Ok::<_, sshield_core::StoreError>((change, ()))
+            });
+            if let Err(e) = result {
+                errors.push(e.to_string());
+            }
+        }
+        errors
+    });
+    // Two writers at once also trip over each other's temporary file.
+    let errors: Vec<String> = errors.into_iter().flatten().collect();
+    assert_eq!(errors, Vec::<String>::new(), "updates failed");
+    assert_eq!(
+        overlaps.load(Ordering::SeqCst),
+        0,
+        "two updates of alice ran at once"
+    );
+}

@@ -299,9 +299,82 @@ fn a_record_filed_under_another_name_is_refused() {
     assert_eq!(outcome(&s.decide("alice", &alice.at(T), T)), "allow");
 }
 
-/// The temporary file the store writes `user`'s new record to, from this process.
+/// The temporary file the store writes `user`'s new record to.
 fn temp_path(s: &TestStore, user: &str) -> std::path::PathBuf {
-    s.dir().join(format!(".{user}.tmp.{}", std::process::id()))
+    s.dir().join(format!(".{user}.tmp"))
+}
+
+/// Issue 13: before its fix, a writer killed between writing `.USER.tmp.PID` and its rename
+/// left that file for good, a copy of the record with its secret, which outlived `remove` and
+/// a re-provisioning. A login leaves them (it must not list the store); the first provisioning
+/// write removes them all, another user's only under that user's lock, and marks the store
+/// swept once none is left; `remove` removes everything of the user's.
+#[test]
+fn leftover_temp_files_go_with_the_next_provisioning_write_and_remove_leaves_nothing() {
+    let s = TestStore::new();
+    let phone = s.enroll("alice");
+    s.enroll("alice.tmp");
+    // As in a store from before the fix, which has no mark of a sweep.
+    let swept = s.dir().join(".old-temps-removed");
+    assert!(
+        swept.exists(),
+        "a store with no old file is marked at its first write"
+    );
+    fs::remove_file(&swept).unwrap();
+    let copy = s.bytes("alice");
+    let plant = |n: &str| {
+        let path = s.dir().join(n);
+        fs::write(&path, &copy).unwrap();
+        chmod(&path, 0o600);
+        path
+    };
+    let alices = [".alice.tmp.4242", ".alice.tmp.7", ".alice.tmp"].map(plant);
+    // User `alice.tmp`'s, whose lock someone holds: an old writer may be at work on it.
+    let busy = plant(".alice.tmp.tmp.7");
+    let held = fs::File::open(s.dir().join(".alice.tmp.lock")).unwrap();
+    held.lock().unwrap();
+    // No temporary file of anyone's.
+    let other = plant(".alice.tmp.7x");
+
+    assert_eq!(outcome(&s.decide("alice", &phone.at(T), T)), "allow");
+    assert!(alices[0].exists(), "a login lists no directory");
+    provision::renew_backup_codes(&s.store, &name("alice"), UnixTime(T)).unwrap();
+    for path in &alices {
+        assert!(
+            !path.exists(),
+            "{} outlived a provisioning write",
+            path.display()
+        );
+    }
+    assert!(busy.exists(), "removed under another process's lock");
+    assert!(!swept.exists(), "marked swept with a file left");
+
+    drop(held);
+    provision::renew_backup_codes(&s.store, &name("alice"), UnixTime(T)).unwrap();
+    assert!(
+        !busy.exists(),
+        "a dead writer's file outlived a provisioning write"
+    );
+    assert!(swept.exists());
+    assert!(other.exists(), "{} is no temporary file", other.display());
+
+    let leftover = plant(".alice.tmp");
+    let marker = sshield_core::passed::Passed {
+        at: T,
+        service: "sshd".to_owned(),
+        pid: 1,
+        parent: 1,
+    };
+    sshield_core::passed::record(&s.store, &name("alice"), &marker).unwrap();
+    provision::remove(&s.store, &name("alice"), None).unwrap();
+    let gone = ["alice.toml", ".alice.state", ".alice.lock", ".passed/alice"];
+    for path in gone.iter().map(|n| s.dir().join(n)).chain([leftover]) {
+        assert!(!path.exists(), "{} is left after remove", path.display());
+    }
+    assert!(other.exists() && s.dir().join("alice.tmp.toml").exists());
+    // Enrolling again, and logging in, works with the lock file made anew.
+    let phone = s.enroll("alice");
+    assert_eq!(outcome(&s.decide("alice", &phone.at(T), T)), "allow");
 }
 
 #[test]

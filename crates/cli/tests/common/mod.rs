@@ -188,8 +188,9 @@ impl Sandbox {
     }
 }
 
-/// Runs a prepared command to completion.
-pub fn run_command(mut cmd: Command, stdin: Option<&str>) -> Output {
+/// Starts a prepared command with its output captured, feeding it `stdin` (else /dev/null).
+/// A child that exits (or is killed) before reading its input is no error here.
+pub fn spawn_command(mut cmd: Command, stdin: Option<&str>) -> std::process::Child {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
@@ -199,9 +200,14 @@ pub fn run_command(mut cmd: Command, stdin: Option<&str>) -> Output {
     let mut child = cmd.spawn().expect("cannot start the sshield binary");
     if let Some(text) = stdin {
         let mut pipe = child.stdin.take().unwrap();
-        pipe.write_all(text.as_bytes()).unwrap();
+        let _ = pipe.write_all(text.as_bytes());
     }
-    let out = child.wait_with_output().unwrap();
+    child
+}
+
+/// Runs a prepared command to completion.
+pub fn run_command(cmd: Command, stdin: Option<&str>) -> Output {
+    let out = spawn_command(cmd, stdin).wait_with_output().unwrap();
     Output {
         status: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8(out.stdout).unwrap(),
