@@ -23,7 +23,8 @@ and google-authenticator. Records live one file per user in the store named by t
   sshield --config ./test.toml code alice   # a temp store, no root needed"
 )]
 pub struct Cli {
-    /// The config file.
+    /// The config file. `sshield login` never takes it from SSHIELD_CONFIG: it runs as the user
+    /// logging in, so it reads only --config (or the default), and only a root-owned file.
     #[arg(
         long,
         global = true,
