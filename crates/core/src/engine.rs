@@ -430,6 +430,27 @@ fn user_limits(record: &mut UserRecord) -> UserLimits<'_> {
     }
 }
 
+/// Decides `response` against a record held elsewhere (the fleet server's database), with the
+/// same rules as a login on a host: active authenticators only, a key-bound one only after a
+/// login with one of its keys, then the backup codes; windows, drift and replay as
+/// [`Engine::check`]. On [`Decision::Allow`] the record's login state is updated in place and
+/// the caller must store it before answering: a code accepted but not marked used could be
+/// replayed. Rate limits are the caller's (they need the source's history too).
+pub fn check_record(
+    record: &mut UserRecord,
+    response: &Response,
+    now: UnixTime,
+    policy: &Policy,
+    first_factor: Option<&FirstFactor>,
+) -> Decision {
+    let none = FirstFactor::default();
+    let first = first_factor.unwrap_or(&none);
+    let eligible = |a: &Authenticator| {
+        a.active && (a.ssh_keys.is_empty() || a.ssh_keys.iter().any(|k| first.used_key(k)))
+    };
+    check(record, response, now, policy, eligible, true)
+}
+
 /// Tries `response` on `record`'s authenticators selected by `eligible`, then (if
 /// `backup_codes`) on its backup codes, and records the use in `record` on success. Shared by logins and by confirmation
 /// of a pending authenticator, so the replay rule is written once.

@@ -36,8 +36,8 @@ pub mod user_file;
 mod username;
 
 pub use accounts::Account;
-pub use config::{Config, ConfigError};
-pub use engine::{Attempt, Decision, DenyReason, Engine, Method, Outcome, Response};
+pub use config::{Config, ConfigError, Policy};
+pub use engine::{check_record, Attempt, Decision, DenyReason, Engine, Method, Outcome, Response};
 pub use first_factor::FirstFactor;
 pub use log::Subject;
 pub use policy::{Exemption, Requirement};
