@@ -6,15 +6,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sshield_core::{Policy, UnixTime};
 
+use crate::hosts;
 use crate::seal::SealKey;
 use crate::storage::{Backend, StorageError};
 use crate::verify;
@@ -30,6 +33,8 @@ pub struct App {
     pub policy: Policy,
     /// Accepted clock skew of signed host requests.
     pub signature_skew: Duration,
+    /// How long a join token stays valid.
+    pub join_token_ttl: Duration,
 }
 
 /// The routes, with `max_body` the largest body accepted.
@@ -37,6 +42,7 @@ pub fn router(app: Arc<App>, max_body: usize) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/verify", post(verify_handler))
+        .route("/v1/join", post(join_handler))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
 }
@@ -71,14 +77,40 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
-        // axum's own statuses: 400 bad JSON, 413 too large, 415 not JSON, 422 wrong fields.
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        // 413 for a body over the limit.
         Self {
             status: rejection.status(),
             message: rejection.body_text(),
         }
     }
+}
+
+/// The JSON body of a request: 415 if it is not JSON, 400 if it does not parse, 422 if a
+/// field is missing, unknown or of the wrong type. The message names the field and where.
+fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: "send the body as JSON with Content-Type: application/json".to_owned(),
+        });
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        let status = match e.classify() {
+            serde_json::error::Category::Data => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError {
+            status,
+            message: format!("the request body: {e}"),
+        }
+    })
 }
 
 impl From<StorageError> for ApiError {
@@ -129,10 +161,54 @@ pub struct VerifyResponse {
 
 async fn verify_handler(
     State(app): State<Arc<App>>,
-    body: Result<Json<VerifyRequest>, JsonRejection>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
-    let Json(request) = body?;
-    // Until hosts sign their requests, the host is not known.
-    let answer = verify::verify(&app, "-", &request, UnixTime::now()).await?;
+    let body = body?;
+    let now = UnixTime::now();
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    // Only a joined host may ask: an open endpoint would let anyone guess codes.
+    let host = hosts::authenticate(&app, method.as_str(), path, &headers, &body, now).await?;
+    let request: VerifyRequest = parse_json(&headers, &body)?;
+    let answer = verify::verify(&app, &host, &request, now).await?;
     Ok(Json(answer))
+}
+
+/// `POST /v1/join`: a host registers its public key with a one-time token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    /// The token `sshield-server host add NAME` printed.
+    pub token: String,
+    /// The host's name, as given to `host add`.
+    pub name: String,
+    /// Its ed25519 public key, base64.
+    pub public_key: String,
+}
+
+/// The answer to a join.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JoinResponse {
+    /// The name the host is known by.
+    pub host: String,
+}
+
+async fn join_handler(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<JoinResponse>, ApiError> {
+    let body = body?;
+    let request: JoinRequest = parse_json(&headers, &body)?;
+    let host = hosts::join(
+        &app,
+        &request.token,
+        &request.name,
+        &request.public_key,
+        UnixTime::now(),
+    )
+    .await?;
+    Ok(Json(JoinResponse { host }))
 }

@@ -41,6 +41,9 @@ pub enum Command {
     /// Enroll, confirm and manage users (talks to the database directly, not over HTTP).
     #[command(subcommand)]
     User(UserCommand),
+    /// Let hosts join, list and revoke them.
+    #[command(subcommand)]
+    Host(HostCommand),
     /// Write the man pages into DIR.
     #[command(hide = true)]
     GenerateDocs {
@@ -115,5 +118,23 @@ pub enum UserCommand {
         name: String,
         /// The file.
         file: PathBuf,
+    },
+}
+
+/// `host`'s subcommands.
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Print a one-time token with which host NAME joins (valid for `join_token_ttl`,
+    /// default 15 minutes; only its hash is stored).
+    Add {
+        /// The host's name (letters, digits, '.', '-', '_').
+        name: String,
+    },
+    /// List hosts: name, joined, revoked.
+    List,
+    /// Refuse every request of host NAME from now on.
+    Revoke {
+        /// The host's name.
+        name: String,
     },
 }

@@ -9,8 +9,8 @@ use sshield_core::{Response, UnixTime, UserName};
 use zeroize::Zeroizing;
 
 use crate::api::App;
-use crate::cli::UserCommand;
-use crate::users;
+use crate::cli::{HostCommand, UserCommand};
+use crate::{hosts, users};
 
 fn user_name(name: &str) -> Result<UserName, String> {
     UserName::new(name).map_err(|e| format!("user name {name:?}: {e}"))
@@ -137,4 +137,42 @@ fn terminal_qr(uri: &str) -> Result<String, String> {
             .quiet_zone(true)
             .build(),
     )
+}
+
+/// Runs one `host` subcommand; its output, or the message for the admin.
+pub async fn host(app: &App, command: HostCommand) -> Result<String, String> {
+    let now = UnixTime::now();
+    let err = |e: hosts::HostError| e.to_string();
+    let mut out = String::new();
+    match command {
+        HostCommand::Add { name } => {
+            let token = hosts::add(app, &name, now).await.map_err(err)?;
+            let minutes = app.join_token_ttl.as_secs() / 60;
+            let _ = writeln!(out, "{token}");
+            let _ = writeln!(
+                out,
+                "Join token for host {name:?}: valid once, for {minutes} minutes."
+            );
+        }
+        HostCommand::List => {
+            for row in hosts::list(app).await.map_err(err)? {
+                let when = |t: i64| UnixTime(u64::try_from(t).unwrap_or(0)).to_rfc3339();
+                let state = match row.revoked_at {
+                    Some(t) => format!("revoked {}", when(t)),
+                    None => "active".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{}\tjoined {}\t{state}",
+                    row.name,
+                    when(row.created_at)
+                );
+            }
+        }
+        HostCommand::Revoke { name } => {
+            hosts::revoke(app, &name, now).await.map_err(err)?;
+            let _ = writeln!(out, "{name}: revoked");
+        }
+    }
+    Ok(out)
 }

@@ -46,19 +46,25 @@ fn run(cli: Cli) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async move {
-        match cli.command {
-            Command::Serve(_) => sshield_server::serve::serve(settings)
-                .await
-                .map_err(|e| e.to_string()),
-            Command::User(command) => {
-                let app = sshield_server::serve::open_app(&settings)
+        let admin = match cli.command {
+            Command::Serve(_) => {
+                return sshield_server::serve::serve(settings)
                     .await
-                    .map_err(|e| e.to_string())?;
-                let out = sshield_server::commands::user(&app, command).await?;
-                print!("{out}");
-                Ok(())
+                    .map_err(|e| e.to_string())
             }
-            Command::GenerateDocs { .. } => Ok(()),
-        }
+            Command::GenerateDocs { .. } => return Ok(()),
+            admin => admin,
+        };
+        // The admin's commands use the database directly, as the server does.
+        let app = sshield_server::serve::open_app(&settings)
+            .await
+            .map_err(|e| e.to_string())?;
+        let out = match admin {
+            Command::User(command) => sshield_server::commands::user(&app, command).await?,
+            Command::Host(command) => sshield_server::commands::host(&app, command).await?,
+            Command::Serve(_) | Command::GenerateDocs { .. } => String::new(),
+        };
+        print!("{out}");
+        Ok(())
     })
 }

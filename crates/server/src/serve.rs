@@ -17,8 +17,10 @@ use axum_server::tls_rustls::RustlsConfig;
 
 use crate::api::{self, App};
 use crate::config::Settings;
+use crate::records::unix;
 use crate::seal::{SealError, SealKey, KEY_FILE};
-use crate::storage::{Backend, StorageError};
+use crate::storage::{Backend, Storage, StorageError};
+use sshield_core::UnixTime;
 
 /// Why the server could not start.
 #[derive(Debug)]
@@ -116,6 +118,7 @@ pub async fn open_app(settings: &Settings) -> Result<App, ServeError> {
         key,
         policy: settings.policy.clone(),
         signature_skew: settings.signature_skew,
+        join_token_ttl: settings.join_token_ttl,
     })
 }
 
@@ -151,9 +154,10 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     };
     listener.set_nonblocking(true).map_err(bind_error)?;
     let bound = listener.local_addr().map_err(bind_error)?;
-    let router = api::router(app, settings.max_body_bytes);
+    let router = api::router(Arc::clone(&app), settings.max_body_bytes);
     let handle = axum_server::Handle::new();
     tokio::spawn(stop_on_signal(handle.clone()));
+    tokio::spawn(prune_nonces(Arc::clone(&app)));
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%bound, scheme, "listening");
     println!("listening on {scheme}://{bound}");
@@ -174,6 +178,19 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         }
     };
     result.map_err(ServeError::Serve)
+}
+
+/// Forgets, once a minute, the nonces of requests that would be refused as stale anyway.
+async fn prune_nonces(app: Arc<App>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let skew = i64::try_from(app.signature_skew.as_secs()).unwrap_or(i64::MAX);
+        let before = unix(UnixTime::now()).saturating_sub(skew.saturating_add(1));
+        if let Err(e) = app.store.prune_nonces(before).await {
+            tracing::warn!(error = %e, "pruning nonces");
+        }
+    }
 }
 
 /// One crypto provider for the process: ring (no C toolchain, no OpenSSL).

@@ -66,6 +66,19 @@ impl Server {
         request(self.addr, method, path, headers, body)
     }
 
+    /// POSTs `body` with these (signature) headers and content type.
+    pub fn post_with(
+        &self,
+        path: &str,
+        headers: &[(&'static str, String)],
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, String) {
+        let mut refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        refs.push(("content-type", content_type));
+        self.request("POST", path, &refs, body)
+    }
+
     /// POSTs a JSON body.
     pub fn post_json(&self, path: &str, body: &str) -> (u16, String) {
         self.request(
@@ -195,4 +208,81 @@ pub fn enroll_confirmed(state_dir: &Path, global: &[&str], name: &str) -> String
     let (ok, _, err) = cli(state_dir, global, &["user", "confirm", name, &code]);
     assert!(ok, "{err}");
     secret
+}
+
+/// A host as the tests play it: a name and an ed25519 key.
+pub struct TestHost {
+    /// Its name.
+    pub name: String,
+    /// Its signing key.
+    pub key: ed25519_dalek::SigningKey,
+}
+
+impl TestHost {
+    /// A host with a fixed key made from `seed`.
+    pub fn new(name: &str, seed: u8) -> Self {
+        Self {
+            name: name.to_owned(),
+            key: ed25519_dalek::SigningKey::from_bytes(&[seed; 32]),
+        }
+    }
+
+    /// Its public key as `/v1/join` takes it.
+    pub fn public_key(&self) -> String {
+        data_encoding::BASE64.encode(self.key.verifying_key().as_bytes())
+    }
+
+    /// Makes a join token with the CLI and joins with it.
+    pub fn join(&self, server: &Server, state_dir: &Path, global: &[&str]) {
+        let (ok, out, err) = cli(state_dir, global, &["host", "add", &self.name]);
+        assert!(ok, "{err}");
+        let token = out.lines().next().expect("a token").to_owned();
+        let body = serde_json::json!({
+            "token": token, "name": self.name, "public_key": self.public_key()
+        });
+        let (status, answer) = server.post_json("/v1/join", &body.to_string());
+        assert_eq!(status, 200, "{answer}");
+    }
+
+    /// The signature headers for a request at `timestamp` with `nonce`.
+    pub fn headers(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        timestamp: i64,
+        nonce: &str,
+    ) -> Vec<(&'static str, String)> {
+        sshield_server::signature::sign(&self.key, &self.name, method, path, body, timestamp, nonce)
+    }
+
+    /// POSTs `body` as JSON, signed now with a fresh nonce.
+    pub fn post(&self, server: &Server, path: &str, body: &str) -> (u16, String) {
+        let headers = self.headers("POST", path, body.as_bytes(), now(), &fresh_nonce());
+        server.post_with(path, &headers, "application/json", body.as_bytes())
+    }
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs(),
+    )
+    .expect("fits")
+}
+
+/// A random nonce.
+pub fn fresh_nonce() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).expect("random");
+    data_encoding::HEXLOWER.encode(&bytes)
+}
+
+/// A verification request body.
+pub fn verify_body(user: &str, code: &str) -> String {
+    serde_json::json!({"user": user, "code": code, "source": "192.0.2.9", "service": "sshd"})
+        .to_string()
 }
