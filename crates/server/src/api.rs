@@ -43,12 +43,21 @@ pub fn router(app: Arc<App>, max_body: usize) -> Router {
         .route("/healthz", get(healthz))
         .route("/v1/verify", post(verify_handler))
         .route("/v1/join", post(join_handler))
+        .route("/v1/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
 }
 
 async fn healthz() -> &'static str {
     "ok\n"
+}
+
+/// The API's OpenAPI 3 document, written by hand next to the docs (docs/openapi.json) and
+/// served as committed; tests/openapi.rs checks it against the routes and types.
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
 /// An error answer: a status and a message that says what to fix.
