@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use sshield_core::config::RateLimit;
 use sshield_core::{Policy, UnixTime};
 
 use crate::hosts;
@@ -31,6 +32,8 @@ pub struct App {
     pub key: SealKey,
     /// How codes are checked.
     pub policy: Policy,
+    /// Failure counting and lockout per (user, source).
+    pub rate_limit: RateLimit,
     /// Accepted clock skew of signed host requests.
     pub signature_skew: Duration,
     /// How long a join token stays valid.

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use sshield_core::config::RateLimit;
 use sshield_core::Policy;
 
 use crate::storage::DatabaseTarget;
@@ -48,6 +49,10 @@ pub struct ConfigFile {
     /// (`window`, `hotp_lookahead`, `max_drift`); the others are a host's.
     #[serde(default)]
     pub policy: Option<Policy>,
+    /// Failure counting and lockout per (user, source): the `[rate_limit]` keys of
+    /// sshield.toml (docs/ratelimit.md); `source_max_failures` is not applied yet.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// Durations written as `15m`, `60s`, like sshield.toml's.
@@ -102,6 +107,8 @@ pub struct Settings {
     pub signature_skew: Duration,
     /// Code-checking rules.
     pub policy: Policy,
+    /// Failure counting and lockout.
+    pub rate_limit: RateLimit,
 }
 
 /// A config that cannot be used.
@@ -202,6 +209,7 @@ impl Settings {
             join_token_ttl: file.join_token_ttl.unwrap_or(Duration::from_secs(15 * 60)),
             signature_skew: file.signature_skew.unwrap_or(Duration::from_secs(60)),
             policy: file.policy.unwrap_or_default(),
+            rate_limit: file.rate_limit.unwrap_or_default(),
         })
     }
 }

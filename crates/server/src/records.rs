@@ -13,8 +13,10 @@ use crate::seal::SealError;
 use crate::storage::{Storage, StorageError, UserRow};
 
 /// Attempts at one change before giving up under contention. Each lost race means another
-/// change of the same user was written; eight in a row is a flood, not a login.
-const MAX_TRIES: usize = 8;
+/// change of the same user was written first, so every round some request progresses; a
+/// verification writes only on success or on a counted failure (at most `max_failures`
+/// before the bucket locks and writes stop), so sixteen is a flood, not a login.
+const MAX_TRIES: usize = 16;
 
 /// What a change does to the stored record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -117,6 +117,7 @@ pub async fn open_app(settings: &Settings) -> Result<App, ServeError> {
         store,
         key,
         policy: settings.policy.clone(),
+        rate_limit: settings.rate_limit.clone(),
         signature_skew: settings.signature_skew,
         join_token_ttl: settings.join_token_ttl,
     })

@@ -6,7 +6,10 @@
 //! requests that both accept the same code from the same stored version, only one can write
 //! the next version; the other reads again, and the engine then sees the code as used.
 
-use sshield_core::{check_record, Decision, Response, UnixTime, UserName};
+use std::net::IpAddr;
+
+use sshield_core::ratelimit::{Origin, UserLimits};
+use sshield_core::{check_record, Decision, DenyReason, Response, UnixTime, UserName};
 
 use crate::api::{ApiError, App, VerifyRequest, VerifyResponse};
 use crate::records::{self, unix, RecordError, Write};
@@ -22,13 +25,37 @@ pub async fn verify(
     let user = UserName::new(&request.user)
         .map_err(|e| ApiError::invalid(format!("field `user`: {e}")))?;
     let response = Response::new(&request.code);
+    let limits = &app.rate_limit;
+    // The host's word for the source: an address, or a name when that is all sshd had.
+    let source = request.source.as_deref();
+    let origin = Origin::of(
+        source.and_then(|s| s.parse::<IpAddr>().ok()),
+        source.filter(|s| s.parse::<IpAddr>().is_err()),
+        limits,
+    );
     let decided = records::update(app, &user, now, |slot| {
         let Some(record) = slot.as_mut() else {
             return Ok::<_, ()>((Write::Keep, Err("not-enrolled")));
         };
+        // Per (user, source) as on a host (docs/ratelimit.md): a locked bucket answers
+        // "locked" without trying the code, so guessing stops there.
+        if limits.enabled && user_limits(record).locked(&origin, now.0).is_some() {
+            return Ok((Write::Keep, Err("locked")));
+        }
         Ok(
             match check_record(record, &response, now, &app.policy, None) {
-                Decision::Allow(method) => (Write::Save, Ok(method.as_str())),
+                Decision::Allow(method) => {
+                    if limits.enabled {
+                        user_limits(record).succeeded(&origin, now.0, limits);
+                    }
+                    (Write::Save, Ok(method.as_str()))
+                }
+                Decision::Deny(reason @ (DenyReason::WrongCode | DenyReason::Replayed))
+                    if limits.enabled =>
+                {
+                    user_limits(record).failed(&origin, now.0, limits);
+                    (Write::Save, Err(reason.as_str()))
+                }
                 Decision::Deny(reason) => (Write::Keep, Err(reason.as_str())),
             },
         )
@@ -70,4 +97,11 @@ pub async fn verify(
         method: entry.method,
         reason: entry.reason,
     })
+}
+
+fn user_limits(record: &mut sshield_core::UserRecord) -> UserLimits<'_> {
+    UserLimits {
+        failures: &mut record.usage.failures,
+        familiar: &mut record.usage.familiar,
+    }
 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use sshield_server::storage::{AuditQuery, Backend, DatabaseTarget, Storage};
 use support::server::{
-    cli, enroll_confirmed, fresh_nonce, now, oathtool, state_dir, verify_body, Server, TestHost,
+    cli, enroll_confirmed, fresh_nonce, now, oathtool, state_dir, verify_body, verify_from, Server,
+    TestHost,
 };
 
 /// A backend for one test: the global flags that select it, and what keeps it alive.
@@ -221,11 +222,12 @@ fn a_code_is_accepted_once_under_a_race(db: Db) {
         .iter()
         .filter(|(_, b)| b.contains("allowed"))
         .count();
-    let replayed = answers
+    // The others are replays, counted as failures: after five the source is locked.
+    let refused = answers
         .iter()
-        .filter(|(_, b)| b.contains("replayed"))
+        .filter(|(s, b)| *s == 200 && (b.contains("\"replayed\"") || b.contains("\"locked\"")))
         .count();
-    assert_eq!((allowed, replayed), (1, 15), "{answers:?}");
+    assert_eq!((allowed, refused), (1, 15), "{answers:?}");
 }
 
 macro_rules! on_both_backends {
@@ -243,6 +245,47 @@ on_both_backends!(
     join_sign_verify_replay_revoke,
     a_code_is_accepted_once_under_a_race
 );
+
+/// Failures are counted per (user, source) with the engine's rules (docs/ratelimit.md): five
+/// wrong codes from an unfamiliar address lock it, even for the right code next, while the
+/// owner's familiar address still gets in.
+#[test]
+fn wrong_codes_lock_an_unfamiliar_source_not_the_owner() {
+    let (_tmp, state) = state_dir();
+    let server = Server::start(&state, &[], &["--listen", "127.0.0.1:0"]);
+    let secret = enroll_confirmed(&state, &[], "dave");
+    let (ok, out, _) = cli(&state, &[], &["user", "backup-codes", "dave"]);
+    assert!(ok);
+    let backup = support::server::backup_codes_of(&out);
+    let host = TestHost::new("web1", 1);
+    host.join(&server, &state, &[]);
+    let home = "192.0.2.1";
+    let away = "198.51.100.7";
+    let ask = |code: &str, source: &str| {
+        host.post(&server, "/v1/verify", &verify_from("dave", code, source))
+            .1
+    };
+    assert!(ask(&oathtool(&secret, 30), home).contains("allowed"));
+    let wrong = oathtool(&secret, 900);
+    for _ in 0..5 {
+        assert!(ask(&wrong, away).contains("wrong-code"));
+    }
+    assert!(ask(&backup[0], away).contains("\"locked\""));
+    // Another unfamiliar address shares the bucket: moving does not buy guesses.
+    assert!(ask(&backup[0], "203.0.113.9").contains("\"locked\""));
+    let (status, body) = host.post(
+        &server,
+        "/v1/verify",
+        &verify_from("dave", &backup[0], home),
+    );
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            200,
+            r#"{"outcome":"allowed","method":"backup","reason":null}"#
+        )
+    );
+}
 
 /// Each way a joined host's request can be malformed: a 4xx that says what to fix, never a
 /// 5xx, and nothing stored changes.

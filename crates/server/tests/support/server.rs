@@ -29,6 +29,8 @@ impl Server {
             .args(global)
             .arg("serve")
             .args(serve_args)
+            // Warnings and errors only: a test's output stays readable.
+            .env("SSHIELD_SERVER_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -281,8 +283,12 @@ pub fn fresh_nonce() -> String {
     data_encoding::HEXLOWER.encode(&bytes)
 }
 
-/// A verification request body.
+/// A verification request body, from 192.0.2.9.
 pub fn verify_body(user: &str, code: &str) -> String {
-    serde_json::json!({"user": user, "code": code, "source": "192.0.2.9", "service": "sshd"})
-        .to_string()
+    verify_from(user, code, "192.0.2.9")
+}
+
+/// A verification request body from `source`.
+pub fn verify_from(user: &str, code: &str, source: &str) -> String {
+    serde_json::json!({"user": user, "code": code, "source": source, "service": "sshd"}).to_string()
 }
