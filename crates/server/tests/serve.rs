@@ -79,30 +79,8 @@ fn a_config_file_with_an_unknown_key_names_the_file_and_line() {
 #[test]
 fn tls_serves_with_the_given_certificate() {
     let (tmp, state) = state_dir();
-    let cert = tmp.path().join("cert.pem");
-    let key = tmp.path().join("key.pem");
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", "/CN=sshield-test"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    support::tls::certificates(tmp.path());
+    let [ca, cert, key] = ["ca.crt", "server.crt", "server.key"].map(|f| tmp.path().join(f));
     let server = Server::start(
         &state,
         &[],
@@ -122,7 +100,7 @@ fn tls_serves_with_the_given_certificate() {
     );
     let out = Command::new("curl")
         .args(["--silent", "--show-error", "--cacert"])
-        .arg(&cert)
+        .arg(&ca)
         .arg(format!("https://{}/healthz", server.addr))
         .output()
         .expect("curl");

@@ -259,3 +259,32 @@ conformance!(
     a_nonce_is_accepted_once_per_host_and_pruned,
     audit_is_appended_and_queried,
 );
+
+/// A fleet's database is often on another machine: `sslmode=verify-full` connects over TLS
+/// (rustls) and checks the server's certificate against the given CA; without that CA the
+/// certificate is refused, with a message that names the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_tls_checks_the_certificate() {
+    let db = support::pg::database().await;
+    let ca = db.cluster.ca();
+    let verified = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        db.url,
+        ca.display()
+    );
+    let s = PostgresStorage::open(&verified)
+        .await
+        .expect("TLS with the CA");
+    s.create_user(&user("tls", 1, b"x"))
+        .await
+        .expect("create over TLS");
+    let unverified = format!("{}?sslmode=verify-full", db.url);
+    let err = PostgresStorage::open(&unverified)
+        .await
+        .expect_err("an unknown CA is refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("cannot open the database postgres://"),
+        "{text}"
+    );
+}

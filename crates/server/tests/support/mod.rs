@@ -7,3 +7,4 @@
 
 pub mod pg;
 pub mod server;
+pub mod tls;

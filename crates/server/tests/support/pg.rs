@@ -2,7 +2,8 @@
 //! temp dir, on a free loopback port, run as `nobody` (initdb refuses root). One cluster is
 //! shared by the tests of a binary that run at the same time (starting one costs seconds);
 //! each test gets its own database. The cluster is stopped when its last user drops it, also
-//! when a test panics.
+//! when a test panics. It serves TLS too, with a certificate for 127.0.0.1 from a CA of its
+//! own ([`PgDatabase::ca`]), so tests can check `sslmode=verify-full`.
 
 use std::net::TcpListener;
 use std::os::unix::fs::chown;
@@ -30,7 +31,8 @@ static NEXT_DB: AtomicU32 = AtomicU32::new(0);
 
 /// A database of its own in the shared cluster; keeps the cluster running while held.
 pub struct PgDatabase {
-    _cluster: Arc<PgCluster>,
+    /// The cluster (its CA for TLS tests).
+    pub cluster: Arc<PgCluster>,
     /// Its URL.
     pub url: String,
 }
@@ -69,6 +71,11 @@ impl PgCluster {
             .expect("temp dir");
         chown(dir.path(), Some(NOBODY_UID), Some(NOGROUP_GID)).expect("chown the cluster dir");
         let data = dir.path().join("data");
+        super::tls::certificates(dir.path());
+        // Readable by the cluster's user.
+        for file in ["server.key", "server.crt"] {
+            chown(dir.path().join(file), Some(NOBODY_UID), Some(NOGROUP_GID)).expect("chown");
+        }
         run(as_nobody("initdb").arg("-D").arg(&data).args([
             "-A",
             "trust",
@@ -80,7 +87,8 @@ impl PgCluster {
         ]));
         let port = free_port();
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=on",
+            "-p {port} -k {0} -c listen_addresses=127.0.0.1 -c fsync=on -c ssl=on \
+             -c ssl_cert_file={0}/server.crt -c ssl_key_file={0}/server.key",
             dir.path().display()
         );
         run(as_nobody("pg_ctl")
@@ -105,6 +113,11 @@ impl PgCluster {
         let cluster = Arc::new(Self::start());
         *slot = Arc::downgrade(&cluster);
         cluster
+    }
+
+    /// The CA that signed the cluster's TLS certificate.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
     }
 
     /// A URL for `database` in this cluster.
@@ -142,6 +155,6 @@ pub async fn database() -> PgDatabase {
     let _ = admin.close().await;
     PgDatabase {
         url: cluster.url(&name),
-        _cluster: cluster,
+        cluster,
     }
 }
