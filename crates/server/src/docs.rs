@@ -1,5 +1,5 @@
 //! Man pages for `sshield-server` and its subcommands, generated from the clap definitions
-//! so they can never drift from the real options (docs/man, checked by tests/docs.rs).
+//! so they can never drift from the real options (docs/man-server, checked by tests/docs.rs).
 
 use std::fs;
 use std::io;
