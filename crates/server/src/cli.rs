@@ -44,6 +44,8 @@ pub enum Command {
     /// Let hosts join, list and revoke them.
     #[command(subcommand)]
     Host(HostCommand),
+    /// Show recent decisions from the audit log, newest first.
+    Audit(AuditArgs),
     /// Write the man pages into DIR.
     #[command(hide = true)]
     GenerateDocs {
@@ -137,4 +139,27 @@ pub enum HostCommand {
         /// The host's name.
         name: String,
     },
+}
+
+/// `audit`'s filters.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only this user's decisions.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Only those asked by this host.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Only those in this past span (`90s`, `1h`, `2d`).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub since: Option<std::time::Duration>,
+    /// Only denials.
+    #[arg(long)]
+    pub failed: bool,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -9,7 +9,9 @@ use sshield_core::{Response, UnixTime, UserName};
 use zeroize::Zeroizing;
 
 use crate::api::App;
-use crate::cli::{HostCommand, UserCommand};
+use crate::cli::{AuditArgs, HostCommand, UserCommand};
+use crate::records::unix;
+use crate::storage::{AuditQuery, Storage};
 use crate::{hosts, users};
 
 fn user_name(name: &str) -> Result<UserName, String> {
@@ -172,6 +174,55 @@ pub async fn host(app: &App, command: HostCommand) -> Result<String, String> {
         HostCommand::Revoke { name } => {
             hosts::revoke(app, &name, now).await.map_err(err)?;
             let _ = writeln!(out, "{name}: revoked");
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `audit`: one line per decision, newest first.
+pub async fn audit(app: &App, args: AuditArgs) -> Result<String, String> {
+    let since = args.since.map(|span| {
+        let span = i64::try_from(span.as_secs()).unwrap_or(i64::MAX);
+        unix(UnixTime::now()).saturating_sub(span)
+    });
+    let query = AuditQuery {
+        user: args.user,
+        host: args.host,
+        since,
+        failed_only: args.failed,
+        limit: i64::from(args.limit),
+    };
+    let entries = app
+        .store
+        .query_audit(&query)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    for e in entries {
+        let time = UnixTime(u64::try_from(e.time).unwrap_or(0)).to_rfc3339();
+        if args.json {
+            let line = serde_json::json!({
+                "time": time, "host": e.host, "user": e.user, "source": e.source,
+                "service": e.service, "method": e.method, "outcome": e.outcome,
+                "reason": e.reason,
+            });
+            let _ = writeln!(out, "{line}");
+        } else {
+            let dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+            let how = if e.outcome == crate::storage::AuditEntry::ALLOWED {
+                dash(e.method)
+            } else {
+                dash(e.reason)
+            };
+            let _ = writeln!(
+                out,
+                "{time} {} {} {} {} {} {how}",
+                e.host,
+                e.user,
+                dash(e.source),
+                e.service,
+                e.outcome
+            );
         }
     }
     Ok(out)

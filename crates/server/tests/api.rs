@@ -187,6 +187,27 @@ fn join_sign_verify_replay_revoke(db: Db) {
         ]
     );
 
+    // The admin reads the same with the CLI.
+    let (ok, out, err) = cli(&state, &global, &["audit", "--user", "alice", "--failed"]);
+    assert!(ok, "{err}");
+    let lines: Vec<_> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].ends_with(" web1 alice 192.0.2.9 sshd denied replayed"),
+        "{out}"
+    );
+    let (_, json, _) = cli(
+        &state,
+        &global,
+        &["audit", "--since", "1h", "--json", "--limit", "1"],
+    );
+    let newest: serde_json::Value = serde_json::from_str(json.trim()).expect("one JSON line");
+    assert_eq!(
+        (newest["host"].as_str(), newest["reason"].as_str()),
+        (Some("web1"), Some("replayed"))
+    );
+    assert_eq!(cli(&state, &global, &["audit", "--host", "web9"]).1, "");
+
     // Revoked: refused from now on.
     assert!(cli(&state, &global, &["host", "revoke", "web1"]).0);
     let (status, body) = web1.post(&server, "/v1/verify", &verify_body("alice", "123456"));
