@@ -43,7 +43,7 @@ use criterion::{
 use sshield_core::config::Policy;
 use sshield_core::provision::{enroll, Enrollment, DEFAULT_AUTHENTICATOR};
 use sshield_core::{
-    Account, Attempt, Engine, RecordStore, Response, TokenKind, UnixTime, UserName,
+    Account, Attempt, Caller, Engine, RecordStore, Response, TokenKind, UnixTime, UserName,
 };
 use sshield_otp::{totp, Algorithm, Digits, Period, Secret, TotpParams};
 use tempfile::TempDir;
@@ -175,13 +175,8 @@ fn io_group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime
 /// One `Engine::decide` for `USER`; true if allowed.
 fn decide_one(engine: &Engine, now: UnixTime, response: &Response) -> bool {
     let attempt = Attempt {
-        user: &Account::resolve(USER),
-        source: None,
-        source_name: None,
-        service: "sshd",
+        caller: &Caller::new(Account::resolve(USER), "sshd"),
         response,
-        first_factor: None,
-        first_factor_passed: false,
         now,
     };
     engine.decide(black_box(&attempt)).is_allow()

@@ -19,28 +19,33 @@
 
 pub mod accounts;
 pub mod backup;
+mod caller;
 pub mod config;
+mod de;
 pub mod engine;
 pub mod first_factor;
 pub mod import;
 pub mod log;
+mod login;
 mod login_state;
 pub mod passed;
 pub mod policy;
 pub mod provision;
 pub mod ratelimit;
 pub mod record;
+mod shape;
 pub mod store;
 mod time;
 pub mod user_file;
 mod username;
 
 pub use accounts::Account;
+pub use caller::Caller;
 pub use config::{Config, ConfigError};
-pub use engine::{Attempt, Decision, DenyReason, Engine, Method, Outcome, Response};
+pub use engine::{check_record, Attempt, Decision, DenyReason, Engine, Method, Outcome, Response};
 pub use first_factor::FirstFactor;
-pub use log::Subject;
-pub use policy::{Exemption, Requirement};
+pub use login::{Allowed, Ask, Denied, Entry, Login, Step};
+pub use policy::{Exemption, Policy, Requirement};
 pub use record::{Authenticator, TokenKind, UserRecord, UserState};
 pub use store::{RecordStore, StoreError};
 pub use time::UnixTime;

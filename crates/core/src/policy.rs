@@ -5,10 +5,77 @@
 //! and `pam_access` rules, and Duo's `groups`.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
-use crate::config::{Policy, Unenrolled};
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::de;
 use crate::first_factor::FirstFactor;
 use crate::record::{UserRecord, UserState};
+
+/// Who must use a second factor, and how codes are checked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// Source networks that never need a second factor (the LAN, a VPN).
+    #[serde(deserialize_with = "de::networks")]
+    pub exempt_networks: Vec<IpNet>,
+    /// If not empty, only members of these groups must use a second factor.
+    pub require_groups: Vec<String>,
+    /// Members of these groups never need one.
+    pub exempt_groups: Vec<String>,
+    /// These users never need one.
+    pub exempt_users: Vec<String>,
+    /// Logins whose first factor used one of these SSH methods (`publickey`, `password`,
+    /// `keyboard-interactive`...) need none. Needs sshd's `ExposeAuthInfo yes`; without it
+    /// nothing is exempted.
+    pub exempt_methods: Vec<String>,
+    /// Users who must use a second factor but are not enrolled.
+    pub unenrolled: Unenrolled,
+    /// With `unenrolled = "deny"`: let unenrolled users in anyway until the end of this day
+    /// (UTC), a grace period while people enroll.
+    #[serde(deserialize_with = "de::optional_date")]
+    pub allow_until: Option<u64>,
+    /// TOTP steps accepted either side of the current one (1 = ±30 s for 30 s tokens).
+    pub window: u64,
+    /// HOTP counters accepted beyond the next expected one (the token was pressed unused).
+    pub hotp_lookahead: u64,
+    /// The most clock drift, in steps, sshield will learn and follow for one token.
+    pub max_drift: u64,
+    /// After a good second factor, don't ask the same user from the same address again for
+    /// this long. Zero (the default) asks every time.
+    #[serde(deserialize_with = "de::duration")]
+    pub remember: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            exempt_networks: Vec::new(),
+            require_groups: Vec::new(),
+            exempt_groups: Vec::new(),
+            exempt_users: Vec::new(),
+            exempt_methods: Vec::new(),
+            unenrolled: Unenrolled::Deny,
+            allow_until: None,
+            window: 1,
+            hotp_lookahead: 10,
+            max_drift: 20,
+            remember: Duration::ZERO,
+        }
+    }
+}
+
+/// What happens to a user who must use a second factor but has no active record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unenrolled {
+    /// Refuse them (after a prompt, so the prompt never tells who is enrolled).
+    Deny,
+    /// Let them in without a second factor, logged.
+    Allow,
+}
 
 /// Whether a login must pass a second factor.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -53,7 +53,6 @@ compile_error!(
 
 mod args;
 mod authenticate;
-mod code_shape;
 mod ffi;
 mod handle;
 mod logging;
