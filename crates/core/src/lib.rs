@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+mod address;
 pub mod backup;
 mod caller;
 pub mod config;

@@ -19,6 +19,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use crate::address;
 use crate::caller::Caller;
 use crate::engine::{Decision, DenyReason, Method};
 use crate::policy::Exemption;
@@ -181,7 +182,7 @@ fn method_name(m: &Method) -> &'static str {
 fn line(outcome: &str, s: &Caller, method: &str, reason: &str) -> String {
     let rhost = s
         .source
-        .map(|a| crate::policy::canonical(a).to_string())
+        .map(|a| address::canonical(a).to_string())
         .unwrap_or_else(|| "-".into());
     format!(
         "{outcome} user={} rhost={rhost} service={} method={method} reason={reason}",

@@ -10,6 +10,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+pub use crate::address::canonical;
 use crate::de;
 use crate::first_factor::FirstFactor;
 use crate::record::{UserRecord, UserState};
@@ -120,15 +121,6 @@ impl Exemption {
             Self::Unenrolled => "unenrolled-allowed",
             Self::UnenrolledGrace => "unenrolled-grace",
         }
-    }
-}
-
-/// An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, as sshd reports IPv4 clients on a dual-stack
-/// socket) as the IPv4 address it is, so IPv4 rules match it.
-pub fn canonical(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(addr),
-        v4 => v4,
     }
 }
 

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::address::canonical;
 use crate::de;
-use crate::policy;
 
 /// The bucket of failures from sources the user has never passed a second factor from.
 pub const UNFAMILIAR: &str = "unfamiliar";
@@ -126,7 +126,7 @@ impl Origin {
 /// The key of an address: an IPv4 address as is (IPv4-mapped IPv6 counts as IPv4), an IPv6
 /// address as its `prefix`-bit network (`2001:db8:1:2::/64`).
 pub fn source_key(address: IpAddr, prefix: u8) -> String {
-    match policy::canonical(address) {
+    match canonical(address) {
         IpAddr::V6(v6) if prefix < 128 => {
             let bits = u128::from(v6);
             let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
