@@ -129,7 +129,8 @@ impl Conversation<'_> {
             CodeSource::UseFirstPass | CodeSource::TryFirstPass => Some(self.pam.authtok()),
             CodeSource::Prompt | CodeSource::ForwardPass => None,
         };
-        let mut prompt = String::new();
+        // The prompt of the last question, to ask again after a denial that was not the last.
+        let mut prompt: Option<String> = None;
         loop {
             let entry = match step {
                 Step::Exempt(_) => return ffi::PAM_SUCCESS,
@@ -162,16 +163,20 @@ impl Conversation<'_> {
                     if denied.last || source == CodeSource::UseFirstPass {
                         return ffi::PAM_AUTH_ERR;
                     }
-                    match self.ask(&prompt) {
+                    // (Only a pre-supplied answer leaves a try, and it comes after a question.)
+                    let Some(again) = prompt.as_deref() else {
+                        return ffi::PAM_AUTH_ERR;
+                    };
+                    match self.ask(again) {
                         Ok(typed) => Entry::Typed(Response::new(&typed)),
                         Err(rc) => return rc,
                     }
                 }
                 Step::Ask(ask) => {
-                    if prompt.is_empty() {
+                    if prompt.is_none() {
                         self.log.debug(|| "a code is required".to_owned());
                     }
-                    prompt.clone_from(&ask.prompt);
+                    prompt = Some(ask.prompt.clone());
                     match self.entry(source, pre_supplied.take(), &ask) {
                         Ok(entry) => entry,
                         Err(rc) => return rc,
