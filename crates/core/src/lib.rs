@@ -5,10 +5,15 @@
 //!   apart from provisioning.
 //! - [`store`]: one file per user, locked and atomically replaced, with ownership checks; the
 //!   login state updated in place beside it (`login_state`).
+//! - [`Login`]: one login conversation, without I/O: [`Engine::begin`], then
+//!   [`Login::start`] and [`Login::next`] give the [`Step`]s every front end follows
+//!   (docs/architecture.md). Who is logging in is one [`Caller`].
 //! - [`policy`]: who must pass a second factor ([`Engine::requirement`]).
-//! - [`engine`]: the one place that decides a login: [`Engine::decide`].
+//! - [`engine`]: whether a code is good, under the user's lock ([`Engine::decide`] for tools
+//!   and tests that check one code; [`check_record`] on a record held in memory).
 //! - [`ratelimit`]: failure counting and lockout.
-//! - [`log`]: the one stable log line per decision.
+//! - [`log`]: the one stable log line per decision, its severity, and the [`log::LogSink`]
+//!   through which a login's lines leave.
 //! - [`passed`]: which login last passed a user's second factor (for `setup --confirm`).
 //! - [`provision`]: enrolling, confirming, disabling and removing users.
 //! - [`import`]: reading pam_oath's usersfile and `~/.google_authenticator` files.
