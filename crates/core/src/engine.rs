@@ -282,10 +282,6 @@ impl Engine {
         &self.conversation
     }
 
-    pub(crate) fn rate_limit(&self) -> &RateLimit {
-        &self.rate_limit
-    }
-
     /// Whether `caller` must pass a second factor now, or why not. Reads, never writes. A
     /// record that cannot be read yields [`Requirement::Prompt`]: the decision that follows
     /// then denies, naming the problem, so a broken record never lets anyone through.

@@ -65,15 +65,18 @@ pub enum Event {
     ConfigError,
     /// A login decided by `failmode`: a service it needs could not be reached.
     Failmode,
-    /// A problem that decides nothing (a marker or a log file that could not be written).
+    /// A problem that decides nothing (a marker or a log file that could not be written, a
+    /// conversation that failed).
     Problem,
+    /// A service started (the daemon listening).
+    Started,
 }
 
 impl Event {
     /// The one severity of this event, everywhere.
     pub fn severity(self) -> Severity {
         match self {
-            Self::Allow | Self::Exempt => Severity::Info,
+            Self::Allow | Self::Exempt | Self::Started => Severity::Info,
             Self::Deny => Severity::Notice,
             Self::StoreError | Self::Failmode | Self::Problem => Severity::Warning,
             Self::ConfigError => Severity::Error,

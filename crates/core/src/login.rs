@@ -307,12 +307,6 @@ impl Login<'_> {
         }
     }
 
-    /// The longest a denial may wait ([`Denied::delay`]): a front end waiting on another
-    /// process for an answer waits at least this long.
-    pub fn longest_delay(&self) -> Duration {
-        crate::ratelimit::longest_delay(self.engine.rate_limit())
-    }
-
     fn ask(&self, note: Option<&str>) -> Ask {
         Ask {
             prompt: self.engine.conversation().prompt.clone(),

@@ -42,9 +42,12 @@ impl<'a> Log<'a> {
         self.log(&core_log::error_line(caller, detail));
     }
 
-    /// A problem that is not a decision (the conversation failed, a log file is unwritable).
+    /// A problem that is not a decision (the conversation failed, a log file is unwritable),
+    /// at core's severity for problems; syslog only.
     pub(crate) fn error(&self, text: &str) {
-        self.pam.syslog(libc::LOG_ERR, text);
+        let line = core_log::problem_line(text);
+        self.pam
+            .syslog(libc::c_int::from(line.severity.number()), &line.text);
     }
 
     /// What the module is doing, with the `debug` argument only. `text` is built only then.

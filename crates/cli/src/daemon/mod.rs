@@ -66,7 +66,7 @@ pub fn run(config: Config, syslog_socket: PathBuf) -> Result<(), Failure> {
     });
     let slots = Arc::new(Slots::default());
     shared.sink().log(&Line::new(
-        Event::Problem,
+        Event::Started,
         format!("daemon listening on {serving}"),
     ));
     for stream in listener.incoming() {
