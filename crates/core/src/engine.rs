@@ -1,10 +1,11 @@
 //! The auth engine: the one place that decides whether a second factor is good.
 //!
-//! Every front end (PAM module, `sshield verify`, the login helper through the daemon, the
-//! server) builds an [`Attempt`] and calls [`Engine::decide`]. The engine reads the user's
-//! record under its lock, tries the response against every active authenticator and then the
-//! backup codes, applies the window and the replay rule, writes the new login state, and only
-//! then answers [`Decision::Allow`]. If the new state cannot be written, the answer is a denial:
+//! Front ends reach it through a login conversation ([`crate::Login`]), tools such as
+//! `sshield verify` through [`Engine::decide`], and the approval server through
+//! [`check_record`] on a record it holds. The engine reads the user's record under its lock,
+//! tries the response (each split of a password-and-code entry) against every active
+//! authenticator and then the backup codes, applies the window and the replay rule, writes the
+//! new login state, and only then answers [`Decision::Allow`]. If the new state cannot be written, the answer is a denial:
 //! accepting a code we could not mark as used would let it be replayed.
 
 use std::fmt;
