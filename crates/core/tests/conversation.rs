@@ -371,3 +371,97 @@ fn pam_and_helper_shaped_front_ends_decide_and_log_alike() {
         assert_eq!(pam.failures, case.failures, "{}: failures", case.name);
     }
 }
+
+/// A record that cannot be read: the same denial in both front ends, a warning for the admin
+/// (with the path), and for the user a sentence without it.
+#[test]
+fn a_store_error_is_a_warning_with_the_path_and_the_user_is_told_nothing_of_it() {
+    for (front_end, tries) in [("pam", 1), ("helper", 3)] {
+        let w = world(DEFAULT, false);
+        std::fs::write(w.store.path("alice"), "not a record\n").unwrap();
+        let log = Captured::default();
+        let mut login = w.engine.begin(caller()).with_tries(tries);
+        assert!(matches!(login.start(UnixTime(T), &log), Step::Ask(_)));
+        let step = login.next(Entry::Typed(Response::new(&w.six)), UnixTime(T), &log);
+        let Step::Denied(denied) = step else {
+            panic!("{front_end}: {step:?}");
+        };
+        assert_eq!(denied.reason.as_str(), "store-error", "{front_end}");
+        let path = w.store.path("alice").display().to_string();
+        assert!(
+            !denied.message.contains(&path),
+            "{front_end}: {}",
+            denied.message
+        );
+        let lines = log.0.into_inner();
+        assert_eq!(lines.len(), 1, "{front_end}: {lines:?}");
+        assert_eq!(lines[0].severity, Severity::Warning, "{front_end}");
+        assert!(
+            lines[0].text.contains(&path),
+            "{front_end}: {}",
+            lines[0].text
+        );
+    }
+}
+
+/// `use_first_pass` with a password in `PAM_AUTHTOK`: not checked, not counted; the front end
+/// that cannot ask says so, and the login ends with one `no-code` line.
+#[test]
+fn a_front_end_that_cannot_ask_ends_with_no_code_and_counts_nothing() {
+    let w = world(DEFAULT, false);
+    let log = Captured::default();
+    let mut login = w.engine.begin(caller()).with_tries(1);
+    assert!(matches!(login.start(UnixTime(T), &log), Step::Ask(_)));
+    let step = login.next(
+        Entry::PreSupplied(Response::new(PASSWORD)),
+        UnixTime(T),
+        &log,
+    );
+    let Step::Ask(ask) = step else {
+        panic!("{step:?}");
+    };
+    assert_eq!(ask.tries_left, 1, "a password uses no try");
+    assert!(ask.note.is_some());
+    let step = login.next(Entry::Unanswered, UnixTime(T), &log);
+    assert!(
+        matches!(&step, Step::Denied(d) if d.last && d.reason.as_str() == "no-code"),
+        "{step:?}"
+    );
+    let lines = log.0.into_inner();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].text.ends_with("method=code reason=no-code"),
+        "{lines:?}"
+    );
+    assert!(w.store.record("alice").usage.failures.is_empty());
+    // An ended login refuses whatever comes, without checking or logging it.
+    let log = Captured::default();
+    let step = login.next(Entry::Typed(Response::new(&w.six)), UnixTime(T), &log);
+    assert!(
+        matches!(&step, Step::Denied(d) if d.last && d.reason.as_str() == "no-tries-left"),
+        "{step:?}"
+    );
+    assert!(log.0.into_inner().is_empty());
+}
+
+/// PAM's `after_publickey`: a login whose first factor was no public key is not this line's.
+#[test]
+fn after_publickey_decides_only_logins_that_began_with_a_key() {
+    let w = world(DEFAULT, false);
+    let key = "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n";
+    let log = Captured::default();
+    for (first, mine) in [
+        (Some("password\n"), false),
+        (None, false),
+        (Some(key), true),
+    ] {
+        let mut login = w
+            .engine
+            .begin(caller().with_ssh_auth_info(first))
+            .only_after_publickey();
+        let step = login.start(UnixTime(T), &log);
+        assert_eq!(matches!(step, Step::Ask(_)), mine, "{first:?}: {step:?}");
+        assert_eq!(!matches!(step, Step::NotMine), mine, "{first:?}: {step:?}");
+    }
+    assert!(log.0.into_inner().is_empty());
+}
