@@ -275,7 +275,7 @@ impl Engine {
     }
 
     /// The store this engine reads and updates.
-    pub fn store(&self) -> &RecordStore {
+    pub(crate) fn store(&self) -> &RecordStore {
         &self.store
     }
 

@@ -125,7 +125,11 @@ impl Exemption {
 }
 
 /// The exemptions that need only the user name and source address, checked first.
-pub fn by_identity(policy: &Policy, user: &str, source: Option<IpAddr>) -> Option<Exemption> {
+pub(crate) fn by_identity(
+    policy: &Policy,
+    user: &str,
+    source: Option<IpAddr>,
+) -> Option<Exemption> {
     if policy.exempt_users.iter().any(|u| u == user) {
         return Some(Exemption::User);
     }
@@ -138,7 +142,7 @@ pub fn by_identity(policy: &Policy, user: &str, source: Option<IpAddr>) -> Optio
 }
 
 /// The first-factor rule: exempt if sshd says an `exempt_methods` method was passed.
-pub fn by_first_factor(policy: &Policy, first: Option<&FirstFactor>) -> Option<Exemption> {
+pub(crate) fn by_first_factor(policy: &Policy, first: Option<&FirstFactor>) -> Option<Exemption> {
     let first = first?;
     first
         .methods
@@ -148,13 +152,13 @@ pub fn by_first_factor(policy: &Policy, first: Option<&FirstFactor>) -> Option<E
 }
 
 /// Whether group rules need the user's groups at all (an NSS lookup is skipped if not).
-pub fn needs_groups(policy: &Policy) -> bool {
+pub(crate) fn needs_groups(policy: &Policy) -> bool {
     !policy.exempt_groups.is_empty() || !policy.require_groups.is_empty()
 }
 
 /// The group rules, given the user's groups (`None`: no such user, who gets no exemption, so a
 /// made-up name is prompted exactly like a real one).
-pub fn by_groups(policy: &Policy, groups: Option<&[String]>) -> Option<Exemption> {
+pub(crate) fn by_groups(policy: &Policy, groups: Option<&[String]>) -> Option<Exemption> {
     let groups = groups?;
     let member = |list: &[String]| groups.iter().any(|g| list.contains(g));
     if member(&policy.exempt_groups) {
@@ -169,7 +173,7 @@ pub fn by_groups(policy: &Policy, groups: Option<&[String]>) -> Option<Exemption
 /// Whether [`by_record`] can exempt anyone under `policy`: only when unenrolled users may be
 /// let in, or successes are remembered. Otherwise the record need not be read to decide
 /// whether to prompt.
-pub fn needs_record(policy: &Policy) -> bool {
+pub(crate) fn needs_record(policy: &Policy) -> bool {
     policy.unenrolled == Unenrolled::Allow
         || policy.allow_until.is_some()
         || !policy.remember.is_zero()
@@ -177,7 +181,7 @@ pub fn needs_record(policy: &Policy) -> bool {
 
 /// The rules that need the user's record: unenrolled users and remembered sources.
 /// `record` is `None` when there is none.
-pub fn by_record(
+pub(crate) fn by_record(
     policy: &Policy,
     record: Option<&UserRecord>,
     source: Option<IpAddr>,
@@ -204,7 +208,7 @@ pub fn by_record(
 }
 
 /// The key under which per-address state is kept: the canonical address as text.
-pub fn source_key(source: IpAddr) -> String {
+pub(crate) fn source_key(source: IpAddr) -> String {
     canonical(source).to_string()
 }
 
