@@ -355,3 +355,67 @@ fn a_non_root_caller_on_roots_store_is_told_to_use_sudo_not_chown() {
     assert!(!out.stderr.contains("chown"), "{out:?}");
     assert_eq!(sb.record_bytes("alice"), before);
 }
+
+/// A hand-edited record whose token parameters are out of range is a load error naming the
+/// file, the line, the field and the fix, for every command that reads it, a login included;
+/// before, `digits = 12` loaded and every login ended in `wrong-code` (issue 10).
+#[test]
+fn out_of_range_token_parameters_are_load_errors_with_file_line_and_fix() {
+    let digits_fix = "set it to 6, 7 or 8, the number of digits the authenticator app shows";
+    let period_fix = "set it to the seconds per code the authenticator app uses, 1 to 86400 \
+                      (30 is usual), or remove the line for 30";
+    for (from, to, message) in [
+        (
+            "digits = 6",
+            "digits = 12",
+            format!("digits = 12 is not supported: {digits_fix}"),
+        ),
+        (
+            "digits = 6",
+            "digits = 5",
+            format!("digits = 5 is not supported: {digits_fix}"),
+        ),
+        (
+            "digits = 6",
+            "digits = -1",
+            format!("digits = -1 is not supported: {digits_fix}"),
+        ),
+        (
+            "digits = 6",
+            "digits = \"six\"",
+            "invalid type: string \"six\", expected `digits` to be 6, 7 or 8".to_owned(),
+        ),
+        (
+            "period = 30",
+            "period = 0",
+            format!("period = 0 is not supported: {period_fix}"),
+        ),
+        (
+            "period = 30",
+            "period = 86401",
+            format!("period = 86401 is not supported: {period_fix}"),
+        ),
+    ] {
+        let sb = Sandbox::new();
+        sb.enroll_json("alice", &["--no-confirm", "--secret", SECRET_A]);
+        let path = sb.record_path("alice");
+        let text = fs::read_to_string(&path).unwrap();
+        let line = text.lines().position(|l| l == from).unwrap() + 1;
+        let edited = text.replace(from, to);
+        fs::write(&path, &edited).unwrap();
+        let expected = format!("{}:{line}: {message}", path.display());
+
+        let code = code_now(SECRET_A, &["--totp"]);
+        for args in [
+            &["verify", "alice", &code][..],
+            &["status", "alice"],
+            &["code", "alice"],
+            &["qr", "alice"],
+        ] {
+            sb.run(args, None).expect_err(2, &expected);
+        }
+        let table = sb.run(&["status"], None);
+        table.expect_err(2, &expected);
+        assert_eq!(sb.record_bytes("alice"), edited.as_bytes(), "{to}");
+    }
+}

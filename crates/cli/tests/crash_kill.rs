@@ -125,7 +125,7 @@ impl Crash {
             .get(&a.name)
             .and_then(|t| t.next_counter)
             .unwrap_or(a.counter.unwrap_or(0));
-        Some((a.secret.to_base32().to_string(), next, a.digits))
+        Some((a.secret.to_base32().to_string(), next, a.digits.get()))
     }
 
     fn code(secret: &str, counter: u64, digits: u32) -> String {

@@ -188,7 +188,7 @@ fn a_loaded_config_drives_enrollment_and_login_end_to_end() {
 
     let store = config.record_store();
     let enrolled = provision::enroll(&store, common::totp("alice", "phone"), UnixTime(T)).unwrap();
-    let params = enrolled.authenticator.totp_params().unwrap();
+    let params = enrolled.authenticator.totp_params();
     let code = sshield_otp::totp(&enrolled.authenticator.secret, &params, T);
 
     let engine = Engine::new(&config);

@@ -18,7 +18,7 @@ use sshield_core::accounts;
 use sshield_core::config::DEFAULT_CONFIG_PATH;
 use sshield_core::record::{Authenticator, TokenKind};
 use sshield_core::{Config, ConfigError, Engine, RecordStore, UnixTime, UserName, UserRecord};
-use sshield_otp::{Digits, KeyUri, OtpKind, Period};
+use sshield_otp::{KeyUri, OtpKind};
 use zeroize::Zeroizing;
 
 use crate::failure::Failure;
@@ -107,10 +107,10 @@ pub fn key_uri(
     auth: &Authenticator,
     next_counter: u64,
 ) -> Result<KeyUri, Failure> {
-    let digits = Digits::new(auth.digits).map_err(Failure::error)?;
+    let digits = auth.digits;
     let kind = match auth.kind {
         TokenKind::Totp => OtpKind::Totp {
-            period: Period::new(auth.period.unwrap_or(30)).map_err(Failure::error)?,
+            period: auth.period.unwrap_or_default(),
         },
         TokenKind::Hotp => OtpKind::Hotp {
             counter: next_counter,
