@@ -1,7 +1,10 @@
 //! Bad input gets exit 2 and a message naming the file, line and fix; nothing stored is lost,
 //! and one broken record never affects another user. Also: the config named by
 //! `SSHIELD_CONFIG`.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test: a failed unwrap is a failed test"
+)]
 
 mod common;
 

@@ -18,7 +18,10 @@
 //! The seed is printed; `SSHIELD_CRASH_SEED=N` replays a run, `SSHIELD_CRASH_KILLS=N` changes
 //! the number of kills (at least 1 000 by default). Codes come from oathtool, never from
 //! sshield's own code.
-#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test: a failed unwrap is a failed test"
+)]
 
 mod common;
 

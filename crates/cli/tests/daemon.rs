@@ -1,7 +1,10 @@
 //! `sshield daemon` on its own, without sshd: the socket it serves, its answers, socket
 //! activation, and how it refuses to start. (With sshd and `sshield login`:
 //! crates/e2e/tests/forcecommand.rs.) Needs no root: the caller is whoever runs the tests.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test: a failed unwrap is a failed test"
+)]
 
 mod common;
 

@@ -1,6 +1,9 @@
 //! The config file as an admin meets it: mistakes are reported as `file:line: what`, and a file
 //! others could change is refused with the command that fixes it.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test: a failed unwrap is a failed test"
+)]
 
 mod common;
 

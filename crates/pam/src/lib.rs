@@ -70,7 +70,7 @@ use handle::Pam;
 /// Called by libpam only: `pamh` is the transaction's handle and `argv` holds `argc` argument
 /// strings, all valid for the duration of the call.
 #[no_mangle]
-#[allow(unsafe_code)] // an exported C symbol
+#[allow(unsafe_code, reason = "an exported C symbol")]
 pub unsafe extern "C" fn pam_sm_authenticate(
     pamh: *mut ffi::pam_handle_t,
     _flags: c_int,
@@ -96,7 +96,7 @@ pub unsafe extern "C" fn pam_sm_authenticate(
 ///
 /// Called by libpam only, as [`pam_sm_authenticate`].
 #[no_mangle]
-#[allow(unsafe_code)] // an exported C symbol
+#[allow(unsafe_code, reason = "an exported C symbol")]
 pub unsafe extern "C" fn pam_sm_setcred(
     _pamh: *mut ffi::pam_handle_t,
     _flags: c_int,
@@ -113,7 +113,7 @@ pub unsafe extern "C" fn pam_sm_setcred(
 ///
 /// Called by libpam only, as [`pam_sm_authenticate`].
 #[no_mangle]
-#[allow(unsafe_code)] // an exported C symbol
+#[allow(unsafe_code, reason = "an exported C symbol")]
 pub unsafe extern "C" fn pam_sm_acct_mgmt(
     _pamh: *mut ffi::pam_handle_t,
     _flags: c_int,

@@ -1,7 +1,10 @@
 //! pam_sshield.so loaded by real libpam, without sshd: every module argument, config errors,
 //! and what each of the engine's answers becomes. Each login runs in a child process with the
 //! test's own PAM config dir (see `harness/`).
-#![allow(clippy::unwrap_used)] // a test that cannot go on fails, with the reason
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that cannot go on fails, with the reason"
+)]
 mod harness;
 
 use std::fs;

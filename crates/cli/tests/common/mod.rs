@@ -6,7 +6,10 @@
 //! implementations, `oathtool` (Debian package `oathtool`) for codes and `zbarimg` (Debian
 //! package `zbar-tools`) for QR images. A missing referee fails the test with the package to
 //! install; it never lets a test pass unchecked.
-#![allow(dead_code)] // each test file uses a different part of the harness
+#![allow(
+    dead_code,
+    reason = "each test file uses a different part of the harness"
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

@@ -4,7 +4,7 @@
 //!
 //! Secrets are fixed per (user, authenticator) so that every code, and every "wrong" code, is
 //! the same on every run: a test can never pass or fail by a 1-in-a-million code collision.
-#![allow(dead_code)] // each test file uses a different part
+#![allow(dead_code, reason = "each test file uses a different part")]
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -10,7 +10,7 @@
 //! empty, as a client that cannot answer), and runs `pam_authenticate`, then `pam_setcred`
 //! after a success and `pam_acct_mgmt` if asked. `openlog(LOG_PERROR)` makes every syslog line,
 //! the module's `pam_syslog` ones included, also go to stderr, which the parent reads.
-#![allow(unsafe_code)] // this is the C side of libpam
+#![allow(unsafe_code, reason = "this is the C side of libpam")]
 
 use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
@@ -22,7 +22,10 @@ use std::ptr;
 use std::time::{Duration, Instant};
 
 // The module's own declarations, so the test checks them from the application's side too.
-#[allow(dead_code)]
+#[allow(
+    dead_code,
+    reason = "the module's declarations are included whole; the driver uses some"
+)]
 #[path = "../../src/ffi.rs"]
 pub mod ffi;
 
