@@ -16,7 +16,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::store::{describe_io, line_of, RecordStore};
+use crate::store::{describe_io, line_of, toml_message, RecordStore};
 
 /// Where the config lives unless `--config`, `SSHIELD_CONFIG` or `config=` says otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/sshield/sshield.toml";
@@ -371,7 +371,7 @@ impl Config {
         let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
             path: path.to_owned(),
             line: e.span().map(|s| line_of(text, s.start)),
-            message: e.message().to_owned(),
+            message: toml_message(text, &e),
         })?;
         if config.store.is_relative() {
             // Relative to the config file, so a test dir or a demo can be self-contained.

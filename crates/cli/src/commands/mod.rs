@@ -81,7 +81,8 @@ impl Context {
 /// so enrolling, importing or showing `ALICE` must mean that record too.
 pub fn user_name(name: &str) -> Result<UserName, Failure> {
     let account = accounts::account_name(name).map_err(Failure::error)?;
-    Ok(UserName::new(&account)?)
+    // Which name: a command may take several (`import --user`, a users.oath file's).
+    UserName::new(&account).map_err(|e| Failure::Error(format!("{account:?}: {e}")))
 }
 
 /// Picks the authenticator called `name`, or the first one.
