@@ -505,7 +505,8 @@ impl fmt::Display for ConfigError {
         match self {
             Self::Io { path, source } if source.kind() == io::ErrorKind::NotFound => write!(
                 f,
-                "{}: config file not found; create it (see sshield.toml(5)) or pass --config PATH",
+                "{}: config file not found; create it (see sshield.toml(5)), or name another: \
+                 config=PATH on the pam_sshield line, --config PATH for the sshield command",
                 path.display()
             ),
             Self::Io { path, source } => write!(f, "cannot read {}: {}", path.display(), describe_io(source)),

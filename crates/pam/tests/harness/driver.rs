@@ -121,6 +121,20 @@ impl Outcome {
         self.prompts.iter().map(|p| p.text.as_str()).collect()
     }
 
+    /// The `detail="..."` of the one config-error line, with the engine's `\x22` escapes
+    /// undone; fails unless the login failed closed: `PAM_SERVICE_ERR`, nothing asked, that
+    /// one line.
+    #[track_caller]
+    pub fn setup_error(&self) -> String {
+        assert_eq!(self.authenticate, ffi::PAM_SERVICE_ERR, "{self:#?}");
+        assert!(self.prompts.is_empty(), "nothing is asked: {self:#?}");
+        let lines = self.lines();
+        assert_eq!(lines.len(), 1, "{self:#?}");
+        let (head, detail) = lines[0].split_once(" detail=").unwrap();
+        assert!(head.ends_with("method=none reason=config-error"), "{head}");
+        detail.trim_matches('"').replace("\\x22", "\"")
+    }
+
     /// The module's syslog lines without the `pam_sshield(service:auth): ` prefix.
     pub fn lines(&self) -> Vec<&str> {
         self.syslog
