@@ -101,3 +101,33 @@ fn table_pam_arguments() {
     }
     t.check();
 }
+
+/// A hand-edited `digits = 12` refuses that user's PAM logins as a store error naming the
+/// file, line and fix, not as `wrong-code` (issue 10), leaves the file as it is, and leaves
+/// other users alone.
+#[test]
+fn a_record_with_digits_out_of_range_is_a_store_error_naming_file_and_line() {
+    let f = Fixture::new("");
+    let alice = f.enroll("alice");
+    f.enroll("bob");
+    let path = f.store.dir().join("bob.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text.lines().position(|l| l == "digits = 6").unwrap() + 1;
+    let edited = text.replace("digits = 6", "digits = 12");
+    std::fs::write(&path, &edited).unwrap();
+    f.module_service("");
+
+    let bob = f.login(&Login::new("bob", "203.0.113.9", &["123456123456"]));
+    assert_eq!(bob.authenticate, harness::pam::PAM_AUTH_ERR, "{bob:#?}");
+    let logged = bob.lines()[0].replace("\\x22", "\"");
+    assert!(logged.contains("reason=store-error detail="), "{logged}");
+    let expected = format!(
+        "{}:{line}: digits = 12 is not supported: set it to 6, 7 or 8",
+        path.display()
+    );
+    assert!(logged.contains(&expected), "{logged}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), edited);
+
+    let alice = f.login(&Login::new("alice", "203.0.113.9", &[&alice.code()]));
+    assert_eq!(alice.authenticate, harness::pam::PAM_SUCCESS, "{alice:#?}");
+}
