@@ -566,11 +566,7 @@ fn table_record_fields() {
         let text = fs::read_to_string(&path).unwrap();
         let line = text.lines().position(|l| l == from).unwrap() + 1;
         fs::write(&path, text.replace(from, to)).unwrap();
-        let at = if to.starts_with("user") {
-            String::new()
-        } else {
-            format!(":{line}:")
-        };
+        let at = format!(":{line}:");
         t.push(sb.bad_input_row(
             &format!("{to} (line {line} of alice.toml)"),
             &["verify", "alice", "123456"],

@@ -272,9 +272,13 @@ impl RecordStore {
         };
         let record = parse_record(&text, &path)?;
         if record.user != user.as_str() {
+            let line = text
+                .lines()
+                .position(|l| l.split_once('=').is_some_and(|(k, _)| k.trim() == "user"))
+                .map(|i| i + 1);
             return Err(StoreError::Invalid {
                 path,
-                line: None,
+                line,
                 message: format!(
                     "the record is for user {:?}, not {:?}; rename the file or fix its `user` line",
                     record.user,
