@@ -1,7 +1,10 @@
 //! `sshield daemon` on its own, without sshd: the socket it serves, its answers, socket
 //! activation, and how it refuses to start. (With sshd and `sshield login`:
 //! crates/e2e/tests/forcecommand.rs.) Needs no root: the caller is whoever runs the tests.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test: a failed unwrap is a failed test"
+)]
 
 mod common;
 
@@ -306,4 +309,70 @@ fn one_user_cannot_take_every_connection() {
         assert!(Instant::now() < deadline, "{reply:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// docs/bad-input.md, "Daemon requests": each malformed request gets an `error` reply with a
+/// stable word and a message, the connection is closed, and the caller's record is untouched.
+#[test]
+fn table_daemon_requests() {
+    use sshield_e2e::bad_input::{Row, Snapshot, Table};
+
+    let mut t = Table::new(
+        "daemon protocol",
+        "cargo test -p sshield --test daemon table_daemon_requests",
+    );
+    let (sb, socket) = with_socket("");
+    let _daemon = start(&mut daemon_command(&sb), &socket);
+    sb.run(
+        &[
+            "enroll",
+            &me(),
+            "--secret",
+            common::SECRET_A,
+            "--no-confirm",
+        ],
+        None,
+    )
+    .expect(0);
+    let long_code = "1".repeat(100);
+    let long_line = format!(r#"{{"v":1,"op":"check","code":"{}"}}"#, "1".repeat(5000));
+    for (request, shown, word) in [
+        ("hello", "hello", "malformed"),
+        ("[1,2]", "[1,2]", "malformed"),
+        (r#"{"v":1,"op":"frobnicate"}"#, "", "malformed"),
+        (r#"{"v":1,"op":"need","user":"root"}"#, "", "malformed"),
+        (r#"{"op":"need"}"#, "", "malformed"),
+        (r#"{"v":2,"op":"need"}"#, "", "version"),
+        (r#"{"v":1,"op":"check"}"#, "", "bad-code"),
+        (r#"{"v":1,"op":"check","code":""}"#, "", "bad-code"),
+        (
+            &format!(r#"{{"v":1,"op":"check","code":"{long_code}"}}"#),
+            r#"{"v":1,"op":"check","code":"111…"} (a code of 100 digits)"#,
+            "bad-code",
+        ),
+        (
+            &long_line,
+            r#"{"v":1,"op":"check","code":"111…"} (a line of 5 030 bytes)"#,
+            "too-long",
+        ),
+    ] {
+        let before = Snapshot::of(&sb.store());
+        let reply = try_converse(&socket, request);
+        let json: serde_json::Value = serde_json::from_str(&reply)
+            .unwrap_or_else(|e| panic!("{request}: the reply {reply:?} is not JSON: {e}"));
+        assert_eq!(json["reply"], "error", "{request}: {reply}");
+        assert_eq!(json["error"], word, "{request}: {reply}");
+        let message = json["message"].as_str().unwrap().to_owned();
+        assert!(!message.is_empty(), "{request}: {reply}");
+        t.push(Row {
+            input: if shown.is_empty() { request } else { shown }.to_owned(),
+            tried: "one line on the daemon's socket".to_owned(),
+            outcome: format!("reply `error`, `{word}`"),
+            message,
+            stored: before.unchanged_since(&sb.store()),
+        });
+    }
+    // The daemon is still there for the next caller.
+    assert_eq!(converse(&socket, &[r#"{"v":1,"op":"need"}"#]).len(), 1);
+    t.check();
 }

@@ -518,9 +518,7 @@ fn try_token(
 ) -> TokenOutcome {
     match auth.kind {
         TokenKind::Totp => {
-            let Ok(params) = auth.totp_params() else {
-                return TokenOutcome::NoMatch;
-            };
+            let params = auth.totp_params();
             let window = Window::symmetric(policy.window);
             let drift = usage.drift;
             match verify_totp(
@@ -556,9 +554,7 @@ fn try_token(
             }
         }
         TokenKind::Hotp => {
-            let Ok(params) = auth.hotp_params() else {
-                return TokenOutcome::NoMatch;
-            };
+            let params = auth.hotp_params();
             let provisioned = auth.counter.unwrap_or(0);
             let next = usage.next_counter.unwrap_or(0).max(provisioned);
             match verify_hotp(&auth.secret, &params, typed, next, policy.hotp_lookahead) {

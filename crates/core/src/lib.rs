@@ -6,7 +6,8 @@
 //! - [`store`]: one file per user, locked and atomically replaced, with ownership checks; the
 //!   login state updated in place beside it (`login_state`).
 //! - [`policy`]: who must pass a second factor ([`Engine::requirement`]).
-//! - [`engine`]: the one place that decides a login: [`Engine::decide`].
+//! - [`engine`]: the one place that decides a login; front ends only carry its questions and
+//!   answers.
 //! - [`ratelimit`]: failure counting and lockout.
 //! - [`log`]: the one stable log line per decision.
 //! - [`passed`]: which login last passed a user's second factor (for `setup --confirm`).

@@ -9,7 +9,10 @@
 //!
 //! Clients connect from 127.0.0.3 ("the internet") unless a test says otherwise; 127.0.0.2 is
 //! "the LAN". Root only; elsewhere they skip, in CI they fail.
-#![allow(clippy::unwrap_used)] // a test that cannot go on fails, with the reason
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that cannot go on fails, with the reason"
+)]
 
 use std::fs;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};

@@ -346,7 +346,7 @@ fn code_lengths(engine: &Engine, user: &str) -> Vec<usize> {
         .and_then(|name| engine.store().load(&name).ok().flatten());
     let mut lengths: Vec<usize> = Vec::new();
     for auth in record.iter().flat_map(|r| &r.authenticators) {
-        let digits = usize::try_from(auth.digits).unwrap_or(0);
+        let digits = usize::try_from(auth.digits.get()).unwrap_or(0);
         if auth.active && !lengths.contains(&digits) {
             lengths.push(digits);
         }

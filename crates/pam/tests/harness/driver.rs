@@ -10,7 +10,7 @@
 //! empty, as a client that cannot answer), and runs `pam_authenticate`, then `pam_setcred`
 //! after a success and `pam_acct_mgmt` if asked. `openlog(LOG_PERROR)` makes every syslog line,
 //! the module's `pam_syslog` ones included, also go to stderr, which the parent reads.
-#![allow(unsafe_code)] // this is the C side of libpam
+#![allow(unsafe_code, reason = "this is the C side of libpam")]
 
 use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
@@ -22,7 +22,10 @@ use std::ptr;
 use std::time::{Duration, Instant};
 
 // The module's own declarations, so the test checks them from the application's side too.
-#[allow(dead_code)]
+#[allow(
+    dead_code,
+    reason = "the module's declarations are included whole; the driver uses some"
+)]
 #[path = "../../src/ffi.rs"]
 pub mod ffi;
 
@@ -116,6 +119,20 @@ impl Outcome {
     /// The prompt texts alone.
     pub fn prompt_texts(&self) -> Vec<&str> {
         self.prompts.iter().map(|p| p.text.as_str()).collect()
+    }
+
+    /// The `detail="..."` of the one config-error line, with the engine's `\x22` escapes
+    /// undone; fails unless the login failed closed: `PAM_SERVICE_ERR`, nothing asked, that
+    /// one line.
+    #[track_caller]
+    pub fn setup_error(&self) -> String {
+        assert_eq!(self.authenticate, ffi::PAM_SERVICE_ERR, "{self:#?}");
+        assert!(self.prompts.is_empty(), "nothing is asked: {self:#?}");
+        let lines = self.lines();
+        assert_eq!(lines.len(), 1, "{self:#?}");
+        let (head, detail) = lines[0].split_once(" detail=").unwrap();
+        assert!(head.ends_with("method=none reason=config-error"), "{head}");
+        detail.trim_matches('"').replace("\\x22", "\"")
     }
 
     /// The module's syslog lines without the `pam_sshield(service:auth): ` prefix.
