@@ -5,8 +5,8 @@
 //! refused connections queue like anyone's. `UnixListener::bind` asks for the largest queue
 //! the kernel allows (`listen(fd, -1)`: `net.core.somaxconn`, 4 096 on Linux 5.4 and later),
 //! so one user hammering the socket kept up to 4 096 of their connections ahead of another
-//! user's login, each costing the loop a credential lookup and a `busy` reply: 145-235 ms at
-//! the median, up to half a second, on a loaded 2-core machine (docs/benchmarks.md, issue 13).
+//! user's login, each costing the loop a credential lookup and a `busy` reply: 94-235 ms at the
+//! median on a loaded 2-core machine, 5-15 ms with this queue (docs/benchmarks.md, issue 13).
 //! With [`BACKLOG`] connections queued, a further `connect()` waits in the kernel until there
 //! is room, and each user's process is woken to try again alike.
 
