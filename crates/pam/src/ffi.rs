@@ -116,6 +116,15 @@ mod application {
 // system with PAM (issue 9, item 17). `+verbatim` makes rustc pass `-l:libpam.so.0`; the
 // module's NEEDED entry is the same `libpam.so.0` either way.
 #[link(name = "libpam.so.0", kind = "dylib", modifiers = "+verbatim")]
+// The module's unit tests call a fake libpam instead (`fake_libpam.rs`), so that Miri can run
+// them.
+#[cfg_attr(
+    test,
+    allow(
+        dead_code,
+        reason = "unit tests call the fake libpam (fake_libpam.rs) instead"
+    )
+)]
 extern "C" {
     /// `pam_modules.h`: the user name, asking for it through the conversation if it is not
     /// set yet. `*user` stays owned by libpam.

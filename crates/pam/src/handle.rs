@@ -14,7 +14,12 @@ use std::ptr::{self, NonNull};
 
 use zeroize::{Zeroize, Zeroizing};
 
+#[cfg(not(test))]
 use crate::ffi;
+// Unit tests (and Miri, which cannot call into the real libpam) run against a fake libpam
+// with the same signatures and memory rules.
+#[cfg(test)]
+use crate::fake_libpam as ffi;
 
 /// The handle of the PAM transaction in progress.
 #[derive(Debug)]

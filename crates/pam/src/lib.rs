@@ -6,7 +6,9 @@
 //!   checked by `tests/exports.rs`). Each catches panics and fails closed.
 //! - `ffi`: Linux-PAM's C declarations, by hand, checked against the installed headers.
 //! - `handle`: the safe wrapper over the `pam_handle_t` of one call. With the exports, the
-//!   only code allowed `unsafe` (the crate denies it; these two opt in).
+//!   only code allowed `unsafe` (the crate denies it; these two opt in, and the tests' fake).
+//! - `fake_libpam` (unit tests only): libpam's functions in Rust, with its memory rules, which
+//!   `handle` calls under `cfg(test)` so that Miri can check it (docs/miri.md).
 //! - `args`: the module arguments (`config=`, `debug`, `use_first_pass`, `try_first_pass`,
 //!   `forward_pass`, `after_publickey`); an unknown one denies every login (`PAM_SERVICE_ERR`).
 //! - `authenticate`: the login itself, in safe Rust.
@@ -58,6 +60,8 @@ compile_error!(
 mod args;
 mod authenticate;
 mod code_shape;
+#[cfg(test)]
+mod fake_libpam;
 mod ffi;
 mod handle;
 mod logging;

@@ -11,6 +11,7 @@
 //! bounded in time (the config's `login_timeout` plus a margin, between requests) and in
 //! requests (`login_tries` failed codes).
 
+mod listen;
 pub mod source;
 
 use std::collections::HashMap;
@@ -270,7 +271,7 @@ fn bind(path: &Path) -> Result<UnixListener, Failure> {
         }
         fs::remove_file(path).map_err(|e| io("remove the stale socket", e))?;
     }
-    let listener = UnixListener::bind(path).map_err(|e| io("listen on", e))?;
+    let listener = listen::bind(path).map_err(|e| io("listen on", e))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o666))
         .map_err(|e| io("set the mode of", e))?;
     Ok(listener)
