@@ -218,7 +218,7 @@ struct Versioned {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WireRequest {
-    #[allow(dead_code)] // checked through `Versioned` first
+    #[expect(dead_code, reason = "checked through `Versioned` first")]
     v: u64,
     op: String,
     #[serde(default)]
@@ -345,7 +345,10 @@ pub fn read_reply(reader: &mut LineReader<impl Read>) -> Result<Reply, ProtocolE
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(
+        clippy::unwrap_used,
+        reason = "a test: a failed unwrap is a failed test"
+    )]
 
     use super::*;
 

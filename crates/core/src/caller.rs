@@ -68,7 +68,9 @@ impl Caller {
                 .is_some_and(|f| !f.methods.is_empty())
     }
 
-    /// Whether sshd says a public key was accepted before this step (PAM's `after_publickey`).
+    /// Whether sshd says a public key was accepted before this step: the rule of PAM's
+    /// `after_publickey`, which the module applies before it reads anything else (a login that
+    /// is not its line's gets `PAM_IGNORE` whatever the config holds).
     pub fn passed_publickey(&self) -> bool {
         self.first_factor
             .as_ref()

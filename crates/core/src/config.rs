@@ -19,7 +19,7 @@ use crate::de;
 
 pub use crate::policy::{Policy, Unenrolled};
 pub use crate::ratelimit::RateLimit;
-use crate::store::{describe_io, line_of, RecordStore};
+use crate::store::{describe_io, line_of, toml_message, RecordStore};
 
 /// Where the config lives unless `--config`, `SSHIELD_CONFIG` or `config=` says otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/sshield/sshield.toml";
@@ -201,7 +201,7 @@ impl Config {
         let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
             path: path.to_owned(),
             line: e.span().map(|s| line_of(text, s.start)),
-            message: e.message().to_owned(),
+            message: toml_message(text, &e),
         })?;
         if config.store.is_relative() {
             // Relative to the config file, so a test dir or a demo can be self-contained.
@@ -335,7 +335,8 @@ impl fmt::Display for ConfigError {
         match self {
             Self::Io { path, source } if source.kind() == io::ErrorKind::NotFound => write!(
                 f,
-                "{}: config file not found; create it (see sshield.toml(5)) or pass --config PATH",
+                "{}: config file not found; create it (see sshield.toml(5)), or name another: \
+                 config=PATH on the pam_sshield line, --config PATH for the sshield command",
                 path.display()
             ),
             Self::Io { path, source } => write!(f, "cannot read {}: {}", path.display(), describe_io(source)),

@@ -538,7 +538,7 @@ fn password_len(offer: Offer<'_>, lengths: &[usize]) -> Option<usize> {
 fn code_lengths(record: &UserRecord) -> Vec<usize> {
     let mut lengths: Vec<usize> = Vec::new();
     for auth in &record.authenticators {
-        let digits = usize::try_from(auth.digits).unwrap_or(0);
+        let digits = usize::try_from(auth.digits.get()).unwrap_or(0);
         if auth.active && !lengths.contains(&digits) {
             lengths.push(digits);
         }
@@ -664,9 +664,7 @@ fn try_token(
 ) -> TokenOutcome {
     match auth.kind {
         TokenKind::Totp => {
-            let Ok(params) = auth.totp_params() else {
-                return TokenOutcome::NoMatch;
-            };
+            let params = auth.totp_params();
             let window = Window::symmetric(policy.window);
             let drift = usage.drift;
             match verify_totp(
@@ -702,9 +700,7 @@ fn try_token(
             }
         }
         TokenKind::Hotp => {
-            let Ok(params) = auth.hotp_params() else {
-                return TokenOutcome::NoMatch;
-            };
+            let params = auth.hotp_params();
             let provisioned = auth.counter.unwrap_or(0);
             let next = usage.next_counter.unwrap_or(0).max(provisioned);
             match verify_hotp(&auth.secret, &params, typed, next, policy.hotp_lookahead) {

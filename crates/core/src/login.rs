@@ -4,21 +4,20 @@
 //!
 //! ```text
 //! let mut login = engine.begin(caller);
-//! let mut step = login.start(now, &log);             // Exempt | NotMine | Ask
+//! let mut step = login.start(now, &log);             // Exempt | Ask
 //! loop {
 //!     match step {
 //!         Step::Ask(ask) => step = login.next(Entry::Typed(read(ask.prompt)), now, &log),
 //!         Step::Denied(d) if !d.last => { sleep(d.delay); /* ask again */ }
 //!         Step::Denied(d) => { sleep(d.delay); return refuse }
 //!         Step::Allowed(_) | Step::Exempt(_) => return let_in,
-//!         Step::NotMine => return ignore,
 //!     }
 //! }
 //! ```
 //!
 //! What is decided here, once for every front end (before issue 10 the PAM module and the
-//! daemon with its `sshield login` helper each wrote their own): who is exempt, the
-//! `after_publickey` rule, which entries are checked and how (a pre-supplied value that is not
+//! daemon with its `sshield login` helper each wrote their own): who is exempt (and, in
+//! [`Caller::passed_publickey`], the `after_publickey` rule), which entries are checked and how (a pre-supplied value that is not
 //! shaped like a code is never counted, whether it came from `PAM_AUTHTOK` or `SSHIELD_CODE`; a
 //! password-and-code entry is split under one lock with at most one failure counted), how many
 //! tries are left and whether this denial is the last, the delay before a denial is answered,
@@ -83,9 +82,6 @@ impl fmt::Debug for Entry {
 pub enum Step {
     /// Let the login through without a code (already logged).
     Exempt(Exemption),
-    /// This login is not this front end's to decide (PAM `after_publickey`, and the first
-    /// factor was no public key): PAM_IGNORE, so the password path after it asks.
-    NotMine,
     /// Ask the user.
     Ask(Ask),
     /// The second factor passed (already logged).
@@ -153,7 +149,6 @@ pub struct Login<'e> {
     engine: &'e Engine,
     caller: Caller,
     tries_left: u32,
-    only_after_publickey: bool,
     state: State,
 }
 
@@ -164,7 +159,6 @@ impl Engine {
             engine: self,
             tries_left: self.conversation().tries.max(1),
             caller,
-            only_after_publickey: false,
             state: State::New,
         }
     }
@@ -180,26 +174,13 @@ impl Login<'_> {
         }
     }
 
-    /// Decide only logins whose first factor was a public key (PAM `after_publickey`); others
-    /// get [`Step::NotMine`].
-    pub fn only_after_publickey(self) -> Self {
-        Self {
-            only_after_publickey: true,
-            ..self
-        }
-    }
-
     /// Who is logging in.
     pub fn caller(&self) -> &Caller {
         &self.caller
     }
 
-    /// The first step: [`Step::Exempt`] (logged), [`Step::NotMine`], or [`Step::Ask`].
+    /// The first step: [`Step::Exempt`] (logged) or [`Step::Ask`].
     pub fn start(&mut self, now: UnixTime, log: &dyn LogSink) -> Step {
-        if self.only_after_publickey && !self.caller.passed_publickey() {
-            self.state = State::Done;
-            return Step::NotMine;
-        }
         match self.engine.requirement(&self.caller, now) {
             Requirement::Exempt(exemption) => {
                 log.log(&log::exemption_line(&self.caller, &exemption));

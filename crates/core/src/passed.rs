@@ -156,7 +156,10 @@ pub fn load(store: &RecordStore, user: &UserName) -> Result<Option<Passed>, Pass
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(
+        clippy::unwrap_used,
+        reason = "a test: a failed unwrap is a failed test"
+    )]
 
     use super::*;
 

@@ -83,7 +83,7 @@ pub enum Unenrolled {
 pub enum Requirement {
     /// Let it through without asking, for this reason (logged).
     Exempt(Exemption),
-    /// Ask for a code, then call [`Engine::decide`](crate::Engine::decide).
+    /// Ask for a code, and let the engine check it.
     Prompt,
 }
 

@@ -1,6 +1,9 @@
 //! Who must pass a second factor ([`Engine::requirement`]) and failure counting with lockout
 //! ([`Engine::check`]), with the policy read from a real config file.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test: a failed unwrap is a failed test"
+)]
 
 mod common;
 

@@ -1,7 +1,10 @@
 //! The rate limit against the attacks of issue 9 (docs/ratelimit.md): many addresses, rotated
 //! addresses and IPv6 prefixes, shared addresses, named sources, and what the delays tell.
 //! Each test drives the real [`Engine`] over a real store, with the config read from text.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test: a failed unwrap is a failed test"
+)]
 
 mod common;
 

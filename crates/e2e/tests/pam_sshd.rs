@@ -11,7 +11,10 @@
 //!
 //! Clients connect from 127.0.0.3 ("the internet") unless a test says otherwise. Root only
 //! (accounts, PAM service files); elsewhere they skip, in CI they fail.
-#![allow(clippy::unwrap_used)] // a test that cannot go on fails, with the reason
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that cannot go on fails, with the reason"
+)]
 mod common;
 
 use std::fs;

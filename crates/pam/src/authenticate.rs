@@ -56,6 +56,12 @@ pub(crate) fn authenticate(pam: &Pam, argv: &[&CStr]) -> c_int {
         Some(first) => format!("first factor: {}", first_factor_methods(&first.methods)),
         None => "first factor: unknown (no SSH_AUTH_INFO_0)".to_owned(),
     });
+    if args.after_publickey && !caller.passed_publickey() {
+        // Not this line's login: the password path after it asks for the code. Before the
+        // config is read: nothing of it applies to a login this line does not decide.
+        log.debug(|| "after_publickey: the first factor was not a public key; ignored".to_owned());
+        return ffi::PAM_IGNORE;
+    }
     let config = match Config::load(&args.config) {
         Ok(config) => config,
         Err(e) => {
@@ -67,9 +73,6 @@ pub(crate) fn authenticate(pam: &Pam, argv: &[&CStr]) -> c_int {
     let engine = Engine::new(&config);
     // One answer per conversation: sshd's `MaxAuthTries` counts the conversations.
     let mut login = engine.begin(caller).with_tries(1);
-    if args.after_publickey {
-        login = login.only_after_publickey();
-    }
     let step = login.start(UnixTime::now(), &log);
     Conversation {
         pam,
@@ -134,13 +137,6 @@ impl Conversation<'_> {
         loop {
             let entry = match step {
                 Step::Exempt(_) => return ffi::PAM_SUCCESS,
-                Step::NotMine => {
-                    // Not this line's login: the password path after it asks for the code.
-                    self.log.debug(|| {
-                        "after_publickey: the first factor was not a public key; ignored".to_owned()
-                    });
-                    return ffi::PAM_IGNORE;
-                }
                 Step::Allowed(allowed) => {
                     if let Err(rc) = self.hand_on(allowed.password.as_ref().map(|p| p.as_str())) {
                         return rc;

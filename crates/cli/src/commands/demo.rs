@@ -141,7 +141,7 @@ pub fn engine_only() -> Result<(), Failure> {
     };
 
     if !std::io::stdin().is_terminal() {
-        let params = auth.totp_params().map_err(Failure::error)?;
+        let params = auth.totp_params();
         let code = totp(&auth.secret, &params, UnixTime::now().0);
         println!(
             "   (no terminal: trying the current code {} twice by itself)",

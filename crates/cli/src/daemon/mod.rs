@@ -13,6 +13,7 @@
 //! bounded in time (the config's `login_timeout` plus a margin, between requests) and in
 //! requests (the login's `login_tries`: it closes after the last denial).
 
+mod listen;
 pub mod source;
 
 use std::collections::HashMap;
@@ -270,7 +271,7 @@ fn bind(path: &Path) -> Result<UnixListener, Failure> {
         }
         fs::remove_file(path).map_err(|e| io("remove the stale socket", e))?;
     }
-    let listener = UnixListener::bind(path).map_err(|e| io("listen on", e))?;
+    let listener = listen::bind(path).map_err(|e| io("listen on", e))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o666))
         .map_err(|e| io("set the mode of", e))?;
     Ok(listener)
@@ -408,8 +409,6 @@ impl Shared {
                     last: denied.last,
                 }
             }
-            // The daemon's login is never `after_publickey`.
-            Step::NotMine => error_reply("internal", "no login to decide here"),
         }
     }
 }

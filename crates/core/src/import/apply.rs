@@ -311,7 +311,8 @@ fn same_token(a: &Authenticator, b: &Authenticator) -> bool {
         && a.kind == b.kind
         && a.algorithm == b.algorithm
         && a.digits == b.digits
-        && (a.kind == TokenKind::Hotp || a.period.unwrap_or(30) == b.period.unwrap_or(30))
+        && (a.kind == TokenKind::Hotp
+            || a.period.unwrap_or_default() == b.period.unwrap_or_default())
 }
 
 /// Moves `current` replay state forward to `imported` where that is later; never back.

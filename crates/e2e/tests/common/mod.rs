@@ -2,7 +2,7 @@
 //! `sshield` CLI, built once per test binary), a private sshield config and store per test,
 //! users enrolled with the CLI, codes from `oathtool`, and the PAM stacks of the setups that
 //! docs/pam.md documents.
-#![allow(dead_code)] // each test file uses a different part
+#![allow(dead_code, reason = "each test file uses a different part")]
 
 use std::fs;
 use std::io::Read;

@@ -1,7 +1,7 @@
 //! `sshield setup`: configures sshd and PAM for sshield, as a trial that undoes itself unless
 //! confirmed from a new ssh session that passed the second factor.
 //!
-//! - [`plan`]: the files as they should be (pure text functions).
+//! - [`plan`](mod@plan): the files as they should be (pure text functions).
 //! - [`files`]: backups, atomic replacement, restore, diffs.
 //! - [`host`]: `sshd -t`/`-T`, reloading sshd, finding the module.
 //! - [`state`]: the last change and its trial, under a lock.
