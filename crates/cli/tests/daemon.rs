@@ -85,6 +85,23 @@ fn me() -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// Enrolls the user running the tests (the daemon's caller); returns the name.
+fn enroll_me(sb: &Sandbox) -> String {
+    let user = me();
+    sb.run(
+        &[
+            "enroll",
+            &user,
+            "--secret",
+            common::SECRET_A,
+            "--no-confirm",
+        ],
+        None,
+    )
+    .expect(0);
+    user
+}
+
 fn with_socket(sb_config: &str) -> (Sandbox, PathBuf) {
     let sb = Sandbox::with_config(&format!(
         "store = \"users\"\nsocket = \"run/sshield.sock\"\n{sb_config}\n[rate_limit]\ndelay = \"0s\"\n"
@@ -107,18 +124,7 @@ fn serves_the_configured_socket_and_answers_about_the_caller() {
         "{\"v\":1,\"reply\":\"prompt\",\"prompt\":\"Verification code: \",\"accept_env_code\":false,\"tries\":2,\"timeout_secs\":60}\n"
     );
 
-    let user = me();
-    sb.run(
-        &[
-            "enroll",
-            &user,
-            "--secret",
-            common::SECRET_A,
-            "--no-confirm",
-        ],
-        None,
-    )
-    .expect(0);
+    let user = enroll_me(&sb);
     let code = sb.run(&["code", &user], None).stdout.trim().to_owned();
     let replies = converse(
         &socket,
@@ -145,6 +151,61 @@ fn serves_the_configured_socket_and_answers_about_the_caller() {
     let lines: Vec<String> = BufReader::new(s).lines().map(|l| l.unwrap()).collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines[1].contains("\"tries_left\":0"), "{lines:?}");
+}
+
+/// The connection's login is core's (issue 10): a code from `SSHIELD_CODE` that is not
+/// shaped like one is not checked and uses no try (the reply asks, with a note); the replies
+/// carry `tries_left` and `last`, and the daemon hangs up after the last.
+#[test]
+fn the_login_of_a_connection_counts_tries_and_says_the_last() {
+    let logs = tempfile::tempdir().unwrap();
+    let log_file = logs.path().join("sshield.log");
+    let (sb, socket) = with_socket(&format!(
+        "login_tries = 2\naccept_env_code = true\nlog_file = \"{}\"",
+        log_file.display()
+    ));
+    let _daemon = start(&mut daemon_command(&sb), &socket);
+    enroll_me(&sb);
+    let mut s = UnixStream::connect(&socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        concat!(
+            r#"{"v":1,"op":"need"}"#,
+            "\n",
+            r#"{"v":1,"op":"check","code":"hunter2","entry":"env"}"#,
+            "\n",
+            r#"{"v":1,"op":"check","code":"000000x"}"#,
+            "\n",
+            r#"{"v":1,"op":"check","code":"000000y"}"#,
+            "\n",
+            r#"{"v":1,"op":"need"}"#,
+            "\n",
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let lines: Vec<String> = BufReader::new(s).lines().map(|l| l.unwrap()).collect();
+    assert_eq!(lines.len(), 4, "closed after the last denial: {lines:#?}");
+    assert!(lines[0].contains("\"reply\":\"prompt\"") && lines[0].contains("\"tries\":2"));
+    assert!(
+        lines[1].contains("\"reply\":\"prompt\"")
+            && lines[1].contains("\"tries\":2")
+            && lines[1].contains("\"note\":\"wrong code: "),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[2].contains("\"tries_left\":1") && lines[2].contains("\"last\":false"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[3].contains("\"tries_left\":0") && lines[3].contains("\"last\":true"),
+        "{lines:#?}"
+    );
+    // The password-shaped entry left no line; each typed code one.
+    let log = std::fs::read_to_string(&log_file).unwrap();
+    assert_eq!(log.matches("reason=wrong-code").count(), 2, "{log}");
+    assert_eq!(log.matches(" reason=").count(), 2, "{log}");
+    assert!(!log.contains("hunter2"), "{log}");
 }
 
 #[test]

@@ -33,6 +33,8 @@ use crate::login_state;
 use crate::record::{Usage, UserRecord, OLDEST_RECORD_VERSION, RECORD_VERSION};
 use crate::username::{UserName, UserNameError};
 
+/// The directory of the `.passed` markers, inside the store ([`crate::passed`]).
+pub(crate) const PASSED_DIR: &str = ".passed";
 /// Records larger than this are refused rather than read: no real record comes near it.
 const MAX_RECORD_BYTES: u64 = 1 << 20;
 const RECORD_SUFFIX: &str = ".toml";
@@ -157,6 +159,11 @@ impl RecordStore {
             });
         }
         Ok(())
+    }
+
+    /// Where `user`'s `.passed` marker lives ([`crate::passed`]).
+    pub fn passed_path(&self, user: &UserName) -> PathBuf {
+        self.dir().join(PASSED_DIR).join(user.as_str())
     }
 
     /// The path of `user`'s record.
@@ -607,7 +614,7 @@ impl RecordStore {
         self.remove_if_present(&slot.state_path())?;
         self.remove_if_present(&slot.tmp_path())?;
         self.remove_old_temps(slot)?;
-        self.remove_if_present(&crate::passed::path(self, user))?;
+        self.remove_if_present(&self.passed_path(user))?;
         File::open(slot.dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| StoreError::io("sync", slot.dir, e))?;

@@ -1,6 +1,7 @@
 //! `pam_sshield.so`: the PAM module that asks for sshield's second factor.
 //!
-//! A thin C ABI shell over [`sshield_core::Engine`]: every decision is the engine's. The map:
+//! A thin C ABI shell over core's login conversation ([`sshield_core::Login`]): every decision,
+//! try, log line and severity is core's. The map:
 //!
 //! - the `pam_sm_*` functions below: the three symbols the library exports (`exports.map`,
 //!   checked by `tests/exports.rs`). Each catches panics and fails closed.
@@ -11,9 +12,8 @@
 //!   `handle` calls under `cfg(test)` so that Miri can check it (docs/miri.md).
 //! - `args`: the module arguments (`config=`, `debug`, `use_first_pass`, `try_first_pass`,
 //!   `forward_pass`, `after_publickey`); an unknown one denies every login (`PAM_SERVICE_ERR`).
-//! - `authenticate`: the login itself, in safe Rust.
-//! - `code_shape`: finding the code in a `password123456` entry or in `PAM_AUTHTOK`.
-//! - `logging`: the engine's log lines to syslog (authpriv) and the config's `log_file`.
+//! - `authenticate`: a loop over the login's steps doing PAM's I/O, in safe Rust.
+//! - `logging`: core's log lines to syslog (authpriv) and the config's `log_file`.
 //!
 //! Failing closed means: `PAM_SERVICE_ERR` for broken arguments or config (the admin must fix
 //! something; the syslog line says what), `PAM_AUTH_ERR` for everything else that is not an
@@ -59,7 +59,6 @@ compile_error!(
 
 mod args;
 mod authenticate;
-mod code_shape;
 #[cfg(test)]
 mod fake_libpam;
 mod ffi;

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use sshield_core::config::Policy;
 use sshield_core::provision::{self, Enrollment};
 use sshield_core::{
-    Account, Attempt, Authenticator, Decision, Engine, RecordStore, Response, TokenKind, UnixTime,
-    UserName, UserRecord,
+    Account, Attempt, Authenticator, Caller, Decision, Engine, RecordStore, Response, TokenKind,
+    UnixTime, UserName, UserRecord,
 };
 use sshield_otp::{Algorithm, Digits, Period, Secret};
 use tempfile::TempDir;
@@ -96,13 +96,9 @@ impl TestStore {
 pub fn decide(engine: &Engine, user: &str, typed: &str, now: u64) -> Decision {
     let response = Response::new(typed);
     engine.decide(&Attempt {
-        user: &Account::resolve(user),
-        source: Some("203.0.113.7".parse().unwrap()),
-        source_name: None,
-        service: "sshd",
+        caller: &Caller::new(Account::resolve(user), "sshd")
+            .from_source(Some("203.0.113.7".parse().unwrap())),
         response: &response,
-        first_factor: None,
-        first_factor_passed: false,
         now: UnixTime(now),
     })
 }
