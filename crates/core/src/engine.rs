@@ -549,11 +549,12 @@ fn code_lengths(record: &UserRecord) -> Vec<usize> {
     lengths
 }
 
-/// Checks `response` against an in-memory `record` and, when it is good, records the use in
-/// the record's login state; no file is read or written (the caller holds the record, e.g.
-/// under the store's lock, or in a database row). Only active authenticators count, and a
-/// key-bound one only after a login with one of its keys (`first_factor`); backup codes are
-/// tried last. This is the rule every login applies, shared with the approval server.
+/// Decides `response` against a record held elsewhere (the fleet server's database), with the
+/// same rules as a login on a host: active authenticators only, a key-bound one only after a
+/// login with one of its keys, then the backup codes; windows, drift and replay as
+/// [`Engine::check`]. On [`Decision::Allow`] the record's login state is updated in place and
+/// the caller must store it before answering: a code accepted but not marked used could be
+/// replayed. Rate limits are the caller's (they need the source's history too).
 pub fn check_record(
     record: &mut UserRecord,
     response: &Response,

@@ -1,0 +1,226 @@
+//! The HTTP API hosts talk to: versioned JSON under `/v1/`, with errors as JSON too.
+//!
+//! A malformed or oversized body is the client's fault and answers 4xx with what to fix;
+//! a 5xx means the server or its database failed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sshield_core::config::RateLimit;
+use sshield_core::{Policy, UnixTime};
+
+use crate::hosts;
+use crate::seal::SealKey;
+use crate::storage::{Backend, StorageError};
+use crate::verify;
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct App {
+    /// The database.
+    pub store: Backend,
+    /// The key user records are sealed with.
+    pub key: SealKey,
+    /// How codes are checked.
+    pub policy: Policy,
+    /// Failure counting and lockout per (user, source).
+    pub rate_limit: RateLimit,
+    /// Accepted clock skew of signed host requests.
+    pub signature_skew: Duration,
+    /// How long a join token stays valid.
+    pub join_token_ttl: Duration,
+}
+
+/// The routes, with `max_body` the largest body accepted.
+pub fn router(app: Arc<App>, max_body: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/verify", post(verify_handler))
+        .route("/v1/join", post(join_handler))
+        .route("/v1/openapi.json", get(openapi))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(app)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// The API's OpenAPI 3 document, written by hand next to the docs (docs/openapi.json) and
+/// served as committed; tests/openapi.rs checks it against the routes and types.
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// An error answer: a status and a message that says what to fix.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// What went wrong, for the client's log.
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(ErrorBody {
+                error: &self.message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        // 413 for a body over the limit.
+        Self {
+            status: rejection.status(),
+            message: rejection.body_text(),
+        }
+    }
+}
+
+/// The JSON body of a request: 415 if it is not JSON, 400 if it does not parse, 422 if a
+/// field is missing, unknown or of the wrong type. The message names the field and where.
+fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: "send the body as JSON with Content-Type: application/json".to_owned(),
+        });
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        let status = match e.classify() {
+            serde_json::error::Category::Data => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError {
+            status,
+            message: format!("the request body: {e}"),
+        }
+    })
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        tracing::error!(error = %e, "database");
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "the server's database failed; try again or another replica".to_owned(),
+        }
+    }
+}
+
+impl ApiError {
+    /// A 422 for a well-formed body with an unusable value.
+    pub fn invalid(message: String) -> Self {
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message,
+        }
+    }
+}
+
+/// `POST /v1/verify`: is this code good for this user?
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The login name.
+    pub user: String,
+    /// What the user typed.
+    pub code: String,
+    /// The client's address, as the host saw it.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The PAM service (`sshd`, `sudo`...).
+    pub service: String,
+}
+
+/// The answer to a verification.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VerifyResponse {
+    /// `allowed` or `denied`.
+    pub outcome: String,
+    /// How the user passed: `totp`, `hotp` or `backup`.
+    pub method: Option<String>,
+    /// Why not: `wrong-code`, `replayed`, `not-enrolled`... (the same words as a host's log).
+    pub reason: Option<String>,
+}
+
+async fn verify_handler(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    let body = body?;
+    let now = UnixTime::now();
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    // Only a joined host may ask: an open endpoint would let anyone guess codes.
+    let host = hosts::authenticate(&app, method.as_str(), path, &headers, &body, now).await?;
+    let request: VerifyRequest = parse_json(&headers, &body)?;
+    let answer = verify::verify(&app, &host, &request, now).await?;
+    Ok(Json(answer))
+}
+
+/// `POST /v1/join`: a host registers its public key with a one-time token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    /// The token `sshield-server host add NAME` printed.
+    pub token: String,
+    /// The host's name, as given to `host add`.
+    pub name: String,
+    /// Its ed25519 public key, base64.
+    pub public_key: String,
+}
+
+/// The answer to a join.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JoinResponse {
+    /// The name the host is known by.
+    pub host: String,
+}
+
+async fn join_handler(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<JoinResponse>, ApiError> {
+    let body = body?;
+    let request: JoinRequest = parse_json(&headers, &body)?;
+    let host = hosts::join(
+        &app,
+        &request.token,
+        &request.name,
+        &request.public_key,
+        UnixTime::now(),
+    )
+    .await?;
+    Ok(Json(JoinResponse { host }))
+}

@@ -1,0 +1,229 @@
+//! The admin's subcommands (`user ...`), run against the database directly with the same
+//! config as the server, and what they print.
+
+use std::fmt::Write as _;
+
+use qrcode::render::unicode;
+use qrcode::{EcLevel, QrCode};
+use sshield_core::{Response, UnixTime, UserName};
+use zeroize::Zeroizing;
+
+use crate::api::App;
+use crate::cli::{AuditArgs, HostCommand, UserCommand};
+use crate::records::unix;
+use crate::storage::{AuditQuery, Storage};
+use crate::{hosts, users};
+
+fn user_name(name: &str) -> Result<UserName, String> {
+    UserName::new(name).map_err(|e| format!("user name {name:?}: {e}"))
+}
+
+/// Runs one `user` subcommand; its output, or the message for the admin.
+pub async fn user(app: &App, command: UserCommand) -> Result<String, String> {
+    let now = UnixTime::now();
+    let err = |e: users::UserError| e.to_string();
+    let mut out = String::new();
+    match command {
+        UserCommand::Enroll { name, no_qr } => {
+            let user = user_name(&name)?;
+            let enrolled = users::enroll(app, &user, now).await.map_err(err)?;
+            let _ = writeln!(out, "Scan this into the authenticator app of {name}:");
+            if !no_qr {
+                out.push_str(&terminal_qr(&enrolled.uri)?);
+                out.push('\n');
+            }
+            let _ = writeln!(out, "{}", enrolled.uri.as_str());
+            out.push_str(&backup_list(&enrolled.backup_codes));
+            let _ = writeln!(
+                out,
+                "Then confirm with the code the app shows: sshield-server user confirm {name} CODE"
+            );
+        }
+        UserCommand::Confirm { name, code } => {
+            let user = user_name(&name)?;
+            let code = Response::new(&code);
+            let which = users::confirm(app, &user, &code, now).await.map_err(err)?;
+            let _ = writeln!(out, "{name}: authenticator {which:?} confirmed and active");
+        }
+        UserCommand::BackupCodes { name } => {
+            let user = user_name(&name)?;
+            let codes = users::renew_backup_codes(app, &user, now)
+                .await
+                .map_err(err)?;
+            out.push_str(&backup_list(&codes));
+        }
+        UserCommand::Disable { name } => {
+            let user = user_name(&name)?;
+            let changed = users::set_disabled(app, &user, true, now)
+                .await
+                .map_err(err)?;
+            let _ = writeln!(out, "{name}: second factor {}disabled", already(changed));
+        }
+        UserCommand::Enable { name } => {
+            let user = user_name(&name)?;
+            let changed = users::set_disabled(app, &user, false, now)
+                .await
+                .map_err(err)?;
+            let _ = writeln!(out, "{name}: second factor {}enabled", already(changed));
+        }
+        UserCommand::Remove { name } => {
+            let user = user_name(&name)?;
+            users::remove(app, &user, now).await.map_err(err)?;
+            let _ = writeln!(out, "{name}: removed");
+        }
+        UserCommand::List => {
+            for row in users::list(app).await.map_err(err)? {
+                let state = if row.disabled { "disabled" } else { &row.state };
+                let _ = writeln!(out, "{}\t{state}", row.name);
+            }
+        }
+        UserCommand::ImportUsersOath { file } => {
+            let plan = users::read_users_oath(&file, now).map_err(err)?;
+            out.push_str(&imported(app, &plan, now).await?);
+        }
+        UserCommand::ImportGoogleAuthenticator { name, file } => {
+            let user = user_name(&name)?;
+            let plan = users::read_google_authenticator(&file, &user, now).map_err(err)?;
+            out.push_str(&imported(app, &plan, now).await?);
+        }
+    }
+    Ok(out)
+}
+
+fn already(changed: bool) -> &'static str {
+    if changed {
+        ""
+    } else {
+        "was already "
+    }
+}
+
+async fn imported(
+    app: &App,
+    plan: &sshield_core::import::ImportPlan,
+    now: UnixTime,
+) -> Result<String, String> {
+    let names = users::import(app, plan, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    for note in &plan.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
+    let _ = writeln!(
+        out,
+        "imported {} user(s): {}",
+        names.len(),
+        names.join(", ")
+    );
+    Ok(out)
+}
+
+fn backup_list(codes: &[Zeroizing<String>]) -> String {
+    let mut out = String::from("Backup codes (each works once; shown only now):\n");
+    for code in codes {
+        let _ = writeln!(out, "  {}", code.as_str());
+    }
+    out
+}
+
+/// The URI as a QR code of half-block characters, as `sshield enroll` draws it: dark modules
+/// drawn as spaces on a light background scan on light and dark terminal themes alike.
+fn terminal_qr(uri: &str) -> Result<String, String> {
+    Ok(
+        QrCode::with_error_correction_level(uri.as_bytes(), EcLevel::M)
+            .map_err(|e| format!("cannot draw a QR code for this URI: {e}"))?
+            .render::<unicode::Dense1x2>()
+            .dark_color(unicode::Dense1x2::Light)
+            .light_color(unicode::Dense1x2::Dark)
+            .quiet_zone(true)
+            .build(),
+    )
+}
+
+/// Runs one `host` subcommand; its output, or the message for the admin.
+pub async fn host(app: &App, command: HostCommand) -> Result<String, String> {
+    let now = UnixTime::now();
+    let err = |e: hosts::HostError| e.to_string();
+    let mut out = String::new();
+    match command {
+        HostCommand::Add { name } => {
+            let token = hosts::add(app, &name, now).await.map_err(err)?;
+            let minutes = app.join_token_ttl.as_secs() / 60;
+            let _ = writeln!(out, "{token}");
+            let _ = writeln!(
+                out,
+                "Join token for host {name:?}: valid once, for {minutes} minutes."
+            );
+        }
+        HostCommand::List => {
+            for row in hosts::list(app).await.map_err(err)? {
+                let when = |t: i64| UnixTime(u64::try_from(t).unwrap_or(0)).to_rfc3339();
+                let state = match row.revoked_at {
+                    Some(t) => format!("revoked {}", when(t)),
+                    None => "active".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{}\tjoined {}\t{state}",
+                    row.name,
+                    when(row.created_at)
+                );
+            }
+        }
+        HostCommand::Revoke { name } => {
+            hosts::revoke(app, &name, now).await.map_err(err)?;
+            let _ = writeln!(out, "{name}: revoked");
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `audit`: one line per decision, newest first.
+pub async fn audit(app: &App, args: AuditArgs) -> Result<String, String> {
+    let since = args.since.map(|span| {
+        let span = i64::try_from(span.as_secs()).unwrap_or(i64::MAX);
+        unix(UnixTime::now()).saturating_sub(span)
+    });
+    let query = AuditQuery {
+        user: args.user,
+        host: args.host,
+        since,
+        failed_only: args.failed,
+        limit: i64::from(args.limit),
+    };
+    let entries = app
+        .store
+        .query_audit(&query)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    for e in entries {
+        let time = UnixTime(u64::try_from(e.time).unwrap_or(0)).to_rfc3339();
+        if args.json {
+            let line = serde_json::json!({
+                "time": time, "host": e.host, "user": e.user, "source": e.source,
+                "service": e.service, "method": e.method, "outcome": e.outcome,
+                "reason": e.reason,
+            });
+            let _ = writeln!(out, "{line}");
+        } else {
+            let dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+            let how = if e.outcome == crate::storage::AuditEntry::ALLOWED {
+                dash(e.method)
+            } else {
+                dash(e.reason)
+            };
+            let _ = writeln!(
+                out,
+                "{time} {} {} {} {} {} {how}",
+                e.host,
+                e.user,
+                dash(e.source),
+                e.service,
+                e.outcome
+            );
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,280 @@
+//! The server's settings: the TOML file (default /etc/sshield/server.toml), then command-line
+//! flags over it. Every key is documented in docs/server.md.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use sshield_core::config::RateLimit;
+use sshield_core::Policy;
+
+use crate::storage::DatabaseTarget;
+
+/// The config file read when no --config is given (and it exists).
+pub const DEFAULT_CONFIG: &str = "/etc/sshield/server.toml";
+/// Where the SQLite file and the record key live by default.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/sshield-server";
+/// The port when none is configured: unassigned by IANA, and not sshield's daemon socket.
+pub const DEFAULT_PORT: u16 = 8740;
+/// The SQLite file's name in the state dir.
+pub const SQLITE_FILE: &str = "sshield-server.db";
+/// The largest request body accepted: a verification is well under 1 KiB.
+pub const DEFAULT_MAX_BODY: usize = 16 * 1024;
+
+/// The config file as written; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Address and port to serve on.
+    pub listen: Option<SocketAddr>,
+    /// Directory for the SQLite file and the record key.
+    pub state_dir: Option<PathBuf>,
+    /// `sqlite` (the file in the state dir), `sqlite:///path/file.db`, or `postgres://...`.
+    pub database: Option<String>,
+    /// PEM certificate chain for TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    pub tls_key: Option<PathBuf>,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: Option<usize>,
+    /// How long a join token from `host add` stays valid (`15m`).
+    #[serde(default, with = "humantime_serde_opt")]
+    pub join_token_ttl: Option<Duration>,
+    /// How far a signed host request's timestamp may be from the server's clock (`60s`).
+    #[serde(default, with = "humantime_serde_opt")]
+    pub signature_skew: Option<Duration>,
+    /// How codes are checked: the `[policy]` keys of sshield.toml that apply to a code
+    /// (`window`, `hotp_lookahead`, `max_drift`); the others are a host's.
+    #[serde(default)]
+    pub policy: Option<Policy>,
+    /// Failure counting and lockout per (user, source): the `[rate_limit]` keys of
+    /// sshield.toml (docs/ratelimit.md); `source_max_failures` is not applied yet.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// Durations written as `15m`, `60s`, like sshield.toml's.
+mod humantime_serde_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map(Some).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration ({e}); write e.g. \"15m\" or \"60s\""
+            ))
+        })
+    }
+}
+
+/// What the command line says, over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// --config.
+    pub config: Option<PathBuf>,
+    /// --state-dir.
+    pub state_dir: Option<PathBuf>,
+    /// --database.
+    pub database: Option<String>,
+    /// --listen.
+    pub listen: Option<SocketAddr>,
+    /// --tls-cert.
+    pub tls_cert: Option<PathBuf>,
+    /// --tls-key.
+    pub tls_key: Option<PathBuf>,
+}
+
+/// The settings in force.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to serve on.
+    pub listen: SocketAddr,
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// The database.
+    pub database: DatabaseTarget,
+    /// Certificate and key, if TLS is on.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Join token lifetime.
+    pub join_token_ttl: Duration,
+    /// Accepted clock skew of signed requests.
+    pub signature_skew: Duration,
+    /// Code-checking rules.
+    pub policy: Policy,
+    /// Failure counting and lockout.
+    pub rate_limit: RateLimit,
+}
+
+/// A config that cannot be used.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Read {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The file is not valid TOML for these keys.
+    Parse {
+        /// Its path.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        error: String,
+    },
+    /// `database` is neither `sqlite`, `sqlite://PATH` nor a PostgreSQL URL.
+    Database {
+        /// What was given.
+        given: String,
+    },
+    /// Only one of tls_cert and tls_key was given.
+    HalfTls,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read { path, error } => {
+                write!(f, "cannot read the config file {}: {error}", path.display())
+            }
+            Self::Parse { path, error } => write!(
+                f,
+                "{}: {error}(every key is described in docs/server.md)",
+                path.display()
+            ),
+            Self::Database { given } => write!(
+                f,
+                "database = {given:?} is not a database this server knows: write \"sqlite\" \
+                 (the file in the state dir), \"sqlite:///path/to/file.db\", or \
+                 \"postgres://user@host:5432/dbname\""
+            ),
+            Self::HalfTls => f.write_str(
+                "TLS needs both a certificate and its key: give --tls-cert and --tls-key \
+                 (tls_cert and tls_key in the config), or neither",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Settings {
+    /// Reads the config file (the given one, or the default one if it exists) and applies
+    /// the command line over it.
+    pub fn load(over: &Overrides) -> Result<Self, ConfigError> {
+        let file = match &over.config {
+            Some(path) => read_file(path)?,
+            None if Path::new(DEFAULT_CONFIG).exists() => read_file(Path::new(DEFAULT_CONFIG))?,
+            None => ConfigFile::default(),
+        };
+        Self::resolve(file, over)
+    }
+
+    /// The settings from a parsed file and the command line.
+    pub fn resolve(file: ConfigFile, over: &Overrides) -> Result<Self, ConfigError> {
+        let state_dir = over
+            .state_dir
+            .clone()
+            .or(file.state_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+        let database = over
+            .database
+            .clone()
+            .or(file.database)
+            .unwrap_or_else(|| "sqlite".to_owned());
+        let database = parse_database(&database, &state_dir)?;
+        let tls = match (
+            over.tls_cert.clone().or(file.tls_cert),
+            over.tls_key.clone().or(file.tls_key),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => return Err(ConfigError::HalfTls),
+        };
+        Ok(Self {
+            listen: over
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))),
+            state_dir,
+            database,
+            tls,
+            max_body_bytes: file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
+            join_token_ttl: file.join_token_ttl.unwrap_or(Duration::from_secs(15 * 60)),
+            signature_skew: file.signature_skew.unwrap_or(Duration::from_secs(60)),
+            policy: file.policy.unwrap_or_default(),
+            rate_limit: file.rate_limit.unwrap_or_default(),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        path: path.to_owned(),
+        error,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        error: e.to_string(),
+    })
+}
+
+fn parse_database(given: &str, state_dir: &Path) -> Result<DatabaseTarget, ConfigError> {
+    if given == "sqlite" {
+        return Ok(DatabaseTarget::Sqlite(state_dir.join(SQLITE_FILE)));
+    }
+    if let Some(path) = given.strip_prefix("sqlite://") {
+        if !path.is_empty() {
+            return Ok(DatabaseTarget::Sqlite(PathBuf::from(path)));
+        }
+    }
+    if given.starts_with("postgres://") || given.starts_with("postgresql://") {
+        return Ok(DatabaseTarget::Postgres(given.to_owned()));
+    }
+    Err(ConfigError::Database {
+        given: given.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_config_means_loopback_and_sqlite_in_the_state_dir() {
+        let s = Settings::resolve(ConfigFile::default(), &Overrides::default()).expect("ok");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8740");
+        assert_eq!(
+            s.database,
+            DatabaseTarget::Sqlite(PathBuf::from("/var/lib/sshield-server/sshield-server.db"))
+        );
+        assert!(s.tls.is_none());
+    }
+
+    #[test]
+    fn an_unknown_key_names_its_line() {
+        let err = toml::from_str::<ConfigFile>("listen = \"127.0.0.1:1\"\nlisten_port = 3\n")
+            .expect_err("refused");
+        let text = err.to_string();
+        assert!(
+            text.contains("line 2") && text.contains("listen_port"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_mysql_url_is_refused_with_the_choices() {
+        let over = Overrides {
+            database: Some("mysql://x".to_owned()),
+            ..Overrides::default()
+        };
+        let err = Settings::resolve(ConfigFile::default(), &over).expect_err("refused");
+        assert!(err.to_string().contains("postgres://"), "{err}");
+    }
+}

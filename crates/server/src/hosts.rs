@@ -1,0 +1,245 @@
+//! Hosts: `host add` makes a one-time join token, `POST /v1/join` spends it to register the
+//! host's public key, and [`authenticate`] checks every other host request's signature.
+
+use std::fmt;
+
+use axum::http::{HeaderMap, StatusCode};
+use ed25519_dalek::{Signature, VerifyingKey};
+use sha2::{Digest, Sha256};
+use sshield_core::UnixTime;
+
+use crate::api::{ApiError, App};
+use crate::records::unix;
+use crate::signature::{self, HOST, NONCE, SIGNATURE, TIMESTAMP};
+use crate::storage::{HostRow, Storage, StorageError};
+
+/// A join token starts with this, so one pasted in the wrong place is recognisable.
+const TOKEN_PREFIX: &str = "sshj_";
+
+/// Why a host command failed.
+#[derive(Debug)]
+pub enum HostError {
+    /// The database.
+    Storage(StorageError),
+    /// `host add` for a name that is taken.
+    Exists(String),
+    /// `host revoke` for an unknown host.
+    Unknown(String),
+    /// A host name that is not a DNS-like label.
+    BadName(String),
+    /// The random number generator failed.
+    Random(String),
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Storage(e) => e.fmt(f),
+            Self::Exists(h) => write!(
+                f,
+                "host {h:?} exists already; pick another name (a revoked host keeps its name)"
+            ),
+            Self::Unknown(h) => write!(f, "no host named {h:?} (sshield-server host list)"),
+            Self::BadName(h) => write!(
+                f,
+                "host name {h:?}: use 1 to 253 letters, digits, '.', '-' or '_' (e.g. web1.example.org)"
+            ),
+            Self::Random(e) => write!(f, "the system's random number generator failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for HostError {}
+
+impl From<StorageError> for HostError {
+    fn from(e: StorageError) -> Self {
+        Self::Storage(e)
+    }
+}
+
+/// Host names: what a hostname may hold, so they read well in logs and cannot inject lines.
+pub fn valid_host_name(name: &str) -> bool {
+    (1..=253).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// Makes a join token for `name`, valid for the configured time; only its hash is stored.
+pub async fn add(app: &App, name: &str, now: UnixTime) -> Result<String, HostError> {
+    if !valid_host_name(name) {
+        return Err(HostError::BadName(name.to_owned()));
+    }
+    if app.store.load_host(name).await?.is_some() {
+        return Err(HostError::Exists(name.to_owned()));
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes).map_err(|e| HostError::Random(e.to_string()))?;
+    let token = format!(
+        "{TOKEN_PREFIX}{}",
+        data_encoding::BASE32_NOPAD.encode(&bytes).to_lowercase()
+    );
+    let ttl = i64::try_from(app.join_token_ttl.as_secs()).unwrap_or(i64::MAX);
+    app.store
+        .add_join_token(
+            &token_hash(&token),
+            name,
+            unix(now),
+            unix(now).saturating_add(ttl),
+        )
+        .await?;
+    Ok(token)
+}
+
+/// Revokes `name`: its requests are refused from now on.
+pub async fn revoke(app: &App, name: &str, now: UnixTime) -> Result<(), HostError> {
+    if app.store.revoke_host(name, unix(now)).await? {
+        Ok(())
+    } else {
+        Err(HostError::Unknown(name.to_owned()))
+    }
+}
+
+/// Every host.
+pub async fn list(app: &App) -> Result<Vec<HostRow>, HostError> {
+    Ok(app.store.list_hosts().await?)
+}
+
+fn refused(status: StatusCode, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status,
+        message: message.into(),
+    }
+}
+
+/// Registers a host with a join token: the host's name, or why not.
+pub async fn join(
+    app: &App,
+    token: &str,
+    name: &str,
+    public_key: &str,
+    now: UnixTime,
+) -> Result<String, ApiError> {
+    let key = data_encoding::BASE64
+        .decode(public_key.as_bytes())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .filter(|b| VerifyingKey::from_bytes(b).is_ok())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "field `public_key`: not an ed25519 public key (32 bytes, base64)".to_owned(),
+            )
+        })?;
+    if !valid_host_name(name) {
+        return Err(ApiError::invalid(format!(
+            "field `name`: {}",
+            HostError::BadName(name.to_owned())
+        )));
+    }
+    let Some(host) = app
+        .store
+        .use_join_token(&token_hash(token), unix(now))
+        .await?
+    else {
+        return Err(refused(
+            StatusCode::UNAUTHORIZED,
+            "the join token is unknown, used or expired; make a new one with \
+             `sshield-server host add NAME`",
+        ));
+    };
+    if host != name {
+        // The token is spent all the same: it was shown to someone who misused it.
+        return Err(refused(
+            StatusCode::FORBIDDEN,
+            format!("this join token was made for host {host:?}, not {name:?}; it is now spent"),
+        ));
+    }
+    let row = HostRow {
+        name: name.to_owned(),
+        public_key: key.to_vec(),
+        created_at: unix(now),
+        revoked_at: None,
+    };
+    match app.store.add_host(&row).await {
+        Ok(()) => Ok(host),
+        Err(StorageError::Exists { .. }) => Err(refused(
+            StatusCode::CONFLICT,
+            format!("host {name:?} has joined already"),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Checks a signed request: the host it comes from, or the 4xx that refuses it.
+pub async fn authenticate(
+    app: &App,
+    method: &str,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: UnixTime,
+) -> Result<String, ApiError> {
+    let unauthorized = |m: String| refused(StatusCode::UNAUTHORIZED, m);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                unauthorized(format!(
+                    "unsigned request: header {name} is missing; hosts sign every request \
+                     (docs/server.md, \"Signed requests\")"
+                ))
+            })
+    };
+    let host = header(HOST)?;
+    let timestamp: i64 = header(TIMESTAMP)?
+        .parse()
+        .map_err(|_| unauthorized(format!("header {TIMESTAMP}: not Unix seconds")))?;
+    let nonce = header(NONCE)?;
+    if !signature::valid_nonce(nonce) {
+        return Err(unauthorized(format!(
+            "header {NONCE}: 16 to 64 characters of A-Z, a-z, 0-9, '-' or '_'"
+        )));
+    }
+    let signature = data_encoding::BASE64
+        .decode(header(SIGNATURE)?.as_bytes())
+        .ok()
+        .and_then(|b| Signature::from_slice(&b).ok())
+        .ok_or_else(|| unauthorized(format!("header {SIGNATURE}: not an ed25519 signature")))?;
+    let skew = i64::try_from(app.signature_skew.as_secs()).unwrap_or(i64::MAX);
+    let now = unix(now);
+    if timestamp.abs_diff(now) > skew.unsigned_abs() {
+        return Err(unauthorized(format!(
+            "stale request: its time is {}s from the server's (at most {skew}s allowed); \
+             check the host's clock (NTP)",
+            timestamp.saturating_sub(now)
+        )));
+    }
+    let unknown = || unauthorized(format!("unknown host {host:?}"));
+    let row = app.store.load_host(host).await?.ok_or_else(unknown)?;
+    if row.revoked_at.is_some() {
+        return Err(refused(
+            StatusCode::FORBIDDEN,
+            format!("host {host:?} is revoked"),
+        ));
+    }
+    let key = <[u8; 32]>::try_from(row.public_key.as_slice())
+        .ok()
+        .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+        .ok_or_else(unknown)?;
+    let message = signature::message(method, path, body, timestamp, nonce, host);
+    // Strict: refuses the malleable and small-order cases plain verification lets through.
+    key.verify_strict(&message, &signature)
+        .map_err(|_| unauthorized(format!("bad signature from host {host:?}")))?;
+    // Remembered only once the signature is good, so nobody else can fill a host's nonces.
+    if !app.store.remember_nonce(host, nonce, timestamp).await? {
+        return Err(unauthorized(format!(
+            "replayed request: host {host:?} used this nonce before"
+        )));
+    }
+    Ok(host.to_owned())
+}

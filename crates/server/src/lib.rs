@@ -1,0 +1,26 @@
+//! sshield's fleet server: hosts ask it whether a code is good, over versioned JSON.
+//!
+//! - [`cli`]: the command line; [`docs`]: its man pages.
+//! - [`config`]: the TOML file and flags.
+//! - [`serve`]: binding, TLS, the loopback rule, shutdown.
+//! - [`api`]: the HTTP routes; [`verify`]: one verification through core's engine.
+//! - [`hosts`]: join tokens, joining, and [`signature`]s on every other host request.
+//! - [`storage`]: one trait, SQLite and PostgreSQL behind it.
+//! - [`records`]: the one compare-and-swap path every change of a user takes.
+//! - [`users`]: enrolling, confirming, importing users; [`commands`]: the admin's CLI.
+//! - [`seal`]: user records encrypted at rest with a key kept outside the database.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod docs;
+pub mod hosts;
+pub mod records;
+pub mod seal;
+pub mod serve;
+pub mod signature;
+pub mod storage;
+pub mod users;
+pub mod verify;

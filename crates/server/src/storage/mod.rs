@@ -1,0 +1,383 @@
+//! The server's storage: one trait, [`Storage`], with a SQLite and a PostgreSQL implementation
+//! that share their SQL (`sql.rs`) and pass one conformance suite (tests/storage.rs).
+//!
+//! Everything that must hold under a race is decided by the database in one statement: a
+//! user row is written only at the version it was read at (compare-and-swap), a join token is
+//! spent by the `UPDATE` that finds it unspent, a nonce is remembered by the `INSERT` that
+//! finds it new. Several replicas on one PostgreSQL therefore need no lock of their own.
+
+mod sql;
+
+use std::fmt;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+/// One user's row: the sealed record and the plaintext columns for listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    /// The login name.
+    pub name: String,
+    /// The record, encrypted (see `seal`).
+    pub sealed: Vec<u8>,
+    /// Grows by one on every write; a write names the version it read.
+    pub version: i64,
+    /// `enrolled`, `pending`... as `UserRecord::state` says, for `user list`.
+    pub state: String,
+    /// The admin switched the user's second factor off.
+    pub disabled: bool,
+    /// Last write (Unix seconds).
+    pub updated_at: i64,
+}
+
+/// One host that joined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRow {
+    /// The host's name, as given to `host add`.
+    pub name: String,
+    /// Its ed25519 public key (32 bytes).
+    pub public_key: Vec<u8>,
+    /// When it joined.
+    pub created_at: i64,
+    /// When an admin revoked it, if they did.
+    pub revoked_at: Option<i64>,
+}
+
+/// One decision, as stored in the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// When (Unix seconds).
+    pub time: i64,
+    /// The host that asked (`-` for the server's own CLI).
+    pub host: String,
+    /// The user.
+    pub user: String,
+    /// The client's address, if the host knew it.
+    pub source: Option<String>,
+    /// The PAM service or front end (`sshd`, `sudo`...).
+    pub service: String,
+    /// How the user passed (`totp`, `backup`...), if they did.
+    pub method: Option<String>,
+    /// `allowed` or `denied`.
+    pub outcome: String,
+    /// Why, for a denial.
+    pub reason: Option<String>,
+}
+
+impl AuditEntry {
+    /// The outcome stored for an allowed login; every other outcome counts as failed.
+    pub const ALLOWED: &'static str = "allowed";
+    /// The outcome stored for a denied login.
+    pub const DENIED: &'static str = "denied";
+}
+
+/// Which audit entries to read. Every set field narrows the result.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only this user's.
+    pub user: Option<String>,
+    /// Only this host's.
+    pub host: Option<String>,
+    /// Only at or after this time.
+    pub since: Option<i64>,
+    /// Only those not allowed.
+    pub failed_only: bool,
+    /// At most this many, newest first.
+    pub limit: i64,
+}
+
+/// What went wrong in the database.
+#[derive(Debug)]
+pub enum StorageError {
+    /// A user or host of that name exists already.
+    Exists {
+        /// `user` or `host`.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// The row changed since it was read (another request or replica wrote it first): read it
+    /// again and redo the change.
+    LostRace {
+        /// The user.
+        name: String,
+    },
+    /// No such row.
+    Missing {
+        /// `user` or `host`.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// The database refused or failed (unreachable, disk full, a broken file).
+    Database {
+        /// What we were doing.
+        doing: &'static str,
+        /// The driver's error.
+        error: sqlx::Error,
+    },
+    /// Bringing the tables up to date failed.
+    Migrate(sqlx::migrate::MigrateError),
+    /// The database URL or file could not be used.
+    Open {
+        /// The URL or path, without a password.
+        target: String,
+        /// Why.
+        error: sqlx::Error,
+    },
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exists { kind, name } => write!(f, "{kind} {name:?} exists already"),
+            Self::LostRace { name } => write!(
+                f,
+                "user {name:?} was changed by another request meanwhile; try again"
+            ),
+            Self::Missing { kind, name } => write!(f, "no {kind} named {name:?}"),
+            Self::Database { doing, error } => write!(f, "database error while {doing}: {error}"),
+            Self::Migrate(e) => write!(f, "could not bring the database's tables up to date: {e}"),
+            Self::Open { target, error } => write!(
+                f,
+                "cannot open the database {target}: {error}; check `database` in the config \
+                 (or --database) and that the server can reach it"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StorageError {}
+
+/// Everything the server keeps. Implemented by [`SqliteStorage`] and [`PostgresStorage`].
+pub trait Storage: Send + Sync {
+    /// Stores a new user at `row.version`; [`StorageError::Exists`] if the name is taken.
+    fn create_user(&self, row: &UserRow) -> impl Future<Output = Result<(), StorageError>> + Send;
+    /// One user's row, if any.
+    fn load_user(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<UserRow>, StorageError>> + Send;
+    /// Replaces a user's row if it is still at `row.version - 1`: the compare-and-swap every
+    /// change of a user goes through. [`StorageError::LostRace`] if someone wrote first,
+    /// [`StorageError::Missing`] if the user is gone.
+    fn update_user(&self, row: &UserRow) -> impl Future<Output = Result<(), StorageError>> + Send;
+    /// Deletes a user; false if there was none.
+    fn delete_user(&self, name: &str) -> impl Future<Output = Result<bool, StorageError>> + Send;
+    /// Every user, by name, without their sealed record.
+    fn list_users(&self) -> impl Future<Output = Result<Vec<UserRow>, StorageError>> + Send;
+
+    /// Registers a host; [`StorageError::Exists`] if the name is taken.
+    fn add_host(&self, row: &HostRow) -> impl Future<Output = Result<(), StorageError>> + Send;
+    /// One host, if any.
+    fn load_host(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<HostRow>, StorageError>> + Send;
+    /// Every host, by name.
+    fn list_hosts(&self) -> impl Future<Output = Result<Vec<HostRow>, StorageError>> + Send;
+    /// Marks a host revoked at `now` (kept if it was revoked before); false if no such host.
+    fn revoke_host(
+        &self,
+        name: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
+
+    /// Stores a join token's hash for `host`, valid until `expires_at`.
+    fn add_join_token(
+        &self,
+        hash: &[u8],
+        host: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+    /// Spends the token with this hash if it is unspent and unexpired at `now`: the host it
+    /// was made for, or `None`. Of two racing calls, one gets the host.
+    fn use_join_token(
+        &self,
+        hash: &[u8],
+        now: i64,
+    ) -> impl Future<Output = Result<Option<String>, StorageError>> + Send;
+
+    /// Remembers a request's nonce: true the first time, false if `host` used it before.
+    fn remember_nonce(
+        &self,
+        host: &str,
+        nonce: &str,
+        ts: i64,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
+    /// Forgets nonces older than `before` (their requests are refused as stale anyway).
+    fn prune_nonces(&self, before: i64) -> impl Future<Output = Result<u64, StorageError>> + Send;
+
+    /// Appends one decision to the audit log.
+    fn append_audit(
+        &self,
+        entry: &AuditEntry,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+    /// Reads the audit log, newest first.
+    fn query_audit(
+        &self,
+        query: &AuditQuery,
+    ) -> impl Future<Output = Result<Vec<AuditEntry>, StorageError>> + Send;
+}
+
+/// The SQLite file of a lone server (the default).
+#[derive(Debug, Clone)]
+pub struct SqliteStorage {
+    pool: SqlitePool,
+}
+
+/// A PostgreSQL database, shared by a fleet's replicas.
+#[derive(Debug, Clone)]
+pub struct PostgresStorage {
+    pool: PgPool,
+}
+
+impl SqliteStorage {
+    /// Opens (creating it if missing) the SQLite file at `path` and brings its tables up to
+    /// date. WAL lets readers run beside the one writer; `synchronous = FULL` makes a
+    /// committed code survive a power cut (a code accepted but forgotten could be replayed).
+    pub async fn open(path: &Path) -> Result<Self, StorageError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|error| StorageError::Open {
+                target: path.display().to_string(),
+                error,
+            })?;
+        sqlx::migrate!("migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(StorageError::Migrate)?;
+        Ok(Self { pool })
+    }
+}
+
+impl PostgresStorage {
+    /// Connects to `url` (`postgres://user@host:port/db`) and brings its tables up to date.
+    /// Several servers may do this at once: sqlx takes an advisory lock around migrations.
+    pub async fn open(url: &str) -> Result<Self, StorageError> {
+        let target = redact_url(url);
+        let options = PgConnectOptions::from_str(url).map_err(|error| StorageError::Open {
+            target: target.clone(),
+            error,
+        })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .connect_with(options)
+            .await
+            .map_err(|error| StorageError::Open { target, error })?;
+        sqlx::migrate!("migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(StorageError::Migrate)?;
+        Ok(Self { pool })
+    }
+}
+
+/// A database URL fit for an error message: the password, if any, replaced.
+fn redact_url(url: &str) -> String {
+    // postgres://user:password@host/db: everything between the first ':' after the scheme
+    // and the '@' is the password.
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// Where the server's data lives: the configured backend behind one type.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// A SQLite file.
+    Sqlite(SqliteStorage),
+    /// A PostgreSQL database.
+    Postgres(PostgresStorage),
+}
+
+/// Which database the config names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL.
+    Postgres(String),
+}
+
+impl Backend {
+    /// Opens the database `target` names.
+    pub async fn open(target: &DatabaseTarget) -> Result<Self, StorageError> {
+        Ok(match target {
+            DatabaseTarget::Sqlite(path) => Self::Sqlite(SqliteStorage::open(path).await?),
+            DatabaseTarget::Postgres(url) => Self::Postgres(PostgresStorage::open(url).await?),
+        })
+    }
+}
+
+/// Forwards every [`Storage`] call of [`Backend`] to the backend it holds.
+macro_rules! forward {
+    ($( fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
+        impl Storage for Backend {
+            $(
+                async fn $name(&self $(, $arg: $ty)*) -> Result<$ret, StorageError> {
+                    match self {
+                        Self::Sqlite(s) => s.$name($($arg),*).await,
+                        Self::Postgres(s) => s.$name($($arg),*).await,
+                    }
+                }
+            )*
+        }
+    };
+}
+
+forward! {
+    fn create_user(&self, row: &UserRow) -> ();
+    fn load_user(&self, name: &str) -> Option<UserRow>;
+    fn update_user(&self, row: &UserRow) -> ();
+    fn delete_user(&self, name: &str) -> bool;
+    fn list_users(&self) -> Vec<UserRow>;
+    fn add_host(&self, row: &HostRow) -> ();
+    fn load_host(&self, name: &str) -> Option<HostRow>;
+    fn list_hosts(&self) -> Vec<HostRow>;
+    fn revoke_host(&self, name: &str, now: i64) -> bool;
+    fn add_join_token(&self, hash: &[u8], host: &str, now: i64, expires_at: i64) -> ();
+    fn use_join_token(&self, hash: &[u8], now: i64) -> Option<String>;
+    fn remember_nonce(&self, host: &str, nonce: &str, ts: i64) -> bool;
+    fn prune_nonces(&self, before: i64) -> u64;
+    fn append_audit(&self, entry: &AuditEntry) -> ();
+    fn query_audit(&self, query: &AuditQuery) -> Vec<AuditEntry>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn a_password_never_reaches_an_error_message() {
+        assert_eq!(
+            redact_url("postgres://sshield:s3cret@db.example:5432/sshield"),
+            "postgres://sshield:***@db.example:5432/sshield"
+        );
+        assert_eq!(
+            redact_url("postgres://sshield@db/sshield"),
+            "postgres://sshield@db/sshield"
+        );
+    }
+}

@@ -1,0 +1,323 @@
+//! The SQL behind [`Storage`](super::Storage), written once for both backends: `$N`
+//! placeholders, `CAST` instead of `::`, `ON CONFLICT` and `RETURNING` are common to SQLite
+//! (3.35+, bundled by sqlx) and PostgreSQL, and `"user"` is quoted for PostgreSQL's sake.
+
+use sqlx::Row;
+
+use super::{
+    AuditEntry, AuditQuery, HostRow, PostgresStorage, SqliteStorage, Storage, StorageError, UserRow,
+};
+
+const CREATE_USER: &str = "INSERT INTO users (name, sealed, version, state, disabled, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+const LOAD_USER: &str =
+    "SELECT name, sealed, version, state, disabled, updated_at FROM users WHERE name = $1";
+// The compare-and-swap: only the writer that read version N may write N + 1.
+const UPDATE_USER: &str = "UPDATE users SET sealed = $2, version = $3, state = $4, disabled = $5, \
+     updated_at = $6 WHERE name = $1 AND version = $7";
+const USER_EXISTS: &str = "SELECT version FROM users WHERE name = $1";
+const DELETE_USER: &str = "DELETE FROM users WHERE name = $1";
+const LIST_USERS: &str =
+    "SELECT name, version, state, disabled, updated_at FROM users ORDER BY name";
+const ADD_HOST: &str =
+    "INSERT INTO hosts (name, public_key, created_at, revoked_at) VALUES ($1, $2, $3, $4)";
+const LOAD_HOST: &str =
+    "SELECT name, public_key, created_at, revoked_at FROM hosts WHERE name = $1";
+const LIST_HOSTS: &str = "SELECT name, public_key, created_at, revoked_at FROM hosts ORDER BY name";
+const REVOKE_HOST: &str = "UPDATE hosts SET revoked_at = COALESCE(revoked_at, $2) WHERE name = $1";
+const ADD_JOIN_TOKEN: &str =
+    "INSERT INTO join_tokens (hash, host, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+// Spent by the one statement that finds it unspent: of two racing joins, one gets the row.
+const USE_JOIN_TOKEN: &str = "UPDATE join_tokens SET used_at = $2 \
+     WHERE hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING host";
+const REMEMBER_NONCE: &str =
+    "INSERT INTO nonces (host, nonce, ts) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+const PRUNE_NONCES: &str = "DELETE FROM nonces WHERE ts < $1";
+const APPEND_AUDIT: &str = "INSERT INTO audit \
+     (time, host, \"user\", source, service, method, outcome, reason) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const QUERY_AUDIT: &str = "SELECT time, host, \"user\", source, service, method, outcome, reason \
+     FROM audit WHERE (CAST($1 AS TEXT) IS NULL OR \"user\" = $1) \
+     AND (CAST($2 AS TEXT) IS NULL OR host = $2) \
+     AND (CAST($3 AS BIGINT) IS NULL OR time >= $3) \
+     AND (CAST($4 AS BIGINT) = 0 OR outcome <> 'allowed') \
+     ORDER BY time DESC, id DESC LIMIT $5";
+
+fn db(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StorageError {
+    move |error| StorageError::Database { doing, error }
+}
+
+/// An insert's error: [`StorageError::Exists`] if the name is taken.
+fn taken<'a>(
+    kind: &'static str,
+    name: &'a str,
+    doing: &'static str,
+) -> impl FnOnce(sqlx::Error) -> StorageError + 'a {
+    move |error| match &error {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StorageError::Exists {
+            kind,
+            name: name.to_owned(),
+        },
+        _ => StorageError::Database { doing, error },
+    }
+}
+
+/// A [`UserRow`] from a result row of either backend, with `sealed` as given (a listing
+/// leaves it out).
+macro_rules! user_row {
+    ($r:expr, $sealed:expr) => {
+        Ok::<_, sqlx::Error>(UserRow {
+            name: $r.try_get("name")?,
+            sealed: $sealed,
+            version: $r.try_get("version")?,
+            state: $r.try_get("state")?,
+            disabled: $r.try_get("disabled")?,
+            updated_at: $r.try_get("updated_at")?,
+        })
+    };
+}
+
+/// A [`HostRow`] from a result row of either backend.
+macro_rules! host_row {
+    ($r:expr) => {
+        Ok::<_, sqlx::Error>(HostRow {
+            name: $r.try_get("name")?,
+            public_key: $r.try_get("public_key")?,
+            created_at: $r.try_get("created_at")?,
+            revoked_at: $r.try_get("revoked_at")?,
+        })
+    };
+}
+
+/// Implements [`Storage`] for a backend whose `pool` field is a `sqlx::Pool`.
+macro_rules! storage_impl {
+    ($storage:ty) => {
+        impl Storage for $storage {
+            async fn create_user(&self, row: &UserRow) -> Result<(), StorageError> {
+                sqlx::query(CREATE_USER)
+                    .bind(&row.name)
+                    .bind(&row.sealed)
+                    .bind(row.version)
+                    .bind(&row.state)
+                    .bind(row.disabled)
+                    .bind(row.updated_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(taken("user", &row.name, "creating a user"))?;
+                Ok(())
+            }
+
+            async fn load_user(&self, name: &str) -> Result<Option<UserRow>, StorageError> {
+                let row = sqlx::query(LOAD_USER)
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db("reading a user"))?;
+                row.map(|r| user_row!(r, r.try_get("sealed")?))
+                    .transpose()
+                    .map_err(db("reading a user"))
+            }
+
+            async fn update_user(&self, row: &UserRow) -> Result<(), StorageError> {
+                let done = sqlx::query(UPDATE_USER)
+                    .bind(&row.name)
+                    .bind(&row.sealed)
+                    .bind(row.version)
+                    .bind(&row.state)
+                    .bind(row.disabled)
+                    .bind(row.updated_at)
+                    .bind(row.version.saturating_sub(1))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db("writing a user"))?;
+                if done.rows_affected() == 1 {
+                    return Ok(());
+                }
+                // Nothing written: either someone wrote first or the user is gone.
+                let exists = sqlx::query(USER_EXISTS)
+                    .bind(&row.name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db("writing a user"))?;
+                Err(match exists {
+                    Some(_) => StorageError::LostRace {
+                        name: row.name.clone(),
+                    },
+                    None => StorageError::Missing {
+                        kind: "user",
+                        name: row.name.clone(),
+                    },
+                })
+            }
+
+            async fn delete_user(&self, name: &str) -> Result<bool, StorageError> {
+                let done = sqlx::query(DELETE_USER)
+                    .bind(name)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db("removing a user"))?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn list_users(&self) -> Result<Vec<UserRow>, StorageError> {
+                let rows = sqlx::query(LIST_USERS)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db("listing users"))?;
+                rows.iter()
+                    .map(|r| user_row!(r, Vec::new()))
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(db("listing users"))
+            }
+
+            async fn add_host(&self, row: &HostRow) -> Result<(), StorageError> {
+                sqlx::query(ADD_HOST)
+                    .bind(&row.name)
+                    .bind(&row.public_key)
+                    .bind(row.created_at)
+                    .bind(row.revoked_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(taken("host", &row.name, "adding a host"))?;
+                Ok(())
+            }
+
+            async fn load_host(&self, name: &str) -> Result<Option<HostRow>, StorageError> {
+                let row = sqlx::query(LOAD_HOST)
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db("reading a host"))?;
+                row.map(|r| host_row!(r))
+                    .transpose()
+                    .map_err(db("reading a host"))
+            }
+
+            async fn list_hosts(&self) -> Result<Vec<HostRow>, StorageError> {
+                let rows = sqlx::query(LIST_HOSTS)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db("listing hosts"))?;
+                rows.iter()
+                    .map(|r| host_row!(r))
+                    .collect::<Result<_, _>>()
+                    .map_err(db("listing hosts"))
+            }
+
+            async fn revoke_host(&self, name: &str, now: i64) -> Result<bool, StorageError> {
+                let done = sqlx::query(REVOKE_HOST)
+                    .bind(name)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db("revoking a host"))?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn add_join_token(
+                &self,
+                hash: &[u8],
+                host: &str,
+                now: i64,
+                expires_at: i64,
+            ) -> Result<(), StorageError> {
+                sqlx::query(ADD_JOIN_TOKEN)
+                    .bind(hash)
+                    .bind(host)
+                    .bind(now)
+                    .bind(expires_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db("storing a join token"))?;
+                Ok(())
+            }
+
+            async fn use_join_token(
+                &self,
+                hash: &[u8],
+                now: i64,
+            ) -> Result<Option<String>, StorageError> {
+                let row = sqlx::query(USE_JOIN_TOKEN)
+                    .bind(hash)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db("spending a join token"))?;
+                row.map(|r| r.try_get("host"))
+                    .transpose()
+                    .map_err(db("spending a join token"))
+            }
+
+            async fn remember_nonce(
+                &self,
+                host: &str,
+                nonce: &str,
+                ts: i64,
+            ) -> Result<bool, StorageError> {
+                let done = sqlx::query(REMEMBER_NONCE)
+                    .bind(host)
+                    .bind(nonce)
+                    .bind(ts)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db("remembering a nonce"))?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn prune_nonces(&self, before: i64) -> Result<u64, StorageError> {
+                let done = sqlx::query(PRUNE_NONCES)
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db("pruning nonces"))?;
+                Ok(done.rows_affected())
+            }
+
+            async fn append_audit(&self, e: &AuditEntry) -> Result<(), StorageError> {
+                sqlx::query(APPEND_AUDIT)
+                    .bind(e.time)
+                    .bind(&e.host)
+                    .bind(&e.user)
+                    .bind(&e.source)
+                    .bind(&e.service)
+                    .bind(&e.method)
+                    .bind(&e.outcome)
+                    .bind(&e.reason)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db("appending to the audit log"))?;
+                Ok(())
+            }
+
+            async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StorageError> {
+                let rows = sqlx::query(QUERY_AUDIT)
+                    .bind(&q.user)
+                    .bind(&q.host)
+                    .bind(q.since)
+                    .bind(i64::from(q.failed_only))
+                    .bind(q.limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db("reading the audit log"))?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(AuditEntry {
+                            time: r.try_get("time")?,
+                            host: r.try_get("host")?,
+                            user: r.try_get("user")?,
+                            source: r.try_get("source")?,
+                            service: r.try_get("service")?,
+                            method: r.try_get("method")?,
+                            outcome: r.try_get("outcome")?,
+                            reason: r.try_get("reason")?,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(db("reading the audit log"))
+            }
+        }
+    };
+}
+
+storage_impl!(SqliteStorage);
+storage_impl!(PostgresStorage);

@@ -1,0 +1,419 @@
+//! The HTTP API as hosts meet it: joining, signed verification, and every way a request can
+//! be wrong. The flows run against a server on a SQLite file and one on PostgreSQL.
+
+mod support;
+
+use std::sync::Arc;
+
+use sshield_server::storage::{AuditQuery, Backend, DatabaseTarget, Storage};
+use support::server::{
+    cli, enroll_confirmed, fresh_nonce, now, oathtool, state_dir, verify_body, verify_from, Server,
+    TestHost,
+};
+
+/// A backend for one test: the global flags that select it, and what keeps it alive.
+struct Db {
+    global: Vec<String>,
+    target: Option<DatabaseTarget>,
+    _pg: Option<support::pg::PgDatabase>,
+}
+
+impl Db {
+    fn sqlite() -> Self {
+        Self {
+            global: Vec::new(),
+            target: None,
+            _pg: None,
+        }
+    }
+
+    fn postgres() -> Self {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let pg = runtime.block_on(support::pg::database());
+        Self {
+            global: vec!["--database".to_owned(), pg.url.clone()],
+            target: Some(DatabaseTarget::Postgres(pg.url.clone())),
+            _pg: Some(pg),
+        }
+    }
+
+    fn args(&self) -> Vec<&str> {
+        self.global.iter().map(String::as_str).collect()
+    }
+
+    /// The audit log, read with the library as another replica would.
+    fn audit(&self, state: &std::path::Path, query: AuditQuery) -> Vec<(String, String, String)> {
+        let target = self
+            .target
+            .clone()
+            .unwrap_or_else(|| DatabaseTarget::Sqlite(state.join("sshield-server.db")));
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async {
+            let store = Backend::open(&target).await.expect("open");
+            store
+                .query_audit(&query)
+                .await
+                .expect("query")
+                .into_iter()
+                .map(|e| (e.host, e.outcome, e.reason.unwrap_or_default()))
+                .collect()
+        })
+    }
+}
+
+fn join_sign_verify_replay_revoke(db: Db) {
+    let (_tmp, state) = state_dir();
+    let global = db.args();
+    let server = Server::start(&state, &global, &["--listen", "127.0.0.1:0"]);
+    let secret = enroll_confirmed(&state, &global, "alice");
+    let web1 = TestHost::new("web1", 1);
+
+    // A made-up token joins nothing.
+    let forged = serde_json::json!({
+        "token": "sshj_forged", "name": "web1", "public_key": web1.public_key()
+    });
+    let (status, body) = server.post_json("/v1/join", &forged.to_string());
+    assert_eq!(status, 401, "{body}");
+
+    let (ok, out, _) = cli(&state, &global, &["host", "add", "web1"]);
+    assert!(ok);
+    let token = out.lines().next().expect("token").to_owned();
+    let join = serde_json::json!({"token": token, "name": "web1", "public_key": web1.public_key()});
+    let (status, body) = server.post_json("/v1/join", &join.to_string());
+    assert_eq!((status, body.as_str()), (200, r#"{"host":"web1"}"#));
+    // The token is spent.
+    let (status, body) = server.post_json("/v1/join", &join.to_string());
+    assert!(
+        status == 401 && body.contains("used or expired"),
+        "{status} {body}"
+    );
+
+    // Unsigned: refused, whatever the body.
+    let code = oathtool(&secret, 30);
+    let (status, body) = server.post_json("/v1/verify", &verify_body("alice", &code));
+    assert!(
+        status == 401 && body.contains("unsigned"),
+        "{status} {body}"
+    );
+
+    // Signed: the engine decides, once.
+    let request = verify_body("alice", &code);
+    let (status, body) = web1.post(&server, "/v1/verify", &request);
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            200,
+            r#"{"outcome":"allowed","method":"totp","reason":null}"#
+        )
+    );
+    let (status, body) = web1.post(&server, "/v1/verify", &request);
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            200,
+            r#"{"outcome":"denied","method":null,"reason":"replayed"}"#
+        )
+    );
+
+    // The same signed request sent twice: the nonce gives it away.
+    let nonce = fresh_nonce();
+    let headers = web1.headers("POST", "/v1/verify", request.as_bytes(), now(), &nonce);
+    let content_type = "application/json";
+    let first = server.post_with("/v1/verify", &headers, content_type, request.as_bytes());
+    assert_eq!(first.0, 200);
+    let (status, body) = server.post_with("/v1/verify", &headers, content_type, request.as_bytes());
+    assert!(
+        status == 401 && body.contains("replayed request"),
+        "{status} {body}"
+    );
+    // A body changed after signing.
+    let other = verify_body("alice", "000000");
+    let headers = web1.headers(
+        "POST",
+        "/v1/verify",
+        request.as_bytes(),
+        now(),
+        &fresh_nonce(),
+    );
+    let content_type = "application/json";
+    let (status, body) = server.post_with("/v1/verify", &headers, content_type, other.as_bytes());
+    assert!(
+        status == 401 && body.contains("bad signature"),
+        "{status} {body}"
+    );
+    // Signed two minutes ago.
+    let headers = web1.headers(
+        "POST",
+        "/v1/verify",
+        request.as_bytes(),
+        now() - 120,
+        &fresh_nonce(),
+    );
+    let content_type = "application/json";
+    let (status, body) = server.post_with("/v1/verify", &headers, content_type, request.as_bytes());
+    assert!(status == 401 && body.contains("stale"), "{status} {body}");
+    // A host that never joined, and one that claims web1's name with its own key.
+    let stranger = TestHost::new("web9", 9);
+    let (status, body) = stranger.post(&server, "/v1/verify", &request);
+    assert!(
+        status == 401 && body.contains("unknown host"),
+        "{status} {body}"
+    );
+    let impostor = TestHost::new("web1", 2);
+    let (status, body) = impostor.post(&server, "/v1/verify", &request);
+    assert!(
+        status == 401 && body.contains("bad signature"),
+        "{status} {body}"
+    );
+
+    // Every decision is in the audit log, with the host that asked.
+    let audit = db.audit(
+        &state,
+        AuditQuery {
+            limit: 100,
+            ..AuditQuery::default()
+        },
+    );
+    let decisions: Vec<_> = audit
+        .iter()
+        .map(|(h, o, r)| (h.as_str(), o.as_str(), r.as_str()))
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            ("web1", "denied", "replayed"),
+            ("web1", "denied", "replayed"),
+            ("web1", "allowed", ""),
+        ]
+    );
+
+    // The admin reads the same with the CLI.
+    let (ok, out, err) = cli(&state, &global, &["audit", "--user", "alice", "--failed"]);
+    assert!(ok, "{err}");
+    let lines: Vec<_> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].ends_with(" web1 alice 192.0.2.9 sshd denied replayed"),
+        "{out}"
+    );
+    let (_, json, _) = cli(
+        &state,
+        &global,
+        &["audit", "--since", "1h", "--json", "--limit", "1"],
+    );
+    let newest: serde_json::Value = serde_json::from_str(json.trim()).expect("one JSON line");
+    assert_eq!(
+        (newest["host"].as_str(), newest["reason"].as_str()),
+        (Some("web1"), Some("replayed"))
+    );
+    assert_eq!(cli(&state, &global, &["audit", "--host", "web9"]).1, "");
+
+    // Revoked: refused from now on.
+    assert!(cli(&state, &global, &["host", "revoke", "web1"]).0);
+    let (status, body) = web1.post(&server, "/v1/verify", &verify_body("alice", "123456"));
+    assert!(status == 403 && body.contains("revoked"), "{status} {body}");
+    let list = cli(&state, &global, &["host", "list"]).1;
+    assert!(
+        list.starts_with("web1\tjoined ") && list.contains("\trevoked "),
+        "{list}"
+    );
+}
+
+/// Sixteen hosts' requests with the same code at once: one is allowed, the others are
+/// replays, on either backend (the compare-and-swap, not a lock in one process, decides).
+fn a_code_is_accepted_once_under_a_race(db: Db) {
+    let (_tmp, state) = state_dir();
+    let global = db.args();
+    let server = Arc::new(Server::start(&state, &global, &["--listen", "127.0.0.1:0"]));
+    let secret = enroll_confirmed(&state, &global, "bob");
+    let host = Arc::new(TestHost::new("web1", 1));
+    host.join(&server, &state, &global);
+    let request = Arc::new(verify_body("bob", &oathtool(&secret, 30)));
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let (server, host, request) = (server.clone(), host.clone(), request.clone());
+            std::thread::spawn(move || host.post(&server, "/v1/verify", &request))
+        })
+        .collect();
+    let answers: Vec<_> = threads
+        .into_iter()
+        .map(|t| t.join().expect("thread"))
+        .collect();
+    let allowed = answers
+        .iter()
+        .filter(|(_, b)| b.contains("allowed"))
+        .count();
+    // The others are replays, counted as failures: after five the source is locked.
+    let refused = answers
+        .iter()
+        .filter(|(s, b)| *s == 200 && (b.contains("\"replayed\"") || b.contains("\"locked\"")))
+        .count();
+    assert_eq!((allowed, refused), (1, 15), "{answers:?}");
+}
+
+macro_rules! on_both_backends {
+    ($($check:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $check() { super::$check(super::Db::sqlite()) } )*
+        }
+        mod postgres {
+            $( #[test] fn $check() { super::$check(super::Db::postgres()) } )*
+        }
+    };
+}
+
+on_both_backends!(
+    join_sign_verify_replay_revoke,
+    a_code_is_accepted_once_under_a_race
+);
+
+/// The database vanishes under a running server (PostgreSQL dropped with its connections):
+/// a host's request gets 503 with a message, not a 500 or a hang, and the server keeps
+/// answering what needs no database.
+#[test]
+fn a_database_that_vanishes_is_a_503() {
+    let db = Db::postgres();
+    let (_tmp, state) = state_dir();
+    let global = db.args();
+    let server = Server::start(&state, &global, &["--listen", "127.0.0.1:0"]);
+    let secret = enroll_confirmed(&state, &global, "erin");
+    let host = TestHost::new("web1", 1);
+    host.join(&server, &state, &global);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let pg = db._pg.as_ref().expect("postgres");
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let name = pg.url.rsplit('/').next().expect("database name");
+        let mut admin = sqlx::PgConnection::connect(&pg.cluster.url("postgres"))
+            .await
+            .expect("connect");
+        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await
+            .expect("drop");
+    });
+    let (status, body) = host.post(
+        &server,
+        "/v1/verify",
+        &verify_body("erin", &oathtool(&secret, 30)),
+    );
+    assert!(
+        status == 503 && body.contains("database failed"),
+        "{status} {body}"
+    );
+    assert_eq!(server.request("GET", "/healthz", &[], b"").0, 200);
+}
+
+/// Failures are counted per (user, source) with the engine's rules (docs/ratelimit.md): five
+/// wrong codes from an unfamiliar address lock it, even for the right code next, while the
+/// owner's familiar address still gets in.
+#[test]
+fn wrong_codes_lock_an_unfamiliar_source_not_the_owner() {
+    let (_tmp, state) = state_dir();
+    let server = Server::start(&state, &[], &["--listen", "127.0.0.1:0"]);
+    let secret = enroll_confirmed(&state, &[], "dave");
+    let (ok, out, _) = cli(&state, &[], &["user", "backup-codes", "dave"]);
+    assert!(ok);
+    let backup = support::server::backup_codes_of(&out);
+    let host = TestHost::new("web1", 1);
+    host.join(&server, &state, &[]);
+    let home = "192.0.2.1";
+    let away = "198.51.100.7";
+    let ask = |code: &str, source: &str| {
+        host.post(&server, "/v1/verify", &verify_from("dave", code, source))
+            .1
+    };
+    assert!(ask(&oathtool(&secret, 30), home).contains("allowed"));
+    let wrong = oathtool(&secret, 900);
+    for _ in 0..5 {
+        assert!(ask(&wrong, away).contains("wrong-code"));
+    }
+    assert!(ask(&backup[0], away).contains("\"locked\""));
+    // Another unfamiliar address shares the bucket: moving does not buy guesses.
+    assert!(ask(&backup[0], "203.0.113.9").contains("\"locked\""));
+    let (status, body) = host.post(
+        &server,
+        "/v1/verify",
+        &verify_from("dave", &backup[0], home),
+    );
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            200,
+            r#"{"outcome":"allowed","method":"backup","reason":null}"#
+        )
+    );
+}
+
+/// Each way a joined host's request can be malformed: a 4xx that says what to fix, never a
+/// 5xx, and nothing stored changes.
+#[test]
+fn malformed_requests_are_4xx_with_a_clear_message() {
+    let (_tmp, state) = state_dir();
+    let server = Server::start(&state, &[], &["--listen", "127.0.0.1:0"]);
+    let secret = enroll_confirmed(&state, &[], "carol");
+    let host = TestHost::new("web1", 1);
+    host.join(&server, &state, &[]);
+    let big = format!(
+        r#"{{"user":"carol","code":"{}","service":"sshd"}}"#,
+        "1".repeat(20_000)
+    );
+    let cases: [(&str, &str, u16, &str); 7] = [
+        ("not json", "{\"user\": ", 400, "EOF while parsing"),
+        (
+            "unknown field",
+            r#"{"user":"carol","code":"1","service":"sshd","admin":true}"#,
+            422,
+            "unknown field `admin`",
+        ),
+        (
+            "missing field",
+            r#"{"user":"carol","code":"1"}"#,
+            422,
+            "missing field `service`",
+        ),
+        (
+            "wrong type",
+            r#"{"user":"carol","code":123456,"service":"sshd"}"#,
+            422,
+            "invalid type",
+        ),
+        (
+            "bad user name",
+            r#"{"user":"../root","code":"1","service":"sshd"}"#,
+            422,
+            "field `user`",
+        ),
+        ("oversized", &big, 413, "length limit"),
+        ("not an object", "[]", 422, "expected struct VerifyRequest"),
+    ];
+    for (what, body, status, message) in cases {
+        let (got, answer) = host.post(&server, "/v1/verify", body);
+        assert_eq!(got, status, "{what}: {answer}");
+        assert!(answer.contains(message), "{what}: {answer}");
+    }
+    // Not JSON at all.
+    let headers = host.headers("POST", "/v1/verify", b"user=carol", now(), &fresh_nonce());
+    let content_type = "application/x-www-form-urlencoded";
+    let (status, body) = server.post_with("/v1/verify", &headers, content_type, b"user=carol");
+    assert!(
+        status == 415 && body.contains("application/json"),
+        "{status} {body}"
+    );
+    // A join with a key that is not one.
+    let (status, body) = server.post_json(
+        "/v1/join",
+        r#"{"token":"sshj_x","name":"web2","public_key":"AAAA"}"#,
+    );
+    assert!(
+        status == 422 && body.contains("public_key"),
+        "{status} {body}"
+    );
+    // Nothing above used carol's code.
+    let (status, body) = host.post(
+        &server,
+        "/v1/verify",
+        &verify_body("carol", &oathtool(&secret, 30)),
+    );
+    assert!(status == 200 && body.contains("allowed"), "{body}");
+}

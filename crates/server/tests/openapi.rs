@@ -1,0 +1,106 @@
+//! The OpenAPI document: served as committed, and true to the server it describes (its
+//! routes exist, its request schemas accept and refuse what the server does, its response
+//! schema has the fields the server sends).
+
+mod support;
+
+use serde_json::Value;
+use support::server::{enroll_confirmed, oathtool, state_dir, Server, TestHost};
+
+fn committed() -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+    std::fs::read_to_string(path).expect("docs/openapi.json")
+}
+
+fn schema<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    &doc["components"]["schemas"][name]
+}
+
+fn names(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = match v {
+        Value::Object(m) => m.keys().cloned().collect(),
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    };
+    out.sort();
+    out
+}
+
+#[test]
+fn the_served_document_is_the_committed_one_and_matches_the_server() {
+    let (_tmp, state) = state_dir();
+    let server = Server::start(&state, &[], &["--listen", "127.0.0.1:0"]);
+    let (status, served) = server.request("GET", "/v1/openapi.json", &[], b"");
+    assert_eq!(status, 200);
+    assert_eq!(
+        served,
+        committed(),
+        "the server serves docs/openapi.json as committed"
+    );
+    let doc: Value = serde_json::from_str(&served).expect("JSON");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+
+    // Every documented path answers its method (not 404 or 405).
+    assert_eq!(
+        names(&doc["paths"]),
+        ["/healthz", "/v1/join", "/v1/openapi.json", "/v1/verify"]
+    );
+    for (path, ops) in doc["paths"].as_object().expect("paths") {
+        for method in ops.as_object().expect("operations").keys() {
+            let (status, body) = server.request(&method.to_uppercase(), path, &[], b"");
+            assert!(
+                ![404, 405].contains(&status),
+                "{method} {path}: {status} {body}"
+            );
+        }
+    }
+
+    // VerifyRequest: the required fields alone are a request the server takes, and so are
+    // all the documented fields; one more is refused, as additionalProperties says.
+    let secret = enroll_confirmed(&state, &[], "alice");
+    let host = TestHost::new("web1", 1);
+    host.join(&server, &state, &[]);
+    let request = schema(&doc, "VerifyRequest");
+    assert_eq!(names(&request["required"]), ["code", "service", "user"]);
+    assert_eq!(
+        names(&request["properties"]),
+        ["code", "service", "source", "user"]
+    );
+    assert_eq!(request["additionalProperties"], Value::Bool(false));
+    let minimal =
+        serde_json::json!({"user": "alice", "code": oathtool(&secret, 30), "service": "sshd"});
+    let (status, answer) = host.post(&server, "/v1/verify", &minimal.to_string());
+    assert_eq!(status, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).expect("JSON");
+    let response = schema(&doc, "VerifyResponse");
+    assert_eq!(names(&answer), names(&response["properties"]));
+    assert_eq!(names(&answer), names(&response["required"]));
+    assert_eq!(answer["outcome"], "allowed");
+    let outcomes = &response["properties"]["outcome"]["enum"];
+    assert!(outcomes
+        .as_array()
+        .expect("enum")
+        .contains(&answer["outcome"]));
+    let full =
+        serde_json::json!({"user": "alice", "code": "1", "service": "sshd", "source": "192.0.2.1"});
+    let (status, answer) = host.post(&server, "/v1/verify", &full.to_string());
+    assert_eq!(status, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).expect("JSON");
+    let reasons = &response["properties"]["reason"]["enum"];
+    assert!(
+        reasons
+            .as_array()
+            .expect("enum")
+            .contains(&answer["reason"]),
+        "{answer}"
+    );
+    let extra = serde_json::json!({"user": "alice", "code": "1", "service": "sshd", "x": 1});
+    assert_eq!(host.post(&server, "/v1/verify", &extra.to_string()).0, 422);
+
+    let join = schema(&doc, "JoinRequest");
+    assert_eq!(names(&join["required"]), ["name", "public_key", "token"]);
+    assert_eq!(names(&join["properties"]), names(&join["required"]));
+}

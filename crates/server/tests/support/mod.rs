@@ -1,0 +1,10 @@
+//! What the server's tests share: a throwaway PostgreSQL cluster (one per test binary, one
+//! database per test), and a running `sshield-server` process with a small HTTP client.
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own part of this module"
+)]
+
+pub mod pg;
+pub mod server;
+pub mod tls;
