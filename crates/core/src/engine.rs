@@ -667,7 +667,11 @@ fn try_token(
         TokenKind::Totp => {
             let params = auth.totp_params();
             let window = Window::symmetric(policy.window);
-            let drift = usage.drift;
+            // The learned drift is kept within `max_drift` when it is learned, but the state
+            // file is only as good as whoever last wrote it (a hand edit, a restore from another
+            // host): a drift beyond the bound would move the window away from every code.
+            let max = i64::try_from(policy.max_drift).unwrap_or(i64::MAX);
+            let drift = usage.drift.clamp(-max, max);
             match verify_totp(
                 &auth.secret,
                 &params,
@@ -678,7 +682,6 @@ fn try_token(
                 usage.last_step,
             ) {
                 Some(hit) => {
-                    let max = i64::try_from(policy.max_drift).unwrap_or(i64::MAX);
                     let new = TokenUsage {
                         last_step: Some(hit.step),
                         drift: hit.offset.clamp(-max, max),

@@ -102,3 +102,22 @@ fn a_backup_code_works_once() {
         Decision::Deny(DenyReason::Replayed)
     ));
 }
+
+/// A drift in the state file beyond `max_drift` (a hand edit, a restore from another host)
+/// is used as `max_drift`: it can neither move the window to codes far in the future nor
+/// further away from the phone's clock than the engine itself would have learned.
+#[test]
+fn a_stored_drift_beyond_max_drift_is_used_as_max_drift() {
+    let max = Policy::default().max_drift;
+    let mut r = record(true, Vec::new());
+    r.usage.tokens.entry("phone".to_owned()).or_default().drift = 1_000_000;
+    assert!(matches!(
+        check(&mut r, &code_at(NOW + 1_000_000 * 30), None),
+        Decision::Deny(DenyReason::WrongCode)
+    ));
+    assert!(matches!(
+        check(&mut r, &code_at(NOW + max * 30), None),
+        Decision::Allow(Method::Totp { .. })
+    ));
+    assert_eq!(r.usage.tokens["phone"].drift, i64::try_from(max).unwrap());
+}
