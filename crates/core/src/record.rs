@@ -311,11 +311,11 @@ mod secret_base32 {
     use sshield_otp::Secret;
     use zeroize::Zeroizing;
 
-    pub fn serialize<S: Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&secret.to_base32())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
         let text = Zeroizing::new(String::deserialize(d)?);
         Secret::from_base32(&text).map_err(serde::de::Error::custom)
     }
@@ -325,11 +325,11 @@ mod algorithm_name {
     use serde::{Deserialize, Deserializer, Serializer};
     use sshield_otp::Algorithm;
 
-    pub fn serialize<S: Serializer>(a: &Algorithm, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(a: &Algorithm, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(a.as_str())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Algorithm, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Algorithm, D::Error> {
         String::deserialize(d)?
             .parse()
             .map_err(serde::de::Error::custom)
@@ -365,11 +365,11 @@ mod digits_value {
 
     const FIX: &str = "set it to 6, 7 or 8, the number of digits the authenticator app shows";
 
-    pub fn serialize<S: Serializer>(d: &Digits, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(d: &Digits, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u32(d.get())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Digits, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Digits, D::Error> {
         let n = d.deserialize_any(super::Whole("`digits` to be 6, 7 or 8"))?;
         u32::try_from(n)
             .ok()
@@ -388,14 +388,14 @@ mod period_value {
     const FIX: &str = "set it to the seconds per code the authenticator app uses, 1 to 86400 \
                        (30 is usual), or remove the line for 30";
 
-    pub fn serialize<S: Serializer>(p: &Option<Period>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(p: &Option<Period>, s: S) -> Result<S::Ok, S::Error> {
         match p {
             Some(p) => s.serialize_u64(p.seconds()),
             None => s.serialize_none(),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Period>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Period>, D::Error> {
         let n = d.deserialize_any(super::Whole("`period` to be 1 to 86400 seconds"))?;
         u64::try_from(n)
             .ok()

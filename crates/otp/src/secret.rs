@@ -13,13 +13,13 @@ use crate::base32::{decode_base32, encode_base32, Base32Error};
 pub struct Secret(Vec<u8>);
 
 /// The default key size: 160 bits, the HMAC-SHA-1 output size RFC 4226 §4 recommends.
-pub const DEFAULT_SECRET_BYTES: usize = 20;
+pub(crate) const DEFAULT_SECRET_BYTES: usize = 20;
 /// Keys shorter than 80 bits are refused; RFC 4226 §4 requires at least 128 and recommends 160,
 /// but pam_oath users (seed 002) made 120-bit keys with `md5sum | cut -b 1-30`, and those must
 /// import.
-pub const MIN_SECRET_BYTES: usize = 10;
+pub(crate) const MIN_SECRET_BYTES: usize = 10;
 /// HMAC accepts longer keys, but nothing real uses more than a SHA-512 block.
-pub const MAX_SECRET_BYTES: usize = 128;
+pub(crate) const MAX_SECRET_BYTES: usize = 128;
 
 impl Secret {
     /// A new random key of `len` bytes from the operating system's CSPRNG.

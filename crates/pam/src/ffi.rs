@@ -27,31 +27,31 @@ pub struct pam_handle_t {
 
 // Return values (`_pam_types.h`).
 /// Successful function return.
-pub const PAM_SUCCESS: c_int = 0;
+pub(crate) const PAM_SUCCESS: c_int = 0;
 /// Error in service module (here: the module's arguments or config are broken).
-pub const PAM_SERVICE_ERR: c_int = 3;
+pub(crate) const PAM_SERVICE_ERR: c_int = 3;
 /// Authentication failure.
-pub const PAM_AUTH_ERR: c_int = 7;
+pub(crate) const PAM_AUTH_ERR: c_int = 7;
 /// Conversation error.
-pub const PAM_CONV_ERR: c_int = 19;
+pub(crate) const PAM_CONV_ERR: c_int = 19;
 /// Ignore this module, whatever its control flag says.
-pub const PAM_IGNORE: c_int = 25;
+pub(crate) const PAM_IGNORE: c_int = 25;
 
 // Items for `pam_get_item` / `pam_set_item` (`_pam_types.h`).
 /// The service name (`sshd`, `sudo`).
-pub const PAM_SERVICE: c_int = 1;
+pub(crate) const PAM_SERVICE: c_int = 1;
 /// The user name.
-pub const PAM_USER: c_int = 2;
+pub(crate) const PAM_USER: c_int = 2;
 /// The remote host name or address (sshd sets it to the client's address).
-pub const PAM_RHOST: c_int = 4;
+pub(crate) const PAM_RHOST: c_int = 4;
 /// The authentication token (password), readable and settable by modules only.
-pub const PAM_AUTHTOK: c_int = 6;
+pub(crate) const PAM_AUTHTOK: c_int = 6;
 
 /// Ask, and don't echo what is typed: the only prompt style the module uses.
-pub const PAM_PROMPT_ECHO_OFF: c_int = 1;
+pub(crate) const PAM_PROMPT_ECHO_OFF: c_int = 1;
 
 #[allow(unused_imports, reason = "used by the test driver")]
-pub use application::*;
+pub(crate) use application::*;
 
 /// What only the application side of a conversation needs: the test driver, which answers
 /// the module's prompts the way sshd does. The module itself asks through `pam_prompt`, which
@@ -65,16 +65,16 @@ mod application {
 
     // Message styles (`_pam_types.h`).
     /// Ask, and echo what is typed.
-    pub const PAM_PROMPT_ECHO_ON: c_int = 2;
+    pub(crate) const PAM_PROMPT_ECHO_ON: c_int = 2;
     /// Show an error message.
-    pub const PAM_ERROR_MSG: c_int = 3;
+    pub(crate) const PAM_ERROR_MSG: c_int = 3;
     /// Show a message.
-    pub const PAM_TEXT_INFO: c_int = 4;
+    pub(crate) const PAM_TEXT_INFO: c_int = 4;
 
     /// `struct pam_message` (`_pam_types.h`).
     #[repr(C)]
     #[derive(Debug)]
-    pub struct pam_message {
+    pub(crate) struct pam_message {
         /// One of the `PAM_PROMPT_*` / `PAM_*_MSG` styles.
         pub msg_style: c_int,
         /// The text, NUL-terminated.
@@ -85,7 +85,7 @@ mod application {
     /// freed by whoever receives it.
     #[repr(C)]
     #[derive(Debug)]
-    pub struct pam_response {
+    pub(crate) struct pam_response {
         /// The answer, `malloc`ed and NUL-terminated, or null.
         pub resp: *mut c_char,
         /// Unused; zero.
@@ -93,7 +93,7 @@ mod application {
     }
 
     /// The conversation function in `struct pam_conv`; `msg` is `const struct pam_message **`.
-    pub type pam_conv_fn = unsafe extern "C" fn(
+    pub(crate) type pam_conv_fn = unsafe extern "C" fn(
         num_msg: c_int,
         msg: *mut *const pam_message,
         resp: *mut *mut pam_response,
@@ -103,7 +103,7 @@ mod application {
     /// `struct pam_conv` (`_pam_types.h`).
     #[repr(C)]
     #[derive(Debug)]
-    pub struct pam_conv {
+    pub(crate) struct pam_conv {
         /// The application's conversation function.
         pub conv: Option<pam_conv_fn>,
         /// Passed back to it unchanged.
@@ -128,14 +128,14 @@ mod application {
 extern "C" {
     /// `pam_modules.h`: the user name, asking for it through the conversation if it is not
     /// set yet. `*user` stays owned by libpam.
-    pub fn pam_get_user(
+    pub(crate) fn pam_get_user(
         pamh: *mut pam_handle_t,
         user: *mut *const c_char,
         prompt: *const c_char,
     ) -> c_int;
 
     /// `_pam_types.h`: an item; `*item` stays owned by libpam.
-    pub fn pam_get_item(
+    pub(crate) fn pam_get_item(
         pamh: *const pam_handle_t,
         item_type: c_int,
         item: *mut *const c_void,
@@ -143,15 +143,15 @@ extern "C" {
 
     /// `_pam_types.h`: sets an item; libpam copies string items (and wipes the old value of
     /// `PAM_AUTHTOK`).
-    pub fn pam_set_item(pamh: *mut pam_handle_t, item_type: c_int, item: *const c_void) -> c_int;
+    pub(crate) fn pam_set_item(pamh: *mut pam_handle_t, item_type: c_int, item: *const c_void) -> c_int;
 
     /// `_pam_types.h`: a variable of the PAM environment (which sshd fills, e.g.
     /// `SSH_AUTH_INFO_0` with `ExposeAuthInfo yes`), or null; owned by libpam.
-    pub fn pam_getenv(pamh: *mut pam_handle_t, name: *const c_char) -> *const c_char;
+    pub(crate) fn pam_getenv(pamh: *mut pam_handle_t, name: *const c_char) -> *const c_char;
 
     /// `pam_ext.h`: one conversation round with a single message, formatted printf-style.
     /// For a prompt, `*response` receives the `malloc`ed answer, which the caller frees.
-    pub fn pam_prompt(
+    pub(crate) fn pam_prompt(
         pamh: *mut pam_handle_t,
         style: c_int,
         response: *mut *mut c_char,
@@ -160,7 +160,7 @@ extern "C" {
     ) -> c_int;
 
     /// `pam_ext.h`: syslog at facility authpriv, prefixed `MODULE(SERVICE:TYPE): `.
-    pub fn pam_syslog(pamh: *const pam_handle_t, priority: c_int, fmt: *const c_char, ...);
+    pub(crate) fn pam_syslog(pamh: *const pam_handle_t, priority: c_int, fmt: *const c_char, ...);
 }
 
 #[cfg(test)]

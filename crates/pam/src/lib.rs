@@ -50,6 +50,8 @@
 //! a password or a key). The prompt text is the config's `prompt`. Listing the module in an
 //! `account` stack does nothing (`PAM_IGNORE`); lockout happens when the code is checked.
 #![deny(unsafe_op_in_unsafe_fn)]
+// What is `pub` is the crate's API: anything else is `pub(crate)` or private.
+#![warn(unreachable_pub)]
 
 // A panic that cannot unwind cannot be caught, and would abort sshd's worker mid-login.
 #[cfg(panic = "abort")]

@@ -19,7 +19,7 @@ use super::ffi::{self, pam_message, pam_response};
 /// Answers the module's prompts: `answers` in order, one per prompt; every message seen, by
 /// style and text, in `prompts`.
 #[derive(Debug)]
-pub struct Conversation {
+pub(super) struct Conversation {
     /// What the user types, one per prompt.
     pub answers: VecDeque<CString>,
     /// Every message shown or asked, in order.
@@ -28,7 +28,7 @@ pub struct Conversation {
 
 impl Conversation {
     /// A user who will type `answers`.
-    pub fn new(answers: VecDeque<CString>) -> Self {
+    pub(super) fn new(answers: VecDeque<CString>) -> Self {
         Self {
             answers,
             prompts: Vec::new(),
@@ -39,7 +39,7 @@ impl Conversation {
 /// `text` in memory from `malloc`, NUL-terminated, for the receiver to `free`: what `strdup`
 /// does (written out because Miri runs `malloc` and `free` but not `strdup`). Null if out of
 /// memory.
-pub fn malloc_copy(text: &CStr) -> *mut c_char {
+pub(super) fn malloc_copy(text: &CStr) -> *mut c_char {
     let bytes = text.to_bytes_with_nul();
     // SAFETY: a fresh allocation of `bytes.len()` bytes, or null.
     let copy = unsafe { libc::malloc(bytes.len()) }.cast::<u8>();
@@ -56,7 +56,7 @@ pub fn malloc_copy(text: &CStr) -> *mut c_char {
 ///
 /// Called by libpam with `num_msg` messages (Linux-PAM's layout: an array of pointers) and
 /// the `appdata_ptr` given to `pam_start_confdir`, which points to a live [`Conversation`].
-pub unsafe extern "C" fn converse(
+pub(super) unsafe extern "C" fn converse(
     num_msg: c_int,
     msg: *mut *const pam_message,
     resp: *mut *mut pam_response,
