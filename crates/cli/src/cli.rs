@@ -298,6 +298,20 @@ Examples:\n  \
     )]
     Doctor(DoctorArgs),
 
+    /// Recent second-factor decisions on this host, newest first (who, from where, how).
+    #[command(
+        after_help = "Reads the config's log_file if it sets one, else the systemd journal \
+(root's authpriv entries only: a local user can log under any name, but not as root), or the \
+syslog file given with --file (its lines can be forged by anyone who can write to syslog).\n\n\
+Examples:\n  \
+  sshield log                                  # the last 100 decisions\n  \
+  sshield log --user alice --since 1h --failed\n  \
+  sshield log --summary --since 1d              # per user and source: allowed, denied, last\n  \
+  sshield log --file /var/log/auth.log --json | jq 'select(.outcome == \"denied\")'\n\n\
+Exit status: 0 listed (even if nothing matched), 2 the log cannot be read. See docs/log.md."
+    )]
+    Log(LogArgs),
+
     /// Write man pages and shell completions into a directory (for packagers).
     #[command(hide = true)]
     GenerateDocs {
@@ -321,6 +335,36 @@ pub struct DemoArgs {
     pub sshd: PathBuf,
     /// Also print one line of JSON with the port, user, key, secret and command (always when
     /// standard output is not a terminal).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sshield log`'s options.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Only this user's decisions.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Only those logged by this host (a syslog file collected from several hosts).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Only those in this past span (`90s`, `1h`, `2d`).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub since: Option<std::time::Duration>,
+    /// Only denials.
+    #[arg(long)]
+    pub failed: bool,
+    /// One line per user and source instead: how many allowed and denied, and the last.
+    #[arg(long)]
+    pub summary: bool,
+    /// At most this many decisions (not with --summary).
+    #[arg(long, default_value_t = 100, conflicts_with = "summary")]
+    pub limit: usize,
+    /// Read this syslog-style file (`TIME HOST PROGRAM[PID]: MESSAGE`, RFC 3339 times)
+    /// instead of the log_file or the journal.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// One JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
 }

@@ -98,6 +98,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             daemon::run(config, syslog_socket)
         }
         Command::Login { .. } | Command::Doctor(_) | Command::Demo(_) => Ok(()),
+        Command::Log(args) => commands::log::run(&config_path, &args),
         Command::GenerateDocs { dir } => commands::docs::generate(&dir),
         Command::Setup(args) => commands::setup::run(&config_path, &args),
     }

@@ -485,3 +485,93 @@ fn the_accept_queue_holds_at_most_128_connections() {
     // And the daemon serves on.
     wait_for_a_prompt(&socket);
 }
+
+/// `sshield log` reads back the decisions the daemon logged (issue 11's `sshield log` on a
+/// lone host): newest first, filtered, as JSON and per user and source; in a syslog file,
+/// only lines shaped as the front ends write them count, not an sshd line whose user name a
+/// client chose.
+#[test]
+fn sshield_log_reads_back_the_decisions_the_daemon_logged() {
+    let logs = tempfile::tempdir().unwrap();
+    let log_file = logs.path().join("sshield.log");
+    let (sb, socket) = with_socket(&format!("log_file = \"{}\"", log_file.display()));
+    let _daemon = start(&mut daemon_command(&sb), &socket);
+    let user = enroll_me(&sb);
+    let code = common::oathtool(common::SECRET_A, &["--totp"]).remove(0);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let replies = converse(
+        &socket,
+        &[
+            &format!(r#"{{"v":1,"op":"check","code":"{wrong}"}}"#),
+            &format!(r#"{{"v":1,"op":"check","code":"{code}"}}"#),
+        ],
+    );
+    assert!(replies[1].contains("\"allow\""), "{replies:#?}");
+
+    let out = sb.run(&["log"], None);
+    out.expect(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", out.stdout);
+    let host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    // Newest first: the allowed code, then the wrong one; no source (not through sshd).
+    assert!(
+        lines[0].ends_with(&format!(" {host} {user} - sshield-login allowed totp")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[1].ends_with(&format!(" {user} - sshield-login denied wrong-code")),
+        "{}",
+        out.stdout
+    );
+
+    let out = sb.run(&["log", "--failed", "--json"], None);
+    out.expect(0);
+    let rows: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{}", out.stdout);
+    assert_eq!(rows[0]["outcome"], "denied");
+    assert_eq!(rows[0]["reason"], "wrong-code");
+    assert_eq!(rows[0]["method"], serde_json::Value::Null);
+    assert_eq!(rows[0]["user"], user.as_str());
+
+    sb.run(&["log", "--summary"], None)
+        .expect(0)
+        .expect_out(&format!("{user} - 1 1 "));
+    let out = sb.run(&["log", "--user", "nobody-else", "--since", "1h"], None);
+    assert_eq!(out.expect(0).stdout, "");
+
+    // A syslog file: Debian 12's rsyslog format, an sshd line whose user name the client chose,
+    // and syslog's traditional format (no year: left out, and said so).
+    let auth_log = logs.path().join("auth.log");
+    std::fs::write(
+        &auth_log,
+        "2026-12-04T22:40:07.123456+01:00 web1 sshd[42]: pam_sshield(sshd:auth): deny \
+         user=alice rhost=192.0.2.9 service=sshd method=code reason=replayed\n\
+         2026-12-04T22:41:00.000000+00:00 web1 sshd[43]: Invalid user allow user=root \
+         rhost=192.0.2.9 service=sshd method=totp reason=ok from 192.0.2.9 port 50000\n\
+         Dec  4 22:42:00 web1 sshd[44]: pam_sshield(sshd:auth): allow user=bob rhost=- \
+         service=sshd method=totp reason=ok\n",
+    )
+    .unwrap();
+    let out = sb.run(&["log", "--file", auth_log.to_str().unwrap()], None);
+    out.expect(0);
+    assert_eq!(
+        out.stdout,
+        "2026-12-04T21:40:07Z web1 alice 192.0.2.9 sshd denied replayed\n"
+    );
+    assert!(
+        out.stderr
+            .contains("1 decision line(s) without an RFC 3339 time"),
+        "{}",
+        out.stderr
+    );
+    sb.run(&["log", "--file", "/nonexistent/auth.log"], None)
+        .expect_err(2, "cannot read /nonexistent/auth.log");
+}

@@ -252,6 +252,95 @@ impl fmt::Display for Exemption {
     }
 }
 
+/// A decision line read back from a log: what [`decision_line`], [`exemption_line`],
+/// [`error_line`] and [`failmode_line`] wrote, with its values unescaped (`sshield log`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    /// `allow` (true) or `deny`.
+    pub allowed: bool,
+    /// The account.
+    pub user: String,
+    /// The client's address, `None` for a local login (`rhost=-`).
+    pub rhost: Option<String>,
+    /// The PAM service (or `sshield-login` for the ForceCommand helper).
+    pub service: String,
+    /// `totp`, `hotp`, `backup`, `exempt`, `unenrolled`, `code` or `none`.
+    pub method: String,
+    /// `ok`, a denial's reason or an exemption.
+    pub reason: String,
+}
+
+impl Decided {
+    /// The decision in a syslog message: the text after the logger's `PROGRAM[PID]: `, which
+    /// is the decision line itself (`sshield` and the daemon) or one `pam_sshield(SERVICE:auth): `
+    /// tag and the line (the PAM module through `pam_syslog`). `None` for anything else. Nothing
+    /// may come before the line but that tag, its fields must come in the writers' order, and
+    /// nothing but a `detail="..."` after them: sshd's `Invalid user NAME from ...`, whose NAME
+    /// the client chooses, is never read as a decision.
+    pub fn parse(message: &str) -> Option<Self> {
+        let line = match message.strip_prefix("pam_sshield(") {
+            Some(rest) => rest.split_once("): ")?.1,
+            None => message,
+        };
+        let mut words = line.splitn(7, ' ');
+        let allowed = match words.next()? {
+            "allow" => true,
+            "deny" => false,
+            _ => return None,
+        };
+        let mut field = |key: &str| {
+            words
+                .next()
+                .and_then(|w| w.strip_prefix(key))
+                .and_then(|w| w.strip_prefix('='))
+                .map(unescape_token)
+        };
+        let user = field("user")?;
+        let rhost = field("rhost")?;
+        let service = field("service")?;
+        let method = field("method")?;
+        let reason = field("reason")?;
+        match words.next() {
+            None => {}
+            Some(detail) if detail.starts_with("detail=\"") && detail.ends_with('"') => {}
+            Some(_) => return None,
+        }
+        Some(Self {
+            allowed,
+            user,
+            rhost: (rhost != "-").then_some(rhost),
+            service,
+            method,
+            reason,
+        })
+    }
+}
+
+/// The inverse of [`escape_token`].
+fn unescape_token(token: &str) -> String {
+    let bytes = token.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 2..i + 4)
+            .filter(|_| bytes[i] == b'\\' && bytes.get(i + 1) == Some(&b'x'))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(b) => {
+                out.push(b);
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,5 +371,71 @@ mod tests {
             l.text,
             "deny user=alice rhost=203.0.113.9 service=sshd method=code reason=wrong-code"
         );
+    }
+
+    #[test]
+    fn every_kind_of_line_reads_back_as_written() {
+        let caller = Caller::new(Account::from_system("al ice\"x".to_owned()), "sshd")
+            .from_source(Some("203.0.113.9".parse().unwrap()));
+        let local = Caller::new(Account::from_system("bob".to_owned()), "sudo");
+        let lines = [
+            decision_line(&caller, &Decision::Deny(DenyReason::WrongCode)),
+            exemption_line(&local, &Exemption::Network),
+            error_line(&caller, "config.toml:3: bad"),
+            failmode_line(&local, true, "no daemon at /run/x.sock"),
+        ];
+        let read: Vec<Decided> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let message = if i % 2 == 0 {
+                    format!("pam_sshield(sshd:auth): {l}")
+                } else {
+                    l.to_string()
+                };
+                Decided::parse(&message).unwrap()
+            })
+            .collect();
+        assert_eq!(read[0].user, "al ice\"x");
+        assert_eq!(read[0].rhost.as_deref(), Some("203.0.113.9"));
+        assert_eq!(
+            (
+                read[0].allowed,
+                read[0].method.as_str(),
+                read[0].reason.as_str()
+            ),
+            (false, "code", "wrong-code")
+        );
+        assert_eq!(
+            (
+                read[1].allowed,
+                read[1].rhost.as_deref(),
+                read[1].service.as_str()
+            ),
+            (true, None, "sudo")
+        );
+        assert_eq!(
+            (read[1].method.as_str(), read[1].reason.as_str()),
+            ("exempt", "network")
+        );
+        assert_eq!(read[2].reason, "config-error");
+        assert_eq!(
+            (read[3].allowed, read[3].reason.as_str()),
+            (true, "failmode-safe")
+        );
+    }
+
+    #[test]
+    fn text_that_only_looks_like_a_decision_is_not_one() {
+        for text in [
+            "Invalid user allow user=root rhost=- service=sshd method=totp reason=ok from 192.0.2.1",
+            "Invalid user pam_sshield(x): allow user=root rhost=- service=sshd method=totp reason=ok",
+            "allow user=root rhost=- service=sshd method=totp reason=ok from 192.0.2.1 port 22",
+            "allow user=root rhost=- service=sshd reason=ok method=totp",
+            "deny user=root rhost=-",
+            "",
+        ] {
+            assert_eq!(Decided::parse(text), None, "{text}");
+        }
     }
 }

@@ -143,7 +143,11 @@ extern "C" {
 
     /// `_pam_types.h`: sets an item; libpam copies string items (and wipes the old value of
     /// `PAM_AUTHTOK`).
-    pub(crate) fn pam_set_item(pamh: *mut pam_handle_t, item_type: c_int, item: *const c_void) -> c_int;
+    pub(crate) fn pam_set_item(
+        pamh: *mut pam_handle_t,
+        item_type: c_int,
+        item: *const c_void,
+    ) -> c_int;
 
     /// `_pam_types.h`: a variable of the PAM environment (which sshd fills, e.g.
     /// `SSH_AUTH_INFO_0` with `ExposeAuthInfo yes`), or null; owned by libpam.
