@@ -109,6 +109,13 @@ pub enum UserCommand {
     },
     /// List users and their state.
     List,
+    /// Import users from a host's store, as `sshield export` wrote it: authenticators,
+    /// backup codes and login state, so a code used on the host is refused here too.
+    Import {
+        /// The file `sshield export --output FILE` wrote.
+        #[arg(long, value_name = "FILE")]
+        from_sshield: PathBuf,
+    },
     /// Import users from pam_oath's usersfile (users.oath), with their replay state.
     ImportUsersOath {
         /// The file.

@@ -77,6 +77,52 @@ async fn of_racing_writers_exactly_one_wins(s: Arc<impl Storage + 'static>) {
     );
 }
 
+/// An import stores all its users in one transaction: one name taken stores none of the
+/// others, and the taken user's row is left as it was.
+async fn an_import_stores_all_its_users_or_none(s: Arc<impl Storage + 'static>) {
+    s.create_user(&user("carol", 3, b"carol's own"))
+        .await
+        .expect("create");
+    let batch = [
+        user("ann", 1, b"a"),
+        user("carol", 1, b"imported"),
+        user("dan", 1, b"d"),
+    ];
+    let err = s.create_users(&batch).await;
+    assert!(
+        matches!(&err, Err(StorageError::Exists { name, .. }) if name == "carol"),
+        "{err:?}"
+    );
+    assert_eq!(s.load_user("ann").await.expect("load"), None, "rolled back");
+    assert_eq!(s.load_user("dan").await.expect("load"), None);
+    assert_eq!(
+        s.load_user("carol").await.expect("load"),
+        Some(user("carol", 3, b"carol's own"))
+    );
+    // The same names twice in one batch: refused whole too.
+    let twice = s
+        .create_users(&[user("eve", 1, b"1"), user("eve", 1, b"2")])
+        .await;
+    assert!(
+        matches!(twice, Err(StorageError::Exists { .. })),
+        "{twice:?}"
+    );
+    assert_eq!(s.load_user("eve").await.expect("load"), None);
+
+    s.create_users(&[user("ann", 1, b"a"), user("dan", 1, b"d")])
+        .await
+        .expect("import");
+    let names: Vec<String> = s
+        .list_users()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["ann", "carol", "dan"]);
+    s.create_users(&[]).await.expect("an empty import");
+}
+
 async fn users_are_listed_without_their_secrets_and_deleted(s: Arc<impl Storage + 'static>) {
     s.create_user(&user("carol", 1, b"sealed"))
         .await
@@ -253,6 +299,7 @@ macro_rules! conformance {
 conformance!(
     create_load_and_compare_and_swap,
     of_racing_writers_exactly_one_wins,
+    an_import_stores_all_its_users_or_none,
     users_are_listed_without_their_secrets_and_deleted,
     hosts_are_added_listed_and_revoked,
     a_join_token_is_used_once_and_not_after_it_expires,

@@ -158,6 +158,12 @@ impl std::error::Error for StorageError {}
 pub trait Storage: Send + Sync {
     /// Stores a new user at `row.version`; [`StorageError::Exists`] if the name is taken.
     fn create_user(&self, row: &UserRow) -> impl Future<Output = Result<(), StorageError>> + Send;
+    /// Stores several new users in one transaction: all of them, or (if any name is taken,
+    /// [`StorageError::Exists`] naming it, or the database fails) none.
+    fn create_users(
+        &self,
+        rows: &[UserRow],
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
     /// One user's row, if any.
     fn load_user(
         &self,
@@ -349,6 +355,7 @@ macro_rules! forward {
 
 forward! {
     fn create_user(&self, row: &UserRow) -> ();
+    fn create_users(&self, rows: &[UserRow]) -> ();
     fn load_user(&self, name: &str) -> Option<UserRow>;
     fn update_user(&self, row: &UserRow) -> ();
     fn delete_user(&self, name: &str) -> bool;

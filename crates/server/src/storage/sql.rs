@@ -89,22 +89,43 @@ macro_rules! host_row {
     };
 }
 
+/// `CREATE_USER` with `row`'s columns bound, for either backend.
+macro_rules! insert_user {
+    ($row:expr) => {
+        sqlx::query(CREATE_USER)
+            .bind(&$row.name)
+            .bind(&$row.sealed)
+            .bind($row.version)
+            .bind(&$row.state)
+            .bind($row.disabled)
+            .bind($row.updated_at)
+    };
+}
+
 /// Implements [`Storage`] for a backend whose `pool` field is a `sqlx::Pool`.
 macro_rules! storage_impl {
     ($storage:ty) => {
         impl Storage for $storage {
             async fn create_user(&self, row: &UserRow) -> Result<(), StorageError> {
-                sqlx::query(CREATE_USER)
-                    .bind(&row.name)
-                    .bind(&row.sealed)
-                    .bind(row.version)
-                    .bind(&row.state)
-                    .bind(row.disabled)
-                    .bind(row.updated_at)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(taken("user", &row.name, "creating a user"))?;
+                insert_user!(row).execute(&self.pool).await.map_err(taken(
+                    "user",
+                    &row.name,
+                    "creating a user",
+                ))?;
                 Ok(())
+            }
+
+            async fn create_users(&self, rows: &[UserRow]) -> Result<(), StorageError> {
+                let mut tx = self.pool.begin().await.map_err(db("starting an import"))?;
+                for row in rows {
+                    insert_user!(row).execute(&mut *tx).await.map_err(taken(
+                        "user",
+                        &row.name,
+                        "importing users",
+                    ))?;
+                }
+                // Dropped without commit on any error above: the transaction rolls back.
+                tx.commit().await.map_err(db("committing an import"))
             }
 
             async fn load_user(&self, name: &str) -> Result<Option<UserRow>, StorageError> {
