@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use sshield_core::config::RateLimit;
 use sshield_core::{Policy, UnixTime};
 
+use crate::config::Retention;
 use crate::hosts;
 use crate::seal::SealKey;
 use crate::storage::{Backend, StorageError};
@@ -38,6 +39,8 @@ pub struct App {
     pub signature_skew: Duration,
     /// How long a join token stays valid.
     pub join_token_ttl: Duration,
+    /// How long audit entries are kept.
+    pub audit_retention: Retention,
 }
 
 /// The routes, with `max_body` the largest body accepted.

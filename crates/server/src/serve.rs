@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::api::{self, App};
-use crate::config::Settings;
+use crate::config::{Retention, Settings};
 use crate::records::unix;
 use crate::seal::{SealError, SealKey, KEY_FILE};
 use crate::storage::{Backend, Storage, StorageError};
@@ -120,6 +120,7 @@ pub async fn open_app(settings: &Settings) -> Result<App, ServeError> {
         rate_limit: settings.rate_limit.clone(),
         signature_skew: settings.signature_skew,
         join_token_ttl: settings.join_token_ttl,
+        audit_retention: settings.audit_retention,
     })
 }
 
@@ -159,6 +160,9 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let handle = axum_server::Handle::new();
     tokio::spawn(stop_on_signal(handle.clone()));
     tokio::spawn(prune_nonces(Arc::clone(&app)));
+    if let Retention::For(span) = app.audit_retention {
+        tokio::spawn(prune_audit(Arc::clone(&app), span));
+    }
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%bound, scheme, "listening");
     println!("listening on {scheme}://{bound}");
@@ -190,6 +194,23 @@ async fn prune_nonces(app: Arc<App>) {
         let before = unix(UnixTime::now()).saturating_sub(skew.saturating_add(1));
         if let Err(e) = app.store.prune_nonces(before).await {
             tracing::warn!(error = %e, "pruning nonces");
+        }
+    }
+}
+
+/// Deletes audit entries older than `span`: at start, then every tenth of `span` (at least
+/// every second, at most every hour), so none outlives it by more than a tenth.
+async fn prune_audit(app: Arc<App>, span: Duration) {
+    let every = (span / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    let mut tick = tokio::time::interval(every);
+    let span = i64::try_from(span.as_secs()).unwrap_or(i64::MAX);
+    loop {
+        tick.tick().await;
+        let before = unix(UnixTime::now()).saturating_sub(span);
+        match app.store.prune_audit(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "audit entries past audit_retention"),
+            Err(e) => tracing::warn!(error = %e, "pruning the audit log"),
         }
     }
 }

@@ -251,6 +251,50 @@ fn a_code_is_accepted_once_under_a_race(db: Db) {
     assert_eq!((allowed, refused), (1, 15), "{answers:?}");
 }
 
+/// With `audit_retention = "3s"` a running server deletes entries older than that (checked
+/// every second), and keeps the newer ones.
+fn old_audit_entries_are_pruned(db: Db) {
+    let (tmp, state) = state_dir();
+    let config = tmp.path().join("server.toml");
+    std::fs::write(&config, "audit_retention = \"3s\"\n").expect("write config");
+    let mut global = db.args();
+    global.extend(["--config", config.to_str().expect("utf-8")]);
+    let server = Server::start(&state, &global, &["--listen", "127.0.0.1:0"]);
+    let secret = enroll_confirmed(&state, &global, "frank");
+    let host = TestHost::new("web1", 1);
+    host.join(&server, &state, &global);
+    let wrong = oathtool(&secret, 900);
+    let ask = |source: &str| {
+        let (status, body) =
+            host.post(&server, "/v1/verify", &verify_from("frank", &wrong, source));
+        assert!(status == 200 && body.contains("wrong-code"), "{body}");
+    };
+    let sources = || -> Vec<String> {
+        let out = cli(&state, &global, &["audit", "--json"]).1;
+        out.lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
+                v["source"].as_str().unwrap_or_default().to_owned()
+            })
+            .collect()
+    };
+    ask("192.0.2.1");
+    assert_eq!(sources(), ["192.0.2.1"]);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    ask("192.0.2.2");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut left = sources();
+    while left.len() > 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        left = sources();
+    }
+    assert_eq!(
+        left,
+        ["192.0.2.2"],
+        "the older entry is pruned, the newer kept"
+    );
+}
+
 macro_rules! on_both_backends {
     ($($check:ident),* $(,)?) => {
         mod sqlite {
@@ -264,7 +308,8 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     join_sign_verify_replay_revoke,
-    a_code_is_accepted_once_under_a_race
+    a_code_is_accepted_once_under_a_race,
+    old_audit_entries_are_pruned,
 );
 
 /// The database vanishes under a running server (PostgreSQL dropped with its connections):

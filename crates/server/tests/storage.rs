@@ -266,6 +266,33 @@ async fn audit_is_appended_and_queried(s: Arc<impl Storage + 'static>) {
     assert_eq!(full, [all[1].clone()]);
 }
 
+async fn audit_entries_older_than_a_time_are_pruned(s: Arc<impl Storage + 'static>) {
+    for time in [100, 200, 300] {
+        let entry = AuditEntry {
+            time,
+            host: "web1".to_owned(),
+            user: "alice".to_owned(),
+            source: None,
+            service: "sshd".to_owned(),
+            method: Some("totp".to_owned()),
+            outcome: AuditEntry::ALLOWED.to_owned(),
+            reason: None,
+        };
+        s.append_audit(&entry).await.expect("append");
+    }
+    assert_eq!(s.prune_audit(200).await.expect("prune"), 1);
+    assert_eq!(s.prune_audit(200).await.expect("prune again"), 0);
+    let left = s
+        .query_audit(&AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .expect("query");
+    let times: Vec<i64> = left.iter().map(|e| e.time).collect();
+    assert_eq!(times, [300, 200], "an entry at the limit is kept");
+}
+
 /// Runs each named check on a fresh SQLite file and on a fresh PostgreSQL database.
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
@@ -305,6 +332,7 @@ conformance!(
     a_join_token_is_used_once_and_not_after_it_expires,
     a_nonce_is_accepted_once_per_host_and_pruned,
     audit_is_appended_and_queried,
+    audit_entries_older_than_a_time_are_pruned,
 );
 
 /// A fleet's database is often on another machine: `sslmode=verify-full` connects over TLS

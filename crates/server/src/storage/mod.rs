@@ -225,6 +225,8 @@ pub trait Storage: Send + Sync {
         &self,
         entry: &AuditEntry,
     ) -> impl Future<Output = Result<(), StorageError>> + Send;
+    /// Deletes audit entries older than `before` (Unix seconds); how many.
+    fn prune_audit(&self, before: i64) -> impl Future<Output = Result<u64, StorageError>> + Send;
     /// Reads the audit log, newest first.
     fn query_audit(
         &self,
@@ -369,6 +371,7 @@ forward! {
     fn remember_nonce(&self, host: &str, nonce: &str, ts: i64) -> bool;
     fn prune_nonces(&self, before: i64) -> u64;
     fn append_audit(&self, entry: &AuditEntry) -> ();
+    fn prune_audit(&self, before: i64) -> u64;
     fn query_audit(&self, query: &AuditQuery) -> Vec<AuditEntry>;
 }
 

@@ -33,6 +33,7 @@ const USE_JOIN_TOKEN: &str = "UPDATE join_tokens SET used_at = $2 \
 const REMEMBER_NONCE: &str =
     "INSERT INTO nonces (host, nonce, ts) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 const PRUNE_NONCES: &str = "DELETE FROM nonces WHERE ts < $1";
+const PRUNE_AUDIT: &str = "DELETE FROM audit WHERE time < $1";
 const APPEND_AUDIT: &str = "INSERT INTO audit \
      (time, host, \"user\", source, service, method, outcome, reason) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
@@ -99,6 +100,18 @@ macro_rules! insert_user {
             .bind(&$row.state)
             .bind($row.disabled)
             .bind($row.updated_at)
+    };
+}
+
+/// Runs a `DELETE ... WHERE time < $1` statement; how many rows it deleted.
+macro_rules! delete_before {
+    ($storage:expr, $sql:expr, $before:expr, $doing:expr) => {
+        sqlx::query($sql)
+            .bind($before)
+            .execute(&$storage.pool)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(db($doing))
     };
 }
 
@@ -286,12 +299,11 @@ macro_rules! storage_impl {
             }
 
             async fn prune_nonces(&self, before: i64) -> Result<u64, StorageError> {
-                let done = sqlx::query(PRUNE_NONCES)
-                    .bind(before)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db("pruning nonces"))?;
-                Ok(done.rows_affected())
+                delete_before!(self, PRUNE_NONCES, before, "pruning nonces")
+            }
+
+            async fn prune_audit(&self, before: i64) -> Result<u64, StorageError> {
+                delete_before!(self, PRUNE_AUDIT, before, "pruning the audit log")
             }
 
             async fn append_audit(&self, e: &AuditEntry) -> Result<(), StorageError> {
