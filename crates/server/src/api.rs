@@ -12,7 +12,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{middleware, Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sshield_core::config::RateLimit;
@@ -20,6 +20,7 @@ use sshield_core::{Policy, UnixTime};
 
 use crate::config::Retention;
 use crate::hosts;
+use crate::metrics::{self, Metrics};
 use crate::seal::SealKey;
 use crate::storage::{Backend, StorageError};
 use crate::verify;
@@ -41,6 +42,8 @@ pub struct App {
     pub join_token_ttl: Duration,
     /// How long audit entries are kept.
     pub audit_retention: Retention,
+    /// What `/metrics` reports.
+    pub metrics: Metrics,
 }
 
 /// The routes, with `max_body` the largest body accepted.
@@ -50,7 +53,12 @@ pub fn router(app: Arc<App>, max_body: usize) -> Router {
         .route("/v1/verify", post(verify_handler))
         .route("/v1/join", post(join_handler))
         .route("/v1/openapi.json", get(openapi))
+        .route("/metrics", get(metrics::handler))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&app),
+            metrics::track,
+        ))
         .with_state(app)
 }
 
@@ -131,6 +139,7 @@ fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         tracing::error!(error = %e, "database");
+        metrics::database_error();
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,
             message: "the server's database failed; try again or another replica".to_owned(),

@@ -28,9 +28,28 @@ pub struct Cli {
     /// `postgres://user@host:5432/db` for fleets.
     #[arg(long, global = true, value_name = "URL")]
     pub database: Option<String>,
+    /// Log lines on stderr as `text` for people or `json` (one object per line) for a log
+    /// collector. The level comes from SSHIELD_SERVER_LOG (default `info`).
+    #[arg(
+        long,
+        global = true,
+        env = "SSHIELD_SERVER_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Text,
+    /// One JSON object per event: `timestamp`, `level`, `target`, `fields`.
+    Json,
 }
 
 /// The subcommands.

@@ -4,6 +4,7 @@
 //! - [`config`]: the TOML file and flags.
 //! - [`serve`]: binding, TLS, the loopback rule, shutdown.
 //! - [`api`]: the HTTP routes; [`verify`]: one verification through core's engine.
+//! - [`metrics`]: `/metrics` (OpenMetrics text) and the per-request log line.
 //! - [`hosts`]: join tokens, joining, and [`signature`]s on every other host request.
 //! - [`storage`]: one trait, SQLite and PostgreSQL behind it.
 //! - [`records`]: the one compare-and-swap path every change of a user takes.
@@ -17,6 +18,7 @@ pub mod commands;
 pub mod config;
 pub mod docs;
 pub mod hosts;
+pub mod metrics;
 pub mod records;
 pub mod seal;
 pub mod serve;

@@ -17,6 +17,7 @@ use axum_server::tls_rustls::RustlsConfig;
 
 use crate::api::{self, App};
 use crate::config::{Retention, Settings};
+use crate::metrics::{self, Metrics};
 use crate::records::unix;
 use crate::seal::{SealError, SealKey, KEY_FILE};
 use crate::storage::{Backend, Storage, StorageError};
@@ -121,6 +122,7 @@ pub async fn open_app(settings: &Settings) -> Result<App, ServeError> {
         signature_skew: settings.signature_skew,
         join_token_ttl: settings.join_token_ttl,
         audit_retention: settings.audit_retention,
+        metrics: Metrics::new(),
     })
 }
 
@@ -193,6 +195,7 @@ async fn prune_nonces(app: Arc<App>) {
         let skew = i64::try_from(app.signature_skew.as_secs()).unwrap_or(i64::MAX);
         let before = unix(UnixTime::now()).saturating_sub(skew.saturating_add(1));
         if let Err(e) = app.store.prune_nonces(before).await {
+            metrics::database_error();
             tracing::warn!(error = %e, "pruning nonces");
         }
     }
@@ -210,7 +213,10 @@ async fn prune_audit(app: Arc<App>, span: Duration) {
         match app.store.prune_audit(before).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "audit entries past audit_retention"),
-            Err(e) => tracing::warn!(error = %e, "pruning the audit log"),
+            Err(e) => {
+                metrics::database_error();
+                tracing::warn!(error = %e, "pruning the audit log");
+            }
         }
     }
 }

@@ -92,6 +92,8 @@ pub async fn verify(
         reason: reason.map(str::to_owned),
     };
     app.store.append_audit(&entry).await?;
+    app.metrics
+        .verification(&entry.outcome, entry.reason.as_deref());
     Ok(VerifyResponse {
         outcome: entry.outcome,
         method: entry.method,

@@ -347,6 +347,14 @@ fn a_database_that_vanishes_is_a_503() {
         "{status} {body}"
     );
     assert_eq!(server.request("GET", "/healthz", &[], b"").0, 200);
+    // And /metrics counts it.
+    let (status, metrics) = server.request("GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("\nsshield_server_database_errors_total 1\n")
+            && metrics.contains(r#"route="/v1/verify",status="503"} 1"#),
+        "{metrics}"
+    );
 }
 
 /// Failures are counted per (user, source) with the engine's rules (docs/ratelimit.md): five
