@@ -8,6 +8,7 @@
 //! - [`hosts`]: join tokens, joining, and [`signature`]s on every other host request.
 //! - [`storage`]: one trait, SQLite and PostgreSQL behind it.
 //! - [`records`]: the one compare-and-swap path every change of a user takes.
+//! - [`sources`]: failures per source over all users, in the database.
 //! - [`users`]: enrolling, confirming, importing users; [`commands`]: the admin's CLI.
 //! - [`seal`]: user records encrypted at rest with a key kept outside the database.
 #![forbid(unsafe_code)]
@@ -23,6 +24,7 @@ pub mod records;
 pub mod seal;
 pub mod serve;
 pub mod signature;
+pub mod sources;
 pub mod storage;
 pub mod users;
 pub mod verify;

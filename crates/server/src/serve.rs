@@ -20,6 +20,7 @@ use crate::config::{Retention, Settings};
 use crate::metrics::{self, Metrics};
 use crate::records::unix;
 use crate::seal::{SealError, SealKey, KEY_FILE};
+use crate::sources;
 use crate::storage::{Backend, Storage, StorageError};
 use sshield_core::UnixTime;
 
@@ -187,7 +188,8 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     result.map_err(ServeError::Serve)
 }
 
-/// Forgets, once a minute, the nonces of requests that would be refused as stale anyway.
+/// Forgets, once a minute, the nonces of requests that would be refused as stale anyway, and
+/// the failure counts of sources that no longer matter.
 async fn prune_nonces(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -197,6 +199,10 @@ async fn prune_nonces(app: Arc<App>) {
         if let Err(e) = app.store.prune_nonces(before).await {
             metrics::database_error();
             tracing::warn!(error = %e, "pruning nonces");
+        }
+        if let Err(e) = sources::prune(&app, UnixTime::now().0).await {
+            metrics::database_error();
+            tracing::warn!(error = %e, "pruning source failures");
         }
     }
 }

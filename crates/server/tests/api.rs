@@ -295,6 +295,67 @@ fn old_audit_entries_are_pruned(db: Db) {
     );
 }
 
+/// One address failing for many users, enrolled or not, is locked for every user it is not
+/// familiar to (`source_max_failures`), with core's rules; each denial waits `delay`,
+/// doubling with the source's count. A user who passed from that address before, and any
+/// other address, still get in.
+fn one_source_failing_for_many_users_is_locked(db: Db) {
+    let (tmp, state) = state_dir();
+    let config = tmp.path().join("server.toml");
+    std::fs::write(
+        &config,
+        "[rate_limit]\nsource_max_failures = 3\nmax_failures = 10\ndelay = \"300ms\"\n",
+    )
+    .expect("write config");
+    let mut global = db.args();
+    global.extend(["--config", config.to_str().expect("utf-8")]);
+    let server = Server::start(&state, &global, &["--listen", "127.0.0.1:0"]);
+    let owner = enroll_confirmed(&state, &global, "gina");
+    let other = enroll_confirmed(&state, &global, "hal");
+    let host = TestHost::new("web1", 1);
+    host.join(&server, &state, &global);
+    let shared = "198.51.100.20";
+    let ask = |user: &str, code: &str, source: &str| {
+        let start = std::time::Instant::now();
+        let (status, body) = host.post(&server, "/v1/verify", &verify_from(user, code, source));
+        assert_eq!(status, 200, "{body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        (answer, start.elapsed())
+    };
+    // gina has passed from the shared address: it is familiar to her.
+    let (answer, _) = ask("gina", &oathtool(&owner, 30), shared);
+    assert_eq!(answer["outcome"], "allowed", "{answer}");
+    // Three failures from there, for three names (two not enrolled): each waits longer.
+    let wrong = oathtool(&other, 900);
+    let failures = [
+        ("hal", wrong.as_str()),
+        ("ghost1", "123456"),
+        ("ghost2", "123456"),
+    ];
+    for (n, (user, code)) in failures.into_iter().enumerate() {
+        let (answer, took) = ask(user, code, shared);
+        assert_eq!(answer["outcome"], "denied", "{answer}");
+        let delay = std::time::Duration::from_millis(300 << n);
+        assert!(
+            took >= delay,
+            "failure {n} answered after {took:?}, before {delay:?}"
+        );
+    }
+    // Locked now, for hal's right code and for a name that is not enrolled alike.
+    let (answer, _) = ask("hal", &oathtool(&other, 30), shared);
+    assert_eq!(answer["reason"], "locked", "{answer}");
+    let (answer, _) = ask("ghost3", "123456", shared);
+    assert_eq!(answer["reason"], "locked", "{answer}");
+    // Not for gina, to whom the address is familiar, nor for hal elsewhere.
+    let (ok, out, err) = cli(&state, &global, &["user", "backup-codes", "gina"]);
+    assert!(ok, "{err}");
+    let backup = support::server::backup_codes_of(&out);
+    let (answer, _) = ask("gina", &backup[0], shared);
+    assert_eq!(answer["method"], "backup", "{answer}");
+    let (answer, _) = ask("hal", &oathtool(&other, 30), "192.0.2.44");
+    assert_eq!(answer["method"], "totp", "{answer}");
+}
+
 macro_rules! on_both_backends {
     ($($check:ident),* $(,)?) => {
         mod sqlite {
@@ -310,6 +371,7 @@ on_both_backends!(
     join_sign_verify_replay_revoke,
     a_code_is_accepted_once_under_a_race,
     old_audit_entries_are_pruned,
+    one_source_failing_for_many_users_is_locked,
 );
 
 /// The database vanishes under a running server (PostgreSQL dropped with its connections):

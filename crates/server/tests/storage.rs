@@ -6,7 +6,8 @@ mod support;
 use std::sync::Arc;
 
 use sshield_server::storage::{
-    AuditEntry, AuditQuery, HostRow, PostgresStorage, SqliteStorage, Storage, StorageError, UserRow,
+    AuditEntry, AuditQuery, HostRow, PostgresStorage, SourceRow, SqliteStorage, Storage,
+    StorageError, UserRow,
 };
 
 fn user(name: &str, version: i64, sealed: &[u8]) -> UserRow {
@@ -293,6 +294,36 @@ async fn audit_entries_older_than_a_time_are_pruned(s: Arc<impl Storage + 'stati
     assert_eq!(times, [300, 200], "an entry at the limit is kept");
 }
 
+/// A source's failure count is written by compare-and-swap, like a user: of two writers that
+/// read the same version (or both found none), one writes; expired rows are pruned.
+async fn source_counts_are_compare_and_swapped_and_pruned(s: Arc<impl Storage + 'static>) {
+    let row = |version, state: &str, expires_at| SourceRow {
+        source: "198.51.100.7".to_owned(),
+        state: state.to_owned(),
+        version,
+        expires_at,
+    };
+    assert_eq!(s.load_source("198.51.100.7").await.expect("load"), None);
+    assert!(s.save_source(&row(1, "a", 100)).await.expect("first"));
+    assert!(!s
+        .save_source(&row(1, "b", 100))
+        .await
+        .expect("racing first"));
+    assert!(s.save_source(&row(2, "c", 200)).await.expect("cas"));
+    assert!(!s.save_source(&row(2, "stale", 200)).await.expect("stale"));
+    assert_eq!(
+        s.load_source("198.51.100.7").await.expect("load"),
+        Some(row(2, "c", 200))
+    );
+    assert_eq!(
+        s.prune_sources(200).await.expect("prune"),
+        0,
+        "kept at its expiry"
+    );
+    assert_eq!(s.prune_sources(201).await.expect("prune"), 1);
+    assert_eq!(s.load_source("198.51.100.7").await.expect("load"), None);
+}
+
 /// Runs each named check on a fresh SQLite file and on a fresh PostgreSQL database.
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
@@ -333,6 +364,7 @@ conformance!(
     a_nonce_is_accepted_once_per_host_and_pruned,
     audit_is_appended_and_queried,
     audit_entries_older_than_a_time_are_pruned,
+    source_counts_are_compare_and_swapped_and_pruned,
 );
 
 /// A fleet's database is often on another machine: `sslmode=verify-full` connects over TLS

@@ -5,7 +5,8 @@
 use sqlx::Row;
 
 use super::{
-    AuditEntry, AuditQuery, HostRow, PostgresStorage, SqliteStorage, Storage, StorageError, UserRow,
+    AuditEntry, AuditQuery, HostRow, PostgresStorage, SourceRow, SqliteStorage, Storage,
+    StorageError, UserRow,
 };
 
 const CREATE_USER: &str = "INSERT INTO users (name, sealed, version, state, disabled, updated_at) \
@@ -34,6 +35,15 @@ const REMEMBER_NONCE: &str =
     "INSERT INTO nonces (host, nonce, ts) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 const PRUNE_NONCES: &str = "DELETE FROM nonces WHERE ts < $1";
 const PRUNE_AUDIT: &str = "DELETE FROM audit WHERE time < $1";
+const LOAD_SOURCE: &str =
+    "SELECT source, state, version, expires_at FROM source_failures WHERE source = $1";
+// The first count of a source: of two racing inserts, one writes.
+const INSERT_SOURCE: &str = "INSERT INTO source_failures (source, state, version, expires_at) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (source) DO NOTHING";
+// Every later one: only the writer that read version N may write N + 1.
+const UPDATE_SOURCE: &str = "UPDATE source_failures SET state = $2, version = $3, expires_at = $4 \
+     WHERE source = $1 AND version = $5";
+const PRUNE_SOURCES: &str = "DELETE FROM source_failures WHERE expires_at < $1";
 const APPEND_AUDIT: &str = "INSERT INTO audit \
      (time, host, \"user\", source, service, method, outcome, reason) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
@@ -304,6 +314,48 @@ macro_rules! storage_impl {
 
             async fn prune_audit(&self, before: i64) -> Result<u64, StorageError> {
                 delete_before!(self, PRUNE_AUDIT, before, "pruning the audit log")
+            }
+
+            async fn load_source(&self, source: &str) -> Result<Option<SourceRow>, StorageError> {
+                let row = sqlx::query(LOAD_SOURCE)
+                    .bind(source)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db("reading a source's failures"))?;
+                row.map(|r| {
+                    Ok::<_, sqlx::Error>(SourceRow {
+                        source: r.try_get("source")?,
+                        state: r.try_get("state")?,
+                        version: r.try_get("version")?,
+                        expires_at: r.try_get("expires_at")?,
+                    })
+                })
+                .transpose()
+                .map_err(db("reading a source's failures"))
+            }
+
+            async fn save_source(&self, row: &SourceRow) -> Result<bool, StorageError> {
+                let query = |sql| {
+                    sqlx::query(sql)
+                        .bind(&row.source)
+                        .bind(&row.state)
+                        .bind(row.version)
+                        .bind(row.expires_at)
+                };
+                let done = if row.version <= 1 {
+                    query(INSERT_SOURCE).execute(&self.pool).await
+                } else {
+                    query(UPDATE_SOURCE)
+                        .bind(row.version.saturating_sub(1))
+                        .execute(&self.pool)
+                        .await
+                }
+                .map_err(db("counting a source's failure"))?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn prune_sources(&self, now: i64) -> Result<u64, StorageError> {
+                delete_before!(self, PRUNE_SOURCES, now, "pruning source failures")
             }
 
             async fn append_audit(&self, e: &AuditEntry) -> Result<(), StorageError> {
