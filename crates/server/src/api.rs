@@ -103,10 +103,15 @@ impl IntoResponse for ApiError {
 impl From<BytesRejection> for ApiError {
     fn from(rejection: BytesRejection) -> Self {
         // 413 for a body over the limit.
-        Self {
-            status: rejection.status(),
-            message: rejection.body_text(),
+        let status = rejection.status();
+        let mut message = rejection.body_text();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            message.push_str(
+                "; the body is larger than this server accepts (`max_body_bytes` in its \
+                 config, 16384 by default; a verification is well under 1 kB)",
+            );
         }
+        Self { status, message }
     }
 }
 
