@@ -131,7 +131,8 @@ pub enum UserCommand {
     /// Import users from a host's store, as `sshield export` wrote it: authenticators,
     /// backup codes and login state, so a code used on the host is refused here too.
     Import {
-        /// The file `sshield export --output FILE` wrote.
+        /// The file `sshield export --output FILE` wrote; `-` reads it from standard input
+        /// (`ssh root@web1 sshield export | sshield-server user import --from-sshield -`).
         #[arg(long, value_name = "FILE")]
         from_sshield: PathBuf,
     },

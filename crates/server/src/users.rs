@@ -310,16 +310,23 @@ pub async fn import(app: &App, plan: &ImportPlan, now: UnixTime) -> Result<Vec<S
     import_records(app, &records, now).await
 }
 
-/// Reads a document written by a host's `sshield export`, checked whole before anything is
+/// Reads a document written by a host's `sshield export` (`-`: standard input), checked whole before anything is
 /// stored: a syntax error or unknown field names its line and column, a bad value its field.
 pub fn read_sshield_export(path: &Path) -> Result<HostExport, UserError> {
     let bad = |message: String| UserError::Export {
         path: path.display().to_string(),
         message,
     };
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+    let read = if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map(|_| text)
+    } else {
+        std::fs::read_to_string(path)
+    };
+    let text = Zeroizing::new(read.map_err(|e| {
         bad(format!(
-            "cannot read it: {e}; give the file `sshield export --output FILE` wrote on the host"
+            "cannot read it: {e}; give the file `sshield export --output FILE` wrote on the host \
+             (or `-` and pipe `sshield export` in)"
         ))
     })?);
     let document: HostExport = serde_json::from_str(&text).map_err(|e| {

@@ -424,14 +424,19 @@ fn a_database_that_vanishes_is_a_503() {
 /// owner's familiar address still gets in.
 #[test]
 fn wrong_codes_lock_an_unfamiliar_source_not_the_owner() {
-    let (_tmp, state) = state_dir();
-    let server = Server::start(&state, &[], &["--listen", "127.0.0.1:0"]);
-    let secret = enroll_confirmed(&state, &[], "dave");
-    let (ok, out, _) = cli(&state, &[], &["user", "backup-codes", "dave"]);
+    let (tmp, state) = state_dir();
+    // Lockout is what this checks; the delays (8 s each at the default) are checked in
+    // one_source_failing_for_many_users_is_locked.
+    let config = tmp.path().join("server.toml");
+    std::fs::write(&config, "[rate_limit]\ndelay = \"10ms\"\n").expect("write config");
+    let global = ["--config", config.to_str().expect("utf-8")];
+    let server = Server::start(&state, &global, &["--listen", "127.0.0.1:0"]);
+    let secret = enroll_confirmed(&state, &global, "dave");
+    let (ok, out, _) = cli(&state, &global, &["user", "backup-codes", "dave"]);
     assert!(ok);
     let backup = support::server::backup_codes_of(&out);
     let host = TestHost::new("web1", 1);
-    host.join(&server, &state, &[]);
+    host.join(&server, &state, &global);
     let home = "192.0.2.1";
     let away = "198.51.100.7";
     let ask = |code: &str, source: &str| {

@@ -152,6 +152,36 @@ fn an_export_carries_replay_state_to_postgres() {
     carries_replay_state(&["--database", &db.url]);
 }
 
+/// `sshield export | sshield-server user import --from-sshield -`: no copy on disk.
+#[test]
+fn an_export_piped_into_the_import() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let host = Host::new(tmp.path());
+    host.enroll("mia");
+    let (ok, exported, err) = host.run(&["export"]);
+    assert!(ok, "{err}");
+    let (_server_tmp, state) = state_dir();
+    let mut import = support::server::binary()
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["user", "import", "--from-sshield", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the import");
+    import
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(exported.as_bytes())
+        .expect("pipe");
+    let done = import.wait_with_output().expect("wait");
+    let out = String::from_utf8_lossy(&done.stdout);
+    assert!(done.status.success() && out.contains("mia"), "{out}");
+    assert_eq!(cli(&state, &[], &["user", "list"]).1, "mia\tactive\n");
+}
+
 /// Each bad file: refused with the file and the line, column or field, nothing stored.
 #[test]
 fn a_bad_export_is_refused_whole_with_its_field() {
