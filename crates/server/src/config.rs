@@ -54,8 +54,8 @@ pub struct ConfigFile {
     /// (`window`, `hotp_lookahead`, `max_drift`); the others are a host's.
     #[serde(default)]
     pub policy: Option<Policy>,
-    /// Failure counting and lockout per (user, source): the `[rate_limit]` keys of
-    /// sshield.toml (docs/ratelimit.md); `source_max_failures` is not applied yet.
+    /// Failure counting, lockout and delays, per (user, source) and per source over all
+    /// users: the `[rate_limit]` keys of sshield.toml (docs/ratelimit.md).
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
 }
