@@ -166,6 +166,18 @@ was used.\n\nExamples:\n  \
     #[command(subcommand)]
     Import(ImportCommand),
 
+    /// Write this host's users (secrets, backup-code hashes, login state) as one JSON
+    /// document for a fleet server: `sshield-server user import --from-sshield FILE`.
+    Export {
+        /// Only this user (repeat for several). Default: every user in the store.
+        #[arg(long = "user", value_name = "USER")]
+        users: Vec<String>,
+        /// Write to this new file (mode 0600; never over an existing one) instead of
+        /// standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+
     /// Try sshield in a minute: a throwaway sshd on a loopback port that asks for your code.
     #[command(
         long_about = "Starts a throwaway OpenSSH server on a free port of 127.0.0.1, wired to \

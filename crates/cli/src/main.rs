@@ -92,6 +92,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             replace,
             dry_run,
         }) => commands::import::google_authenticator(&ctx()?, &file, &user, replace, dry_run),
+        Command::Export { users, output } => {
+            commands::export::run(&ctx()?, &users, output.as_deref())
+        }
         Command::Daemon { syslog_socket } => {
             // No default-config fallback: the daemon decides logins, so its config must exist.
             let config = sshield_core::Config::load(&config_path)?;

@@ -16,6 +16,7 @@
 //!   through which a login's lines leave.
 //! - [`passed`]: which login last passed a user's second factor (for `setup --confirm`).
 //! - [`provision`]: enrolling, confirming, disabling and removing users.
+//! - [`export`]: the document `sshield export` writes for a fleet server to import.
 //! - [`import`]: reading pam_oath's usersfile and `~/.google_authenticator` files.
 //! - [`user_file`]: reading a file from a place another user controls, safely.
 //!
@@ -31,6 +32,7 @@ mod caller;
 pub mod config;
 mod de;
 pub mod engine;
+pub mod export;
 pub mod first_factor;
 pub mod import;
 pub mod log;

@@ -12,13 +12,15 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{middleware, Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sshield_core::config::RateLimit;
 use sshield_core::{Policy, UnixTime};
 
+use crate::config::Retention;
 use crate::hosts;
+use crate::metrics::{self, Metrics};
 use crate::seal::SealKey;
 use crate::storage::{Backend, StorageError};
 use crate::verify;
@@ -38,6 +40,10 @@ pub struct App {
     pub signature_skew: Duration,
     /// How long a join token stays valid.
     pub join_token_ttl: Duration,
+    /// How long audit entries are kept.
+    pub audit_retention: Retention,
+    /// What `/metrics` reports.
+    pub metrics: Metrics,
 }
 
 /// The routes, with `max_body` the largest body accepted.
@@ -47,7 +53,12 @@ pub fn router(app: Arc<App>, max_body: usize) -> Router {
         .route("/v1/verify", post(verify_handler))
         .route("/v1/join", post(join_handler))
         .route("/v1/openapi.json", get(openapi))
+        .route("/metrics", get(metrics::handler))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&app),
+            metrics::track,
+        ))
         .with_state(app)
 }
 
@@ -92,10 +103,15 @@ impl IntoResponse for ApiError {
 impl From<BytesRejection> for ApiError {
     fn from(rejection: BytesRejection) -> Self {
         // 413 for a body over the limit.
-        Self {
-            status: rejection.status(),
-            message: rejection.body_text(),
+        let status = rejection.status();
+        let mut message = rejection.body_text();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            message.push_str(
+                "; the body is larger than this server accepts (`max_body_bytes` in its \
+                 config, 16384 by default; a verification is well under 1 kB)",
+            );
         }
+        Self { status, message }
     }
 }
 
@@ -128,6 +144,7 @@ fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         tracing::error!(error = %e, "database");
+        metrics::database_error();
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,
             message: "the server's database failed; try again or another replica".to_owned(),

@@ -28,9 +28,28 @@ pub struct Cli {
     /// `postgres://user@host:5432/db` for fleets.
     #[arg(long, global = true, value_name = "URL")]
     pub database: Option<String>,
+    /// Log lines on stderr as `text` for people or `json` (one object per line) for a log
+    /// collector. The level comes from SSHIELD_SERVER_LOG (default `info`).
+    #[arg(
+        long,
+        global = true,
+        env = "SSHIELD_SERVER_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Text,
+    /// One JSON object per event: `timestamp`, `level`, `target`, `fields`.
+    Json,
 }
 
 /// The subcommands.
@@ -109,6 +128,14 @@ pub enum UserCommand {
     },
     /// List users and their state.
     List,
+    /// Import users from a host's store, as `sshield export` wrote it: authenticators,
+    /// backup codes and login state, so a code used on the host is refused here too.
+    Import {
+        /// The file `sshield export --output FILE` wrote; `-` reads it from standard input
+        /// (`ssh root@web1 sshield export | sshield-server user import --from-sshield -`).
+        #[arg(long, value_name = "FILE")]
+        from_sshield: PathBuf,
+    },
     /// Import users from pam_oath's usersfile (users.oath), with their replay state.
     ImportUsersOath {
         /// The file.

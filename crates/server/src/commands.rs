@@ -77,6 +77,19 @@ pub async fn user(app: &App, command: UserCommand) -> Result<String, String> {
                 let _ = writeln!(out, "{}\t{state}", row.name);
             }
         }
+        UserCommand::Import { from_sshield } => {
+            let document = users::read_sshield_export(&from_sshield).map_err(err)?;
+            let names = users::import_records(app, &document.users, now)
+                .await
+                .map_err(err)?;
+            let _ = writeln!(
+                out,
+                "imported {} user(s) from host {:?}: {}",
+                names.len(),
+                document.host,
+                names.join(", ")
+            );
+        }
         UserCommand::ImportUsersOath { file } => {
             let plan = users::read_users_oath(&file, now).map_err(err)?;
             out.push_str(&imported(app, &plan, now).await?);

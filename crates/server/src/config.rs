@@ -22,6 +22,8 @@ pub const DEFAULT_PORT: u16 = 8740;
 pub const SQLITE_FILE: &str = "sshield-server.db";
 /// The largest request body accepted: a verification is well under 1 KiB.
 pub const DEFAULT_MAX_BODY: usize = 16 * 1024;
+/// How long audit entries are kept by default: 90 days.
+pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 60 * 60);
 
 /// The config file as written; every key optional.
 #[derive(Debug, Default, Deserialize)]
@@ -45,12 +47,15 @@ pub struct ConfigFile {
     /// How far a signed host request's timestamp may be from the server's clock (`60s`).
     #[serde(default, with = "humantime_serde_opt")]
     pub signature_skew: Option<Duration>,
+    /// How long audit entries are kept (`90d`), or `forever`.
+    #[serde(default, with = "retention")]
+    pub audit_retention: Option<Retention>,
     /// How codes are checked: the `[policy]` keys of sshield.toml that apply to a code
     /// (`window`, `hotp_lookahead`, `max_drift`); the others are a host's.
     #[serde(default)]
     pub policy: Option<Policy>,
-    /// Failure counting and lockout per (user, source): the `[rate_limit]` keys of
-    /// sshield.toml (docs/ratelimit.md); `source_max_failures` is not applied yet.
+    /// Failure counting, lockout and delays, per (user, source) and per source over all
+    /// users: the `[rate_limit]` keys of sshield.toml (docs/ratelimit.md).
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
 }
@@ -68,6 +73,41 @@ mod humantime_serde_opt {
                 "{text:?} is not a duration ({e}); write e.g. \"15m\" or \"60s\""
             ))
         })
+    }
+}
+
+/// How long the audit log keeps an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// Entries older than this are deleted.
+    For(Duration),
+    /// Nothing is deleted.
+    Forever,
+}
+
+/// `audit_retention`: a duration (more than zero), or `"forever"`.
+mod retention {
+    use serde::{Deserialize, Deserializer};
+
+    use super::Retention;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Retention>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text == "forever" {
+            return Ok(Some(Retention::Forever));
+        }
+        let bad = |why: String| {
+            serde::de::Error::custom(format!(
+                "audit_retention = {text:?} {why}; write a duration, \
+                 e.g. \"90d\" or \"1y\", or \"forever\" to keep every entry"
+            ))
+        };
+        let span = humantime::parse_duration(&text)
+            .map_err(|e| bad(format!("is not a duration ({e})")))?;
+        if span.is_zero() {
+            return Err(bad("would delete every entry at once".to_owned()));
+        }
+        Ok(Some(Retention::For(span)))
     }
 }
 
@@ -105,6 +145,8 @@ pub struct Settings {
     pub join_token_ttl: Duration,
     /// Accepted clock skew of signed requests.
     pub signature_skew: Duration,
+    /// How long audit entries are kept.
+    pub audit_retention: Retention,
     /// Code-checking rules.
     pub policy: Policy,
     /// Failure counting and lockout.
@@ -208,6 +250,9 @@ impl Settings {
             max_body_bytes: file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
             join_token_ttl: file.join_token_ttl.unwrap_or(Duration::from_secs(15 * 60)),
             signature_skew: file.signature_skew.unwrap_or(Duration::from_secs(60)),
+            audit_retention: file
+                .audit_retention
+                .unwrap_or(Retention::For(DEFAULT_AUDIT_RETENTION)),
             policy: file.policy.unwrap_or_default(),
             rate_limit: file.rate_limit.unwrap_or_default(),
         })
@@ -266,6 +311,33 @@ mod tests {
             text.contains("line 2") && text.contains("listen_port"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn audit_retention_is_a_duration_or_forever() {
+        let read = |text: &str| toml::from_str::<ConfigFile>(text).map(|f| f.audit_retention);
+        assert_eq!(
+            read("audit_retention = \"30d\"").expect("ok"),
+            Some(Retention::For(Duration::from_secs(30 * 86_400)))
+        );
+        assert_eq!(
+            read("audit_retention = \"forever\"").expect("ok"),
+            Some(Retention::Forever)
+        );
+        for bad in ["\"ninety days\"", "\"0s\"", "90"] {
+            let err = read(&format!("audit_retention = {bad}")).expect_err(bad);
+            let text = err.to_string();
+            assert!(text.contains("line 1"), "{bad}: {text}");
+        }
+        let err = read("audit_retention = \"0s\"")
+            .expect_err("zero")
+            .to_string();
+        assert!(
+            err.contains("every entry") && err.contains("forever"),
+            "{err}"
+        );
+        let s = Settings::resolve(ConfigFile::default(), &Overrides::default()).expect("ok");
+        assert_eq!(s.audit_retention, Retention::For(DEFAULT_AUDIT_RETENTION));
     }
 
     #[test]

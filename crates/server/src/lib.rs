@@ -4,9 +4,11 @@
 //! - [`config`]: the TOML file and flags.
 //! - [`serve`]: binding, TLS, the loopback rule, shutdown.
 //! - [`api`]: the HTTP routes; [`verify`]: one verification through core's engine.
+//! - [`metrics`]: `/metrics` (OpenMetrics text) and the per-request log line.
 //! - [`hosts`]: join tokens, joining, and [`signature`]s on every other host request.
 //! - [`storage`]: one trait, SQLite and PostgreSQL behind it.
 //! - [`records`]: the one compare-and-swap path every change of a user takes.
+//! - [`sources`]: failures per source over all users, in the database.
 //! - [`users`]: enrolling, confirming, importing users; [`commands`]: the admin's CLI.
 //! - [`seal`]: user records encrypted at rest with a key kept outside the database.
 #![forbid(unsafe_code)]
@@ -17,10 +19,12 @@ pub mod commands;
 pub mod config;
 pub mod docs;
 pub mod hosts;
+pub mod metrics;
 pub mod records;
 pub mod seal;
 pub mod serve;
 pub mod signature;
+pub mod sources;
 pub mod storage;
 pub mod users;
 pub mod verify;

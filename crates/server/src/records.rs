@@ -118,7 +118,8 @@ pub async fn update<T, E>(
     Err(RecordError::Busy(name.to_owned()))
 }
 
-fn row_for(
+/// The row that stores `record` at `version`, sealed.
+pub fn row_for(
     app: &App,
     record: &UserRecord,
     version: i64,

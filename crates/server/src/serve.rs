@@ -16,9 +16,11 @@ use std::time::Duration;
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::api::{self, App};
-use crate::config::Settings;
+use crate::config::{Retention, Settings};
+use crate::metrics::{self, Metrics};
 use crate::records::unix;
 use crate::seal::{SealError, SealKey, KEY_FILE};
+use crate::sources;
 use crate::storage::{Backend, Storage, StorageError};
 use sshield_core::UnixTime;
 
@@ -120,6 +122,8 @@ pub async fn open_app(settings: &Settings) -> Result<App, ServeError> {
         rate_limit: settings.rate_limit.clone(),
         signature_skew: settings.signature_skew,
         join_token_ttl: settings.join_token_ttl,
+        audit_retention: settings.audit_retention,
+        metrics: Metrics::new(),
     })
 }
 
@@ -159,6 +163,9 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let handle = axum_server::Handle::new();
     tokio::spawn(stop_on_signal(handle.clone()));
     tokio::spawn(prune_nonces(Arc::clone(&app)));
+    if let Retention::For(span) = app.audit_retention {
+        tokio::spawn(prune_audit(Arc::clone(&app), span));
+    }
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%bound, scheme, "listening");
     println!("listening on {scheme}://{bound}");
@@ -181,7 +188,8 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     result.map_err(ServeError::Serve)
 }
 
-/// Forgets, once a minute, the nonces of requests that would be refused as stale anyway.
+/// Forgets, once a minute, the nonces of requests that would be refused as stale anyway, and
+/// the failure counts of sources that no longer matter.
 async fn prune_nonces(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -189,7 +197,32 @@ async fn prune_nonces(app: Arc<App>) {
         let skew = i64::try_from(app.signature_skew.as_secs()).unwrap_or(i64::MAX);
         let before = unix(UnixTime::now()).saturating_sub(skew.saturating_add(1));
         if let Err(e) = app.store.prune_nonces(before).await {
+            metrics::database_error();
             tracing::warn!(error = %e, "pruning nonces");
+        }
+        if let Err(e) = sources::prune(&app, UnixTime::now().0).await {
+            metrics::database_error();
+            tracing::warn!(error = %e, "pruning source failures");
+        }
+    }
+}
+
+/// Deletes audit entries older than `span`: at start, then every tenth of `span` (at least
+/// every second, at most every hour), so none outlives it by more than a tenth.
+async fn prune_audit(app: Arc<App>, span: Duration) {
+    let every = (span / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    let mut tick = tokio::time::interval(every);
+    let span = i64::try_from(span.as_secs()).unwrap_or(i64::MAX);
+    loop {
+        tick.tick().await;
+        let before = unix(UnixTime::now()).saturating_sub(span);
+        match app.store.prune_audit(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "audit entries past audit_retention"),
+            Err(e) => {
+                metrics::database_error();
+                tracing::warn!(error = %e, "pruning the audit log");
+            }
         }
     }
 }

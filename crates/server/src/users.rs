@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::Path;
 
 use sshield_core::backup::{self, BackupCodes};
+use sshield_core::export::HostExport;
 use sshield_core::import::{self, ImportError, ImportPlan};
 use sshield_core::{
     check_record, Authenticator, Decision, Method, Response, TokenKind, UnixTime, UserName,
@@ -16,7 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::api::App;
 use crate::records::{self, RecordError, Write};
-use crate::storage::{Storage, UserRow};
+use crate::storage::{Storage, StorageError, UserRow};
 
 /// The authenticator `user enroll` makes.
 pub const AUTHENTICATOR: &str = "default";
@@ -47,6 +48,13 @@ pub enum UserError {
     Import(ImportError),
     /// Users of an import file that the server has already.
     ImportConflicts(Vec<String>),
+    /// A document from `sshield export` that cannot be read or is not valid.
+    Export {
+        /// The file.
+        path: String,
+        /// What is wrong, with line and column or field.
+        message: String,
+    },
 }
 
 impl fmt::Display for UserError {
@@ -79,6 +87,9 @@ impl fmt::Display for UserError {
                  (sshield-server user remove NAME) or leave them out of the file",
                 users.join(", ")
             ),
+            Self::Export { path, message } => {
+                write!(f, "{path}: {message}; nothing was imported")
+            }
         }
     }
 }
@@ -275,53 +286,100 @@ pub fn read_google_authenticator(
 }
 
 /// Stores the users of `plan`, active, with their replay state (a code the old tool accepted
-/// is not accepted again) and their backup codes. All or nothing: if the server has any of
-/// them already, nothing is imported. Returns the names imported.
+/// is not accepted again) and their backup codes. All or nothing (see [`import_records`]).
+/// Returns the names imported.
 pub async fn import(app: &App, plan: &ImportPlan, now: UnixTime) -> Result<Vec<String>, UserError> {
-    let mut taken = Vec::new();
+    let mut records = Vec::with_capacity(plan.users.len());
     for imported in &plan.users {
+        let mut record = UserRecord::new(imported.user.as_str(), now.0);
+        record.authenticators = imported
+            .authenticators
+            .iter()
+            .map(|a| Authenticator {
+                active: true,
+                ..a.clone()
+            })
+            .collect();
+        record.usage.tokens = imported.usage.clone();
+        if !imported.backup_codes.is_empty() {
+            record.backup =
+                BackupCodes::from_plain(&imported.backup_codes, now.0).map_err(random)?;
+        }
+        records.push(record);
+    }
+    import_records(app, &records, now).await
+}
+
+/// Reads a document written by a host's `sshield export` (`-`: standard input), checked whole before anything is
+/// stored: a syntax error or unknown field names its line and column, a bad value its field.
+pub fn read_sshield_export(path: &Path) -> Result<HostExport, UserError> {
+    let bad = |message: String| UserError::Export {
+        path: path.display().to_string(),
+        message,
+    };
+    let read = if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map(|_| text)
+    } else {
+        std::fs::read_to_string(path)
+    };
+    let text = Zeroizing::new(read.map_err(|e| {
+        bad(format!(
+            "cannot read it: {e}; give the file `sshield export --output FILE` wrote on the host \
+             (or `-` and pipe `sshield export` in)"
+        ))
+    })?);
+    let document: HostExport = serde_json::from_str(&text).map_err(|e| {
+        bad(format!(
+            "line {}, column {}: {}; the file must be exactly as `sshield export` wrote it",
+            e.line(),
+            e.column(),
+            strip_position(&e.to_string())
+        ))
+    })?;
+    document.check().map_err(bad)?;
+    Ok(document)
+}
+
+/// serde_json's message without its trailing " at line L column C" (said once, in front).
+fn strip_position(message: &str) -> &str {
+    message
+        .rfind(" at line ")
+        .map_or(message, |i| &message[..i])
+}
+
+/// Stores `records` as they are (authenticators, backup-code hashes and login state, so a code
+/// used before is refused here too), sealed, in one transaction: if the server has any of
+/// them already, or the database fails, none is stored. Returns the names imported.
+pub async fn import_records(
+    app: &App,
+    records: &[UserRecord],
+    now: UnixTime,
+) -> Result<Vec<String>, UserError> {
+    let mut taken = Vec::new();
+    for record in records {
         if app
             .store
-            .load_user(imported.user.as_str())
+            .load_user(&record.user)
             .await
             .map_err(RecordError::Storage)?
             .is_some()
         {
-            taken.push(imported.user.as_str().to_owned());
+            taken.push(record.user.clone());
         }
     }
     if !taken.is_empty() {
         return Err(UserError::ImportConflicts(taken));
     }
-    let mut done = Vec::new();
-    for imported in &plan.users {
-        let backup = if imported.backup_codes.is_empty() {
-            BackupCodes::default()
-        } else {
-            BackupCodes::from_plain(&imported.backup_codes, now.0).map_err(random)?
-        };
-        let name = imported.user.as_str().to_owned();
-        records::update(app, &imported.user, now, |slot| {
-            if slot.is_some() {
-                // Enrolled between the check above and now: leave theirs alone.
-                return Err(UserError::ImportConflicts(vec![name.clone()]));
-            }
-            let mut record = UserRecord::new(&name, now.0);
-            record.authenticators = imported
-                .authenticators
-                .iter()
-                .map(|a| Authenticator {
-                    active: true,
-                    ..a.clone()
-                })
-                .collect();
-            record.usage.tokens = imported.usage.clone();
-            record.backup = backup.clone();
-            *slot = Some(record);
-            Ok((Write::Save, ()))
-        })
-        .await??;
-        done.push(name);
+    let rows = records
+        .iter()
+        .map(|record| records::row_for(app, record, 1, now))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(RecordError::Seal)?;
+    match app.store.create_users(&rows).await {
+        Ok(()) => Ok(records.iter().map(|r| r.user.clone()).collect()),
+        // Enrolled between the check above and now: theirs is kept, nothing is imported.
+        Err(StorageError::Exists { name, .. }) => Err(UserError::ImportConflicts(vec![name])),
+        Err(e) => Err(RecordError::Storage(e).into()),
     }
-    Ok(done)
 }

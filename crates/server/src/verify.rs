@@ -7,12 +7,15 @@
 //! the next version; the other reads again, and the engine then sees the code as used.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
-use sshield_core::ratelimit::{Origin, UserLimits};
+use sshield_core::ratelimit::{self, Origin, UserLimits};
 use sshield_core::{check_record, Decision, DenyReason, Response, UnixTime, UserName};
 
 use crate::api::{ApiError, App, VerifyRequest, VerifyResponse};
+use crate::metrics;
 use crate::records::{self, unix, RecordError, Write};
+use crate::sources;
 use crate::storage::{AuditEntry, Storage};
 
 /// Decides `request` from `host` at `now`.
@@ -33,14 +36,30 @@ pub async fn verify(
         source.filter(|s| s.parse::<IpAddr>().is_err()),
         limits,
     );
+    // Per source over all users, as on a host: a source locked by failures for any users
+    // is refused for users it is not familiar to (the server is not told whether a first
+    // factor passed, so that exemption of a host's is not made here).
+    let source_lock = match origin.remote() {
+        Some(key) if limits.enabled => sources::locked(app, key, now.0).await?,
+        _ => None,
+    };
     let decided = records::update(app, &user, now, |slot| {
         let Some(record) = slot.as_mut() else {
-            return Ok::<_, ()>((Write::Keep, Err("not-enrolled")));
+            let reason = if source_lock.is_some() {
+                "locked"
+            } else {
+                "not-enrolled"
+            };
+            return Ok::<_, ()>((Write::Keep, Err(reason)));
         };
         // Per (user, source) as on a host (docs/ratelimit.md): a locked bucket answers
         // "locked" without trying the code, so guessing stops there.
-        if limits.enabled && user_limits(record).locked(&origin, now.0).is_some() {
-            return Ok((Write::Keep, Err("locked")));
+        if limits.enabled {
+            let buckets = user_limits(record);
+            let source_locked = source_lock.is_some() && !buckets.is_familiar(&origin);
+            if buckets.locked(&origin, now.0).is_some() || source_locked {
+                return Ok((Write::Keep, Err("locked")));
+            }
         }
         Ok(
             match check_record(record, &response, now, &app.policy, None) {
@@ -92,11 +111,41 @@ pub async fn verify(
         reason: reason.map(str::to_owned),
     };
     app.store.append_audit(&entry).await?;
+    app.metrics
+        .verification(&entry.outcome, entry.reason.as_deref());
+    if let Some(reason) = reason {
+        tokio::time::sleep(failure_delay(app, &origin, reason, now).await).await;
+    }
     Ok(VerifyResponse {
         outcome: entry.outcome,
         method: entry.method,
         reason: entry.reason,
     })
+}
+
+/// As on a host: every denial counts against its source, and the pause before answering
+/// grows with the source's count alone (`delay`, doubling, at most 8 times), so enrolled and
+/// unenrolled names, wrong codes and locks all answer alike. No source: `delay`. A store
+/// error, or a count that could not be written, waits the longest delay.
+async fn failure_delay(app: &App, origin: &Origin, reason: &str, now: UnixTime) -> Duration {
+    let limits = &app.rate_limit;
+    let count = match origin.remote() {
+        _ if !limits.enabled => 0,
+        None => 1,
+        Some(key) => match sources::failed(app, key, now.0).await {
+            Ok(n) => n,
+            Err(e) => {
+                metrics::database_error();
+                tracing::error!(error = %e, "counting a source's failure");
+                u32::MAX
+            }
+        },
+    };
+    if reason == "store-error" {
+        ratelimit::longest_delay(limits)
+    } else {
+        ratelimit::delay_after(count, limits)
+    }
 }
 
 fn user_limits(record: &mut sshield_core::UserRecord) -> UserLimits<'_> {

@@ -251,6 +251,111 @@ fn a_code_is_accepted_once_under_a_race(db: Db) {
     assert_eq!((allowed, refused), (1, 15), "{answers:?}");
 }
 
+/// With `audit_retention = "3s"` a running server deletes entries older than that (checked
+/// every second), and keeps the newer ones.
+fn old_audit_entries_are_pruned(db: Db) {
+    let (tmp, state) = state_dir();
+    let config = tmp.path().join("server.toml");
+    std::fs::write(&config, "audit_retention = \"3s\"\n").expect("write config");
+    let mut global = db.args();
+    global.extend(["--config", config.to_str().expect("utf-8")]);
+    let server = Server::start(&state, &global, &["--listen", "127.0.0.1:0"]);
+    let secret = enroll_confirmed(&state, &global, "frank");
+    let host = TestHost::new("web1", 1);
+    host.join(&server, &state, &global);
+    let wrong = oathtool(&secret, 900);
+    let ask = |source: &str| {
+        let (status, body) =
+            host.post(&server, "/v1/verify", &verify_from("frank", &wrong, source));
+        assert!(status == 200 && body.contains("wrong-code"), "{body}");
+    };
+    let sources = || -> Vec<String> {
+        let out = cli(&state, &global, &["audit", "--json"]).1;
+        out.lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
+                v["source"].as_str().unwrap_or_default().to_owned()
+            })
+            .collect()
+    };
+    ask("192.0.2.1");
+    assert_eq!(sources(), ["192.0.2.1"]);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    ask("192.0.2.2");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut left = sources();
+    while left.len() > 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        left = sources();
+    }
+    assert_eq!(
+        left,
+        ["192.0.2.2"],
+        "the older entry is pruned, the newer kept"
+    );
+}
+
+/// One address failing for many users, enrolled or not, is locked for every user it is not
+/// familiar to (`source_max_failures`), with core's rules; each denial waits `delay`,
+/// doubling with the source's count. A user who passed from that address before, and any
+/// other address, still get in.
+fn one_source_failing_for_many_users_is_locked(db: Db) {
+    let (tmp, state) = state_dir();
+    let config = tmp.path().join("server.toml");
+    std::fs::write(
+        &config,
+        "[rate_limit]\nsource_max_failures = 3\nmax_failures = 10\ndelay = \"300ms\"\n",
+    )
+    .expect("write config");
+    let mut global = db.args();
+    global.extend(["--config", config.to_str().expect("utf-8")]);
+    let server = Server::start(&state, &global, &["--listen", "127.0.0.1:0"]);
+    let owner = enroll_confirmed(&state, &global, "gina");
+    let other = enroll_confirmed(&state, &global, "hal");
+    let host = TestHost::new("web1", 1);
+    host.join(&server, &state, &global);
+    let shared = "198.51.100.20";
+    let ask = |user: &str, code: &str, source: &str| {
+        let start = std::time::Instant::now();
+        let (status, body) = host.post(&server, "/v1/verify", &verify_from(user, code, source));
+        assert_eq!(status, 200, "{body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        (answer, start.elapsed())
+    };
+    // gina has passed from the shared address: it is familiar to her.
+    let (answer, _) = ask("gina", &oathtool(&owner, 30), shared);
+    assert_eq!(answer["outcome"], "allowed", "{answer}");
+    // Three failures from there, for three names (two not enrolled): each waits longer.
+    let wrong = oathtool(&other, 900);
+    let failures = [
+        ("hal", wrong.as_str()),
+        ("ghost1", "123456"),
+        ("ghost2", "123456"),
+    ];
+    for (n, (user, code)) in failures.into_iter().enumerate() {
+        let (answer, took) = ask(user, code, shared);
+        assert_eq!(answer["outcome"], "denied", "{answer}");
+        let delay = std::time::Duration::from_millis(300 << n);
+        assert!(
+            took >= delay,
+            "failure {n} answered after {took:?}, before {delay:?}"
+        );
+    }
+    // Locked now, for hal's right code and for a name that is not enrolled alike.
+    let (answer, _) = ask("hal", &oathtool(&other, 30), shared);
+    assert_eq!(answer["reason"], "locked", "{answer}");
+    let (answer, _) = ask("ghost3", "123456", shared);
+    assert_eq!(answer["reason"], "locked", "{answer}");
+    // Not for gina, to whom the address is familiar, nor for hal elsewhere.
+    let (ok, out, err) = cli(&state, &global, &["user", "backup-codes", "gina"]);
+    assert!(ok, "{err}");
+    let backup = support::server::backup_codes_of(&out);
+    let (answer, _) = ask("gina", &backup[0], shared);
+    assert_eq!(answer["method"], "backup", "{answer}");
+    let (answer, _) = ask("hal", &oathtool(&other, 30), "192.0.2.44");
+    assert_eq!(answer["method"], "totp", "{answer}");
+}
+
 macro_rules! on_both_backends {
     ($($check:ident),* $(,)?) => {
         mod sqlite {
@@ -264,7 +369,9 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     join_sign_verify_replay_revoke,
-    a_code_is_accepted_once_under_a_race
+    a_code_is_accepted_once_under_a_race,
+    old_audit_entries_are_pruned,
+    one_source_failing_for_many_users_is_locked,
 );
 
 /// The database vanishes under a running server (PostgreSQL dropped with its connections):
@@ -302,6 +409,14 @@ fn a_database_that_vanishes_is_a_503() {
         "{status} {body}"
     );
     assert_eq!(server.request("GET", "/healthz", &[], b"").0, 200);
+    // And /metrics counts it.
+    let (status, metrics) = server.request("GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("\nsshield_server_database_errors_total 1\n")
+            && metrics.contains(r#"route="/v1/verify",status="503"} 1"#),
+        "{metrics}"
+    );
 }
 
 /// Failures are counted per (user, source) with the engine's rules (docs/ratelimit.md): five
@@ -309,14 +424,19 @@ fn a_database_that_vanishes_is_a_503() {
 /// owner's familiar address still gets in.
 #[test]
 fn wrong_codes_lock_an_unfamiliar_source_not_the_owner() {
-    let (_tmp, state) = state_dir();
-    let server = Server::start(&state, &[], &["--listen", "127.0.0.1:0"]);
-    let secret = enroll_confirmed(&state, &[], "dave");
-    let (ok, out, _) = cli(&state, &[], &["user", "backup-codes", "dave"]);
+    let (tmp, state) = state_dir();
+    // Lockout is what this checks; the delays (8 s each at the default) are checked in
+    // one_source_failing_for_many_users_is_locked.
+    let config = tmp.path().join("server.toml");
+    std::fs::write(&config, "[rate_limit]\ndelay = \"10ms\"\n").expect("write config");
+    let global = ["--config", config.to_str().expect("utf-8")];
+    let server = Server::start(&state, &global, &["--listen", "127.0.0.1:0"]);
+    let secret = enroll_confirmed(&state, &global, "dave");
+    let (ok, out, _) = cli(&state, &global, &["user", "backup-codes", "dave"]);
     assert!(ok);
     let backup = support::server::backup_codes_of(&out);
     let host = TestHost::new("web1", 1);
-    host.join(&server, &state, &[]);
+    host.join(&server, &state, &global);
     let home = "192.0.2.1";
     let away = "198.51.100.7";
     let ask = |code: &str, source: &str| {

@@ -46,7 +46,13 @@ fn the_served_document_is_the_committed_one_and_matches_the_server() {
     // Every documented path answers its method (not 404 or 405).
     assert_eq!(
         names(&doc["paths"]),
-        ["/healthz", "/v1/join", "/v1/openapi.json", "/v1/verify"]
+        [
+            "/healthz",
+            "/metrics",
+            "/v1/join",
+            "/v1/openapi.json",
+            "/v1/verify"
+        ]
     );
     for (path, ops) in doc["paths"].as_object().expect("paths") {
         for method in ops.as_object().expect("operations").keys() {

@@ -6,7 +6,8 @@ mod support;
 use std::sync::Arc;
 
 use sshield_server::storage::{
-    AuditEntry, AuditQuery, HostRow, PostgresStorage, SqliteStorage, Storage, StorageError, UserRow,
+    AuditEntry, AuditQuery, HostRow, PostgresStorage, SourceRow, SqliteStorage, Storage,
+    StorageError, UserRow,
 };
 
 fn user(name: &str, version: i64, sealed: &[u8]) -> UserRow {
@@ -75,6 +76,52 @@ async fn of_racing_writers_exactly_one_wins(s: Arc<impl Storage + 'static>) {
             .version,
         2
     );
+}
+
+/// An import stores all its users in one transaction: one name taken stores none of the
+/// others, and the taken user's row is left as it was.
+async fn an_import_stores_all_its_users_or_none(s: Arc<impl Storage + 'static>) {
+    s.create_user(&user("carol", 3, b"carol's own"))
+        .await
+        .expect("create");
+    let batch = [
+        user("ann", 1, b"a"),
+        user("carol", 1, b"imported"),
+        user("dan", 1, b"d"),
+    ];
+    let err = s.create_users(&batch).await;
+    assert!(
+        matches!(&err, Err(StorageError::Exists { name, .. }) if name == "carol"),
+        "{err:?}"
+    );
+    assert_eq!(s.load_user("ann").await.expect("load"), None, "rolled back");
+    assert_eq!(s.load_user("dan").await.expect("load"), None);
+    assert_eq!(
+        s.load_user("carol").await.expect("load"),
+        Some(user("carol", 3, b"carol's own"))
+    );
+    // The same names twice in one batch: refused whole too.
+    let twice = s
+        .create_users(&[user("eve", 1, b"1"), user("eve", 1, b"2")])
+        .await;
+    assert!(
+        matches!(twice, Err(StorageError::Exists { .. })),
+        "{twice:?}"
+    );
+    assert_eq!(s.load_user("eve").await.expect("load"), None);
+
+    s.create_users(&[user("ann", 1, b"a"), user("dan", 1, b"d")])
+        .await
+        .expect("import");
+    let names: Vec<String> = s
+        .list_users()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["ann", "carol", "dan"]);
+    s.create_users(&[]).await.expect("an empty import");
 }
 
 async fn users_are_listed_without_their_secrets_and_deleted(s: Arc<impl Storage + 'static>) {
@@ -220,6 +267,63 @@ async fn audit_is_appended_and_queried(s: Arc<impl Storage + 'static>) {
     assert_eq!(full, [all[1].clone()]);
 }
 
+async fn audit_entries_older_than_a_time_are_pruned(s: Arc<impl Storage + 'static>) {
+    for time in [100, 200, 300] {
+        let entry = AuditEntry {
+            time,
+            host: "web1".to_owned(),
+            user: "alice".to_owned(),
+            source: None,
+            service: "sshd".to_owned(),
+            method: Some("totp".to_owned()),
+            outcome: AuditEntry::ALLOWED.to_owned(),
+            reason: None,
+        };
+        s.append_audit(&entry).await.expect("append");
+    }
+    assert_eq!(s.prune_audit(200).await.expect("prune"), 1);
+    assert_eq!(s.prune_audit(200).await.expect("prune again"), 0);
+    let left = s
+        .query_audit(&AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .expect("query");
+    let times: Vec<i64> = left.iter().map(|e| e.time).collect();
+    assert_eq!(times, [300, 200], "an entry at the limit is kept");
+}
+
+/// A source's failure count is written by compare-and-swap, like a user: of two writers that
+/// read the same version (or both found none), one writes; expired rows are pruned.
+async fn source_counts_are_compare_and_swapped_and_pruned(s: Arc<impl Storage + 'static>) {
+    let row = |version, state: &str, expires_at| SourceRow {
+        source: "198.51.100.7".to_owned(),
+        state: state.to_owned(),
+        version,
+        expires_at,
+    };
+    assert_eq!(s.load_source("198.51.100.7").await.expect("load"), None);
+    assert!(s.save_source(&row(1, "a", 100)).await.expect("first"));
+    assert!(!s
+        .save_source(&row(1, "b", 100))
+        .await
+        .expect("racing first"));
+    assert!(s.save_source(&row(2, "c", 200)).await.expect("cas"));
+    assert!(!s.save_source(&row(2, "stale", 200)).await.expect("stale"));
+    assert_eq!(
+        s.load_source("198.51.100.7").await.expect("load"),
+        Some(row(2, "c", 200))
+    );
+    assert_eq!(
+        s.prune_sources(200).await.expect("prune"),
+        0,
+        "kept at its expiry"
+    );
+    assert_eq!(s.prune_sources(201).await.expect("prune"), 1);
+    assert_eq!(s.load_source("198.51.100.7").await.expect("load"), None);
+}
+
 /// Runs each named check on a fresh SQLite file and on a fresh PostgreSQL database.
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
@@ -253,11 +357,14 @@ macro_rules! conformance {
 conformance!(
     create_load_and_compare_and_swap,
     of_racing_writers_exactly_one_wins,
+    an_import_stores_all_its_users_or_none,
     users_are_listed_without_their_secrets_and_deleted,
     hosts_are_added_listed_and_revoked,
     a_join_token_is_used_once_and_not_after_it_expires,
     a_nonce_is_accepted_once_per_host_and_pruned,
     audit_is_appended_and_queried,
+    audit_entries_older_than_a_time_are_pruned,
+    source_counts_are_compare_and_swapped_and_pruned,
 );
 
 /// A fleet's database is often on another machine: `sslmode=verify-full` connects over TLS

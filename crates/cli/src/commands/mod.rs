@@ -5,6 +5,7 @@ pub mod demo;
 pub mod docs;
 pub mod doctor;
 pub mod enroll;
+pub mod export;
 pub mod import;
 pub mod log;
 pub mod setup;

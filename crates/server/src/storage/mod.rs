@@ -48,6 +48,19 @@ pub struct HostRow {
     pub revoked_at: Option<i64>,
 }
 
+/// Failures from one source over all users: core's `FailureCount` as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRow {
+    /// The source key (an IPv4 address, an IPv6 network, `name:HOST`).
+    pub source: String,
+    /// The count, as JSON.
+    pub state: String,
+    /// Grows by one on every write; a write names the version it read.
+    pub version: i64,
+    /// When nothing in the row matters any more (Unix seconds): pruned after.
+    pub expires_at: i64,
+}
+
 /// One decision, as stored in the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
@@ -158,6 +171,12 @@ impl std::error::Error for StorageError {}
 pub trait Storage: Send + Sync {
     /// Stores a new user at `row.version`; [`StorageError::Exists`] if the name is taken.
     fn create_user(&self, row: &UserRow) -> impl Future<Output = Result<(), StorageError>> + Send;
+    /// Stores several new users in one transaction: all of them, or (if any name is taken,
+    /// [`StorageError::Exists`] naming it, or the database fails) none.
+    fn create_users(
+        &self,
+        rows: &[UserRow],
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
     /// One user's row, if any.
     fn load_user(
         &self,
@@ -214,11 +233,27 @@ pub trait Storage: Send + Sync {
     /// Forgets nonces older than `before` (their requests are refused as stale anyway).
     fn prune_nonces(&self, before: i64) -> impl Future<Output = Result<u64, StorageError>> + Send;
 
+    /// One source's failure count, if any.
+    fn load_source(
+        &self,
+        source: &str,
+    ) -> impl Future<Output = Result<Option<SourceRow>, StorageError>> + Send;
+    /// Writes a source's count if it is still at `row.version - 1` (or, at version 1, if there
+    /// is none yet): false if another request wrote first (read again and redo).
+    fn save_source(
+        &self,
+        row: &SourceRow,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
+    /// Forgets the sources whose counts expired before `now`.
+    fn prune_sources(&self, now: i64) -> impl Future<Output = Result<u64, StorageError>> + Send;
+
     /// Appends one decision to the audit log.
     fn append_audit(
         &self,
         entry: &AuditEntry,
     ) -> impl Future<Output = Result<(), StorageError>> + Send;
+    /// Deletes audit entries older than `before` (Unix seconds); how many.
+    fn prune_audit(&self, before: i64) -> impl Future<Output = Result<u64, StorageError>> + Send;
     /// Reads the audit log, newest first.
     fn query_audit(
         &self,
@@ -349,6 +384,7 @@ macro_rules! forward {
 
 forward! {
     fn create_user(&self, row: &UserRow) -> ();
+    fn create_users(&self, rows: &[UserRow]) -> ();
     fn load_user(&self, name: &str) -> Option<UserRow>;
     fn update_user(&self, row: &UserRow) -> ();
     fn delete_user(&self, name: &str) -> bool;
@@ -361,7 +397,11 @@ forward! {
     fn use_join_token(&self, hash: &[u8], now: i64) -> Option<String>;
     fn remember_nonce(&self, host: &str, nonce: &str, ts: i64) -> bool;
     fn prune_nonces(&self, before: i64) -> u64;
+    fn load_source(&self, source: &str) -> Option<SourceRow>;
+    fn save_source(&self, row: &SourceRow) -> bool;
+    fn prune_sources(&self, now: i64) -> u64;
     fn append_audit(&self, entry: &AuditEntry) -> ();
+    fn prune_audit(&self, before: i64) -> u64;
     fn query_audit(&self, query: &AuditQuery) -> Vec<AuditEntry>;
 }
 

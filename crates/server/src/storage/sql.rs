@@ -1,11 +1,12 @@
-//! The SQL behind [`Storage`](super::Storage), written once for both backends: `$N`
+//! The SQL behind [`Storage`], written once for both backends: `$N`
 //! placeholders, `CAST` instead of `::`, `ON CONFLICT` and `RETURNING` are common to SQLite
 //! (3.35+, bundled by sqlx) and PostgreSQL, and `"user"` is quoted for PostgreSQL's sake.
 
 use sqlx::Row;
 
 use super::{
-    AuditEntry, AuditQuery, HostRow, PostgresStorage, SqliteStorage, Storage, StorageError, UserRow,
+    AuditEntry, AuditQuery, HostRow, PostgresStorage, SourceRow, SqliteStorage, Storage,
+    StorageError, UserRow,
 };
 
 const CREATE_USER: &str = "INSERT INTO users (name, sealed, version, state, disabled, updated_at) \
@@ -33,6 +34,16 @@ const USE_JOIN_TOKEN: &str = "UPDATE join_tokens SET used_at = $2 \
 const REMEMBER_NONCE: &str =
     "INSERT INTO nonces (host, nonce, ts) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 const PRUNE_NONCES: &str = "DELETE FROM nonces WHERE ts < $1";
+const PRUNE_AUDIT: &str = "DELETE FROM audit WHERE time < $1";
+const LOAD_SOURCE: &str =
+    "SELECT source, state, version, expires_at FROM source_failures WHERE source = $1";
+// The first count of a source: of two racing inserts, one writes.
+const INSERT_SOURCE: &str = "INSERT INTO source_failures (source, state, version, expires_at) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (source) DO NOTHING";
+// Every later one: only the writer that read version N may write N + 1.
+const UPDATE_SOURCE: &str = "UPDATE source_failures SET state = $2, version = $3, expires_at = $4 \
+     WHERE source = $1 AND version = $5";
+const PRUNE_SOURCES: &str = "DELETE FROM source_failures WHERE expires_at < $1";
 const APPEND_AUDIT: &str = "INSERT INTO audit \
      (time, host, \"user\", source, service, method, outcome, reason) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
@@ -89,22 +100,55 @@ macro_rules! host_row {
     };
 }
 
+/// `CREATE_USER` with `row`'s columns bound, for either backend.
+macro_rules! insert_user {
+    ($row:expr) => {
+        sqlx::query(CREATE_USER)
+            .bind(&$row.name)
+            .bind(&$row.sealed)
+            .bind($row.version)
+            .bind(&$row.state)
+            .bind($row.disabled)
+            .bind($row.updated_at)
+    };
+}
+
+/// Runs a `DELETE ... WHERE time < $1` statement; how many rows it deleted.
+macro_rules! delete_before {
+    ($storage:expr, $sql:expr, $before:expr, $doing:expr) => {
+        sqlx::query($sql)
+            .bind($before)
+            .execute(&$storage.pool)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(db($doing))
+    };
+}
+
 /// Implements [`Storage`] for a backend whose `pool` field is a `sqlx::Pool`.
 macro_rules! storage_impl {
     ($storage:ty) => {
         impl Storage for $storage {
             async fn create_user(&self, row: &UserRow) -> Result<(), StorageError> {
-                sqlx::query(CREATE_USER)
-                    .bind(&row.name)
-                    .bind(&row.sealed)
-                    .bind(row.version)
-                    .bind(&row.state)
-                    .bind(row.disabled)
-                    .bind(row.updated_at)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(taken("user", &row.name, "creating a user"))?;
+                insert_user!(row).execute(&self.pool).await.map_err(taken(
+                    "user",
+                    &row.name,
+                    "creating a user",
+                ))?;
                 Ok(())
+            }
+
+            async fn create_users(&self, rows: &[UserRow]) -> Result<(), StorageError> {
+                let mut tx = self.pool.begin().await.map_err(db("starting an import"))?;
+                for row in rows {
+                    insert_user!(row).execute(&mut *tx).await.map_err(taken(
+                        "user",
+                        &row.name,
+                        "importing users",
+                    ))?;
+                }
+                // Dropped without commit on any error above: the transaction rolls back.
+                tx.commit().await.map_err(db("committing an import"))
             }
 
             async fn load_user(&self, name: &str) -> Result<Option<UserRow>, StorageError> {
@@ -265,12 +309,53 @@ macro_rules! storage_impl {
             }
 
             async fn prune_nonces(&self, before: i64) -> Result<u64, StorageError> {
-                let done = sqlx::query(PRUNE_NONCES)
-                    .bind(before)
-                    .execute(&self.pool)
+                delete_before!(self, PRUNE_NONCES, before, "pruning nonces")
+            }
+
+            async fn prune_audit(&self, before: i64) -> Result<u64, StorageError> {
+                delete_before!(self, PRUNE_AUDIT, before, "pruning the audit log")
+            }
+
+            async fn load_source(&self, source: &str) -> Result<Option<SourceRow>, StorageError> {
+                let row = sqlx::query(LOAD_SOURCE)
+                    .bind(source)
+                    .fetch_optional(&self.pool)
                     .await
-                    .map_err(db("pruning nonces"))?;
-                Ok(done.rows_affected())
+                    .map_err(db("reading a source's failures"))?;
+                row.map(|r| {
+                    Ok::<_, sqlx::Error>(SourceRow {
+                        source: r.try_get("source")?,
+                        state: r.try_get("state")?,
+                        version: r.try_get("version")?,
+                        expires_at: r.try_get("expires_at")?,
+                    })
+                })
+                .transpose()
+                .map_err(db("reading a source's failures"))
+            }
+
+            async fn save_source(&self, row: &SourceRow) -> Result<bool, StorageError> {
+                let query = |sql| {
+                    sqlx::query(sql)
+                        .bind(&row.source)
+                        .bind(&row.state)
+                        .bind(row.version)
+                        .bind(row.expires_at)
+                };
+                let done = if row.version <= 1 {
+                    query(INSERT_SOURCE).execute(&self.pool).await
+                } else {
+                    query(UPDATE_SOURCE)
+                        .bind(row.version.saturating_sub(1))
+                        .execute(&self.pool)
+                        .await
+                }
+                .map_err(db("counting a source's failure"))?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn prune_sources(&self, now: i64) -> Result<u64, StorageError> {
+                delete_before!(self, PRUNE_SOURCES, now, "pruning source failures")
             }
 
             async fn append_audit(&self, e: &AuditEntry) -> Result<(), StorageError> {

@@ -23,17 +23,28 @@ pub struct Server {
 impl Server {
     /// Starts `sshield-server [global] serve [serve_args]` and waits for its banner.
     pub fn start(state_dir: &Path, global: &[&str], serve_args: &[&str]) -> Self {
+        // Warnings and errors only: a test's output stays readable.
+        Self::start_logging(state_dir, global, serve_args, "warn", Stdio::inherit())
+    }
+
+    /// [`Server::start`] with the log level `level` and the log lines sent to `logs`.
+    pub fn start_logging(
+        state_dir: &Path,
+        global: &[&str],
+        serve_args: &[&str],
+        level: &str,
+        logs: impl Into<Stdio>,
+    ) -> Self {
         let mut child = binary()
             .arg("--state-dir")
             .arg(state_dir)
             .args(global)
             .arg("serve")
             .args(serve_args)
-            // Warnings and errors only: a test's output stays readable.
-            .env("SSHIELD_SERVER_LOG", "warn")
+            .env("SSHIELD_SERVER_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(logs)
             .spawn()
             .expect("start sshield-server");
         let stdout = child.stdout.take().expect("stdout");

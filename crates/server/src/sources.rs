@@ -1,0 +1,71 @@
+//! Failures per source over all users, as a host counts them in its `.sources` table
+//! (core's `ratelimit`, docs/ratelimit.md), kept in the database so every replica sees every
+//! failure: one row per source key, written by compare-and-swap.
+
+use sshield_core::ratelimit::{FailureCount, RateLimit, DAY};
+
+use crate::api::App;
+use crate::storage::{SourceRow, Storage, StorageError};
+
+/// Attempts at counting one failure before giving up under contention (as for users).
+const MAX_TRIES: usize = 16;
+
+/// The lock on `source` over all users in force at `now`, if any.
+pub async fn locked(app: &App, source: &str, now: u64) -> Result<Option<u64>, StorageError> {
+    Ok(app
+        .store
+        .load_source(source)
+        .await?
+        .and_then(|row| parse(&row).locked(now)))
+}
+
+/// Counts a failure from `source` at `now` with core's rules (`source_max_failures` within
+/// `within` lock it for `lockout`); the source's count in the window, for the delay.
+pub async fn failed(app: &App, source: &str, now: u64) -> Result<u32, StorageError> {
+    let limits = &app.rate_limit;
+    for _ in 0..MAX_TRIES {
+        let row = app.store.load_source(source).await?;
+        let mut count = row.as_ref().map(parse).unwrap_or_default();
+        let n = count.record(now, limits.source_max_failures, 0, limits);
+        let next = SourceRow {
+            source: source.to_owned(),
+            state: serde_json::to_string(&count).unwrap_or_default(),
+            version: row.map_or(1, |r| r.version.saturating_add(1)),
+            expires_at: expires_at(&count, limits),
+        };
+        if app.store.save_source(&next).await? {
+            return Ok(n);
+        }
+    }
+    // A flood from one source: it is counted as at its worst.
+    Ok(u32::MAX)
+}
+
+/// Forgets the sources whose counts no longer matter at `now`.
+pub async fn prune(app: &App, now: u64) -> Result<u64, StorageError> {
+    app.store.prune_sources(as_i64(now)).await
+}
+
+/// A stored count; one that does not parse (it holds no secret, and only a writer of the
+/// database could have made it) counts from zero again.
+fn parse(row: &SourceRow) -> FailureCount {
+    serde_json::from_str(&row.state).unwrap_or_else(|e| {
+        tracing::warn!(source = %row.source, error = %e, "an unreadable source count, reset");
+        FailureCount::default()
+    })
+}
+
+/// When nothing in `count` matters any more: its lock and both counting windows are over.
+fn expires_at(count: &FailureCount, limits: &RateLimit) -> i64 {
+    let window = count.first.saturating_add(limits.within.as_secs());
+    let day = if count.day_count > 0 {
+        count.day_first.saturating_add(DAY)
+    } else {
+        0
+    };
+    as_i64(window.max(day).max(count.locked_until.unwrap_or(0)))
+}
+
+fn as_i64(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}

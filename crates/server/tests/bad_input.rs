@@ -1,0 +1,297 @@
+//! Every way a host's request can be wrong, as the server answers it: a 4xx with a message
+//! that says what to fix, never a 5xx, and nothing stored changed. The table is written into
+//! docs/bad-input.md (crates/e2e/src/bad_input.rs). Then a disk-full SQLite: a 503 with the
+//! cause in the server's log, and nothing already stored lost.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+use sshield_e2e::bad_input::{Row, Table};
+use sshield_server::storage::{AuditQuery, Backend, DatabaseTarget, Storage};
+use support::server::{
+    cli, enroll_confirmed, fresh_nonce, now, oathtool, state_dir, verify_body, Server, TestHost,
+};
+
+/// Users (name, version, SHA-256 of the sealed record), hosts, audit entries.
+type Stored = (Vec<(String, i64, Vec<u8>)>, Vec<String>, usize);
+
+/// What the database holds, read with the library while the server runs: each user's name,
+/// version and sealed record (hashed), the hosts, and how many audit entries there are.
+fn stored(state: &Path) -> Stored {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let target = DatabaseTarget::Sqlite(state.join("sshield-server.db"));
+        let store = Backend::open(&target).await.expect("open");
+        let mut users = Vec::new();
+        for row in store.list_users().await.expect("users") {
+            let full = store
+                .load_user(&row.name)
+                .await
+                .expect("user")
+                .expect("row");
+            users.push((
+                full.name,
+                full.version,
+                Sha256::digest(&full.sealed).to_vec(),
+            ));
+        }
+        let hosts = store
+            .list_hosts()
+            .await
+            .expect("hosts")
+            .into_iter()
+            .map(|h| format!("{}:{:?}", h.name, h.revoked_at))
+            .collect();
+        let audit = store
+            .query_audit(&AuditQuery {
+                limit: 100_000,
+                ..AuditQuery::default()
+            })
+            .await
+            .expect("audit")
+            .len();
+        (users, hosts, audit)
+    })
+}
+
+/// The number in "its time is -120s from the server's", which depends on the second.
+fn steady(message: &str) -> String {
+    match message.split_once("its time is ") {
+        Some((head, tail)) => {
+            let rest = tail.trim_start_matches(|c: char| c == '-' || c.is_ascii_digit());
+            format!("{head}its time is Ns{}", rest.trim_start_matches('s'))
+        }
+        None => message.to_owned(),
+    }
+}
+
+#[test]
+fn table_server_requests() {
+    let (_tmp, state) = state_dir();
+    let server = Server::start(&state, &[], &["--listen", "127.0.0.1:0"]);
+    let secret = enroll_confirmed(&state, &[], "alice");
+    let host = TestHost::new("web1", 1);
+    host.join(&server, &state, &[]);
+    let good = verify_body("alice", &oathtool(&secret, 30));
+    let path = "/v1/verify";
+    let json = "application/json";
+    let signed =
+        |body: &str, ts: i64, nonce: &str| host.headers("POST", path, body.as_bytes(), ts, nonce);
+    let with = |headers: Vec<(&'static str, String)>, name: &'static str, value: &str| {
+        let mut h: Vec<_> = headers.into_iter().filter(|(k, _)| *k != name).collect();
+        if !value.is_empty() {
+            h.push((name, value.to_owned()));
+        }
+        h
+    };
+    let big = format!(
+        r#"{{"user":"alice","code":"{}","service":"sshd"}}"#,
+        "1".repeat(20_000)
+    );
+    let other_path = host.headers("POST", "/v1/join", good.as_bytes(), now(), &fresh_nonce());
+    let other_method = host.headers("PUT", path, good.as_bytes(), now(), &fresh_nonce());
+    let altered = signed(&verify_body("alice", "000000"), now(), &fresh_nonce());
+    let stranger = TestHost::new("web9", 9);
+    let impostor = TestHost::new("web1", 2);
+    // (input, tried with, method, path, headers, content type, body, status)
+    type Case = (
+        &'static str,
+        String,
+        &'static str,
+        &'static str,
+        Vec<(&'static str, String)>,
+        &'static str,
+        String,
+        u16,
+    );
+    let cases: Vec<Case> = vec![
+        ("no signature headers at all", "POST /v1/verify".into(), "POST", path, vec![], json, good.clone(), 401),
+        ("X-Sshield-Signature left out", "POST /v1/verify".into(), "POST", path, with(signed(&good, now(), &fresh_nonce()), "x-sshield-signature", ""), json, good.clone(), 401),
+        ("X-Sshield-Timestamp: yesterday", "POST /v1/verify".into(), "POST", path, with(signed(&good, now(), &fresh_nonce()), "x-sshield-timestamp", "yesterday"), json, good.clone(), 401),
+        ("X-Sshield-Nonce: short", "POST /v1/verify".into(), "POST", path, signed(&good, now(), "short"), json, good.clone(), 401),
+        ("X-Sshield-Nonce: ../../etc/passwd/x", "POST /v1/verify".into(), "POST", path, signed(&good, now(), "../../etc/passwd/x"), json, good.clone(), 401),
+        ("X-Sshield-Signature: not base64!", "POST /v1/verify".into(), "POST", path, with(signed(&good, now(), &fresh_nonce()), "x-sshield-signature", "not base64!"), json, good.clone(), 401),
+        ("X-Sshield-Signature: 10 bytes", "POST /v1/verify".into(), "POST", path, with(signed(&good, now(), &fresh_nonce()), "x-sshield-signature", "AAAAAAAAAAAAAA=="), json, good.clone(), 401),
+        ("signed 2 minutes ago", "POST /v1/verify".into(), "POST", path, signed(&good, now() - 120, &fresh_nonce()), json, good.clone(), 401),
+        ("signed 2 minutes ahead", "POST /v1/verify".into(), "POST", path, signed(&good, now() + 120, &fresh_nonce()), json, good.clone(), 401),
+        ("signed for /v1/join", "POST /v1/verify".into(), "POST", path, other_path, json, good.clone(), 401),
+        ("signed for PUT", "POST /v1/verify".into(), "POST", path, other_method, json, good.clone(), 401),
+        ("body changed after signing", "POST /v1/verify".into(), "POST", path, altered, json, good.clone(), 401),
+        ("a host that never joined", "POST /v1/verify as web9".into(), "POST", path, stranger.headers("POST", path, good.as_bytes(), now(), &fresh_nonce()), json, good.clone(), 401),
+        ("web1's name, another key", "POST /v1/verify as web1".into(), "POST", path, impostor.headers("POST", path, good.as_bytes(), now(), &fresh_nonce()), json, good.clone(), 401),
+        ("a 20 kB body (limit 16 kB)", "POST /v1/verify, signed".into(), "POST", path, signed(&big, now(), &fresh_nonce()), json, big.clone(), 413),
+        ("a 20 kB body, unsigned", "POST /v1/verify".into(), "POST", path, vec![], json, big.clone(), 413),
+        ("user=alice&code=1", "POST /v1/verify, signed, form-encoded".into(), "POST", path, signed("user=alice&code=1", now(), &fresh_nonce()), "application/x-www-form-urlencoded", "user=alice&code=1".into(), 415),
+        ("{\"user\": ", "POST /v1/verify, signed".into(), "POST", path, signed("{\"user\": ", now(), &fresh_nonce()), json, "{\"user\": ".into(), 400),
+        (r#"{"user":"alice","code":"1","service":"sshd","admin":true}"#, "POST /v1/verify, signed".into(), "POST", path, signed(r#"{"user":"alice","code":"1","service":"sshd","admin":true}"#, now(), &fresh_nonce()), json, r#"{"user":"alice","code":"1","service":"sshd","admin":true}"#.into(), 422),
+        (r#"{"user":"../root","code":"1","service":"sshd"}"#, "POST /v1/verify, signed".into(), "POST", path, signed(r#"{"user":"../root","code":"1","service":"sshd"}"#, now(), &fresh_nonce()), json, r#"{"user":"../root","code":"1","service":"sshd"}"#.into(), 422),
+        (r#"{"token":"sshj_x","name":"web2","public_key":"AAAA"}"#, "POST /v1/join".into(), "POST", "/v1/join", vec![], json, r#"{"token":"sshj_x","name":"web2","public_key":"AAAA"}"#.into(), 422),
+        (r#"{"token":"sshj_forged","name":"web2","public_key":"<a real key>"}"#, "POST /v1/join".into(), "POST", "/v1/join", vec![], json, serde_json::json!({"token":"sshj_forged","name":"web2","public_key":stranger.public_key()}).to_string(), 401),
+    ];
+    let mut table = Table::new(
+        "server requests",
+        "cargo test -p sshield-server --test bad_input table_server_requests",
+    );
+    for (input, tried, method, at, headers, content_type, body, status) in cases {
+        let before = stored(&state);
+        let mut refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        refs.push(("content-type", content_type));
+        let (got, answer) = server.request(method, at, &refs, body.as_bytes());
+        assert_eq!(got, status, "{input}: {answer}");
+        let message = serde_json::from_str::<serde_json::Value>(&answer)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| panic!("{input}: not a JSON error: {answer}"));
+        let after = stored(&state);
+        assert_eq!(before, after, "{input}: stored data changed");
+        table.push(Row {
+            input: input.to_owned(),
+            tried,
+            outcome: format!("HTTP {status}"),
+            message: steady(&message),
+            stored: format!(
+                "unchanged ({} user, {} host, {} audit entries)",
+                after.0.len(),
+                after.1.len(),
+                after.2
+            ),
+        });
+    }
+    // A good request sent twice: the second is the replay.
+    let nonce = fresh_nonce();
+    let headers = signed(&verify_body("nobody", "123456"), now(), &nonce);
+    let body = verify_body("nobody", "123456");
+    assert_eq!(
+        server.post_with(path, &headers, json, body.as_bytes()).0,
+        200
+    );
+    let before = stored(&state);
+    let (status, answer) = server.post_with(path, &headers, json, body.as_bytes());
+    assert_eq!(status, 401, "{answer}");
+    let after = stored(&state);
+    assert_eq!(before, after, "a replay changed stored data");
+    let message: serde_json::Value = serde_json::from_str(&answer).expect("JSON");
+    table.push(Row {
+        input: "a signed request sent again".to_owned(),
+        tried: "POST /v1/verify, same nonce".to_owned(),
+        outcome: "HTTP 401".to_owned(),
+        message: message["error"].as_str().unwrap_or_default().to_owned(),
+        stored: format!(
+            "unchanged ({} user, {} host, {} audit entries)",
+            after.0.len(),
+            after.1.len(),
+            after.2
+        ),
+    });
+    // Nothing above used alice's code.
+    let (status, answer) = host.post(&server, path, &good);
+    assert!(status == 200 && answer.contains("allowed"), "{answer}");
+    table.check();
+}
+
+/// A tiny filesystem of its own (tmpfs, unmounted after) so the disk can be filled.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn new(size: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let done = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(done.success(), "mount a tmpfs (this test needs root)");
+        Self { dir }
+    }
+
+    /// Writes `name` until the filesystem is full.
+    fn fill(&self, name: &str) {
+        use std::io::Write;
+        let mut file = std::fs::File::create(self.dir.path().join(name)).expect("filler");
+        let block = vec![0u8; 4096];
+        while file.write_all(&block).is_ok() {}
+        let _ = file.sync_all();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// SQLite on a full disk: a verification is a 503 (the server's fault, not the host's), the
+/// log says the disk is full, the code is not used up, an admin's change fails with the
+/// cause, and once there is room again everything stored before is there and the same code
+/// is accepted once.
+#[test]
+fn a_full_disk_is_a_503_and_loses_nothing() {
+    let disk = Tmpfs::new("4m");
+    let state = disk.dir.path().join("state");
+    let logs_dir = tempfile::tempdir().expect("tempdir");
+    let logs = std::fs::File::create(logs_dir.path().join("server.log")).expect("log");
+    let server = Server::start_logging(&state, &[], &["--listen", "127.0.0.1:0"], "warn", logs);
+    let secret = enroll_confirmed(&state, &[], "ivy");
+    enroll_confirmed(&state, &[], "jon");
+    let host = TestHost::new("web1", 1);
+    host.join(&server, &state, &[]);
+    let before = stored(&state);
+    disk.fill("filler");
+
+    let code = oathtool(&secret, 30);
+    let (status, body) = host.post(&server, "/v1/verify", &verify_body("ivy", &code));
+    assert!(
+        status == 503 && body.contains("database failed"),
+        "{status} {body}"
+    );
+    let (ok, _, err) = cli(&state, &[], &["user", "enroll", "kim"]);
+    assert!(!ok && err.contains("full"), "the admin is told: {err}");
+    let log = std::fs::read_to_string(logs_dir.path().join("server.log")).expect("log");
+    assert!(log.contains("database or disk is full"), "{log}");
+
+    std::fs::remove_file(disk.dir.path().join("filler")).expect("make room");
+    let after = stored(&state);
+    assert_eq!(before.0, after.0, "every user as before");
+    assert_eq!(before.1, after.1, "every host as before");
+    let (status, body) = host.post(&server, "/v1/verify", &verify_body("ivy", &code));
+    assert!(status == 200 && body.contains("allowed"), "{body}");
+    let (status, body) = host.post(&server, "/v1/verify", &verify_body("ivy", &code));
+    assert!(status == 200 && body.contains("replayed"), "{body}");
+    drop(server);
+}
+
+/// Two replicas on one PostgreSQL: a signed request answered by one and sent again to the
+/// other is a replay there too (the nonce is remembered in the shared database).
+#[test]
+fn a_request_replayed_to_another_replica_is_refused() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let db = runtime.block_on(support::pg::database());
+    let global = ["--database", db.url.as_str()];
+    let (_tmp, state) = state_dir();
+    let first = Server::start(&state, &global, &["--listen", "127.0.0.1:0"]);
+    let second = Server::start(&state, &global, &["--listen", "127.0.0.1:0"]);
+    let secret = enroll_confirmed(&state, &global, "lea");
+    let host = TestHost::new("web1", 1);
+    host.join(&first, &state, &global);
+    let body = verify_body("lea", &oathtool(&secret, 30));
+    let headers = host.headers("POST", "/v1/verify", body.as_bytes(), now(), &fresh_nonce());
+    let json = "application/json";
+    let (status, answer) = first.post_with("/v1/verify", &headers, json, body.as_bytes());
+    assert!(status == 200 && answer.contains("allowed"), "{answer}");
+    let (status, answer) = second.post_with("/v1/verify", &headers, json, body.as_bytes());
+    assert!(
+        status == 401 && answer.contains("replayed request"),
+        "{status} {answer}"
+    );
+}
