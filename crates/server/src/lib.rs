@@ -17,6 +17,7 @@ pub mod commands;
 pub mod config;
 pub mod docs;
 pub mod hosts;
+pub mod push;
 pub mod records;
 pub mod seal;
 pub mod serve;

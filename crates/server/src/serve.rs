@@ -200,7 +200,7 @@ async fn prune_nonces(app: Arc<App>) {
     reason = "rustls 0.23.48 deprecates ring's provider for lacking post-quantum key exchange; \
               aws-lc-rs would need a C toolchain at build time. Classical TLS 1.2/1.3 stays sound"
 )]
-fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     // Err only if a provider is installed already, which is what we want.
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
