@@ -2,16 +2,25 @@
 //! conversation, cut at the first NUL (libpam hands over a C string) and read as UTF-8 with
 //! replacement, as crates/pam/src/handle.rs does; then split into password and code
 //! (`forward_pass`), told apart from a password (`try_first_pass`), and wrapped as the engine's
-//! `Response`. The PAM crate is a cdylib with no Rust library, so crates/pam/src/code_shape.rs
-//! is compiled here from its own source file. The conversation itself (pointers, libpam's
-//! memory) is C and is not fuzzed here.
+//! `Response`. The splitting and the shape rule live in core's private `shape` module (one
+//! rule for `PAM_AUTHTOK` and `SSHIELD_CODE`), so crates/core/src/shape.rs is compiled here
+//! from its own source file. The conversation itself (pointers, libpam's memory) is C and is
+//! not fuzzed here.
 #![no_main]
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "the module's source file is included whole; the target calls part of it"
+)]
 
 use libfuzzer_sys::fuzz_target;
 use sshield_core::Response;
 
-#[path = "../../crates/pam/src/code_shape.rs"]
+/// What the included file reaches as `crate::backup` inside core.
+mod backup {
+    pub use sshield_core::backup::*;
+}
+
+#[path = "../../crates/core/src/shape.rs"]
 mod code_shape;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,10 +3,13 @@
 //! parsing (line framing, requests, replies), is compiled here from its own source file. Any
 //! bytes are read the way the daemon reads a connection: lines of at most MAX_LINE bytes,
 //! each parsed as a request; a `check` request that parses is written by the client's own
-//! writer and parsed again. The same bytes are read as the client reads replies; a reply that
+//! writer and parsed again, to the same request (its `entry` included). The same bytes are read as the client reads replies; a reply that
 //! parses is written and read back equal.
 #![no_main]
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "the CLI's source file is included whole; the target calls part of it"
+)]
 
 use libfuzzer_sys::fuzz_target;
 
@@ -19,20 +22,21 @@ fuzz_target!(|data: &[u8]| {
     let mut reader = LineReader::new(data);
     while let Ok(Some(line)) = reader.read_line() {
         assert!(line.len() <= MAX_LINE);
-        if let Ok(Request::Check(_)) = protocol::parse_request(&line) {
+        if let Ok(Request::Check { pre_supplied, .. }) = protocol::parse_request(&line) {
             let code = serde_json::from_slice::<serde_json::Value>(&line)
                 .ok()
                 .and_then(|v| v.get("code").and_then(|c| c.as_str().map(str::to_owned)))
                 .expect("a check request has a code");
             let mut out = Vec::new();
-            protocol::write_check(&mut out, &code).expect("writes to memory");
+            protocol::write_check(&mut out, &code, pre_supplied).expect("writes to memory");
             let again = LineReader::new(&out[..]).read_line();
             let Ok(Some(again)) = again else {
                 panic!("the client's check line does not read back");
             };
+            // The same request again, from where the code came included.
             assert!(matches!(
                 protocol::parse_request(&again),
-                Ok(Request::Check(_))
+                Ok(Request::Check { pre_supplied: p, .. }) if p == pre_supplied
             ));
         }
     }

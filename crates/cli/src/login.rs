@@ -12,6 +12,9 @@
 //! - Who the user is comes from the kernel (the daemon reads SO_PEERCRED), and from where
 //!   from `/proc`; nothing is taken from `$USER` or `$SSH_CONNECTION`.
 //! - A broken config always denies; only an unreachable daemon falls to `failmode`.
+//! - It decides nothing and counts nothing: the daemon's login says how many tries are left
+//!   and whether a denial is the last, and how long it waited; the helper only prompts,
+//!   prints, and waits as long as the rate limit can make the daemon wait.
 //! - The config is never the user's: not from `SSHIELD_CONFIG` (the client sets it through
 //!   `AcceptEnv SSHIELD_*`), and only a file root alone can change ([`Config::load_root_owned`]).
 
@@ -26,56 +29,55 @@ use std::time::{Duration, Instant};
 
 use rustix::termios::{self, LocalModes, OptionalActions, SpecialCodeIndex, Termios};
 use sshield_core::config::Failmode;
-use sshield_core::log::{error_line, failmode_line};
-use sshield_core::{Account, Config, Subject};
+use sshield_core::log::{error_line, failmode_line, LogSink};
+use sshield_core::{ratelimit, Account, Caller, Config};
 use zeroize::Zeroizing;
 
 use crate::daemon::SERVICE;
 use crate::protocol::{self, Reply, MAX_CODE};
-use crate::syslog::{self, Severity};
+use crate::syslog::Syslog;
 
 /// The environment variable a client may pass the code in (`ssh -o SetEnv=SSHIELD_CODE=...`).
 pub const CODE_VAR: &str = "SSHIELD_CODE";
 
-/// How long to wait for the daemon's answer to `need` (a check may take longer: the engine's
-/// delay after failures).
+/// How long to wait for the daemon's answer to `need`; a check may take longer by the rate
+/// limit's longest delay, which the daemon serves before it answers.
 const DAEMON_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the helper. Returns only on refusal or error: on success the process becomes the
 /// user's shell or command.
 pub fn run(config_path: &Path, syslog_socket: &Path) -> ExitCode {
     let me = Me::current();
+    let log = Syslog {
+        socket: syslog_socket,
+        file: None,
+    };
     let config = match Config::load_root_owned(config_path) {
         Ok(c) => c,
         Err(e) => {
             // Whatever failmode says: a config nobody can read correctly decides nothing.
-            syslog::send(
-                syslog_socket,
-                Severity::Warning,
-                &error_line(&me.subject(), &e.to_string()),
-            );
+            log.log(&error_line(&me.caller(), &e.to_string()));
             return refuse(&format!(
                 "the sshield config is broken, so every login is refused until an admin fixes it: {e}"
             ));
         }
     };
-    let connected = Daemon::connect(&config.socket).and_then(|mut d| d.need().map(|r| (d, r)));
+    let connected = Daemon::connect(&config).and_then(|mut d| d.need().map(|r| (d, r)));
     let (daemon, reply) = match connected {
         Ok(pair) => pair,
-        Err(e) => return unreachable(&config, &me, syslog_socket, &e),
+        Err(e) => return unreachable(&config, &me, &log, &e),
     };
     match reply {
         Reply::Exempt { .. } => become_target(&config, &me),
         Reply::Prompt {
             prompt,
             accept_env_code,
-            tries,
             timeout_secs,
+            ..
         } => {
             let ask = Ask {
                 prompt,
                 accept_env_code,
-                tries,
                 timeout: Duration::from_secs(timeout_secs),
             };
             match authenticate(daemon, &ask) {
@@ -117,14 +119,9 @@ impl Me {
         }
     }
 
-    fn subject(&self) -> Subject<'_> {
-        Subject {
-            user: &self.name,
-            // The helper itself has no trustworthy source; the daemon logs the real one.
-            source: None,
-            service: SERVICE,
-            first_factor: None,
-        }
+    fn caller(&self) -> Caller {
+        // The helper itself has no trustworthy source; the daemon logs the real one.
+        Caller::new(self.name.clone(), SERVICE)
     }
 }
 
@@ -134,26 +131,18 @@ fn refuse(message: &str) -> ExitCode {
 }
 
 /// The daemon could not be asked: `failmode` decides, loudly either way.
-fn unreachable(config: &Config, me: &Me, syslog_socket: &Path, e: &io::Error) -> ExitCode {
+fn unreachable(config: &Config, me: &Me, log: &Syslog<'_>, e: &io::Error) -> ExitCode {
     let what = format!(
         "the sshield daemon at {} cannot be reached: {e}",
         config.socket.display()
     );
     match config.failmode {
         Failmode::Secure => {
-            syslog::send(
-                syslog_socket,
-                Severity::Warning,
-                &failmode_line(&me.subject(), false, &what),
-            );
+            log.log(&failmode_line(&me.caller(), false, &what));
             refuse(&format!("{what}; login refused (failmode = \"secure\")"))
         }
         Failmode::Safe => {
-            syslog::send(
-                syslog_socket,
-                Severity::Warning,
-                &failmode_line(&me.subject(), true, &what),
-            );
+            log.log(&failmode_line(&me.caller(), true, &what));
             eprintln!(
                 "sshield: WARNING: {what}; letting you in WITHOUT a second factor (failmode = \"safe\")"
             );
@@ -167,17 +156,21 @@ fn unreachable(config: &Config, me: &Me, syslog_socket: &Path, e: &io::Error) ->
 struct Daemon {
     reader: protocol::LineReader<UnixStream>,
     writer: UnixStream,
+    /// The longest the daemon may wait before answering a check: the rate limit's longest
+    /// delay, from the same config the daemon reads.
+    longest_delay: Duration,
 }
 
 impl Daemon {
-    fn connect(socket: &Path) -> io::Result<Daemon> {
-        let stream = UnixStream::connect(socket)?;
+    fn connect(config: &Config) -> io::Result<Daemon> {
+        let stream = UnixStream::connect(&config.socket)?;
         stream.set_read_timeout(Some(DAEMON_TIMEOUT))?;
         stream.set_write_timeout(Some(DAEMON_TIMEOUT))?;
         let writer = stream.try_clone()?;
         Ok(Daemon {
             reader: protocol::LineReader::new(stream),
             writer,
+            longest_delay: ratelimit::longest_delay(&config.rate_limit),
         })
     }
 
@@ -186,12 +179,11 @@ impl Daemon {
         protocol::read_reply(&mut self.reader).map_err(|e| io::Error::other(e.to_string()))
     }
 
-    fn check(&mut self, code: &str) -> io::Result<Reply> {
-        // The engine may pause up to 256 × `delay` before a denial.
+    fn check(&mut self, code: &str, pre_supplied: bool) -> io::Result<Reply> {
         self.reader
             .get_ref()
-            .set_read_timeout(Some(Duration::from_secs(600)))?;
-        protocol::write_check(&mut self.writer, code)?;
+            .set_read_timeout(Some(DAEMON_TIMEOUT.saturating_add(self.longest_delay)))?;
+        protocol::write_check(&mut self.writer, code, pre_supplied)?;
         protocol::read_reply(&mut self.reader).map_err(|e| io::Error::other(e.to_string()))
     }
 }
@@ -201,24 +193,23 @@ impl Daemon {
 struct Ask {
     prompt: String,
     accept_env_code: bool,
-    tries: u32,
     timeout: Duration,
 }
 
-/// Gets a good code to the daemon: from `SSHIELD_CODE` if allowed, else from the terminal.
-/// `Ok(banner)` when allowed; `Err(exit code)` after saying why not.
+/// Gets a good code to the daemon: from `SSHIELD_CODE` if allowed, else from the terminal,
+/// until the daemon says the login is over. `Ok(banner)` when allowed; `Err(exit code)` after
+/// saying why not.
 fn authenticate(mut daemon: Daemon, ask: &Ask) -> Result<Option<String>, ExitCode> {
-    let mut tries_left = ask.tries;
     let env_code = std::env::var_os(CODE_VAR).map(|v| Zeroizing::new(v.into_vec()));
     let terminal = io::stdin().is_terminal();
     if let (true, Some(code)) = (ask.accept_env_code, env_code.as_ref()) {
         let code = String::from_utf8_lossy(code);
-        match outcome(daemon.check(&code))? {
+        match outcome(daemon.check(&code, true))? {
             Checked::Allowed(banner) => return Ok(banner),
-            Checked::Denied { left, .. } if left == 0 || !terminal => {
-                return Err(ExitCode::from(1))
-            }
-            Checked::Denied { left, .. } => tries_left = left,
+            Checked::Denied { last: true } => return Err(ExitCode::from(1)),
+            Checked::Denied { last: false } if !terminal => return Err(ExitCode::from(1)),
+            // Not taken (no code's shape): ask, as for no code at all.
+            Checked::Denied { last: false } | Checked::Ask => {}
         }
     }
     if !terminal {
@@ -234,7 +225,7 @@ fn authenticate(mut daemon: Daemon, ask: &Ask) -> Result<Option<String>, ExitCod
     let terminal =
         Terminal::prompting().map_err(|e| refuse(&format!("cannot use the terminal: {e}")))?;
     let deadline = Instant::now() + ask.timeout;
-    while tries_left > 0 {
+    loop {
         let typed = match terminal.read_code(&ask.prompt, deadline) {
             Ok(code) => code,
             Err(end) => {
@@ -245,11 +236,10 @@ fn authenticate(mut daemon: Daemon, ask: &Ask) -> Result<Option<String>, ExitCod
         if typed.trim().is_empty() {
             continue;
         }
-        match outcome(daemon.check(&typed)) {
+        match outcome(daemon.check(&typed, false)) {
             Ok(Checked::Allowed(banner)) => return Ok(banner),
-            Ok(Checked::Denied { left, locked }) => {
-                tries_left = if locked { 0 } else { left };
-            }
+            Ok(Checked::Denied { last: true }) => break,
+            Ok(Checked::Denied { last: false } | Checked::Ask) => {}
             Err(code) => return Err(code),
         }
     }
@@ -259,23 +249,26 @@ fn authenticate(mut daemon: Daemon, ask: &Ask) -> Result<Option<String>, ExitCod
 
 enum Checked {
     Allowed(Option<String>),
-    Denied { left: u32, locked: bool },
+    Denied {
+        last: bool,
+    },
+    /// The code was not taken (not shaped like one): ask for one.
+    Ask,
 }
 
 /// Turns the daemon's answer to a check into what to do next, telling the user about denials.
 fn outcome(reply: io::Result<Reply>) -> Result<Checked, ExitCode> {
     match reply {
         Ok(Reply::Allow { banner, .. }) => Ok(Checked::Allowed(banner)),
-        Ok(Reply::Deny {
-            reason,
-            message,
-            tries_left,
-        }) => {
+        Ok(Reply::Deny { message, last, .. }) => {
             eprint!("sshield: {message}\r\n");
-            Ok(Checked::Denied {
-                left: tries_left,
-                locked: reason == "locked",
-            })
+            Ok(Checked::Denied { last })
+        }
+        Ok(Reply::Prompt { note, .. }) => {
+            if let Some(note) = note {
+                eprint!("sshield: {note}\r\n");
+            }
+            Ok(Checked::Ask)
         }
         Ok(Reply::Error { message, .. }) => Err(refuse(&format!("the sshield daemon: {message}"))),
         Ok(other) => Err(refuse(&format!(

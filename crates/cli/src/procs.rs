@@ -107,7 +107,10 @@ pub fn ssh_session_of(pid: u32) -> Option<SshSession> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(
+        clippy::unwrap_used,
+        reason = "a test: a failed unwrap is a failed test"
+    )]
 
     use super::*;
 

@@ -2,7 +2,11 @@
 //!
 //! One JSON object per line each way, at most [`MAX_LINE`] bytes including the newline, every
 //! object carrying `"v": 1`. The client asks `{"v":1,"op":"need"}` (is a second factor needed
-//! for me, now, from where I logged in?) and `{"v":1,"op":"check","code":"123456"}`. Who "me"
+//! for me, now, from where I logged in?) and `{"v":1,"op":"check","code":"123456"}`, with
+//! `"entry":"env"` when the code came from `SSHIELD_CODE` rather than the prompt. The daemon
+//! holds the connection's login ([`sshield_core::Login`]): its replies say how many tries are
+//! left and whether a denial is the last, so the client counts nothing and reads no reason
+//! word. Fields added since the first version are optional both ways, so `"v"` stays 1. Who "me"
 //! is, and from where, the daemon learns from the kernel and from `/proc`, never from the
 //! request: a request has no field that names a user, a pid or an address. Anything else —
 //! too long, not JSON, an unknown field, another version — gets an `error` reply and the
@@ -28,7 +32,13 @@ pub enum Request {
     /// Must the caller pass a second factor now?
     Need,
     /// Check this code (or backup code) for the caller, and use it up if good.
-    Check(Response),
+    Check {
+        /// The code.
+        code: Response,
+        /// It came from `SSHIELD_CODE`, not from the prompt (`"entry":"env"`): checked only if
+        /// shaped like a code, and it uses no try.
+        pre_supplied: bool,
+    },
 }
 
 /// The daemon's answer to one request.
@@ -50,6 +60,9 @@ pub enum Reply {
         tries: u32,
         /// How long to wait for the user (config `login_timeout`).
         timeout_secs: u64,
+        /// Something to tell the user first: why a code from `SSHIELD_CODE` was not taken.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     /// The code is good.
     Allow {
@@ -66,6 +79,9 @@ pub enum Reply {
         message: String,
         /// Codes still accepted on this connection; 0 means it is about to close.
         tries_left: u32,
+        /// The login is over (out of tries, or locked): the connection closes after this.
+        #[serde(default)]
+        last: bool,
     },
     /// The request could not be served; the connection closes after this.
     Error {
@@ -202,11 +218,13 @@ struct Versioned {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WireRequest {
-    #[allow(dead_code)] // checked through `Versioned` first
+    #[expect(dead_code, reason = "checked through `Versioned` first")]
     v: u64,
     op: String,
     #[serde(default)]
     code: Option<String>,
+    #[serde(default)]
+    entry: Option<String>,
 }
 
 /// Parses one request line (as returned by [`LineReader::read_line`]).
@@ -221,6 +239,21 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
     }
     let wire: WireRequest = serde_json::from_slice(line).map_err(malformed)?;
     let code = wire.code.map(Zeroizing::new);
+    let pre_supplied = match wire.entry.as_deref() {
+        None | Some("typed") => false,
+        Some("env") => true,
+        Some(other) => {
+            return Err(ProtocolError::Malformed(format!(
+                "unknown entry {:?}; use \"typed\" or \"env\"",
+                other.chars().take(32).collect::<String>()
+            )))
+        }
+    };
+    if wire.op != "check" && wire.entry.is_some() {
+        return Err(ProtocolError::Malformed(
+            "only `check` takes an `entry`".into(),
+        ));
+    }
     match (wire.op.as_str(), code) {
         ("need", None) => Ok(Request::Need),
         ("need", Some(_)) => Err(ProtocolError::Malformed("`need` takes no code".into())),
@@ -230,7 +263,10 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
         ("check", Some(code)) if code.trim().is_empty() => {
             Err(ProtocolError::BadCode("the code is empty"))
         }
-        ("check", Some(code)) => Ok(Request::Check(Response::new(&code))),
+        ("check", Some(code)) => Ok(Request::Check {
+            code: Response::new(&code),
+            pre_supplied,
+        }),
         ("check", None) => Err(ProtocolError::BadCode("`check` needs a `code`")),
         (op, _) => Err(ProtocolError::Malformed(format!(
             "unknown op {:?}; use \"need\" or \"check\"",
@@ -245,13 +281,16 @@ pub fn write_need(writer: &mut impl Write) -> io::Result<()> {
     writer.flush()
 }
 
-/// Writes a `check` request for `code`, through a buffer that is wiped afterwards.
-pub fn write_check(writer: &mut impl Write, code: &str) -> io::Result<()> {
+/// Writes a `check` request for `code` (from `SSHIELD_CODE` if `pre_supplied`), through a
+/// buffer that is wiped afterwards.
+pub fn write_check(writer: &mut impl Write, code: &str, pre_supplied: bool) -> io::Result<()> {
     #[derive(Serialize)]
     struct Check<'a> {
         v: u64,
         op: &'a str,
         code: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        entry: Option<&'a str>,
     }
     let mut line = Zeroizing::new(Vec::with_capacity(MAX_LINE));
     serde_json::to_writer(
@@ -260,6 +299,7 @@ pub fn write_check(writer: &mut impl Write, code: &str) -> io::Result<()> {
             v: VERSION,
             op: "check",
             code,
+            entry: pre_supplied.then_some("env"),
         },
     )
     .map_err(io::Error::other)?;
@@ -305,7 +345,10 @@ pub fn read_reply(reader: &mut LineReader<impl Read>) -> Result<Reply, ProtocolE
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(
+        clippy::unwrap_used,
+        reason = "a test: a failed unwrap is a failed test"
+    )]
 
     use super::*;
 
@@ -320,7 +363,21 @@ mod tests {
             Ok(Request::Need)
         ));
         let check = parse("{\"v\":1,\"op\":\"check\",\"code\":\" 123456 \"}\n").unwrap();
-        assert!(matches!(check, Request::Check(_)));
+        assert!(matches!(
+            check,
+            Request::Check {
+                pre_supplied: false,
+                ..
+            }
+        ));
+        let env = parse("{\"v\":1,\"op\":\"check\",\"code\":\"123456\",\"entry\":\"env\"}\n");
+        assert!(matches!(
+            env,
+            Ok(Request::Check {
+                pre_supplied: true,
+                ..
+            })
+        ));
         // The code never shows in Debug output.
         assert!(!format!("{check:?}").contains("123456"));
     }
@@ -341,6 +398,11 @@ mod tests {
             ("{\"v\":1,\"op\":\"check\"}\n", "bad-code"),
             ("{\"v\":1,\"op\":\"check\",\"code\":\"  \"}\n", "bad-code"),
             ("{\"v\":1,\"op\":\"check\",\"code\":12}\n", "malformed"),
+            (
+                "{\"v\":1,\"op\":\"check\",\"code\":\"1\",\"entry\":\"file\"}\n",
+                "malformed",
+            ),
+            ("{\"v\":1,\"op\":\"need\",\"entry\":\"env\"}\n", "malformed"),
         ];
         for (text, word) in cases {
             match parse(text) {
@@ -386,7 +448,7 @@ mod tests {
         ));
         assert!(matches!(
             parse_request(&r.read_line().unwrap().unwrap()),
-            Ok(Request::Check(_))
+            Ok(Request::Check { .. })
         ));
         assert!(r.read_line().unwrap().is_none());
     }
@@ -419,6 +481,14 @@ mod tests {
                 accept_env_code: true,
                 tries: 3,
                 timeout_secs: 60,
+                note: None,
+            },
+            Reply::Prompt {
+                prompt: "Verification code: ".into(),
+                accept_env_code: true,
+                tries: 3,
+                timeout_secs: 60,
+                note: Some("not a code".into()),
             },
             Reply::Allow {
                 method: "totp".into(),
@@ -428,6 +498,13 @@ mod tests {
                 reason: "wrong-code".into(),
                 message: "wrong code".into(),
                 tries_left: 2,
+                last: false,
+            },
+            Reply::Deny {
+                reason: "locked".into(),
+                message: "too many failures".into(),
+                tries_left: 0,
+                last: true,
             },
             Reply::Error {
                 error: "malformed".into(),
@@ -460,9 +537,24 @@ mod tests {
         write_need(&mut buf).unwrap();
         assert!(matches!(parse_request(&buf), Ok(Request::Need)));
         let mut buf = Vec::new();
-        write_check(&mut buf, "12\"34\n").unwrap();
+        write_check(&mut buf, "12\"34\n", false).unwrap();
         assert_eq!(buf.iter().filter(|&&b| b == b'\n').count(), 1);
-        assert!(matches!(parse_request(&buf), Ok(Request::Check(_))));
+        assert!(matches!(
+            parse_request(&buf),
+            Ok(Request::Check {
+                pre_supplied: false,
+                ..
+            })
+        ));
+        let mut buf = Vec::new();
+        write_check(&mut buf, "123456", true).unwrap();
+        assert!(matches!(
+            parse_request(&buf),
+            Ok(Request::Check {
+                pre_supplied: true,
+                ..
+            })
+        ));
     }
 
     /// Random bytes, and random mutations of good requests, never panic the parser or the

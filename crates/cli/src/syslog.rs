@@ -7,21 +7,37 @@
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 
+use sshield_core::log::{self as core_log, Line, LogSink, Severity};
+
 /// The socket syslog daemons and journald listen on.
 pub const DEV_LOG: &str = "/dev/log";
 
 /// authpriv (10) × 8.
 const AUTHPRIV: u8 = 10 << 3;
 
-/// Syslog severities used here.
+/// Where the daemon's and the helper's lines go: the syslog socket, and the config's
+/// `log_file` if one is given. Core chooses each line's severity.
 #[derive(Debug, Clone, Copy)]
-pub enum Severity {
-    /// A failure to let someone in (or a failmode decision).
-    Warning = 4,
-    /// A denial.
-    Notice = 5,
-    /// An allowed login.
-    Info = 6,
+pub struct Syslog<'a> {
+    /// The syslog socket (`/dev/log` but in tests).
+    pub socket: &'a Path,
+    /// The config's `log_file`.
+    pub file: Option<&'a Path>,
+}
+
+impl LogSink for Syslog<'_> {
+    fn log(&self, line: &Line) {
+        send(self.socket, line.severity, &line.text);
+        if let Some(path) = self.file {
+            if let Err(e) = core_log::append_to_file(path, &line.text) {
+                let problem = core_log::problem_line(&format!(
+                    "cannot append to log_file {}: {e}",
+                    path.display()
+                ));
+                send(self.socket, problem.severity, &problem.text);
+            }
+        }
+    }
 }
 
 /// Sends `line` to the syslog socket at `socket`. Best effort: a machine without a syslog
@@ -38,7 +54,7 @@ pub fn send(socket: &Path, severity: Severity, line: &str) {
         .collect();
     let message = format!(
         "<{}>sshield[{}]: {clean}",
-        AUTHPRIV | severity as u8,
+        AUTHPRIV | severity.number(),
         std::process::id()
     );
     let _ = sock.send_to(message.as_bytes(), socket);

@@ -18,7 +18,10 @@
 //! The seed is printed; `SSHIELD_CRASH_SEED=N` replays a run, `SSHIELD_CRASH_KILLS=N` changes
 //! the number of kills (at least 1 000 by default). Codes come from oathtool, never from
 //! sshield's own code.
-#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test: a failed unwrap is a failed test"
+)]
 
 mod common;
 
@@ -125,7 +128,7 @@ impl Crash {
             .get(&a.name)
             .and_then(|t| t.next_counter)
             .unwrap_or(a.counter.unwrap_or(0));
-        Some((a.secret.to_base32().to_string(), next, a.digits))
+        Some((a.secret.to_base32().to_string(), next, a.digits.get()))
     }
 
     fn code(secret: &str, counter: u64, digits: u32) -> String {

@@ -1,5 +1,8 @@
 //! `sshield generate-docs DIR`: man pages and shell completions, as a packager runs it.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test: a failed unwrap is a failed test"
+)]
 
 mod common;
 

@@ -1,7 +1,10 @@
 //! `sshield doctor` on fixture hosts: `tests/fixtures/doctor/healthy/` is a host set up right,
 //! and every other fixture is that host with the files it holds laid over it, holding exactly
 //! one known mistake (see tests/fixtures/doctor/README.md).
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test: a failed unwrap is a failed test"
+)]
 
 mod common;
 

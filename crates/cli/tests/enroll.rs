@@ -1,6 +1,9 @@
 //! `sshield enroll` end to end: the JSON contract, codes checked against oathtool, QR images
 //! decoded by zbarimg, non-default token parameters, and names that need escaping.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test: a failed unwrap is a failed test"
+)]
 
 mod common;
 

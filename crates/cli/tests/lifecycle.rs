@@ -1,6 +1,9 @@
 //! A user's life through the `sshield` binary: pending until confirmed, idempotent
 //! provisioning, several authenticators, status, new backup codes, disable/enable, remove.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test: a failed unwrap is a failed test"
+)]
 
 mod common;
 

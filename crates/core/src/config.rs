@@ -13,10 +13,13 @@ use std::path::{Path, PathBuf};
 
 use std::time::Duration;
 
-use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::store::{describe_io, line_of, RecordStore};
+use crate::de;
+
+pub use crate::policy::{Policy, Unenrolled};
+pub use crate::ratelimit::RateLimit;
+use crate::store::{describe_io, line_of, toml_message, RecordStore};
 
 /// Where the config lives unless `--config`, `SSHIELD_CONFIG` or `config=` says otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/sshield/sshield.toml";
@@ -102,179 +105,6 @@ pub enum Failmode {
     Secure,
     /// Allow the login, and log it loudly.
     Safe,
-}
-
-/// What happens to a user who must use a second factor but has no active record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Unenrolled {
-    /// Refuse them (after a prompt, so the prompt never tells who is enrolled).
-    Deny,
-    /// Let them in without a second factor, logged.
-    Allow,
-}
-
-/// Who must use a second factor, and how codes are checked.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Policy {
-    /// Source networks that never need a second factor (the LAN, a VPN).
-    #[serde(deserialize_with = "de::networks")]
-    pub exempt_networks: Vec<IpNet>,
-    /// If not empty, only members of these groups must use a second factor.
-    pub require_groups: Vec<String>,
-    /// Members of these groups never need one.
-    pub exempt_groups: Vec<String>,
-    /// These users never need one.
-    pub exempt_users: Vec<String>,
-    /// Logins whose first factor used one of these SSH methods (`publickey`, `password`,
-    /// `keyboard-interactive`...) need none. Needs sshd's `ExposeAuthInfo yes`; without it
-    /// nothing is exempted.
-    pub exempt_methods: Vec<String>,
-    /// Users who must use a second factor but are not enrolled.
-    pub unenrolled: Unenrolled,
-    /// With `unenrolled = "deny"`: let unenrolled users in anyway until the end of this day
-    /// (UTC), a grace period while people enroll.
-    #[serde(deserialize_with = "de::optional_date")]
-    pub allow_until: Option<u64>,
-    /// TOTP steps accepted either side of the current one (1 = ±30 s for 30 s tokens).
-    pub window: u64,
-    /// HOTP counters accepted beyond the next expected one (the token was pressed unused).
-    pub hotp_lookahead: u64,
-    /// The most clock drift, in steps, sshield will learn and follow for one token.
-    pub max_drift: u64,
-    /// After a good second factor, don't ask the same user from the same address again for
-    /// this long. Zero (the default) asks every time.
-    #[serde(deserialize_with = "de::duration")]
-    pub remember: Duration,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Self {
-            exempt_networks: Vec::new(),
-            require_groups: Vec::new(),
-            exempt_groups: Vec::new(),
-            exempt_users: Vec::new(),
-            exempt_methods: Vec::new(),
-            unenrolled: Unenrolled::Deny,
-            allow_until: None,
-            window: 1,
-            hotp_lookahead: 10,
-            max_drift: 20,
-            remember: Duration::ZERO,
-        }
-    }
-}
-
-/// Failure counting and lockout (docs/ratelimit.md): per user, one budget for each familiar
-/// source and one shared by all other sources, so moving between addresses wins a guesser
-/// nothing and a guesser elsewhere cannot lock the owner out of home; per source, over all
-/// users, so one address cannot try many users.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RateLimit {
-    /// Counting on or off.
-    pub enabled: bool,
-    /// Failures of one user within `within`, in one bucket (a familiar source, all unfamiliar
-    /// sources together, or local logins), that lock that bucket for `lockout`.
-    pub max_failures: u32,
-    /// Failures of one user in one bucket within a day that lock the bucket until that day's
-    /// window ends; 0 turns the daily budget off.
-    pub max_failures_per_day: u32,
-    /// Failures from one address, over all users, within `within` that lock the address (for
-    /// logins from sources the user is not familiar with that have not shown a first factor).
-    pub source_max_failures: u32,
-    /// The counting window.
-    #[serde(deserialize_with = "de::duration")]
-    pub within: Duration,
-    /// How long a lock lasts.
-    #[serde(deserialize_with = "de::duration")]
-    pub lockout: Duration,
-    /// The delay after the first failure; it doubles with each further one, up to 8 times.
-    #[serde(deserialize_with = "de::duration")]
-    pub delay: Duration,
-    /// How many sources a user passed from recently are *familiar*, each with its own budget.
-    pub familiar_sources: u32,
-    /// IPv6 sources are counted per network of this many bits (anyone holds a whole /64).
-    pub ipv6_prefix: u8,
-}
-
-impl Default for RateLimit {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            max_failures: 5,
-            max_failures_per_day: 20,
-            source_max_failures: 20,
-            within: Duration::from_secs(15 * 60),
-            lockout: Duration::from_secs(15 * 60),
-            delay: Duration::from_secs(1),
-            familiar_sources: 8,
-            ipv6_prefix: 64,
-        }
-    }
-}
-
-mod de {
-    //! Durations as `"30s"`, `"15m"`, `"1h 30m"`; dates as `2026-12-31` or `"2026-12-31"`.
-
-    use std::net::IpAddr;
-    use std::time::Duration;
-
-    use ipnet::IpNet;
-    use serde::{Deserialize, Deserializer};
-
-    pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "{text:?} is not a duration ({e}); write e.g. \"30s\", \"15m\" or \"12h\""
-            ))
-        })
-    }
-
-    /// CIDRs (`192.168.0.0/16`, `fd00::/8`) or single addresses (`10.0.0.7`).
-    pub fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
-        Vec::<String>::deserialize(d)?
-            .iter()
-            .map(|text| {
-                let text = text.trim();
-                text.parse::<IpNet>()
-                    .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-                    .map(|net| net.trunc())
-                    .map_err(|_| {
-                        serde::de::Error::custom(format!(
-                            "{text:?} is not a network; write e.g. \"192.168.1.0/24\", \"fd00::/8\" or \"10.0.0.7\""
-                        ))
-                    })
-            })
-            .collect()
-    }
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum DateValue {
-        Text(String),
-        Toml(toml::value::Datetime),
-    }
-
-    /// The end of the given day, UTC, as Unix seconds.
-    pub fn optional_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-        let text = match DateValue::deserialize(d)? {
-            DateValue::Text(t) => t,
-            DateValue::Toml(t) => t.to_string(),
-        };
-        let day = text.get(..10).unwrap_or(&text);
-        let start = humantime::parse_rfc3339(&format!("{day}T00:00:00Z")).map_err(|_| {
-            serde::de::Error::custom(format!("{text:?} is not a date; write it as YYYY-MM-DD"))
-        })?;
-        let secs = start
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|_| serde::de::Error::custom("the date is before 1970"))?
-            .as_secs();
-        Ok(Some(secs + 86_400 - 1))
-    }
 }
 
 impl Config {
@@ -371,7 +201,7 @@ impl Config {
         let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
             path: path.to_owned(),
             line: e.span().map(|s| line_of(text, s.start)),
-            message: e.message().to_owned(),
+            message: toml_message(text, &e),
         })?;
         if config.store.is_relative() {
             // Relative to the config file, so a test dir or a demo can be self-contained.
@@ -505,7 +335,8 @@ impl fmt::Display for ConfigError {
         match self {
             Self::Io { path, source } if source.kind() == io::ErrorKind::NotFound => write!(
                 f,
-                "{}: config file not found; create it (see sshield.toml(5)) or pass --config PATH",
+                "{}: config file not found; create it (see sshield.toml(5)), or name another: \
+                 config=PATH on the pam_sshield line, --config PATH for the sshield command",
                 path.display()
             ),
             Self::Io { path, source } => write!(f, "cannot read {}: {}", path.display(), describe_io(source)),

@@ -1,26 +1,27 @@
 //! The auth engine: the one place that decides whether a second factor is good.
 //!
-//! Every front end (PAM module, `sshield verify`, the login helper through the daemon, the
-//! server) builds an [`Attempt`] and calls [`Engine::decide`]. The engine reads the user's
-//! record under its lock, tries the response against every active authenticator and then the
-//! backup codes, applies the window and the replay rule, writes the new login state, and only
-//! then answers [`Decision::Allow`]. If the new state cannot be written, the answer is a denial:
+//! Front ends reach it through a login conversation ([`crate::Login`]), tools such as
+//! `sshield verify` through [`Engine::decide`], and the approval server through
+//! [`check_record`] on a record it holds. The engine reads the user's record under its lock,
+//! tries the response (each split of a password-and-code entry) against every active
+//! authenticator and then the backup codes, applies the window and the replay rule, writes the
+//! new login state, and only then answers [`Decision::Allow`]. If the new state cannot be written, the answer is a denial:
 //! accepting a code we could not mark as used would let it be replayed.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use sshield_otp::{verify_hotp, verify_totp, Window};
 use zeroize::Zeroizing;
 
-use crate::accounts::{self, Account};
-use crate::config::{Config, Policy, RateLimit};
+use crate::accounts;
+use crate::caller::Caller;
+use crate::config::Config;
 use crate::first_factor::FirstFactor;
-use crate::log::Subject;
-use crate::policy::{self, Requirement};
-use crate::ratelimit::{self, Origin, UserLimits};
+use crate::policy::{self, Policy, Requirement};
+use crate::ratelimit::{self, Origin, RateLimit, UserLimits};
 use crate::record::{Authenticator, TokenKind, TokenUsage, UserRecord};
+use crate::shape;
 use crate::store::{Change, RecordStore, StoreError};
 use crate::time::UnixTime;
 use crate::username::UserName;
@@ -35,7 +36,7 @@ impl Response {
         Self(Zeroizing::new(typed.trim().to_owned()))
     }
 
-    fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -46,26 +47,14 @@ impl fmt::Debug for Response {
     }
 }
 
-/// One login attempt.
+/// One code to check, for tools and tests that decide a single code ([`Engine::decide`]);
+/// front ends hold a [`Login`](crate::Login) instead, which asks, counts tries and logs.
 #[derive(Debug, Clone)]
 pub struct Attempt<'a> {
-    /// Who is logging in: the account, resolved once by the front end ([`Account::resolve`]).
-    pub user: &'a Account,
-    /// From where, if known (sshd's rhost).
-    pub source: Option<IpAddr>,
-    /// What the front end was told of the source when it is no address (sshd with
-    /// `UseDNS yes` puts a host name in `PAM_RHOST`): a remote login all the same, counted
-    /// under that name and never with local logins.
-    pub source_name: Option<&'a str>,
-    /// The PAM service or front end (`sshd`, `sudo`, `cli`).
-    pub service: &'a str,
+    /// Who is logging in, from where, with what first factor.
+    pub caller: &'a Caller,
     /// What was typed.
     pub response: &'a Response,
-    /// sshd's `SSH_AUTH_INFO_0` (the first factor), where the front end has it.
-    pub first_factor: Option<&'a str>,
-    /// The front end knows a first factor passed before this code was asked, without
-    /// `first_factor` to show it: the login helper runs after sshd's authentication ended.
-    pub first_factor_passed: bool,
     /// The time of the attempt.
     pub now: UnixTime,
 }
@@ -127,6 +116,12 @@ pub enum DenyReason {
     },
     /// The record could not be read, or the new state could not be written.
     Store(StoreError),
+    /// The front end could not get an answer ([`Entry::Unanswered`](crate::Entry)): nothing
+    /// was checked or counted.
+    NoCode,
+    /// The login had already ended (its last denial, or its decision) when another answer
+    /// came: nothing was checked, counted or logged.
+    NoTriesLeft,
 }
 
 impl DenyReason {
@@ -141,6 +136,19 @@ impl DenyReason {
             Self::FirstFactor => "wrong-first-factor",
             Self::Locked { .. } => "locked",
             Self::Store(_) => "store-error",
+            Self::NoCode => "no-code",
+            Self::NoTriesLeft => "no-tries-left",
+        }
+    }
+
+    /// What the user is told: the reason, except for a store error, whose path and fix are
+    /// for the admin's log, not for whoever is logging in.
+    pub fn user_message(&self) -> String {
+        match self {
+            Self::Store(_) => "this server cannot check codes right now; the admin will find why \
+                               in the system log"
+                .to_owned(),
+            other => other.to_string(),
         }
     }
 }
@@ -164,6 +172,8 @@ impl fmt::Display for DenyReason {
                 UnixTime(*until).to_rfc3339()
             ),
             Self::Store(e) => e.fmt(f),
+            Self::NoCode => f.write_str("no code was given"),
+            Self::NoTriesLeft => f.write_str("this login has ended"),
         }
     }
 }
@@ -194,12 +204,48 @@ pub struct Outcome {
     pub delay: Duration,
 }
 
+/// What a login says to the user, from the config: the prompt, the tries per login, the
+/// banner after a good code.
+#[derive(Debug, Clone)]
+pub(crate) struct Conversation {
+    pub(crate) prompt: String,
+    pub(crate) tries: u32,
+    pub(crate) banner: Option<String>,
+}
+
+impl Conversation {
+    fn of(config: &Config) -> Self {
+        Self {
+            prompt: config.prompt.clone(),
+            tries: config.login_tries,
+            banner: config.banner.clone(),
+        }
+    }
+}
+
 /// Decides logins against one record store under one policy.
 #[derive(Debug, Clone)]
 pub struct Engine {
     store: RecordStore,
     policy: Policy,
     rate_limit: RateLimit,
+    conversation: Conversation,
+}
+
+/// What a login offers to check: a code alone, or a password with the code at its end
+/// (`forward_pass`), split inside the engine by the lengths of the user's codes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Offer<'a> {
+    Code(&'a Response),
+    PasswordAndCode(&'a str),
+}
+
+/// An [`Outcome`], and for [`Offer::PasswordAndCode`] how many bytes at the start of the entry
+/// are the password (the split that passed, else the most likely one).
+#[derive(Debug)]
+pub(crate) struct Checked {
+    pub(crate) outcome: Outcome,
+    pub(crate) password_len: Option<usize>,
 }
 
 impl Engine {
@@ -209,6 +255,7 @@ impl Engine {
             store: config.record_store(),
             policy: config.policy.clone(),
             rate_limit: config.rate_limit.clone(),
+            conversation: Conversation::of(config),
         }
     }
 
@@ -223,31 +270,35 @@ impl Engine {
             store,
             policy,
             rate_limit,
+            conversation: Conversation::of(&Config::default()),
         }
     }
 
     /// The store this engine reads and updates.
-    pub fn store(&self) -> &RecordStore {
+    pub(crate) fn store(&self) -> &RecordStore {
         &self.store
     }
 
-    /// Whether `subject` must pass a second factor now, or why not. Reads, never writes. A
+    pub(crate) fn conversation(&self) -> &Conversation {
+        &self.conversation
+    }
+
+    /// Whether `caller` must pass a second factor now, or why not. Reads, never writes. A
     /// record that cannot be read yields [`Requirement::Prompt`]: the decision that follows
     /// then denies, naming the problem, so a broken record never lets anyone through.
     ///
-    /// The user is the account the name stands for ([`Account`]): `ALICE` is `alice` where
-    /// the name service says so. If the name service failed, nobody can be exempt by name,
-    /// group or record, so a code is asked for.
-    pub fn requirement(&self, subject: &Subject<'_>, now: UnixTime) -> Requirement {
-        if subject.user.lookup_failed() {
+    /// The user is the account the name stands for ([`Account`](crate::Account)): `ALICE` is
+    /// `alice` where the name service says so. If the name service failed, nobody can be
+    /// exempt by name, group or record, so a code is asked for.
+    pub fn requirement(&self, caller: &Caller, now: UnixTime) -> Requirement {
+        if caller.user.lookup_failed() {
             return Requirement::Prompt;
         }
-        let user = subject.user.name();
-        if let Some(e) = policy::by_identity(&self.policy, user, subject.source) {
+        let user = caller.user.name();
+        if let Some(e) = policy::by_identity(&self.policy, user, caller.source) {
             return Requirement::Exempt(e);
         }
-        let first = subject.first_factor.map(FirstFactor::parse);
-        if let Some(e) = policy::by_first_factor(&self.policy, first.as_ref()) {
+        if let Some(e) = policy::by_first_factor(&self.policy, caller.first_factor.as_ref()) {
             return Requirement::Exempt(e);
         }
         if policy::needs_groups(&self.policy) {
@@ -267,7 +318,7 @@ impl Engine {
             // A name that cannot have a record is not enrolled.
             Err(_) => None,
         };
-        match policy::by_record(&self.policy, record.as_ref(), subject.source, now.0) {
+        match policy::by_record(&self.policy, record.as_ref(), caller.source, now.0) {
             Some(e) => Requirement::Exempt(e),
             None => Requirement::Prompt,
         }
@@ -283,80 +334,97 @@ impl Engine {
     /// familiar source, one for every other source, one for local logins) and per source
     /// over all users (docs/ratelimit.md).
     ///
-    /// The record is that of the account the name stands for ([`Account`]). If the name
-    /// service failed, the name is as typed: a check never lets a name without a record in,
-    /// so another spelling can then only be refused.
+    /// The record is that of the account the name stands for. If the name service failed,
+    /// the name is as typed: a check never lets a name without a record in, so another
+    /// spelling can then only be refused.
     pub fn check(&self, attempt: &Attempt<'_>) -> Outcome {
+        self.check_offer(attempt.caller, Offer::Code(attempt.response), attempt.now)
+            .outcome
+    }
+
+    /// Checks `offer` for `caller` under one lock of the user's record: every way to read it
+    /// (each split of a password-and-code entry) is tried there, and at most one failure is
+    /// counted, so a good `forward_pass` login of a user whose codes differ in length never
+    /// leaves a failure behind (issue 10).
+    pub(crate) fn check_offer(&self, caller: &Caller, offer: Offer<'_>, now: UnixTime) -> Checked {
         let limits = &self.rate_limit;
-        let now = attempt.now.0;
-        let origin = Origin::of(attempt.source, attempt.source_name, limits);
+        let origin = Origin::of(caller.source, caller.source_name.as_deref(), limits);
         // The lock on a source over all users is for logins that show nothing better than
         // the address (docs/ratelimit.md, "Shared addresses"): one address can be a NAT, a
         // bastion or an `ssh -J` jump host, and with `forward_pass` the code is checked before
         // any password, so anyone can fill the address's count.
-        let shown_first_factor = attempt.first_factor_passed
-            || attempt
-                .first_factor
-                .map(FirstFactor::parse)
-                .is_some_and(|f| !f.methods.is_empty());
-        let unenrolled = || match self.source_lock(&origin, shown_first_factor, now) {
+        let shown_first_factor = caller.shown_first_factor();
+        // Without a record the entry is split as for 6-digit codes, as for every user without
+        // one, so the password handed on does not tell who is enrolled.
+        let unenrolled_split = || password_len(offer, &[6]);
+        let unenrolled = || match self.source_lock(&origin, shown_first_factor, now.0) {
             Some(until) => DenyReason::Locked { until },
             None => DenyReason::NotEnrolled,
         };
-        let user = match UserName::new(attempt.user.name()) {
+        let user = match UserName::new(caller.user.name()) {
             Ok(u) => u,
             // A name that cannot have a record is simply not enrolled.
-            Err(_) => return self.denied(attempt, &origin, unenrolled()),
+            Err(_) => return self.denied(&origin, now, unenrolled(), unenrolled_split()),
         };
         // Look before locking: a guessed user name must not leave a lock file behind.
         match self.store.has_record(&user) {
-            Ok(false) => return self.denied(attempt, &origin, unenrolled()),
+            Ok(false) => return self.denied(&origin, now, unenrolled(), unenrolled_split()),
             Ok(true) => {}
-            Err(e) => return self.denied(attempt, &origin, DenyReason::Store(e)),
+            Err(e) => {
+                return self.denied(&origin, now, DenyReason::Store(e), unenrolled_split());
+            }
         }
+        let mut split = unenrolled_split();
         let result = self.store.update(&user, |slot| {
             let Some(record) = slot.as_mut() else {
                 return Ok((Change::Keep, Decision::Deny(DenyReason::NotEnrolled)));
             };
+            let codes = candidates(offer, record);
+            split = codes.first().and_then(|c| c.1);
             if limits.enabled {
                 let buckets = user_limits(record);
-                let lock = buckets.locked(&origin, now).or_else(|| {
+                let lock = buckets.locked(&origin, now.0).or_else(|| {
                     let familiar = buckets.is_familiar(&origin);
-                    self.source_lock(&origin, shown_first_factor || familiar, now)
+                    self.source_lock(&origin, shown_first_factor || familiar, now.0)
                 });
                 if let Some(until) = lock {
                     let locked = Decision::Deny(DenyReason::Locked { until });
                     return Ok((Change::Keep, locked));
                 }
             }
-            let first = attempt
-                .first_factor
-                .map(FirstFactor::parse)
-                .unwrap_or_default();
-            // A key-bound authenticator counts only after a login with one of its keys.
-            let eligible = |a: &Authenticator| {
-                a.active && (a.ssh_keys.is_empty() || a.ssh_keys.iter().any(|k| first.used_key(k)))
-            };
-            let decision = check(
-                record,
-                attempt.response,
-                attempt.now,
-                &self.policy,
-                eligible,
-                true,
-            );
+            let mut decision = None;
+            for (code, password) in &codes {
+                let this = check_record(
+                    record,
+                    code,
+                    now,
+                    &self.policy,
+                    caller.first_factor.as_ref(),
+                );
+                let replayed = matches!(this, Decision::Deny(DenyReason::Replayed));
+                // The first answer stands, unless a later split is a replay: that says more.
+                if this.is_allow() {
+                    split = *password;
+                    decision = Some(this);
+                    break;
+                }
+                if decision.is_none() || replayed {
+                    decision = Some(this);
+                }
+            }
+            let decision = decision.unwrap_or(Decision::Deny(DenyReason::WrongCode));
             if decision.is_allow() {
-                user_limits(record).succeeded(&origin, now, limits);
+                user_limits(record).succeeded(&origin, now.0, limits);
                 if !self.policy.remember.is_zero() {
-                    if let Some(source) = attempt.source {
-                        let until = now.saturating_add(self.policy.remember.as_secs());
+                    if let Some(source) = caller.source {
+                        let until = now.0.saturating_add(self.policy.remember.as_secs());
                         record
                             .usage
                             .remembered
                             .insert(policy::source_key(source), until);
                     }
                 }
-                record.usage.remembered.retain(|_, until| *until > now);
+                record.usage.remembered.retain(|_, until| *until > now.0);
                 // Only `[usage]` changed: one in-place write.
                 return Ok((Change::SaveUsage, decision));
             }
@@ -367,16 +435,19 @@ impl Engine {
             if !(limits.enabled && counts) {
                 return Ok((Change::Keep, decision));
             }
-            user_limits(record).failed(&origin, now, limits);
+            user_limits(record).failed(&origin, now.0, limits);
             Ok::<_, StoreError>((Change::SaveUsage, decision))
         });
         match result {
-            Ok(decision @ Decision::Allow(_)) => Outcome {
-                decision,
-                delay: Duration::ZERO,
+            Ok(decision @ Decision::Allow(_)) => Checked {
+                outcome: Outcome {
+                    decision,
+                    delay: Duration::ZERO,
+                },
+                password_len: split,
             },
-            Ok(Decision::Deny(reason)) => self.denied(attempt, &origin, reason),
-            Err(e) => self.denied(attempt, &origin, DenyReason::Store(e)),
+            Ok(Decision::Deny(reason)) => self.denied(&origin, now, reason, split),
+            Err(e) => self.denied(&origin, now, DenyReason::Store(e), split),
         }
     }
 
@@ -397,37 +468,85 @@ impl Engine {
     /// a lock, all answer alike. A local login (no source) waits `delay`. A store error, or a
     /// count that could not be written, waits the longest delay: a broken store must never
     /// mean "no count and no delay".
-    fn denied(&self, attempt: &Attempt<'_>, origin: &Origin, reason: DenyReason) -> Outcome {
+    fn denied(
+        &self,
+        origin: &Origin,
+        now: UnixTime,
+        reason: DenyReason,
+        password_len: Option<usize>,
+    ) -> Checked {
         let limits = &self.rate_limit;
         let store_error = matches!(reason, DenyReason::Store(_));
         let count = match origin.remote() {
             _ if !limits.enabled => 0,
             None => 1,
-            Some(key) => {
-                let now = attempt.now.0;
-                self.store
-                    .update_sources(|t| t.failed(key, now, limits))
-                    .unwrap_or(u32::MAX)
-            }
+            Some(key) => self
+                .store
+                .update_sources(|t| t.failed(key, now.0, limits))
+                .unwrap_or(u32::MAX),
         };
         let delay = if store_error {
             ratelimit::longest_delay(limits)
         } else {
             ratelimit::delay_after(count, limits)
         };
-        Outcome {
-            decision: Decision::Deny(reason),
-            delay,
+        Checked {
+            outcome: Outcome {
+                decision: Decision::Deny(reason),
+                delay,
+            },
+            password_len,
         }
     }
 }
 
-/// The rate-limit state in `record`'s login state.
-fn user_limits(record: &mut UserRecord) -> UserLimits<'_> {
-    UserLimits {
-        failures: &mut record.usage.failures,
-        familiar: &mut record.usage.familiar,
+/// The codes to try for `offer` on `record`, each with the length of the password before it
+/// (`None` for a code alone). A password-and-code entry is split once per length of the
+/// user's active codes, longest-used first; with no code at its end, the whole entry is the
+/// password and an empty code is checked, which fails as a wrong code.
+fn candidates(offer: Offer<'_>, record: &UserRecord) -> Vec<(Response, Option<usize>)> {
+    match offer {
+        Offer::Code(response) => vec![(response.clone(), None)],
+        Offer::PasswordAndCode(typed) => {
+            let lengths = code_lengths(record);
+            let splits = shape::splits(typed, &lengths);
+            if splits.is_empty() {
+                return vec![(Response::new(""), Some(typed.len()))];
+            }
+            splits
+                .iter()
+                .map(|s| (Response::new(s.code), Some(s.password.len())))
+                .collect()
+        }
     }
+}
+
+/// The password's length in a password-and-code entry split as for codes of `lengths` digits.
+fn password_len(offer: Offer<'_>, lengths: &[usize]) -> Option<usize> {
+    match offer {
+        Offer::Code(_) => None,
+        Offer::PasswordAndCode(typed) => Some(
+            shape::splits(typed, lengths)
+                .first()
+                .map_or(typed.len(), |s| s.password.len()),
+        ),
+    }
+}
+
+/// The digit counts of `record`'s active tokens, in the record's order; 6 when there are none,
+/// so every user is handled alike and the denial names the real problem.
+fn code_lengths(record: &UserRecord) -> Vec<usize> {
+    let mut lengths: Vec<usize> = Vec::new();
+    for auth in &record.authenticators {
+        let digits = usize::try_from(auth.digits.get()).unwrap_or(0);
+        if auth.active && !lengths.contains(&digits) {
+            lengths.push(digits);
+        }
+    }
+    if lengths.is_empty() {
+        lengths.push(6);
+    }
+    lengths
 }
 
 /// Decides `response` against a record held elsewhere (the fleet server's database), with the
@@ -443,12 +562,19 @@ pub fn check_record(
     policy: &Policy,
     first_factor: Option<&FirstFactor>,
 ) -> Decision {
-    let none = FirstFactor::default();
-    let first = first_factor.unwrap_or(&none);
-    let eligible = |a: &Authenticator| {
-        a.active && (a.ssh_keys.is_empty() || a.ssh_keys.iter().any(|k| first.used_key(k)))
-    };
+    let used_key = |k: &String| first_factor.is_some_and(|f| f.used_key(k));
+    // A key-bound authenticator counts only after a login with one of its keys.
+    let eligible =
+        |a: &Authenticator| a.active && (a.ssh_keys.is_empty() || a.ssh_keys.iter().any(used_key));
     check(record, response, now, policy, eligible, true)
+}
+
+/// The rate-limit state in `record`'s login state.
+fn user_limits(record: &mut UserRecord) -> UserLimits<'_> {
+    UserLimits {
+        failures: &mut record.usage.failures,
+        familiar: &mut record.usage.familiar,
+    }
 }
 
 /// Tries `response` on `record`'s authenticators selected by `eligible`, then (if
@@ -539,9 +665,7 @@ fn try_token(
 ) -> TokenOutcome {
     match auth.kind {
         TokenKind::Totp => {
-            let Ok(params) = auth.totp_params() else {
-                return TokenOutcome::NoMatch;
-            };
+            let params = auth.totp_params();
             let window = Window::symmetric(policy.window);
             let drift = usage.drift;
             match verify_totp(
@@ -577,9 +701,7 @@ fn try_token(
             }
         }
         TokenKind::Hotp => {
-            let Ok(params) = auth.hotp_params() else {
-                return TokenOutcome::NoMatch;
-            };
+            let params = auth.hotp_params();
             let provisioned = auth.counter.unwrap_or(0);
             let next = usage.next_counter.unwrap_or(0).max(provisioned);
             match verify_hotp(&auth.secret, &params, typed, next, policy.hotp_lookahead) {

@@ -5,10 +5,15 @@
 //!   apart from provisioning.
 //! - [`store`]: one file per user, locked and atomically replaced, with ownership checks; the
 //!   login state updated in place beside it (`login_state`).
+//! - [`Login`]: one login conversation, without I/O: [`Engine::begin`], then
+//!   [`Login::start`] and [`Login::next`] give the [`Step`]s every front end follows
+//!   (docs/architecture.md). Who is logging in is one [`Caller`].
 //! - [`policy`]: who must pass a second factor ([`Engine::requirement`]).
-//! - [`engine`]: the one place that decides a login: [`Engine::decide`].
+//! - [`engine`]: whether a code is good, under the user's lock ([`Engine::decide`] for tools
+//!   and tests that check one code; [`check_record`] on a record held in memory).
 //! - [`ratelimit`]: failure counting and lockout.
-//! - [`log`]: the one stable log line per decision.
+//! - [`log`]: the one stable log line per decision, its severity, and the [`log::LogSink`]
+//!   through which a login's lines leave.
 //! - [`passed`]: which login last passed a user's second factor (for `setup --confirm`).
 //! - [`provision`]: enrolling, confirming, disabling and removing users.
 //! - [`import`]: reading pam_oath's usersfile and `~/.google_authenticator` files.
@@ -18,29 +23,35 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+mod address;
 pub mod backup;
+mod caller;
 pub mod config;
+mod de;
 pub mod engine;
 pub mod first_factor;
 pub mod import;
 pub mod log;
+mod login;
 mod login_state;
 pub mod passed;
 pub mod policy;
 pub mod provision;
 pub mod ratelimit;
 pub mod record;
+mod shape;
 pub mod store;
 mod time;
 pub mod user_file;
 mod username;
 
 pub use accounts::Account;
-pub use config::{Config, ConfigError, Policy};
+pub use caller::Caller;
+pub use config::{Config, ConfigError};
 pub use engine::{check_record, Attempt, Decision, DenyReason, Engine, Method, Outcome, Response};
 pub use first_factor::FirstFactor;
-pub use log::Subject;
-pub use policy::{Exemption, Requirement};
+pub use login::{Allowed, Ask, Denied, Entry, Login, Step};
+pub use policy::{Exemption, Policy, Requirement};
 pub use record::{Authenticator, TokenKind, UserRecord, UserState};
 pub use store::{RecordStore, StoreError};
 pub use time::UnixTime;

@@ -1,9 +1,11 @@
-//! The one log line per decision, in a stable format that the shipped fail2ban filter matches.
+//! The one log line per decision, in a stable format that the shipped fail2ban filter matches,
+//! with one severity per kind of event, and the small trait through which a login's lines
+//! leave core ([`LogSink`]: `pam_syslog` in the PAM module, `/dev/log` in the daemon).
 //!
 //! ```text
 //! allow user=alice rhost=203.0.113.9 service=sshd method=totp reason=ok
 //! deny user=alice rhost=203.0.113.9 service=sshd method=code reason=wrong-code
-//! exempt user=bob rhost=192.168.1.20 service=sshd method=exempt reason=network
+//! allow user=bob rhost=192.168.1.20 service=sshd method=exempt reason=network
 //! ```
 //!
 //! Fields are `key=value` with no spaces inside values; anything a client controls (the user
@@ -14,90 +16,181 @@
 use std::fmt::{self, Write as _};
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use crate::accounts::Account;
+use crate::address;
+use crate::caller::Caller;
 use crate::engine::{Decision, DenyReason, Method};
 use crate::policy::Exemption;
 use crate::time::UnixTime;
 
-/// Who asked: the fields every line carries.
-#[derive(Debug, Clone, Copy)]
-pub struct Subject<'a> {
-    /// The user: the account the client's name stands for, resolved once by the front end.
-    pub user: &'a Account,
-    /// The source address, if known.
-    pub source: Option<IpAddr>,
-    /// The PAM service or front end.
-    pub service: &'a str,
-    /// sshd's `SSH_AUTH_INFO_0`, where the front end has it.
-    pub first_factor: Option<&'a str>,
+/// Syslog severities (RFC 5424 §6.2.1 numbers), the ones sshield uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The admin must fix something before logins work again (a broken config).
+    Error = 3,
+    /// Something is wrong that is not the user's doing (a store error, failmode, a file that
+    /// could not be written).
+    Warning = 4,
+    /// A login refused.
+    Notice = 5,
+    /// A login let through.
+    Info = 6,
+    /// What a front end is doing, with its `debug` switch on.
+    Debug = 7,
+}
+
+impl Severity {
+    /// The syslog severity number (`LOG_ERR` = 3 ... `LOG_DEBUG` = 7).
+    pub fn number(self) -> u8 {
+        self as u8
+    }
+}
+
+/// What a line reports. Each event has one severity ([`Event::severity`]), the same in every
+/// front end: before this table the PAM module logged a store error at NOTICE and the daemon
+/// at WARNING, a broken config at ERR and WARNING (issue 10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A second factor passed.
+    Allow,
+    /// A login let through without a code (an exemption).
+    Exempt,
+    /// A code refused (wrong, replayed, locked, not enrolled...).
+    Deny,
+    /// A code refused because the store could not be read or written.
+    StoreError,
+    /// A login refused because the config or the front end's set-up is broken.
+    ConfigError,
+    /// A login decided by `failmode`: a service it needs could not be reached.
+    Failmode,
+    /// A problem that decides nothing (a marker or a log file that could not be written, a
+    /// conversation that failed).
+    Problem,
+    /// A service started (the daemon listening).
+    Started,
+}
+
+impl Event {
+    /// The one severity of this event, everywhere.
+    pub fn severity(self) -> Severity {
+        match self {
+            Self::Allow | Self::Exempt | Self::Started => Severity::Info,
+            Self::Deny => Severity::Notice,
+            Self::StoreError | Self::Failmode | Self::Problem => Severity::Warning,
+            Self::ConfigError => Severity::Error,
+        }
+    }
+}
+
+/// One line to log, with its severity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// How severe.
+    pub severity: Severity,
+    /// The text, escaped, without a newline.
+    pub text: String,
+}
+
+impl Line {
+    /// `text` as an `event` line.
+    pub fn new(event: Event, text: String) -> Self {
+        Self {
+            severity: event.severity(),
+            text,
+        }
+    }
+}
+
+impl fmt::Display for Line {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Where a login's lines go. Each front end has one: the PAM module's writes through
+/// `pam_syslog` (and the config's `log_file`), the daemon's to `/dev/log` (and `log_file`),
+/// a test's into a list. A sink never changes a decision; it cannot fail.
+pub trait LogSink {
+    /// Writes `line`.
+    fn log(&self, line: &Line);
 }
 
 /// The line for an engine decision.
-pub fn decision_line(subject: &Subject<'_>, decision: &Decision) -> String {
+pub fn decision_line(caller: &Caller, decision: &Decision) -> Line {
     match decision {
-        Decision::Allow(method) => line("allow", subject, method_name(method), "ok"),
+        Decision::Allow(method) => Line::new(
+            Event::Allow,
+            line("allow", caller, method_name(method), "ok"),
+        ),
         Decision::Deny(reason) => {
             let method = match reason {
                 DenyReason::NotEnrolled | DenyReason::Pending => "unenrolled",
                 _ => "code",
             };
-            let mut l = line("deny", subject, method, reason.as_str());
+            let mut l = line("deny", caller, method, reason.as_str());
             if let DenyReason::Store(e) = reason {
                 // The path and fix, so the admin sees what to repair. Never a secret: store
                 // errors name files and modes, not contents.
                 let _ = write!(l, " detail=\"{}\"", escape(&e.to_string()));
+                return Line::new(Event::StoreError, l);
             }
-            l
+            Line::new(Event::Deny, l)
         }
     }
 }
 
 /// The line for a login let through without a code.
-pub fn exemption_line(subject: &Subject<'_>, exemption: &Exemption) -> String {
+pub fn exemption_line(caller: &Caller, exemption: &Exemption) -> Line {
     let method = match exemption {
         Exemption::Unenrolled | Exemption::UnenrolledGrace => "unenrolled",
         _ => "exempt",
     };
-    line("allow", subject, method, exemption.as_str())
+    Line::new(
+        Event::Exempt,
+        line("allow", caller, method, exemption.as_str()),
+    )
 }
 
 /// The line for a failure before any decision (a broken config): always a denial.
-pub fn error_line(subject: &Subject<'_>, what: &str) -> String {
-    let mut l = line("deny", subject, "none", "config-error");
+pub fn error_line(caller: &Caller, what: &str) -> Line {
+    let mut l = line("deny", caller, "none", "config-error");
     let _ = write!(l, " detail=\"{}\"", escape(what));
-    l
+    Line::new(Event::ConfigError, l)
 }
 
 /// The line for a login decided by `failmode` because a service it needs (the daemon, the
 /// approval server) could not be reached: `allowed` under `failmode = "safe"`.
-pub fn failmode_line(subject: &Subject<'_>, allowed: bool, what: &str) -> String {
+pub fn failmode_line(caller: &Caller, allowed: bool, what: &str) -> Line {
     let (outcome, reason) = if allowed {
         ("allow", "failmode-safe")
     } else {
         ("deny", "unreachable")
     };
-    let mut l = line(outcome, subject, "none", reason);
+    let mut l = line(outcome, caller, "none", reason);
     let _ = write!(l, " detail=\"{}\"", escape(what));
-    l
+    Line::new(Event::Failmode, l)
+}
+
+/// A line about a problem that decides nothing; `text` must hold no secret.
+pub fn problem_line(text: &str) -> Line {
+    Line::new(Event::Problem, text.to_owned())
 }
 
 fn method_name(m: &Method) -> &'static str {
     m.as_str()
 }
 
-fn line(outcome: &str, s: &Subject<'_>, method: &str, reason: &str) -> String {
+fn line(outcome: &str, s: &Caller, method: &str, reason: &str) -> String {
     let rhost = s
         .source
-        .map(|a| crate::policy::canonical(a).to_string())
+        .map(|a| address::canonical(a).to_string())
         .unwrap_or_else(|| "-".into());
     format!(
         "{outcome} user={} rhost={rhost} service={} method={method} reason={reason}",
         escape_token(s.user.name()),
-        escape_token(s.service)
+        escape_token(&s.service)
     )
 }
 
@@ -162,15 +255,14 @@ impl fmt::Display for Exemption {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accounts::Account;
 
     #[test]
     fn crafted_names_cannot_forge_fields_or_lines() {
-        let s = Subject {
-            user: &Account::from_system("x reason=ok\nallow user=root".to_owned()),
-            source: None,
-            service: "sshd",
-            first_factor: None,
-        };
+        let s = Caller::new(
+            Account::from_system("x reason=ok\nallow user=root".to_owned()),
+            "sshd",
+        );
         let l = line("deny", &s, "code", "wrong-code");
         assert_eq!(l.matches("reason=").count(), 1, "{l}");
         assert!(!l.contains('\n'));
@@ -182,15 +274,12 @@ mod tests {
 
     #[test]
     fn mapped_addresses_are_logged_as_ipv4() {
-        let s = Subject {
-            user: &Account::from_system("alice".to_owned()),
-            source: Some("::ffff:203.0.113.9".parse().unwrap()),
-            service: "sshd",
-            first_factor: None,
-        };
+        let s = Caller::new(Account::from_system("alice".to_owned()), "sshd")
+            .from_source(Some("::ffff:203.0.113.9".parse().unwrap()));
         let l = decision_line(&s, &Decision::Deny(DenyReason::WrongCode));
+        assert_eq!(l.severity, Severity::Notice);
         assert_eq!(
-            l,
+            l.text,
             "deny user=alice rhost=203.0.113.9 service=sshd method=code reason=wrong-code"
         );
     }

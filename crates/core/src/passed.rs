@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::store::RecordStore;
 use crate::username::UserName;
 
-const PASSED_DIR: &str = ".passed";
+use crate::store::PASSED_DIR;
 /// Every marker is written padded to this size, so each write covers the whole last one.
 pub const MARKER_BYTES: usize = 256;
 /// No marker comes near this; a bigger file is refused rather than read.
@@ -47,7 +47,7 @@ pub struct Passed {
 
 /// Where `user`'s marker lives.
 pub fn path(store: &RecordStore, user: &UserName) -> PathBuf {
-    store.dir().join(PASSED_DIR).join(user.as_str())
+    store.passed_path(user)
 }
 
 /// Records that `user` passed. Never part of a decision: a caller logs a failure and goes on.
@@ -156,7 +156,10 @@ pub fn load(store: &RecordStore, user: &UserName) -> Result<Option<Passed>, Pass
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(
+        clippy::unwrap_used,
+        reason = "a test: a failed unwrap is a failed test"
+    )]
 
     use super::*;
 

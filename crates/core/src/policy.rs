@@ -5,17 +5,85 @@
 //! and `pam_access` rules, and Duo's `groups`.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
-use crate::config::{Policy, Unenrolled};
+use ipnet::IpNet;
+use serde::Deserialize;
+
+pub use crate::address::canonical;
+use crate::de;
 use crate::first_factor::FirstFactor;
 use crate::record::{UserRecord, UserState};
+
+/// Who must use a second factor, and how codes are checked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// Source networks that never need a second factor (the LAN, a VPN).
+    #[serde(deserialize_with = "de::networks")]
+    pub exempt_networks: Vec<IpNet>,
+    /// If not empty, only members of these groups must use a second factor.
+    pub require_groups: Vec<String>,
+    /// Members of these groups never need one.
+    pub exempt_groups: Vec<String>,
+    /// These users never need one.
+    pub exempt_users: Vec<String>,
+    /// Logins whose first factor used one of these SSH methods (`publickey`, `password`,
+    /// `keyboard-interactive`...) need none. Needs sshd's `ExposeAuthInfo yes`; without it
+    /// nothing is exempted.
+    pub exempt_methods: Vec<String>,
+    /// Users who must use a second factor but are not enrolled.
+    pub unenrolled: Unenrolled,
+    /// With `unenrolled = "deny"`: let unenrolled users in anyway until the end of this day
+    /// (UTC), a grace period while people enroll.
+    #[serde(deserialize_with = "de::optional_date")]
+    pub allow_until: Option<u64>,
+    /// TOTP steps accepted either side of the current one (1 = ±30 s for 30 s tokens).
+    pub window: u64,
+    /// HOTP counters accepted beyond the next expected one (the token was pressed unused).
+    pub hotp_lookahead: u64,
+    /// The most clock drift, in steps, sshield will learn and follow for one token.
+    pub max_drift: u64,
+    /// After a good second factor, don't ask the same user from the same address again for
+    /// this long. Zero (the default) asks every time.
+    #[serde(deserialize_with = "de::duration")]
+    pub remember: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            exempt_networks: Vec::new(),
+            require_groups: Vec::new(),
+            exempt_groups: Vec::new(),
+            exempt_users: Vec::new(),
+            exempt_methods: Vec::new(),
+            unenrolled: Unenrolled::Deny,
+            allow_until: None,
+            window: 1,
+            hotp_lookahead: 10,
+            max_drift: 20,
+            remember: Duration::ZERO,
+        }
+    }
+}
+
+/// What happens to a user who must use a second factor but has no active record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unenrolled {
+    /// Refuse them (after a prompt, so the prompt never tells who is enrolled).
+    Deny,
+    /// Let them in without a second factor, logged.
+    Allow,
+}
 
 /// Whether a login must pass a second factor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Requirement {
     /// Let it through without asking, for this reason (logged).
     Exempt(Exemption),
-    /// Ask for a code, then call [`Engine::decide`](crate::Engine::decide).
+    /// Ask for a code, and let the engine check it.
     Prompt,
 }
 
@@ -56,17 +124,12 @@ impl Exemption {
     }
 }
 
-/// An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, as sshd reports IPv4 clients on a dual-stack
-/// socket) as the IPv4 address it is, so IPv4 rules match it.
-pub fn canonical(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(addr),
-        v4 => v4,
-    }
-}
-
 /// The exemptions that need only the user name and source address, checked first.
-pub fn by_identity(policy: &Policy, user: &str, source: Option<IpAddr>) -> Option<Exemption> {
+pub(crate) fn by_identity(
+    policy: &Policy,
+    user: &str,
+    source: Option<IpAddr>,
+) -> Option<Exemption> {
     if policy.exempt_users.iter().any(|u| u == user) {
         return Some(Exemption::User);
     }
@@ -79,7 +142,7 @@ pub fn by_identity(policy: &Policy, user: &str, source: Option<IpAddr>) -> Optio
 }
 
 /// The first-factor rule: exempt if sshd says an `exempt_methods` method was passed.
-pub fn by_first_factor(policy: &Policy, first: Option<&FirstFactor>) -> Option<Exemption> {
+pub(crate) fn by_first_factor(policy: &Policy, first: Option<&FirstFactor>) -> Option<Exemption> {
     let first = first?;
     first
         .methods
@@ -89,13 +152,13 @@ pub fn by_first_factor(policy: &Policy, first: Option<&FirstFactor>) -> Option<E
 }
 
 /// Whether group rules need the user's groups at all (an NSS lookup is skipped if not).
-pub fn needs_groups(policy: &Policy) -> bool {
+pub(crate) fn needs_groups(policy: &Policy) -> bool {
     !policy.exempt_groups.is_empty() || !policy.require_groups.is_empty()
 }
 
 /// The group rules, given the user's groups (`None`: no such user, who gets no exemption, so a
 /// made-up name is prompted exactly like a real one).
-pub fn by_groups(policy: &Policy, groups: Option<&[String]>) -> Option<Exemption> {
+pub(crate) fn by_groups(policy: &Policy, groups: Option<&[String]>) -> Option<Exemption> {
     let groups = groups?;
     let member = |list: &[String]| groups.iter().any(|g| list.contains(g));
     if member(&policy.exempt_groups) {
@@ -110,7 +173,7 @@ pub fn by_groups(policy: &Policy, groups: Option<&[String]>) -> Option<Exemption
 /// Whether [`by_record`] can exempt anyone under `policy`: only when unenrolled users may be
 /// let in, or successes are remembered. Otherwise the record need not be read to decide
 /// whether to prompt.
-pub fn needs_record(policy: &Policy) -> bool {
+pub(crate) fn needs_record(policy: &Policy) -> bool {
     policy.unenrolled == Unenrolled::Allow
         || policy.allow_until.is_some()
         || !policy.remember.is_zero()
@@ -118,7 +181,7 @@ pub fn needs_record(policy: &Policy) -> bool {
 
 /// The rules that need the user's record: unenrolled users and remembered sources.
 /// `record` is `None` when there is none.
-pub fn by_record(
+pub(crate) fn by_record(
     policy: &Policy,
     record: Option<&UserRecord>,
     source: Option<IpAddr>,
@@ -145,7 +208,7 @@ pub fn by_record(
 }
 
 /// The key under which per-address state is kept: the canonical address as text.
-pub fn source_key(source: IpAddr) -> String {
+pub(crate) fn source_key(source: IpAddr) -> String {
     canonical(source).to_string()
 }
 

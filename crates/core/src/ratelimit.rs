@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::RateLimit;
-use crate::policy;
+use crate::address::canonical;
+use crate::de;
 
 /// The bucket of failures from sources the user has never passed a second factor from.
 pub const UNFAMILIAR: &str = "unfamiliar";
@@ -37,6 +37,55 @@ pub const MAX_SOURCES: usize = 1024;
 pub const DAY: u64 = 24 * 60 * 60;
 /// Host names from `PAM_RHOST` are cut to this many bytes in keys (a DNS name is at most 253).
 const MAX_NAME: usize = 253;
+
+/// Failure counting and lockout (docs/ratelimit.md): per user, one budget for each familiar
+/// source and one shared by all other sources, so moving between addresses wins a guesser
+/// nothing and a guesser elsewhere cannot lock the owner out of home; per source, over all
+/// users, so one address cannot try many users.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimit {
+    /// Counting on or off.
+    pub enabled: bool,
+    /// Failures of one user within `within`, in one bucket (a familiar source, all unfamiliar
+    /// sources together, or local logins), that lock that bucket for `lockout`.
+    pub max_failures: u32,
+    /// Failures of one user in one bucket within a day that lock the bucket until that day's
+    /// window ends; 0 turns the daily budget off.
+    pub max_failures_per_day: u32,
+    /// Failures from one address, over all users, within `within` that lock the address (for
+    /// logins from sources the user is not familiar with that have not shown a first factor).
+    pub source_max_failures: u32,
+    /// The counting window.
+    #[serde(deserialize_with = "de::duration")]
+    pub within: Duration,
+    /// How long a lock lasts.
+    #[serde(deserialize_with = "de::duration")]
+    pub lockout: Duration,
+    /// The delay after the first failure; it doubles with each further one, up to 8 times.
+    #[serde(deserialize_with = "de::duration")]
+    pub delay: Duration,
+    /// How many sources a user passed from recently are *familiar*, each with its own budget.
+    pub familiar_sources: u32,
+    /// IPv6 sources are counted per network of this many bits (anyone holds a whole /64).
+    pub ipv6_prefix: u8,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_failures: 5,
+            max_failures_per_day: 20,
+            source_max_failures: 20,
+            within: Duration::from_secs(15 * 60),
+            lockout: Duration::from_secs(15 * 60),
+            delay: Duration::from_secs(1),
+            familiar_sources: 8,
+            ipv6_prefix: 64,
+        }
+    }
+}
 
 /// Where a login comes from, as the rate limit counts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +126,7 @@ impl Origin {
 /// The key of an address: an IPv4 address as is (IPv4-mapped IPv6 counts as IPv4), an IPv6
 /// address as its `prefix`-bit network (`2001:db8:1:2::/64`).
 pub fn source_key(address: IpAddr, prefix: u8) -> String {
-    match policy::canonical(address) {
+    match canonical(address) {
         IpAddr::V6(v6) if prefix < 128 => {
             let bits = u128::from(v6);
             let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);

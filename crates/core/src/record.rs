@@ -181,11 +181,18 @@ pub struct Authenticator {
     /// HMAC hash.
     #[serde(with = "algorithm_name")]
     pub algorithm: Algorithm,
-    /// Digits per code (6-8).
-    pub digits: u32,
-    /// TOTP seconds per step.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub period: Option<u64>,
+    /// Digits per code: checked to be 6-8 when the record is read, so a hand-edited
+    /// `digits = 12` is a load error naming the file and line, not a `wrong-code` at every
+    /// login.
+    #[serde(with = "digits_value")]
+    pub digits: Digits,
+    /// TOTP seconds per step (30 when absent), checked to be 1-86400 when read.
+    #[serde(
+        default,
+        with = "period_value",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub period: Option<Period>,
     /// HOTP: the first counter to accept, as provisioned. Logins move the real position in
     /// `[usage]`; provisioning can never move it backwards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,13 +208,13 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// Parameters for a TOTP token, checking the stored values are in range.
-    pub fn totp_params(&self) -> Result<TotpParams, sshield_otp::ParamError> {
-        Ok(TotpParams {
+    /// Parameters for a TOTP token (the values were checked when the record was read).
+    pub fn totp_params(&self) -> TotpParams {
+        TotpParams {
             algorithm: self.algorithm,
-            digits: Digits::new(self.digits)?,
-            period: Period::new(self.period.unwrap_or(30))?,
-        })
+            digits: self.digits,
+            period: self.period.unwrap_or_default(),
+        }
     }
 
     /// Whether `other` makes this authenticator's codes: the same secret (compared in
@@ -218,11 +225,11 @@ impl Authenticator {
     }
 
     /// Parameters for an HOTP token.
-    pub fn hotp_params(&self) -> Result<HotpParams, sshield_otp::ParamError> {
-        Ok(HotpParams {
+    pub fn hotp_params(&self) -> HotpParams {
+        HotpParams {
             algorithm: self.algorithm,
-            digits: Digits::new(self.digits)?,
-        })
+            digits: self.digits,
+        }
     }
 }
 
@@ -326,5 +333,76 @@ mod algorithm_name {
         String::deserialize(d)?
             .parse()
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A whole number from the file, whatever its sign or type, so that every bad value (`-1`,
+/// `"six"`, `6.5`) gets the same message naming the field and the fix, not serde's bare
+/// "expected u32".
+struct Whole(&'static str);
+
+impl<'de> serde::de::Visitor<'de> for Whole {
+    type Value = i128;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<i128, E> {
+        Ok(i128::from(n))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<i128, E> {
+        Ok(i128::from(n))
+    }
+}
+
+/// `digits = N`: read through [`Digits::new`], so the file's line is named by the store
+/// (toml's span of the value) together with the range and the fix.
+mod digits_value {
+    use serde::{Deserializer, Serializer};
+    use sshield_otp::Digits;
+
+    const FIX: &str = "set it to 6, 7 or 8, the number of digits the authenticator app shows";
+
+    pub fn serialize<S: Serializer>(d: &Digits, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(d.get())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Digits, D::Error> {
+        let n = d.deserialize_any(super::Whole("`digits` to be 6, 7 or 8"))?;
+        u32::try_from(n)
+            .ok()
+            .and_then(|n| Digits::new(n).ok())
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("digits = {n} is not supported: {FIX}"))
+            })
+    }
+}
+
+/// `period = N`: read through [`Period::new`] (see `digits_value`).
+mod period_value {
+    use serde::{Deserializer, Serializer};
+    use sshield_otp::Period;
+
+    const FIX: &str = "set it to the seconds per code the authenticator app uses, 1 to 86400 \
+                       (30 is usual), or remove the line for 30";
+
+    pub fn serialize<S: Serializer>(p: &Option<Period>, s: S) -> Result<S::Ok, S::Error> {
+        match p {
+            Some(p) => s.serialize_u64(p.seconds()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Period>, D::Error> {
+        let n = d.deserialize_any(super::Whole("`period` to be 1 to 86400 seconds"))?;
+        u64::try_from(n)
+            .ok()
+            .and_then(|n| Period::new(n).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("period = {n} is not supported: {FIX}"))
+            })
     }
 }

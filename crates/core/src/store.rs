@@ -33,6 +33,8 @@ use crate::login_state;
 use crate::record::{Usage, UserRecord, OLDEST_RECORD_VERSION, RECORD_VERSION};
 use crate::username::{UserName, UserNameError};
 
+/// The directory of the `.passed` markers, inside the store ([`crate::passed`]).
+pub(crate) const PASSED_DIR: &str = ".passed";
 /// Records larger than this are refused rather than read: no real record comes near it.
 const MAX_RECORD_BYTES: u64 = 1 << 20;
 const RECORD_SUFFIX: &str = ".toml";
@@ -159,6 +161,11 @@ impl RecordStore {
         Ok(())
     }
 
+    /// Where `user`'s `.passed` marker lives ([`crate::passed`]).
+    pub fn passed_path(&self, user: &UserName) -> PathBuf {
+        self.dir().join(PASSED_DIR).join(user.as_str())
+    }
+
     /// The path of `user`'s record.
     pub fn record_path(&self, user: &UserName) -> PathBuf {
         self.user_slot(user).path()
@@ -272,9 +279,13 @@ impl RecordStore {
         };
         let record = parse_record(&text, &path)?;
         if record.user != user.as_str() {
+            let line = text
+                .lines()
+                .position(|l| l.split_once('=').is_some_and(|(k, _)| k.trim() == "user"))
+                .map(|i| i + 1);
             return Err(StoreError::Invalid {
                 path,
-                line: None,
+                line,
                 message: format!(
                     "the record is for user {:?}, not {:?}; rename the file or fix its `user` line",
                     record.user,
@@ -603,7 +614,7 @@ impl RecordStore {
         self.remove_if_present(&slot.state_path())?;
         self.remove_if_present(&slot.tmp_path())?;
         self.remove_old_temps(slot)?;
-        self.remove_if_present(&crate::passed::path(self, user))?;
+        self.remove_if_present(&self.passed_path(user))?;
         File::open(slot.dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| StoreError::io("sync", slot.dir, e))?;
@@ -744,8 +755,66 @@ pub fn parse_toml<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, Sto
     toml::from_str(text).map_err(|e| StoreError::Invalid {
         path: path.to_owned(),
         line: e.span().map(|s| line_of(text, s.start)),
-        message: e.message().to_owned(),
+        message: toml_message(text, &e),
     })
+}
+
+/// toml's message for `e`, made to name the key and to say in words what to write: serde's
+/// `invalid type: string "three", expected u64` on `window = "three"` under `[policy]` becomes
+/// `policy.window: invalid type: string "three", expected a whole number` (issue 13: every
+/// bad input names its file, line, field and fix).
+pub fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    const WORDS: [(&str, &str); 9] = [
+        ("expected u8", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected u64", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+        ("expected usize", "expected a whole number"),
+        ("expected a boolean", "expected true or false"),
+        (
+            "expected a sequence",
+            "expected a list in brackets, e.g. [\"a\", \"b\"]",
+        ),
+        ("expected path string", "expected a path in quotes"),
+        ("expected a string", "expected a string in quotes"),
+    ];
+    let mut message = e.message().trim().lines().collect::<Vec<_>>().join("; ");
+    for (serde, words) in WORDS {
+        message = message.replace(serde, words);
+    }
+    match e.span().and_then(|s| key_at(text, s.start)) {
+        // Unless the message names it already (`unknown field `windw``, `digits = 12 ...`).
+        Some((key, bare))
+            if !message.contains(&format!("{bare} ="))
+                && !message.contains(&format!("`{bare}`")) =>
+        {
+            format!("{key}: {message}")
+        }
+        _ => message,
+    }
+}
+
+/// The dotted key (`policy.window`) and its last part whose `key = value` line holds byte
+/// `offset` of `text`, if that line is one.
+fn key_at(text: &str, offset: usize) -> Option<(String, String)> {
+    let start = text.get(..offset)?.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let bare = key.trim().trim_matches(['"', '\'']).to_owned();
+    if bare.is_empty() || bare.starts_with('[') || bare.starts_with('#') {
+        return None;
+    }
+    let table = text[..start].lines().rev().find_map(|l| {
+        let l = l.trim();
+        let name = l.strip_prefix("[[").and_then(|n| n.strip_suffix("]]"));
+        name.or_else(|| l.strip_prefix('[').and_then(|n| n.strip_suffix(']')))
+            .map(str::trim)
+    });
+    let key = match table {
+        Some(t) => format!("{t}.{bare}"),
+        None => bare.clone(),
+    };
+    Some((key, bare))
 }
 
 /// Parses record text, checking the format version.

@@ -5,7 +5,10 @@
 //! `RecordStore` (each opens its own lock file description, which is what `flock` arbitrates,
 //! exactly as between processes); and real processes, by re-running this test binary as
 //! workers (see [`worker`]).
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test: a failed unwrap is a failed test"
+)]
 
 mod common;
 

@@ -1,6 +1,9 @@
 //! The auth engine as a user meets it: enroll, then log in with what the authenticator app (or
 //! the backup-code sheet) shows, against real record files.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test: a failed unwrap is a failed test"
+)]
 
 mod common;
 

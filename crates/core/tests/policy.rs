@@ -1,6 +1,9 @@
 //! Who must pass a second factor ([`Engine::requirement`]) and failure counting with lockout
 //! ([`Engine::check`]), with the policy read from a real config file.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test: a failed unwrap is a failed test"
+)]
 
 mod common;
 
@@ -10,8 +13,8 @@ use std::time::Duration;
 
 use common::{TestStore, T};
 use sshield_core::{
-    Account, Attempt, Config, Decision, DenyReason, Engine, Exemption, Outcome, Requirement,
-    Response, Subject, UnixTime,
+    Account, Attempt, Caller, Config, Decision, DenyReason, Engine, Exemption, Outcome,
+    Requirement, Response, UnixTime,
 };
 
 const OUTSIDE: &str = "203.0.113.7";
@@ -28,25 +31,15 @@ fn ip(text: &str) -> Option<IpAddr> {
 }
 
 fn requirement(e: &Engine, user: &str, source: &str, now: u64) -> Requirement {
-    let subject = Subject {
-        user: &Account::resolve(user),
-        source: ip(source),
-        service: "sshd",
-        first_factor: None,
-    };
+    let subject = Caller::new(Account::resolve(user), "sshd").from_source(ip(source));
     e.requirement(&subject, UnixTime(now))
 }
 
 fn check(e: &Engine, user: &str, source: &str, typed: &str, now: u64) -> Outcome {
     let response = Response::new(typed);
     e.check(&Attempt {
-        user: &Account::resolve(user),
-        source: ip(source),
-        source_name: None,
-        service: "sshd",
+        caller: &Caller::new(Account::resolve(user), "sshd").from_source(ip(source)),
         response: &response,
-        first_factor: None,
-        first_factor_passed: false,
         now: UnixTime(now),
     })
 }
@@ -290,13 +283,10 @@ const KEY_FINGERPRINT: &str = "SHA256:52jls/RFRFy+PubI/1au9ilDJEPP1HA5XL7AIZ5aMs
 fn check_after(e: &Engine, first: Option<&str>, typed: &str, now: u64) -> Decision {
     let response = Response::new(typed);
     e.check(&Attempt {
-        user: &Account::resolve("alice"),
-        source: ip(OUTSIDE),
-        source_name: None,
-        service: "sshd",
+        caller: &Caller::new(Account::resolve("alice"), "sshd")
+            .from_source(ip(OUTSIDE))
+            .with_ssh_auth_info(first),
         response: &response,
-        first_factor: first,
-        first_factor_passed: false,
         now: UnixTime(now),
     })
     .decision
@@ -332,12 +322,9 @@ fn exempt_methods_need_sshds_account_of_the_first_factor() {
     let e = engine(&s, "[policy]\nexempt_methods = [\"publickey\"]\n");
     let ask = |first: Option<&str>| {
         e.requirement(
-            &Subject {
-                user: &Account::resolve("alice"),
-                source: ip(OUTSIDE),
-                service: "sshd",
-                first_factor: first,
-            },
+            &Caller::new(Account::resolve("alice"), "sshd")
+                .from_source(ip(OUTSIDE))
+                .with_ssh_auth_info(first),
             UnixTime(T),
         )
     };

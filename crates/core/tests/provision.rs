@@ -1,6 +1,9 @@
 //! Provisioning keeps login state: re-applying an enrollment (as config management does on
 //! every run) never rewinds replay protection, and a clash never overwrites a token.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test: a failed unwrap is a failed test"
+)]
 
 mod common;
 

@@ -1,7 +1,10 @@
 //! The rate limit against the attacks of issue 9 (docs/ratelimit.md): many addresses, rotated
 //! addresses and IPv6 prefixes, shared addresses, named sources, and what the delays tell.
 //! Each test drives the real [`Engine`] over a real store, with the config read from text.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test: a failed unwrap is a failed test"
+)]
 
 mod common;
 
@@ -11,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{TestStore, T};
-use sshield_core::{Account, Attempt, Config, Engine, Outcome, Response, UnixTime};
+use sshield_core::{Account, Attempt, Caller, Config, Engine, Outcome, Response, UnixTime};
 
 const HOME: &str = "192.0.2.10";
 const NAT: &str = "198.51.100.1";
@@ -48,13 +51,13 @@ const LOCAL: From<'static> = From {
 fn login(e: &Engine, user: &str, from: From<'_>, typed: &str, now: u64) -> Outcome {
     let response = Response::new(typed);
     e.check(&Attempt {
-        user: &Account::resolve(user),
-        source: from.address.map(|a| a.parse::<IpAddr>().unwrap()),
-        source_name: from.name,
-        service: "sshd",
+        caller: &Caller {
+            source_name: from.name.map(str::to_owned),
+            ..Caller::new(Account::resolve(user), "sshd")
+                .from_source(from.address.map(|a| a.parse::<IpAddr>().unwrap()))
+                .with_ssh_auth_info(from.first_factor)
+        },
         response: &response,
-        first_factor: from.first_factor,
-        first_factor_passed: false,
         now: UnixTime(now),
     })
 }

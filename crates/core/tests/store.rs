@@ -1,7 +1,10 @@
 //! The record store as an admin meets it: files with the wrong mode, owner or type are refused
 //! with a message naming the path and the fix; a broken record names its file and line and
 //! harms no other user; and a login whose new state cannot be written is refused.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test: a failed unwrap is a failed test"
+)]
 
 mod common;
 

@@ -26,7 +26,10 @@
 //! Users, PAM service files, temp dirs and sshd processes go away with the harness's drops.
 #![forbid(unsafe_code)]
 // A benchmark tool run by hand: anything unexpected should stop it, with the reason.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test: a failed unwrap is a failed test"
+)]
 
 use std::fmt::Write as _;
 use std::fs;
@@ -314,7 +317,10 @@ fn percentile(times: &[Duration], p: usize) -> Duration {
     v[rank - 1]
 }
 
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one row of the table: each argument is a column"
+)]
 fn render(
     table: &str,
     n: usize,

@@ -182,7 +182,7 @@ fn reap_leftovers_once() {
 
 /// Stops the sshd a dead harness process started in `dir`, by the pid in its pid file, once
 /// sure that pid is still that sshd: its executable is sshd and its command line names this
-/// dir's `bin/<service>` symlink (sshd rewrites its argv for `ps`, so not exactly argv[0]).
+/// dir's `bin/<service>` symlink (sshd rewrites its argv for `ps`, so not exactly `argv[0]`).
 fn stop_leftover_sshd(dir: &Path, service: &str) {
     let Ok(pid) = std::fs::read_to_string(dir.join("sshd.pid")) else {
         return;

@@ -44,11 +44,14 @@
 //! - Everything is stopped and removed on drop, also when a test panics. Names carry the test
 //!   process's pid; leftovers of a test process that was killed outright (so its drops never
 //!   ran) are removed by the next run, once that pid is gone.
+//! - [`bad_input`]: docs/bad-input.md, written by the tests that try each malformed input
+//!   (needs no root).
 //!
-//! Everything needs root: tests call [`can_run`] first, which skips outside CI and fails in CI.
+//! Everything else needs root: tests call [`can_run`] first, which skips outside CI and fails in CI.
 #![forbid(unsafe_code)]
 
 mod admin;
+pub mod bad_input;
 mod build;
 mod client;
 mod guest;

@@ -7,7 +7,10 @@
 //! what the other end-to-end tests build instead of compiling the fat-LTO release once more;
 //! scripts/build-deb packages `release` by default. Root only (dpkg); elsewhere it skips, in CI
 //! it fails.
-#![allow(clippy::unwrap_used)] // a test that cannot go on fails, with the reason
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that cannot go on fails, with the reason"
+)]
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -6,7 +6,10 @@
 //! no temporary directory, and `/etc/pam.d` exactly as it was.
 //!
 //! Root only (sshd runs PAM for a real account); elsewhere the tests skip, in CI they fail.
-#![allow(clippy::unwrap_used)] // a test that cannot go on fails, with the reason
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that cannot go on fails, with the reason"
+)]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -3,7 +3,10 @@
 //! then logins through pam_sshield (docs/migration.md).
 //!
 //! Root only (`/etc/pam.d`); elsewhere it skips, in CI it fails.
-#![allow(clippy::unwrap_used)] // a test that cannot go on fails, with the reason
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that cannot go on fails, with the reason"
+)]
 mod common;
 
 use std::fs;

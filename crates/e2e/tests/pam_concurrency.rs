@@ -11,7 +11,10 @@
 //!   the names exist only in sshield's store.
 //!
 //! Root only; elsewhere they skip, in CI they fail.
-#![allow(clippy::unwrap_used)] // a test that cannot go on fails, with the reason
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that cannot go on fails, with the reason"
+)]
 mod common;
 
 use std::sync::Barrier;

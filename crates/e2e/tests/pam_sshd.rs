@@ -11,7 +11,10 @@
 //!
 //! Clients connect from 127.0.0.3 ("the internet") unless a test says otherwise. Root only
 //! (accounts, PAM service files); elsewhere they skip, in CI they fail.
-#![allow(clippy::unwrap_used)] // a test that cannot go on fails, with the reason
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that cannot go on fails, with the reason"
+)]
 mod common;
 
 use std::fs;
@@ -1040,6 +1043,54 @@ fn a_named_source_is_logged_by_address_and_never_locks_local_logins() {
     // The console and sudo (no rhost): not locked by any of it.
     let run = pamtester(sudo.name(), user.name(), None, &[&token.code()]);
     assert!(run.success, "{}", run.output);
+}
+
+/// Issue 10: a good `forward_pass` login of a user with a 6-digit and an 8-digit
+/// authenticator. The entry is split once per code length; the 6-digit split of an 8-digit
+/// code is no code, but it was checked, logged (`deny ... reason=wrong-code`, which the
+/// shipped fail2ban filter counts) and counted as a failure on its own before the 8-digit
+/// split passed. All splits are now tried under one lock: one line, no failure.
+#[test]
+fn a_good_forward_pass_login_with_mixed_code_lengths_leaves_no_denial() {
+    if !can_run() {
+        return;
+    }
+    require_tool("fail2ban-regex", "apt-get install fail2ban");
+    let sshield = Sshield::new("");
+    let sshd = Sshd::start(password_then_code_options(&sshield).pam(sshd_stack([
+        sshield.auth_line("forward_pass"),
+        "auth required pam_unix.so try_first_pass nodelay".to_owned(),
+    ])));
+    let user = User::create();
+    let phone = sshield.enroll(user.name());
+    let yubikey = sshield.enroll_with(user.name(), &["--name", "yubikey"], 8);
+
+    for token in [&yubikey, &phone] {
+        let code = token.code();
+        let out = login(&sshd, &user, [format!("{}{code}", user.password())]).run();
+        out.assert_success();
+        assert_eq!(out.prompt_texts(), [FORWARD_PASS_PROMPT], "one prompt only");
+    }
+    let lines = sshield.log_lines();
+    assert_eq!(lines.len(), 2, "one line per login: {lines:#?}");
+    assert!(
+        sshield.log_lines_with("deny").is_empty(),
+        "a good login logged a denial: {lines:#?}"
+    );
+    assert_logged(
+        &sshd,
+        &sshield,
+        &decision("allow", user.name(), "127.0.0.3", &sshd, "totp", "ok"),
+    );
+    let record = sshield.record(user.name());
+    assert!(
+        !record.contains("[failures") && !record.contains("failures."),
+        "a good login counted a failure:\n{record}"
+    );
+    assert!(
+        fail2ban_regex(&sshield.log_file, "ip").is_empty(),
+        "fail2ban would count a good login:\n{lines:#?}"
+    );
 }
 
 /// Issue 9 item 10: with `forward_pass` the code is checked before the password, so anyone

@@ -3,7 +3,10 @@
 //! name and removes it when it ends); and a name service that fails while PAM runs.
 //!
 //! Root only (accounts, `/etc/pam.d`); elsewhere it skips, in CI it fails.
-#![allow(clippy::unwrap_used)] // a test that cannot go on fails, with the reason
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that cannot go on fails, with the reason"
+)]
 mod common;
 
 use common::*;

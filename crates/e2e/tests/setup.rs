@@ -2,7 +2,10 @@
 //! (never the machine's: every path is pointed at the test's own), reloads it with SIGHUP, and
 //! the trial either rolls back by itself or is confirmed from a new ssh session that passed
 //! the second factor. Logins go through the real OpenSSH client; codes come from oathtool.
-#![allow(clippy::unwrap_used)] // a test that cannot go on fails, with the reason
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that cannot go on fails, with the reason"
+)]
 mod common;
 
 use std::fs;

@@ -17,7 +17,10 @@
 //! systemd-container and debootstrap (scripts/install-test-deps); elsewhere it skips, in CI it
 //! fails. The first run debootstraps the guest (a minute or more) and caches it as a tarball
 //! (`sshield_e2e::cache_dir`); later runs unpack it in seconds.
-#![allow(clippy::unwrap_used)] // a test that cannot go on fails, with the reason
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that cannot go on fails, with the reason"
+)]
 
 mod common;
 

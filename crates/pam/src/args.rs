@@ -60,8 +60,8 @@ pub(crate) enum ArgError {
     PromptArgument,
     /// `config=` with an empty or relative path.
     ConfigPath(String),
-    /// `config=` given twice with different paths.
-    ConfigTwice,
+    /// `config=` given twice with different paths: the first, then the second.
+    ConfigTwice(PathBuf, PathBuf),
     /// Two of `use_first_pass`, `try_first_pass`, `forward_pass`.
     ConflictingSources(CodeSource, CodeSource),
 }
@@ -83,7 +83,12 @@ impl fmt::Display for ArgError {
                 f,
                 "config={path:?} must be an absolute path, e.g. config=/etc/sshield/sshield.toml"
             ),
-            Self::ConfigTwice => f.write_str("config= is given twice with different paths"),
+            Self::ConfigTwice(first, second) => write!(
+                f,
+                "config= is given twice with different paths, {} and {}; keep one",
+                first.display(),
+                second.display()
+            ),
             Self::ConflictingSources(a, b) => write!(
                 f,
                 "{} and {} cannot be combined; choose one way to read the code",
@@ -126,8 +131,8 @@ impl ModuleArgs {
                         if !path.is_absolute() {
                             return Err(ArgError::ConfigPath(arg["config=".len()..].to_owned()));
                         }
-                        if config.as_ref().is_some_and(|c| *c != path) {
-                            return Err(ArgError::ConfigTwice);
+                        if let Some(first) = config.as_ref().filter(|c| **c != path) {
+                            return Err(ArgError::ConfigTwice(first.clone(), path));
                         }
                         config = Some(path);
                         continue;

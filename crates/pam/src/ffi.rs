@@ -8,7 +8,10 @@
 //! application's side (`tests/harness/driver.rs` includes this file).
 //!
 //! Names keep their C spelling so that each line can be checked against the header by eye.
-#![allow(non_camel_case_types)]
+#![allow(
+    non_camel_case_types,
+    reason = "names keep their C spelling, to check each line against the header"
+)]
 
 use std::ffi::{c_char, c_int, c_void};
 use std::marker::{PhantomData, PhantomPinned};
@@ -47,13 +50,16 @@ pub const PAM_AUTHTOK: c_int = 6;
 /// Ask, and don't echo what is typed: the only prompt style the module uses.
 pub const PAM_PROMPT_ECHO_OFF: c_int = 1;
 
-#[allow(unused_imports)] // used by the test driver
+#[allow(unused_imports, reason = "used by the test driver")]
 pub use application::*;
 
 /// What only the application side of a conversation needs: the test driver, which answers
 /// the module's prompts the way sshd does. The module itself asks through `pam_prompt`, which
 /// leaves the `pam_response` memory rules to libpam.
-#[allow(dead_code)]
+#[allow(
+    dead_code,
+    reason = "the application side is used only by the test driver, which includes this file"
+)]
 mod application {
     use super::*;
 
@@ -110,6 +116,15 @@ mod application {
 // system with PAM (issue 9, item 17). `+verbatim` makes rustc pass `-l:libpam.so.0`; the
 // module's NEEDED entry is the same `libpam.so.0` either way.
 #[link(name = "libpam.so.0", kind = "dylib", modifiers = "+verbatim")]
+// The module's unit tests call a fake libpam instead (`fake_libpam.rs`), so that Miri can run
+// them.
+#[cfg_attr(
+    test,
+    allow(
+        dead_code,
+        reason = "unit tests call the fake libpam (fake_libpam.rs) instead"
+    )
+)]
 extern "C" {
     /// `pam_modules.h`: the user name, asking for it through the conversation if it is not
     /// set yet. `*user` stays owned by libpam.

@@ -4,14 +4,22 @@
 //! Rust. Strings libpam owns are copied out at once, so no pointer outlives the call that
 //! returned it, and what the user typed is copied into wiped memory and then wiped and freed
 //! in libpam's buffer too.
-#![allow(unsafe_code)] // the calls into libpam, each with its SAFETY comment
+#![allow(
+    unsafe_code,
+    reason = "the calls into libpam, each with its SAFETY comment"
+)]
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ptr::{self, NonNull};
 
 use zeroize::{Zeroize, Zeroizing};
 
+#[cfg(not(test))]
 use crate::ffi;
+// Unit tests (and Miri, which cannot call into the real libpam) run against a fake libpam
+// with the same signatures and memory rules.
+#[cfg(test)]
+use crate::fake_libpam as ffi;
 
 /// The handle of the PAM transaction in progress.
 #[derive(Debug)]

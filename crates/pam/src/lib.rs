@@ -1,23 +1,29 @@
 //! `pam_sshield.so`: the PAM module that asks for sshield's second factor.
 //!
-//! A thin C ABI shell over [`sshield_core::Engine`]: every decision is the engine's. The map:
+//! A thin C ABI shell over core's login conversation ([`sshield_core::Login`]): every decision,
+//! try, log line and severity is core's. The map:
 //!
 //! - the `pam_sm_*` functions below: the three symbols the library exports (`exports.map`,
 //!   checked by `tests/exports.rs`). Each catches panics and fails closed.
 //! - `ffi`: Linux-PAM's C declarations, by hand, checked against the installed headers.
 //! - `handle`: the safe wrapper over the `pam_handle_t` of one call. With the exports, the
-//!   only code allowed `unsafe` (the crate denies it; these two opt in).
+//!   only code allowed `unsafe` (the crate denies it; these two opt in, and the tests' fake).
+//! - `fake_libpam` (unit tests only): libpam's functions in Rust, with its memory rules, which
+//!   `handle` calls under `cfg(test)` so that Miri can check it (docs/miri.md).
 //! - `args`: the module arguments (`config=`, `debug`, `use_first_pass`, `try_first_pass`,
-//!   `forward_pass`); an unknown one denies every login (`PAM_SERVICE_ERR`).
-//! - `authenticate`: the login itself, in safe Rust.
-//! - `code_shape`: finding the code in a `password123456` entry or in `PAM_AUTHTOK`.
-//! - `logging`: the engine's log lines to syslog (authpriv) and the config's `log_file`.
+//!   `forward_pass`, `after_publickey`); an unknown one denies every login (`PAM_SERVICE_ERR`).
+//! - `authenticate`: a loop over the login's steps doing PAM's I/O, in safe Rust.
+//! - `logging`: core's log lines to syslog (authpriv) and the config's `log_file`.
 //!
 //! Failing closed means: `PAM_SERVICE_ERR` for broken arguments or config (the admin must fix
 //! something; the syslog line says what), `PAM_AUTH_ERR` for everything else that is not an
-//! explicit allow from the engine, including a panic. The module never returns `PAM_IGNORE` or
-//! `PAM_USER_UNKNOWN` from authentication: a stack with `[user_unknown=ignore]` or
-//! `[ignore=ignore]` would then skip the second factor.
+//! explicit allow from the engine, including a panic. The module never returns
+//! `PAM_USER_UNKNOWN` from authentication: a stack with `[user_unknown=ignore]` would then skip
+//! the second factor. It returns `PAM_IGNORE` in one case only, which the admin asks for:
+//! with `after_publickey`, when sshd's `SSH_AUTH_INFO_0` does not show that a public key came
+//! first, so that the lines after it (the password, then pam_sshield again) run instead
+//! (docs/pam.md, "a key or a password, then a code"). Without that argument, a stack with
+//! `[ignore=ignore]` cannot skip the second factor through this module.
 //!
 //! # In a PAM stack
 //!
@@ -53,7 +59,8 @@ compile_error!(
 
 mod args;
 mod authenticate;
-mod code_shape;
+#[cfg(test)]
+mod fake_libpam;
 mod ffi;
 mod handle;
 mod logging;
@@ -70,7 +77,7 @@ use handle::Pam;
 /// Called by libpam only: `pamh` is the transaction's handle and `argv` holds `argc` argument
 /// strings, all valid for the duration of the call.
 #[no_mangle]
-#[allow(unsafe_code)] // an exported C symbol
+#[allow(unsafe_code, reason = "an exported C symbol")]
 pub unsafe extern "C" fn pam_sm_authenticate(
     pamh: *mut ffi::pam_handle_t,
     _flags: c_int,
@@ -96,7 +103,7 @@ pub unsafe extern "C" fn pam_sm_authenticate(
 ///
 /// Called by libpam only, as [`pam_sm_authenticate`].
 #[no_mangle]
-#[allow(unsafe_code)] // an exported C symbol
+#[allow(unsafe_code, reason = "an exported C symbol")]
 pub unsafe extern "C" fn pam_sm_setcred(
     _pamh: *mut ffi::pam_handle_t,
     _flags: c_int,
@@ -113,7 +120,7 @@ pub unsafe extern "C" fn pam_sm_setcred(
 ///
 /// Called by libpam only, as [`pam_sm_authenticate`].
 #[no_mangle]
-#[allow(unsafe_code)] // an exported C symbol
+#[allow(unsafe_code, reason = "an exported C symbol")]
 pub unsafe extern "C" fn pam_sm_acct_mgmt(
     _pamh: *mut ffi::pam_handle_t,
     _flags: c_int,

@@ -1,15 +1,15 @@
 //! Where the module's lines go: syslog, facility authpriv, through `pam_syslog` (so they read
 //! `pam_sshield(sshd:auth): deny user=...`), and the config's `log_file` if it names one.
 //!
-//! The wording of decision lines is the engine's ([`sshield_core::log`]), so every front end
+//! The wording and severity of decision lines are core's ([`sshield_core::log`]), so every front end
 //! logs alike and the fail2ban filter matches them all. No line carries a code or a password:
 //! the engine's lines have no such field, and the module's own lines are written from constants
 //! and non-secret values only.
 
 use std::path::PathBuf;
 
-use sshield_core::log::{self as core_log, Subject};
-use sshield_core::{Decision, Exemption};
+use sshield_core::log::{self as core_log, Line, LogSink};
+use sshield_core::Caller;
 
 use crate::handle::Pam;
 
@@ -36,33 +36,18 @@ impl<'a> Log<'a> {
         Self { file, ..self }
     }
 
-    /// The engine's decision on a code.
-    pub(crate) fn decision(&self, subject: &Subject<'_>, decision: &Decision) {
-        let priority = if decision.is_allow() {
-            libc::LOG_INFO
-        } else {
-            libc::LOG_NOTICE
-        };
-        self.line(priority, &core_log::decision_line(subject, decision));
-    }
-
-    /// A login let through without a code.
-    pub(crate) fn exemption(&self, subject: &Subject<'_>, exemption: &Exemption) {
-        self.line(
-            libc::LOG_INFO,
-            &core_log::exemption_line(subject, exemption),
-        );
-    }
-
     /// A login denied because the module's arguments, its config or the PAM stack around it
     /// is broken: `detail` says what to fix.
-    pub(crate) fn setup_error(&self, subject: &Subject<'_>, detail: &str) {
-        self.line(libc::LOG_ERR, &core_log::error_line(subject, detail));
+    pub(crate) fn config_error(&self, caller: &Caller, detail: &str) {
+        self.log(&core_log::error_line(caller, detail));
     }
 
-    /// A problem that is not a decision (the conversation failed, a log file is unwritable).
+    /// A problem that is not a decision (the conversation failed, a log file is unwritable),
+    /// at core's severity for problems; syslog only.
     pub(crate) fn error(&self, text: &str) {
-        self.pam.syslog(libc::LOG_ERR, text);
+        let line = core_log::problem_line(text);
+        self.pam
+            .syslog(libc::c_int::from(line.severity.number()), &line.text);
     }
 
     /// What the module is doing, with the `debug` argument only. `text` is built only then.
@@ -72,11 +57,15 @@ impl<'a> Log<'a> {
                 .syslog(libc::LOG_DEBUG, &format!("debug: {}", text()));
         }
     }
+}
 
-    fn line(&self, priority: libc::c_int, line: &str) {
-        self.pam.syslog(priority, line);
+impl LogSink for Log<'_> {
+    /// Through `pam_syslog` at core's severity for the event, and to `log_file`.
+    fn log(&self, line: &Line) {
+        self.pam
+            .syslog(libc::c_int::from(line.severity.number()), &line.text);
         if let Some(path) = &self.file {
-            if let Err(e) = core_log::append_to_file(path, line) {
+            if let Err(e) = core_log::append_to_file(path, &line.text) {
                 // Never changes the decision; syslog still has the line.
                 self.error(&format!(
                     "cannot append to log_file {}: {e}; the line above is only in syslog",

@@ -1,6 +1,9 @@
 //! The module exports the three `pam_sm_*` entry points and nothing else (`exports.map`), so
 //! nothing of ours can interpose on a symbol of sshd, libc or another module.
-#![allow(clippy::unwrap_used)] // a test that cannot go on fails, with the reason
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that cannot go on fails, with the reason"
+)]
 #[path = "harness/build.rs"]
 mod build;
 

@@ -1,7 +1,10 @@
 //! pam_sshield.so loaded by real libpam, without sshd: every module argument, config errors,
 //! and what each of the engine's answers becomes. Each login runs in a child process with the
 //! test's own PAM config dir (see `harness/`).
-#![allow(clippy::unwrap_used)] // a test that cannot go on fails, with the reason
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that cannot go on fails, with the reason"
+)]
 mod harness;
 
 use std::fs;
@@ -347,17 +350,6 @@ fn an_exempt_user_passes_without_a_prompt() {
 
 // ---- broken set-ups fail closed ----
 
-/// The `detail="..."` of the one config-error line, with the engine's `\x22` escapes undone.
-fn setup_error(out: &Outcome) -> String {
-    assert_eq!(out.authenticate, pam::PAM_SERVICE_ERR, "{out:#?}");
-    assert!(out.prompts.is_empty(), "nothing is asked: {out:#?}");
-    let lines = out.lines();
-    assert_eq!(lines.len(), 1, "{out:#?}");
-    let (head, detail) = lines[0].split_once(" detail=").unwrap();
-    assert!(head.ends_with("method=none reason=config-error"), "{head}");
-    detail.trim_matches('"').replace("\\x22", "\"")
-}
-
 #[test]
 fn a_missing_config_fails_closed_and_says_so() {
     let f = Fixture::new("");
@@ -366,7 +358,7 @@ fn a_missing_config_fails_closed_and_says_so() {
         "auth required {module} config=/nonexistent/sshield.toml\n",
     );
     let out = f.login(&Login::new("alice", OUTSIDE, &["123456"]));
-    let detail = setup_error(&out);
+    let detail = out.setup_error();
     assert!(
         detail.starts_with("/nonexistent/sshield.toml: config file not found"),
         "{detail}"
@@ -382,7 +374,7 @@ fn without_config_argument_the_default_path_is_read() {
     }
     let f = Fixture::new("");
     f.service(harness::fixture::SERVICE, "auth required {module}\n");
-    let detail = setup_error(&f.login(&Login::new("alice", OUTSIDE, &[])));
+    let detail = f.login(&Login::new("alice", OUTSIDE, &[])).setup_error();
     assert!(
         detail.starts_with("/etc/sshield/sshield.toml: config file not found"),
         "{detail}"
@@ -394,7 +386,7 @@ fn a_config_with_a_typo_fails_closed_naming_file_and_line() {
     let f = Fixture::new("");
     f.write_config("store = \"users\"\n[policy]\nwindw = 3\n");
     f.module_service("");
-    let detail = setup_error(&f.login(&Login::new("alice", OUTSIDE, &[])));
+    let detail = f.login(&Login::new("alice", OUTSIDE, &[])).setup_error();
     let expected = format!("{}:3: unknown field `windw`", f.config.display());
     assert!(detail.starts_with(&expected), "{detail}");
 }
@@ -404,7 +396,7 @@ fn a_config_others_can_write_fails_closed() {
     let f = Fixture::new("");
     fs::set_permissions(&f.config, fs::Permissions::from_mode(0o666)).unwrap();
     f.module_service("");
-    let detail = setup_error(&f.login(&Login::new("alice", OUTSIDE, &[])));
+    let detail = f.login(&Login::new("alice", OUTSIDE, &[])).setup_error();
     assert!(detail.contains("chmod go-w"), "{detail}");
 }
 
@@ -435,7 +427,9 @@ fn a_wrong_module_argument_fails_closed_and_says_which() {
             format!("auth required {{module}} {{config}} {args}\n")
         };
         f.service(harness::fixture::SERVICE, &line);
-        let detail = setup_error(&f.login(&Login::new("alice", OUTSIDE, &["123456"])));
+        let detail = f
+            .login(&Login::new("alice", OUTSIDE, &["123456"]))
+            .setup_error();
         assert!(detail.starts_with(expected), "{args}: {detail}");
     }
 }

@@ -2,7 +2,10 @@
 //! service from `/etc/pam.d` only, so this test adds a file there under a unique name and
 //! removes it when it ends, also when it fails. Needs root (CI runs as root); elsewhere it is
 //! skipped with a message.
-#![allow(clippy::unwrap_used)] // a test that cannot go on fails, with the reason
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that cannot go on fails, with the reason"
+)]
 mod harness;
 
 use std::fs;

@@ -1,6 +1,9 @@
 //! The peers' known holes, tried against pam_sshield.so in real libpam: one test per hole,
 //! named after it (docs/prior-art.md, "Prior art as tests", lists them with the peer's story).
-#![allow(clippy::unwrap_used)] // a test that cannot go on fails, with the reason
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that cannot go on fails, with the reason"
+)]
 mod harness;
 
 use std::fs;
@@ -148,7 +151,7 @@ fn enroll_key(f: &Fixture, bytes: &[u8], replace: bool) -> Key {
     let enrolled = provision::enroll(&f.store, enrollment, UnixTime::now()).unwrap();
     Key {
         secret,
-        params: enrolled.authenticator.totp_params().unwrap(),
+        params: enrolled.authenticator.totp_params(),
     }
 }
 

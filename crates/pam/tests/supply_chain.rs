@@ -1,6 +1,9 @@
 //! docs/supply-chain.md names every crate compiled into the module, and no crate joins the
 //! module's tree without a line there saying why.
-#![allow(clippy::unwrap_used)] // a test that cannot go on fails, with the reason
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that cannot go on fails, with the reason"
+)]
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -194,11 +194,11 @@ async fn prune_nonces(app: Arc<App>) {
     }
 }
 
-/// One crypto provider for the process: ring (no C toolchain, no OpenSSL).
+/// One crypto provider for the process: ring (no OpenSSL).
 #[expect(
     deprecated,
     reason = "rustls 0.23.48 deprecates ring's provider for lacking post-quantum key exchange; \
-              aws-lc-rs would need a C toolchain at build time. Classical TLS 1.2/1.3 stays sound"
+              aws-lc-rs is a much larger C build. Classical TLS 1.2/1.3 stays sound"
 )]
 pub(crate) fn install_crypto_provider() {
     // Err only if a provider is installed already, which is what we want.

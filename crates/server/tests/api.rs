@@ -267,6 +267,43 @@ on_both_backends!(
     a_code_is_accepted_once_under_a_race
 );
 
+/// The database vanishes under a running server (PostgreSQL dropped with its connections):
+/// a host's request gets 503 with a message, not a 500 or a hang, and the server keeps
+/// answering what needs no database.
+#[test]
+fn a_database_that_vanishes_is_a_503() {
+    let db = Db::postgres();
+    let (_tmp, state) = state_dir();
+    let global = db.args();
+    let server = Server::start(&state, &global, &["--listen", "127.0.0.1:0"]);
+    let secret = enroll_confirmed(&state, &global, "erin");
+    let host = TestHost::new("web1", 1);
+    host.join(&server, &state, &global);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let pg = db._pg.as_ref().expect("postgres");
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let name = pg.url.rsplit('/').next().expect("database name");
+        let mut admin = sqlx::PgConnection::connect(&pg.cluster.url("postgres"))
+            .await
+            .expect("connect");
+        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await
+            .expect("drop");
+    });
+    let (status, body) = host.post(
+        &server,
+        "/v1/verify",
+        &verify_body("erin", &oathtool(&secret, 30)),
+    );
+    assert!(
+        status == 503 && body.contains("database failed"),
+        "{status} {body}"
+    );
+    assert_eq!(server.request("GET", "/healthz", &[], b"").0, 200);
+}
+
 /// Failures are counted per (user, source) with the engine's rules (docs/ratelimit.md): five
 /// wrong codes from an unfamiliar address lock it, even for the right code next, while the
 /// owner's familiar address still gets in.

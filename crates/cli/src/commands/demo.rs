@@ -26,7 +26,9 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use sshield_core::provision::{self, Enrollment};
-use sshield_core::{Account, Attempt, Config, Decision, Engine, Response, UnixTime, UserName};
+use sshield_core::{
+    Account, Attempt, Caller, Config, Decision, Engine, Response, UnixTime, UserName,
+};
 use sshield_otp::totp;
 use zeroize::Zeroizing;
 
@@ -128,13 +130,8 @@ pub fn engine_only() -> Result<(), Failure> {
     let attempt = |typed: &str| {
         let response = Response::new(typed);
         let decision = engine.decide(&Attempt {
-            user: &account,
-            source: None,
-            source_name: None,
-            service: "sshield-demo",
+            caller: &Caller::new(account.clone(), "sshield-demo"),
             response: &response,
-            first_factor: None,
-            first_factor_passed: false,
             now: UnixTime::now(),
         });
         match decision {
@@ -144,7 +141,7 @@ pub fn engine_only() -> Result<(), Failure> {
     };
 
     if !std::io::stdin().is_terminal() {
-        let params = auth.totp_params().map_err(Failure::error)?;
+        let params = auth.totp_params();
         let code = totp(&auth.secret, &params, UnixTime::now().0);
         println!(
             "   (no terminal: trying the current code {} twice by itself)",

@@ -154,7 +154,7 @@ fn print_human(
             "TOTP, {}, {} digits, {} s",
             auth.algorithm,
             auth.digits,
-            auth.period.unwrap_or(30)
+            auth.period.unwrap_or_default().seconds()
         ),
         TokenKind::Hotp => format!("HOTP, {}, {} digits", auth.algorithm, auth.digits),
     };

@@ -18,7 +18,7 @@ use sshield_core::accounts;
 use sshield_core::config::DEFAULT_CONFIG_PATH;
 use sshield_core::record::{Authenticator, TokenKind};
 use sshield_core::{Config, ConfigError, Engine, RecordStore, UnixTime, UserName, UserRecord};
-use sshield_otp::{Digits, KeyUri, OtpKind, Period};
+use sshield_otp::{KeyUri, OtpKind};
 use zeroize::Zeroizing;
 
 use crate::failure::Failure;
@@ -81,7 +81,8 @@ impl Context {
 /// so enrolling, importing or showing `ALICE` must mean that record too.
 pub fn user_name(name: &str) -> Result<UserName, Failure> {
     let account = accounts::account_name(name).map_err(Failure::error)?;
-    Ok(UserName::new(&account)?)
+    // Which name: a command may take several (`import --user`, a users.oath file's).
+    UserName::new(&account).map_err(|e| Failure::Error(format!("{account:?}: {e}")))
 }
 
 /// Picks the authenticator called `name`, or the first one.
@@ -107,10 +108,10 @@ pub fn key_uri(
     auth: &Authenticator,
     next_counter: u64,
 ) -> Result<KeyUri, Failure> {
-    let digits = Digits::new(auth.digits).map_err(Failure::error)?;
+    let digits = auth.digits;
     let kind = match auth.kind {
         TokenKind::Totp => OtpKind::Totp {
-            period: Period::new(auth.period.unwrap_or(30)).map_err(Failure::error)?,
+            period: auth.period.unwrap_or_default(),
         },
         TokenKind::Hotp => OtpKind::Hotp {
             counter: next_counter,

@@ -14,22 +14,14 @@ pub fn code(ctx: &Context, user: &str, name: Option<&str>) -> Result<(), Failure
     let record = ctx.record(&user)?;
     let auth = pick(&record, name)?;
     let code = match auth.kind {
-        TokenKind::Totp => totp(
-            &auth.secret,
-            &auth.totp_params().map_err(Failure::error)?,
-            ctx.now.0,
-        ),
+        TokenKind::Totp => totp(&auth.secret, &auth.totp_params(), ctx.now.0),
         TokenKind::Hotp => {
             let usage = record.token_usage(&auth.name);
             let next = usage
                 .next_counter
                 .unwrap_or(0)
                 .max(auth.counter.unwrap_or(0));
-            hotp(
-                &auth.secret,
-                &auth.hotp_params().map_err(Failure::error)?,
-                next,
-            )
+            hotp(&auth.secret, &auth.hotp_params(), next)
         }
     };
     println!("{}", code.as_str());

@@ -1,7 +1,7 @@
 //! `sshield verify` and `sshield confirm`: a code in, a decision out.
 
 use sshield_core::provision;
-use sshield_core::{Account, Attempt, Decision, Method, Response};
+use sshield_core::{Account, Attempt, Caller, Decision, Method, Response};
 
 use super::{argument_or_stdin, user_name, Context};
 use crate::failure::Failure;
@@ -11,13 +11,8 @@ pub fn verify(ctx: &Context, user: &str, code: &str) -> Result<(), Failure> {
     let typed = argument_or_stdin(code, "code")?;
     let response = Response::new(&typed);
     let attempt = Attempt {
-        user: &Account::resolve(user),
-        source: None,
-        source_name: None,
-        service: "sshield-verify",
+        caller: &Caller::new(Account::resolve(user), "sshield-verify"),
         response: &response,
-        first_factor: None,
-        first_factor_passed: false,
         now: ctx.now,
     };
     match ctx.engine.decide(&attempt) {

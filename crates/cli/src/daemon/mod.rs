@@ -4,18 +4,20 @@
 //! this daemon (root) over the socket named by the config's `socket`, in the protocol of
 //! [`crate::protocol`]. The daemon answers only about the caller: the uid comes from the
 //! kernel (SO_PEERCRED), the source address from `/proc` ([`source`]), nothing from the
-//! request. It runs the same engine, policy, rate limits and log lines as the PAM module.
+//! request. Each connection holds one core [`Login`]: the daemon only turns its steps into
+//! replies, sleeps the delays it gives, and writes its lines to syslog; the exemptions, tries,
+//! severities and messages are core's, the same as the PAM module's.
 //!
 //! One thread per connection, at most [`MAX_CONNECTIONS`] at once and [`MAX_PER_USER`] per
 //! uid, both taken in the accept loop before any thread starts ([`Slots`]); each connection is
 //! bounded in time (the config's `login_timeout` plus a margin, between requests) and in
-//! requests (`login_tries` failed codes).
+//! requests (the login's `login_tries`: it closes after the last denial).
 
+mod listen;
 pub mod source;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::IpAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -23,17 +25,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use std::{fs, thread};
 
-use sshield_core::log::{decision_line, exemption_line};
-use sshield_core::passed::{self, Passed};
-use sshield_core::{
-    Account, Attempt, Config, Decision, DenyReason, Engine, Requirement, Response, Subject,
-    UnixTime, UserName,
-};
+use sshield_core::log::{Event, Line, LogSink};
+use sshield_core::{Account, Caller, Config, Engine, Entry, Login, Step, UnixTime};
 
 use crate::failure::Failure;
 use crate::procs::{self, Proc};
 use crate::protocol::{self, Reply, Request};
-use crate::syslog::{self, Severity};
+use crate::syslog::Syslog;
 
 /// The `service=` of the daemon's log lines.
 pub const SERVICE: &str = "sshield-login";
@@ -68,7 +66,10 @@ pub fn run(config: Config, syslog_socket: PathBuf) -> Result<(), Failure> {
         syslog_socket,
     });
     let slots = Arc::new(Slots::default());
-    shared.log(Severity::Info, &format!("daemon listening on {serving}"));
+    shared.sink().log(&Line::new(
+        Event::Started,
+        format!("daemon listening on {serving}"),
+    ));
     for stream in listener.incoming() {
         let Ok(stream) = stream else {
             // EMFILE and friends: pause rather than spin.
@@ -270,34 +271,23 @@ fn bind(path: &Path) -> Result<UnixListener, Failure> {
         }
         fs::remove_file(path).map_err(|e| io("remove the stale socket", e))?;
     }
-    let listener = UnixListener::bind(path).map_err(|e| io("listen on", e))?;
+    let listener = listen::bind(path).map_err(|e| io("listen on", e))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o666))
         .map_err(|e| io("set the mode of", e))?;
     Ok(listener)
 }
 
-/// The caller, as the kernel and `/proc` say.
+/// The peer of a connection, as the kernel and `/proc` say.
 #[derive(Debug)]
-struct Caller {
-    /// The account of the peer's uid, as the password database names it.
-    user: Account,
-    source: Option<IpAddr>,
+struct Peer {
+    /// The account of the peer's uid, as the password database names it, and its source.
+    /// The helper runs after sshd's authentication ended: a first factor passed.
+    caller: Caller,
     /// The ssh session the caller runs under, if `/proc` shows one beyond doubt.
     session: Option<procs::SshSession>,
 }
 
-impl Caller {
-    fn subject(&self) -> Subject<'_> {
-        Subject {
-            user: &self.user,
-            source: self.source,
-            service: SERVICE,
-            first_factor: None,
-        }
-    }
-}
-
-fn identify(stream: &UnixStream) -> Result<Caller, String> {
+fn identify(stream: &UnixStream) -> Result<Peer, String> {
     let cred = rustix::net::sockopt::get_socket_peercred(stream)
         .map_err(|e| format!("no peer credentials: {e}"))?;
     let uid = cred.uid.as_raw();
@@ -310,11 +300,12 @@ fn identify(stream: &UnixStream) -> Result<Caller, String> {
     let session = Proc::read(pid)
         .filter(|p| p.uid == uid)
         .and_then(|_| procs::ssh_session_of(pid));
-    Ok(Caller {
-        user: Account::from_system(user.name),
-        source: source::of_peer(pid, uid),
-        session,
-    })
+    let caller = Caller {
+        first_factor_passed: true,
+        ..Caller::new(Account::from_system(user.name), SERVICE)
+            .from_source(source::of_peer(pid, uid))
+    };
+    Ok(Peer { caller, session })
 }
 
 fn error_reply(error: &str, message: &str) -> Reply {
@@ -324,7 +315,7 @@ fn error_reply(error: &str, message: &str) -> Reply {
     }
 }
 
-/// Serves one connection until it closes, misbehaves, or uses up its tries.
+/// Serves one connection until it closes, misbehaves, or its login ends.
 fn serve(stream: UnixStream, shared: &Shared) {
     let idle = shared.config.login_timeout.saturating_add(IDLE_MARGIN);
     let _ = stream.set_read_timeout(Some(idle));
@@ -332,15 +323,15 @@ fn serve(stream: UnixStream, shared: &Shared) {
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
-    let caller = match identify(&stream) {
-        Ok(c) => c,
+    let peer = match identify(&stream) {
+        Ok(p) => p,
         Err(why) => {
             let _ = protocol::write_reply(&mut writer, &error_reply("unknown-peer", &why));
             return;
         }
     };
+    let mut login = shared.engine.begin(peer.caller.clone());
     let mut reader = protocol::LineReader::new(stream);
-    let mut failures = 0u32;
     loop {
         let request = reader.read_line().and_then(|line| match line {
             Some(line) => protocol::parse_request(&line).map(Some),
@@ -355,11 +346,20 @@ fn serve(stream: UnixStream, shared: &Shared) {
                 return;
             }
         };
-        let reply = match request {
-            Request::Need => shared.need(&caller),
-            Request::Check(response) => shared.check(&caller, &response, &mut failures),
+        let now = UnixTime::now();
+        let step = match request {
+            Request::Need => login.start(now, &shared.sink()),
+            Request::Check { code, pre_supplied } => {
+                let entry = if pre_supplied {
+                    Entry::PreSupplied(code)
+                } else {
+                    Entry::Typed(code)
+                };
+                login.next(entry, now, &shared.sink())
+            }
         };
-        let done = matches!(reply, Reply::Deny { tries_left: 0, .. });
+        let reply = shared.reply(&login, &peer, step, now);
+        let done = matches!(reply, Reply::Deny { last: true, .. });
         if protocol::write_reply(&mut writer, &reply).is_err() || done {
             return;
         }
@@ -367,108 +367,47 @@ fn serve(stream: UnixStream, shared: &Shared) {
 }
 
 impl Shared {
-    fn need(&self, caller: &Caller) -> Reply {
-        let subject = caller.subject();
-        match self.engine.requirement(&subject, UnixTime::now()) {
-            Requirement::Exempt(exemption) => {
-                self.log(Severity::Info, &exemption_line(&subject, &exemption));
-                Reply::Exempt {
-                    reason: exemption.as_str().to_owned(),
-                }
-            }
-            Requirement::Prompt => Reply::Prompt {
-                prompt: self.config.prompt.clone(),
-                accept_env_code: self.config.accept_env_code,
-                tries: self.config.login_tries,
-                timeout_secs: self.config.login_timeout.as_secs(),
+    fn sink(&self) -> Syslog<'_> {
+        Syslog {
+            socket: &self.syslog_socket,
+            file: self.config.log_file.as_deref(),
+        }
+    }
+
+    /// The reply for `step`, after the delay a denial must wait.
+    fn reply(&self, login: &Login<'_>, peer: &Peer, step: Step, now: UnixTime) -> Reply {
+        match step {
+            Step::Exempt(exemption) => Reply::Exempt {
+                reason: exemption.as_str().to_owned(),
             },
-        }
-    }
-
-    fn check(&self, caller: &Caller, response: &Response, failures: &mut u32) -> Reply {
-        let subject = caller.subject();
-        let attempt = Attempt {
-            user: &caller.user,
-            source: caller.source,
-            source_name: None,
-            service: SERVICE,
-            response,
-            first_factor: None,
-            first_factor_passed: true,
-            now: UnixTime::now(),
-        };
-        let outcome = self.engine.check(&attempt);
-        let line = decision_line(&subject, &outcome.decision);
-        match outcome.decision {
-            Decision::Allow(method) => {
-                self.log(Severity::Info, &line);
-                self.mark_passed(caller, attempt.now);
+            Step::Ask(ask) => Reply::Prompt {
+                prompt: ask.prompt,
+                accept_env_code: self.config.accept_env_code,
+                tries: ask.tries_left,
+                timeout_secs: self.config.login_timeout.as_secs(),
+                note: ask.note,
+            },
+            Step::Allowed(allowed) => {
+                // Ties this pass to the caller's ssh session, its sshd processes (`sshield
+                // setup --confirm` looks for it).
+                if let Some(ssh) = &peer.session {
+                    let parent = ssh.monitor.as_ref().map_or(ssh.session.ppid, |m| m.pid);
+                    login.mark_session(ssh.session.pid, parent, now, &self.sink());
+                }
                 Reply::Allow {
-                    method: method.as_str().to_owned(),
-                    banner: self.config.banner.clone(),
+                    method: allowed.method.as_str().to_owned(),
+                    banner: allowed.banner,
                 }
             }
-            Decision::Deny(reason) => {
-                self.log(
-                    if matches!(reason, DenyReason::Store(_)) {
-                        Severity::Warning
-                    } else {
-                        Severity::Notice
-                    },
-                    &line,
-                );
-                // The engine's growing delay is served here, where the client cannot skip it.
-                thread::sleep(outcome.delay);
-                *failures += 1;
-                let message = match &reason {
-                    // The path and fix are for the admin's log, not for the user.
-                    DenyReason::Store(_) => {
-                        "this server cannot check codes right now; the admin will find why in the system log"
-                            .to_owned()
-                    }
-                    other => other.to_string(),
-                };
+            Step::Denied(denied) => {
+                // The delay is served here, where the client cannot skip it.
+                thread::sleep(denied.delay);
                 Reply::Deny {
-                    reason: reason.as_str().to_owned(),
-                    message,
-                    tries_left: self.config.login_tries.saturating_sub(*failures),
+                    reason: denied.reason.as_str().to_owned(),
+                    message: denied.message,
+                    tries_left: denied.tries_left,
+                    last: denied.last,
                 }
-            }
-        }
-    }
-
-    /// Leaves the marker that ties this pass to the caller's ssh session, its sshd processes
-    /// (`sshield setup --confirm` looks for it). Never changes the decision.
-    fn mark_passed(&self, caller: &Caller, now: UnixTime) {
-        let (Some(ssh), Ok(user)) = (&caller.session, UserName::new(caller.user.name())) else {
-            return;
-        };
-        let passed = Passed {
-            at: now.0,
-            service: SERVICE.to_owned(),
-            pid: ssh.session.pid,
-            parent: ssh.monitor.as_ref().map_or(ssh.session.ppid, |m| m.pid),
-        };
-        if let Err(e) = passed::record(self.engine.store(), &user, &passed) {
-            self.log(
-                Severity::Warning,
-                &format!(
-                    "cannot record which session passed in {}: {e}; `sshield setup --confirm` from that session will be refused",
-                    passed::path(self.engine.store(), &user).display()
-                ),
-            );
-        }
-    }
-
-    fn log(&self, severity: Severity, line: &str) {
-        syslog::send(&self.syslog_socket, severity, line);
-        if let Some(path) = &self.config.log_file {
-            if let Err(e) = sshield_core::log::append_to_file(path, line) {
-                syslog::send(
-                    &self.syslog_socket,
-                    Severity::Warning,
-                    &format!("cannot append to log_file {}: {e}", path.display()),
-                );
             }
         }
     }

@@ -6,7 +6,10 @@
 //! implementations, `oathtool` (Debian package `oathtool`) for codes and `zbarimg` (Debian
 //! package `zbar-tools`) for QR images. A missing referee fails the test with the package to
 //! install; it never lets a test pass unchecked.
-#![allow(dead_code)] // each test file uses a different part of the harness
+#![allow(
+    dead_code,
+    reason = "each test file uses a different part of the harness"
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -16,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use sshield_e2e::bad_input::{Row, Snapshot};
 use tempfile::TempDir;
 
 /// The config every sandbox starts with.
@@ -176,6 +180,38 @@ impl Sandbox {
         let out = self.run(&args, None);
         out.expect(0);
         parse_enrolled(&out)
+    }
+
+    /// Runs `sshield ARGS...` on a bad input, expecting exit `status` and `text` on stderr,
+    /// and the store exactly as it was; the row of docs/bad-input.md that shows it, with the
+    /// sandbox's path written `$DIR`.
+    #[track_caller]
+    pub fn bad_input_row(
+        &self,
+        input: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+        status: i32,
+        text: &str,
+    ) -> Row {
+        let before = Snapshot::of(&self.store());
+        let out = self.run(args, stdin);
+        out.expect_err(
+            status,
+            &text.replace("$DIR", &self.path().display().to_string()),
+        );
+        Row {
+            input: self.hide_dir(input),
+            tried: self.hide_dir(&format!("sshield {}", args.join(" "))),
+            outcome: format!("exit {status}"),
+            message: self.hide_dir(&out.stderr),
+            stored: before.unchanged_since(&self.store()),
+        }
+    }
+
+    /// `text` with the sandbox's path written `$DIR`.
+    pub fn hide_dir(&self, text: &str) -> String {
+        text.replace(&self.path().display().to_string(), "$DIR")
     }
 
     /// The `state` field of `status USER --json`.

@@ -311,7 +311,8 @@ fn same_token(a: &Authenticator, b: &Authenticator) -> bool {
         && a.kind == b.kind
         && a.algorithm == b.algorithm
         && a.digits == b.digits
-        && (a.kind == TokenKind::Hotp || a.period.unwrap_or(30) == b.period.unwrap_or(30))
+        && (a.kind == TokenKind::Hotp
+            || a.period.unwrap_or_default() == b.period.unwrap_or_default())
 }
 
 /// Moves `current` replay state forward to `imported` where that is later; never back.
@@ -348,6 +349,7 @@ mod tests {
     use crate::config::Policy;
     use crate::engine::{Attempt, Decision, DenyReason, Engine, Method, Response};
     use crate::import::{google_authenticator, users_oath};
+    use crate::Caller;
 
     const KEY: &str = "3132333435363738393031323334353637383930";
     const OTHER_KEY: &str = "8fa4acca0483c5694096ff9d1cc360";
@@ -378,13 +380,8 @@ mod tests {
         let engine = Engine::with_store(store.clone(), Policy::default());
         let response = Response::new(typed);
         engine.decide(&Attempt {
-            user: &crate::Account::resolve(user),
-            source: None,
-            source_name: None,
-            service: "test",
+            caller: &Caller::new(crate::Account::resolve(user), "test"),
             response: &response,
-            first_factor: None,
-            first_factor_passed: false,
             now: UnixTime(now),
         })
     }

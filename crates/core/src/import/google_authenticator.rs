@@ -36,7 +36,7 @@
 
 use std::path::Path;
 
-use sshield_otp::{Algorithm, Secret};
+use sshield_otp::{Algorithm, Digits, Period, Secret};
 use zeroize::Zeroizing;
 
 use super::error::{shown_field, ImportError, LineProblem};
@@ -194,7 +194,7 @@ pub fn parse(
                      (default ±1 step)"
                 ));
             }
-            let period = options.step_size.map(|(_, s)| s).unwrap_or(30);
+            let period = options.step_size.map(|(_, s)| s).unwrap_or_default();
             (Some(period), None)
         }
     };
@@ -210,7 +210,7 @@ pub fn parse(
         kind,
         secret,
         algorithm: Algorithm::Sha1,
-        digits: 6,
+        digits: Digits::SIX,
         period,
         counter,
         ssh_keys: Vec::new(),
@@ -239,7 +239,7 @@ pub fn parse(
 struct Options {
     totp_auth: Option<(usize, ())>,
     hotp_counter: Option<(usize, u64)>,
-    step_size: Option<(usize, u64)>,
+    step_size: Option<(usize, Period)>,
     window_size: Option<(usize, u64)>,
     disallow_reuse: Option<(usize, Vec<u64>)>,
     rate_limit: Option<(usize, u64, u64)>,
@@ -273,6 +273,7 @@ impl Options {
             "STEP_SIZE" => {
                 let n = number(value)
                     .filter(|n| (1..=60).contains(n))
+                    .and_then(|n| Period::new(n).ok())
                     .ok_or(bad("STEP_SIZE", "a number of seconds from 1 to 60"))?;
                 once(&mut self.step_size, "STEP_SIZE", line, n)?;
             }
@@ -426,7 +427,7 @@ PJ2HCRTZOQGEIMUDM4GJEZPPPM
         assert_eq!(a.name, "google-authenticator");
         assert_eq!(a.kind, TokenKind::Totp);
         assert_eq!(
-            (a.digits, a.period, a.algorithm),
+            (a.digits.get(), a.period.map(Period::seconds), a.algorithm),
             (6, Some(30), Algorithm::Sha1)
         );
         assert!(a.active);
@@ -475,7 +476,7 @@ PJ2HCRTZOQGEIMUDM4GJEZPPPM
     fn step_size_and_reuse_allowed() {
         let plan = parse_ok(TOTP_60_REUSE_ALLOWED);
         let user = &plan.users[0];
-        assert_eq!(user.authenticators[0].period, Some(60));
+        assert_eq!(user.authenticators[0].period.map(Period::seconds), Some(60));
         assert!(user.usage.is_empty());
         assert_eq!(codes(user).len(), 3);
         // WINDOW_SIZE 3 is sshield's default window; only the reuse change is worth a note.

@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 use crate::record::{Authenticator, TokenUsage};
 use crate::username::UserName;
 
-/// One user as read from an old tool's file, ready for [`apply`](super::apply).
+/// One user as read from an old tool's file, ready for [`apply`](fn@super::apply).
 pub struct ImportedUser {
     /// The login name.
     pub user: UserName,

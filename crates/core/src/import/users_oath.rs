@@ -119,7 +119,7 @@ pub fn parse(text: &str, path: &Path, now: UnixTime) -> Result<ImportPlan, Impor
             ));
         }
         let digits = token.authenticator.digits;
-        if token.used && digits != token.type_digits {
+        if token.used && digits.get() != token.type_digits {
             plan.notes.push(format!(
                 "{at}: token type {} says {} digits, but the last code {} used was {digits} \
                  digits long, and pam_oath checks a code of the length typed whatever the type \
@@ -142,7 +142,7 @@ pub fn parse(text: &str, path: &Path, now: UnixTime) -> Result<ImportPlan, Impor
                 token
                     .authenticator
                     .period
-                    .map(|p| format!(" and a {p}-second period"))
+                    .map(|p| format!(" and a {}-second period", p.seconds()))
                     .unwrap_or_default(),
             ));
         }
@@ -282,7 +282,7 @@ fn parse_line(line: &str, now: UnixTime) -> Result<Token<'_>, LineProblem> {
             };
             usage.last_step =
                 last_otp.and_then(|otp| used_totp_step(&secret, &params, otp, last_time, now.0));
-            (TokenKind::Totp, Some(period.seconds()), None)
+            (TokenKind::Totp, Some(period), None)
         }
         None => {
             let params = sshield_otp::HotpParams {
@@ -315,7 +315,7 @@ fn parse_line(line: &str, now: UnixTime) -> Result<Token<'_>, LineProblem> {
             kind,
             secret,
             algorithm,
-            digits: token_type.digits.get(),
+            digits: token_type.digits,
             period,
             counter: first_counter,
             ssh_keys: Vec::new(),
@@ -541,10 +541,10 @@ HOTP/E/8 dave - 3132333435363738393031323334353637383930
         let plan = parse(&text, path(), now).unwrap();
         let zoe = &plan.users[0];
         let phone = &zoe.authenticators[0];
-        assert_eq!((phone.kind, phone.digits), (TokenKind::Totp, 6));
+        assert_eq!((phone.kind, phone.digits.get()), (TokenKind::Totp, 6));
         assert_eq!(zoe.usage["oath"].last_step, Some(59_880_295));
         let yann = &plan.users[1];
-        assert_eq!(yann.authenticators[0].digits, 6);
+        assert_eq!(yann.authenticators[0].digits.get(), 6);
         assert_eq!(yann.usage["oath"].next_counter, Some(5));
         for (line, token_type) in [(1, "HOTP/T30/8"), (2, "HOTP/E/8")] {
             let note = format!("/etc/users.oath:{line}: token type \"{token_type}\" says 8 digits");
@@ -563,8 +563,8 @@ HOTP/E/8 dave - 3132333435363738393031323334353637383930
     #[test]
     fn a_line_never_used_keeps_its_type_and_is_named() {
         let plan = parse_ok(&format!("HOTP/T30/8 zoe - {KEY}\nHOTP/T30 yann - {KEY}\n"));
-        assert_eq!(plan.users[0].authenticators[0].digits, 8);
-        assert_eq!(plan.users[1].authenticators[0].digits, 6);
+        assert_eq!(plan.users[0].authenticators[0].digits.get(), 8);
+        assert_eq!(plan.users[1].authenticators[0].digits.get(), 6);
         assert!(
             plan.notes.iter().any(|n| n.starts_with(
                 "/etc/users.oath: lines 1, 2 were never used, so the file does not show how many \
@@ -598,14 +598,14 @@ HOTP/E/8 dave - 3132333435363738393031323334353637383930
         for &(token_type, period, digits, understood) in table {
             let plan = parse_ok(&format!("{token_type} alice - {KEY}\n"));
             let a = &plan.users[0].authenticators[0];
-            assert_eq!(a.period, period, "{token_type}");
+            assert_eq!(a.period.map(Period::seconds), period, "{token_type}");
             let kind = if period.is_some() {
                 TokenKind::Totp
             } else {
                 TokenKind::Hotp
             };
             assert_eq!(a.kind, kind, "{token_type}");
-            assert_eq!(a.digits, digits, "{token_type}");
+            assert_eq!(a.digits.get(), digits, "{token_type}");
             assert_eq!(a.algorithm, Algorithm::Sha1);
             assert!(a.active, "{token_type}");
             assert_eq!(a.name, "oath");
@@ -757,7 +757,10 @@ HOTP/E/8 dave - 3132333435363738393031323334353637383930
             ]
         );
         let alice = &plan.users[0];
-        assert_eq!(alice.authenticators[1].period, Some(60));
+        assert_eq!(
+            alice.authenticators[1].period.map(Period::seconds),
+            Some(60)
+        );
         assert_eq!(
             alice.authenticators[1].secret.to_base32().as_str(),
             "R6SKZSQEQPCWSQEW76ORZQ3A"
@@ -816,8 +819,11 @@ HOTP/E/8 dave - 3132333435363738393031323334353637383930
         assert_eq!(bob.usage["oath"].next_counter, None);
 
         let carol = by_name("carol");
-        assert_eq!(carol.authenticators[0].digits, 8);
-        assert_eq!(carol.authenticators[0].period, Some(60));
+        assert_eq!(carol.authenticators[0].digits.get(), 8);
+        assert_eq!(
+            carol.authenticators[0].period.map(Period::seconds),
+            Some(60)
+        );
         assert_eq!(carol.usage["oath"].last_step, Some(29_923_911));
         assert!(plan
             .notes
@@ -825,7 +831,7 @@ HOTP/E/8 dave - 3132333435363738393031323334353637383930
             .any(|n| n.contains(":4: the PIN field of carol")));
 
         let dave = by_name("dave");
-        assert_eq!(dave.authenticators[0].digits, 8);
+        assert_eq!(dave.authenticators[0].digits.get(), 8);
         assert_eq!(dave.usage["oath"].next_counter, Some(0));
         assert_eq!(dave.source_line, 5);
     }
@@ -941,13 +947,13 @@ HOTP/E/8 dave - 3132333435363738393031323334353637383930
 
         let alice = token(0);
         for counter in [3u64, 4, 1000] {
-            let ours = hotp(&alice.secret, &alice.hotp_params().unwrap(), counter);
+            let ours = hotp(&alice.secret, &alice.hotp_params(), counter);
             let theirs = oathtool(&["--hotp", "-d", "8", "-c", &counter.to_string(), KEY]);
             assert_eq!(ours.as_str(), theirs.trim(), "counter {counter}");
         }
         let bob = token(1);
         for t in [59u64, 1_111_111_109, FIXTURE_NOW.0] {
-            let ours = totp(&bob.secret, &bob.totp_params().unwrap(), t);
+            let ours = totp(&bob.secret, &bob.totp_params(), t);
             let theirs = oathtool(&["--totp", "-s", "60", "-d", "7", &format!("--now=@{t}"), KEY]);
             assert_eq!(ours.as_str(), theirs.trim(), "time {t}");
         }

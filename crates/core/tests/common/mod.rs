@@ -4,7 +4,7 @@
 //!
 //! Secrets are fixed per (user, authenticator) so that every code, and every "wrong" code, is
 //! the same on every run: a test can never pass or fail by a 1-in-a-million code collision.
-#![allow(dead_code)] // each test file uses a different part
+#![allow(dead_code, reason = "each test file uses a different part")]
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use sshield_core::config::Policy;
 use sshield_core::provision::{self, Enrollment};
 use sshield_core::{
-    Account, Attempt, Authenticator, Decision, Engine, RecordStore, Response, TokenKind, UnixTime,
-    UserName, UserRecord,
+    Account, Attempt, Authenticator, Caller, Decision, Engine, RecordStore, Response, TokenKind,
+    UnixTime, UserName, UserRecord,
 };
 use sshield_otp::{Algorithm, Digits, Period, Secret};
 use tempfile::TempDir;
@@ -96,13 +96,9 @@ impl TestStore {
 pub fn decide(engine: &Engine, user: &str, typed: &str, now: u64) -> Decision {
     let response = Response::new(typed);
     engine.decide(&Attempt {
-        user: &Account::resolve(user),
-        source: Some("203.0.113.7".parse().unwrap()),
-        source_name: None,
-        service: "sshd",
+        caller: &Caller::new(Account::resolve(user), "sshd")
+            .from_source(Some("203.0.113.7".parse().unwrap())),
         response: &response,
-        first_factor: None,
-        first_factor_passed: false,
         now: UnixTime(now),
     })
 }
@@ -170,7 +166,7 @@ pub struct Token {
 impl Token {
     /// The TOTP code the app shows at `unix_time`.
     pub fn at(&self, unix_time: u64) -> String {
-        let params = self.auth.totp_params().unwrap();
+        let params = self.auth.totp_params();
         sshield_otp::totp(&self.auth.secret, &params, unix_time)
             .as_str()
             .to_owned()
@@ -178,7 +174,7 @@ impl Token {
 
     /// The HOTP code for `counter`.
     pub fn counter(&self, counter: u64) -> String {
-        let params = self.auth.hotp_params().unwrap();
+        let params = self.auth.hotp_params();
         sshield_otp::hotp(&self.auth.secret, &params, counter)
             .as_str()
             .to_owned()

@@ -2,7 +2,7 @@
 //! `sshield` CLI, built once per test binary), a private sshield config and store per test,
 //! users enrolled with the CLI, codes from `oathtool`, and the PAM stacks of the setups that
 //! docs/pam.md documents.
-#![allow(dead_code)] // each test file uses a different part
+#![allow(dead_code, reason = "each test file uses a different part")]
 
 use std::fs;
 use std::io::Read;
@@ -139,7 +139,18 @@ impl Sshield {
     /// Enrolls `user` with the real CLI: `sshield --config CFG enroll USER --secret BASE32
     /// --no-confirm --json`, a fresh random secret.
     pub fn enroll(&self, user: &str) -> Token {
+        self.enroll_with(user, &[], 6)
+    }
+
+    /// [`Sshield::enroll`] with more arguments (`--name phone2`), for codes of `digits` digits
+    /// (`--digits` is added when not 6).
+    pub fn enroll_with(&self, user: &str, extra: &[&str], digits: u32) -> Token {
         let secret = random_base32_secret();
+        let digits_arg = digits.to_string();
+        let mut extra = extra.to_vec();
+        if digits != 6 {
+            extra.extend(["--digits", digits_arg.as_str()]);
+        }
         let out = Command::new(&artefacts().cli)
             .arg("--config")
             .arg(&self.config)
@@ -151,6 +162,7 @@ impl Sshield {
                 "--no-confirm",
                 "--json",
             ])
+            .args(&extra)
             .stdin(Stdio::null())
             .output()
             .expect("run sshield enroll");
@@ -162,10 +174,15 @@ impl Sshield {
             String::from_utf8_lossy(&out.stderr)
         );
         let backup_codes = json_string_list(&stdout, "backup_codes");
-        assert_eq!(backup_codes.len(), 10, "backup codes in {stdout}");
+        // A user's first authenticator comes with ten backup codes; a second one with none.
+        assert!(
+            backup_codes.len() == 10 || !extra.is_empty(),
+            "backup codes in {stdout}"
+        );
         Token {
             secret,
             backup_codes,
+            digits,
             last_step: Mutex::new(None),
         }
     }
@@ -223,6 +240,8 @@ impl Sshield {
 pub struct Token {
     pub secret: String,
     pub backup_codes: Vec<String>,
+    /// How many digits its codes have.
+    pub digits: u32,
     /// The last step [`Token::code`] handed out.
     last_step: Mutex<Option<u64>>,
 }
@@ -234,6 +253,7 @@ impl Token {
         Token {
             secret: secret.into(),
             backup_codes: Vec::new(),
+            digits: 6,
             last_step: Mutex::new(None),
         }
     }
@@ -258,28 +278,30 @@ impl Token {
 
     /// The code of step `step`, from oathtool.
     pub fn code_at_step(&self, step: u64) -> String {
-        let codes = oathtool(&self.secret, step, 0);
+        let codes = oathtool(&self.secret, step, 0, self.digits);
         codes.into_iter().next().expect("oathtool printed a code")
     }
 
     /// Six digits that are no code of this token anywhere near now (±4 steps), so that the
     /// module refuses them as a wrong code, whatever step it is when it checks.
     pub fn wrong_code(&self) -> String {
-        let near = oathtool(&self.secret, current_step() - 4, 8);
+        let near = oathtool(&self.secret, current_step() - 4, 8, self.digits);
         (0..10)
-            .map(|d| d.to_string().repeat(6))
+            .map(|d| d.to_string().repeat(self.digits as usize))
             .find(|candidate| !near.contains(candidate))
             .expect("ten codes cannot all be near now")
     }
 }
 
-/// `oathtool -b --totp -N @<time of step> -w window SECRET`: the codes of `window + 1` steps
-/// from `step` on.
-fn oathtool(secret: &str, step: u64, window: u64) -> Vec<String> {
+/// `oathtool -b --totp -d DIGITS -N @<time of step> -w window SECRET`: the codes of
+/// `window + 1` steps from `step` on.
+fn oathtool(secret: &str, step: u64, window: u64, digits: u32) -> Vec<String> {
     let out = Command::new("oathtool")
         .args([
             "-b",
             "--totp",
+            "-d",
+            &digits.to_string(),
             "-N",
             &format!("@{}", step * STEP),
             "-w",
@@ -302,7 +324,7 @@ fn oathtool(secret: &str, step: u64, window: u64) -> Vec<String> {
         codes.len() as u64 == window + 1
             && codes
                 .iter()
-                .all(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit())),
+                .all(|c| c.len() == digits as usize && c.bytes().all(|b| b.is_ascii_digit())),
         "oathtool printed {codes:?}"
     );
     codes

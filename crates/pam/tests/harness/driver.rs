@@ -10,23 +10,31 @@
 //! empty, as a client that cannot answer), and runs `pam_authenticate`, then `pam_setcred`
 //! after a success and `pam_acct_mgmt` if asked. `openlog(LOG_PERROR)` makes every syslog line,
 //! the module's `pam_syslog` ones included, also go to stderr, which the parent reads.
-#![allow(unsafe_code)] // this is the C side of libpam
+#![allow(unsafe_code, reason = "this is the C side of libpam")]
 
 use std::collections::VecDeque;
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, CString};
 use std::fs;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::ptr;
 use std::time::{Duration, Instant};
 
 // The module's own declarations, so the test checks them from the application's side too.
-#[allow(dead_code)]
+#[allow(
+    dead_code,
+    reason = "the module's declarations are included whole; the driver uses some"
+)]
 #[path = "../../src/ffi.rs"]
 pub mod ffi;
 
-use ffi::{pam_conv, pam_handle_t, pam_message, pam_response};
+use ffi::{pam_conv, pam_handle_t};
+
+// The application's conversation function, shared with the module's own unit tests, which
+// run it under Miri against a fake libpam (`src/fake_libpam.rs`).
+#[path = "conversation.rs"]
+mod conversation;
+use conversation::{converse, Conversation};
 
 /// The environment variable that turns the test binary into the driver.
 pub const DRIVER_ENV: &str = "SSHIELD_PAM_DRIVER_SPEC";
@@ -116,6 +124,20 @@ impl Outcome {
     /// The prompt texts alone.
     pub fn prompt_texts(&self) -> Vec<&str> {
         self.prompts.iter().map(|p| p.text.as_str()).collect()
+    }
+
+    /// The `detail="..."` of the one config-error line, with the engine's `\x22` escapes
+    /// undone; fails unless the login failed closed: `PAM_SERVICE_ERR`, nothing asked, that
+    /// one line.
+    #[track_caller]
+    pub fn setup_error(&self) -> String {
+        assert_eq!(self.authenticate, ffi::PAM_SERVICE_ERR, "{self:#?}");
+        assert!(self.prompts.is_empty(), "nothing is asked: {self:#?}");
+        let lines = self.lines();
+        assert_eq!(lines.len(), 1, "{self:#?}");
+        let (head, detail) = lines[0].split_once(" detail=").unwrap();
+        assert!(head.ends_with("method=none reason=config-error"), "{head}");
+        detail.trim_matches('"').replace("\\x22", "\"")
     }
 
     /// The module's syslog lines without the `pam_sshield(service:auth): ` prefix.
@@ -232,12 +254,6 @@ pub fn main_if_requested() {
     std::process::exit(0);
 }
 
-/// Answers the module's prompts.
-struct Conversation {
-    answers: VecDeque<CString>,
-    prompts: Vec<(c_int, String)>,
-}
-
 fn drive(spec: &str) -> String {
     let mut confdir = None;
     let mut service = None;
@@ -261,10 +277,7 @@ fn drive(spec: &str) -> String {
         }
     }
     let (confdir, service) = (confdir.unwrap(), service.unwrap());
-    let mut conversation = Conversation {
-        answers,
-        prompts: Vec::new(),
-    };
+    let mut conversation = Conversation::new(answers);
     let conv = pam_conv {
         conv: Some(converse),
         appdata_ptr: ptr::addr_of_mut!(conversation).cast(),
@@ -319,57 +332,4 @@ fn drive(spec: &str) -> String {
         report.push_str(&format!("prompt {style} {}\n", text.replace('\n', "\\n")));
     }
     report
-}
-
-/// The conversation function libpam calls for the module's prompts.
-///
-/// # Safety
-///
-/// Called by libpam with `num_msg` messages (Linux-PAM's layout: an array of pointers) and
-/// the `appdata_ptr` given to `pam_start_confdir`, which points to a live [`Conversation`].
-unsafe extern "C" fn converse(
-    num_msg: c_int,
-    msg: *mut *const pam_message,
-    resp: *mut *mut pam_response,
-    appdata_ptr: *mut c_void,
-) -> c_int {
-    let answered = catch_unwind(AssertUnwindSafe(|| {
-        let count = usize::try_from(num_msg).unwrap_or(0);
-        // SAFETY: `appdata_ptr` is the `Conversation` passed to pam_start_confdir, and libpam
-        // calls the conversation from one thread at a time.
-        let conversation = unsafe { &mut *appdata_ptr.cast::<Conversation>() };
-        // SAFETY: calloc of `count` responses; all null until filled; freed by the module.
-        let replies =
-            unsafe { libc::calloc(count.max(1), size_of::<pam_response>()) }.cast::<pam_response>();
-        assert!(!replies.is_null(), "out of memory");
-        for i in 0..count {
-            // SAFETY: libpam passes `num_msg` valid message pointers.
-            let message = unsafe { &**msg.add(i) };
-            // SAFETY: each message text is a NUL-terminated string.
-            let text = unsafe { CStr::from_ptr(message.msg) }
-                .to_string_lossy()
-                .into_owned();
-            conversation.prompts.push((message.msg_style, text));
-            if message.msg_style == ffi::PAM_PROMPT_ECHO_OFF
-                || message.msg_style == ffi::PAM_PROMPT_ECHO_ON
-            {
-                let Some(answer) = conversation.answers.pop_front() else {
-                    // A client with nothing to say: free what was given so far and fail.
-                    for j in 0..i {
-                        // SAFETY: entries before `i` are ours, strdup'ed or null.
-                        unsafe { libc::free((*replies.add(j)).resp.cast()) };
-                    }
-                    // SAFETY: allocated above.
-                    unsafe { libc::free(replies.cast()) };
-                    return ffi::PAM_CONV_ERR;
-                };
-                // SAFETY: `i < count`; strdup copies the NUL-terminated answer with malloc.
-                unsafe { (*replies.add(i)).resp = libc::strdup(answer.as_ptr()) };
-            }
-        }
-        // SAFETY: `resp` is libpam's out pointer; the replies now belong to the caller.
-        unsafe { *resp = replies };
-        ffi::PAM_SUCCESS
-    }));
-    answered.unwrap_or(ffi::PAM_CONV_ERR)
 }

@@ -117,7 +117,7 @@ impl Fixture {
         };
         let enrolled = provision::enroll(&self.store, enrollment, UnixTime::now()).unwrap();
         Token {
-            params: enrolled.authenticator.totp_params().unwrap(),
+            params: enrolled.authenticator.totp_params(),
             secret: enrolled.authenticator.secret,
             backup_codes: enrolled
                 .backup_codes

@@ -4,7 +4,11 @@
 //! Nothing outside the test's temp dir is touched: libpam reads the test's PAM service from
 //! that dir (`pam_start_confdir`, Linux-PAM 1.4+), not from `/etc/pam.d`. Only the pamtester
 //! smoke test (`tests/pamtester.rs`) needs a file under `/etc/pam.d`, removed when it ends.
-#![allow(dead_code, unused_imports)] // each test file uses a different part
+#![allow(
+    dead_code,
+    unused_imports,
+    reason = "each test file uses a different part"
+)]
 
 pub mod build;
 pub mod driver;

@@ -378,7 +378,10 @@ pub fn check_socket(path: &Path, meta: io::Result<fs::Metadata>) -> Finding {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(
+        clippy::unwrap_used,
+        reason = "a test: a failed unwrap is a failed test"
+    )]
     use super::*;
 
     #[test]

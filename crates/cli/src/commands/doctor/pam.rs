@@ -354,7 +354,10 @@ pub fn check_barrier(entries: &[Entry]) -> Vec<Finding> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(
+        clippy::unwrap_used,
+        reason = "a test: a failed unwrap is a failed test"
+    )]
     use super::*;
 
     const COMMON_AUTH: &str = "auth [success=1 default=ignore] pam_unix.so nullok\n\

@@ -613,7 +613,10 @@ pub fn check_accept_env(config: &SshdConfig) -> Vec<Finding> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(
+        clippy::unwrap_used,
+        reason = "a test: a failed unwrap is a failed test"
+    )]
     use super::*;
 
     fn parse(text: &str) -> SshdConfig {

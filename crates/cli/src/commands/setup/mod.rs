@@ -1,7 +1,7 @@
 //! `sshield setup`: configures sshd and PAM for sshield, as a trial that undoes itself unless
 //! confirmed from a new ssh session that passed the second factor.
 //!
-//! - [`plan`]: the files as they should be (pure text functions).
+//! - [`plan`](mod@plan): the files as they should be (pure text functions).
 //! - [`files`]: backups, atomic replacement, restore, diffs.
 //! - [`host`]: `sshd -t`/`-T`, reloading sshd, finding the module.
 //! - [`state`]: the last change and its trial, under a lock.
@@ -24,15 +24,16 @@ use serde::Serialize;
 use sshield_core::config::DEFAULT_CONFIG_PATH;
 use sshield_core::passed;
 use sshield_core::record::UserState;
-use sshield_core::{Account, Config, Engine, Requirement, Subject, UnixTime, UserName};
+use sshield_core::{Account, Caller, Config, Engine, Requirement, UnixTime, UserName};
 
 use crate::cli::{FailmodeArg, SetupArgs, SetupMode, UnenrolledArg};
 use crate::failure::Failure;
 use crate::procs::{self, Proc};
-use crate::syslog::{self, Severity};
+use crate::syslog;
 use files::Change;
 use host::Reload;
 use plan::{PolicyEdits, Wanted};
+use sshield_core::log::Severity;
 use state::{SessionMark, State, Status};
 
 /// How often the watcher looks at the state.
@@ -465,12 +466,7 @@ fn check_admin(config: &Config, admin: &str, args: &SetupArgs) -> Result<Option<
         SetupMode::Pam => "sshd",
         SetupMode::Forcecommand => "sshield-login",
     };
-    let subject = Subject {
-        user: &Account::resolve(admin),
-        source: None,
-        service,
-        first_factor: None,
-    };
+    let subject = Caller::new(Account::resolve(admin), service);
     if let Requirement::Exempt(why) = engine.requirement(&subject, UnixTime::now()) {
         return Ok(Some(format!(
             "note: the admin {admin} will not be asked for a code (exempt: {}); confirming the trial needs a login that passed one",

@@ -429,7 +429,10 @@ fn set(table: &mut Table, key: &str, item: Item) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(
+        clippy::unwrap_used,
+        reason = "a test: a failed unwrap is a failed test"
+    )]
 
     use super::*;
 

@@ -1,9 +1,10 @@
 //! Finding the code in what was typed: split off the end of `password123456` (`forward_pass`),
-//! or told apart from a password left in `PAM_AUTHTOK` (`try_first_pass`).
+//! or told apart from a password pre-supplied in `PAM_AUTHTOK` (`try_first_pass`) or
+//! `SSHIELD_CODE` (one rule for both).
 //!
 //! Only the shape is looked at here; whether a code is right is the engine's question.
 
-use sshield_core::backup;
+use crate::backup;
 
 /// Codes are this many digits or fewer (RFC 4226 §5.3 allows 6 to 8; so do authenticator apps).
 const DIGITS: std::ops::RangeInclusive<usize> = 6..=8;

@@ -1,0 +1,316 @@
+//! One login conversation, as a state machine without I/O: every front end drives it and only
+//! moves text, sleeps and returns codes (the shape of rustls's `Connection` and sudo-rs's
+//! `Pipeline`).
+//!
+//! ```text
+//! let mut login = engine.begin(caller);
+//! let mut step = login.start(now, &log);             // Exempt | Ask
+//! loop {
+//!     match step {
+//!         Step::Ask(ask) => step = login.next(Entry::Typed(read(ask.prompt)), now, &log),
+//!         Step::Denied(d) if !d.last => { sleep(d.delay); /* ask again */ }
+//!         Step::Denied(d) => { sleep(d.delay); return refuse }
+//!         Step::Allowed(_) | Step::Exempt(_) => return let_in,
+//!     }
+//! }
+//! ```
+//!
+//! What is decided here, once for every front end (before issue 10 the PAM module and the
+//! daemon with its `sshield login` helper each wrote their own): who is exempt (and, in
+//! [`Caller::passed_publickey`], the `after_publickey` rule), which entries are checked and how (a pre-supplied value that is not
+//! shaped like a code is never counted, whether it came from `PAM_AUTHTOK` or `SSHIELD_CODE`; a
+//! password-and-code entry is split under one lock with at most one failure counted), how many
+//! tries are left and whether this denial is the last, the delay before a denial is answered,
+//! what the user is told, and every log line with its severity ([`crate::log::Event`]). Lines
+//! leave through the front end's [`LogSink`].
+//!
+//! # Room for what comes next
+//!
+//! A push approval and an approval server fit as more of the same, without a rewrite:
+//! a `Step::Waiting { number }` (a push was sent; show the number to match, then feed the
+//! phone's answer back as an `Entry::Remote` answer), and an `Entry::Unreachable` that the
+//! front end feeds when the server cannot be reached, for which [`Login::next`] applies
+//! `failmode` (logged with [`crate::log::failmode_line`]). The front ends' loops already end on
+//! `Allowed`, `Denied { last: true }` and `Exempt`, whatever produced them.
+
+use std::fmt;
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use crate::caller::Caller;
+use crate::engine::{Checked, Decision, DenyReason, Engine, Method, Offer, Outcome, Response};
+use crate::log::{self, LogSink};
+use crate::passed::{self, Passed};
+use crate::policy::{Exemption, Requirement};
+use crate::shape;
+use crate::time::UnixTime;
+use crate::username::UserName;
+
+/// What the front end hands the login.
+pub enum Entry {
+    /// What the user typed at the prompt of [`Step::Ask`].
+    Typed(Response),
+    /// A value the front end had before asking: `PAM_AUTHTOK` (`try_first_pass`,
+    /// `use_first_pass`) or the client's `SSHIELD_CODE`. Checked only if it is shaped like a
+    /// code (6-8 digits or a backup code); anything else is most likely a password, is never
+    /// counted as a failure, and the login asks instead. A failed one counts against the rate
+    /// limit but leaves the prompt's tries: it was not typed at this prompt.
+    PreSupplied(Response),
+    /// The password and the code in one field (`forward_pass`): every way to split it by the
+    /// lengths of the user's codes is tried under one lock of the record, with at most one
+    /// failure counted and one line logged; the password comes back in the step.
+    PasswordAndCode(Zeroizing<String>),
+    /// The front end cannot get an answer (`use_first_pass` with no code in `PAM_AUTHTOK`):
+    /// the login is refused, logged as `reason=no-code`, and counted nowhere.
+    Unanswered,
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Typed(_) => "Typed([redacted])",
+            Self::PreSupplied(_) => "PreSupplied([redacted])",
+            Self::PasswordAndCode(_) => "PasswordAndCode([redacted])",
+            Self::Unanswered => "Unanswered",
+        })
+    }
+}
+
+/// What the front end does next.
+#[derive(Debug)]
+pub enum Step {
+    /// Let the login through without a code (already logged).
+    Exempt(Exemption),
+    /// Ask the user.
+    Ask(Ask),
+    /// The second factor passed (already logged).
+    Allowed(Allowed),
+    /// It did not (already logged).
+    Denied(Denied),
+}
+
+/// A question for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ask {
+    /// The prompt text (config `prompt`).
+    pub prompt: String,
+    /// Answers still accepted in this login.
+    pub tries_left: u32,
+    /// Whether the answer may be shown as typed: never, a code is a secret until checked.
+    pub echo: bool,
+    /// Something to tell the user before asking (why a pre-supplied value was not taken).
+    pub note: Option<String>,
+}
+
+/// A good second factor.
+#[derive(Debug)]
+pub struct Allowed {
+    /// How it was passed.
+    pub method: Method,
+    /// The password part of a [`Entry::PasswordAndCode`], to hand to the next module.
+    pub password: Option<Zeroizing<String>>,
+    /// Text to show the user (config `banner`).
+    pub banner: Option<String>,
+}
+
+/// A refused answer.
+#[derive(Debug)]
+pub struct Denied {
+    /// Why (its word is in the log line).
+    pub reason: DenyReason,
+    /// Wait this long before telling the user (the rate limiter's delay).
+    pub delay: Duration,
+    /// Answers still accepted in this login.
+    pub tries_left: u32,
+    /// A sentence for the user: never a path or other detail meant for the admin.
+    pub message: String,
+    /// No more answers are accepted: end the login.
+    pub last: bool,
+    /// The password part of a [`Entry::PasswordAndCode`] (the whole entry when no code was at
+    /// its end), to hand on all the same: the next module then fails without asking again.
+    pub password: Option<Zeroizing<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Not started: no question asked yet.
+    New,
+    /// Waiting for an answer.
+    Asking,
+    /// Decided: exempt, allowed, or the last denial.
+    Done,
+}
+
+/// One login in progress: made by [`Engine::begin`], driven by [`Login::start`] and
+/// [`Login::next`].
+#[derive(Debug)]
+pub struct Login<'e> {
+    engine: &'e Engine,
+    caller: Caller,
+    tries_left: u32,
+    state: State,
+}
+
+impl Engine {
+    /// A login by `caller`, with the config's `login_tries`.
+    pub fn begin(&self, caller: Caller) -> Login<'_> {
+        Login {
+            engine: self,
+            tries_left: self.conversation().tries.max(1),
+            caller,
+            state: State::New,
+        }
+    }
+}
+
+impl Login<'_> {
+    /// Accept `tries` typed answers in this login instead of the config's `login_tries` (the
+    /// PAM module takes one: sshd's `MaxAuthTries` counts the conversations).
+    pub fn with_tries(self, tries: u32) -> Self {
+        Self {
+            tries_left: tries.max(1),
+            ..self
+        }
+    }
+
+    /// Who is logging in.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    /// The first step: [`Step::Exempt`] (logged) or [`Step::Ask`].
+    pub fn start(&mut self, now: UnixTime, log: &dyn LogSink) -> Step {
+        match self.engine.requirement(&self.caller, now) {
+            Requirement::Exempt(exemption) => {
+                log.log(&log::exemption_line(&self.caller, &exemption));
+                self.state = State::Done;
+                Step::Exempt(exemption)
+            }
+            Requirement::Prompt => {
+                self.state = State::Asking;
+                Step::Ask(self.ask(None))
+            }
+        }
+    }
+
+    /// The step after `entry`. A login that was never started is taken as asking (the daemon's
+    /// clients may check without asking first); one that has ended refuses everything.
+    pub fn next(&mut self, entry: Entry, now: UnixTime, log: &dyn LogSink) -> Step {
+        match self.state {
+            State::Done => {
+                return Step::Denied(self.denial(
+                    DenyReason::NoTriesLeft,
+                    Duration::ZERO,
+                    None,
+                    true,
+                ))
+            }
+            State::New => self.state = State::Asking,
+            State::Asking => {}
+        }
+        let offer = match &entry {
+            Entry::Typed(response) => Offer::Code(response),
+            Entry::PreSupplied(response) => {
+                if !shape::looks_like_code(response.as_str()) {
+                    // Most likely a password (`try_first_pass` after pam_unix) or a
+                    // mistyped variable: asking costs nothing, counting it would lock the
+                    // user out of their own logins.
+                    return Step::Ask(self.ask(Some(
+                        "wrong code: the code given before the prompt is not shaped like a \
+                         code (6 to 8 digits, or a backup code), so it was not checked",
+                    )));
+                }
+                Offer::Code(response)
+            }
+            Entry::PasswordAndCode(text) => Offer::PasswordAndCode(text),
+            Entry::Unanswered => {
+                let decision = Decision::Deny(DenyReason::NoCode);
+                log.log(&log::decision_line(&self.caller, &decision));
+                self.state = State::Done;
+                return Step::Denied(self.denial(DenyReason::NoCode, Duration::ZERO, None, true));
+            }
+        };
+        let typed = !matches!(entry, Entry::PreSupplied(_));
+        let Checked {
+            outcome: Outcome { decision, delay },
+            password_len,
+        } = self.engine.check_offer(&self.caller, offer, now);
+        log.log(&log::decision_line(&self.caller, &decision));
+        let password = match (&entry, password_len) {
+            (Entry::PasswordAndCode(text), Some(len)) => {
+                Some(Zeroizing::new(text.get(..len).unwrap_or(text).to_owned()))
+            }
+            _ => None,
+        };
+        match decision {
+            Decision::Allow(method) => {
+                self.state = State::Done;
+                Step::Allowed(Allowed {
+                    method,
+                    password,
+                    banner: self.engine.conversation().banner.clone(),
+                })
+            }
+            Decision::Deny(reason) => {
+                if typed {
+                    self.tries_left = self.tries_left.saturating_sub(1);
+                }
+                // A lock outlasts any login; nothing typed now can pass.
+                let last = self.tries_left == 0 || matches!(reason, DenyReason::Locked { .. });
+                if last {
+                    self.state = State::Done;
+                }
+                Step::Denied(self.denial(reason, delay, password, last))
+            }
+        }
+    }
+
+    /// Leaves the marker that ties this pass to a process (`sshield setup --confirm` looks for
+    /// it): `pid` and `parent`, one of which is the session's sshd. Never changes the
+    /// decision; a marker that cannot be written is logged.
+    pub fn mark_session(&self, pid: u32, parent: u32, now: UnixTime, log: &dyn LogSink) {
+        let Ok(user) = UserName::new(self.caller.user.name()) else {
+            return;
+        };
+        let passed = Passed {
+            at: now.0,
+            service: self.caller.service.clone(),
+            pid,
+            parent,
+        };
+        let store = self.engine.store();
+        if let Err(e) = passed::record(store, &user, &passed) {
+            log.log(&log::problem_line(&format!(
+                "cannot record which session passed in {}: {e}; `sshield setup --confirm` from that session will be refused",
+                passed::path(store, &user).display()
+            )));
+        }
+    }
+
+    fn ask(&self, note: Option<&str>) -> Ask {
+        Ask {
+            prompt: self.engine.conversation().prompt.clone(),
+            tries_left: self.tries_left,
+            echo: false,
+            note: note.map(str::to_owned),
+        }
+    }
+
+    fn denial(
+        &self,
+        reason: DenyReason,
+        delay: Duration,
+        password: Option<Zeroizing<String>>,
+        last: bool,
+    ) -> Denied {
+        Denied {
+            message: reason.user_message(),
+            reason,
+            delay,
+            tries_left: if last { 0 } else { self.tries_left },
+            last,
+            password,
+        }
+    }
+}
