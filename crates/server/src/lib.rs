@@ -9,6 +9,7 @@
 //! - [`records`]: the one compare-and-swap path every change of a user takes.
 //! - [`users`]: enrolling, confirming, importing users; [`commands`]: the admin's CLI.
 //! - [`seal`]: user records encrypted at rest with a key kept outside the database.
+//! - [`push`]: Web Push and webhook notifications of a login waiting for approval.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -17,6 +18,7 @@ pub mod commands;
 pub mod config;
 pub mod docs;
 pub mod hosts;
+mod keyfile;
 pub mod push;
 pub mod records;
 pub mod seal;

@@ -73,7 +73,10 @@ impl Payload {
         Self {
             kind: "login",
             title: format!("Log in to {} as {}?", login.host, login.user),
-            body: format!("From {from} via {}. Open to approve or deny.", login.service),
+            body: format!(
+                "From {from} via {}. Open to approve or deny.",
+                login.service
+            ),
             url: format!("{}/approve/{}", base_url.trim_end_matches('/'), login.id),
             id: Some(login.id.clone()),
             host: Some(login.host.clone()),

@@ -64,7 +64,10 @@ impl Webhook {
     pub(super) fn request(&self, body: &[u8], now: u64) -> Result<Request<Full<Bytes>>, String> {
         Request::post(self.url.as_str())
             .header("content-type", "application/json")
-            .header("user-agent", concat!("sshield-server/", env!("CARGO_PKG_VERSION")))
+            .header(
+                "user-agent",
+                concat!("sshield-server/", env!("CARGO_PKG_VERSION")),
+            )
             .header(TIMESTAMP_HEADER, now.to_string())
             .header(SIGNATURE_HEADER, self.signature(body, now))
             .body(Full::new(Bytes::copy_from_slice(body)))

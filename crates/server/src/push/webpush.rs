@@ -7,9 +7,7 @@
 //! public key (RFC 8292). No account with the push service is needed.
 
 use std::fmt;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -22,6 +20,8 @@ use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::{PublicKey, SecretKey};
 use sha2::Sha256;
 use zeroize::Zeroizing;
+
+use crate::keyfile::{self, KeyFileError};
 
 /// The VAPID key file's name in the state dir, next to the record key.
 pub const VAPID_KEY_FILE: &str = "vapid.key";
@@ -127,61 +127,41 @@ impl VapidKey {
     /// Reads the key at `path`, or makes it (0600, created exclusively so two servers
     /// starting at once cannot write two keys) if there is none.
     pub fn load_or_create(path: &Path) -> Result<Self, WebPushError> {
-        let key_error = |error| WebPushError::KeyFile {
-            path: path.to_owned(),
-            error,
-        };
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-        {
-            Ok(mut file) => {
-                let secret = random_secret()?;
-                file.write_all(&secret.to_bytes()).map_err(key_error)?;
-                file.sync_all().map_err(key_error)?;
-                if let Some(dir) = path.parent() {
-                    fs::File::open(dir)
-                        .and_then(|d| d.sync_all())
-                        .map_err(key_error)?;
-                }
-                Ok(Self {
-                    signing: SigningKey::from(secret),
-                })
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Self::load(path),
-            Err(e) => Err(key_error(e)),
+        let secret = random_secret()?;
+        match keyfile::create(path, &secret.to_bytes()) {
+            Ok(true) => Ok(Self {
+                signing: SigningKey::from(secret),
+            }),
+            Ok(false) => Self::load(path),
+            Err(error) => Err(WebPushError::KeyFile {
+                path: path.to_owned(),
+                error,
+            }),
         }
     }
 
     /// Reads an existing key, refusing one that others may read.
     pub fn load(path: &Path) -> Result<Self, WebPushError> {
-        let key_error = |error| WebPushError::KeyFile {
-            path: path.to_owned(),
-            error,
-        };
-        let mut file = fs::File::open(path).map_err(key_error)?;
-        let mode = file.metadata().map_err(key_error)?.mode() & 0o7777;
-        if mode & 0o077 != 0 {
-            return Err(WebPushError::KeyMode {
+        let bytes = keyfile::read_private(path, SCALAR_LEN).map_err(|e| match e {
+            KeyFileError::Io(error) => WebPushError::KeyFile {
+                path: path.to_owned(),
+                error,
+            },
+            KeyFileError::Mode(mode) => WebPushError::KeyMode {
                 path: path.to_owned(),
                 mode,
-            });
-        }
-        let mut bytes = Zeroizing::new(Vec::with_capacity(SCALAR_LEN));
-        Read::by_ref(&mut file)
-            .take(SCALAR_LEN as u64 + 1)
-            .read_to_end(&mut bytes)
-            .map_err(key_error)?;
-        let secret = SecretKey::from_slice(&bytes).map_err(|_| WebPushError::KeyInvalid {
-            path: path.to_owned(),
+            },
         })?;
+        // Exactly 32 bytes: `SecretKey::from_slice` would also take a shorter slice, padded,
+        // so a truncated file must be refused before it.
         if bytes.len() != SCALAR_LEN {
             return Err(WebPushError::KeyInvalid {
                 path: path.to_owned(),
             });
         }
+        let secret = SecretKey::from_slice(&bytes).map_err(|_| WebPushError::KeyInvalid {
+            path: path.to_owned(),
+        })?;
         Ok(Self {
             signing: SigningKey::from(secret),
         })
@@ -248,7 +228,9 @@ impl Endpoint {
         // Only HTTP(S): a `file:` or `gopher:` URL must not make the server read or talk
         // elsewhere (SSRF through an unusual scheme).
         if scheme != "https" && scheme != "http" {
-            return Err(bad("only https:// (or http:// for a local receiver) is allowed"));
+            return Err(bad(
+                "only https:// (or http:// for a local receiver) is allowed",
+            ));
         }
         let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
         if authority.is_empty() {
@@ -353,8 +335,10 @@ fn encrypt_with(
     }
     let as_public = ephemeral.public_key().to_encoded_point(false);
     let ua_public = subscription.p256dh.to_encoded_point(false);
-    let shared =
-        p256::ecdh::diffie_hellman(ephemeral.to_nonzero_scalar(), subscription.p256dh.as_affine());
+    let shared = p256::ecdh::diffie_hellman(
+        ephemeral.to_nonzero_scalar(),
+        subscription.p256dh.as_affine(),
+    );
 
     // RFC 8291 §3.4: IKM = HKDF(salt = auth, ikm = ECDH, info = "WebPush: info\0" || ua || as).
     let mut key_info = Vec::with_capacity(14 + 65 + 65);
@@ -404,7 +388,9 @@ mod tests {
     use super::*;
 
     fn b64(text: &str) -> Vec<u8> {
-        BASE64URL_NOPAD.decode(text.as_bytes()).expect("test vector")
+        BASE64URL_NOPAD
+            .decode(text.as_bytes())
+            .expect("test vector")
     }
 
     /// RFC 8291 §5's worked example, byte for byte.
@@ -419,8 +405,13 @@ mod tests {
         let ephemeral = SecretKey::from_slice(&b64("yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw"))
             .expect("RFC key");
         let salt: [u8; 16] = b64("DGv6ra1nlYgDCS1FRnbzlw").try_into().expect("16 bytes");
-        let body = encrypt_with(b"When I grow up, I want to be a watermelon", &subscription, &ephemeral, salt)
-            .expect("encrypts");
+        let body = encrypt_with(
+            b"When I grow up, I want to be a watermelon",
+            &subscription,
+            &ephemeral,
+            salt,
+        )
+        .expect("encrypts");
         assert_eq!(
             BASE64URL_NOPAD.encode(&body),
             "DGv6ra1nlYgDCS1FRnbzlwAAEABBBP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A_yl95bQpu6cVPTpK4Mqgkf1CXztLVBSt2Ks3oZwbuwXPXLWyouBWLVWGNWQexSgSxsj_Qulcy4a-fN"
@@ -429,14 +420,19 @@ mod tests {
 
     #[test]
     fn the_audience_keeps_the_port() {
-        let endpoint = Endpoint::parse("http://127.0.0.1:8443/push/abc?x=1", "endpoint")
-            .expect("valid");
+        let endpoint =
+            Endpoint::parse("http://127.0.0.1:8443/push/abc?x=1", "endpoint").expect("valid");
         assert_eq!(endpoint.origin(), "http://127.0.0.1:8443");
     }
 
     #[test]
     fn other_schemes_and_user_info_are_refused() {
-        for url in ["file:///etc/shadow", "ftp://a/b", "https://u:p@push.example/x", "https:///x"] {
+        for url in [
+            "file:///etc/shadow",
+            "ftp://a/b",
+            "https://u:p@push.example/x",
+            "https:///x",
+        ] {
             assert!(Endpoint::parse(url, "endpoint").is_err(), "{url}");
         }
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A push service's stand-in on loopback, for tests/push.rs: an independent decoder.
+"""A push service's stand-in on loopback, for crates/server/tests/push.rs: an independent decoder.
 
 It plays both halves a real deployment splits: the browser (it makes the subscriber's P-256
 key and auth secret) and the push service (it checks each POST's VAPID JWT with py_vapid and
@@ -44,6 +44,9 @@ def check_vapid(header, origin):
     parts = dict(p.strip().split("=", 1) for p in params.split(","))
     if parts.get("k") != VAPID_PUBLIC:
         raise ValueError("k is not the server's VAPID public key")
+    header = json.loads(base64.urlsafe_b64decode(parts["t"].split(".")[0] + "=="))
+    if header.get("alg") != "ES256":
+        raise ValueError(f"JWT alg {header.get('alg')!r} is not ES256")
     claims = vapid_jwt.decode(parts["t"], VAPID_PUBLIC)  # raises on a bad signature
     if claims.get("aud") != origin:
         raise ValueError(f"aud {claims.get('aud')!r} is not {origin!r}")
