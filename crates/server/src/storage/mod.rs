@@ -6,7 +6,12 @@
 //! spent by the `UPDATE` that finds it unspent, a nonce is remembered by the `INSERT` that
 //! finds it new. Several replicas on one PostgreSQL therefore need no lock of their own.
 
+mod push;
 mod sql;
+
+pub use push::{
+    Admission, ApprovalRow, DeviceRow, PushStorage, Verdict, WebhookRow, APPROVAL_CHANNEL,
+};
 
 use std::fmt;
 use std::future::Future;
@@ -331,10 +336,11 @@ impl Backend {
     }
 }
 
-/// Forwards every [`Storage`] call of [`Backend`] to the backend it holds.
+/// Forwards every call of a storage trait (`Storage`, `PushStorage`) of [`Backend`] to the
+/// backend it holds.
 macro_rules! forward {
-    ($( fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
-        impl Storage for Backend {
+    ($trait:ident { $( fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; )* }) => {
+        impl $trait for Backend {
             $(
                 async fn $name(&self $(, $arg: $ty)*) -> Result<$ret, StorageError> {
                     match self {
@@ -347,7 +353,7 @@ macro_rules! forward {
     };
 }
 
-forward! {
+forward! { Storage {
     fn create_user(&self, row: &UserRow) -> ();
     fn load_user(&self, name: &str) -> Option<UserRow>;
     fn update_user(&self, row: &UserRow) -> ();
@@ -363,7 +369,26 @@ forward! {
     fn prune_nonces(&self, before: i64) -> u64;
     fn append_audit(&self, entry: &AuditEntry) -> ();
     fn query_audit(&self, query: &AuditQuery) -> Vec<AuditEntry>;
-}
+} }
+
+forward! { PushStorage {
+    fn add_device(&self, row: &DeviceRow) -> ();
+    fn list_devices(&self, user: &str) -> Vec<DeviceRow>;
+    fn device_by_token(&self, hash: &[u8]) -> Option<DeviceRow>;
+    fn revoke_device(&self, user: &str, id: &str, now: i64) -> bool;
+    fn delete_device(&self, id: &str) -> bool;
+    fn set_webhook(&self, user: &str, hook: &WebhookRow) -> ();
+    fn load_webhook(&self, user: &str) -> Option<WebhookRow>;
+    fn delete_webhook(&self, user: &str) -> bool;
+    fn admit_approval(&self, row: &ApprovalRow, per_hour: i64, now: i64) -> Admission;
+    fn load_approval(&self, id: &str) -> Option<ApprovalRow>;
+    fn pending_approvals(&self, user: &str, now: i64) -> Vec<ApprovalRow>;
+    fn decide_approval(&self, id: &str, user: &str, verdict: Verdict, device: &str, now: i64) -> Option<ApprovalRow>;
+    fn expire_approvals(&self, now: i64) -> u64;
+    fn push_block(&self, user: &str) -> Option<i64>;
+    fn clear_push_block(&self, user: &str) -> bool;
+    fn announce_approval(&self, id: &str) -> ();
+} }
 
 #[cfg(test)]
 mod tests {
