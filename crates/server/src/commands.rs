@@ -9,9 +9,12 @@ use sshield_core::{Response, UnixTime, UserName};
 use zeroize::Zeroizing;
 
 use crate::api::App;
-use crate::cli::{AuditArgs, HostCommand, UserCommand};
+use crate::cli::{AuditArgs, HostCommand, PushCommand, UserCommand};
+use crate::push::approval::{random_token, token_hash};
+use crate::push::webhook::Webhook;
+use crate::push::webpush::Endpoint;
 use crate::records::unix;
-use crate::storage::{AuditQuery, Storage};
+use crate::storage::{AuditQuery, DeviceRow, PushStorage, Storage, WebhookRow};
 use crate::{hosts, users};
 
 fn user_name(name: &str) -> Result<UserName, String> {
@@ -174,6 +177,101 @@ pub async fn host(app: &App, command: HostCommand) -> Result<String, String> {
         HostCommand::Revoke { name } => {
             hosts::revoke(app, &name, now).await.map_err(err)?;
             let _ = writeln!(out, "{name}: revoked");
+        }
+    }
+    Ok(out)
+}
+
+/// Runs one `push` subcommand; its output, or the message for the admin.
+pub async fn push(app: &App, command: PushCommand) -> Result<String, String> {
+    let now = unix(UnixTime::now());
+    let db = |e: crate::storage::StorageError| e.to_string();
+    let known = |user: String| async move {
+        let name = user_name(&user)?;
+        match app.store.load_user(name.as_str()).await.map_err(db)? {
+            Some(_) => Ok(user),
+            None => Err(format!(
+                "no user {user:?} on this server; enroll them first with `sshield-server user enroll {user}`"
+            )),
+        }
+    };
+    let mut out = String::new();
+    match command {
+        PushCommand::AddDevice { user, name } => {
+            let user = known(user).await?;
+            let token = random_token(32).map_err(|e| e.message)?;
+            let id = random_token(6).map_err(|e| e.message)?.to_string();
+            app.store
+                .add_device(&DeviceRow {
+                    id: id.clone(),
+                    user: user.clone(),
+                    kind: "webpush".to_owned(),
+                    name: name.clone(),
+                    data: "{}".to_owned(),
+                    token_hash: Some(token_hash(&token)),
+                    created_at: now,
+                    revoked_at: None,
+                })
+                .await
+                .map_err(db)?;
+            let _ = writeln!(out, "{}", token.as_str());
+            let _ = writeln!(
+                out,
+                "Device {id} ({name:?}) of {user}: its token, shown only now, is the line above."
+            );
+        }
+        PushCommand::Devices { user } => {
+            for d in app.store.list_devices(&user).await.map_err(db)? {
+                let when = |t: i64| UnixTime(u64::try_from(t).unwrap_or(0)).to_rfc3339();
+                let state = d
+                    .revoked_at
+                    .map_or_else(|| "active".to_owned(), |t| format!("revoked {}", when(t)));
+                let _ = writeln!(
+                    out,
+                    "{}\t{}\t{}\tadded {}\t{state}",
+                    d.id,
+                    d.kind,
+                    d.name,
+                    when(d.created_at)
+                );
+            }
+        }
+        PushCommand::RevokeDevice { user, id } => {
+            if !app.store.revoke_device(&user, &id, now).await.map_err(db)? {
+                return Err(format!(
+                    "user {user:?} has no device {id:?}; see `sshield-server push devices {user}`"
+                ));
+            }
+            let _ = writeln!(out, "{user}: device {id} revoked");
+        }
+        PushCommand::SetWebhook { user, url } => {
+            let user = known(user).await?;
+            Endpoint::parse(&url, "url").map_err(|e| e.to_string())?;
+            let secret = Webhook::new_secret().map_err(|e| e.to_string())?;
+            app.store
+                .set_webhook(
+                    &user,
+                    &WebhookRow {
+                        url: url.clone(),
+                        secret: secret.as_bytes().to_vec(),
+                    },
+                )
+                .await
+                .map_err(db)?;
+            let _ = writeln!(out, "{}", secret.as_str());
+            let _ = writeln!(
+                out,
+                "Webhook of {user}: {url}. The line above is the HMAC secret its receiver checks \
+                 X-Sshield-Signature with (docs/push.md); shown only now."
+            );
+        }
+        PushCommand::RemoveWebhook { user } => {
+            let removed = app.store.delete_webhook(&user).await.map_err(db)?;
+            let _ = writeln!(out, "{user}: webhook {}removed", already(removed));
+        }
+        PushCommand::Unblock { user } => {
+            let cleared = app.store.clear_push_block(&user).await.map_err(db)?;
+            let _ = writeln!(out, "{user}: pushes {}allowed", already(cleared));
         }
     }
     Ok(out)

@@ -53,6 +53,47 @@ pub struct ConfigFile {
     /// sshield.toml (docs/ratelimit.md); `source_max_failures` is not applied yet.
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// Push approval: the `[push]` table (docs/push.md).
+    #[serde(default)]
+    pub push: Option<PushConfig>,
+}
+
+/// The `[push]` table as written; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushConfig {
+    /// The URL users' phones reach this server at; notifications link to its approval page.
+    pub public_url: Option<String>,
+    /// The operator's contact in VAPID JWTs (`mailto:` or `https:`).
+    pub subject: Option<String>,
+    /// How long one Web Push or webhook call may take (`10s`).
+    #[serde(default, with = "humantime_serde_opt")]
+    pub send_timeout: Option<Duration>,
+    /// How long a request stays approvable (`60s`).
+    #[serde(default, with = "humantime_serde_opt")]
+    pub approval_ttl: Option<Duration>,
+    /// Most push requests per user per hour.
+    pub per_hour: Option<u32>,
+    /// Longest a host's wait call is held open (`25s`).
+    #[serde(default, with = "humantime_serde_opt")]
+    pub max_wait: Option<Duration>,
+}
+
+/// Push approval's settings in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushSettings {
+    /// The server's public URL, without a trailing slash.
+    pub public_url: String,
+    /// The VAPID `sub` claim.
+    pub subject: String,
+    /// Timeout of one push or webhook call.
+    pub send_timeout: Duration,
+    /// How long a request stays approvable.
+    pub approval_ttl: Duration,
+    /// Most requests per user per hour.
+    pub per_hour: u32,
+    /// Longest wait call.
+    pub max_wait: Duration,
 }
 
 /// Durations written as `15m`, `60s`, like sshield.toml's.
@@ -109,6 +150,8 @@ pub struct Settings {
     pub policy: Policy,
     /// Failure counting and lockout.
     pub rate_limit: RateLimit,
+    /// Push approval.
+    pub push: PushSettings,
 }
 
 /// A config that cannot be used.
@@ -197,11 +240,13 @@ impl Settings {
             (None, None) => None,
             _ => return Err(ConfigError::HalfTls),
         };
+        let listen = over
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)));
+        let tls_on = tls.is_some();
         Ok(Self {
-            listen: over
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))),
+            listen,
             state_dir,
             database,
             tls,
@@ -210,7 +255,28 @@ impl Settings {
             signature_skew: file.signature_skew.unwrap_or(Duration::from_secs(60)),
             policy: file.policy.unwrap_or_default(),
             rate_limit: file.rate_limit.unwrap_or_default(),
+            push: push_settings(file.push.unwrap_or_default(), listen, tls_on),
         })
+    }
+}
+
+/// The `[push]` table's defaults: the public URL is the listening address (right for a test
+/// or a server behind no proxy; a fleet sets its own name), 60 s to approve (Duo's), 10 pushes
+/// an hour, waits of 25 s (under common proxies' 30 s idle timeouts).
+fn push_settings(file: PushConfig, listen: SocketAddr, tls: bool) -> PushSettings {
+    let scheme = if tls { "https" } else { "http" };
+    PushSettings {
+        public_url: file
+            .public_url
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("{scheme}://{listen}")),
+        subject: file
+            .subject
+            .unwrap_or_else(|| "mailto:root@localhost".to_owned()),
+        send_timeout: file.send_timeout.unwrap_or(Duration::from_secs(10)),
+        approval_ttl: file.approval_ttl.unwrap_or(Duration::from_secs(60)),
+        per_hour: file.per_hour.unwrap_or(10),
+        max_wait: file.max_wait.unwrap_or(Duration::from_secs(25)),
     }
 }
 

@@ -17,6 +17,9 @@ use axum_server::tls_rustls::RustlsConfig;
 
 use crate::api::{self, App};
 use crate::config::Settings;
+use crate::push::approval::{self, Push};
+use crate::push::webpush::{VapidKey, WebPushError, VAPID_KEY_FILE};
+use crate::push::Notifier;
 use crate::records::unix;
 use crate::seal::{SealError, SealKey, KEY_FILE};
 use crate::storage::{Backend, Storage, StorageError};
@@ -36,6 +39,10 @@ pub enum ServeError {
     },
     /// The record key.
     Key(SealError),
+    /// The VAPID key (Web Push).
+    Push(WebPushError),
+    /// The HTTP client for Web Push and webhooks could not be made.
+    Notifier(String),
     /// The database.
     Storage(StorageError),
     /// The address could not be bound.
@@ -76,6 +83,8 @@ impl fmt::Display for ServeError {
                 path.display()
             ),
             Self::Key(e) => e.fmt(f),
+            Self::Push(e) => e.fmt(f),
+            Self::Notifier(e) => write!(f, "cannot send notifications: {e}"),
             Self::Storage(e) => e.fmt(f),
             Self::Bind { addr, error } => write!(
                 f,
@@ -113,9 +122,17 @@ pub async fn open_app(settings: &Settings) -> Result<App, ServeError> {
     let store = Backend::open(&settings.database)
         .await
         .map_err(ServeError::Storage)?;
+    let vapid = VapidKey::load_or_create(&dir.join(VAPID_KEY_FILE)).map_err(ServeError::Push)?;
+    let notifier = Notifier::new(
+        vapid,
+        settings.push.subject.clone(),
+        settings.push.send_timeout,
+    )
+    .map_err(ServeError::Notifier)?;
     Ok(App {
         store,
         key,
+        push: Push::new(settings.push.clone(), notifier),
         policy: settings.policy.clone(),
         rate_limit: settings.rate_limit.clone(),
         signature_skew: settings.signature_skew,
@@ -159,6 +176,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let handle = axum_server::Handle::new();
     tokio::spawn(stop_on_signal(handle.clone()));
     tokio::spawn(prune_nonces(Arc::clone(&app)));
+    tokio::spawn(approval::listen_to_replicas(Arc::clone(&app)));
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%bound, scheme, "listening");
     println!("listening on {scheme}://{bound}");

@@ -5,88 +5,15 @@
 mod support;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use sshield_server::push::notice::{Payload, PendingLogin};
 use sshield_server::push::webhook::Webhook;
-use sshield_server::push::webpush::{Subscription, VapidKey, VAPID_KEY_FILE};
+use sshield_server::push::webpush::{VapidKey, VAPID_KEY_FILE};
 use sshield_server::push::{Delivery, Notifier, Urgency};
-
-/// The stand-in, running; stopped by its PID when dropped.
-struct PushService {
-    child: Child,
-    port: u16,
-    p256dh: String,
-    auth: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl PushService {
-    /// Starts the stand-in in `mode` (`ok`, `gone`, `slow`, `webhook`) for `vapid`'s key.
-    fn start(vapid_public: &str, mode: &str, webhook_secret: Option<&str>) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let log = dir.path().join("requests.jsonl");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/push_service.py");
-        let mut command = Command::new("python3");
-        command
-            .arg(script)
-            .arg(vapid_public)
-            .arg(mode)
-            .arg(&log)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        if let Some(secret) = webhook_secret {
-            command.env("WEBHOOK_SECRET", secret);
-        }
-        let mut child = command
-            .spawn()
-            .expect("python3 runs (scripts/install-test-deps installs http_ece and py_vapid)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the stand-in's first line");
-        let hello: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("the stand-in did not start ({e}): {line:?}"));
-        Self {
-            child,
-            port: u16::try_from(hello["port"].as_u64().expect("port")).expect("port"),
-            p256dh: hello["p256dh"].as_str().expect("p256dh").to_owned(),
-            auth: hello["auth"].as_str().expect("auth").to_owned(),
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn subscription(&self) -> Subscription {
-        Subscription::parse(&self.url("/push/sub-1"), &self.p256dh, &self.auth)
-            .expect("the stand-in's subscription is valid")
-    }
-
-    /// Every request the stand-in saw, as it judged it.
-    fn requests(&self) -> Vec<serde_json::Value> {
-        fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("a JSON line"))
-            .collect()
-    }
-}
-
-impl Drop for PushService {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::push_service::PushService;
 
 fn vapid(dir: &Path) -> VapidKey {
     VapidKey::load_or_create(&dir.join(VAPID_KEY_FILE)).expect("a VAPID key")

@@ -276,6 +276,13 @@ async fn devices_are_found_by_token_until_revoked(s: Arc<impl PushStorage + 'sta
         Some(2_000),
         "a revoked device stays listed"
     );
+    assert!(s.set_device_data("alice", "d1", "{}").await.expect("set"));
+    assert!(!s
+        .set_device_data("alice", "d2", "{}")
+        .await
+        .expect("revoked"));
+    assert!(!s.set_device_data("alice", "d3", "{}").await.expect("bob's"));
+    assert_eq!(s.list_devices("alice").await.expect("list")[0].data, "{}");
     assert!(s.delete_device("d1").await.expect("delete"));
     assert_eq!(s.list_devices("alice").await.expect("list").len(), 1);
 }

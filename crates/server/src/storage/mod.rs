@@ -376,6 +376,7 @@ forward! { PushStorage {
     fn list_devices(&self, user: &str) -> Vec<DeviceRow>;
     fn device_by_token(&self, hash: &[u8]) -> Option<DeviceRow>;
     fn revoke_device(&self, user: &str, id: &str, now: i64) -> bool;
+    fn set_device_data(&self, user: &str, id: &str, data: &str) -> bool;
     fn delete_device(&self, id: &str) -> bool;
     fn set_webhook(&self, user: &str, hook: &WebhookRow) -> ();
     fn load_webhook(&self, user: &str) -> Option<WebhookRow>;

@@ -149,6 +149,14 @@ pub trait PushStorage: Send + Sync {
         id: &str,
         now: i64,
     ) -> impl Future<Output = Result<bool, StorageError>> + Send;
+    /// Replaces what an unrevoked device of `user` holds (a browser's new subscription);
+    /// false if they have no such device.
+    fn set_device_data(
+        &self,
+        user: &str,
+        id: &str,
+        data: &str,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
     /// Deletes a device (a subscription the push service says is gone).
     fn delete_device(&self, id: &str) -> impl Future<Output = Result<bool, StorageError>> + Send;
 
@@ -223,6 +231,8 @@ const DEVICE_COLUMNS: &str =
     "id, \"user\", kind, name, data, token_hash, created_at, revoked_at FROM devices";
 const REVOKE_DEVICE: &str = "UPDATE devices SET revoked_at = COALESCE(revoked_at, $3) \
      WHERE \"user\" = $1 AND id = $2";
+const SET_DEVICE_DATA: &str = "UPDATE devices SET data = $3 \
+     WHERE \"user\" = $1 AND id = $2 AND revoked_at IS NULL";
 const DELETE_DEVICE: &str = "DELETE FROM devices WHERE id = $1";
 const SET_WEBHOOK: &str = "INSERT INTO webhooks (\"user\", url, secret) VALUES ($1, $2, $3) \
      ON CONFLICT (\"user\") DO UPDATE SET url = excluded.url, secret = excluded.secret";
@@ -352,6 +362,22 @@ macro_rules! push_storage_impl {
                     .execute(&self.pool)
                     .await
                     .map_err(db("revoking a device"))?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn set_device_data(
+                &self,
+                user: &str,
+                id: &str,
+                data: &str,
+            ) -> Result<bool, StorageError> {
+                let done = sqlx::query(SET_DEVICE_DATA)
+                    .bind(user)
+                    .bind(id)
+                    .bind(data)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db("updating a device"))?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -585,3 +611,17 @@ macro_rules! push_storage_impl {
 
 push_storage_impl!(SqliteStorage, None);
 push_storage_impl!(PostgresStorage, Some("SELECT pg_notify($1, $2)"));
+
+impl PostgresStorage {
+    /// A connection listening on [`APPROVAL_CHANNEL`], for a replica to hear others' decisions.
+    pub async fn approval_listener(&self) -> Result<sqlx::postgres::PgListener, StorageError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
+            .await
+            .map_err(db("listening for decisions"))?;
+        listener
+            .listen(APPROVAL_CHANNEL)
+            .await
+            .map_err(db("listening for decisions"))?;
+        Ok(listener)
+    }
+}

@@ -7,7 +7,8 @@ decrypts the body with http_ece, the reference implementations on PyPI).
 
 Usage: push_service.py VAPID_PUBLIC_KEY MODE LOG
   MODE: ok (answer 201), gone (answer 410), slow (answer after 30 s), webhook (a webhook
-  receiver: check the HMAC of "<timestamp>.<body>" with the secret in $WEBHOOK_SECRET).
+  receiver: check the HMAC of "<timestamp>.<body>" with the secret in $WEBHOOK_SECRET, or
+  read from the file $WEBHOOK_SECRET_FILE at each request).
 Prints one JSON line on stdout: {"port", "p256dh", "auth"}; appends one JSON line per
 request to LOG: {"ok": true, "claims", "payload", "headers"} or {"ok": false, "error"}.
 """
@@ -66,7 +67,11 @@ class Handler(BaseHTTPRequestHandler):
         record = {"headers": {k.lower(): v for k, v in self.headers.items()}}
         try:
             if MODE == "webhook":
-                secret = os.environ["WEBHOOK_SECRET"].encode()
+                if "WEBHOOK_SECRET_FILE" in os.environ:
+                    with open(os.environ["WEBHOOK_SECRET_FILE"]) as f:
+                        secret = f.read().strip().encode()
+                else:
+                    secret = os.environ["WEBHOOK_SECRET"].encode()
                 signed = self.headers["X-Sshield-Timestamp"].encode() + b"." + body
                 want = "sha256=" + hmac.new(secret, signed, hashlib.sha256).hexdigest()
                 if not hmac.compare_digest(want, self.headers["X-Sshield-Signature"]):
