@@ -46,7 +46,18 @@ fn the_served_document_is_the_committed_one_and_matches_the_server() {
     // Every documented path answers its method (not 404 or 405).
     assert_eq!(
         names(&doc["paths"]),
-        ["/healthz", "/v1/join", "/v1/openapi.json", "/v1/verify"]
+        [
+            "/healthz",
+            "/v1/join",
+            "/v1/me/approvals",
+            "/v1/me/approvals/{id}",
+            "/v1/me/subscription",
+            "/v1/openapi.json",
+            "/v1/push",
+            "/v1/push/key",
+            "/v1/push/wait",
+            "/v1/verify"
+        ]
     );
     for (path, ops) in doc["paths"].as_object().expect("paths") {
         for method in ops.as_object().expect("operations").keys() {
@@ -103,4 +114,57 @@ fn the_served_document_is_the_committed_one_and_matches_the_server() {
     let join = schema(&doc, "JoinRequest");
     assert_eq!(names(&join["required"]), ["name", "public_key", "token"]);
     assert_eq!(names(&join["properties"]), names(&join["required"]));
+
+    // Push approval: what the server takes and answers has the documented fields.
+    let push = schema(&doc, "PushRequest");
+    assert_eq!(names(&push["required"]), ["service", "user"]);
+    assert_eq!(
+        names(&push["properties"]),
+        ["command", "service", "source", "user"]
+    );
+    let ask = serde_json::json!({"user": "alice", "service": "sshd"});
+    let (status, created) = host.post(&server, "/v1/push", &ask.to_string());
+    assert_eq!(status, 201, "{created}");
+    let created: Value = serde_json::from_str(&created).expect("JSON");
+    assert_eq!(
+        names(&created),
+        names(&schema(&doc, "PushCreated")["required"])
+    );
+    let extra = serde_json::json!({"user": "alice", "service": "sshd", "x": 1});
+    assert_eq!(host.post(&server, "/v1/push", &extra.to_string()).0, 422);
+    let (ok, out, err) = support::server::cli(&state, &[], &["push", "add-device", "alice", "p"]);
+    assert!(ok, "{err}");
+    let auth = format!("Bearer {}", out.lines().next().expect("token"));
+    let (status, list) =
+        server.request("GET", "/v1/me/approvals", &[("authorization", &auth)], b"");
+    assert_eq!(status, 200, "{list}");
+    let list: Value = serde_json::from_str(&list).expect("JSON");
+    assert_eq!(
+        names(&list),
+        names(&schema(&doc, "PendingList")["required"])
+    );
+    assert_eq!(
+        names(&list["approvals"][0]),
+        names(&schema(&doc, "PendingView")["properties"])
+    );
+    let decision = schema(&doc, "DecisionRequest");
+    assert_eq!(names(&decision["properties"]), ["decision", "number"]);
+    let id = created["id"].as_str().expect("id");
+    let (status, state) = server.request(
+        "POST",
+        &format!("/v1/me/approvals/{id}"),
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        br#"{"decision": "deny"}"#,
+    );
+    assert_eq!(status, 200, "{state}");
+    let state: Value = serde_json::from_str(&state).expect("JSON");
+    assert_eq!(
+        names(&state),
+        names(&schema(&doc, "PushState")["properties"])
+    );
+    let states = &schema(&doc, "PushState")["properties"]["state"]["enum"];
+    assert!(states.as_array().expect("enum").contains(&state["state"]));
 }
