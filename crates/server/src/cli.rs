@@ -155,7 +155,8 @@ pub enum PushCommand {
         /// A name for the device (`alice's phone`).
         name: String,
     },
-    /// List USER's devices: id, kind, name, added, revoked.
+    /// List USER's devices: id, kind, name, whether its browser is subscribed to Web Push,
+    /// added, revoked.
     Devices {
         /// The user.
         user: String,

@@ -226,9 +226,14 @@ pub async fn push(app: &App, command: PushCommand) -> Result<String, String> {
                 let state = d
                     .revoked_at
                     .map_or_else(|| "active".to_owned(), |t| format!("revoked {}", when(t)));
+                let subscribed = if d.data == "{}" {
+                    "no subscription"
+                } else {
+                    "subscribed"
+                };
                 let _ = writeln!(
                     out,
-                    "{}\t{}\t{}\tadded {}\t{state}",
+                    "{}\t{}\t{}\t{subscribed}\tadded {}\t{state}",
                     d.id,
                     d.kind,
                     d.name,

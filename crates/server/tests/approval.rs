@@ -360,10 +360,28 @@ fn an_unanswered_request_expires_and_the_host_is_told(postgres: bool) {
     let host = TestHost::new("web1", 7);
     host.join(&server, &world.state, &world.args());
     let token = world.device("alice");
+    // This browser unsubscribed: its push service answers 410, and the server forgets the
+    // subscription (the device keeps its sign-in).
+    let gone = PushService::start(&vapid_key(&server), "gone", None);
+    subscribe(&server, &token, &gone);
     let (status, created) = ask(&host, &server, "alice");
     assert_eq!(status, 201, "{created}");
+    assert_eq!(created["notified"], 1, "{created}");
     let id = created["id"].as_str().expect("id").to_owned();
     let number = created["number"].as_i64().expect("number");
+    assert_eq!(received(&gone, 1).len(), 1);
+    let start = Instant::now();
+    while !world
+        .cli(&["push", "devices", "alice"])
+        .1
+        .contains("\tno subscription\t")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the gone subscription is kept"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
     let (status, outcome) = wait(&host, &server, &id);
     assert_eq!(
         (status, outcome["state"].as_str()),

@@ -278,7 +278,7 @@ async fn notify(app: &Arc<App>, row: &ApprovalRow) -> Result<usize, ApiError> {
     let count = devices.len() + usize::from(webhook.is_some());
     let ttl = app.push.settings.approval_ttl;
     let app = Arc::clone(app);
-    let id = row.id.clone();
+    let (id, user) = (row.id.clone(), row.user.clone());
     tokio::spawn(async move {
         for (device, subscription) in devices {
             let delivery = app
@@ -288,9 +288,11 @@ async fn notify(app: &Arc<App>, row: &ApprovalRow) -> Result<usize, ApiError> {
                 .await;
             match delivery {
                 Ok(Delivery::Gone { .. }) => {
-                    tracing::info!(%device, "push: subscription gone, device removed");
-                    if let Err(e) = app.store.delete_device(&device).await {
-                        tracing::warn!(error = %e, "push: removing a gone subscription");
+                    // The browser unsubscribed; the device keeps its sign-in and may
+                    // subscribe again.
+                    tracing::info!(%device, "push: subscription gone, forgotten");
+                    if let Err(e) = app.store.set_device_data(&user, &device, "{}").await {
+                        tracing::warn!(error = %e, "push: forgetting a gone subscription");
                     }
                 }
                 Ok(d) => tracing::info!(request = %id, %device, delivery = %d, "push"),

@@ -377,7 +377,6 @@ forward! { PushStorage {
     fn device_by_token(&self, hash: &[u8]) -> Option<DeviceRow>;
     fn revoke_device(&self, user: &str, id: &str, now: i64) -> bool;
     fn set_device_data(&self, user: &str, id: &str, data: &str) -> bool;
-    fn delete_device(&self, id: &str) -> bool;
     fn set_webhook(&self, user: &str, hook: &WebhookRow) -> ();
     fn load_webhook(&self, user: &str) -> Option<WebhookRow>;
     fn delete_webhook(&self, user: &str) -> bool;

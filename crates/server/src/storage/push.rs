@@ -149,16 +149,14 @@ pub trait PushStorage: Send + Sync {
         id: &str,
         now: i64,
     ) -> impl Future<Output = Result<bool, StorageError>> + Send;
-    /// Replaces what an unrevoked device of `user` holds (a browser's new subscription);
-    /// false if they have no such device.
+    /// Replaces what an unrevoked device of `user` holds (a browser's new subscription, or
+    /// `{}` when the push service says it is gone); false if they have no such device.
     fn set_device_data(
         &self,
         user: &str,
         id: &str,
         data: &str,
     ) -> impl Future<Output = Result<bool, StorageError>> + Send;
-    /// Deletes a device (a subscription the push service says is gone).
-    fn delete_device(&self, id: &str) -> impl Future<Output = Result<bool, StorageError>> + Send;
 
     /// Sets (or replaces) a user's webhook.
     fn set_webhook(
@@ -233,7 +231,6 @@ const REVOKE_DEVICE: &str = "UPDATE devices SET revoked_at = COALESCE(revoked_at
      WHERE \"user\" = $1 AND id = $2";
 const SET_DEVICE_DATA: &str = "UPDATE devices SET data = $3 \
      WHERE \"user\" = $1 AND id = $2 AND revoked_at IS NULL";
-const DELETE_DEVICE: &str = "DELETE FROM devices WHERE id = $1";
 const SET_WEBHOOK: &str = "INSERT INTO webhooks (\"user\", url, secret) VALUES ($1, $2, $3) \
      ON CONFLICT (\"user\") DO UPDATE SET url = excluded.url, secret = excluded.secret";
 const LOAD_WEBHOOK: &str = "SELECT url, secret FROM webhooks WHERE \"user\" = $1";
@@ -378,15 +375,6 @@ macro_rules! push_storage_impl {
                     .execute(&self.pool)
                     .await
                     .map_err(db("updating a device"))?;
-                Ok(done.rows_affected() > 0)
-            }
-
-            async fn delete_device(&self, id: &str) -> Result<bool, StorageError> {
-                let done = sqlx::query(DELETE_DEVICE)
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db("removing a device"))?;
                 Ok(done.rows_affected() > 0)
             }
 
