@@ -326,7 +326,22 @@ async fn one_pending_push_per_user_and_at_most_n_an_hour(s: Arc<impl PushStorage
             .expect("admit"),
         Admission::Stored
     );
-    // Once a1 expires, the next one is taken, and a1 is marked expired.
+    // Once a1 expires and is swept, the next one is taken.
+    // (bob's b1, asked at t + 1, has expired too.)
+    let mut expired: Vec<String> = s
+        .expire_approvals(t + 61)
+        .await
+        .expect("sweep")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    expired.sort();
+    assert_eq!(expired, ["a1", "b1"]);
+    assert_eq!(
+        s.expire_approvals(t + 61).await.expect("sweep").len(),
+        0,
+        "once"
+    );
     assert_eq!(
         s.admit_approval(&approval("a3", "alice", t + 61), 3, t + 61)
             .await
@@ -445,7 +460,7 @@ async fn a_decision_needs_the_right_number_the_right_user_and_time(
         .await
         .expect("decide");
     assert_eq!(late, None);
-    assert_eq!(s.expire_approvals(t + 80).await.expect("sweep"), 1);
+    assert_eq!(s.expire_approvals(t + 80).await.expect("sweep").len(), 1);
     assert_eq!(
         s.load_approval("p3")
             .await

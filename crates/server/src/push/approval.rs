@@ -185,6 +185,8 @@ pub(crate) async fn create_handler(
         ));
     }
     let now = unix(now);
+    // An expired request no longer counts as pending; each is audited by whoever expires it.
+    expire(&app, now).await?;
     let number = random_below(90)? + 10;
     let row = ApprovalRow {
         id: random_token(16)?.to_string(),
@@ -370,9 +372,7 @@ pub(crate) async fn wait_handler(
             }));
         }
         if now >= row.expires_at {
-            if app.store.expire_approvals(now).await? > 0 {
-                audit(&app, &row, ApprovalRow::EXPIRED, now).await?;
-            }
+            expire(&app, now).await?;
             return Ok(Json(PushState {
                 id: row.id,
                 state: ApprovalRow::EXPIRED.to_owned(),
@@ -551,6 +551,17 @@ pub(crate) async fn decide_handler(
         id: row.id,
         state: row.state,
     }))
+}
+
+/// Marks every request past its expiry expired, and audits each (once: a row is returned to
+/// the one caller, on any replica, whose UPDATE changed it).
+async fn expire(app: &App, now: i64) -> Result<(), ApiError> {
+    for row in app.store.expire_approvals(now).await? {
+        audit(app, &row, ApprovalRow::EXPIRED, now).await?;
+        app.store.announce_approval(&row.id).await?;
+        app.push.wake(&row.id);
+    }
+    Ok(())
 }
 
 /// One audit line for a push decision; `how` is the row's state or why it was denied.

@@ -384,7 +384,7 @@ forward! { PushStorage {
     fn load_approval(&self, id: &str) -> Option<ApprovalRow>;
     fn pending_approvals(&self, user: &str, now: i64) -> Vec<ApprovalRow>;
     fn decide_approval(&self, id: &str, user: &str, verdict: Verdict, device: &str, now: i64) -> Option<ApprovalRow>;
-    fn expire_approvals(&self, now: i64) -> u64;
+    fn expire_approvals(&self, now: i64) -> Vec<ApprovalRow>;
     fn push_block(&self, user: &str) -> Option<i64>;
     fn clear_push_block(&self, user: &str) -> bool;
     fn announce_approval(&self, id: &str) -> ();

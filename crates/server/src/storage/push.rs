@@ -173,8 +173,9 @@ pub trait PushStorage: Send + Sync {
     fn delete_webhook(&self, user: &str)
         -> impl Future<Output = Result<bool, StorageError>> + Send;
 
-    /// Stores `row` as pending unless the user is blocked, has a pending request (expired
-    /// ones are marked so first), or had `per_hour` requests in the hour before `now`.
+    /// Stores `row` as pending unless the user is blocked, has a pending request (call
+    /// [`expire_approvals`](Self::expire_approvals) first, so an expired one is not counted
+    /// as pending), or had `per_hour` requests in the hour before `now`.
     fn admit_approval(
         &self,
         row: &ApprovalRow,
@@ -202,8 +203,12 @@ pub trait PushStorage: Send + Sync {
         device: &str,
         now: i64,
     ) -> impl Future<Output = Result<Option<ApprovalRow>, StorageError>> + Send;
-    /// Marks requests pending past their expiry as expired; how many.
-    fn expire_approvals(&self, now: i64) -> impl Future<Output = Result<u64, StorageError>> + Send;
+    /// Marks requests pending past their expiry as expired, and returns them: each is
+    /// returned once, to one caller, which audits it.
+    fn expire_approvals(
+        &self,
+        now: i64,
+    ) -> impl Future<Output = Result<Vec<ApprovalRow>, StorageError>> + Send;
     /// Since when `user`'s pushes are blocked, if they are.
     fn push_block(
         &self,
@@ -237,10 +242,9 @@ const LOAD_WEBHOOK: &str = "SELECT url, secret FROM webhooks WHERE \"user\" = $1
 const DELETE_WEBHOOK: &str = "DELETE FROM webhooks WHERE \"user\" = $1";
 const APPROVAL_COLUMNS: &str = "id, \"user\", host, source, service, command, number, choices, \
      created_at, expires_at, state, decided_at, device";
-const EXPIRE_USER: &str = "UPDATE approvals SET state = 'expired' \
-     WHERE \"user\" = $1 AND state = 'pending' AND expires_at <= $2";
-const EXPIRE_ALL: &str =
-    "UPDATE approvals SET state = 'expired' WHERE state = 'pending' AND expires_at <= $1";
+// Of two replicas sweeping at once, each row is returned by one: the UPDATE that changes it.
+const EXPIRE: &str = "UPDATE approvals SET state = 'expired' \
+     WHERE state = 'pending' AND expires_at <= $1 RETURNING ";
 const PUSH_BLOCK: &str = "SELECT blocked_at FROM push_blocks WHERE \"user\" = $1";
 const COUNT_RECENT: &str =
     "SELECT COUNT(*) AS n FROM approvals WHERE \"user\" = $1 AND created_at > $2";
@@ -421,12 +425,6 @@ macro_rules! push_storage_impl {
                 now: i64,
             ) -> Result<Admission, StorageError> {
                 const DOING: &str = "storing a push request";
-                sqlx::query(EXPIRE_USER)
-                    .bind(&row.user)
-                    .bind(now)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db(DOING))?;
                 if let Some(since) = self.push_block(&row.user).await? {
                     return Ok(Admission::Blocked { since });
                 }
@@ -552,13 +550,17 @@ macro_rules! push_storage_impl {
                 Ok(Some(row))
             }
 
-            async fn expire_approvals(&self, now: i64) -> Result<u64, StorageError> {
-                let done = sqlx::query(EXPIRE_ALL)
+            async fn expire_approvals(&self, now: i64) -> Result<Vec<ApprovalRow>, StorageError> {
+                let sql = format!("{EXPIRE}{APPROVAL_COLUMNS}");
+                let rows = sqlx::query(&sql)
                     .bind(now)
-                    .execute(&self.pool)
+                    .fetch_all(&self.pool)
                     .await
                     .map_err(db("expiring push requests"))?;
-                Ok(done.rows_affected())
+                rows.iter()
+                    .map(|r| approval_row!(r))
+                    .collect::<Result<_, _>>()
+                    .map_err(db("expiring push requests"))
             }
 
             async fn push_block(&self, user: &str) -> Result<Option<i64>, StorageError> {
