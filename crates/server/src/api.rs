@@ -50,6 +50,7 @@ pub fn router(app: Arc<App>, max_body: usize) -> Router {
         .route("/v1/verify", post(verify_handler))
         .route("/v1/join", post(join_handler))
         .route("/v1/openapi.json", get(openapi))
+        .route("/v1/enroll", post(approval::enroll_handler))
         .route("/v1/push", post(approval::create_handler))
         .route("/v1/push/wait", post(approval::wait_handler))
         .route("/v1/push/key", get(approval::key_handler))

@@ -155,6 +155,12 @@ pub enum PushCommand {
         /// A name for the device (`alice's phone`).
         name: String,
     },
+    /// Print a one-time link (valid for `push.enroll_link_ttl`, default 15 minutes) that
+    /// makes the phone it is opened on one of USER's devices. Only its hash is stored.
+    EnrollLink {
+        /// The user.
+        user: String,
+    },
     /// List USER's devices: id, kind, name, whether its browser is subscribed to Web Push,
     /// added, revoked.
     Devices {

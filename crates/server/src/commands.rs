@@ -10,11 +10,11 @@ use zeroize::Zeroizing;
 
 use crate::api::App;
 use crate::cli::{AuditArgs, HostCommand, PushCommand, UserCommand};
-use crate::push::approval::{random_token, token_hash};
+use crate::push::approval::{add_device, random_token, token_hash};
 use crate::push::webhook::Webhook;
 use crate::push::webpush::Endpoint;
 use crate::records::unix;
-use crate::storage::{AuditQuery, DeviceRow, PushStorage, Storage, WebhookRow};
+use crate::storage::{AuditQuery, PushStorage, Storage, WebhookRow};
 use crate::{hosts, users};
 
 fn user_name(name: &str) -> Result<UserName, String> {
@@ -199,25 +199,36 @@ pub async fn push(app: &App, command: PushCommand) -> Result<String, String> {
     match command {
         PushCommand::AddDevice { user, name } => {
             let user = known(user).await?;
-            let token = random_token(32).map_err(|e| e.message)?;
-            let id = random_token(6).map_err(|e| e.message)?.to_string();
-            app.store
-                .add_device(&DeviceRow {
-                    id: id.clone(),
-                    user: user.clone(),
-                    kind: "webpush".to_owned(),
-                    name: name.clone(),
-                    data: "{}".to_owned(),
-                    token_hash: Some(token_hash(&token)),
-                    created_at: now,
-                    revoked_at: None,
-                })
+            let (id, token) = add_device(app, &user, &name, now)
                 .await
-                .map_err(db)?;
+                .map_err(|e| e.message)?;
             let _ = writeln!(out, "{}", token.as_str());
             let _ = writeln!(
                 out,
                 "Device {id} ({name:?}) of {user}: its token, shown only now, is the line above."
+            );
+        }
+        PushCommand::EnrollLink { user } => {
+            let user = known(user).await?;
+            let token = random_token(32).map_err(|e| e.message)?;
+            let ttl = app.push.settings.enroll_link_ttl;
+            let expires = now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+            app.store
+                .add_enroll_link(&token_hash(&token), &user, now, expires)
+                .await
+                .map_err(db)?;
+            // The token rides in the fragment: browsers send no fragment to the server, so
+            // it stays out of access logs and Referer headers.
+            let _ = writeln!(
+                out,
+                "{}/enroll#{}",
+                app.push.settings.public_url,
+                token.as_str()
+            );
+            let _ = writeln!(
+                out,
+                "Enrollment link for {user}: open it on the phone; valid once, for {}.",
+                humantime::format_duration(ttl)
             );
         }
         PushCommand::Devices { user } => {

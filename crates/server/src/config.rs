@@ -77,6 +77,9 @@ pub struct PushConfig {
     /// Longest a host's wait call is held open (`25s`).
     #[serde(default, with = "humantime_serde_opt")]
     pub max_wait: Option<Duration>,
+    /// How long an enrollment link from `push enroll-link` stays valid (`15m`).
+    #[serde(default, with = "humantime_serde_opt")]
+    pub enroll_link_ttl: Option<Duration>,
 }
 
 /// Push approval's settings in force.
@@ -94,6 +97,8 @@ pub struct PushSettings {
     pub per_hour: u32,
     /// Longest wait call.
     pub max_wait: Duration,
+    /// Enrollment link lifetime.
+    pub enroll_link_ttl: Duration,
 }
 
 /// Durations written as `15m`, `60s`, like sshield.toml's.
@@ -262,7 +267,8 @@ impl Settings {
 
 /// The `[push]` table's defaults: the public URL is the listening address (right for a test
 /// or a server behind no proxy; a fleet sets its own name), 60 s to approve (Duo's), 10 pushes
-/// an hour, waits of 25 s (under common proxies' 30 s idle timeouts).
+/// an hour, waits of 25 s (under common proxies' 30 s idle timeouts), enrollment links valid
+/// for 15 minutes (as join tokens).
 fn push_settings(file: PushConfig, listen: SocketAddr, tls: bool) -> PushSettings {
     let scheme = if tls { "https" } else { "http" };
     PushSettings {
@@ -277,6 +283,7 @@ fn push_settings(file: PushConfig, listen: SocketAddr, tls: bool) -> PushSetting
         approval_ttl: file.approval_ttl.unwrap_or(Duration::from_secs(60)),
         per_hour: file.per_hour.unwrap_or(10),
         max_wait: file.max_wait.unwrap_or(Duration::from_secs(25)),
+        enroll_link_ttl: file.enroll_link_ttl.unwrap_or(Duration::from_secs(15 * 60)),
     }
 }
 

@@ -409,6 +409,77 @@ fn an_unanswered_request_expires_and_the_host_is_told(postgres: bool) {
     assert_eq!(wait(&other, &server, &id).0, 404);
 }
 
+fn enroll(server: &Server, token: &str, name: &str) -> (u16, Value) {
+    let body = json!({"token": token, "name": name}).to_string();
+    let (status, answer) = server.post_json("/v1/enroll", &body);
+    (status, json_of(&answer))
+}
+
+fn an_enrollment_link_makes_one_device_once(postgres: bool) {
+    let world = World::new(
+        postgres,
+        "enroll_link_ttl = \"2s\"\npublic_url = \"https://sshield.example/\"",
+    );
+    let server = world.start();
+    enroll_confirmed(&world.state, &world.args(), "alice");
+    let (ok, _, err) = world.cli(&["push", "enroll-link", "nobody"]);
+    assert!(!ok && err.contains("enroll them first"), "{err}");
+    let (ok, out, err) = world.cli(&["push", "enroll-link", "alice"]);
+    assert!(ok, "{err}");
+    let link = out.lines().next().expect("the link");
+    assert!(
+        link.starts_with("https://sshield.example/enroll#"),
+        "{link}"
+    );
+    let token = link.rsplit('#').next().expect("token");
+
+    // A bad name is refused before the link is spent.
+    assert_eq!(enroll(&server, token, "").0, 422);
+    let (status, enrolled) = enroll(&server, token, "alice's phone");
+    assert_eq!(status, 201, "{enrolled}");
+    assert_eq!(enrolled["user"], "alice");
+    let device_token = enrolled["token"].as_str().expect("token");
+    assert_eq!(
+        pending(&server, device_token).0,
+        200,
+        "the new device signs in"
+    );
+    let (_, devices, _) = world.cli(&["push", "devices", "alice"]);
+    assert!(devices.contains("alice's phone"), "{devices}");
+
+    // Used twice: refused, and no second device.
+    let (status, refused) = enroll(&server, token, "another");
+    assert_eq!(status, 401, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("push enroll-link")),
+        "{refused}"
+    );
+    assert_eq!(
+        world.cli(&["push", "devices", "alice"]).1.lines().count(),
+        1
+    );
+
+    // Expired: refused.
+    let (_, out, _) = world.cli(&["push", "enroll-link", "alice"]);
+    let late = out
+        .lines()
+        .next()
+        .expect("link")
+        .rsplit('#')
+        .next()
+        .expect("token")
+        .to_owned();
+    thread::sleep(Duration::from_millis(2_100));
+    assert_eq!(enroll(&server, &late, "late").0, 401);
+    assert_eq!(enroll(&server, "forged", "x").0, 401);
+    assert_eq!(
+        world.cli(&["push", "devices", "alice"]).1.lines().count(),
+        1
+    );
+}
+
 macro_rules! both_backends {
     ($($check:ident),* $(,)?) => {
         mod sqlite {
@@ -424,6 +495,7 @@ both_backends!(
     the_right_number_approves_and_the_waiting_host_hears_it,
     a_wrong_number_denies_and_this_wasnt_me_blocks,
     an_unanswered_request_expires_and_the_host_is_told,
+    an_enrollment_link_makes_one_device_once,
 );
 
 /// Replicas share nothing but PostgreSQL: a request asked on one and approved on the other

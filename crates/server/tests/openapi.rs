@@ -48,6 +48,7 @@ fn the_served_document_is_the_committed_one_and_matches_the_server() {
         names(&doc["paths"]),
         [
             "/healthz",
+            "/v1/enroll",
             "/v1/join",
             "/v1/me/approvals",
             "/v1/me/approvals/{id}",
@@ -146,6 +147,24 @@ fn the_served_document_is_the_committed_one_and_matches_the_server() {
     assert_eq!(
         names(&list["approvals"][0]),
         names(&schema(&doc, "PendingView")["properties"])
+    );
+    let enroll = schema(&doc, "EnrollRequest");
+    assert_eq!(names(&enroll["required"]), ["name", "token"]);
+    assert_eq!(names(&enroll["properties"]), names(&enroll["required"]));
+    let (ok, out, err) = support::server::cli(&state, &[], &["push", "enroll-link", "alice"]);
+    assert!(ok, "{err}");
+    let link_token = out
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit('#').next())
+        .expect("link");
+    let body = serde_json::json!({"token": link_token, "name": "phone"});
+    let (status, enrolled) = server.post_json("/v1/enroll", &body.to_string());
+    assert_eq!(status, 201, "{enrolled}");
+    let enrolled: Value = serde_json::from_str(&enrolled).expect("JSON");
+    assert_eq!(
+        names(&enrolled),
+        names(&schema(&doc, "Enrolled")["required"])
     );
     let decision = schema(&doc, "DecisionRequest");
     assert_eq!(names(&decision["properties"]), ["decision", "number"]);

@@ -285,6 +285,40 @@ async fn devices_are_found_by_token_until_revoked(s: Arc<impl PushStorage + 'sta
     assert_eq!(s.list_devices("alice").await.expect("list")[0].data, "{}");
 }
 
+async fn an_enroll_link_is_used_once_and_not_after_it_expires(s: Arc<impl PushStorage + 'static>) {
+    s.add_enroll_link(b"h1", "alice", 100, 200)
+        .await
+        .expect("add");
+    s.add_enroll_link(b"h2", "bob", 100, 200)
+        .await
+        .expect("add");
+    assert_eq!(s.use_enroll_link(b"nope", 150).await.expect("use"), None);
+    assert_eq!(
+        s.use_enroll_link(b"h1", 150).await.expect("use"),
+        Some("alice".to_owned())
+    );
+    assert_eq!(s.use_enroll_link(b"h1", 151).await.expect("twice"), None);
+    assert_eq!(s.use_enroll_link(b"h2", 200).await.expect("expired"), None);
+    // Racing uses of one link: one gets the user.
+    s.add_enroll_link(b"h3", "carol", 100, 900)
+        .await
+        .expect("add");
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let s = Arc::clone(&s);
+        tasks.push(tokio::spawn(
+            async move { s.use_enroll_link(b"h3", 300).await },
+        ));
+    }
+    let mut won = 0;
+    for t in tasks {
+        if t.await.expect("task").expect("use").is_some() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1);
+}
+
 async fn a_webhook_is_set_replaced_and_removed(s: Arc<impl PushStorage + 'static>) {
     assert_eq!(s.load_webhook("alice").await.expect("load"), None);
     let hook = |url: &str| WebhookRow {
@@ -539,6 +573,7 @@ conformance!(
     audit_is_appended_and_queried,
     devices_are_found_by_token_until_revoked,
     a_webhook_is_set_replaced_and_removed,
+    an_enroll_link_is_used_once_and_not_after_it_expires,
     one_pending_push_per_user_and_at_most_n_an_hour,
     of_racing_pushes_for_one_user_one_is_stored,
     a_decision_needs_the_right_number_the_right_user_and_time,

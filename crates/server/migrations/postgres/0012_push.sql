@@ -42,3 +42,11 @@ CREATE TABLE webhooks (
     url TEXT NOT NULL,
     secret BYTEA NOT NULL
 );
+
+CREATE TABLE enroll_links (
+    hash BYTEA PRIMARY KEY NOT NULL,
+    "user" TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);

@@ -52,3 +52,14 @@ CREATE TABLE webhooks (
     url TEXT NOT NULL,
     secret BLOB NOT NULL
 );
+
+-- One-time enrollment links (`push enroll-link USER`): only the token's SHA-256 is stored, so
+-- a copy of the database enrolls no device. Spent by the one UPDATE that finds it unused and
+-- unexpired.
+CREATE TABLE enroll_links (
+    hash BLOB PRIMARY KEY NOT NULL,
+    user TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER
+);

@@ -632,6 +632,96 @@ pub(crate) async fn subscribe_handler(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST /v1/enroll`: a phone spends an enrollment link and becomes one of the user's devices.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// The token from the link (its `#` fragment).
+    pub token: String,
+    /// A name for the device (`alice's phone`), at most 64 characters.
+    pub name: String,
+}
+
+/// The new device: its id and the bearer token it signs in with from now on.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Enrolled {
+    /// Whose device it is.
+    pub user: String,
+    /// The device's id (`push devices`).
+    pub device: String,
+    /// The device's bearer token; shown only in this answer.
+    pub token: String,
+}
+
+/// Longest device name.
+const MAX_DEVICE_NAME: usize = 64;
+
+pub(crate) async fn enroll_handler(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Enrolled>), ApiError> {
+    let body = body?;
+    let request: EnrollRequest = parse_json(&headers, &body)?;
+    let name = request.name.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_DEVICE_NAME
+        || name.chars().any(char::is_control)
+    {
+        return Err(ApiError::invalid(format!(
+            "`name`: 1 to {MAX_DEVICE_NAME} characters, no control characters"
+        )));
+    }
+    let now = unix(UnixTime::now());
+    let Some(user) = app
+        .store
+        .use_enroll_link(&token_hash(&request.token), now)
+        .await?
+    else {
+        tracing::warn!("push: an enrollment link was refused (unknown, used or expired)");
+        return Err(status(
+            StatusCode::UNAUTHORIZED,
+            "this enrollment link is unknown, used or expired; ask your admin for a new one \
+             (`sshield-server push enroll-link USER`)",
+        ));
+    };
+    let (device, token) = add_device(&app, &user, name, now).await?;
+    tracing::info!(%user, %device, "push: a device enrolled by link");
+    Ok((
+        StatusCode::CREATED,
+        Json(Enrolled {
+            user,
+            device,
+            token: token.to_string(),
+        }),
+    ))
+}
+
+/// Adds a Web Push device for `user`, not yet subscribed: its id and its bearer token (only
+/// the token's hash is stored).
+pub async fn add_device(
+    app: &App,
+    user: &str,
+    name: &str,
+    now: i64,
+) -> Result<(String, Zeroizing<String>), ApiError> {
+    let token = random_token(32)?;
+    let id = random_token(6)?.to_string();
+    app.store
+        .add_device(&DeviceRow {
+            id: id.clone(),
+            user: user.to_owned(),
+            kind: "webpush".to_owned(),
+            name: name.to_owned(),
+            data: "{}".to_owned(),
+            token_hash: Some(token_hash(&token)),
+            created_at: now,
+            revoked_at: None,
+        })
+        .await?;
+    Ok((id, token))
+}
+
 /// `GET /v1/push/key`: the VAPID public key browsers subscribe with.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct VapidPublicKey {

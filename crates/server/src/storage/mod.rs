@@ -377,6 +377,8 @@ forward! { PushStorage {
     fn device_by_token(&self, hash: &[u8]) -> Option<DeviceRow>;
     fn revoke_device(&self, user: &str, id: &str, now: i64) -> bool;
     fn set_device_data(&self, user: &str, id: &str, data: &str) -> bool;
+    fn add_enroll_link(&self, hash: &[u8], user: &str, now: i64, expires_at: i64) -> ();
+    fn use_enroll_link(&self, hash: &[u8], now: i64) -> Option<String>;
     fn set_webhook(&self, user: &str, hook: &WebhookRow) -> ();
     fn load_webhook(&self, user: &str) -> Option<WebhookRow>;
     fn delete_webhook(&self, user: &str) -> bool;

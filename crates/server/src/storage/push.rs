@@ -158,6 +158,22 @@ pub trait PushStorage: Send + Sync {
         data: &str,
     ) -> impl Future<Output = Result<bool, StorageError>> + Send;
 
+    /// Stores an enrollment link's token hash for `user`, valid until `expires_at`.
+    fn add_enroll_link(
+        &self,
+        hash: &[u8],
+        user: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+    /// Spends the link with this hash if it is unused and unexpired at `now`: the user it was
+    /// made for, or `None`. Of two racing calls, one gets the user.
+    fn use_enroll_link(
+        &self,
+        hash: &[u8],
+        now: i64,
+    ) -> impl Future<Output = Result<Option<String>, StorageError>> + Send;
+
     /// Sets (or replaces) a user's webhook.
     fn set_webhook(
         &self,
@@ -236,6 +252,10 @@ const REVOKE_DEVICE: &str = "UPDATE devices SET revoked_at = COALESCE(revoked_at
      WHERE \"user\" = $1 AND id = $2";
 const SET_DEVICE_DATA: &str = "UPDATE devices SET data = $3 \
      WHERE \"user\" = $1 AND id = $2 AND revoked_at IS NULL";
+const ADD_ENROLL_LINK: &str = "INSERT INTO enroll_links (hash, \"user\", created_at, expires_at) \
+     VALUES ($1, $2, $3, $4)";
+const USE_ENROLL_LINK: &str = "UPDATE enroll_links SET used_at = $2 \
+     WHERE hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING \"user\"";
 const SET_WEBHOOK: &str = "INSERT INTO webhooks (\"user\", url, secret) VALUES ($1, $2, $3) \
      ON CONFLICT (\"user\") DO UPDATE SET url = excluded.url, secret = excluded.secret";
 const LOAD_WEBHOOK: &str = "SELECT url, secret FROM webhooks WHERE \"user\" = $1";
@@ -380,6 +400,40 @@ macro_rules! push_storage_impl {
                     .await
                     .map_err(db("updating a device"))?;
                 Ok(done.rows_affected() > 0)
+            }
+
+            async fn add_enroll_link(
+                &self,
+                hash: &[u8],
+                user: &str,
+                now: i64,
+                expires_at: i64,
+            ) -> Result<(), StorageError> {
+                sqlx::query(ADD_ENROLL_LINK)
+                    .bind(hash)
+                    .bind(user)
+                    .bind(now)
+                    .bind(expires_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db("storing an enrollment link"))?;
+                Ok(())
+            }
+
+            async fn use_enroll_link(
+                &self,
+                hash: &[u8],
+                now: i64,
+            ) -> Result<Option<String>, StorageError> {
+                let row = sqlx::query(USE_ENROLL_LINK)
+                    .bind(hash)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db("spending an enrollment link"))?;
+                row.map(|r| r.try_get("user"))
+                    .transpose()
+                    .map_err(db("spending an enrollment link"))
             }
 
             async fn set_webhook(&self, user: &str, hook: &WebhookRow) -> Result<(), StorageError> {
