@@ -6,14 +6,13 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::push_service::PushService;
-use support::server::{cli, enroll_confirmed, state_dir, Server, TestHost};
+use support::server::{cli, enroll_confirmed, state_dir, wait_in_background, Server, TestHost};
 
 /// One test's world: a backend, a server's state dir and config, a joined host.
 struct World {
@@ -87,24 +86,6 @@ fn wait(host: &TestHost, server: &Server, id: &str) -> (u16, Value) {
     (status, json_of(&answer))
 }
 
-/// Host web1's wait for request `id`, in a thread: (status, body) once it returns.
-fn wait_in_background(addr: SocketAddr, id: &str) -> thread::JoinHandle<(u16, String)> {
-    let body = json!({ "id": id }).to_string();
-    thread::spawn(move || {
-        let host = TestHost::new("web1", 7);
-        let headers = host.headers(
-            "POST",
-            "/v1/push/wait",
-            body.as_bytes(),
-            support::server::now(),
-            &support::server::fresh_nonce(),
-        );
-        let mut refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        refs.push(("content-type", "application/json"));
-        support::server::request(addr, "POST", "/v1/push/wait", &refs, body.as_bytes())
-    })
-}
-
 /// Host web1 waits on `wait_on` for request `id` while the device approves it on
 /// `decide_on`; the wait must end `approved`. Its bound is 20 s in these tests, so an
 /// `approved` answer (not `pending`) shows the wait was woken by the decision.
@@ -115,7 +96,7 @@ fn approve_while_host_waits(
     id: &str,
     number: i64,
 ) {
-    let waiting = wait_in_background(wait_on.addr, id);
+    let waiting = wait_in_background(wait_on.addr, TestHost::new("web1", 7), id);
     // Let the wait begin first (were it later, it would find the request decided at once
     // and prove no waking, though still pass: the bound case is what this guards).
     thread::sleep(Duration::from_millis(300));
@@ -130,7 +111,7 @@ fn approve_while_host_waits(
         (200, Some("approved")),
         "{decided}"
     );
-    let (status, body) = waiting.join().expect("the waiting host");
+    let ((status, body), _) = waiting.join().expect("the waiting host");
     assert_eq!(status, 200, "{body}");
     assert_eq!(json_of(&body)["state"], "approved", "{body}");
 }
@@ -165,25 +146,6 @@ fn vapid_key(server: &Server) -> String {
         .to_owned()
 }
 
-fn subscribe(server: &Server, token: &str, service: &PushService) {
-    let auth = format!("Bearer {token}");
-    let body = json!({
-        "endpoint": service.url("/push/phone"),
-        "expirationTime": null,
-        "keys": {"p256dh": service.p256dh, "auth": service.auth},
-    });
-    let (status, answer) = server.request(
-        "PUT",
-        "/v1/me/subscription",
-        &[
-            ("authorization", &auth),
-            ("content-type", "application/json"),
-        ],
-        body.to_string().as_bytes(),
-    );
-    assert_eq!(status, 204, "{answer}");
-}
-
 /// Waits (bounded) until the stand-in has seen `n` requests.
 fn received(service: &PushService, n: usize) -> Vec<Value> {
     let start = Instant::now();
@@ -204,7 +166,7 @@ fn the_right_number_approves_and_the_waiting_host_hears_it(postgres: bool) {
     host.join(&server, &world.state, &world.args());
     let token = world.device("alice");
     let phone = PushService::start(&vapid_key(&server), "ok", None);
-    subscribe(&server, &token, &phone);
+    phone.subscribe(&server, &token);
     // The webhook's receiver learns the secret `set-webhook` prints once, from a file.
     let secret_file = world.state.with_file_name("webhook.secret");
     let receiver = PushService::webhook_receiver(&secret_file);
@@ -363,7 +325,7 @@ fn an_unanswered_request_expires_and_the_host_is_told(postgres: bool) {
     // This browser unsubscribed: its push service answers 410, and the server forgets the
     // subscription (the device keeps its sign-in).
     let gone = PushService::start(&vapid_key(&server), "gone", None);
-    subscribe(&server, &token, &gone);
+    gone.subscribe(&server, &token);
     let (status, created) = ask(&host, &server, "alice");
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["notified"], 1, "{created}");

@@ -10,7 +10,8 @@ Usage: push_service.py VAPID_PUBLIC_KEY MODE LOG
   receiver: check the HMAC of "<timestamp>.<body>" with the secret in $WEBHOOK_SECRET, or
   read from the file $WEBHOOK_SECRET_FILE at each request).
 Prints one JSON line on stdout: {"port", "p256dh", "auth"}; appends one JSON line per
-request to LOG: {"ok": true, "claims", "payload", "headers"} or {"ok": false, "error"}.
+request to LOG: {"ok": true, "claims", "payload", "headers", "at"} or {"ok": false, "error",
+"headers", "at"}.
 """
 
 import base64
@@ -64,7 +65,9 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         if MODE == "slow":
             time.sleep(30)
-        record = {"headers": {k.lower(): v for k, v in self.headers.items()}}
+        # When the request arrived (Unix seconds, float): benches/push_latency.rs measures
+        # from the push request to here.
+        record = {"headers": {k.lower(): v for k, v in self.headers.items()}, "at": time.time()}
         try:
             if MODE == "webhook":
                 if "WEBHOOK_SECRET_FILE" in os.environ:

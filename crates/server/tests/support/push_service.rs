@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 
 use sshield_server::push::webpush::Subscription;
 
+use super::server::Server;
+
 /// The stand-in, running; stopped by its PID when dropped.
 pub struct PushService {
     child: Child,
@@ -78,6 +80,27 @@ impl PushService {
     pub fn subscription(&self) -> Subscription {
         Subscription::parse(&self.url("/push/sub-1"), &self.p256dh, &self.auth)
             .expect("the stand-in's subscription is valid")
+    }
+
+    /// Subscribes the device signed in with `token` on `server` to this stand-in, as its
+    /// browser's `PushSubscription.toJSON()` would.
+    pub fn subscribe(&self, server: &Server, token: &str) {
+        let auth = format!("Bearer {token}");
+        let body = serde_json::json!({
+            "endpoint": self.url("/push/phone"),
+            "expirationTime": null,
+            "keys": {"p256dh": self.p256dh, "auth": self.auth},
+        });
+        let (status, answer) = server.request(
+            "PUT",
+            "/v1/me/subscription",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(status, 204, "{answer}");
     }
 
     /// Every request the stand-in saw, as it judged it.
