@@ -34,7 +34,11 @@ fn unix_f64() -> f64 {
 fn measure(postgres: bool, replicas: usize, rounds: usize) -> (Vec<f64>, Vec<f64>) {
     let (tmp, state) = state_dir();
     let config = tmp.path().join("server.toml");
-    std::fs::write(&config, "[push]\nper_hour = 100000\nmax_wait = \"20s\"\n").expect("config");
+    std::fs::write(
+        &config,
+        "[push]\nper_hour = 100000\nmax_wait = \"20s\"\nallow_http_endpoints = true\n",
+    )
+    .expect("config");
     let mut global = vec!["--config".to_owned(), config.display().to_string()];
     let pg = postgres.then(|| {
         tokio::runtime::Runtime::new()

@@ -80,6 +80,8 @@ pub struct PushConfig {
     /// How long an enrollment link from `push enroll-link` stays valid (`15m`).
     #[serde(default, with = "humantime_serde_opt")]
     pub enroll_link_ttl: Option<Duration>,
+    /// Take `http://` push endpoints (a test push service); off: browsers' are all https.
+    pub allow_http_endpoints: Option<bool>,
 }
 
 /// Push approval's settings in force.
@@ -99,6 +101,8 @@ pub struct PushSettings {
     pub max_wait: Duration,
     /// Enrollment link lifetime.
     pub enroll_link_ttl: Duration,
+    /// Whether `http://` push endpoints are taken.
+    pub allow_http_endpoints: bool,
 }
 
 /// Durations written as `15m`, `60s`, like sshield.toml's.
@@ -284,6 +288,7 @@ fn push_settings(file: PushConfig, listen: SocketAddr, tls: bool) -> PushSetting
         per_hour: file.per_hour.unwrap_or(10),
         max_wait: file.max_wait.unwrap_or(Duration::from_secs(25)),
         enroll_link_ttl: file.enroll_link_ttl.unwrap_or(Duration::from_secs(15 * 60)),
+        allow_http_endpoints: file.allow_http_endpoints.unwrap_or(false),
     }
 }
 

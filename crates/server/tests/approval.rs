@@ -26,7 +26,14 @@ impl World {
     fn new(postgres: bool, push_config: &str) -> Self {
         let (tmp, state) = state_dir();
         let config = tmp.path().join("server.toml");
-        std::fs::write(&config, format!("[push]\n{push_config}\n")).expect("config");
+        // The push service's stand-in is plain HTTP on loopback, unless a test says otherwise.
+        let http = if push_config.contains("allow_http_endpoints") {
+            ""
+        } else {
+            "allow_http_endpoints = true\n"
+        };
+        let config_text = format!("[push]\n{http}{push_config}\n");
+        std::fs::write(&config, config_text).expect("config");
         let mut global = vec!["--config".to_owned(), config.display().to_string()];
         let pg = postgres.then(|| {
             let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -440,6 +447,47 @@ fn an_enrollment_link_makes_one_device_once(postgres: bool) {
         world.cli(&["push", "devices", "alice"]).1.lines().count(),
         1
     );
+}
+
+/// A device's holder must not make the server POST to plain-HTTP services inside its network:
+/// only https:// push endpoints are taken, unless the admin allows http for a test service.
+#[test]
+fn a_plain_http_push_endpoint_is_refused_by_default() {
+    let world = World::new(false, "allow_http_endpoints = false");
+    let server = world.start();
+    enroll_confirmed(&world.state, &world.args(), "alice");
+    let auth = format!("Bearer {}", world.device("alice"));
+    let subscribe = |endpoint: &str| {
+        let body = json!({
+            "endpoint": endpoint,
+            "keys": {
+                "p256dh": "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
+                "auth": "BTBZMqHH6r4Tts7J_aSIgg"
+            },
+        });
+        server.request(
+            "PUT",
+            "/v1/me/subscription",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            body.to_string().as_bytes(),
+        )
+    };
+    let (status, body) = subscribe("http://127.0.0.1:5432/x");
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("not https://"), "{body}");
+    assert!(world
+        .cli(&["push", "devices", "alice"])
+        .1
+        .contains("\tno subscription\t"));
+    let (status, body) = subscribe("https://push.example.net/push/abc");
+    assert_eq!(status, 204, "{body}");
+    assert!(world
+        .cli(&["push", "devices", "alice"])
+        .1
+        .contains("\tsubscribed\t"));
 }
 
 macro_rules! both_backends {

@@ -622,8 +622,19 @@ pub(crate) async fn subscribe_handler(
     let device = device_of(&app, &headers).await?;
     // Unknown fields (a browser's `expirationTime`) are ignored, as browsers add them.
     let stored: StoredSubscription = parse_json(&headers, &body)?;
-    Subscription::parse(&stored.endpoint, &stored.keys.p256dh, &stored.keys.auth)
-        .map_err(|e: WebPushError| ApiError::invalid(e.to_string()))?;
+    let subscription =
+        Subscription::parse(&stored.endpoint, &stored.keys.p256dh, &stored.keys.auth)
+            .map_err(|e: WebPushError| ApiError::invalid(e.to_string()))?;
+    // Every browser's push service is https. A plain http:// endpoint would let a device's
+    // holder make this server POST to services inside its network (SSRF); it is allowed only
+    // where the admin says so, for a test push service.
+    if !subscription.endpoint.is_https() && !app.push.settings.allow_http_endpoints {
+        return Err(ApiError::invalid(format!(
+            "the push subscription's `endpoint` {:?} is not https://; browsers' push services \
+             all are (push.allow_http_endpoints is for a test push service only)",
+            stored.endpoint
+        )));
+    }
     let data = serde_json::to_string(&stored)
         .map_err(|e| status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     app.store

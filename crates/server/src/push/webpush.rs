@@ -250,6 +250,11 @@ impl Endpoint {
         })
     }
 
+    /// True for `https://`: TLS to the push service.
+    pub fn is_https(&self) -> bool {
+        self.scheme == "https"
+    }
+
     /// The whole URL.
     pub fn as_str(&self) -> &str {
         &self.url
