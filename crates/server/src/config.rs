@@ -355,4 +355,25 @@ mod tests {
         let err = Settings::resolve(ConfigFile::default(), &over).expect_err("refused");
         assert!(err.to_string().contains("postgres://"), "{err}");
     }
+
+    #[test]
+    fn the_push_table_has_its_defaults_and_refuses_unknown_keys() {
+        let s = Settings::resolve(ConfigFile::default(), &Overrides::default()).expect("ok");
+        assert_eq!(s.push.public_url, "http://127.0.0.1:8740");
+        assert_eq!(s.push.approval_ttl, Duration::from_secs(60));
+        assert_eq!(s.push.per_hour, 10);
+        assert!(!s.push.allow_http_endpoints);
+        let file: ConfigFile = toml::from_str(
+            "[push]\npublic_url = \"https://sshield.example/\"\nmax_wait = \"5s\"\n",
+        )
+        .expect("parses");
+        let s = Settings::resolve(file, &Overrides::default()).expect("ok");
+        assert_eq!(s.push.public_url, "https://sshield.example");
+        assert_eq!(s.push.max_wait, Duration::from_secs(5));
+        let err = toml::from_str::<ConfigFile>("[push]\nper_day = 3\n").expect_err("refused");
+        assert!(err.to_string().contains("per_day"), "{err}");
+        let err =
+            toml::from_str::<ConfigFile>("[push]\napproval_ttl = \"soon\"\n").expect_err("refused");
+        assert!(err.to_string().contains("is not a duration"), "{err}");
+    }
 }
