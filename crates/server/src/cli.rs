@@ -187,6 +187,12 @@ pub enum PushCommand {
         /// The user.
         user: String,
     },
+    /// Send USER's devices and webhook a test notification now, and print what each
+    /// push service or receiver answered.
+    Test {
+        /// The user.
+        user: String,
+    },
     /// Let pushes reach USER again after they answered "This wasn't me".
     Unblock {
         /// The user.

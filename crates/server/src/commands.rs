@@ -10,9 +10,11 @@ use zeroize::Zeroizing;
 
 use crate::api::App;
 use crate::cli::{AuditArgs, HostCommand, PushCommand, UserCommand};
-use crate::push::approval::{add_device, random_token, token_hash};
+use crate::push::approval::{add_device, random_token, subscription_of, token_hash};
+use crate::push::notice::Payload;
 use crate::push::webhook::Webhook;
 use crate::push::webpush::Endpoint;
+use crate::push::Urgency;
 use crate::records::unix;
 use crate::storage::{AuditQuery, PushStorage, Storage, WebhookRow};
 use crate::{hosts, users};
@@ -284,6 +286,40 @@ pub async fn push(app: &App, command: PushCommand) -> Result<String, String> {
         PushCommand::RemoveWebhook { user } => {
             let removed = app.store.delete_webhook(&user).await.map_err(db)?;
             let _ = writeln!(out, "{user}: webhook {}removed", already(removed));
+        }
+        PushCommand::Test { user } => {
+            let user = known(user).await?;
+            let payload = Payload::test(&user, &app.push.settings.public_url, now).to_json();
+            let notifier = &app.push.notifier;
+            let ttl = app.push.settings.approval_ttl;
+            let mut sent = 0;
+            for device in app.store.list_devices(&user).await.map_err(db)? {
+                if device.revoked_at.is_some() {
+                    continue;
+                }
+                let Some(subscription) = subscription_of(&device) else {
+                    let _ = writeln!(out, "device {}: not subscribed", device.id);
+                    continue;
+                };
+                let delivery = notifier
+                    .push(&subscription, &payload, ttl, Urgency::Normal)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let _ = writeln!(out, "device {}: {delivery}", device.id);
+                sent += 1;
+            }
+            if let Some(hook) = app.store.load_webhook(&user).await.map_err(db)? {
+                let hook = Webhook::new(&hook.url, hook.secret).map_err(|e| e.to_string())?;
+                let delivery = notifier.webhook(&hook, &payload).await;
+                let _ = writeln!(out, "webhook {}: {delivery}", hook.url.as_str());
+                sent += 1;
+            }
+            if sent == 0 {
+                return Err(format!(
+                    "{user} has no subscribed device and no webhook: open an enrollment link \
+                     (`sshield-server push enroll-link {user}`) or set a webhook"
+                ));
+            }
         }
         PushCommand::Unblock { user } => {
             let cleared = app.store.clear_push_block(&user).await.map_err(db)?;

@@ -181,6 +181,13 @@ fn the_right_number_approves_and_the_waiting_host_hears_it(postgres: bool) {
     assert!(ok, "{err}");
     std::fs::write(&secret_file, out.lines().next().expect("the secret")).expect("write");
 
+    // The admin's test notification reaches both, and says what each answered.
+    let (ok, out, err) = world.cli(&["push", "test", "alice"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.matches("delivered").count(), 2, "{out}");
+    assert_eq!(received(&phone, 1)[0]["payload"]["kind"], "test");
+    assert_eq!(received(&receiver, 1)[0]["payload"]["kind"], "test");
+
     let (status, created) = ask(&host, &server, "alice");
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().expect("id").to_owned();
@@ -189,16 +196,16 @@ fn the_right_number_approves_and_the_waiting_host_hears_it(postgres: bool) {
     assert_eq!(created["notified"], 2, "{created}");
 
     // The phone's push arrives, decrypted by the independent decoder, naming host and address.
-    let seen = received(&phone, 1);
-    assert_eq!(seen.len(), 1, "{seen:?}");
-    assert_eq!(seen[0]["ok"], true, "{}", seen[0]);
-    assert_eq!(seen[0]["payload"]["id"], id.as_str());
-    assert_eq!(seen[0]["payload"]["host"], "web1");
-    assert_eq!(seen[0]["payload"]["source"], "203.0.113.9");
-    let hooked = received(&receiver, 1);
-    assert_eq!(hooked.len(), 1, "{hooked:?}");
-    assert_eq!(hooked[0]["ok"], true, "the HMAC checks out: {}", hooked[0]);
-    assert_eq!(hooked[0]["payload"]["id"], id.as_str());
+    let seen = received(&phone, 2);
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[1]["ok"], true, "{}", seen[1]);
+    assert_eq!(seen[1]["payload"]["id"], id.as_str());
+    assert_eq!(seen[1]["payload"]["host"], "web1");
+    assert_eq!(seen[1]["payload"]["source"], "203.0.113.9");
+    let hooked = received(&receiver, 2);
+    assert_eq!(hooked.len(), 2, "{hooked:?}");
+    assert_eq!(hooked[1]["ok"], true, "the HMAC checks out: {}", hooked[1]);
+    assert_eq!(hooked[1]["payload"]["id"], id.as_str());
 
     // The page lists it with three numbers, the right one among them, and never says which.
     let (status, list) = pending(&server, &token);

@@ -315,7 +315,7 @@ async fn notify(app: &Arc<App>, row: &ApprovalRow) -> Result<usize, ApiError> {
 }
 
 /// A device's stored subscription, if it has a valid one.
-fn subscription_of(device: &DeviceRow) -> Option<Subscription> {
+pub fn subscription_of(device: &DeviceRow) -> Option<Subscription> {
     let stored: StoredSubscription = serde_json::from_str(&device.data).ok()?;
     Subscription::parse(&stored.endpoint, &stored.keys.p256dh, &stored.keys.auth).ok()
 }
