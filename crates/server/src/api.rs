@@ -11,7 +11,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{middleware, Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -21,6 +21,7 @@ use sshield_core::{Policy, UnixTime};
 use crate::config::Retention;
 use crate::hosts;
 use crate::metrics::{self, Metrics};
+use crate::push::approval::{self, Push};
 use crate::seal::SealKey;
 use crate::storage::{Backend, StorageError};
 use crate::verify;
@@ -44,6 +45,8 @@ pub struct App {
     pub audit_retention: Retention,
     /// What `/metrics` reports.
     pub metrics: Metrics,
+    /// Push approval: settings, notifier, waiters.
+    pub push: Push,
 }
 
 /// The routes, with `max_body` the largest body accepted.
@@ -54,6 +57,13 @@ pub fn router(app: Arc<App>, max_body: usize) -> Router {
         .route("/v1/join", post(join_handler))
         .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics::handler))
+        .route("/v1/enroll", post(approval::enroll_handler))
+        .route("/v1/push", post(approval::create_handler))
+        .route("/v1/push/wait", post(approval::wait_handler))
+        .route("/v1/push/key", get(approval::key_handler))
+        .route("/v1/me/approvals", get(approval::list_handler))
+        .route("/v1/me/approvals/{id}", post(approval::decide_handler))
+        .route("/v1/me/subscription", put(approval::subscribe_handler))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&app),
@@ -117,7 +127,10 @@ impl From<BytesRejection> for ApiError {
 
 /// The JSON body of a request: 415 if it is not JSON, 400 if it does not parse, 422 if a
 /// field is missing, unknown or of the wrong type. The message names the field and where.
-fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, ApiError> {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -63,6 +63,9 @@ pub enum Command {
     /// Let hosts join, list and revoke them.
     #[command(subcommand)]
     Host(HostCommand),
+    /// Push approval: users' devices and webhooks, and lifting a "This wasn't me" block.
+    #[command(subcommand)]
+    Push(PushCommand),
     /// Show recent decisions from the audit log, newest first.
     Audit(AuditArgs),
     /// Write the man pages into DIR.
@@ -165,6 +168,62 @@ pub enum HostCommand {
     Revoke {
         /// The host's name.
         name: String,
+    },
+}
+
+/// `push`'s subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PushCommand {
+    /// Add a device for USER and print its token, once: the device's web app signs in with
+    /// it to list and decide USER's push requests, and registers its Web Push subscription.
+    AddDevice {
+        /// The user.
+        user: String,
+        /// A name for the device (`alice's phone`).
+        name: String,
+    },
+    /// Print a one-time link (valid for `push.enroll_link_ttl`, default 15 minutes) that
+    /// makes the phone it is opened on one of USER's devices. Only its hash is stored.
+    EnrollLink {
+        /// The user.
+        user: String,
+    },
+    /// List USER's devices: id, kind, name, whether its browser is subscribed to Web Push,
+    /// added, revoked.
+    Devices {
+        /// The user.
+        user: String,
+    },
+    /// Revoke one of USER's devices: it can no longer sign in, approve or be notified.
+    RevokeDevice {
+        /// The user.
+        user: String,
+        /// The device's id, from `push devices`.
+        id: String,
+    },
+    /// Send USER's notifications to a webhook too (JSON POST), and print the HMAC secret
+    /// its receiver checks the `X-Sshield-Signature` header with, once.
+    SetWebhook {
+        /// The user.
+        user: String,
+        /// The receiver's URL (https://, or http:// for a receiver on this machine).
+        url: String,
+    },
+    /// Stop sending USER's notifications to a webhook.
+    RemoveWebhook {
+        /// The user.
+        user: String,
+    },
+    /// Send USER's devices and webhook a test notification now, and print what each
+    /// push service or receiver answered.
+    Test {
+        /// The user.
+        user: String,
+    },
+    /// Let pushes reach USER again after they answered "This wasn't me".
+    Unblock {
+        /// The user.
+        user: String,
     },
 }
 

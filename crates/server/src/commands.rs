@@ -9,9 +9,14 @@ use sshield_core::{Response, UnixTime, UserName};
 use zeroize::Zeroizing;
 
 use crate::api::App;
-use crate::cli::{AuditArgs, HostCommand, UserCommand};
+use crate::cli::{AuditArgs, HostCommand, PushCommand, UserCommand};
+use crate::push::approval::{add_device, random_token, subscription_of, token_hash};
+use crate::push::notice::Payload;
+use crate::push::webhook::Webhook;
+use crate::push::webpush::Endpoint;
+use crate::push::Urgency;
 use crate::records::unix;
-use crate::storage::{AuditQuery, Storage};
+use crate::storage::{AuditQuery, PushStorage, Storage, WebhookRow};
 use crate::{hosts, users};
 
 fn user_name(name: &str) -> Result<UserName, String> {
@@ -187,6 +192,151 @@ pub async fn host(app: &App, command: HostCommand) -> Result<String, String> {
         HostCommand::Revoke { name } => {
             hosts::revoke(app, &name, now).await.map_err(err)?;
             let _ = writeln!(out, "{name}: revoked");
+        }
+    }
+    Ok(out)
+}
+
+/// Runs one `push` subcommand; its output, or the message for the admin.
+pub async fn push(app: &App, command: PushCommand) -> Result<String, String> {
+    let now = unix(UnixTime::now());
+    let db = |e: crate::storage::StorageError| e.to_string();
+    let known = |user: String| async move {
+        let name = user_name(&user)?;
+        match app.store.load_user(name.as_str()).await.map_err(db)? {
+            Some(_) => Ok(user),
+            None => Err(format!(
+                "no user {user:?} on this server; enroll them first with `sshield-server user enroll {user}`"
+            )),
+        }
+    };
+    let mut out = String::new();
+    match command {
+        PushCommand::AddDevice { user, name } => {
+            let user = known(user).await?;
+            let (id, token) = add_device(app, &user, &name, now)
+                .await
+                .map_err(|e| e.message)?;
+            let _ = writeln!(out, "{}", token.as_str());
+            let _ = writeln!(
+                out,
+                "Device {id} ({name:?}) of {user}: its token, shown only now, is the line above."
+            );
+        }
+        PushCommand::EnrollLink { user } => {
+            let user = known(user).await?;
+            let token = random_token(32).map_err(|e| e.message)?;
+            let ttl = app.push.settings.enroll_link_ttl;
+            let expires = now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+            app.store
+                .add_enroll_link(&token_hash(&token), &user, now, expires)
+                .await
+                .map_err(db)?;
+            // The token rides in the fragment: browsers send no fragment to the server, so
+            // it stays out of access logs and Referer headers.
+            let _ = writeln!(
+                out,
+                "{}/enroll#{}",
+                app.push.settings.public_url,
+                token.as_str()
+            );
+            let _ = writeln!(
+                out,
+                "Enrollment link for {user}: open it on the phone; valid once, for {}.",
+                humantime::format_duration(ttl)
+            );
+        }
+        PushCommand::Devices { user } => {
+            for d in app.store.list_devices(&user).await.map_err(db)? {
+                let when = |t: i64| UnixTime(u64::try_from(t).unwrap_or(0)).to_rfc3339();
+                let state = d
+                    .revoked_at
+                    .map_or_else(|| "active".to_owned(), |t| format!("revoked {}", when(t)));
+                let subscribed = if d.data == "{}" {
+                    "no subscription"
+                } else {
+                    "subscribed"
+                };
+                let _ = writeln!(
+                    out,
+                    "{}\t{}\t{}\t{subscribed}\tadded {}\t{state}",
+                    d.id,
+                    d.kind,
+                    d.name,
+                    when(d.created_at)
+                );
+            }
+        }
+        PushCommand::RevokeDevice { user, id } => {
+            if !app.store.revoke_device(&user, &id, now).await.map_err(db)? {
+                return Err(format!(
+                    "user {user:?} has no device {id:?}; see `sshield-server push devices {user}`"
+                ));
+            }
+            let _ = writeln!(out, "{user}: device {id} revoked");
+        }
+        PushCommand::SetWebhook { user, url } => {
+            let user = known(user).await?;
+            Endpoint::parse(&url, "url").map_err(|e| e.to_string())?;
+            let secret = Webhook::new_secret().map_err(|e| e.to_string())?;
+            app.store
+                .set_webhook(
+                    &user,
+                    &WebhookRow {
+                        url: url.clone(),
+                        secret: secret.as_bytes().to_vec(),
+                    },
+                )
+                .await
+                .map_err(db)?;
+            let _ = writeln!(out, "{}", secret.as_str());
+            let _ = writeln!(
+                out,
+                "Webhook of {user}: {url}. The line above is the HMAC secret its receiver checks \
+                 X-Sshield-Signature with (docs/push.md); shown only now."
+            );
+        }
+        PushCommand::RemoveWebhook { user } => {
+            let removed = app.store.delete_webhook(&user).await.map_err(db)?;
+            let _ = writeln!(out, "{user}: webhook {}removed", already(removed));
+        }
+        PushCommand::Test { user } => {
+            let user = known(user).await?;
+            let payload = Payload::test(&user, &app.push.settings.public_url, now).to_json();
+            let notifier = &app.push.notifier;
+            let ttl = app.push.settings.approval_ttl;
+            let mut sent = 0;
+            for device in app.store.list_devices(&user).await.map_err(db)? {
+                if device.revoked_at.is_some() {
+                    continue;
+                }
+                let Some(subscription) = subscription_of(&device) else {
+                    let _ = writeln!(out, "device {}: not subscribed", device.id);
+                    continue;
+                };
+                let delivery = notifier
+                    .push(&subscription, &payload, ttl, Urgency::Normal)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let _ = writeln!(out, "device {}: {delivery}", device.id);
+                sent += 1;
+            }
+            if let Some(hook) = app.store.load_webhook(&user).await.map_err(db)? {
+                let hook = Webhook::new(&hook.url, hook.secret).map_err(|e| e.to_string())?;
+                let delivery = notifier.webhook(&hook, &payload).await;
+                let _ = writeln!(out, "webhook {}: {delivery}", hook.url.as_str());
+                sent += 1;
+            }
+            if sent == 0 {
+                return Err(format!(
+                    "{user} has no subscribed device and no webhook: open an enrollment link \
+                     (`sshield-server push enroll-link {user}`) or set a webhook"
+                ));
+            }
+        }
+        PushCommand::Unblock { user } => {
+            let cleared = app.store.clear_push_block(&user).await.map_err(db)?;
+            let _ = writeln!(out, "{user}: pushes {}allowed", already(cleared));
         }
     }
     Ok(out)

@@ -58,6 +58,56 @@ pub struct ConfigFile {
     /// users: the `[rate_limit]` keys of sshield.toml (docs/ratelimit.md).
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// Push approval: the `[push]` table (docs/push.md).
+    #[serde(default)]
+    pub push: Option<PushConfig>,
+}
+
+/// The `[push]` table as written; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushConfig {
+    /// The URL users' phones reach this server at; notifications link to its approval page.
+    pub public_url: Option<String>,
+    /// The operator's contact in VAPID JWTs (`mailto:` or `https:`).
+    pub subject: Option<String>,
+    /// How long one Web Push or webhook call may take (`10s`).
+    #[serde(default, with = "humantime_serde_opt")]
+    pub send_timeout: Option<Duration>,
+    /// How long a request stays approvable (`60s`).
+    #[serde(default, with = "humantime_serde_opt")]
+    pub approval_ttl: Option<Duration>,
+    /// Most push requests per user per hour.
+    pub per_hour: Option<u32>,
+    /// Longest a host's wait call is held open (`25s`).
+    #[serde(default, with = "humantime_serde_opt")]
+    pub max_wait: Option<Duration>,
+    /// How long an enrollment link from `push enroll-link` stays valid (`15m`).
+    #[serde(default, with = "humantime_serde_opt")]
+    pub enroll_link_ttl: Option<Duration>,
+    /// Take `http://` push endpoints (a test push service); off: browsers' are all https.
+    pub allow_http_endpoints: Option<bool>,
+}
+
+/// Push approval's settings in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushSettings {
+    /// The server's public URL, without a trailing slash.
+    pub public_url: String,
+    /// The VAPID `sub` claim.
+    pub subject: String,
+    /// Timeout of one push or webhook call.
+    pub send_timeout: Duration,
+    /// How long a request stays approvable.
+    pub approval_ttl: Duration,
+    /// Most requests per user per hour.
+    pub per_hour: u32,
+    /// Longest wait call.
+    pub max_wait: Duration,
+    /// Enrollment link lifetime.
+    pub enroll_link_ttl: Duration,
+    /// Whether `http://` push endpoints are taken.
+    pub allow_http_endpoints: bool,
 }
 
 /// Durations written as `15m`, `60s`, like sshield.toml's.
@@ -151,6 +201,8 @@ pub struct Settings {
     pub policy: Policy,
     /// Failure counting and lockout.
     pub rate_limit: RateLimit,
+    /// Push approval.
+    pub push: PushSettings,
 }
 
 /// A config that cannot be used.
@@ -239,11 +291,13 @@ impl Settings {
             (None, None) => None,
             _ => return Err(ConfigError::HalfTls),
         };
+        let listen = over
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)));
+        let tls_on = tls.is_some();
         Ok(Self {
-            listen: over
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))),
+            listen,
             state_dir,
             database,
             tls,
@@ -255,7 +309,31 @@ impl Settings {
                 .unwrap_or(Retention::For(DEFAULT_AUDIT_RETENTION)),
             policy: file.policy.unwrap_or_default(),
             rate_limit: file.rate_limit.unwrap_or_default(),
+            push: push_settings(file.push.unwrap_or_default(), listen, tls_on),
         })
+    }
+}
+
+/// The `[push]` table's defaults: the public URL is the listening address (right for a test
+/// or a server behind no proxy; a fleet sets its own name), 60 s to approve (Duo's), 10 pushes
+/// an hour, waits of 25 s (under common proxies' 30 s idle timeouts), enrollment links valid
+/// for 15 minutes (as join tokens).
+fn push_settings(file: PushConfig, listen: SocketAddr, tls: bool) -> PushSettings {
+    let scheme = if tls { "https" } else { "http" };
+    PushSettings {
+        public_url: file
+            .public_url
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("{scheme}://{listen}")),
+        subject: file
+            .subject
+            .unwrap_or_else(|| "mailto:root@localhost".to_owned()),
+        send_timeout: file.send_timeout.unwrap_or(Duration::from_secs(10)),
+        approval_ttl: file.approval_ttl.unwrap_or(Duration::from_secs(60)),
+        per_hour: file.per_hour.unwrap_or(10),
+        max_wait: file.max_wait.unwrap_or(Duration::from_secs(25)),
+        enroll_link_ttl: file.enroll_link_ttl.unwrap_or(Duration::from_secs(15 * 60)),
+        allow_http_endpoints: file.allow_http_endpoints.unwrap_or(false),
     }
 }
 
@@ -348,5 +426,26 @@ mod tests {
         };
         let err = Settings::resolve(ConfigFile::default(), &over).expect_err("refused");
         assert!(err.to_string().contains("postgres://"), "{err}");
+    }
+
+    #[test]
+    fn the_push_table_has_its_defaults_and_refuses_unknown_keys() {
+        let s = Settings::resolve(ConfigFile::default(), &Overrides::default()).expect("ok");
+        assert_eq!(s.push.public_url, "http://127.0.0.1:8740");
+        assert_eq!(s.push.approval_ttl, Duration::from_secs(60));
+        assert_eq!(s.push.per_hour, 10);
+        assert!(!s.push.allow_http_endpoints);
+        let file: ConfigFile = toml::from_str(
+            "[push]\npublic_url = \"https://sshield.example/\"\nmax_wait = \"5s\"\n",
+        )
+        .expect("parses");
+        let s = Settings::resolve(file, &Overrides::default()).expect("ok");
+        assert_eq!(s.push.public_url, "https://sshield.example");
+        assert_eq!(s.push.max_wait, Duration::from_secs(5));
+        let err = toml::from_str::<ConfigFile>("[push]\nper_day = 3\n").expect_err("refused");
+        assert!(err.to_string().contains("per_day"), "{err}");
+        let err =
+            toml::from_str::<ConfigFile>("[push]\napproval_ttl = \"soon\"\n").expect_err("refused");
+        assert!(err.to_string().contains("is not a duration"), "{err}");
     }
 }

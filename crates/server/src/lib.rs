@@ -11,6 +11,7 @@
 //! - [`sources`]: failures per source over all users, in the database.
 //! - [`users`]: enrolling, confirming, importing users; [`commands`]: the admin's CLI.
 //! - [`seal`]: user records encrypted at rest with a key kept outside the database.
+//! - [`push`]: Web Push and webhook notifications of a login waiting for approval.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -19,7 +20,9 @@ pub mod commands;
 pub mod config;
 pub mod docs;
 pub mod hosts;
+mod keyfile;
 pub mod metrics;
+pub mod push;
 pub mod records;
 pub mod seal;
 pub mod serve;

@@ -65,6 +65,7 @@ fn run(cli: Cli) -> Result<(), String> {
         let out = match admin {
             Command::User(command) => sshield_server::commands::user(&app, command).await?,
             Command::Host(command) => sshield_server::commands::host(&app, command).await?,
+            Command::Push(command) => sshield_server::commands::push(&app, command).await?,
             Command::Audit(args) => sshield_server::commands::audit(&app, args).await?,
             Command::Serve(_) | Command::GenerateDocs { .. } => String::new(),
         };

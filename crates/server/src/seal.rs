@@ -7,15 +7,15 @@
 //! user's name does not open: that user cannot be handed someone else's secrets.
 
 use std::fmt;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use sshield_core::UserRecord;
 use zeroize::Zeroizing;
+
+use crate::keyfile::{self, KeyFileError};
 
 /// The key file's name in the state dir.
 pub const KEY_FILE: &str = "record.key";
@@ -120,52 +120,30 @@ impl SealKey {
     /// Reads the key at `path`, or makes it (0600, created exclusively so two servers starting
     /// at once cannot write two keys) if there is none.
     pub fn load_or_create(path: &Path) -> Result<Self, SealError> {
-        let key_error = |error| SealError::KeyFile {
-            path: path.to_owned(),
-            error,
-        };
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-        {
-            Ok(mut file) => {
-                let mut key = Zeroizing::new([0u8; KEY_LEN]);
-                getrandom::getrandom(key.as_mut()).map_err(|e| SealError::Random(e.to_string()))?;
-                file.write_all(key.as_ref()).map_err(key_error)?;
-                file.sync_all().map_err(key_error)?;
-                if let Some(dir) = path.parent() {
-                    fs::File::open(dir)
-                        .and_then(|d| d.sync_all())
-                        .map_err(key_error)?;
-                }
-                Ok(Self::from_bytes(&key))
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Self::load(path),
-            Err(e) => Err(key_error(e)),
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        getrandom::getrandom(key.as_mut()).map_err(|e| SealError::Random(e.to_string()))?;
+        match keyfile::create(path, key.as_ref()) {
+            Ok(true) => Ok(Self::from_bytes(&key)),
+            Ok(false) => Self::load(path),
+            Err(error) => Err(SealError::KeyFile {
+                path: path.to_owned(),
+                error,
+            }),
         }
     }
 
     /// Reads an existing key, refusing one that others may read.
     pub fn load(path: &Path) -> Result<Self, SealError> {
-        let key_error = |error| SealError::KeyFile {
-            path: path.to_owned(),
-            error,
-        };
-        let mut file = fs::File::open(path).map_err(key_error)?;
-        let mode = file.metadata().map_err(key_error)?.mode() & 0o7777;
-        if mode & 0o077 != 0 {
-            return Err(SealError::KeyMode {
+        let bytes = keyfile::read_private(path, KEY_LEN).map_err(|e| match e {
+            KeyFileError::Io(error) => SealError::KeyFile {
+                path: path.to_owned(),
+                error,
+            },
+            KeyFileError::Mode(mode) => SealError::KeyMode {
                 path: path.to_owned(),
                 mode,
-            });
-        }
-        let mut bytes = Zeroizing::new(Vec::with_capacity(KEY_LEN));
-        Read::by_ref(&mut file)
-            .take(KEY_LEN as u64 + 1)
-            .read_to_end(&mut bytes)
-            .map_err(key_error)?;
+            },
+        })?;
         let key: &[u8; KEY_LEN] =
             bytes
                 .as_slice()
@@ -256,6 +234,9 @@ fn associated_data(user: &str) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
 
     fn key(dir: &Path) -> SealKey {

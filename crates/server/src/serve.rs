@@ -18,6 +18,9 @@ use axum_server::tls_rustls::RustlsConfig;
 use crate::api::{self, App};
 use crate::config::{Retention, Settings};
 use crate::metrics::{self, Metrics};
+use crate::push::approval::{self, Push};
+use crate::push::webpush::{VapidKey, WebPushError, VAPID_KEY_FILE};
+use crate::push::Notifier;
 use crate::records::unix;
 use crate::seal::{SealError, SealKey, KEY_FILE};
 use crate::sources;
@@ -38,6 +41,10 @@ pub enum ServeError {
     },
     /// The record key.
     Key(SealError),
+    /// The VAPID key (Web Push).
+    Push(WebPushError),
+    /// The HTTP client for Web Push and webhooks could not be made.
+    Notifier(String),
     /// The database.
     Storage(StorageError),
     /// The address could not be bound.
@@ -78,6 +85,8 @@ impl fmt::Display for ServeError {
                 path.display()
             ),
             Self::Key(e) => e.fmt(f),
+            Self::Push(e) => e.fmt(f),
+            Self::Notifier(e) => write!(f, "cannot send notifications: {e}"),
             Self::Storage(e) => e.fmt(f),
             Self::Bind { addr, error } => write!(
                 f,
@@ -115,9 +124,17 @@ pub async fn open_app(settings: &Settings) -> Result<App, ServeError> {
     let store = Backend::open(&settings.database)
         .await
         .map_err(ServeError::Storage)?;
+    let vapid = VapidKey::load_or_create(&dir.join(VAPID_KEY_FILE)).map_err(ServeError::Push)?;
+    let notifier = Notifier::new(
+        vapid,
+        settings.push.subject.clone(),
+        settings.push.send_timeout,
+    )
+    .map_err(ServeError::Notifier)?;
     Ok(App {
         store,
         key,
+        push: Push::new(settings.push.clone(), notifier),
         policy: settings.policy.clone(),
         rate_limit: settings.rate_limit.clone(),
         signature_skew: settings.signature_skew,
@@ -166,6 +183,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     if let Retention::For(span) = app.audit_retention {
         tokio::spawn(prune_audit(Arc::clone(&app), span));
     }
+    tokio::spawn(approval::listen_to_replicas(Arc::clone(&app)));
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%bound, scheme, "listening");
     println!("listening on {scheme}://{bound}");
@@ -233,7 +251,7 @@ async fn prune_audit(app: Arc<App>, span: Duration) {
     reason = "rustls 0.23.48 deprecates ring's provider for lacking post-quantum key exchange; \
               aws-lc-rs is a much larger C build. Classical TLS 1.2/1.3 stays sound"
 )]
-fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     // Err only if a provider is installed already, which is what we want.
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -49,8 +49,15 @@ fn the_served_document_is_the_committed_one_and_matches_the_server() {
         [
             "/healthz",
             "/metrics",
+            "/v1/enroll",
             "/v1/join",
+            "/v1/me/approvals",
+            "/v1/me/approvals/{id}",
+            "/v1/me/subscription",
             "/v1/openapi.json",
+            "/v1/push",
+            "/v1/push/key",
+            "/v1/push/wait",
             "/v1/verify"
         ]
     );
@@ -109,4 +116,75 @@ fn the_served_document_is_the_committed_one_and_matches_the_server() {
     let join = schema(&doc, "JoinRequest");
     assert_eq!(names(&join["required"]), ["name", "public_key", "token"]);
     assert_eq!(names(&join["properties"]), names(&join["required"]));
+
+    // Push approval: what the server takes and answers has the documented fields.
+    let push = schema(&doc, "PushRequest");
+    assert_eq!(names(&push["required"]), ["service", "user"]);
+    assert_eq!(
+        names(&push["properties"]),
+        ["command", "service", "source", "user"]
+    );
+    let ask = serde_json::json!({"user": "alice", "service": "sshd"});
+    let (status, created) = host.post(&server, "/v1/push", &ask.to_string());
+    assert_eq!(status, 201, "{created}");
+    let created: Value = serde_json::from_str(&created).expect("JSON");
+    assert_eq!(
+        names(&created),
+        names(&schema(&doc, "PushCreated")["required"])
+    );
+    let extra = serde_json::json!({"user": "alice", "service": "sshd", "x": 1});
+    assert_eq!(host.post(&server, "/v1/push", &extra.to_string()).0, 422);
+    let (ok, out, err) = support::server::cli(&state, &[], &["push", "add-device", "alice", "p"]);
+    assert!(ok, "{err}");
+    let auth = format!("Bearer {}", out.lines().next().expect("token"));
+    let (status, list) =
+        server.request("GET", "/v1/me/approvals", &[("authorization", &auth)], b"");
+    assert_eq!(status, 200, "{list}");
+    let list: Value = serde_json::from_str(&list).expect("JSON");
+    assert_eq!(
+        names(&list),
+        names(&schema(&doc, "PendingList")["required"])
+    );
+    assert_eq!(
+        names(&list["approvals"][0]),
+        names(&schema(&doc, "PendingView")["properties"])
+    );
+    let enroll = schema(&doc, "EnrollRequest");
+    assert_eq!(names(&enroll["required"]), ["name", "token"]);
+    assert_eq!(names(&enroll["properties"]), names(&enroll["required"]));
+    let (ok, out, err) = support::server::cli(&state, &[], &["push", "enroll-link", "alice"]);
+    assert!(ok, "{err}");
+    let link_token = out
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit('#').next())
+        .expect("link");
+    let body = serde_json::json!({"token": link_token, "name": "phone"});
+    let (status, enrolled) = server.post_json("/v1/enroll", &body.to_string());
+    assert_eq!(status, 201, "{enrolled}");
+    let enrolled: Value = serde_json::from_str(&enrolled).expect("JSON");
+    assert_eq!(
+        names(&enrolled),
+        names(&schema(&doc, "Enrolled")["required"])
+    );
+    let decision = schema(&doc, "DecisionRequest");
+    assert_eq!(names(&decision["properties"]), ["decision", "number"]);
+    let id = created["id"].as_str().expect("id");
+    let (status, state) = server.request(
+        "POST",
+        &format!("/v1/me/approvals/{id}"),
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        br#"{"decision": "deny"}"#,
+    );
+    assert_eq!(status, 200, "{state}");
+    let state: Value = serde_json::from_str(&state).expect("JSON");
+    assert_eq!(
+        names(&state),
+        names(&schema(&doc, "PushState")["properties"])
+    );
+    let states = &schema(&doc, "PushState")["properties"]["state"]["enum"];
+    assert!(states.as_array().expect("enum").contains(&state["state"]));
 }

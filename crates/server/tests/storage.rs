@@ -6,8 +6,8 @@ mod support;
 use std::sync::Arc;
 
 use sshield_server::storage::{
-    AuditEntry, AuditQuery, HostRow, PostgresStorage, SourceRow, SqliteStorage, Storage,
-    StorageError, UserRow,
+    Admission, ApprovalRow, AuditEntry, AuditQuery, DeviceRow, HostRow, PostgresStorage,
+    PushStorage, SourceRow, SqliteStorage, Storage, StorageError, UserRow, Verdict, WebhookRow,
 };
 
 fn user(name: &str, version: i64, sealed: &[u8]) -> UserRow {
@@ -324,6 +324,318 @@ async fn source_counts_are_compare_and_swapped_and_pruned(s: Arc<impl Storage + 
     assert_eq!(s.load_source("198.51.100.7").await.expect("load"), None);
 }
 
+fn approval(id: &str, user: &str, created_at: i64) -> ApprovalRow {
+    ApprovalRow {
+        id: id.to_owned(),
+        user: user.to_owned(),
+        host: "db1".to_owned(),
+        source: Some("203.0.113.9".to_owned()),
+        service: "sshd".to_owned(),
+        command: None,
+        number: 47,
+        choices: "12,47,83".to_owned(),
+        created_at,
+        expires_at: created_at + 60,
+        state: ApprovalRow::PENDING.to_owned(),
+        decided_at: None,
+        device: None,
+    }
+}
+
+fn device(id: &str, user: &str, token: &[u8]) -> DeviceRow {
+    DeviceRow {
+        id: id.to_owned(),
+        user: user.to_owned(),
+        kind: "webpush".to_owned(),
+        name: format!("{user}'s phone"),
+        data: r#"{"endpoint":"https://push.example/x"}"#.to_owned(),
+        token_hash: Some(token.to_vec()),
+        created_at: 1_000,
+        revoked_at: None,
+    }
+}
+
+async fn devices_are_found_by_token_until_revoked(s: Arc<impl PushStorage + 'static>) {
+    s.add_device(&device("d1", "alice", b"t1"))
+        .await
+        .expect("add");
+    s.add_device(&device("d2", "alice", b"t2"))
+        .await
+        .expect("add");
+    s.add_device(&device("d3", "bob", b"t3"))
+        .await
+        .expect("add");
+    let found = s.device_by_token(b"t2").await.expect("find").expect("some");
+    assert_eq!(found, device("d2", "alice", b"t2"));
+    assert_eq!(s.list_devices("alice").await.expect("list").len(), 2);
+    // Another user's device is not revoked by alice, whatever id she names.
+    assert!(!s.revoke_device("alice", "d3", 2_000).await.expect("revoke"));
+    assert!(s.revoke_device("alice", "d2", 2_000).await.expect("revoke"));
+    assert_eq!(s.device_by_token(b"t2").await.expect("find"), None);
+    assert!(s.device_by_token(b"t3").await.expect("find").is_some());
+    let listed = s.list_devices("alice").await.expect("list");
+    assert_eq!(
+        listed[1].revoked_at,
+        Some(2_000),
+        "a revoked device stays listed"
+    );
+    assert!(s.set_device_data("alice", "d1", "{}").await.expect("set"));
+    assert!(!s
+        .set_device_data("alice", "d2", "{}")
+        .await
+        .expect("revoked"));
+    assert!(!s.set_device_data("alice", "d3", "{}").await.expect("bob's"));
+    assert_eq!(s.list_devices("alice").await.expect("list")[0].data, "{}");
+}
+
+async fn an_enroll_link_is_used_once_and_not_after_it_expires(s: Arc<impl PushStorage + 'static>) {
+    s.add_enroll_link(b"h1", "alice", 100, 200)
+        .await
+        .expect("add");
+    s.add_enroll_link(b"h2", "bob", 100, 200)
+        .await
+        .expect("add");
+    assert_eq!(s.use_enroll_link(b"nope", 150).await.expect("use"), None);
+    assert_eq!(
+        s.use_enroll_link(b"h1", 150).await.expect("use"),
+        Some("alice".to_owned())
+    );
+    assert_eq!(s.use_enroll_link(b"h1", 151).await.expect("twice"), None);
+    assert_eq!(s.use_enroll_link(b"h2", 200).await.expect("expired"), None);
+    // Racing uses of one link: one gets the user.
+    s.add_enroll_link(b"h3", "carol", 100, 900)
+        .await
+        .expect("add");
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let s = Arc::clone(&s);
+        tasks.push(tokio::spawn(
+            async move { s.use_enroll_link(b"h3", 300).await },
+        ));
+    }
+    let mut won = 0;
+    for t in tasks {
+        if t.await.expect("task").expect("use").is_some() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1);
+}
+
+async fn a_webhook_is_set_replaced_and_removed(s: Arc<impl PushStorage + 'static>) {
+    assert_eq!(s.load_webhook("alice").await.expect("load"), None);
+    let hook = |url: &str| WebhookRow {
+        url: url.to_owned(),
+        secret: b"k".to_vec(),
+    };
+    s.set_webhook("alice", &hook("https://a/1"))
+        .await
+        .expect("set");
+    s.set_webhook("alice", &hook("https://a/2"))
+        .await
+        .expect("replace");
+    assert_eq!(
+        s.load_webhook("alice").await.expect("load"),
+        Some(hook("https://a/2"))
+    );
+    assert!(s.delete_webhook("alice").await.expect("delete"));
+    assert!(!s.delete_webhook("alice").await.expect("delete again"));
+}
+
+async fn one_pending_push_per_user_and_at_most_n_an_hour(s: Arc<impl PushStorage + 'static>) {
+    let t = 10_000;
+    assert_eq!(
+        s.admit_approval(&approval("a1", "alice", t), 3, t)
+            .await
+            .expect("admit"),
+        Admission::Stored
+    );
+    assert_eq!(
+        s.admit_approval(&approval("a2", "alice", t + 1), 3, t + 1)
+            .await
+            .expect("admit"),
+        Admission::AlreadyPending { id: "a1".into() }
+    );
+    // Another user is not held up by alice's request.
+    assert_eq!(
+        s.admit_approval(&approval("b1", "bob", t + 1), 3, t + 1)
+            .await
+            .expect("admit"),
+        Admission::Stored
+    );
+    // Once a1 expires and is swept, the next one is taken.
+    // (bob's b1, asked at t + 1, has expired too.)
+    let mut expired: Vec<String> = s
+        .expire_approvals(t + 61)
+        .await
+        .expect("sweep")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    expired.sort();
+    assert_eq!(expired, ["a1", "b1"]);
+    assert_eq!(
+        s.expire_approvals(t + 61).await.expect("sweep").len(),
+        0,
+        "once"
+    );
+    assert_eq!(
+        s.admit_approval(&approval("a3", "alice", t + 61), 3, t + 61)
+            .await
+            .expect("admit"),
+        Admission::Stored
+    );
+    let a1 = s.load_approval("a1").await.expect("load").expect("kept");
+    assert_eq!(a1.state, ApprovalRow::EXPIRED);
+    s.decide_approval("a3", "alice", Verdict::Deny, "d1", t + 62)
+        .await
+        .expect("decide")
+        .expect("pending");
+    assert_eq!(
+        s.admit_approval(&approval("a4", "alice", t + 63), 3, t + 63)
+            .await
+            .expect("admit"),
+        Admission::Stored
+    );
+    s.decide_approval("a4", "alice", Verdict::Deny, "d1", t + 64)
+        .await
+        .expect("decide");
+    // Three in the last hour: the fourth is refused, and not stored.
+    assert_eq!(
+        s.admit_approval(&approval("a5", "alice", t + 65), 3, t + 65)
+            .await
+            .expect("admit"),
+        Admission::TooMany { count: 3 }
+    );
+    assert_eq!(s.load_approval("a5").await.expect("load"), None);
+    // An hour after the first, one slot is free again.
+    assert_eq!(
+        s.admit_approval(&approval("a6", "alice", t + 3_600), 3, t + 3_600)
+            .await
+            .expect("admit"),
+        Admission::Stored
+    );
+}
+
+async fn of_racing_pushes_for_one_user_one_is_stored(s: Arc<impl PushStorage + 'static>) {
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let s = Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            s.admit_approval(&approval(&format!("r{i}"), "carol", 500), 100, 500)
+                .await
+        }));
+    }
+    let mut stored = 0;
+    for t in tasks {
+        match t.await.expect("task").expect("admit") {
+            Admission::Stored => stored += 1,
+            Admission::AlreadyPending { id } => assert!(id.starts_with('r'), "{id}"),
+            other => panic!("unexpected: {other:?}"),
+        }
+    }
+    assert_eq!(stored, 1);
+    assert_eq!(
+        s.pending_approvals("carol", 500).await.expect("list").len(),
+        1
+    );
+}
+
+async fn a_decision_needs_the_right_number_the_right_user_and_time(
+    s: Arc<impl PushStorage + 'static>,
+) {
+    let t = 20_000;
+    s.admit_approval(&approval("p1", "alice", t), 10, t)
+        .await
+        .expect("admit");
+    // Bob cannot decide alice's request; it stays pending.
+    let other = s
+        .decide_approval("p1", "bob", Verdict::Approve { number: 47 }, "d9", t + 1)
+        .await
+        .expect("decide");
+    assert_eq!(other, None);
+    assert_eq!(
+        s.pending_approvals("alice", t + 1)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    // The wrong number is a denial, stored by the same statement: no second guess.
+    let wrong = s
+        .decide_approval("p1", "alice", Verdict::Approve { number: 12 }, "d1", t + 2)
+        .await
+        .expect("decide")
+        .expect("decided");
+    assert_eq!(
+        (wrong.state.as_str(), wrong.decided_at),
+        (ApprovalRow::DENIED, Some(t + 2))
+    );
+    let again = s
+        .decide_approval("p1", "alice", Verdict::Approve { number: 47 }, "d1", t + 3)
+        .await
+        .expect("decide");
+    assert_eq!(again, None, "a decided request is not decided again");
+
+    s.admit_approval(&approval("p2", "alice", t + 10), 10, t + 10)
+        .await
+        .expect("admit");
+    let right = s
+        .decide_approval("p2", "alice", Verdict::Approve { number: 47 }, "d1", t + 11)
+        .await
+        .expect("decide")
+        .expect("decided");
+    assert_eq!(right.state, ApprovalRow::APPROVED);
+    assert_eq!(right.device.as_deref(), Some("d1"));
+
+    // Expired: refused at the edge, even if no sweep has marked it yet.
+    s.admit_approval(&approval("p3", "alice", t + 20), 10, t + 20)
+        .await
+        .expect("admit");
+    let late = s
+        .decide_approval("p3", "alice", Verdict::Approve { number: 47 }, "d1", t + 80)
+        .await
+        .expect("decide");
+    assert_eq!(late, None);
+    assert_eq!(s.expire_approvals(t + 80).await.expect("sweep").len(), 1);
+    assert_eq!(
+        s.load_approval("p3")
+            .await
+            .expect("load")
+            .expect("kept")
+            .state,
+        ApprovalRow::EXPIRED
+    );
+}
+
+async fn this_wasnt_me_blocks_pushes_until_cleared(s: Arc<impl PushStorage + 'static>) {
+    let t = 30_000;
+    s.admit_approval(&approval("w1", "alice", t), 10, t)
+        .await
+        .expect("admit");
+    let reported = s
+        .decide_approval("w1", "alice", Verdict::Report, "d1", t + 1)
+        .await
+        .expect("decide")
+        .expect("decided");
+    assert_eq!(reported.state, ApprovalRow::REPORTED);
+    assert_eq!(s.push_block("alice").await.expect("block"), Some(t + 1));
+    assert_eq!(
+        s.admit_approval(&approval("w2", "alice", t + 2), 10, t + 2)
+            .await
+            .expect("admit"),
+        Admission::Blocked { since: t + 1 }
+    );
+    assert!(s.clear_push_block("alice").await.expect("clear"));
+    assert_eq!(
+        s.admit_approval(&approval("w3", "alice", t + 3), 10, t + 3)
+            .await
+            .expect("admit"),
+        Admission::Stored
+    );
+    s.announce_approval("w3").await.expect("announce");
+}
+
 /// Runs each named check on a fresh SQLite file and on a fresh PostgreSQL database.
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
@@ -365,6 +677,13 @@ conformance!(
     audit_is_appended_and_queried,
     audit_entries_older_than_a_time_are_pruned,
     source_counts_are_compare_and_swapped_and_pruned,
+    devices_are_found_by_token_until_revoked,
+    a_webhook_is_set_replaced_and_removed,
+    an_enroll_link_is_used_once_and_not_after_it_expires,
+    one_pending_push_per_user_and_at_most_n_an_hour,
+    of_racing_pushes_for_one_user_one_is_stored,
+    a_decision_needs_the_right_number_the_right_user_and_time,
+    this_wasnt_me_blocks_pushes_until_cleared,
 );
 
 /// A fleet's database is often on another machine: `sslmode=verify-full` connects over TLS

@@ -6,7 +6,12 @@
 //! spent by the `UPDATE` that finds it unspent, a nonce is remembered by the `INSERT` that
 //! finds it new. Several replicas on one PostgreSQL therefore need no lock of their own.
 
+mod push;
 mod sql;
+
+pub use push::{
+    Admission, ApprovalRow, DeviceRow, PushStorage, Verdict, WebhookRow, APPROVAL_CHANNEL,
+};
 
 use std::fmt;
 use std::future::Future;
@@ -366,10 +371,11 @@ impl Backend {
     }
 }
 
-/// Forwards every [`Storage`] call of [`Backend`] to the backend it holds.
+/// Forwards every call of a storage trait (`Storage`, `PushStorage`) of [`Backend`] to the
+/// backend it holds.
 macro_rules! forward {
-    ($( fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
-        impl Storage for Backend {
+    ($trait:ident { $( fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; )* }) => {
+        impl $trait for Backend {
             $(
                 async fn $name(&self $(, $arg: $ty)*) -> Result<$ret, StorageError> {
                     match self {
@@ -382,7 +388,7 @@ macro_rules! forward {
     };
 }
 
-forward! {
+forward! { Storage {
     fn create_user(&self, row: &UserRow) -> ();
     fn create_users(&self, rows: &[UserRow]) -> ();
     fn load_user(&self, name: &str) -> Option<UserRow>;
@@ -403,7 +409,28 @@ forward! {
     fn append_audit(&self, entry: &AuditEntry) -> ();
     fn prune_audit(&self, before: i64) -> u64;
     fn query_audit(&self, query: &AuditQuery) -> Vec<AuditEntry>;
-}
+} }
+
+forward! { PushStorage {
+    fn add_device(&self, row: &DeviceRow) -> ();
+    fn list_devices(&self, user: &str) -> Vec<DeviceRow>;
+    fn device_by_token(&self, hash: &[u8]) -> Option<DeviceRow>;
+    fn revoke_device(&self, user: &str, id: &str, now: i64) -> bool;
+    fn set_device_data(&self, user: &str, id: &str, data: &str) -> bool;
+    fn add_enroll_link(&self, hash: &[u8], user: &str, now: i64, expires_at: i64) -> ();
+    fn use_enroll_link(&self, hash: &[u8], now: i64) -> Option<String>;
+    fn set_webhook(&self, user: &str, hook: &WebhookRow) -> ();
+    fn load_webhook(&self, user: &str) -> Option<WebhookRow>;
+    fn delete_webhook(&self, user: &str) -> bool;
+    fn admit_approval(&self, row: &ApprovalRow, per_hour: i64, now: i64) -> Admission;
+    fn load_approval(&self, id: &str) -> Option<ApprovalRow>;
+    fn pending_approvals(&self, user: &str, now: i64) -> Vec<ApprovalRow>;
+    fn decide_approval(&self, id: &str, user: &str, verdict: Verdict, device: &str, now: i64) -> Option<ApprovalRow>;
+    fn expire_approvals(&self, now: i64) -> Vec<ApprovalRow>;
+    fn push_block(&self, user: &str) -> Option<i64>;
+    fn clear_push_block(&self, user: &str) -> bool;
+    fn announce_approval(&self, id: &str) -> ();
+} }
 
 #[cfg(test)]
 mod tests {

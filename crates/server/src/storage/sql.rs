@@ -54,7 +54,7 @@ const QUERY_AUDIT: &str = "SELECT time, host, \"user\", source, service, method,
      AND (CAST($4 AS BIGINT) = 0 OR outcome <> 'allowed') \
      ORDER BY time DESC, id DESC LIMIT $5";
 
-fn db(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StorageError {
+pub(super) fn db(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StorageError {
     move |error| StorageError::Database { doing, error }
 }
 

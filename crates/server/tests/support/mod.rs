@@ -6,5 +6,6 @@
 )]
 
 pub mod pg;
+pub mod push_service;
 pub mod server;
 pub mod tls;

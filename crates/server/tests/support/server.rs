@@ -276,6 +276,29 @@ impl TestHost {
     }
 }
 
+/// `host`'s `POST /v1/push/wait` for request `id` on the server at `addr`, in a thread:
+/// (status, body), and when the answer came.
+pub fn wait_in_background(
+    addr: SocketAddr,
+    host: TestHost,
+    id: &str,
+) -> std::thread::JoinHandle<((u16, String), std::time::Instant)> {
+    let body = serde_json::json!({ "id": id }).to_string();
+    std::thread::spawn(move || {
+        let headers = host.headers(
+            "POST",
+            "/v1/push/wait",
+            body.as_bytes(),
+            now(),
+            &fresh_nonce(),
+        );
+        let mut refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        refs.push(("content-type", "application/json"));
+        let answer = request(addr, "POST", "/v1/push/wait", &refs, body.as_bytes());
+        (answer, std::time::Instant::now())
+    })
+}
+
 /// Unix seconds now.
 pub fn now() -> i64 {
     i64::try_from(
