@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -185,7 +185,7 @@ async fn join(host: HostArgs, token: String) -> Result<(), Error> {
 }
 
 /// The `HOTP` users of a pam_oath usersfile (as `scripts/bench-server` writes it).
-fn read_users(path: &PathBuf) -> Result<Vec<User>, Error> {
+fn read_users(path: &Path) -> Result<Vec<User>, Error> {
     let text = fs::read_to_string(path)?;
     let mut users = Vec::new();
     for (n, line) in text.lines().enumerate() {
