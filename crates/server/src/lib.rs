@@ -4,7 +4,8 @@
 //! - [`config`]: the TOML file and flags.
 //! - [`serve`]: binding, TLS, the loopback rule, shutdown.
 //! - [`api`]: the HTTP routes; [`verify`]: one verification through core's engine.
-//! - [`hosts`]: join tokens, joining, and [`signature`]s on every other host request.
+//! - [`hosts`]: join tokens, joining, and the signatures on every other host request (their
+//!   format is `sshield_wire::signed`, shared with the hosts that sign).
 //! - [`storage`]: one trait, SQLite and PostgreSQL behind it.
 //! - [`records`]: the one compare-and-swap path every change of a user takes.
 //! - [`users`]: enrolling, confirming, importing users; [`commands`]: the admin's CLI.
@@ -20,7 +21,6 @@ pub mod hosts;
 pub mod records;
 pub mod seal;
 pub mod serve;
-pub mod signature;
 pub mod storage;
 pub mod users;
 pub mod verify;

@@ -255,7 +255,7 @@ impl TestHost {
         timestamp: i64,
         nonce: &str,
     ) -> Vec<(&'static str, String)> {
-        sshield_server::signature::sign(&self.key, &self.name, method, path, body, timestamp, nonce)
+        sshield_wire::signed::sign(&self.key, &self.name, method, path, body, timestamp, nonce)
     }
 
     /// POSTs `body` as JSON, signed now with a fresh nonce.
