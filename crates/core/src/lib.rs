@@ -1,6 +1,6 @@
 //! The heart of sshield, shared by every front end (PAM module, `sshield` CLI, daemon, server).
 //!
-//! - [`config`]: the one TOML file every front end reads.
+//! - [`config`]: the one TOML file every front end reads; [`fleet`]: its `[server]` section.
 //! - [`record`]: what is stored per user: authenticators, backup codes, and login state kept
 //!   apart from provisioning.
 //! - [`store`]: one file per user, locked and atomically replaced, with ownership checks; the
@@ -30,6 +30,7 @@ pub mod config;
 mod de;
 pub mod engine;
 pub mod first_factor;
+pub mod fleet;
 pub mod import;
 pub mod log;
 mod login;
