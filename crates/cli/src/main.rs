@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod daemon;
 mod failure;
+mod fleet;
 mod login;
 mod procs;
 mod protocol;
@@ -100,5 +101,6 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Login { .. } | Command::Doctor(_) | Command::Demo(_) => Ok(()),
         Command::GenerateDocs { dir } => commands::docs::generate(&dir),
         Command::Setup(args) => commands::setup::run(&config_path, &args),
+        Command::Join(args) => commands::join::run(&config_path, &args),
     }
 }

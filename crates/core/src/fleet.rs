@@ -104,9 +104,20 @@ impl ServerUrl {
     }
 }
 
+/// Host names: what a hostname may hold, so they read well in logs and cannot inject lines.
+/// The server takes the same names (`sshield-server host add`) as a host's config.
+pub fn valid_host_name(name: &str) -> bool {
+    (1..=253).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
 /// A certificate pin as written: `sha256:` and 64 hex digits.
 pub fn parse_pin(text: &str) -> Result<[u8; 32], String> {
     text.strip_prefix("sha256:")
+        // `openssl x509 -fingerprint -sha256` writes the digits in pairs between colons.
+        .map(|hex| hex.replace(':', ""))
         .and_then(|hex| {
             data_encoding::HEXLOWER_PERMISSIVE
                 .decode(hex.as_bytes())
@@ -145,13 +156,7 @@ impl ServerSection {
             .iter()
             .map(|u| ServerUrl::parse(u).map_err(|m| ("urls", format!("server.urls: {m}"))))
             .collect::<Result<Vec<_>, _>>()?;
-        if self.host.is_empty()
-            || self.host.len() > 253
-            || !self
-                .host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        {
+        if !valid_host_name(&self.host) {
             return Err((
                 "host",
                 format!(
@@ -239,6 +244,8 @@ mod tests {
         let pin = [0xab; 32];
         assert_eq!(parse_pin(&format_pin(&pin)), Ok(pin));
         assert!(parse_pin("sha256:abcd").is_err());
+        let colons = format!("sha256:{}AB", "AB:".repeat(31));
+        assert_eq!(parse_pin(&colons), Ok(pin));
         assert!(parse_pin(&format_pin(&pin).replace("sha256:", "md5:")).is_err());
     }
 }

@@ -57,13 +57,7 @@ impl From<StorageError> for HostError {
     }
 }
 
-/// Host names: what a hostname may hold, so they read well in logs and cannot inject lines.
-pub fn valid_host_name(name: &str) -> bool {
-    (1..=253).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-}
+pub use sshield_core::fleet::valid_host_name;
 
 fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()

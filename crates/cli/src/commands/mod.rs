@@ -6,6 +6,7 @@ pub mod docs;
 pub mod doctor;
 pub mod enroll;
 pub mod import;
+pub mod join;
 pub mod setup;
 pub mod show;
 pub mod status;

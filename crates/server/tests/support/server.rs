@@ -57,6 +57,27 @@ impl Server {
         }
     }
 
+    /// Starts a server on 127.0.0.1 over TLS with test certificates made in `certs`:
+    /// the server and the paths of `ca.crt`, `server.crt` and `server.key`.
+    pub fn start_tls(state_dir: &Path, certs: &Path) -> (Self, [PathBuf; 3]) {
+        crate::support::tls::certificates(certs);
+        let files = ["ca.crt", "server.crt", "server.key"].map(|f| certs.join(f));
+        let [_, cert, key] = &files;
+        let server = Self::start(
+            state_dir,
+            &[],
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--tls-cert",
+                cert.to_str().expect("utf-8"),
+                "--tls-key",
+                key.to_str().expect("utf-8"),
+            ],
+        );
+        (server, files)
+    }
+
     /// Sends one request and returns (status, body).
     pub fn request(
         &self,
