@@ -5,59 +5,15 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 
 use sshield_core::fleet::Trust;
 use sshield_core::Config;
+use support::host::HostDir;
 use support::server::{cli, state_dir, Server};
 
-/// The host side of one test: a config with a comment, a store, the `sshield` binary.
-struct HostDir {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-}
-
 const CONFIG: &str = "# this host's own comment\nstore = \"users\"\nfailmode = \"secure\"\n";
-
-impl HostDir {
-    fn new() -> Self {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let dir = tmp.path().join("host");
-        std::fs::create_dir(&dir).expect("mkdir");
-        std::fs::write(dir.join("sshield.toml"), CONFIG).expect("write config");
-        Self { _tmp: tmp, dir }
-    }
-
-    fn config(&self) -> PathBuf {
-        self.dir.join("sshield.toml")
-    }
-
-    fn key(&self) -> PathBuf {
-        self.dir.join("host.key")
-    }
-
-    /// `sshield --config C join ARGS`: (exit code, stdout, stderr).
-    fn join(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(&sshield_e2e::artefacts().cli)
-            .arg("--config")
-            .arg(self.config())
-            .arg("join")
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run sshield join");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn text(&self) -> String {
-        std::fs::read_to_string(self.config()).expect("read config")
-    }
-}
 
 fn token(state: &Path, name: &str) -> String {
     let (ok, out, err) = cli(state, &[], &["host", "add", name]);
@@ -76,7 +32,7 @@ fn join_over_loopback_http_writes_the_key_and_the_server_section() {
     let (_tmp, state) = state_dir();
     let server = Server::start(&state, &[], &["--listen", "127.0.0.1:0"]);
     let url = format!("http://{}", server.addr);
-    let host = HostDir::new();
+    let host = HostDir::new(CONFIG);
     let (code, out, err) = host.join(&[&url, &token(&state, "web1"), "--name", "web1"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("joined") && out.contains("\"web1\""), "{out}");
@@ -130,7 +86,7 @@ fn a_refused_token_leaves_the_host_as_it_was() {
             "unknown, used or expired",
         ),
     ] {
-        let host = HostDir::new();
+        let host = HostDir::new(CONFIG);
         let (code, out, err) = host.join(&args);
         assert_eq!(code, 1, "{args:?}: {out}{err}");
         assert!(err.contains(says), "{args:?}: {err}");
@@ -141,7 +97,7 @@ fn a_refused_token_leaves_the_host_as_it_was() {
 
 #[test]
 fn bad_urls_and_unreachable_servers_are_errors_that_change_nothing() {
-    let host = HostDir::new();
+    let host = HostDir::new(CONFIG);
     for (url, says) in [
         ("http://10.0.0.1:8080", "plain http would send codes"),
         ("ftp://127.0.0.1", "not a server URL"),
@@ -180,7 +136,7 @@ fn https_pins_the_certificate_it_saw_or_trusts_the_given_ca() {
     let pin = format!("sha256:{}", fingerprint.replace(':', "").to_lowercase());
 
     // Trust on first use: what it saw is pinned, and said.
-    let host = HostDir::new();
+    let host = HostDir::new(CONFIG);
     let (code, out, err) = host.join(&[&url, &token(&state, "tls1"), "--name", "tls1"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&pin), "{out}");
@@ -192,7 +148,7 @@ fn https_pins_the_certificate_it_saw_or_trusts_the_given_ca() {
 
     // A fingerprint given (openssl's form) that is not the server's: refused before the token
     // is spent, nothing written.
-    let wrong = HostDir::new();
+    let wrong = HostDir::new(CONFIG);
     let other = "AB:".repeat(31) + "AB";
     let token2 = token(&state, "tls2");
     let (code, _, err) = wrong.join(&[&url, &token2, "--name", "tls2", "--fingerprint", &other]);
@@ -212,7 +168,7 @@ fn https_pins_the_certificate_it_saw_or_trusts_the_given_ca() {
     assert_eq!(code, 0, "{out}{err}");
 
     // A CA instead of a pin.
-    let by_ca = HostDir::new();
+    let by_ca = HostDir::new(CONFIG);
     let (code, out, err) = by_ca.join(&[
         &url,
         &token(&state, "tls3"),
@@ -225,7 +181,7 @@ fn https_pins_the_certificate_it_saw_or_trusts_the_given_ca() {
     let config = Config::load(&by_ca.config()).expect("loads");
     assert_eq!(config.server.expect("server").trust, Trust::Ca(ca.clone()));
     // The server's own certificate is no CA: refused as an issuer.
-    let not_ca = HostDir::new();
+    let not_ca = HostDir::new(CONFIG);
     let (code, _, err) = not_ca.join(&[
         &url,
         &token(&state, "tls4"),

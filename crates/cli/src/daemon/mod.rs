@@ -60,8 +60,13 @@ pub fn run(config: Config, syslog_socket: PathBuf) -> Result<(), Failure> {
         Some(l) => (l, "the socket systemd passed".to_owned()),
         None => (bind(&config.socket)?, config.socket.display().to_string()),
     };
+    let mut engine = Engine::new(&config);
+    if let Some(server) = &config.server {
+        // The host's one network client: users with no local record are the server's.
+        engine = engine.with_remote(crate::fleet::client::remote_of(server));
+    }
     let shared = Arc::new(Shared {
-        engine: Engine::new(&config),
+        engine,
         config,
         syslog_socket,
     });

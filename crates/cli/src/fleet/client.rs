@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use sshield_core::fleet::{ServerConfig, ServerUrl, Trust};
-use sshield_wire::api::ErrorBody;
+use sshield_core::{Caller, RemoteAnswer, Response};
+use sshield_wire::api::{ErrorBody, VerifyRequest, VerifyResponse, VERIFY_PATH};
 use sshield_wire::signed;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::fleet::{key, tls};
 
@@ -112,4 +114,59 @@ pub fn error_of(reply: ureq::Response) -> String {
         .ok()
         .and_then(|text| serde_json::from_str::<ErrorBody>(&text).ok())
         .map_or(status, |body| body.error)
+}
+
+impl sshield_core::Remote for ServerClient {
+    fn verify(&self, caller: &Caller, code: &Response) -> RemoteAnswer {
+        let source = caller
+            .source
+            .map(|a| a.to_string())
+            .or_else(|| caller.source_name.clone());
+        let request = VerifyRequest {
+            user: caller.user.name().to_owned(),
+            code: code.expose_secret().to_owned(),
+            source,
+            service: caller.service.clone(),
+        };
+        // The body holds the code: wiped once sent.
+        let body = Zeroizing::new(serde_json::to_vec(&request).unwrap_or_default());
+        let mut request = request;
+        request.code.zeroize();
+        match self.post(VERIFY_PATH, &body) {
+            Ok(text) => match serde_json::from_str::<VerifyResponse>(&text) {
+                Ok(answer) if answer.outcome == "allowed" => RemoteAnswer::Allowed {
+                    method: answer.method.unwrap_or_default(),
+                },
+                Ok(answer) if answer.outcome == "denied" => RemoteAnswer::Denied {
+                    reason: answer.reason.unwrap_or_default(),
+                },
+                _ => RemoteAnswer::Refused(format!(
+                    "the server's answer is not a verification: {}",
+                    text.chars().take(200).collect::<String>()
+                )),
+            },
+            Err(Failed::Unreachable(what)) => RemoteAnswer::Unreachable(what),
+            Err(Failed::Refused(what)) => RemoteAnswer::Refused(what),
+        }
+    }
+}
+
+/// The remote of a host whose `[server]` side cannot be used (its key unreadable): every
+/// user it would ask about is denied, with the reason in the log. Never `failmode`: a broken
+/// host must not let anyone in.
+#[derive(Debug)]
+pub struct BrokenClient(pub String);
+
+impl sshield_core::Remote for BrokenClient {
+    fn verify(&self, _caller: &Caller, _code: &Response) -> RemoteAnswer {
+        RemoteAnswer::Refused(self.0.clone())
+    }
+}
+
+/// The remote for the config's `[server]` section, if it has one.
+pub fn remote_of(server: &ServerConfig) -> Arc<dyn sshield_core::Remote> {
+    match ServerClient::new(server) {
+        Ok(client) => Arc::new(client),
+        Err(why) => Arc::new(BrokenClient(why)),
+    }
 }
