@@ -63,7 +63,7 @@ mod users;
 
 use std::path::PathBuf;
 
-pub use build::{artefacts, build_deb, cargo_deb_missing, Artefacts};
+pub use build::{artefacts, build_deb, cargo_deb_missing, server_binary, Artefacts};
 pub use client::{Client, Outcome, Session};
 pub use guest::{cache_dir, guest_requirement, show, Guest, Tree};
 pub use nss::CaseInsensitiveNamespace;
@@ -133,4 +133,25 @@ pub fn workspace_root() -> PathBuf {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let root = here.join("../..");
     root.canonicalize().unwrap_or(root)
+}
+
+/// The TOTP code of a base32 `secret` at now + `offset` seconds, from oathtool (the
+/// reference implementation every code in the tests is checked against).
+pub fn oathtool_totp(secret: &str, offset: i64) -> String {
+    let out = std::process::Command::new("oathtool")
+        .args([
+            "--totp",
+            "--base32",
+            "--now",
+            &format!("now {offset:+} seconds"),
+        ])
+        .arg(secret)
+        .output()
+        .expect("run oathtool (scripts/install-test-deps installs oath-toolkit)");
+    assert!(
+        out.status.success(),
+        "oathtool: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }

@@ -204,22 +204,7 @@ pub fn backup_codes_of(output: &str) -> Vec<String> {
 
 /// The TOTP code of `secret` at now + `offset` seconds, from oathtool (the reference).
 pub fn oathtool(secret: &str, offset: i64) -> String {
-    let out = Command::new("oathtool")
-        .args([
-            "--totp",
-            "--base32",
-            "--now",
-            &format!("now {offset:+} seconds"),
-        ])
-        .arg(secret)
-        .output()
-        .expect("oathtool");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    sshield_e2e::oathtool_totp(secret, offset)
 }
 
 /// Enrolls `name` and confirms it with the current code: the user's secret.
