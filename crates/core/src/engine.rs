@@ -22,7 +22,7 @@ use crate::first_factor::FirstFactor;
 use crate::policy::{self, Policy, Requirement};
 use crate::ratelimit::{self, Origin, RateLimit, UserLimits};
 use crate::record::{Authenticator, TokenKind, TokenUsage, UserRecord};
-use crate::remote::Remote;
+use crate::remote::{NotHere, Remote};
 use crate::shape;
 use crate::store::{Change, RecordStore, StoreError};
 use crate::time::UnixTime;
@@ -281,7 +281,12 @@ impl Engine {
             policy: config.policy.clone(),
             rate_limit: config.rate_limit.clone(),
             conversation: Conversation::of(config),
-            remote: None,
+            // A fleet host's users are the server's; until a front end that can ask it says
+            // so (`with_remote`), they are denied, never judged by the local rules.
+            remote: config
+                .server
+                .as_ref()
+                .map(|_| Arc::new(NotHere) as Arc<dyn Remote>),
             failmode: config.failmode,
         }
     }

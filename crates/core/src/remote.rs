@@ -39,6 +39,24 @@ pub enum RemoteAnswer {
     Refused(String),
 }
 
+/// The remote of a front end that cannot reach the fleet server itself (the PAM module, which
+/// opens no network connection): on a fleet host, a user the local store does not know is
+/// denied, never judged by the local "unenrolled" rules, which would let them in under
+/// `unenrolled = "allow"`. The daemon replaces it with its client.
+#[derive(Debug)]
+pub(crate) struct NotHere;
+
+impl Remote for NotHere {
+    fn verify(&self, _caller: &Caller, _code: &Response) -> RemoteAnswer {
+        RemoteAnswer::Refused(
+            "this host is in a fleet ([server] in the config) but this front end cannot ask \
+             the server; log in through `sshield login` (ForceCommand) with `sshield daemon`, \
+             or give the user a local record"
+                .to_owned(),
+        )
+    }
+}
+
 /// A method word from the server as core's [`Method`] (the authenticator's name and offset
 /// stay on the server).
 pub(crate) fn method_of(word: &str) -> Method {
