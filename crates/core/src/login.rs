@@ -309,8 +309,13 @@ impl Login<'_> {
             }
         };
         log.log(&log::decision_line(&self.caller, &decision));
-        // The server counted the failure; the host waits the rate limit's first delay.
-        let delay = self.engine.rate_limit().delay;
+        // The server counted the failure; the host waits the rate limit's first delay (none
+        // with rate limiting off, as for a local failure).
+        let limits = self.engine.rate_limit();
+        let delay = match &decision {
+            Decision::Deny(_) if limits.enabled => limits.delay,
+            _ => Duration::ZERO,
+        };
         self.decided(decision, delay, password, typed)
     }
 
