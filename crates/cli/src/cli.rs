@@ -616,7 +616,7 @@ pub enum ImportCommand {
 /// `sshield join`.
 #[derive(Debug, Args)]
 pub struct JoinArgs {
-    /// The server's URL (https://HOST[:PORT]; http:// only to a loopback address).
+    /// The server's URL (`https://HOST[:PORT]`; `http://` only to a loopback address).
     pub url: String,
     /// The one-time token from `sshield-server host add NAME` ('-' reads it from standard input).
     pub token: String,

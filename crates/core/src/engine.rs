@@ -42,7 +42,7 @@ impl Response {
         &self.0
     }
 
-    /// The text, for a [`Remote`](crate::remote::Remote) to send to the fleet server over
+    /// The text, for a [`Remote`] to send to the fleet server over
     /// its signed, encrypted request; never for a log line.
     pub fn expose_secret(&self) -> &str {
         &self.0

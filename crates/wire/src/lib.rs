@@ -2,7 +2,7 @@
 //!
 //! - [`signed`]: the signed host request: the canonical message, the header names, the nonce
 //!   shape, the timestamp rule. The host signs with [`signed::sign`], the server checks with
-//!   [`signed::check`].
+//!   [`signed::Signed`].
 //! - [`api`]: the JSON bodies of `POST /v1/join` and `POST /v1/verify`.
 //!
 //! The crate has no I/O, no clock and no HTTP stack of its own, so the `sshield` binary (and

@@ -1,4 +1,4 @@
-//! The SQL behind [`Storage`](super::Storage), written once for both backends: `$N`
+//! The SQL behind [`Storage`], written once for both backends: `$N`
 //! placeholders, `CAST` instead of `::`, `ON CONFLICT` and `RETURNING` are common to SQLite
 //! (3.35+, bundled by sqlx) and PostgreSQL, and `"user"` is quoted for PostgreSQL's sake.
 
