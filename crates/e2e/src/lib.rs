@@ -155,3 +155,22 @@ pub fn oathtool_totp(secret: &str, offset: i64) -> String {
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
+
+/// Copies the executable `from` to `to` (mode 0755) and waits until the copy runs: a process
+/// another test thread forks while the copy is still open for writing holds that fd until it
+/// execs, and running the copy meanwhile fails with ETXTBSY.
+pub fn copy_executable(from: &std::path::Path, to: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::copy(from, to).expect("copy the executable");
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)).expect("chmod 755");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while let Err(e) = std::process::Command::new(to).arg("--version").output() {
+        assert!(
+            e.kind() == std::io::ErrorKind::ExecutableFileBusy
+                && std::time::Instant::now() < deadline,
+            "cannot run {}: {e}",
+            to.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

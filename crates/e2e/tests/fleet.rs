@@ -15,7 +15,7 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -103,8 +103,7 @@ impl Host {
             .unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let bin = dir.path().join("sshield");
-        fs::copy(&sshield_e2e::artefacts().cli, &bin).unwrap();
-        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        sshield_e2e::copy_executable(&sshield_e2e::artefacts().cli, &bin);
         let store = dir.path().join("users");
         fs::create_dir(&store).unwrap();
         fs::set_permissions(&store, fs::Permissions::from_mode(0o700)).unwrap();
@@ -122,7 +121,7 @@ impl Host {
         fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
         let token = server.cli(&["host", "add", name]);
         let token = token.lines().next().unwrap();
-        let out = Command::new(wait_runnable(&bin))
+        let out = Command::new(&bin)
             .arg("--config")
             .arg(&config)
             .args(["join", &server.url, token, "--name", name])
@@ -189,20 +188,6 @@ impl Host {
         }
         s.wait().success()
     }
-}
-
-/// Waits until a freshly copied binary can run (another thread's fork may hold it open).
-fn wait_runnable(bin: &Path) -> &Path {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while let Err(e) = Command::new(bin).arg("--version").output() {
-        assert!(
-            e.kind() == std::io::ErrorKind::ExecutableFileBusy && Instant::now() < deadline,
-            "cannot run {}: {e}",
-            bin.display()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    bin
 }
 
 #[test]
