@@ -182,4 +182,10 @@ fn a_broken_host_key_denies_and_never_falls_to_failmode() {
     let replies = host.login(&["123456"]);
     assert_eq!(reason_of(&replies[1]), "server-refused", "{replies:?}");
     assert!(log_has(&host, "chmod 600"), "{}", host.log());
+    // Said once at start too, before anyone logs in.
+    assert!(
+        log_has(&host, "cannot use the [server] section"),
+        "{}",
+        host.log()
+    );
 }

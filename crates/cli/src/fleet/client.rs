@@ -163,10 +163,29 @@ impl sshield_core::Remote for BrokenClient {
     }
 }
 
-/// The remote for the config's `[server]` section, if it has one.
-pub fn remote_of(server: &ServerConfig) -> Arc<dyn sshield_core::Remote> {
+/// The remote for the config's `[server]` section, and what to log about it at start.
+pub fn remote_of(server: &ServerConfig) -> (Arc<dyn sshield_core::Remote>, Result<String, String>) {
+    let urls = server
+        .urls
+        .iter()
+        .map(|u| u.base.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
     match ServerClient::new(server) {
-        Ok(client) => Arc::new(client),
-        Err(why) => Arc::new(BrokenClient(why)),
+        Ok(client) => (
+            Arc::new(client),
+            Ok(format!(
+                "fleet host {:?}: users with no local record are checked by {urls}",
+                server.host
+            )),
+        ),
+        Err(why) => (
+            Arc::new(BrokenClient(why.clone())),
+            Err(format!(
+                "fleet host {:?}: cannot use the [server] section ({why}); users with no local \
+                 record are denied until it is fixed and the daemon restarted",
+                server.host
+            )),
+        ),
     }
 }
