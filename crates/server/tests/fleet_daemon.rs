@@ -189,3 +189,38 @@ fn a_broken_host_key_denies_and_never_falls_to_failmode() {
         host.log()
     );
 }
+
+#[test]
+fn over_https_the_daemon_accepts_only_the_pinned_certificate() {
+    let (tmp, state) = state_dir();
+    let (server, _) = Server::start_tls(&state, tmp.path());
+    let url = format!("https://{}", server.addr);
+    let user = me();
+    let secret = enroll_confirmed(&state, &[], &user);
+    let (pinned, other) = (host("secure"), host("secure"));
+    join(&pinned, &state, &url, "tls1");
+    join(&other, &state, &url, "tls2");
+    // `other` now pins a certificate the server does not have: to it the server is as good as
+    // unreachable (an interceptor could as well drop the connection), so failmode decides, and
+    // no code is sent to whoever answered.
+    let text = other.text();
+    let pin = text
+        .lines()
+        .find_map(|l| l.strip_prefix("pinned_cert = \"sha256:"))
+        .expect("a pin")
+        .trim_end_matches('"')
+        .to_owned();
+    let wrong = if pin.starts_with('0') { "1" } else { "0" }.repeat(64);
+    std::fs::write(other.config(), text.replace(&pin, &wrong)).expect("config");
+    let (_d1, _d2) = (pinned.daemon(), other.daemon());
+
+    let replies = pinned.login(&[&oathtool(&secret, 30)]);
+    assert_eq!(reply_of(&replies[1]), "allow", "{replies:?}");
+    let replies = other.login(&[&oathtool(&secret, 60)]);
+    assert_eq!(reason_of(&replies[1]), "unreachable", "{replies:?}");
+    assert!(
+        log_has(&other, "reason=unreachable") && log_has(&other, "certificate"),
+        "{}",
+        other.log()
+    );
+}
