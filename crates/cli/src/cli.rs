@@ -232,6 +232,29 @@ Exit status: 0 done (or nothing to change), 1 refused, 2 error. See docs/setup.m
     )]
     Setup(SetupArgs),
 
+    /// Join this host to a fleet server with a one-time token.
+    #[command(
+        long_about = "Makes this host's ed25519 key pair (a root-only file, mode 0600, under the \
+state dir: host.key beside the store), registers its public key with the server (POST /v1/join) \
+using the one-time token that `sshield-server host add NAME` printed, and writes a [server] \
+section into the config, keeping its comments. For an https:// URL the server's certificate is \
+pinned: its SHA-256 is saved and later connections accept only that certificate (check it \
+against the server's with --fingerprint, or trust a CA with --ca instead). Plain http:// is \
+refused except to a loopback address.\n\n\
+Then `sshield daemon` asks the server about every user who has no record in the local store \
+(local-only users such as root or a break-glass account stay local), and applies `failmode` \
+only when no server URL answers.",
+        after_help = "Examples:\n  \
+  sshield join https://auth.example.org:8443 sshj_5f2c...           # pins what it sees, prints it\n  \
+  sshield join https://auth.example.org:8443 - --name web1 < token.txt\n  \
+  sshield join https://auth.example.org:8443 sshj_... --fingerprint sha256:3b1f...\n  \
+  sshield join https://auth.internal:8443 sshj_... --ca /etc/ssl/internal-ca.pem\n  \
+  sshield --config ./test.toml join http://127.0.0.1:8080 sshj_...  # a test server on loopback\n\n\
+Exit status: 0 joined, 1 refused by the server (token unknown, used, expired or for another \
+name), 2 error (unreachable, bad URL, already joined). See docs/server.md and docs/config.md."
+    )]
+    Join(JoinArgs),
+
     /// Serve `sshield login` on the config's Unix socket (run as root, by systemd).
     #[command(
         long_about = "Serves the socket named by the config's `socket` (default \
@@ -644,4 +667,25 @@ pub enum ImportCommand {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// `sshield join`.
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// The server's URL (`https://HOST[:PORT]`; `http://` only to a loopback address).
+    pub url: String,
+    /// The one-time token from `sshield-server host add NAME` ('-' reads it from standard input).
+    pub token: String,
+    /// The name the token was made for (default: this host's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Trust any certificate this CA (PEM) issued for the URL's name, instead of pinning one.
+    #[arg(long, value_name = "FILE", conflicts_with = "fingerprint")]
+    pub ca: Option<PathBuf>,
+    /// Join only if the server's certificate has this SHA-256 (hex, colons allowed).
+    #[arg(long, value_name = "SHA256")]
+    pub fingerprint: Option<String>,
+    /// Where to make the host key (default: host.key in the state dir, beside the store).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
 }

@@ -260,6 +260,9 @@ enum Checked {
 fn outcome(reply: io::Result<Reply>) -> Result<Checked, ExitCode> {
     match reply {
         Ok(Reply::Allow { banner, .. }) => Ok(Checked::Allowed(banner)),
+        // A fleet host whose server could not be reached, with `failmode = "safe"`: the
+        // daemon decided and logged it; the helper only carries it out.
+        Ok(Reply::Exempt { .. }) => Ok(Checked::Allowed(None)),
         Ok(Reply::Deny { message, last, .. }) => {
             eprint!("sshield: {message}\r\n");
             Ok(Checked::Denied { last })
@@ -271,9 +274,6 @@ fn outcome(reply: io::Result<Reply>) -> Result<Checked, ExitCode> {
             Ok(Checked::Ask)
         }
         Ok(Reply::Error { message, .. }) => Err(refuse(&format!("the sshield daemon: {message}"))),
-        Ok(other) => Err(refuse(&format!(
-            "the sshield daemon answered {other:?} to a check"
-        ))),
         // Mid-login the daemon is no longer "unreachable": failmode never turns a started
         // check into an allow.
         Err(e) => Err(refuse(&format!(

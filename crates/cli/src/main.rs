@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod daemon;
 mod failure;
+mod fleet;
 mod login;
 mod procs;
 mod protocol;
@@ -104,5 +105,6 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Log(args) => commands::log::run(&config_path, &args),
         Command::GenerateDocs { dir } => commands::docs::generate(&dir),
         Command::Setup(args) => commands::setup::run(&config_path, &args),
+        Command::Join(args) => commands::join::run(&config_path, &args),
     }
 }

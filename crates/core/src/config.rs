@@ -16,6 +16,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::de;
+use crate::fleet::ServerSection;
+pub use crate::fleet::{ServerConfig, ServerUrl, Trust};
 
 pub use crate::policy::{Policy, Unenrolled};
 pub use crate::ratelimit::RateLimit;
@@ -64,6 +66,12 @@ pub struct Config {
     /// taken from there would let any client drop the admin's `-R` (issue 9, item 14). Other
     /// words than these are refused.
     pub sftp_server_args: Vec<String>,
+    /// The fleet server this host joined (`sshield join`), checked; `None` on a lone host.
+    #[serde(skip)]
+    pub server: Option<ServerConfig>,
+    /// The `[server]` section as written, until `parse` checks it into `server`.
+    #[serde(rename = "server")]
+    server_section: Option<ServerSection>,
 }
 
 impl Default for Config {
@@ -83,6 +91,8 @@ impl Default for Config {
             login_timeout: Duration::from_secs(60),
             sftp_server: PathBuf::from(DEFAULT_SFTP_SERVER),
             sftp_server_args: Vec::new(),
+            server: None,
+            server_section: None,
         }
     }
 }
@@ -248,6 +258,14 @@ impl Config {
                     "rate_limit.familiar_sources = {} gives that many sources a budget of their own; use 0 to 64 (8 is usual)",
                     config.rate_limit.familiar_sources
                 )));
+        }
+        if let Some(section) = config.server_section.take() {
+            let base = path.parent().unwrap_or(Path::new("/"));
+            config.server = Some(
+                section
+                    .check(base)
+                    .map_err(|(key, message)| setting_error(text, path, key, message))?,
+            );
         }
         Ok(config)
     }
@@ -434,6 +452,35 @@ mod tests {
                     .starts_with(&format!("/c.toml:{line}: rate_limit.")),
                 "{e}"
             );
+        }
+    }
+
+    #[test]
+    fn the_server_section_is_checked_with_its_line() {
+        let good = "[server]\nurls = [\"http://127.0.0.1:8080\", \"https://b.example\"]\n\
+                    host = \"web1\"\nkey_file = \"host.key\"\n\
+                    pinned_cert = \"sha256:0000000000000000000000000000000000000000000000000000000000000000\"\n";
+        let c = Config::parse(good, Path::new("/etc/s/s.toml")).unwrap();
+        let server = c.server.expect("a server");
+        assert_eq!(server.key_file, PathBuf::from("/etc/s/host.key"));
+        assert_eq!(server.urls.len(), 2);
+        assert_eq!(server.timeout, crate::fleet::DEFAULT_TIMEOUT);
+        assert_eq!(server.trust, Trust::Pinned([0; 32]));
+        assert!(Config::parse("", Path::new("/c.toml"))
+            .unwrap()
+            .server
+            .is_none());
+        for (text, says) in [
+            ("[server]\nhost = \"a\"\nkey_file = \"k\"\nurls = [\"http://10.1.1.1\"]\n", "/c.toml:4: server.urls: \"http://10.1.1.1\": plain http"),
+            ("[server]\nurls = [\"https://a.example\"]\nhost = \"a\"\nkey_file = \"k\"\n", "/c.toml:2: server: an https:// URL needs pinned_cert"),
+            ("[server]\nurls = []\nhost = \"a\"\nkey_file = \"k\"\n", "/c.toml:2: server.urls is empty"),
+            ("[server]\nurls = [\"http://[::1]:1\"]\nhost = \"a b\"\nkey_file = \"k\"\n", "/c.toml:3: server.host"),
+            ("[server]\nurls = [\"http://[::1]:1\"]\nhost = \"a\"\nkey_file = \"k\"\ntimeout = \"0s\"\n", "/c.toml:5: server.timeout"),
+            ("[server]\nurls = [\"https://x\"]\nhost = \"a\"\nkey_file = \"k\"\npinned_cert = \"sha1:00\"\n", "/c.toml:5: server.pinned_cert"),
+            ("[server]\nurls = [\"https://x\"]\nhost = \"a\"\n", "/c.toml:1: missing field `key_file`"),
+        ] {
+            let e = Config::parse(text, Path::new("/c.toml")).unwrap_err().to_string();
+            assert!(e.starts_with(says), "{e}");
         }
     }
 }

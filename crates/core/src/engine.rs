@@ -9,6 +9,7 @@
 //! accepting a code we could not mark as used would let it be replayed.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sshield_otp::{verify_hotp, verify_totp, Window};
@@ -16,11 +17,12 @@ use zeroize::Zeroizing;
 
 use crate::accounts;
 use crate::caller::Caller;
-use crate::config::Config;
+use crate::config::{Config, Failmode};
 use crate::first_factor::FirstFactor;
 use crate::policy::{self, Policy, Requirement};
 use crate::ratelimit::{self, Origin, RateLimit, UserLimits};
 use crate::record::{Authenticator, TokenKind, TokenUsage, UserRecord};
+use crate::remote::{NotHere, Remote};
 use crate::shape;
 use crate::store::{Change, RecordStore, StoreError};
 use crate::time::UnixTime;
@@ -37,6 +39,12 @@ impl Response {
     }
 
     pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The text, for a [`Remote`] to send to the fleet server over
+    /// its signed, encrypted request; never for a log line.
+    pub fn expose_secret(&self) -> &str {
         &self.0
     }
 }
@@ -122,6 +130,11 @@ pub enum DenyReason {
     /// The login had already ended (its last denial, or its decision) when another answer
     /// came: nothing was checked, counted or logged.
     NoTriesLeft,
+    /// No fleet server could be reached and `failmode = "secure"`.
+    Unreachable,
+    /// The fleet server refused this host's request (a bad signature, a revoked host), or
+    /// the host's side of the fleet is broken: what is wrong, for the admin's log.
+    ServerRefused(String),
 }
 
 impl DenyReason {
@@ -138,6 +151,8 @@ impl DenyReason {
             Self::Store(_) => "store-error",
             Self::NoCode => "no-code",
             Self::NoTriesLeft => "no-tries-left",
+            Self::Unreachable => "unreachable",
+            Self::ServerRefused(_) => "server-refused",
         }
     }
 
@@ -145,9 +160,11 @@ impl DenyReason {
     /// for the admin's log, not for whoever is logging in.
     pub fn user_message(&self) -> String {
         match self {
-            Self::Store(_) => "this server cannot check codes right now; the admin will find why \
-                               in the system log"
-                .to_owned(),
+            Self::Store(_) | Self::ServerRefused(_) => {
+                "this server cannot check codes right now; the admin will find why in the system \
+                 log"
+                .to_owned()
+            }
             other => other.to_string(),
         }
     }
@@ -174,6 +191,10 @@ impl fmt::Display for DenyReason {
             Self::Store(e) => e.fmt(f),
             Self::NoCode => f.write_str("no code was given"),
             Self::NoTriesLeft => f.write_str("this login has ended"),
+            Self::Unreachable => {
+                f.write_str("the authentication server cannot be reached; try again later")
+            }
+            Self::ServerRefused(what) => write!(f, "the authentication server refused: {what}"),
         }
     }
 }
@@ -230,6 +251,10 @@ pub struct Engine {
     policy: Policy,
     rate_limit: RateLimit,
     conversation: Conversation,
+    /// The fleet server, asked about users with no local record ([`Engine::with_remote`]).
+    remote: Option<Arc<dyn Remote>>,
+    /// What to do when the remote cannot be reached.
+    failmode: Failmode,
 }
 
 /// What a login offers to check: a code alone, or a password with the code at its end
@@ -256,7 +281,45 @@ impl Engine {
             policy: config.policy.clone(),
             rate_limit: config.rate_limit.clone(),
             conversation: Conversation::of(config),
+            // A fleet host's users are the server's; until a front end that can ask it says
+            // so (`with_remote`), they are denied, never judged by the local rules.
+            remote: config
+                .server
+                .as_ref()
+                .map(|_| Arc::new(NotHere) as Arc<dyn Remote>),
+            failmode: config.failmode,
         }
+    }
+
+    /// This engine, asking `remote` (the fleet server) about every user who has no record in
+    /// the local store; users with one (root, a break-glass account) stay local.
+    pub fn with_remote(self, remote: Arc<dyn Remote>) -> Self {
+        Self {
+            remote: Some(remote),
+            ..self
+        }
+    }
+
+    /// The remote to ask about `user`, if any: none when the local store has their record.
+    /// A store that cannot say is left to the local check, which denies with its error.
+    pub(crate) fn remote_for(&self, user: &str) -> Option<&dyn Remote> {
+        let remote = self.remote.as_deref()?;
+        match UserName::new(user).map(|u| self.store.has_record(&u)) {
+            Ok(Ok(false)) => Some(remote),
+            Ok(Ok(true) | Err(_)) => None,
+            // A name that cannot have a local record can only be the server's to judge.
+            Err(_) => Some(remote),
+        }
+    }
+
+    /// What to do when the remote cannot be reached.
+    pub(crate) fn failmode(&self) -> Failmode {
+        self.failmode
+    }
+
+    /// The rate limit's settings (the remote's denials wait its first delay).
+    pub(crate) fn rate_limit(&self) -> &RateLimit {
+        &self.rate_limit
     }
 
     /// An engine over an explicit store and policy, with failure counting off (for tools
@@ -271,6 +334,8 @@ impl Engine {
             policy,
             rate_limit,
             conversation: Conversation::of(&Config::default()),
+            remote: None,
+            failmode: Failmode::Secure,
         }
     }
 
@@ -306,6 +371,11 @@ impl Engine {
             if let Some(e) = policy::by_groups(&self.policy, groups.as_deref()) {
                 return Requirement::Exempt(e);
             }
+        }
+        if self.remote_for(user).is_some() {
+            // The server holds this user's record: the local "unenrolled" rules do not apply,
+            // and a code is asked for.
+            return Requirement::Prompt;
         }
         if !policy::needs_record(&self.policy) {
             // No record rule can exempt anyone: skip reading it (the login reads it anyway,

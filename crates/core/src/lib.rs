@@ -1,6 +1,6 @@
 //! The heart of sshield, shared by every front end (PAM module, `sshield` CLI, daemon, server).
 //!
-//! - [`config`]: the one TOML file every front end reads.
+//! - [`config`]: the one TOML file every front end reads; [`fleet`]: its `[server]` section.
 //! - [`record`]: what is stored per user: authenticators, backup codes, and login state kept
 //!   apart from provisioning.
 //! - [`store`]: one file per user, locked and atomically replaced, with ownership checks; the
@@ -12,6 +12,7 @@
 //! - [`engine`]: whether a code is good, under the user's lock ([`Engine::decide`] for tools
 //!   and tests that check one code; [`check_record`] on a record held in memory).
 //! - [`ratelimit`]: failure counting and lockout.
+//! - [`remote`]: the fleet server, asked about users with no local record.
 //! - [`log`]: the one stable log line per decision, its severity, and the [`log::LogSink`]
 //!   through which a login's lines leave.
 //! - [`passed`]: which login last passed a user's second factor (for `setup --confirm`).
@@ -34,6 +35,7 @@ mod de;
 pub mod engine;
 pub mod export;
 pub mod first_factor;
+pub mod fleet;
 pub mod import;
 pub mod log;
 mod login;
@@ -43,6 +45,7 @@ pub mod policy;
 pub mod provision;
 pub mod ratelimit;
 pub mod record;
+pub mod remote;
 mod shape;
 pub mod store;
 mod time;
@@ -57,6 +60,7 @@ pub use first_factor::FirstFactor;
 pub use login::{Allowed, Ask, Denied, Entry, Login, Step};
 pub use policy::{Exemption, Policy, Requirement};
 pub use record::{Authenticator, TokenKind, UserRecord, UserState};
+pub use remote::{Remote, RemoteAnswer};
 pub use store::{RecordStore, StoreError};
 pub use time::UnixTime;
 pub use username::{UserName, UserNameError};

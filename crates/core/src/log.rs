@@ -136,6 +136,12 @@ pub fn decision_line(caller: &Caller, decision: &Decision) -> Line {
                 let _ = write!(l, " detail=\"{}\"", escape(&e.to_string()));
                 return Line::new(Event::StoreError, l);
             }
+            if let DenyReason::ServerRefused(what) = reason {
+                // A refused signature or a revoked host is the admin's to fix, like a broken
+                // config: what the server said, never the code.
+                let _ = write!(l, " detail=\"{}\"", escape(what));
+                return Line::new(Event::ConfigError, l);
+            }
             Line::new(Event::Deny, l)
         }
     }

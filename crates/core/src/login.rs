@@ -39,10 +39,12 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use crate::caller::Caller;
+use crate::config::Failmode;
 use crate::engine::{Checked, Decision, DenyReason, Engine, Method, Offer, Outcome, Response};
 use crate::log::{self, LogSink};
 use crate::passed::{self, Passed};
 use crate::policy::{Exemption, Requirement};
+use crate::remote::{self, Remote, RemoteAnswer};
 use crate::shape;
 use crate::time::UnixTime;
 use crate::username::UserName;
@@ -232,6 +234,9 @@ impl Login<'_> {
             }
         };
         let typed = !matches!(entry, Entry::PreSupplied(_));
+        if let Some(remote) = self.engine.remote_for(self.caller.user.name()) {
+            return self.ask_remote(remote, offer, typed, now, log);
+        }
         let Checked {
             outcome: Outcome { decision, delay },
             password_len,
@@ -243,6 +248,85 @@ impl Login<'_> {
             }
             _ => None,
         };
+        self.decided(decision, delay, password, typed)
+    }
+
+    /// Asks the fleet server about `offer` (a user with no local record), logs its answer,
+    /// and applies `failmode` only when it could not be reached.
+    fn ask_remote(
+        &mut self,
+        remote: &dyn Remote,
+        offer: Offer<'_>,
+        typed: bool,
+        now: UnixTime,
+        log: &dyn LogSink,
+    ) -> Step {
+        // `forward_pass`: split as for 6-digit codes, as the local store does for a user it
+        // has no record of (the server knows the lengths; the host does not).
+        let (code, password) = match offer {
+            Offer::Code(response) => (response.clone(), None),
+            Offer::PasswordAndCode(text) => {
+                let at = text.char_indices().rev().nth(5).map_or(0, |(i, _)| i);
+                (
+                    Response::new(text.get(at..).unwrap_or("")),
+                    Some(Zeroizing::new(text.get(..at).unwrap_or("").to_owned())),
+                )
+            }
+        };
+        let decision = match remote.verify(&self.caller, &code) {
+            RemoteAnswer::Allowed { method } => Decision::Allow(remote::method_of(&method)),
+            RemoteAnswer::Denied { reason } => {
+                let until = now
+                    .0
+                    .saturating_add(self.engine.rate_limit().lockout.as_secs());
+                Decision::Deny(remote::reason_of(&reason, until))
+            }
+            RemoteAnswer::Unreachable(what) => {
+                let safe = self.engine.failmode() == Failmode::Safe;
+                log.log(&log::failmode_line(&self.caller, safe, &what));
+                self.state = State::Done;
+                if safe {
+                    return Step::Exempt(Exemption::Failmode);
+                }
+                return Step::Denied(self.denial(
+                    DenyReason::Unreachable,
+                    Duration::ZERO,
+                    password,
+                    true,
+                ));
+            }
+            RemoteAnswer::Refused(what) => {
+                let refused = Decision::Deny(DenyReason::ServerRefused(what.clone()));
+                log.log(&log::decision_line(&self.caller, &refused));
+                // Nothing typed now can pass until the admin fixes the host's side.
+                self.state = State::Done;
+                return Step::Denied(self.denial(
+                    DenyReason::ServerRefused(what),
+                    Duration::ZERO,
+                    password,
+                    true,
+                ));
+            }
+        };
+        log.log(&log::decision_line(&self.caller, &decision));
+        // The server counted the failure; the host waits the rate limit's first delay (none
+        // with rate limiting off, as for a local failure).
+        let limits = self.engine.rate_limit();
+        let delay = match &decision {
+            Decision::Deny(_) if limits.enabled => limits.delay,
+            _ => Duration::ZERO,
+        };
+        self.decided(decision, delay, password, typed)
+    }
+
+    /// The step for a decision: allowed, or denied with the tries left.
+    fn decided(
+        &mut self,
+        decision: Decision,
+        delay: Duration,
+        password: Option<Zeroizing<String>>,
+        typed: bool,
+    ) -> Step {
         match decision {
             Decision::Allow(method) => {
                 self.state = State::Done;

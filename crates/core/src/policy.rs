@@ -106,6 +106,8 @@ pub enum Exemption {
     Unenrolled,
     /// Not enrolled, within the `allow_until` grace period.
     UnenrolledGrace,
+    /// No fleet server could be reached and `failmode = "safe"`: let through, logged loudly.
+    Failmode,
 }
 
 impl Exemption {
@@ -120,6 +122,7 @@ impl Exemption {
             Self::Remembered => "remembered",
             Self::Unenrolled => "unenrolled-allowed",
             Self::UnenrolledGrace => "unenrolled-grace",
+            Self::Failmode => "failmode-safe",
         }
     }
 }

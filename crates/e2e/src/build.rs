@@ -85,6 +85,26 @@ pub fn build_deb(out: &Path) -> PathBuf {
     deb
 }
 
+/// Builds `sshield-server` once per process (for fleet tests) and returns its path.
+pub fn server_binary() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let (target_dir, profile_dir, profile) = caller_profile();
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "sshield-server", "--bins"])
+            .args(["--profile", &profile])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .current_dir(crate::workspace_root())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build -p sshield-server failed");
+        let built = profile_dir.join("sshield-server");
+        assert!(built.is_file(), "{} was not built", built.display());
+        built
+    })
+}
+
 fn build() -> Artefacts {
     let (target_dir, profile_dir, profile) = caller_profile();
     let profile = profile.as_str();

@@ -63,7 +63,7 @@ mod users;
 
 use std::path::PathBuf;
 
-pub use build::{artefacts, build_deb, cargo_deb_missing, Artefacts};
+pub use build::{artefacts, build_deb, cargo_deb_missing, server_binary, Artefacts};
 pub use client::{Client, Outcome, Session};
 pub use guest::{cache_dir, guest_requirement, show, Guest, Tree};
 pub use nss::CaseInsensitiveNamespace;
@@ -133,4 +133,44 @@ pub fn workspace_root() -> PathBuf {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let root = here.join("../..");
     root.canonicalize().unwrap_or(root)
+}
+
+/// The TOTP code of a base32 `secret` at now + `offset` seconds, from oathtool (the
+/// reference implementation every code in the tests is checked against).
+pub fn oathtool_totp(secret: &str, offset: i64) -> String {
+    let out = std::process::Command::new("oathtool")
+        .args([
+            "--totp",
+            "--base32",
+            "--now",
+            &format!("now {offset:+} seconds"),
+        ])
+        .arg(secret)
+        .output()
+        .expect("run oathtool (scripts/install-test-deps installs oath-toolkit)");
+    assert!(
+        out.status.success(),
+        "oathtool: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Copies the executable `from` to `to` (mode 0755) and waits until the copy runs: a process
+/// another test thread forks while the copy is still open for writing holds that fd until it
+/// execs, and running the copy meanwhile fails with ETXTBSY.
+pub fn copy_executable(from: &std::path::Path, to: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::copy(from, to).expect("copy the executable");
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)).expect("chmod 755");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while let Err(e) = std::process::Command::new(to).arg("--version").output() {
+        assert!(
+            e.kind() == std::io::ErrorKind::ExecutableFileBusy
+                && std::time::Instant::now() < deadline,
+            "cannot run {}: {e}",
+            to.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }

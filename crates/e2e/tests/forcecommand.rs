@@ -57,20 +57,7 @@ impl World {
             .unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let bin = dir.path().join("sshield");
-        fs::copy(built_cli(), &bin).unwrap();
-        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-        // A process another test thread forks while the copy is still open for writing holds
-        // that fd until it execs, and running the copy meanwhile fails with ETXTBSY: wait
-        // until it runs.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while let Err(e) = Command::new(&bin).arg("--version").output() {
-            assert!(
-                e.kind() == std::io::ErrorKind::ExecutableFileBusy && Instant::now() < deadline,
-                "cannot run {}: {e}",
-                bin.display()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        sshield_e2e::copy_executable(built_cli(), &bin);
         let world = World {
             config: dir.path().join("sshield.toml"),
             socket: dir.path().join("sshield.sock"),

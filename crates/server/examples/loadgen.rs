@@ -31,7 +31,7 @@ use hyper::body::Bytes;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use sshield_otp::{hotp, HotpParams, Secret};
-use sshield_server::signature;
+use sshield_wire::signed as signature;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 

@@ -14,9 +14,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{middleware, Json, Router};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use sshield_core::config::RateLimit;
 use sshield_core::{Policy, UnixTime};
+pub use sshield_wire::api::{ErrorBody, JoinRequest, JoinResponse, VerifyRequest, VerifyResponse};
+use sshield_wire::api::{JOIN_PATH, VERIFY_PATH};
 
 use crate::config::Retention;
 use crate::hosts;
@@ -53,8 +54,8 @@ pub struct App {
 pub fn router(app: Arc<App>, max_body: usize) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/v1/verify", post(verify_handler))
-        .route("/v1/join", post(join_handler))
+        .route(VERIFY_PATH, post(verify_handler))
+        .route(JOIN_PATH, post(join_handler))
         .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics::handler))
         .route("/v1/enroll", post(approval::enroll_handler))
@@ -93,17 +94,12 @@ pub struct ApiError {
     pub message: String,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (
             self.status,
             Json(ErrorBody {
-                error: &self.message,
+                error: self.message,
             }),
         )
             .into_response()
@@ -175,32 +171,6 @@ impl ApiError {
     }
 }
 
-/// `POST /v1/verify`: is this code good for this user?
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VerifyRequest {
-    /// The login name.
-    pub user: String,
-    /// What the user typed.
-    pub code: String,
-    /// The client's address, as the host saw it.
-    #[serde(default)]
-    pub source: Option<String>,
-    /// The PAM service (`sshd`, `sudo`...).
-    pub service: String,
-}
-
-/// The answer to a verification.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct VerifyResponse {
-    /// `allowed` or `denied`.
-    pub outcome: String,
-    /// How the user passed: `totp`, `hotp` or `backup`.
-    pub method: Option<String>,
-    /// Why not: `wrong-code`, `replayed`, `not-enrolled`... (the same words as a host's log).
-    pub reason: Option<String>,
-}
-
 async fn verify_handler(
     State(app): State<Arc<App>>,
     method: Method,
@@ -216,25 +186,6 @@ async fn verify_handler(
     let request: VerifyRequest = parse_json(&headers, &body)?;
     let answer = verify::verify(&app, &host, &request, now).await?;
     Ok(Json(answer))
-}
-
-/// `POST /v1/join`: a host registers its public key with a one-time token.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JoinRequest {
-    /// The token `sshield-server host add NAME` printed.
-    pub token: String,
-    /// The host's name, as given to `host add`.
-    pub name: String,
-    /// Its ed25519 public key, base64.
-    pub public_key: String,
-}
-
-/// The answer to a join.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct JoinResponse {
-    /// The name the host is known by.
-    pub host: String,
 }
 
 async fn join_handler(

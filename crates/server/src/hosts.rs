@@ -4,13 +4,13 @@
 use std::fmt;
 
 use axum::http::{HeaderMap, StatusCode};
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha256};
 use sshield_core::UnixTime;
+use sshield_wire::signed::{Refused, Signed};
 
 use crate::api::{ApiError, App};
 use crate::records::unix;
-use crate::signature::{self, HOST, NONCE, SIGNATURE, TIMESTAMP};
 use crate::storage::{HostRow, Storage, StorageError};
 
 /// A join token starts with this, so one pasted in the wrong place is recognisable.
@@ -57,13 +57,7 @@ impl From<StorageError> for HostError {
     }
 }
 
-/// Host names: what a hostname may hold, so they read well in logs and cannot inject lines.
-pub fn valid_host_name(name: &str) -> bool {
-    (1..=253).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-}
+pub use sshield_core::fleet::valid_host_name;
 
 fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
@@ -183,43 +177,15 @@ pub async fn authenticate(
     body: &[u8],
     now: UnixTime,
 ) -> Result<String, ApiError> {
-    let unauthorized = |m: String| refused(StatusCode::UNAUTHORIZED, m);
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                unauthorized(format!(
-                    "unsigned request: header {name} is missing; hosts sign every request \
-                     (docs/server.md, \"Signed requests\")"
-                ))
-            })
-    };
-    let host = header(HOST)?;
-    let timestamp: i64 = header(TIMESTAMP)?
-        .parse()
-        .map_err(|_| unauthorized(format!("header {TIMESTAMP}: not Unix seconds")))?;
-    let nonce = header(NONCE)?;
-    if !signature::valid_nonce(nonce) {
-        return Err(unauthorized(format!(
-            "header {NONCE}: 16 to 64 characters of A-Z, a-z, 0-9, '-' or '_'"
-        )));
-    }
-    let signature = data_encoding::BASE64
-        .decode(header(SIGNATURE)?.as_bytes())
-        .ok()
-        .and_then(|b| Signature::from_slice(&b).ok())
-        .ok_or_else(|| unauthorized(format!("header {SIGNATURE}: not an ed25519 signature")))?;
-    let skew = i64::try_from(app.signature_skew.as_secs()).unwrap_or(i64::MAX);
+    let unauthorized = |e: Refused| refused(StatusCode::UNAUTHORIZED, e.to_string());
+    let signed = Signed::parse(|name| headers.get(name).and_then(|v| v.to_str().ok()))
+        .map_err(unauthorized)?;
     let now = unix(now);
-    if timestamp.abs_diff(now) > skew.unsigned_abs() {
-        return Err(unauthorized(format!(
-            "stale request: its time is {}s from the server's (at most {skew}s allowed); \
-             check the host's clock (NTP)",
-            timestamp.saturating_sub(now)
-        )));
-    }
-    let unknown = || unauthorized(format!("unknown host {host:?}"));
+    signed
+        .check_time(now, app.signature_skew.as_secs())
+        .map_err(unauthorized)?;
+    let host = signed.host;
+    let unknown = || refused(StatusCode::UNAUTHORIZED, format!("unknown host {host:?}"));
     let row = app.store.load_host(host).await?.ok_or_else(unknown)?;
     if row.revoked_at.is_some() {
         return Err(refused(
@@ -227,19 +193,19 @@ pub async fn authenticate(
             format!("host {host:?} is revoked"),
         ));
     }
-    let key = <[u8; 32]>::try_from(row.public_key.as_slice())
-        .ok()
-        .and_then(|b| VerifyingKey::from_bytes(&b).ok())
-        .ok_or_else(unknown)?;
-    let message = signature::message(method, path, body, timestamp, nonce, host);
-    // Strict: refuses the malleable and small-order cases plain verification lets through.
-    key.verify_strict(&message, &signature)
-        .map_err(|_| unauthorized(format!("bad signature from host {host:?}")))?;
+    signed
+        .verify(&row.public_key, method, path, body)
+        .map_err(unauthorized)?;
     // Remembered only once the signature is good, so nobody else can fill a host's nonces.
-    if !app.store.remember_nonce(host, nonce, timestamp).await? {
-        return Err(unauthorized(format!(
-            "replayed request: host {host:?} used this nonce before"
-        )));
+    if !app
+        .store
+        .remember_nonce(host, signed.nonce, signed.timestamp)
+        .await?
+    {
+        return Err(refused(
+            StatusCode::UNAUTHORIZED,
+            format!("replayed request: host {host:?} used this nonce before"),
+        ));
     }
     Ok(host.to_owned())
 }

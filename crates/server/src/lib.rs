@@ -5,7 +5,8 @@
 //! - [`serve`]: binding, TLS, the loopback rule, shutdown.
 //! - [`api`]: the HTTP routes; [`verify`]: one verification through core's engine.
 //! - [`metrics`]: `/metrics` (OpenMetrics text) and the per-request log line.
-//! - [`hosts`]: join tokens, joining, and [`signature`]s on every other host request.
+//! - [`hosts`]: join tokens, joining, and the signatures on every other host request (their
+//!   format is `sshield_wire::signed`, shared with the hosts that sign).
 //! - [`storage`]: one trait, SQLite and PostgreSQL behind it.
 //! - [`records`]: the one compare-and-swap path every change of a user takes.
 //! - [`sources`]: failures per source over all users, in the database.
@@ -26,7 +27,6 @@ pub mod push;
 pub mod records;
 pub mod seal;
 pub mod serve;
-pub mod signature;
 pub mod sources;
 pub mod storage;
 pub mod users;

@@ -79,20 +79,7 @@ fn a_config_file_with_an_unknown_key_names_the_file_and_line() {
 #[test]
 fn tls_serves_with_the_given_certificate() {
     let (tmp, state) = state_dir();
-    support::tls::certificates(tmp.path());
-    let [ca, cert, key] = ["ca.crt", "server.crt", "server.key"].map(|f| tmp.path().join(f));
-    let server = Server::start(
-        &state,
-        &[],
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            cert.to_str().expect("utf-8"),
-            "--tls-key",
-            key.to_str().expect("utf-8"),
-        ],
-    );
+    let (server, [ca, _, _]) = Server::start_tls(&state, tmp.path());
     assert!(
         server.banner.starts_with("listening on https://"),
         "{}",

@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod enroll;
 pub mod export;
 pub mod import;
+pub mod join;
 pub mod log;
 pub mod setup;
 pub mod show;

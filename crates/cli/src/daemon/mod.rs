@@ -60,8 +60,16 @@ pub fn run(config: Config, syslog_socket: PathBuf) -> Result<(), Failure> {
         Some(l) => (l, "the socket systemd passed".to_owned()),
         None => (bind(&config.socket)?, config.socket.display().to_string()),
     };
+    let mut engine = Engine::new(&config);
+    let mut fleet = None;
+    if let Some(server) = &config.server {
+        // The host's one network client: users with no local record are the server's.
+        let (remote, said) = crate::fleet::client::remote_of(server);
+        engine = engine.with_remote(remote);
+        fleet = Some(said);
+    }
     let shared = Arc::new(Shared {
-        engine: Engine::new(&config),
+        engine,
         config,
         syslog_socket,
     });
@@ -70,6 +78,11 @@ pub fn run(config: Config, syslog_socket: PathBuf) -> Result<(), Failure> {
         Event::Started,
         format!("daemon listening on {serving}"),
     ));
+    match fleet {
+        Some(Ok(text)) => shared.sink().log(&Line::new(Event::Started, text)),
+        Some(Err(text)) => shared.sink().log(&Line::new(Event::ConfigError, text)),
+        None => {}
+    }
     for stream in listener.incoming() {
         let Ok(stream) = stream else {
             // EMFILE and friends: pause rather than spin.

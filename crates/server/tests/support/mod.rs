@@ -5,6 +5,7 @@
     reason = "each test binary uses its own part of this module"
 )]
 
+pub mod host;
 pub mod pg;
 pub mod push_service;
 pub mod server;

@@ -68,6 +68,27 @@ impl Server {
         }
     }
 
+    /// Starts a server on 127.0.0.1 over TLS with test certificates made in `certs`:
+    /// the server and the paths of `ca.crt`, `server.crt` and `server.key`.
+    pub fn start_tls(state_dir: &Path, certs: &Path) -> (Self, [PathBuf; 3]) {
+        crate::support::tls::certificates(certs);
+        let files = ["ca.crt", "server.crt", "server.key"].map(|f| certs.join(f));
+        let [_, cert, key] = &files;
+        let server = Self::start(
+            state_dir,
+            &[],
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--tls-cert",
+                cert.to_str().expect("utf-8"),
+                "--tls-key",
+                key.to_str().expect("utf-8"),
+            ],
+        );
+        (server, files)
+    }
+
     /// Sends one request and returns (status, body).
     pub fn request(
         &self,
@@ -194,22 +215,7 @@ pub fn backup_codes_of(output: &str) -> Vec<String> {
 
 /// The TOTP code of `secret` at now + `offset` seconds, from oathtool (the reference).
 pub fn oathtool(secret: &str, offset: i64) -> String {
-    let out = Command::new("oathtool")
-        .args([
-            "--totp",
-            "--base32",
-            "--now",
-            &format!("now {offset:+} seconds"),
-        ])
-        .arg(secret)
-        .output()
-        .expect("oathtool");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    sshield_e2e::oathtool_totp(secret, offset)
 }
 
 /// Enrolls `name` and confirms it with the current code: the user's secret.
@@ -266,7 +272,7 @@ impl TestHost {
         timestamp: i64,
         nonce: &str,
     ) -> Vec<(&'static str, String)> {
-        sshield_server::signature::sign(&self.key, &self.name, method, path, body, timestamp, nonce)
+        sshield_wire::signed::sign(&self.key, &self.name, method, path, body, timestamp, nonce)
     }
 
     /// POSTs `body` as JSON, signed now with a fresh nonce.

@@ -132,6 +132,18 @@ pub fn unchanged_since(saved: &Saved, dir: &Path) -> bool {
 
 /// Replaces `path` with `text` atomically, with the owner and mode in `saved`.
 fn replace(path: &Path, text: &str, saved: &Saved) -> Result<(), String> {
+    write_atomically(path, text, saved.mode, saved.uid, saved.gid)
+}
+
+/// Replaces (or creates) `path` with `text` atomically: temp file, fsync, rename, fsync of
+/// the directory, with this mode, and (as root) this owner and group.
+pub fn write_atomically(
+    path: &Path,
+    text: &str,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+) -> Result<(), String> {
     let dir = parent(path)?;
     let name = path
         .file_name()
@@ -149,9 +161,9 @@ fn replace(path: &Path, text: &str, saved: &Saved) -> Result<(), String> {
             .open(&tmp)?;
         file.write_all(text.as_bytes())?;
         if rustix::process::geteuid().is_root() {
-            std::os::unix::fs::fchown(&file, Some(saved.uid), Some(saved.gid))?;
+            std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
         }
-        file.set_permissions(fs::Permissions::from_mode(saved.mode))?;
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.sync_all()?;
         fs::rename(&tmp, path)
     })();

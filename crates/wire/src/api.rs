@@ -1,0 +1,61 @@
+//! The JSON bodies of the host API (docs/openapi.json is their schema; the server's
+//! tests/openapi.rs checks the two agree).
+
+use serde::{Deserialize, Serialize};
+
+/// The path a host joins at.
+pub const JOIN_PATH: &str = "/v1/join";
+/// The path a host asks for a verification at.
+pub const VERIFY_PATH: &str = "/v1/verify";
+
+/// `POST /v1/verify`: is this code good for this user?
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The login name.
+    pub user: String,
+    /// What the user typed.
+    pub code: String,
+    /// The client's address, as the host saw it.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The PAM service (`sshd`, `sudo`...).
+    pub service: String,
+}
+
+/// The answer to a verification.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VerifyResponse {
+    /// `allowed` or `denied`.
+    pub outcome: String,
+    /// How the user passed: `totp`, `hotp` or `backup`.
+    pub method: Option<String>,
+    /// Why not: `wrong-code`, `replayed`, `not-enrolled`... (the same words as a host's log).
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/join`: a host registers its public key with a one-time token.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    /// The token `sshield-server host add NAME` printed.
+    pub token: String,
+    /// The host's name, as given to `host add`.
+    pub name: String,
+    /// Its ed25519 public key, base64.
+    pub public_key: String,
+}
+
+/// The answer to a join.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JoinResponse {
+    /// The name the host is known by.
+    pub host: String,
+}
+
+/// The body of every error the server answers with.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// What went wrong and what to do, for the admin.
+    pub error: String,
+}
