@@ -49,6 +49,11 @@ use crate::shape;
 use crate::time::UnixTime;
 use crate::username::UserName;
 
+/// The longest a host waits on a server's word before telling the user of a denial. The rate
+/// limiter's longest delay is 8 × `delay` (8 s by default); 64 s leaves room for a server
+/// configured slower, so a server can slow a guesser but never hang a login.
+const MAX_SERVER_DELAY: Duration = Duration::from_secs(64);
+
 /// What the front end hands the login.
 pub enum Entry {
     /// What the user typed at the prompt of [`Step::Ask`].
@@ -273,12 +278,14 @@ impl Login<'_> {
                 )
             }
         };
+        let mut server_delay = None;
         let decision = match remote.verify(&self.caller, &code) {
             RemoteAnswer::Allowed { method } => Decision::Allow(remote::method_of(&method)),
-            RemoteAnswer::Denied { reason } => {
+            RemoteAnswer::Denied { reason, delay } => {
                 let until = now
                     .0
                     .saturating_add(self.engine.rate_limit().lockout.as_secs());
+                server_delay = delay;
                 Decision::Deny(remote::reason_of(&reason, until))
             }
             RemoteAnswer::Unreachable(what) => {
@@ -309,11 +316,13 @@ impl Login<'_> {
             }
         };
         log.log(&log::decision_line(&self.caller, &decision));
-        // The server counted the failure; the host waits the rate limit's first delay (none
-        // with rate limiting off, as for a local failure).
+        // The server counted the failure and says how long to wait (its source count spans the
+        // fleet), at most `MAX_SERVER_DELAY`; a server that does not say gets the host's first
+        // delay (none with rate limiting off, as for a local failure).
         let limits = self.engine.rate_limit();
-        let delay = match &decision {
-            Decision::Deny(_) if limits.enabled => limits.delay,
+        let delay = match (&decision, server_delay) {
+            (Decision::Deny(_), Some(delay)) => delay.min(MAX_SERVER_DELAY),
+            (Decision::Deny(_), None) if limits.enabled => limits.delay,
             _ => Duration::ZERO,
         };
         self.decided(decision, delay, password, typed)

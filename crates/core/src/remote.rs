@@ -29,6 +29,9 @@ pub enum RemoteAnswer {
     Denied {
         /// Why not, as the server says it.
         reason: String,
+        /// How long to wait before telling the user, as the server counted the source's
+        /// failures across the fleet; `None` from a server that does not say.
+        delay: Option<std::time::Duration>,
     },
     /// No server could be reached (refused, timed out, TLS failed, a 5xx): `failmode`
     /// decides. The text says what failed at each URL, for the admin's log.

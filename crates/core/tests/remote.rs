@@ -15,6 +15,7 @@ use std::cell::RefCell;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::{TestStore, T};
 use sshield_core::log::{Line, LogSink, Severity};
@@ -124,6 +125,7 @@ fn the_remotes_answers_are_logged_and_counted_like_local_ones() {
         (
             RemoteAnswer::Denied {
                 reason: "wrong-code".to_owned(),
+                delay: None,
             },
             "safe",
             "denied wrong-code tries_left=2",
@@ -133,6 +135,7 @@ fn the_remotes_answers_are_logged_and_counted_like_local_ones() {
         (
             RemoteAnswer::Denied {
                 reason: "replayed".to_owned(),
+                delay: None,
             },
             "safe",
             "denied replayed tries_left=2",
@@ -178,5 +181,33 @@ fn the_remotes_answers_are_logged_and_counted_like_local_ones() {
         assert!(lines[0].text.ends_with(line), "{answer:?}: {lines:?}");
         assert_eq!(lines[0].severity, severity, "{answer:?}");
         assert_eq!(remote.asked.load(Ordering::SeqCst), 1);
+    }
+}
+
+/// The server answers a denial at once and says how long the host waits (its count of the
+/// source's failures spans the fleet); the host waits that long, at most 64 s, and its own
+/// first delay only when the server says nothing.
+#[test]
+fn a_denial_waits_as_long_as_the_server_says_within_a_bound() {
+    let store = TestStore::new();
+    let cases = [
+        (
+            Some(Duration::from_millis(1200)),
+            Duration::from_millis(1200),
+        ),
+        (Some(Duration::from_secs(3600)), Duration::from_secs(64)),
+        (None, Duration::from_secs(1)),
+    ];
+    for (said, waited) in cases {
+        let remote = scripted(RemoteAnswer::Denied {
+            reason: "wrong-code".to_owned(),
+            delay: said,
+        });
+        let engine = engine(&store, "secure").with_remote(remote);
+        let (step, _) = login(&engine, "bob", "123456");
+        assert!(
+            matches!(&step, Step::Denied(d) if d.delay == waited),
+            "{said:?}: {step:?}"
+        );
     }
 }

@@ -113,18 +113,24 @@ pub async fn verify(
     app.store.append_audit(&entry).await?;
     app.metrics
         .verification(&entry.outcome, entry.reason.as_deref());
-    if let Some(reason) = reason {
-        tokio::time::sleep(failure_delay(app, &origin, reason, now).await).await;
-    }
+    // The host waits, not the server (sshield_wire::api::VerifyResponse::delay_ms).
+    let delay_ms = match reason {
+        Some(reason) => Some(
+            u64::try_from(failure_delay(app, &origin, reason, now).await.as_millis())
+                .unwrap_or(u64::MAX),
+        ),
+        None => None,
+    };
     Ok(VerifyResponse {
         outcome: entry.outcome,
         method: entry.method,
         reason: entry.reason,
+        delay_ms,
     })
 }
 
-/// As on a host: every denial counts against its source, and the pause before answering
-/// grows with the source's count alone (`delay`, doubling, at most 8 times), so enrolled and
+/// As on a host: every denial counts against its source, and the pause before the user hears
+/// of it (the host's to make) grows with the source's count alone (`delay`, doubling, at most 8 times), so enrolled and
 /// unenrolled names, wrong codes and locks all answer alike. No source: `delay`. A store
 /// error, or a count that could not be written, waits the longest delay.
 async fn failure_delay(app: &App, origin: &Origin, reason: &str, now: UnixTime) -> Duration {

@@ -32,6 +32,12 @@ pub struct VerifyResponse {
     pub method: Option<String>,
     /// Why not: `wrong-code`, `replayed`, `not-enrolled`... (the same words as a host's log).
     pub reason: Option<String>,
+    /// On a denial: how long the host waits before telling the user, in milliseconds (the rate
+    /// limit's delay for this source, counted across the fleet). The server answers at once and
+    /// the host does the waiting: a server that slept before answering would look unreachable to
+    /// a host whose read timeout is shorter, and `failmode` would decide a wrong code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
 }
 
 /// `POST /v1/join`: a host registers its public key with a one-time token.

@@ -139,6 +139,7 @@ impl sshield_core::Remote for ServerClient {
                 },
                 Ok(answer) if answer.outcome == "denied" => RemoteAnswer::Denied {
                     reason: answer.reason.unwrap_or_default(),
+                    delay: answer.delay_ms.map(Duration::from_millis),
                 },
                 _ => RemoteAnswer::Refused(format!(
                     "the server's answer is not a verification: {}",
