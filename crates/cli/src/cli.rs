@@ -22,7 +22,7 @@ and google-authenticator. Records live one file per user in the store named by t
   sshield import users-oath /etc/users.oath\n  \
   sshield --config ./test.toml code alice   # a temp store, no root needed"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The config file. `sshield login` never takes it from SSHIELD_CONFIG: it runs as the user
     /// logging in, so it reads only --config (or the default), and only a root-owned file.
     #[arg(
@@ -40,7 +40,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Enroll a user: make (or take) a secret, show its QR code and backup codes.
     #[command(after_help = "Examples:\n  \
   sshield enroll alice\n  \
@@ -357,7 +357,7 @@ Exit status: 0 listed (even if nothing matched), 2 the log cannot be read. See d
 
 /// `sshield demo`'s options.
 #[derive(Debug, Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Only the engine: no sshd, no root; codes are typed at the demo's own prompt.
     #[arg(long)]
     pub engine_only: bool,
@@ -376,7 +376,7 @@ pub struct DemoArgs {
 
 /// `sshield log`'s options.
 #[derive(Debug, Args)]
-pub struct LogArgs {
+pub(crate) struct LogArgs {
     /// Only this user's decisions.
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
@@ -406,7 +406,7 @@ pub struct LogArgs {
 
 /// `sshield doctor`'s options: every path it reads.
 #[derive(Debug, Args)]
-pub struct DoctorArgs {
+pub(crate) struct DoctorArgs {
     /// Print a JSON array of {"severity","check","message","fix"}, and nothing else, on stdout.
     #[arg(long)]
     pub json: bool,
@@ -440,7 +440,7 @@ pub struct DoctorArgs {
 /// `sshield setup`'s options.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("action").args(["confirm", "undo", "status", "watch_trial", "boot_guard"])))]
-pub struct SetupArgs {
+pub(crate) struct SetupArgs {
     /// How sshd hands logins to sshield: PAM (keyboard-interactive), or a ForceCommand after
     /// a public key (needs `sshield daemon`).
     #[arg(long, value_enum, default_value_t = SetupMode::Pam)]
@@ -530,7 +530,7 @@ pub struct SetupArgs {
 
 /// `sshield setup --mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SetupMode {
+pub(crate) enum SetupMode {
     /// pam_sshield in sshd's PAM stack, asked through keyboard-interactive.
     Pam,
     /// `ForceCommand sshield login` after a public key, answered by `sshield daemon`.
@@ -539,7 +539,7 @@ pub enum SetupMode {
 
 /// `sshield setup --first-factor`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FirstFactor {
+pub(crate) enum FirstFactor {
     /// A public key or the password, then the code (ExposeAuthInfo tells the module which).
     Any,
     /// The account password (pam_unix), then the code.
@@ -550,21 +550,21 @@ pub enum FirstFactor {
 
 /// `sshield setup --failmode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FailmodeArg {
+pub(crate) enum FailmodeArg {
     Secure,
     Safe,
 }
 
 /// `sshield setup --unenrolled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum UnenrolledArg {
+pub(crate) enum UnenrolledArg {
     Deny,
     Allow,
 }
 
 /// `sshield enroll`'s options.
 #[derive(Debug, Args)]
-pub struct EnrollArgs {
+pub(crate) struct EnrollArgs {
     /// The user.
     pub user: String,
     /// Time-based codes (the default).
@@ -617,7 +617,7 @@ pub struct EnrollArgs {
 
 /// Where to save QR code images.
 #[derive(Debug, Args)]
-pub struct QrImages {
+pub(crate) struct QrImages {
     /// Also write the QR code as a PNG image.
     #[arg(long, value_name = "FILE")]
     pub qr_png: Option<PathBuf>,
@@ -628,7 +628,7 @@ pub struct QrImages {
 
 /// HMAC hash names on the command line.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum AlgorithmArg {
+pub(crate) enum AlgorithmArg {
     /// HMAC-SHA-1.
     Sha1,
     /// HMAC-SHA-256.
@@ -639,7 +639,7 @@ pub enum AlgorithmArg {
 
 /// `sshield import`'s formats.
 #[derive(Debug, Subcommand)]
-pub enum ImportCommand {
+pub(crate) enum ImportCommand {
     /// pam_oath's usersfile, e.g. /etc/users.oath (HOTP, HOTP/T30, HOTP/T60/8...).
     #[command(name = "users-oath")]
     UsersOath {
@@ -671,7 +671,7 @@ pub enum ImportCommand {
 
 /// `sshield join`.
 #[derive(Debug, Args)]
-pub struct JoinArgs {
+pub(crate) struct JoinArgs {
     /// The server's URL (`https://HOST[:PORT]`; `http://` only to a loopback address).
     pub url: String,
     /// The one-time token from `sshield-server host add NAME` ('-' reads it from standard input).

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 /// A command's failure, already worded for the user.
 #[derive(Debug)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// A code or request was refused: exit 1.
     Refused(String),
     /// Something is broken or was misused: exit 2.
@@ -14,12 +14,12 @@ pub enum Failure {
 
 impl Failure {
     /// An error from anything that displays well.
-    pub fn error(e: impl Display) -> Self {
+    pub(crate) fn error(e: impl Display) -> Self {
         Self::Error(e.to_string())
     }
 
     /// Prints the message and returns the exit code.
-    pub fn report(self) -> ExitCode {
+    pub(crate) fn report(self) -> ExitCode {
         match self {
             Self::Refused(m) => {
                 eprintln!("sshield: refused: {m}");

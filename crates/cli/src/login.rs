@@ -38,7 +38,7 @@ use crate::protocol::{self, Reply, MAX_CODE};
 use crate::syslog::Syslog;
 
 /// The environment variable a client may pass the code in (`ssh -o SetEnv=SSHIELD_CODE=...`).
-pub const CODE_VAR: &str = "SSHIELD_CODE";
+pub(crate) const CODE_VAR: &str = "SSHIELD_CODE";
 
 /// How long to wait for the daemon's answer to `need`; a check may take longer by the rate
 /// limit's longest delay, which the daemon serves before it answers.
@@ -46,7 +46,7 @@ const DAEMON_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the helper. Returns only on refusal or error: on success the process becomes the
 /// user's shell or command.
-pub fn run(config_path: &Path, syslog_socket: &Path) -> ExitCode {
+pub(crate) fn run(config_path: &Path, syslog_socket: &Path) -> ExitCode {
     let me = Me::current();
     let log = Syslog {
         socket: syslog_socket,

@@ -18,7 +18,7 @@ const MAX_DEPTH: usize = 16;
 
 /// One process, as `/proc/PID/status`, `/proc/PID/stat` and `/proc/PID/exe` describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Proc {
+pub(crate) struct Proc {
     pub pid: u32,
     pub ppid: u32,
     /// Real uid.
@@ -32,7 +32,7 @@ pub struct Proc {
 
 impl Proc {
     /// Reads process `pid`; `None` if it is gone or cannot be inspected.
-    pub fn read(pid: u32) -> Option<Proc> {
+    pub(crate) fn read(pid: u32) -> Option<Proc> {
         let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         let field = |name: &str| {
             status
@@ -56,7 +56,7 @@ impl Proc {
     }
 
     /// Whether it is an sshd (or sshd-session) process.
-    pub fn is_sshd(&self) -> bool {
+    pub(crate) fn is_sshd(&self) -> bool {
         matches!(self.exe.as_str(), "sshd" | "sshd-session")
     }
 }
@@ -64,7 +64,7 @@ impl Proc {
 /// The fields of `/proc/PID/stat` from the third (state) on. The second field is the command
 /// name in parentheses, which may itself hold spaces and parentheses, so they start after the
 /// last `)`.
-pub fn stat_fields_after_comm(stat: &str) -> Option<std::str::SplitWhitespace<'_>> {
+pub(crate) fn stat_fields_after_comm(stat: &str) -> Option<std::str::SplitWhitespace<'_>> {
     Some(stat.get(stat.rfind(')')? + 1..)?.split_whitespace())
 }
 
@@ -75,7 +75,7 @@ fn start_ticks(stat: &str) -> Option<u64> {
 
 /// The sshd processes an ssh session runs under.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SshSession {
+pub(crate) struct SshSession {
     /// The nearest sshd ancestor: the session's own process (`sshd: alice@pts/0`).
     pub session: Proc,
     /// Its parent, if that is sshd too: the root-owned monitor (`sshd: alice [priv]`). For a
@@ -86,7 +86,7 @@ pub struct SshSession {
 
 /// The ssh session process `pid` runs under, or `None` if it runs under none (or under an
 /// sshd that no root process vouches for).
-pub fn ssh_session_of(pid: u32) -> Option<SshSession> {
+pub(crate) fn ssh_session_of(pid: u32) -> Option<SshSession> {
     let mut last = Proc::read(pid)?;
     for _ in 0..MAX_DEPTH {
         if last.is_sshd() || last.ppid <= 1 {

@@ -20,15 +20,15 @@ use sshield_core::Response;
 use zeroize::Zeroizing;
 
 /// The protocol version this build speaks.
-pub const VERSION: u64 = 1;
+pub(crate) const VERSION: u64 = 1;
 /// The longest line, newline included, either way.
-pub const MAX_LINE: usize = 4096;
+pub(crate) const MAX_LINE: usize = 4096;
 /// The longest code: 8 digits, or a backup code, with room for pasted spaces.
-pub const MAX_CODE: usize = 64;
+pub(crate) const MAX_CODE: usize = 64;
 
 /// What a client may ask.
 #[derive(Debug)]
-pub enum Request {
+pub(crate) enum Request {
     /// Must the caller pass a second factor now?
     Need,
     /// Check this code (or backup code) for the caller, and use it up if good.
@@ -44,7 +44,7 @@ pub enum Request {
 /// The daemon's answer to one request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "kebab-case")]
-pub enum Reply {
+pub(crate) enum Reply {
     /// No code needed; `reason` is the exemption's log word (`network`, `user`, ...).
     Exempt {
         /// Why.
@@ -101,7 +101,7 @@ struct Envelope {
 
 /// Why a line is not a request (or not a reply).
 #[derive(Debug)]
-pub enum ProtocolError {
+pub(crate) enum ProtocolError {
     /// Longer than [`MAX_LINE`].
     TooLong,
     /// The stream ended in the middle of a line.
@@ -118,7 +118,7 @@ pub enum ProtocolError {
 
 impl ProtocolError {
     /// The stable word sent in an `error` reply.
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             Self::TooLong => "too-long",
             Self::Truncated => "truncated",
@@ -156,14 +156,14 @@ impl From<io::Error> for ProtocolError {
 /// would keep copies of codes after use. Everything read is held in one allocation, made once
 /// at full size and wiped on drop, and each line is handed out in a buffer wiped on drop.
 #[derive(Debug)]
-pub struct LineReader<R> {
+pub(crate) struct LineReader<R> {
     inner: R,
     pending: Zeroizing<Vec<u8>>,
 }
 
 impl<R: Read> LineReader<R> {
     /// Reads from `inner`.
-    pub fn new(inner: R) -> Self {
+    pub(crate) fn new(inner: R) -> Self {
         Self {
             inner,
             pending: Zeroizing::new(Vec::with_capacity(2 * MAX_LINE)),
@@ -171,12 +171,12 @@ impl<R: Read> LineReader<R> {
     }
 
     /// The stream.
-    pub fn get_ref(&self) -> &R {
+    pub(crate) fn get_ref(&self) -> &R {
         &self.inner
     }
 
     /// The next line, newline included. `None` at a clean end of stream.
-    pub fn read_line(&mut self) -> Result<Option<Zeroizing<Vec<u8>>>, ProtocolError> {
+    pub(crate) fn read_line(&mut self) -> Result<Option<Zeroizing<Vec<u8>>>, ProtocolError> {
         loop {
             if let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
                 if i >= MAX_LINE {
@@ -228,7 +228,7 @@ struct WireRequest {
 }
 
 /// Parses one request line (as returned by [`LineReader::read_line`]).
-pub fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
+pub(crate) fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
     let malformed = |e: serde_json::Error| ProtocolError::Malformed(e.to_string());
     // The version first, so a newer client hears "version" rather than "unknown field".
     let versioned: Versioned = serde_json::from_slice(line).map_err(malformed)?;
@@ -276,14 +276,18 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
 }
 
 /// Writes a `need` request.
-pub fn write_need(writer: &mut impl Write) -> io::Result<()> {
+pub(crate) fn write_need(writer: &mut impl Write) -> io::Result<()> {
     writer.write_all(b"{\"v\":1,\"op\":\"need\"}\n")?;
     writer.flush()
 }
 
 /// Writes a `check` request for `code` (from `SSHIELD_CODE` if `pre_supplied`), through a
 /// buffer that is wiped afterwards.
-pub fn write_check(writer: &mut impl Write, code: &str, pre_supplied: bool) -> io::Result<()> {
+pub(crate) fn write_check(
+    writer: &mut impl Write,
+    code: &str,
+    pre_supplied: bool,
+) -> io::Result<()> {
     #[derive(Serialize)]
     struct Check<'a> {
         v: u64,
@@ -310,7 +314,7 @@ pub fn write_check(writer: &mut impl Write, code: &str, pre_supplied: bool) -> i
 
 /// Writes a reply. One that would exceed [`MAX_LINE`] (a very long banner) is replaced by an
 /// error, so the client never sees a line it must refuse.
-pub fn write_reply(writer: &mut impl Write, reply: &Reply) -> io::Result<()> {
+pub(crate) fn write_reply(writer: &mut impl Write, reply: &Reply) -> io::Result<()> {
     let mut line = serde_json::to_vec(&Envelope {
         v: VERSION,
         reply: reply.clone(),
@@ -333,7 +337,7 @@ pub fn write_reply(writer: &mut impl Write, reply: &Reply) -> io::Result<()> {
 }
 
 /// Reads one reply.
-pub fn read_reply(reader: &mut LineReader<impl Read>) -> Result<Reply, ProtocolError> {
+pub(crate) fn read_reply(reader: &mut LineReader<impl Read>) -> Result<Reply, ProtocolError> {
     let line = reader.read_line()?.ok_or(ProtocolError::Truncated)?;
     let envelope: Envelope =
         serde_json::from_slice(&line).map_err(|e| ProtocolError::Malformed(e.to_string()))?;

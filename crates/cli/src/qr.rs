@@ -23,7 +23,7 @@ fn encode(uri: &str) -> Result<QrCode, Failure> {
 }
 
 /// The QR code as half-block characters, two modules per character row.
-pub fn terminal(uri: &str) -> Result<String, Failure> {
+pub(crate) fn terminal(uri: &str) -> Result<String, Failure> {
     // Dark modules drawn as spaces on a light block background scan on both light and dark
     // terminal themes.
     Ok(encode(uri)?
@@ -38,21 +38,21 @@ pub fn terminal(uri: &str) -> Result<String, Failure> {
 /// cannot be used stops `enroll` before it stores a record whose backup codes would then never
 /// be shown. Files not written by [`ImageFiles::write`] are removed on drop.
 #[derive(Debug)]
-pub struct ImageFiles {
+pub(crate) struct ImageFiles {
     png: Option<NewFile>,
     svg: Option<NewFile>,
 }
 
 impl ImageFiles {
     /// Creates every file `images` names; on an error, none is left behind.
-    pub fn create(images: &QrImages) -> Result<ImageFiles, Failure> {
+    pub(crate) fn create(images: &QrImages) -> Result<ImageFiles, Failure> {
         let png = images.qr_png.as_deref().map(NewFile::create).transpose()?;
         let svg = images.qr_svg.as_deref().map(NewFile::create).transpose()?;
         Ok(ImageFiles { png, svg })
     }
 
     /// Draws `uri` into the files.
-    pub fn write(mut self, uri: &str) -> Result<(), Failure> {
+    pub(crate) fn write(mut self, uri: &str) -> Result<(), Failure> {
         if let Some(file) = self.png.take() {
             file.write(&png(uri)?)?;
         }

@@ -10,7 +10,7 @@ use std::path::Path;
 use sshield_core::log::{self as core_log, Line, LogSink, Severity};
 
 /// The socket syslog daemons and journald listen on.
-pub const DEV_LOG: &str = "/dev/log";
+pub(crate) const DEV_LOG: &str = "/dev/log";
 
 /// authpriv (10) × 8.
 const AUTHPRIV: u8 = 10 << 3;
@@ -18,7 +18,7 @@ const AUTHPRIV: u8 = 10 << 3;
 /// Where the daemon's and the helper's lines go: the syslog socket, and the config's
 /// `log_file` if one is given. Core chooses each line's severity.
 #[derive(Debug, Clone, Copy)]
-pub struct Syslog<'a> {
+pub(crate) struct Syslog<'a> {
     /// The syslog socket (`/dev/log` but in tests).
     pub socket: &'a Path,
     /// The config's `log_file`.
@@ -42,7 +42,7 @@ impl LogSink for Syslog<'_> {
 
 /// Sends `line` to the syslog socket at `socket`. Best effort: a machine without a syslog
 /// daemon loses the line, and the caller's other channels (log_file, stderr) remain.
-pub fn send(socket: &Path, severity: Severity, line: &str) {
+pub(crate) fn send(socket: &Path, severity: Severity, line: &str) {
     let Ok(sock) = UnixDatagram::unbound() else {
         return;
     };

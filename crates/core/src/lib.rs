@@ -23,8 +23,6 @@
 //!
 //! Nothing here knows about PAM, terminals or HTTP; the time is always passed in.
 #![forbid(unsafe_code)]
-// What is `pub` is the crate's API: anything else is `pub(crate)` or private.
-#![warn(unreachable_pub)]
 
 pub mod accounts;
 mod address;

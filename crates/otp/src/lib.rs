@@ -18,8 +18,6 @@
 //! [RFC 4226]: https://www.rfc-editor.org/rfc/rfc4226
 //! [RFC 6238]: https://www.rfc-editor.org/rfc/rfc6238
 #![forbid(unsafe_code)]
-// What is `pub` is the crate's API: anything else is `pub(crate)` or private.
-#![warn(unreachable_pub)]
 
 mod base32;
 mod code;

@@ -19,6 +19,11 @@ use std::marker::{PhantomData, PhantomPinned};
 /// `pam_handle_t` (`_pam_types.h`): opaque, only ever behind a pointer libpam gives us.
 #[repr(C)]
 #[derive(Debug)]
+#[allow(
+    unreachable_pub,
+    reason = "named by the exported pam_sm_* signatures and re-exported at the crate root; the \
+              test harness includes this file where nothing re-exports it"
+)]
 pub struct pam_handle_t {
     _private: [u8; 0],
     // Neither `Send`, `Sync` nor `Unpin`: it is libpam's, not ours to move or share.

@@ -50,8 +50,6 @@
 //! a password or a key). The prompt text is the config's `prompt`. Listing the module in an
 //! `account` stack does nothing (`PAM_IGNORE`); lockout happens when the code is checked.
 #![deny(unsafe_op_in_unsafe_fn)]
-// What is `pub` is the crate's API: anything else is `pub(crate)` or private.
-#![warn(unreachable_pub)]
 
 // A panic that cannot unwind cannot be caught, and would abort sshd's worker mid-login.
 #[cfg(panic = "abort")]
@@ -65,6 +63,9 @@ mod authenticate;
 mod fake_libpam;
 mod ffi;
 mod handle;
+
+/// The opaque handle libpam passes to the `pam_sm_*` functions below (their signatures name it).
+pub use ffi::pam_handle_t;
 mod logging;
 
 use std::ffi::{c_char, c_int};

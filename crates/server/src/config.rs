@@ -116,7 +116,9 @@ mod humantime_serde_opt {
 
     use serde::{Deserialize, Deserializer};
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text).map(Some).map_err(|e| {
             serde::de::Error::custom(format!(
@@ -141,7 +143,9 @@ mod retention {
 
     use super::Retention;
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Retention>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Retention>, D::Error> {
         let text = String::deserialize(d)?;
         if text == "forever" {
             return Ok(Some(Retention::Forever));

@@ -8,7 +8,6 @@
 //! The crate has no I/O, no clock and no HTTP stack of its own, so the `sshield` binary (and
 //! with it the login helper's start-up) pulls in no async runtime for it.
 #![forbid(unsafe_code)]
-#![warn(unreachable_pub)]
 
 pub mod api;
 pub mod signed;

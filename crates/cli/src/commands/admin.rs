@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 use super::{print_backup_codes, user_name, Context};
 use crate::failure::Failure;
 
-pub fn backup_codes(ctx: &Context, user: &str, json: bool) -> Result<(), Failure> {
+pub(crate) fn backup_codes(ctx: &Context, user: &str, json: bool) -> Result<(), Failure> {
     let user = user_name(user)?;
     let codes = provision::renew_backup_codes(&ctx.store, &user, ctx.now)?;
     if json {
@@ -31,7 +31,7 @@ pub fn backup_codes(ctx: &Context, user: &str, json: bool) -> Result<(), Failure
     Ok(())
 }
 
-pub fn set_disabled(ctx: &Context, user: &str, disabled: bool) -> Result<(), Failure> {
+pub(crate) fn set_disabled(ctx: &Context, user: &str, disabled: bool) -> Result<(), Failure> {
     let user = user_name(user)?;
     let changed = provision::set_disabled(&ctx.store, &user, disabled)?;
     let state = if disabled { "disabled" } else { "enabled" };
@@ -43,7 +43,7 @@ pub fn set_disabled(ctx: &Context, user: &str, disabled: bool) -> Result<(), Fai
     Ok(())
 }
 
-pub fn remove(ctx: &Context, user: &str, name: Option<&str>) -> Result<(), Failure> {
+pub(crate) fn remove(ctx: &Context, user: &str, name: Option<&str>) -> Result<(), Failure> {
     let user = user_name(user)?;
     provision::remove(&ctx.store, &user, name)?;
     match name {
@@ -55,7 +55,7 @@ pub fn remove(ctx: &Context, user: &str, name: Option<&str>) -> Result<(), Failu
 
 /// Binds (or with no keys, unbinds) an authenticator to SSH keys given as fingerprints or
 /// public key files.
-pub fn bind_keys(
+pub(crate) fn bind_keys(
     ctx: &Context,
     user: &str,
     name: Option<&str>,

@@ -40,7 +40,7 @@ use scratch::Scratch;
 
 /// Why the demo could not run.
 #[derive(Debug)]
-pub enum DemoFailure {
+pub(crate) enum DemoFailure {
     /// Something it needs is not installed or not built: exit 1, with what to do.
     Missing(String),
     /// Anything else: exit 2.
@@ -55,7 +55,7 @@ impl From<Failure> for DemoFailure {
 
 /// Runs the demo and returns its exit status: 0 after a clean stop, 1 when something it needs
 /// is missing, 2 on any other error.
-pub fn run(args: &DemoArgs) -> ExitCode {
+pub(crate) fn run(args: &DemoArgs) -> ExitCode {
     let outcome = if args.engine_only {
         engine_only().map_err(DemoFailure::from)
     } else if !rustix::process::geteuid().is_root() {
@@ -94,7 +94,7 @@ fn explain_root() {
 /// The engine alone: a throwaway store and a demo user, and codes typed at the demo's own
 /// prompt checked as a login would check them (try typing one twice). Without a terminal it
 /// runs one round by itself, with the code it computes.
-pub fn engine_only() -> Result<(), Failure> {
+pub(crate) fn engine_only() -> Result<(), Failure> {
     let scratch = Scratch::create()?;
     let config_path = scratch.path().join("sshield.toml");
     let config_text = "# sshield demo config\nstore = \"users\"\nissuer = \"sshield demo\"\n";

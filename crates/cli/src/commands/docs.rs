@@ -10,7 +10,7 @@ use clap_complete::Shell;
 use crate::cli::Cli;
 use crate::failure::Failure;
 
-pub fn generate(dir: &Path) -> Result<(), Failure> {
+pub(crate) fn generate(dir: &Path) -> Result<(), Failure> {
     let io =
         |e: std::io::Error| Failure::Error(format!("cannot write into {}: {e}", dir.display()));
     let man = dir.join("man");

@@ -27,7 +27,7 @@ struct JsonOut<'a> {
     backup_codes: Vec<&'a str>,
 }
 
-pub fn run(ctx: &Context, args: EnrollArgs) -> Result<(), Failure> {
+pub(crate) fn run(ctx: &Context, args: EnrollArgs) -> Result<(), Failure> {
     let user = user_name(&args.user)?;
     let secret = match (&args.secret, &args.secret_file) {
         (Some(text), _) => {

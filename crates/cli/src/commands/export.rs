@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use super::{user_name, Context};
 use crate::failure::Failure;
 
-pub fn run(ctx: &Context, users: &[String], output: Option<&Path>) -> Result<(), Failure> {
+pub(crate) fn run(ctx: &Context, users: &[String], output: Option<&Path>) -> Result<(), Failure> {
     let names = if users.is_empty() {
         ctx.store.users()?
     } else {

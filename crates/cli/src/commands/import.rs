@@ -10,12 +10,17 @@ use sshield_core::import::{self, ImportError, ImportPlan};
 use super::{user_name, Context};
 use crate::failure::Failure;
 
-pub fn users_oath(ctx: &Context, file: &Path, replace: bool, dry_run: bool) -> Result<(), Failure> {
+pub(crate) fn users_oath(
+    ctx: &Context,
+    file: &Path,
+    replace: bool,
+    dry_run: bool,
+) -> Result<(), Failure> {
     let plan = import::users_oath::read(file, ctx.now).map_err(failure)?;
     finish(ctx, plan, replace, dry_run)
 }
 
-pub fn google_authenticator(
+pub(crate) fn google_authenticator(
     ctx: &Context,
     file: &Path,
     user: &str,

@@ -38,7 +38,7 @@ enum Trusted {
     Plain,
 }
 
-pub fn run(config_path: &Path, args: &JoinArgs) -> Result<(), Failure> {
+pub(crate) fn run(config_path: &Path, args: &JoinArgs) -> Result<(), Failure> {
     // The config as it is (missing: a new one is written), checked before anything changes.
     let text = match std::fs::read_to_string(config_path) {
         Ok(text) => Some(text),

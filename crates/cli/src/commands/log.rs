@@ -30,7 +30,7 @@ enum Source<'a> {
     Journal,
 }
 
-pub fn run(config_path: &Path, args: &LogArgs) -> Result<(), Failure> {
+pub(crate) fn run(config_path: &Path, args: &LogArgs) -> Result<(), Failure> {
     let config = Config::load(config_path)?;
     let since = args
         .since

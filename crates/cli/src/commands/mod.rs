@@ -1,18 +1,18 @@
 //! One module per group of subcommands, over a shared [`Context`].
 
-pub mod admin;
-pub mod demo;
-pub mod docs;
-pub mod doctor;
-pub mod enroll;
-pub mod export;
-pub mod import;
-pub mod join;
-pub mod log;
-pub mod setup;
-pub mod show;
-pub mod status;
-pub mod verify;
+pub(crate) mod admin;
+pub(crate) mod demo;
+pub(crate) mod docs;
+pub(crate) mod doctor;
+pub(crate) mod enroll;
+pub(crate) mod export;
+pub(crate) mod import;
+pub(crate) mod join;
+pub(crate) mod log;
+pub(crate) mod setup;
+pub(crate) mod show;
+pub(crate) mod status;
+pub(crate) mod verify;
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -28,7 +28,7 @@ use crate::failure::Failure;
 
 /// The loaded config and what is built from it.
 #[derive(Debug)]
-pub struct Context {
+pub(crate) struct Context {
     pub config: Config,
     pub store: RecordStore,
     pub engine: Engine,
@@ -38,7 +38,7 @@ pub struct Context {
 impl Context {
     /// Loads the config. The default path may be missing (built-in defaults apply, so root can
     /// enroll before running setup); a path given explicitly must exist.
-    pub fn load(path: &Path) -> Result<Self, Failure> {
+    pub(crate) fn load(path: &Path) -> Result<Self, Failure> {
         let config = match Config::load(path) {
             Ok(c) => c,
             Err(ConfigError::Io { source, .. })
@@ -60,7 +60,7 @@ impl Context {
     }
 
     /// The issuer for Key URIs: the flag, else the config, else the host name.
-    pub fn issuer(&self, flag: Option<&str>) -> String {
+    pub(crate) fn issuer(&self, flag: Option<&str>) -> String {
         flag.map(str::to_owned)
             .or_else(|| self.config.issuer.clone())
             .unwrap_or_else(|| {
@@ -72,7 +72,7 @@ impl Context {
     }
 
     /// Reads a user's record, failing clearly if there is none.
-    pub fn record(&self, user: &UserName) -> Result<UserRecord, Failure> {
+    pub(crate) fn record(&self, user: &UserName) -> Result<UserRecord, Failure> {
         self.store.load(user)?.ok_or_else(|| {
             Failure::Error(format!("{user} is not enrolled (sshield enroll {user})"))
         })
@@ -82,14 +82,17 @@ impl Context {
 /// Checks a user name from the command line, as the account it stands for: where the name
 /// service maps `ALICE` to `alice`, logins use alice's record (see `accounts::account_name`),
 /// so enrolling, importing or showing `ALICE` must mean that record too.
-pub fn user_name(name: &str) -> Result<UserName, Failure> {
+pub(crate) fn user_name(name: &str) -> Result<UserName, Failure> {
     let account = accounts::account_name(name).map_err(Failure::error)?;
     // Which name: a command may take several (`import --user`, a users.oath file's).
     UserName::new(&account).map_err(|e| Failure::Error(format!("{account:?}: {e}")))
 }
 
 /// Picks the authenticator called `name`, or the first one.
-pub fn pick<'r>(record: &'r UserRecord, name: Option<&str>) -> Result<&'r Authenticator, Failure> {
+pub(crate) fn pick<'r>(
+    record: &'r UserRecord,
+    name: Option<&str>,
+) -> Result<&'r Authenticator, Failure> {
     match name {
         Some(n) => record.authenticator(n).ok_or_else(|| {
             Failure::Error(format!(
@@ -105,7 +108,7 @@ pub fn pick<'r>(record: &'r UserRecord, name: Option<&str>) -> Result<&'r Authen
 }
 
 /// The Key URI an app needs to hold `auth`.
-pub fn key_uri(
+pub(crate) fn key_uri(
     user: &str,
     issuer: &str,
     auth: &Authenticator,
@@ -131,7 +134,7 @@ pub fn key_uri(
 }
 
 /// A code or secret from an argument, or from standard input when the argument is `-`.
-pub fn argument_or_stdin(value: &str, what: &str) -> Result<Zeroizing<String>, Failure> {
+pub(crate) fn argument_or_stdin(value: &str, what: &str) -> Result<Zeroizing<String>, Failure> {
     if value != "-" {
         return Ok(Zeroizing::new(value.to_owned()));
     }
@@ -140,7 +143,7 @@ pub fn argument_or_stdin(value: &str, what: &str) -> Result<Zeroizing<String>, F
 
 /// Reads one line from standard input, after printing `prompt` to stderr if stdin is a
 /// terminal. `None` at end of input.
-pub fn read_line(prompt: Option<&str>) -> Result<Option<Zeroizing<String>>, Failure> {
+pub(crate) fn read_line(prompt: Option<&str>) -> Result<Option<Zeroizing<String>>, Failure> {
     let stdin = io::stdin();
     if let Some(p) = prompt {
         if stdin.is_terminal() {
@@ -160,7 +163,7 @@ pub fn read_line(prompt: Option<&str>) -> Result<Option<Zeroizing<String>>, Fail
 }
 
 /// Prints backup codes two to a line.
-pub fn print_backup_codes(codes: &[Zeroizing<String>]) {
+pub(crate) fn print_backup_codes(codes: &[Zeroizing<String>]) {
     for pair in codes.chunks(2) {
         let line: Vec<&str> = pair.iter().map(|c| c.as_str()).collect();
         println!("    {}", line.join("    "));

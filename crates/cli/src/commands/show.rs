@@ -9,7 +9,7 @@ use crate::failure::Failure;
 use crate::qr;
 
 /// Prints the current TOTP code, or the next HOTP code (without using it up).
-pub fn code(ctx: &Context, user: &str, name: Option<&str>) -> Result<(), Failure> {
+pub(crate) fn code(ctx: &Context, user: &str, name: Option<&str>) -> Result<(), Failure> {
     let user = user_name(user)?;
     let record = ctx.record(&user)?;
     let auth = pick(&record, name)?;
@@ -29,7 +29,7 @@ pub fn code(ctx: &Context, user: &str, name: Option<&str>) -> Result<(), Failure
 }
 
 /// Prints the QR code and Key URI again, and writes images if asked.
-pub fn qr(
+pub(crate) fn qr(
     ctx: &Context,
     user: &str,
     name: Option<&str>,

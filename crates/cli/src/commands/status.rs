@@ -28,7 +28,7 @@ struct AuthRow {
     last_used: Option<String>,
 }
 
-pub fn run(ctx: &Context, user: Option<&str>, json: bool) -> Result<(), Failure> {
+pub(crate) fn run(ctx: &Context, user: Option<&str>, json: bool) -> Result<(), Failure> {
     let users: Vec<UserName> = match user {
         Some(u) => vec![user_name(u)?],
         None => match ctx.store.users() {

@@ -7,7 +7,7 @@ use super::{argument_or_stdin, user_name, Context};
 use crate::failure::Failure;
 
 /// Checks a code through the engine, exactly as a login would, and uses it up.
-pub fn verify(ctx: &Context, user: &str, code: &str) -> Result<(), Failure> {
+pub(crate) fn verify(ctx: &Context, user: &str, code: &str) -> Result<(), Failure> {
     let typed = argument_or_stdin(code, "code")?;
     let response = Response::new(&typed);
     let attempt = Attempt {
@@ -43,7 +43,12 @@ fn describe(method: &Method) -> String {
 }
 
 /// Activates a pending authenticator with its first code.
-pub fn confirm(ctx: &Context, user: &str, code: &str, name: Option<&str>) -> Result<(), Failure> {
+pub(crate) fn confirm(
+    ctx: &Context,
+    user: &str,
+    code: &str,
+    name: Option<&str>,
+) -> Result<(), Failure> {
     let user = user_name(user)?;
     let typed = argument_or_stdin(code, "code")?;
     let name = provision::confirm(

@@ -19,12 +19,12 @@ use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 /// Connections the kernel queues for the accept loop: as many as the daemon serves at once
 /// ([`super::MAX_CONNECTIONS`]), so a burst of logins that could all be served is never
 /// refused by the kernel, and no more.
-pub const BACKLOG: i32 = 128;
+pub(super) const BACKLOG: i32 = 128;
 const _: () = assert!(BACKLOG as usize == super::MAX_CONNECTIONS);
 
 /// A Unix stream socket bound at `path`, listening with a queue of [`BACKLOG`],
 /// close-on-exec as std's own.
-pub fn bind(path: &Path) -> io::Result<UnixListener> {
+pub(super) fn bind(path: &Path) -> io::Result<UnixListener> {
     let fd = rustix::net::socket_with(
         AddressFamily::UNIX,
         SocketType::STREAM,

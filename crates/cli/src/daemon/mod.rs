@@ -14,7 +14,7 @@
 //! requests (the login's `login_tries`: it closes after the last denial).
 
 mod listen;
-pub mod source;
+pub(crate) mod source;
 
 use std::collections::HashMap;
 use std::io;
@@ -34,14 +34,14 @@ use crate::protocol::{self, Reply, Request};
 use crate::syslog::Syslog;
 
 /// The `service=` of the daemon's log lines.
-pub const SERVICE: &str = "sshield-login";
+pub(crate) const SERVICE: &str = "sshield-login";
 
 /// Connections served at once; more are answered `busy` and closed.
-pub const MAX_CONNECTIONS: usize = 128;
+pub(crate) const MAX_CONNECTIONS: usize = 128;
 
 /// Connections one uid may hold at once, so one local user cannot take every slot and keep
 /// the others from logging in.
-pub const MAX_PER_USER: usize = 8;
+pub(crate) const MAX_PER_USER: usize = 8;
 
 /// Time allowed between requests beyond `login_timeout` (the user typing, the engine's delay).
 const IDLE_MARGIN: Duration = Duration::from_secs(30);
@@ -55,7 +55,7 @@ struct Shared {
 }
 
 /// Serves until killed. `syslog_socket` is where log lines go besides the config's `log_file`.
-pub fn run(config: Config, syslog_socket: PathBuf) -> Result<(), Failure> {
+pub(crate) fn run(config: Config, syslog_socket: PathBuf) -> Result<(), Failure> {
     let (listener, serving) = match activated_listener()? {
         Some(l) => (l, "the socket systemd passed".to_owned()),
         None => (bind(&config.socket)?, config.socket.display().to_string()),

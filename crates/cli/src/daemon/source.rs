@@ -17,7 +17,7 @@ use crate::procs::{self, Proc};
 
 /// The remote address of the SSH connection that process `pid`, owned by `uid`, runs under;
 /// `None` if it cannot be established beyond doubt.
-pub fn of_peer(pid: u32, uid: u32) -> Option<IpAddr> {
+pub(crate) fn of_peer(pid: u32, uid: u32) -> Option<IpAddr> {
     // The pid was the peer's when it connected; if it has since exited and been reused by
     // someone else's process, that process's ancestry says nothing about the peer.
     if Proc::read(pid)?.uid != uid {

@@ -19,7 +19,7 @@ use crate::fleet::{key, tls};
 
 /// Why the server gave no answer to go by.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failed {
+pub(crate) enum Failed {
     /// No URL answered (connection refused, timeout, TLS failure, a 5xx): one line per URL.
     /// Only here does `failmode` decide.
     Unreachable(String),
@@ -30,7 +30,7 @@ pub enum Failed {
 
 /// A host's client for its server.
 #[derive(Debug)]
-pub struct ServerClient {
+pub(crate) struct ServerClient {
     agent: ureq::Agent,
     urls: Vec<ServerUrl>,
     host: String,
@@ -38,7 +38,7 @@ pub struct ServerClient {
 }
 
 /// An agent with `timeout` to connect, read and write, no redirects, and TLS by `config`.
-pub fn agent(timeout: Duration, config: Arc<rustls::ClientConfig>) -> ureq::Agent {
+pub(crate) fn agent(timeout: Duration, config: Arc<rustls::ClientConfig>) -> ureq::Agent {
     ureq::AgentBuilder::new()
         .timeout_connect(timeout)
         .timeout_read(timeout)
@@ -50,7 +50,7 @@ pub fn agent(timeout: Duration, config: Arc<rustls::ClientConfig>) -> ureq::Agen
 
 impl ServerClient {
     /// The client for `server`, its key read from the key file.
-    pub fn new(server: &ServerConfig) -> Result<Self, String> {
+    pub(crate) fn new(server: &ServerConfig) -> Result<Self, String> {
         let tls = match &server.trust {
             Trust::Pinned(pin) => tls::pinned(Some(*pin)).0,
             Trust::Ca(ca) => tls::with_ca(ca)?,
@@ -67,7 +67,7 @@ impl ServerClient {
 
     /// POSTs `body` as JSON to `path`, signed, on each URL in turn until one answers; the
     /// reply's body on a 2xx.
-    pub fn post(&self, path: &str, body: &[u8]) -> Result<String, Failed> {
+    pub(crate) fn post(&self, path: &str, body: &[u8]) -> Result<String, Failed> {
         let mut failures = Vec::new();
         for url in &self.urls {
             let nonce = signed::new_nonce().map_err(|e| {
@@ -107,7 +107,7 @@ impl ServerClient {
 }
 
 /// The message of an error reply, or its status line.
-pub fn error_of(reply: ureq::Response) -> String {
+pub(crate) fn error_of(reply: ureq::Response) -> String {
     let status = reply.status_text().to_owned();
     reply
         .into_string()
@@ -156,7 +156,7 @@ impl sshield_core::Remote for ServerClient {
 /// user it would ask about is denied, with the reason in the log. Never `failmode`: a broken
 /// host must not let anyone in.
 #[derive(Debug)]
-pub struct BrokenClient(pub String);
+pub(crate) struct BrokenClient(pub String);
 
 impl sshield_core::Remote for BrokenClient {
     fn verify(&self, _caller: &Caller, _code: &Response) -> RemoteAnswer {
@@ -165,7 +165,9 @@ impl sshield_core::Remote for BrokenClient {
 }
 
 /// The remote for the config's `[server]` section, and what to log about it at start.
-pub fn remote_of(server: &ServerConfig) -> (Arc<dyn sshield_core::Remote>, Result<String, String>) {
+pub(crate) fn remote_of(
+    server: &ServerConfig,
+) -> (Arc<dyn sshield_core::Remote>, Result<String, String>) {
     let urls = server
         .urls
         .iter()

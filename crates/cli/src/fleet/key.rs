@@ -10,7 +10,7 @@ use ed25519_dalek::SigningKey;
 use zeroize::Zeroizing;
 
 /// Makes a new key from the OS's random number generator.
-pub fn generate() -> Result<SigningKey, String> {
+pub(crate) fn generate() -> Result<SigningKey, String> {
     let mut seed = Zeroizing::new([0u8; 32]);
     getrandom::getrandom(seed.as_mut())
         .map_err(|e| format!("the system's random number generator failed: {e}"))?;
@@ -18,12 +18,12 @@ pub fn generate() -> Result<SigningKey, String> {
 }
 
 /// The public half, base64, as `POST /v1/join` takes it.
-pub fn public_base64(key: &SigningKey) -> String {
+pub(crate) fn public_base64(key: &SigningKey) -> String {
     data_encoding::BASE64.encode(key.verifying_key().as_bytes())
 }
 
 /// Writes `key` to a new file at `path` (mode 0600); an existing file is never replaced.
-pub fn write_new(path: &Path, key: &SigningKey) -> Result<(), String> {
+pub(crate) fn write_new(path: &Path, key: &SigningKey) -> Result<(), String> {
     let text = Zeroizing::new(format!(
         "{}\n",
         data_encoding::BASE64.encode(key.as_bytes())
@@ -50,7 +50,7 @@ pub fn write_new(path: &Path, key: &SigningKey) -> Result<(), String> {
 }
 
 /// Reads the key at `path`, refusing a file others may read or write.
-pub fn read(path: &Path) -> Result<SigningKey, String> {
+pub(crate) fn read(path: &Path) -> Result<SigningKey, String> {
     let text = Zeroizing::new(
         fs::read_to_string(path)
             .map_err(|e| format!("cannot read the host key {}: {e}", path.display()))?,

@@ -3,6 +3,6 @@
 //! and by `sshield daemon`, the host's only network client. The PAM module and `sshield
 //! login` never come here: they ask the daemon.
 
-pub mod client;
-pub mod key;
-pub mod tls;
+pub(crate) mod client;
+pub(crate) mod key;
+pub(crate) mod tls;

@@ -19,14 +19,14 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// The SHA-256 of a certificate's DER: what a pin holds.
-pub fn fingerprint(der: &[u8]) -> [u8; 32] {
+pub(crate) fn fingerprint(der: &[u8]) -> [u8; 32] {
     Sha256::digest(der).into()
 }
 
 /// A verifier that accepts one certificate by its SHA-256 (`pin`), or, with no pin, any
 /// certificate, remembering it (for `sshield join`, which then pins what it saw).
 #[derive(Debug)]
-pub struct PinVerifier {
+pub(crate) struct PinVerifier {
     pin: Option<[u8; 32]>,
     seen: Mutex<Option<[u8; 32]>>,
     provider: Arc<CryptoProvider>,
@@ -34,7 +34,7 @@ pub struct PinVerifier {
 
 impl PinVerifier {
     /// The fingerprint of the certificate the server showed last, if any.
-    pub fn seen(&self) -> Option<[u8; 32]> {
+    pub(crate) fn seen(&self) -> Option<[u8; 32]> {
         *self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -111,7 +111,7 @@ fn builder() -> rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier> {
 
 /// A client config that trusts the certificate pinned as `pin` (or, with `None`, any, which
 /// the returned verifier then reports).
-pub fn pinned(pin: Option<[u8; 32]>) -> (Arc<ClientConfig>, Arc<PinVerifier>) {
+pub(crate) fn pinned(pin: Option<[u8; 32]>) -> (Arc<ClientConfig>, Arc<PinVerifier>) {
     let verifier = Arc::new(PinVerifier {
         pin,
         seen: Mutex::new(None),
@@ -125,7 +125,7 @@ pub fn pinned(pin: Option<[u8; 32]>) -> (Arc<ClientConfig>, Arc<PinVerifier>) {
 }
 
 /// A client config that trusts the CA certificates in the PEM file `ca`.
-pub fn with_ca(ca: &Path) -> Result<Arc<ClientConfig>, String> {
+pub(crate) fn with_ca(ca: &Path) -> Result<Arc<ClientConfig>, String> {
     let bad = |e: String| {
         format!(
             "{}: {e}; give a PEM file of the CA's certificate(s)",

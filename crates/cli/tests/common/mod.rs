@@ -23,20 +23,20 @@ use sshield_e2e::bad_input::{Row, Snapshot};
 use tempfile::TempDir;
 
 /// The config every sandbox starts with.
-pub const DEFAULT_CONFIG: &str = "store = \"users\"\n";
+pub(crate) const DEFAULT_CONFIG: &str = "store = \"users\"\n";
 
 /// Fixed base32 secrets (20 bytes each), so a failure can be replayed with oathtool by hand.
-pub const SECRET_A: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-pub const SECRET_B: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
-pub const SECRET_C: &str = "KRSXG5CTNBUWK3DEKRSXG5CTNBUWK3DE";
-pub const SECRET_D: &str = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U";
+pub(crate) const SECRET_A: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+pub(crate) const SECRET_B: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+pub(crate) const SECRET_C: &str = "KRSXG5CTNBUWK3DEKRSXG5CTNBUWK3DE";
+pub(crate) const SECRET_D: &str = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U";
 
 /// Backup codes look like `k7mq2-xv9hd`: this alphabet has no `0 o 1 l i`.
-pub const BACKUP_ALPHABET: &str = "23456789abcdefghjkmnpqrstuvwxyz";
+pub(crate) const BACKUP_ALPHABET: &str = "23456789abcdefghjkmnpqrstuvwxyz";
 
 /// What a run of the binary did.
 #[derive(Debug)]
-pub struct Output {
+pub(crate) struct Output {
     /// The exit code (`-1` if killed by a signal).
     pub status: i32,
     /// Standard output, as text.
@@ -48,7 +48,7 @@ pub struct Output {
 impl Output {
     /// Asserts the exit code, showing everything the command printed if it differs.
     #[track_caller]
-    pub fn expect(&self, status: i32) -> &Self {
+    pub(crate) fn expect(&self, status: i32) -> &Self {
         assert_eq!(
             self.status, status,
             "expected exit {status}, got {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
@@ -59,7 +59,7 @@ impl Output {
 
     /// Asserts the exit code and that stderr contains `text`.
     #[track_caller]
-    pub fn expect_err(&self, status: i32, text: &str) -> &Self {
+    pub(crate) fn expect_err(&self, status: i32, text: &str) -> &Self {
         self.expect(status);
         assert!(
             self.stderr.contains(text),
@@ -72,7 +72,7 @@ impl Output {
 
     /// Asserts that stdout contains `text`.
     #[track_caller]
-    pub fn expect_out(&self, text: &str) -> &Self {
+    pub(crate) fn expect_out(&self, text: &str) -> &Self {
         assert!(
             self.stdout.contains(text),
             "expected {text:?} on stdout\n--- stdout ---\n{}\n--- stderr ---\n{}",
@@ -84,7 +84,7 @@ impl Output {
 
     /// Stdout parsed as JSON.
     #[track_caller]
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(
                 "stdout is not JSON ({e})\n--- stdout ---\n{}\n--- stderr ---\n{}",
@@ -96,7 +96,7 @@ impl Output {
 
 /// What `enroll --json` printed.
 #[derive(Debug, Clone)]
-pub struct Enrolled {
+pub(crate) struct Enrolled {
     pub user: String,
     pub secret: String,
     pub uri: String,
@@ -105,19 +105,19 @@ pub struct Enrolled {
 
 /// A temp dir with a config file in it.
 #[derive(Debug)]
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     dir: TempDir,
     config: PathBuf,
 }
 
 impl Sandbox {
     /// A sandbox with the default config.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with_config(DEFAULT_CONFIG)
     }
 
     /// A sandbox whose config file holds `text` (mode 0644: a config is not secret).
-    pub fn with_config(text: &str) -> Self {
+    pub(crate) fn with_config(text: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("sshield.toml");
         fs::write(&config, text).unwrap();
@@ -126,46 +126,46 @@ impl Sandbox {
     }
 
     /// The temp dir.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// The config file.
-    pub fn config(&self) -> &Path {
+    pub(crate) fn config(&self) -> &Path {
         &self.config
     }
 
     /// The store directory the config names.
-    pub fn store(&self) -> PathBuf {
+    pub(crate) fn store(&self) -> PathBuf {
         self.dir.path().join("users")
     }
 
     /// `user`'s record file.
-    pub fn record_path(&self, user: &str) -> PathBuf {
+    pub(crate) fn record_path(&self, user: &str) -> PathBuf {
         self.store().join(format!("{user}.toml"))
     }
 
     /// `user`'s record file, as bytes.
-    pub fn record_bytes(&self, user: &str) -> Vec<u8> {
+    pub(crate) fn record_bytes(&self, user: &str) -> Vec<u8> {
         fs::read(self.record_path(user)).unwrap()
     }
 
     /// Runs `sshield --config CONFIG ARGS...`, feeding `stdin` if given (else /dev/null).
-    pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+    pub(crate) fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut cmd = self.command();
         cmd.arg("--config").arg(&self.config).args(args);
         run_command(cmd, stdin)
     }
 
     /// Runs `sshield ARGS...` with the config named only by `SSHIELD_CONFIG`.
-    pub fn run_env(&self, args: &[&str], stdin: Option<&str>) -> Output {
+    pub(crate) fn run_env(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut cmd = self.command();
         cmd.env("SSHIELD_CONFIG", &self.config).args(args);
         run_command(cmd, stdin)
     }
 
     /// The binary, run in the sandbox, with no `SSHIELD_CONFIG` from the caller's environment.
-    pub fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sshield"));
         cmd.current_dir(self.dir.path())
             .env_remove("SSHIELD_CONFIG");
@@ -174,7 +174,7 @@ impl Sandbox {
 
     /// `enroll USER --json EXTRA...`, expecting success, parsed.
     #[track_caller]
-    pub fn enroll_json(&self, user: &str, extra: &[&str]) -> Enrolled {
+    pub(crate) fn enroll_json(&self, user: &str, extra: &[&str]) -> Enrolled {
         let mut args = vec!["enroll", user, "--json"];
         args.extend_from_slice(extra);
         let out = self.run(&args, None);
@@ -186,7 +186,7 @@ impl Sandbox {
     /// and the store exactly as it was; the row of docs/bad-input.md that shows it, with the
     /// sandbox's path written `$DIR`.
     #[track_caller]
-    pub fn bad_input_row(
+    pub(crate) fn bad_input_row(
         &self,
         input: &str,
         args: &[&str],
@@ -210,13 +210,13 @@ impl Sandbox {
     }
 
     /// `text` with the sandbox's path written `$DIR`.
-    pub fn hide_dir(&self, text: &str) -> String {
+    pub(crate) fn hide_dir(&self, text: &str) -> String {
         text.replace(&self.path().display().to_string(), "$DIR")
     }
 
     /// The `state` field of `status USER --json`.
     #[track_caller]
-    pub fn state(&self, user: &str) -> String {
+    pub(crate) fn state(&self, user: &str) -> String {
         let out = self.run(&["status", user, "--json"], None);
         out.expect(0);
         let rows = out.json();
@@ -226,7 +226,7 @@ impl Sandbox {
 
 /// Starts a prepared command with its output captured, feeding it `stdin` (else /dev/null).
 /// A child that exits (or is killed) before reading its input is no error here.
-pub fn spawn_command(mut cmd: Command, stdin: Option<&str>) -> std::process::Child {
+pub(crate) fn spawn_command(mut cmd: Command, stdin: Option<&str>) -> std::process::Child {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
@@ -242,7 +242,7 @@ pub fn spawn_command(mut cmd: Command, stdin: Option<&str>) -> std::process::Chi
 }
 
 /// Runs a prepared command to completion.
-pub fn run_command(cmd: Command, stdin: Option<&str>) -> Output {
+pub(crate) fn run_command(cmd: Command, stdin: Option<&str>) -> Output {
     let out = spawn_command(cmd, stdin).wait_with_output().unwrap();
     Output {
         status: out.status.code().unwrap_or(-1),
@@ -254,7 +254,7 @@ pub fn run_command(cmd: Command, stdin: Option<&str>) -> Output {
 /// Checks that stdout is exactly one JSON object with exactly the four enroll keys, and
 /// returns them.
 #[track_caller]
-pub fn parse_enrolled(out: &Output) -> Enrolled {
+pub(crate) fn parse_enrolled(out: &Output) -> Enrolled {
     assert_eq!(
         out.stdout.lines().count(),
         1,
@@ -284,7 +284,7 @@ pub fn parse_enrolled(out: &Output) -> Enrolled {
 }
 
 /// True if `code` is a backup code: `xxxxx-xxxxx` from [`BACKUP_ALPHABET`].
-pub fn is_backup_code(code: &str) -> bool {
+pub(crate) fn is_backup_code(code: &str) -> bool {
     let Some((a, b)) = code.split_once('-') else {
         return false;
     };
@@ -294,12 +294,12 @@ pub fn is_backup_code(code: &str) -> bool {
 }
 
 /// The mode bits of a file.
-pub fn mode(path: &Path) -> u32 {
+pub(crate) fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
 
 /// Seconds since the epoch.
-pub fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -321,7 +321,7 @@ fn referee(tool: &str, package: &str, args: &[&str]) -> std::process::Output {
 
 /// `oathtool -b ARGS... SECRET`: the codes oathtool prints, one per line.
 #[track_caller]
-pub fn oathtool(secret: &str, args: &[&str]) -> Vec<String> {
+pub(crate) fn oathtool(secret: &str, args: &[&str]) -> Vec<String> {
     let mut all = vec!["-b"];
     all.extend_from_slice(args);
     all.push(secret);
@@ -340,7 +340,7 @@ pub fn oathtool(secret: &str, args: &[&str]) -> Vec<String> {
 
 /// The current code by oathtool; `args` choose the kind (e.g. `--totp=sha256 --digits=8`).
 #[track_caller]
-pub fn code_now(secret: &str, args: &[&str]) -> String {
+pub(crate) fn code_now(secret: &str, args: &[&str]) -> String {
     let codes = oathtool(secret, args);
     assert_eq!(codes.len(), 1, "{codes:?}");
     codes[0].clone()
@@ -349,7 +349,7 @@ pub fn code_now(secret: &str, args: &[&str]) -> String {
 /// Every TOTP code from 3 steps ago to 3 steps ahead, by oathtool: a superset of what the
 /// engine's ±1-step window could accept while a test runs.
 #[track_caller]
-pub fn totp_codes_around(secret: &str, args: &[&str], period: u64) -> BTreeSet<String> {
+pub(crate) fn totp_codes_around(secret: &str, args: &[&str], period: u64) -> BTreeSet<String> {
     let start = format!("@{}", now() - 3 * period);
     let mut all = args.to_vec();
     all.extend_from_slice(&["-N", &start, "-w", "6"]);
@@ -359,7 +359,7 @@ pub fn totp_codes_around(secret: &str, args: &[&str], period: u64) -> BTreeSet<S
 /// A code of the right length that is guaranteed wrong: none of the codes oathtool gives for
 /// the steps around now. Made by shifting each digit of the real code.
 #[track_caller]
-pub fn wrong_totp(secret: &str, args: &[&str], period: u64) -> String {
+pub(crate) fn wrong_totp(secret: &str, args: &[&str], period: u64) -> String {
     let real = totp_codes_around(secret, args, period);
     let current = code_now(secret, args);
     for shift in 1..10u32 {
@@ -376,7 +376,7 @@ pub fn wrong_totp(secret: &str, args: &[&str], period: u64) -> String {
 
 /// `zbarimg -q --raw FILE`: the decoded text, or the exit code and stderr.
 #[track_caller]
-pub fn zbarimg(path: &Path) -> Result<String, (i32, String)> {
+pub(crate) fn zbarimg(path: &Path) -> Result<String, (i32, String)> {
     let out = referee(
         "zbarimg",
         "zbar-tools",
@@ -395,7 +395,7 @@ pub fn zbarimg(path: &Path) -> Result<String, (i32, String)> {
 
 /// A parsed `otpauth://` URI, decoded by this test's own code (not sshield's parser).
 #[derive(Debug)]
-pub struct ParsedUri {
+pub(crate) struct ParsedUri {
     pub kind: String,
     pub label_issuer: Option<String>,
     pub account: String,
@@ -404,7 +404,7 @@ pub struct ParsedUri {
 
 /// Parses `otpauth://KIND/[ISSUER:]ACCOUNT?k=v&...`, percent-decoding each part.
 #[track_caller]
-pub fn parse_uri(uri: &str) -> ParsedUri {
+pub(crate) fn parse_uri(uri: &str) -> ParsedUri {
     let rest = uri.strip_prefix("otpauth://").expect("otpauth:// scheme");
     let (kind, rest) = rest.split_once('/').unwrap();
     let (label, query) = rest.split_once('?').unwrap();

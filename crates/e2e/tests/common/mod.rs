@@ -16,25 +16,25 @@ use sshield_e2e::{Client, Sshd, SshdOptions, User};
 use tempfile::TempDir;
 
 /// TOTP step length: the CLI's default, and oathtool's.
-pub const STEP: u64 = 30;
+pub(crate) const STEP: u64 = 30;
 
 /// The config's default prompt.
-pub const CODE_PROMPT: &str = "Verification code: ";
+pub(crate) const CODE_PROMPT: &str = "Verification code: ";
 
 /// pam_unix's prompt, as keyboard-interactive shows it.
-pub const PASSWORD_PROMPT: &str = "Password: ";
+pub(crate) const PASSWORD_PROMPT: &str = "Password: ";
 
 /// The module's one prompt under `forward_pass`.
-pub const FORWARD_PASS_PROMPT: &str = "Password & verification code: ";
+pub(crate) const FORWARD_PASS_PROMPT: &str = "Password & verification code: ";
 
 /// How long a log line may take to reach the syslog capture after the client returned.
-pub const LOG_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const LOG_WAIT: Duration = Duration::from_secs(5);
 
-pub use sshield_e2e::artefacts;
+pub(crate) use sshield_e2e::artefacts;
 
 /// Whether these tests can run: the harness's requirements (root, OpenSSH), and oathtool,
 /// which computes every code. Skips (or fails in CI) like [`sshield_e2e::can_run`].
-pub fn can_run() -> bool {
+pub(crate) fn can_run() -> bool {
     if !sshield_e2e::can_run() {
         return false;
     }
@@ -46,7 +46,7 @@ pub fn can_run() -> bool {
 }
 
 /// Panics with an install hint unless `program` runs.
-pub fn require_tool(program: &str, hint: &str) {
+pub(crate) fn require_tool(program: &str, hint: &str) {
     let found = Command::new(program)
         .arg("--version")
         .stdout(Stdio::null())
@@ -61,7 +61,7 @@ pub fn require_tool(program: &str, hint: &str) {
 /// a module after its file name, so log lines read `pam_sshield(service:auth): ...` as they
 /// will when installed (and as the fail2ban filter expects), not `libpam_sshield(...)`.
 #[derive(Debug)]
-pub struct Sshield {
+pub(crate) struct Sshield {
     /// The config file, root-owned, mode 0644.
     pub config: PathBuf,
     /// The record store, mode 0700.
@@ -76,7 +76,7 @@ pub struct Sshield {
 impl Sshield {
     /// A config with `store`, `log_file`, then `extra` (tables such as `[policy]`), and
     /// failure delays off unless `extra` has a `[rate_limit]` table.
-    pub fn new(extra: &str) -> Sshield {
+    pub(crate) fn new(extra: &str) -> Sshield {
         let built = artefacts();
         remove_leftovers();
         let dir = tempfile::Builder::new()
@@ -99,13 +99,13 @@ impl Sshield {
         sshield
     }
 
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
     }
 
     /// Replaces the config (as [`Sshield::new`] writes it). The module reads it at every
     /// login, so this takes effect without restarting sshd.
-    pub fn write_config(&self, extra: &str) {
+    pub(crate) fn write_config(&self, extra: &str) {
         let mut text = format!(
             "# An sshield end-to-end test's config.\nstore = \"{}\"\nlog_file = \"{}\"\n{extra}\n",
             self.store.display(),
@@ -121,12 +121,12 @@ impl Sshield {
     }
 
     /// `auth required <module> config=<config> <args>`.
-    pub fn auth_line(&self, args: &str) -> String {
+    pub(crate) fn auth_line(&self, args: &str) -> String {
         self.line("required", args)
     }
 
     /// `auth <control> <module> config=<config> <args>`.
-    pub fn line(&self, control: &str, args: &str) -> String {
+    pub(crate) fn line(&self, control: &str, args: &str) -> String {
         format!(
             "auth {control} {} config={} {args}",
             self.module.display(),
@@ -138,13 +138,13 @@ impl Sshield {
 
     /// Enrolls `user` with the real CLI: `sshield --config CFG enroll USER --secret BASE32
     /// --no-confirm --json`, a fresh random secret.
-    pub fn enroll(&self, user: &str) -> Token {
+    pub(crate) fn enroll(&self, user: &str) -> Token {
         self.enroll_with(user, &[], 6)
     }
 
     /// [`Sshield::enroll`] with more arguments (`--name phone2`), for codes of `digits` digits
     /// (`--digits` is added when not 6).
-    pub fn enroll_with(&self, user: &str, extra: &[&str], digits: u32) -> Token {
+    pub(crate) fn enroll_with(&self, user: &str, extra: &[&str], digits: u32) -> Token {
         let secret = random_base32_secret();
         let digits_arg = digits.to_string();
         let mut extra = extra.to_vec();
@@ -188,13 +188,13 @@ impl Sshield {
     }
 
     /// `users/<name>.toml`.
-    pub fn record_path(&self, user: &str) -> PathBuf {
+    pub(crate) fn record_path(&self, user: &str) -> PathBuf {
         self.store.join(format!("{user}.toml"))
     }
 
     /// The record's text, followed by the newest copy of the login state that logins keep in
     /// `users/.<name>.state` (docs/store.md), if there is one: all a test can check of a user.
-    pub fn record(&self, user: &str) -> String {
+    pub(crate) fn record(&self, user: &str) -> String {
         let mut text = fs::read_to_string(self.record_path(user)).expect("read the record");
         if let Ok(state) = fs::read(self.store.join(format!(".{user}.state"))) {
             // Two slots, each: "SSHSTAT1", generation (u64 LE), length (u32 LE), slot size,
@@ -218,7 +218,7 @@ impl Sshield {
     }
 
     /// The log file's lines (none before the first decision).
-    pub fn log_lines(&self) -> Vec<String> {
+    pub(crate) fn log_lines(&self) -> Vec<String> {
         fs::read_to_string(&self.log_file)
             .unwrap_or_default()
             .lines()
@@ -227,7 +227,7 @@ impl Sshield {
     }
 
     /// The log file's lines that contain `needle`.
-    pub fn log_lines_with(&self, needle: &str) -> Vec<String> {
+    pub(crate) fn log_lines_with(&self, needle: &str) -> Vec<String> {
         self.log_lines()
             .into_iter()
             .filter(|l| l.contains(needle))
@@ -237,7 +237,7 @@ impl Sshield {
 
 /// What a user's authenticator app holds, and the backup codes the CLI printed.
 #[derive(Debug)]
-pub struct Token {
+pub(crate) struct Token {
     pub secret: String,
     pub backup_codes: Vec<String>,
     /// How many digits its codes have.
@@ -249,7 +249,7 @@ pub struct Token {
 impl Token {
     /// A token for a secret shown by something else (the demo prints its own), with no
     /// backup codes.
-    pub fn from_secret(secret: impl Into<String>) -> Token {
+    pub(crate) fn from_secret(secret: impl Into<String>) -> Token {
         Token {
             secret: secret.into(),
             backup_codes: Vec::new(),
@@ -262,7 +262,7 @@ impl Token {
     /// step's, or the next one's (the window accepts one step ahead) when the current one was
     /// handed out already. Every code accepted consumes its step and all before it, so a test
     /// gets two good codes per user at once; a third waits for the next step.
-    pub fn code(&self) -> String {
+    pub(crate) fn code(&self) -> String {
         let mut last = self.last_step.lock().unwrap_or_else(|p| p.into_inner());
         let now = current_step();
         let step = match *last {
@@ -277,14 +277,14 @@ impl Token {
     }
 
     /// The code of step `step`, from oathtool.
-    pub fn code_at_step(&self, step: u64) -> String {
+    pub(crate) fn code_at_step(&self, step: u64) -> String {
         let codes = oathtool(&self.secret, step, 0, self.digits);
         codes.into_iter().next().expect("oathtool printed a code")
     }
 
     /// Six digits that are no code of this token anywhere near now (±4 steps), so that the
     /// module refuses them as a wrong code, whatever step it is when it checks.
-    pub fn wrong_code(&self) -> String {
+    pub(crate) fn wrong_code(&self) -> String {
         let near = oathtool(&self.secret, current_step() - 4, 8, self.digits);
         (0..10)
             .map(|d| d.to_string().repeat(self.digits as usize))
@@ -330,14 +330,14 @@ fn oathtool(secret: &str, step: u64, window: u64, digits: u32) -> Vec<String> {
     codes
 }
 
-pub fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("the clock is after 1970")
         .as_secs()
 }
 
-pub fn current_step() -> u64 {
+pub(crate) fn current_step() -> u64 {
     unix_now() / STEP
 }
 
@@ -356,7 +356,7 @@ fn sleep_until_step(step: u64) {
 }
 
 /// A 160-bit secret from the OS random source, in base32 (RFC 4648, no padding).
-pub fn random_base32_secret() -> String {
+pub(crate) fn random_base32_secret() -> String {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let mut bytes = [0u8; 20];
     fs::File::open("/dev/urandom")
@@ -393,7 +393,7 @@ fn json_string_list(json: &str, key: &str) -> Vec<String> {
 }
 
 /// A PAM service file for sshd: these `auth` lines, then pam_unix for account and session.
-pub fn sshd_stack(auth: impl IntoIterator<Item = String>) -> Vec<String> {
+pub(crate) fn sshd_stack(auth: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut lines: Vec<String> = auth.into_iter().collect();
     lines.push("account  required  pam_unix.so".to_owned());
     lines.push("session  required  pam_unix.so".to_owned());
@@ -402,7 +402,7 @@ pub fn sshd_stack(auth: impl IntoIterator<Item = String>) -> Vec<String> {
 
 /// Seed 002's setup: the password (pam_unix), then the code, both through
 /// keyboard-interactive; password authentication off.
-pub fn password_then_code_options(sshield: &Sshield) -> SshdOptions {
+pub(crate) fn password_then_code_options(sshield: &Sshield) -> SshdOptions {
     SshdOptions::new()
         .config([
             "KbdInteractiveAuthentication yes",
@@ -416,7 +416,7 @@ pub fn password_then_code_options(sshield: &Sshield) -> SshdOptions {
 }
 
 /// A public key, then the code (keyboard-interactive, the module alone in the stack).
-pub fn key_then_code_options(sshield: &Sshield) -> SshdOptions {
+pub(crate) fn key_then_code_options(sshield: &Sshield) -> SshdOptions {
     SshdOptions::new()
         .config([
             "KbdInteractiveAuthentication yes",
@@ -427,13 +427,13 @@ pub fn key_then_code_options(sshield: &Sshield) -> SshdOptions {
 }
 
 /// An sshd with [`password_then_code_options`].
-pub fn start_password_then_code(sshield: &Sshield) -> Sshd {
+pub(crate) fn start_password_then_code(sshield: &Sshield) -> Sshd {
     Sshd::start(password_then_code_options(sshield))
 }
 
 /// `ssh user@sshd 'echo ok'` from 127.0.0.3 ("the internet") through keyboard-interactive,
 /// typing `answers`.
-pub fn login<S: Into<String>>(
+pub(crate) fn login<S: Into<String>>(
     sshd: &Sshd,
     user: &User,
     answers: impl IntoIterator<Item = S>,
@@ -446,12 +446,12 @@ pub fn login<S: Into<String>>(
 }
 
 /// The module's syslog line prefix in this sshd: `pam_sshield(<service>:auth): `.
-pub fn syslog_tag(sshd: &Sshd) -> String {
+pub(crate) fn syslog_tag(sshd: &Sshd) -> String {
     format!("pam_sshield({}:auth): ", sshd.service_name())
 }
 
 /// The decision line the module logs, without the syslog/file prefix.
-pub fn decision(
+pub(crate) fn decision(
     outcome: &str,
     user: &str,
     rhost: &str,
@@ -468,7 +468,7 @@ pub fn decision(
 /// Waits for `line` in the captured syslog (after the module's tag) and in the log file;
 /// panics showing both if it is missing from either.
 #[track_caller]
-pub fn assert_logged(sshd: &Sshd, sshield: &Sshield, line: &str) {
+pub(crate) fn assert_logged(sshd: &Sshd, sshield: &Sshield, line: &str) {
     let tagged = format!("{}{line}", syslog_tag(sshd));
     assert!(
         sshd.wait_for_syslog(&tagged, LOG_WAIT),
@@ -489,7 +489,7 @@ pub fn assert_logged(sshd: &Sshd, sshield: &Sshield, line: &str) {
 }
 
 /// Counts the captured syslog lines of this sshd's module that contain `needle`.
-pub fn syslog_count(sshd: &Sshd, needle: &str) -> usize {
+pub(crate) fn syslog_count(sshd: &Sshd, needle: &str) -> usize {
     let tag = syslog_tag(sshd);
     sshd.syslog()
         .lines()
@@ -501,13 +501,16 @@ pub fn syslog_count(sshd: &Sshd, needle: &str) -> usize {
 /// there (pamtester); created with `O_EXCL`, removed on drop. Files a killed test process
 /// left behind are removed by the next run, once that pid is gone.
 #[derive(Debug)]
-pub struct PamService {
+pub(crate) struct PamService {
     name: String,
     path: PathBuf,
 }
 
 impl PamService {
-    pub fn create<S: AsRef<str>>(kind: &str, lines: impl IntoIterator<Item = S>) -> PamService {
+    pub(crate) fn create<S: AsRef<str>>(
+        kind: &str,
+        lines: impl IntoIterator<Item = S>,
+    ) -> PamService {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         use std::sync::atomic::{AtomicU32, Ordering};
@@ -540,11 +543,11 @@ impl PamService {
     }
 
     /// The service name (libpam looks for `/etc/pam.d/<name>`).
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }
@@ -607,7 +610,7 @@ fn remove_leftovers() {
 
 /// What `pamtester` did.
 #[derive(Debug)]
-pub struct PamtesterRun {
+pub(crate) struct PamtesterRun {
     pub success: bool,
     /// stdout and stderr: the prompts (on stderr) and pamtester's verdict.
     pub output: String,
@@ -615,13 +618,18 @@ pub struct PamtesterRun {
 
 /// `pamtester [-I rhost=RHOST] SERVICE USER authenticate`, typing `answers`, one a line.
 /// pamtester's conversation reads each answer as a line from stdin.
-pub fn pamtester(service: &str, user: &str, rhost: Option<&str>, answers: &[&str]) -> PamtesterRun {
+pub(crate) fn pamtester(
+    service: &str,
+    user: &str,
+    rhost: Option<&str>,
+    answers: &[&str],
+) -> PamtesterRun {
     pamtester_as(Command::new("pamtester"), service, user, rhost, answers)
 }
 
 /// [`pamtester`] through `cmd`, a command that runs pamtester (e.g. in a namespace of its
 /// own, [`sshield_e2e::CaseInsensitiveNamespace::command`]).
-pub fn pamtester_as(
+pub(crate) fn pamtester_as(
     mut cmd: Command,
     service: &str,
     user: &str,

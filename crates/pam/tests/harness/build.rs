@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// The freshly built module.
-pub fn module_so() -> &'static Path {
+pub(crate) fn module_so() -> &'static Path {
     static MODULE: OnceLock<PathBuf> = OnceLock::new();
     MODULE.get_or_init(build)
 }

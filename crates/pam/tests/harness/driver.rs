@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
     reason = "the module's declarations are included whole; the driver uses some"
 )]
 #[path = "../../src/ffi.rs"]
-pub mod ffi;
+pub(crate) mod ffi;
 
 use ffi::{pam_conv, pam_handle_t};
 
@@ -37,7 +37,7 @@ mod conversation;
 use conversation::{converse, Conversation};
 
 /// The environment variable that turns the test binary into the driver.
-pub const DRIVER_ENV: &str = "SSHIELD_PAM_DRIVER_SPEC";
+pub(crate) const DRIVER_ENV: &str = "SSHIELD_PAM_DRIVER_SPEC";
 /// The test function that calls [`main_if_requested`].
 const DRIVER_TEST: &str = "pam_driver_process";
 
@@ -63,7 +63,7 @@ extern "C" {
 
 /// One login to perform.
 #[derive(Debug, Clone, Default)]
-pub struct Login {
+pub(crate) struct Login {
     /// The PAM service (a file in the config dir).
     pub service: String,
     /// The user given to `pam_start`; `None` makes libpam ask for it.
@@ -81,7 +81,7 @@ pub struct Login {
 impl Login {
     /// `user` logging in to [`SERVICE`](super::fixture::SERVICE) from `rhost`, answering
     /// `answers`.
-    pub fn new(user: &str, rhost: &str, answers: &[&str]) -> Self {
+    pub(crate) fn new(user: &str, rhost: &str, answers: &[&str]) -> Self {
         Self {
             service: super::fixture::SERVICE.to_owned(),
             user: Some(user.to_owned()),
@@ -94,7 +94,7 @@ impl Login {
 
 /// A message the module (or libpam) sent to the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Prompt {
+pub(crate) struct Prompt {
     /// `PAM_PROMPT_ECHO_OFF` etc.
     pub style: c_int,
     /// Its text.
@@ -103,7 +103,7 @@ pub struct Prompt {
 
 /// What happened.
 #[derive(Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// `pam_authenticate`'s result.
     pub authenticate: c_int,
     /// `pam_setcred`'s, after a successful authentication.
@@ -122,7 +122,7 @@ pub struct Outcome {
 
 impl Outcome {
     /// The prompt texts alone.
-    pub fn prompt_texts(&self) -> Vec<&str> {
+    pub(crate) fn prompt_texts(&self) -> Vec<&str> {
         self.prompts.iter().map(|p| p.text.as_str()).collect()
     }
 
@@ -130,7 +130,7 @@ impl Outcome {
     /// undone; fails unless the login failed closed: `PAM_SERVICE_ERR`, nothing asked, that
     /// one line.
     #[track_caller]
-    pub fn setup_error(&self) -> String {
+    pub(crate) fn setup_error(&self) -> String {
         assert_eq!(self.authenticate, ffi::PAM_SERVICE_ERR, "{self:#?}");
         assert!(self.prompts.is_empty(), "nothing is asked: {self:#?}");
         let lines = self.lines();
@@ -141,7 +141,7 @@ impl Outcome {
     }
 
     /// The module's syslog lines without the `pam_sshield(service:auth): ` prefix.
-    pub fn lines(&self) -> Vec<&str> {
+    pub(crate) fn lines(&self) -> Vec<&str> {
         self.syslog
             .iter()
             .filter_map(|l| l.split_once("): ").map(|(_, rest)| rest))
@@ -150,7 +150,7 @@ impl Outcome {
 }
 
 /// Runs `login` against the PAM config dir `confdir` in a child process.
-pub fn run(confdir: &Path, login: &Login) -> Outcome {
+pub(crate) fn run(confdir: &Path, login: &Login) -> Outcome {
     let spec = tempfile::NamedTempFile::new_in(confdir.parent().unwrap_or(confdir)).unwrap();
     let mut text = format!("confdir {}\nservice {}\n", confdir.display(), login.service);
     let mut add = |key: &str, value: &str| {
@@ -244,7 +244,7 @@ fn parse_report(text: &str, stderr: String) -> Outcome {
 
 /// The driver's side: does nothing unless this process was started by [`run`]; then logs in
 /// as the spec says, writes the report and exits.
-pub fn main_if_requested() {
+pub(crate) fn main_if_requested() {
     let Some(spec) = std::env::var_os(DRIVER_ENV) else {
         return;
     };

@@ -16,7 +16,7 @@ use super::module_so;
 
 /// A test's private config, store and PAM services.
 #[derive(Debug)]
-pub struct Fixture {
+pub(crate) struct Fixture {
     dir: TempDir,
     /// The config file, `config=` of every service line.
     pub config: PathBuf,
@@ -29,12 +29,12 @@ pub struct Fixture {
 }
 
 /// The PAM service name the tests use, in their own config dir.
-pub const SERVICE: &str = "sshield-test";
+pub(crate) const SERVICE: &str = "sshield-test";
 
 impl Fixture {
     /// A fixture whose config is `store`, `log_file` and then `config` (tables such as
     /// `[policy]` go there), with failure delays off unless `config` sets `[rate_limit]`.
-    pub fn new(config: &str) -> Self {
+    pub(crate) fn new(config: &str) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("sshield-pam-")
             .tempdir()
@@ -69,18 +69,18 @@ impl Fixture {
     }
 
     /// The temp dir.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// Replaces the config file's text.
-    pub fn write_config(&self, text: &str) {
+    pub(crate) fn write_config(&self, text: &str) {
         fs::write(&self.config, text).unwrap();
     }
 
     /// Writes the PAM service `name` with `lines`, where `{module}` is the module's path and
     /// `{config}` is `config=<the config file>`.
-    pub fn service(&self, name: &str, lines: &str) {
+    pub(crate) fn service(&self, name: &str, lines: &str) {
         let text = lines
             .replace("{module}", &self.module.display().to_string())
             .replace("{config}", &format!("config={}", self.config.display()));
@@ -88,7 +88,7 @@ impl Fixture {
     }
 
     /// The service [`SERVICE`] as one `auth` line: the module with `args` after `config=`.
-    pub fn module_service(&self, args: &str) {
+    pub(crate) fn module_service(&self, args: &str) {
         self.service(
             SERVICE,
             &format!("auth required {{module}} {{config}} {args}\n"),
@@ -96,17 +96,17 @@ impl Fixture {
     }
 
     /// Logs in through libpam in a child process.
-    pub fn login(&self, login: &Login) -> Outcome {
+    pub(crate) fn login(&self, login: &Login) -> Outcome {
         driver::run(&self.path().join("pam.d"), login)
     }
 
     /// Enrolls `user` with an active 6-digit TOTP token.
-    pub fn enroll(&self, user: &str) -> Token {
+    pub(crate) fn enroll(&self, user: &str) -> Token {
         self.enroll_digits(user, Digits::SIX)
     }
 
     /// Enrolls `user` with an active TOTP token of `digits` digits, as `sshield enroll` would.
-    pub fn enroll_digits(&self, user: &str, digits: Digits) -> Token {
+    pub(crate) fn enroll_digits(&self, user: &str, digits: Digits) -> Token {
         let mut bytes = format!("sshield-pam-test:{user}:").into_bytes();
         bytes.resize(20.max(bytes.len()), b'#');
         let enrollment = Enrollment {
@@ -128,7 +128,7 @@ impl Fixture {
     }
 
     /// The lines of the log file (empty if there is none yet).
-    pub fn log_lines(&self) -> Vec<String> {
+    pub(crate) fn log_lines(&self) -> Vec<String> {
         fs::read_to_string(&self.log_file)
             .unwrap_or_default()
             .lines()
@@ -139,7 +139,7 @@ impl Fixture {
 
 /// What a user's authenticator app holds, and the backup codes printed at enrollment.
 #[derive(Debug)]
-pub struct Token {
+pub(crate) struct Token {
     secret: Secret,
     params: TotpParams,
     /// The backup codes, as printed.
@@ -148,7 +148,7 @@ pub struct Token {
 
 impl Token {
     /// The code the app shows now.
-    pub fn code(&self) -> String {
+    pub(crate) fn code(&self) -> String {
         self.code_at(now())
     }
 
@@ -159,7 +159,7 @@ impl Token {
     }
 
     /// A code of the right length that the app shows at no time near now.
-    pub fn wrong_code(&self) -> String {
+    pub(crate) fn wrong_code(&self) -> String {
         let near: Vec<String> = (0..9)
             .map(|i| self.code_at(now() - 4 * 30 + i * 30))
             .collect();

@@ -10,11 +10,11 @@
     reason = "each test file uses a different part"
 )]
 
-pub mod build;
-pub mod driver;
-pub mod fixture;
+pub(crate) mod build;
+pub(crate) mod driver;
+pub(crate) mod fixture;
 
-pub use build::module_so;
-pub use driver::ffi as pam;
-pub use driver::{Login, Outcome};
-pub use fixture::Fixture;
+pub(crate) use build::module_so;
+pub(crate) use driver::ffi as pam;
+pub(crate) use driver::{Login, Outcome};
+pub(crate) use fixture::Fixture;

@@ -8,12 +8,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The `sshield` binary under test.
-pub fn sshield() -> Command {
+pub(crate) fn sshield() -> Command {
     Command::new(&sshield_e2e::artefacts().cli)
 }
 
 /// A host's directory: `sshield.toml` (with the text it was made with), `users/`, `host.key`.
-pub struct HostDir {
+pub(crate) struct HostDir {
     _tmp: tempfile::TempDir,
     /// The directory.
     pub dir: PathBuf,
@@ -23,7 +23,7 @@ pub struct HostDir {
 
 impl HostDir {
     /// A host whose config is `config`.
-    pub fn new(config: &str) -> Self {
+    pub(crate) fn new(config: &str) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("host");
         std::fs::create_dir(&dir).expect("mkdir");
@@ -36,32 +36,32 @@ impl HostDir {
     }
 
     /// Its config file.
-    pub fn config(&self) -> PathBuf {
+    pub(crate) fn config(&self) -> PathBuf {
         self.dir.join("sshield.toml")
     }
 
     /// Where `sshield join` puts its key.
-    pub fn key(&self) -> PathBuf {
+    pub(crate) fn key(&self) -> PathBuf {
         self.dir.join("host.key")
     }
 
     /// Its daemon's socket (the config must say `socket = "sshield.sock"`).
-    pub fn socket(&self) -> PathBuf {
+    pub(crate) fn socket(&self) -> PathBuf {
         self.dir.join("sshield.sock")
     }
 
     /// Its daemon's log (the config must say `log_file = "<dir>/log"`; see [`HostDir::log_file`]).
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
     }
 
     /// The `log_file` line for this host's config.
-    pub fn log_file(&self) -> String {
+    pub(crate) fn log_file(&self) -> String {
         format!("log_file = \"{}\"\n", self.dir.join("log").display())
     }
 
     /// `sshield --config C ARGS`: (exit code, stdout, stderr).
-    pub fn sshield(&self, args: &[&str]) -> (i32, String, String) {
+    pub(crate) fn sshield(&self, args: &[&str]) -> (i32, String, String) {
         let out = sshield()
             .arg("--config")
             .arg(self.config())
@@ -77,17 +77,17 @@ impl HostDir {
     }
 
     /// `sshield join ARGS`.
-    pub fn join(&self, args: &[&str]) -> (i32, String, String) {
+    pub(crate) fn join(&self, args: &[&str]) -> (i32, String, String) {
         self.sshield(&[&["join"], args].concat())
     }
 
     /// The config's text now.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         std::fs::read_to_string(self.config()).expect("read config")
     }
 
     /// Starts this host's daemon and waits for its socket.
-    pub fn daemon(&self) -> Daemon {
+    pub(crate) fn daemon(&self) -> Daemon {
         let mut child = sshield()
             .arg("--config")
             .arg(self.config())
@@ -109,7 +109,7 @@ impl HostDir {
     }
 
     /// One login through the daemon: `need`, then each code typed; the reply lines.
-    pub fn login(&self, codes: &[&str]) -> Vec<String> {
+    pub(crate) fn login(&self, codes: &[&str]) -> Vec<String> {
         let mut s = UnixStream::connect(self.socket()).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
@@ -133,7 +133,7 @@ impl HostDir {
 }
 
 /// A running daemon, stopped (by its PID) when dropped.
-pub struct Daemon(Child);
+pub(crate) struct Daemon(Child);
 
 impl Drop for Daemon {
     fn drop(&mut self) {
@@ -143,7 +143,7 @@ impl Drop for Daemon {
 }
 
 /// Joins `host` to the server whose state dir is `state` at `url`, as `name`.
-pub fn join(host: &HostDir, state: &Path, url: &str, name: &str) {
+pub(crate) fn join(host: &HostDir, state: &Path, url: &str, name: &str) {
     let (ok, out, err) = crate::support::server::cli(state, &[], &["host", "add", name]);
     assert!(ok, "{err}");
     let token = out.lines().next().expect("a token");

@@ -5,8 +5,8 @@
     reason = "each test binary uses its own part of this module"
 )]
 
-pub mod host;
-pub mod pg;
-pub mod push_service;
-pub mod server;
-pub mod tls;
+pub(crate) mod host;
+pub(crate) mod pg;
+pub(crate) mod push_service;
+pub(crate) mod server;
+pub(crate) mod tls;

@@ -21,7 +21,7 @@ const NOBODY_UID: u32 = 65534;
 const NOGROUP_GID: u32 = 65534;
 
 /// A running cluster.
-pub struct PgCluster {
+pub(crate) struct PgCluster {
     dir: tempfile::TempDir,
     port: u16,
 }
@@ -30,7 +30,7 @@ static SHARED: Mutex<Weak<PgCluster>> = Mutex::new(Weak::new());
 static NEXT_DB: AtomicU32 = AtomicU32::new(0);
 
 /// A database of its own in the shared cluster; keeps the cluster running while held.
-pub struct PgDatabase {
+pub(crate) struct PgDatabase {
     /// The cluster (its CA for TLS tests).
     pub cluster: Arc<PgCluster>,
     /// Its URL.
@@ -105,7 +105,7 @@ impl PgCluster {
     }
 
     /// The shared cluster, started if none is running.
-    pub fn shared() -> Arc<Self> {
+    pub(crate) fn shared() -> Arc<Self> {
         let mut slot = SHARED.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(cluster) = slot.upgrade() {
             return cluster;
@@ -116,12 +116,12 @@ impl PgCluster {
     }
 
     /// The CA that signed the cluster's TLS certificate.
-    pub fn ca(&self) -> PathBuf {
+    pub(crate) fn ca(&self) -> PathBuf {
         self.dir.path().join("ca.crt")
     }
 
     /// A URL for `database` in this cluster.
-    pub fn url(&self, database: &str) -> String {
+    pub(crate) fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 }
@@ -138,7 +138,7 @@ impl Drop for PgCluster {
 }
 
 /// A fresh, empty database in the shared cluster.
-pub async fn database() -> PgDatabase {
+pub(crate) async fn database() -> PgDatabase {
     let cluster = PgCluster::shared();
     let name = format!(
         "t{}_{}",

@@ -11,7 +11,7 @@ use sshield_server::push::webpush::Subscription;
 use super::server::Server;
 
 /// The stand-in, running; stopped by its PID when dropped.
-pub struct PushService {
+pub(crate) struct PushService {
     child: Child,
     /// Its port on 127.0.0.1.
     pub port: u16,
@@ -25,7 +25,7 @@ pub struct PushService {
 
 impl PushService {
     /// Starts the stand-in in `mode` (`ok`, `gone`, `slow`, `webhook`) for `vapid`'s key.
-    pub fn start(vapid_public: &str, mode: &str, webhook_secret: Option<&str>) -> Self {
+    pub(crate) fn start(vapid_public: &str, mode: &str, webhook_secret: Option<&str>) -> Self {
         Self::spawn(vapid_public, mode, |command| {
             if let Some(secret) = webhook_secret {
                 command.env("WEBHOOK_SECRET", secret);
@@ -35,7 +35,7 @@ impl PushService {
 
     /// A webhook receiver that reads the secret from `secret_file` at each request (the
     /// server prints it only once the receiver's URL is set).
-    pub fn webhook_receiver(secret_file: &Path) -> Self {
+    pub(crate) fn webhook_receiver(secret_file: &Path) -> Self {
         Self::spawn("unused", "webhook", |command| {
             command.env("WEBHOOK_SECRET_FILE", secret_file);
         })
@@ -73,18 +73,18 @@ impl PushService {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    pub fn subscription(&self) -> Subscription {
+    pub(crate) fn subscription(&self) -> Subscription {
         Subscription::parse(&self.url("/push/sub-1"), &self.p256dh, &self.auth)
             .expect("the stand-in's subscription is valid")
     }
 
     /// Subscribes the device signed in with `token` on `server` to this stand-in, as its
     /// browser's `PushSubscription.toJSON()` would.
-    pub fn subscribe(&self, server: &Server, token: &str) {
+    pub(crate) fn subscribe(&self, server: &Server, token: &str) {
         let auth = format!("Bearer {token}");
         let body = serde_json::json!({
             "endpoint": self.url("/push/phone"),
@@ -104,7 +104,7 @@ impl PushService {
     }
 
     /// Every request the stand-in saw, as it judged it.
-    pub fn requests(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn requests(&self) -> Vec<serde_json::Value> {
         fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// The binary under test.
-pub fn binary() -> Command {
+pub(crate) fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sshield-server"))
 }
 
 /// A server process, stopped (by its PID) when dropped.
-pub struct Server {
+pub(crate) struct Server {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
@@ -22,13 +22,13 @@ pub struct Server {
 
 impl Server {
     /// Starts `sshield-server [global] serve [serve_args]` and waits for its banner.
-    pub fn start(state_dir: &Path, global: &[&str], serve_args: &[&str]) -> Self {
+    pub(crate) fn start(state_dir: &Path, global: &[&str], serve_args: &[&str]) -> Self {
         // Warnings and errors only: a test's output stays readable.
         Self::start_logging(state_dir, global, serve_args, "warn", Stdio::inherit())
     }
 
     /// [`Server::start`] with the log level `level` and the log lines sent to `logs`.
-    pub fn start_logging(
+    pub(crate) fn start_logging(
         state_dir: &Path,
         global: &[&str],
         serve_args: &[&str],
@@ -70,7 +70,7 @@ impl Server {
 
     /// Starts a server on 127.0.0.1 over TLS with test certificates made in `certs`:
     /// the server and the paths of `ca.crt`, `server.crt` and `server.key`.
-    pub fn start_tls(state_dir: &Path, certs: &Path) -> (Self, [PathBuf; 3]) {
+    pub(crate) fn start_tls(state_dir: &Path, certs: &Path) -> (Self, [PathBuf; 3]) {
         crate::support::tls::certificates(certs);
         let files = ["ca.crt", "server.crt", "server.key"].map(|f| certs.join(f));
         let [_, cert, key] = &files;
@@ -90,7 +90,7 @@ impl Server {
     }
 
     /// Sends one request and returns (status, body).
-    pub fn request(
+    pub(crate) fn request(
         &self,
         method: &str,
         path: &str,
@@ -101,7 +101,7 @@ impl Server {
     }
 
     /// POSTs `body` with these (signature) headers and content type.
-    pub fn post_with(
+    pub(crate) fn post_with(
         &self,
         path: &str,
         headers: &[(&'static str, String)],
@@ -114,7 +114,7 @@ impl Server {
     }
 
     /// POSTs a JSON body.
-    pub fn post_json(&self, path: &str, body: &str) -> (u16, String) {
+    pub(crate) fn post_json(&self, path: &str, body: &str) -> (u16, String) {
         self.request(
             "POST",
             path,
@@ -132,7 +132,7 @@ impl Drop for Server {
 }
 
 /// One HTTP/1.1 request with `Connection: close`; (status, body).
-pub fn request(
+pub(crate) fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -167,14 +167,14 @@ pub fn request(
 }
 
 /// A temp state dir and its path.
-pub fn state_dir() -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn state_dir() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("state");
     (dir, path)
 }
 
 /// Runs `sshield-server --state-dir STATE [global] args...`; (success, stdout, stderr).
-pub fn cli(state_dir: &Path, global: &[&str], args: &[&str]) -> (bool, String, String) {
+pub(crate) fn cli(state_dir: &Path, global: &[&str], args: &[&str]) -> (bool, String, String) {
     let out = binary()
         .arg("--state-dir")
         .arg(state_dir)
@@ -191,7 +191,7 @@ pub fn cli(state_dir: &Path, global: &[&str], args: &[&str]) -> (bool, String, S
 }
 
 /// The base32 secret in the otpauth:// URI that `user enroll` printed.
-pub fn secret_of(enroll_output: &str) -> String {
+pub(crate) fn secret_of(enroll_output: &str) -> String {
     let uri = enroll_output
         .lines()
         .find(|l| l.starts_with("otpauth://"))
@@ -203,7 +203,7 @@ pub fn secret_of(enroll_output: &str) -> String {
 }
 
 /// The backup codes `user enroll` or `user backup-codes` printed.
-pub fn backup_codes_of(output: &str) -> Vec<String> {
+pub(crate) fn backup_codes_of(output: &str) -> Vec<String> {
     output
         .lines()
         .skip_while(|l| !l.starts_with("Backup codes"))
@@ -214,12 +214,12 @@ pub fn backup_codes_of(output: &str) -> Vec<String> {
 }
 
 /// The TOTP code of `secret` at now + `offset` seconds, from oathtool (the reference).
-pub fn oathtool(secret: &str, offset: i64) -> String {
+pub(crate) fn oathtool(secret: &str, offset: i64) -> String {
     sshield_e2e::oathtool_totp(secret, offset)
 }
 
 /// Enrolls `name` and confirms it with the current code: the user's secret.
-pub fn enroll_confirmed(state_dir: &Path, global: &[&str], name: &str) -> String {
+pub(crate) fn enroll_confirmed(state_dir: &Path, global: &[&str], name: &str) -> String {
     let (ok, out, err) = cli(state_dir, global, &["user", "enroll", name, "--no-qr"]);
     assert!(ok, "{err}");
     let secret = secret_of(&out);
@@ -230,7 +230,7 @@ pub fn enroll_confirmed(state_dir: &Path, global: &[&str], name: &str) -> String
 }
 
 /// A host as the tests play it: a name and an ed25519 key.
-pub struct TestHost {
+pub(crate) struct TestHost {
     /// Its name.
     pub name: String,
     /// Its signing key.
@@ -239,7 +239,7 @@ pub struct TestHost {
 
 impl TestHost {
     /// A host with a fixed key made from `seed`.
-    pub fn new(name: &str, seed: u8) -> Self {
+    pub(crate) fn new(name: &str, seed: u8) -> Self {
         Self {
             name: name.to_owned(),
             key: ed25519_dalek::SigningKey::from_bytes(&[seed; 32]),
@@ -247,12 +247,12 @@ impl TestHost {
     }
 
     /// Its public key as `/v1/join` takes it.
-    pub fn public_key(&self) -> String {
+    pub(crate) fn public_key(&self) -> String {
         data_encoding::BASE64.encode(self.key.verifying_key().as_bytes())
     }
 
     /// Makes a join token with the CLI and joins with it.
-    pub fn join(&self, server: &Server, state_dir: &Path, global: &[&str]) {
+    pub(crate) fn join(&self, server: &Server, state_dir: &Path, global: &[&str]) {
         let (ok, out, err) = cli(state_dir, global, &["host", "add", &self.name]);
         assert!(ok, "{err}");
         let token = out.lines().next().expect("a token").to_owned();
@@ -264,7 +264,7 @@ impl TestHost {
     }
 
     /// The signature headers for a request at `timestamp` with `nonce`.
-    pub fn headers(
+    pub(crate) fn headers(
         &self,
         method: &str,
         path: &str,
@@ -276,7 +276,7 @@ impl TestHost {
     }
 
     /// POSTs `body` as JSON, signed now with a fresh nonce.
-    pub fn post(&self, server: &Server, path: &str, body: &str) -> (u16, String) {
+    pub(crate) fn post(&self, server: &Server, path: &str, body: &str) -> (u16, String) {
         let headers = self.headers("POST", path, body.as_bytes(), now(), &fresh_nonce());
         server.post_with(path, &headers, "application/json", body.as_bytes())
     }
@@ -284,7 +284,7 @@ impl TestHost {
 
 /// `host`'s `POST /v1/push/wait` for request `id` on the server at `addr`, in a thread:
 /// (status, body), and when the answer came.
-pub fn wait_in_background(
+pub(crate) fn wait_in_background(
     addr: SocketAddr,
     host: TestHost,
     id: &str,
@@ -306,7 +306,7 @@ pub fn wait_in_background(
 }
 
 /// Unix seconds now.
-pub fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     i64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -317,18 +317,18 @@ pub fn now() -> i64 {
 }
 
 /// A random nonce.
-pub fn fresh_nonce() -> String {
+pub(crate) fn fresh_nonce() -> String {
     let mut bytes = [0u8; 16];
     getrandom::getrandom(&mut bytes).expect("random");
     data_encoding::HEXLOWER.encode(&bytes)
 }
 
 /// A verification request body, from 192.0.2.9.
-pub fn verify_body(user: &str, code: &str) -> String {
+pub(crate) fn verify_body(user: &str, code: &str) -> String {
     verify_from(user, code, "192.0.2.9")
 }
 
 /// A verification request body from `source`.
-pub fn verify_from(user: &str, code: &str, source: &str) -> String {
+pub(crate) fn verify_from(user: &str, code: &str, source: &str) -> String {
     serde_json::json!({"user": user, "code": code, "source": source, "service": "sshd"}).to_string()
 }

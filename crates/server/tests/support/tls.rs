@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// Writes `ca.crt`, `server.crt` and `server.key` (PEM) into `dir`.
-pub fn certificates(dir: &Path) {
+pub(crate) fn certificates(dir: &Path) {
     let openssl = |args: &[&str]| {
         let out = Command::new("openssl")
             .current_dir(dir)

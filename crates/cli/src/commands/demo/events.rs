@@ -18,7 +18,7 @@ use crate::failure::Failure;
 
 /// Why the demo ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
+pub(super) enum Stop {
     Enter,
     EndOfInput,
     Signal(Signal),
@@ -37,7 +37,7 @@ impl std::fmt::Display for Stop {
 
 /// The stream of reasons to stop.
 #[derive(Debug)]
-pub struct Events {
+pub(super) struct Events {
     rx: Receiver<Stop>,
     tx: Sender<Stop>,
 }
@@ -45,7 +45,7 @@ pub struct Events {
 impl Events {
     /// Blocks SIGINT, SIGTERM and SIGHUP and starts waiting for them. Must run before any
     /// other thread is started, so that every thread inherits the mask.
-    pub fn start() -> Result<Events, Failure> {
+    pub(super) fn start() -> Result<Events, Failure> {
         let mut set = SigSet::empty();
         for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
             set.add(sig);
@@ -65,7 +65,7 @@ impl Events {
     }
 
     /// From now on, a line (Enter) or the end of standard input stops the demo too.
-    pub fn watch_stdin(&self) {
+    pub(super) fn watch_stdin(&self) {
         let tx = self.tx.clone();
         std::thread::spawn(move || {
             // Whatever is typed is discarded; it might be a code typed into the wrong window.
@@ -79,12 +79,12 @@ impl Events {
     }
 
     /// A reason to stop that has come, without waiting.
-    pub fn pending(&self) -> Option<Stop> {
+    pub(super) fn pending(&self) -> Option<Stop> {
         self.rx.try_recv().ok()
     }
 
     /// Waits up to `timeout` for a reason to stop.
-    pub fn wait(&self, timeout: Duration) -> Option<Stop> {
+    pub(super) fn wait(&self, timeout: Duration) -> Option<Stop> {
         self.rx.recv_timeout(timeout).ok()
     }
 }
@@ -92,7 +92,7 @@ impl Events {
 /// The lines appended to a file since the last look (`tail -f`); a line still being
 /// written waits for its newline.
 #[derive(Debug)]
-pub struct Tail {
+pub(super) struct Tail {
     path: PathBuf,
     offset: u64,
     partial: Vec<u8>,
@@ -100,7 +100,7 @@ pub struct Tail {
 
 impl Tail {
     /// Follows `path` from its current end (from the start if it does not exist yet).
-    pub fn from_end(path: &Path) -> Tail {
+    pub(super) fn from_end(path: &Path) -> Tail {
         let offset = path.metadata().map_or(0, |m| m.len());
         Tail {
             path: path.to_owned(),
@@ -110,7 +110,7 @@ impl Tail {
     }
 
     /// The complete lines written since the last call.
-    pub fn new_lines(&mut self) -> Vec<String> {
+    pub(super) fn new_lines(&mut self) -> Vec<String> {
         let Ok(mut file) = File::open(&self.path) else {
             return Vec::new();
         };

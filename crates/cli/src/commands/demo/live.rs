@@ -40,7 +40,7 @@ struct Ready<'a> {
     sshd_pid: u32,
 }
 
-pub fn run(args: &DemoArgs) -> Result<(), DemoFailure> {
+pub(super) fn run(args: &DemoArgs) -> Result<(), DemoFailure> {
     // First, before any thread exists: every thread must inherit the blocked signals.
     let events = Events::start()?;
     match run_with(args, &events) {
@@ -241,7 +241,7 @@ fn ssh_command(port: u16, layout: &Layout, user: &DemoUser) -> String {
 }
 
 /// `text` as one shell word.
-pub fn shell_quote(text: &str) -> String {
+pub(super) fn shell_quote(text: &str) -> String {
     let plain = !text.is_empty()
         && text
             .bytes()

@@ -25,7 +25,7 @@ const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
 
 /// The programs and files the live demo runs or loads, all found.
 #[derive(Debug)]
-pub struct Tools {
+pub(super) struct Tools {
     /// The OpenSSH server, absolute.
     pub sshd: PathBuf,
     /// `sshd-session`, where this OpenSSH has one.
@@ -40,20 +40,20 @@ pub struct Tools {
 
 /// The user who logs in: the one who ran `sudo`, else the current one.
 #[derive(Debug, Clone)]
-pub struct DemoUser {
+pub(super) struct DemoUser {
     pub name: String,
     pub uid: u32,
     pub gid: u32,
 }
 
 impl DemoUser {
-    pub fn is_root(&self) -> bool {
+    pub(super) fn is_root(&self) -> bool {
         self.uid == 0
     }
 }
 
 /// Finds everything, or says what is missing and how to get it.
-pub fn find(args: &DemoArgs) -> Result<Tools, DemoFailure> {
+pub(super) fn find(args: &DemoArgs) -> Result<Tools, DemoFailure> {
     let sshd = find_sshd(&args.sshd)?;
     let ssh_keygen = find_program("ssh-keygen").ok_or_else(|| {
         DemoFailure::Missing(
@@ -187,7 +187,7 @@ fn absolute(path: &Path) -> Result<PathBuf, DemoFailure> {
 }
 
 /// A program by name, in `$PATH` then the system directories.
-pub fn find_program(name: &str) -> Option<PathBuf> {
+pub(super) fn find_program(name: &str) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
@@ -205,7 +205,7 @@ fn is_executable(path: &Path) -> bool {
 
 /// The invoking user: `SUDO_USER` when it names an account (the newcomer ran `sudo sshield
 /// demo` and wants to log in as themselves), else whoever runs this (root).
-pub fn invoking_user() -> Result<DemoUser, Failure> {
+pub(super) fn invoking_user() -> Result<DemoUser, Failure> {
     if let Some(name) = std::env::var("SUDO_USER").ok().filter(|n| !n.is_empty()) {
         if let Ok(Some(user)) = nix::unistd::User::from_name(&name) {
             return Ok(DemoUser {
@@ -233,7 +233,7 @@ pub fn invoking_user() -> Result<DemoUser, Failure> {
 }
 
 /// Whether this machine lets root make a private mount namespace (some containers don't).
-pub fn check_mount_namespace(unshare: &Path) -> Result<(), Failure> {
+pub(super) fn check_mount_namespace(unshare: &Path) -> Result<(), Failure> {
     let out = Command::new(unshare)
         .args(["--mount", "--propagation", "private", "--", "true"])
         .stdin(Stdio::null())

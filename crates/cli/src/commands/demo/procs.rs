@@ -16,7 +16,7 @@ use rustix::process::{kill_process, Pid, Signal, WaitOptions};
 
 /// Makes this process the reaper of its orphaned descendants. Without it (an old kernel),
 /// a daemon started from a session and detached from it could outlive the demo: say so.
-pub fn become_subreaper() -> Result<(), String> {
+pub(super) fn become_subreaper() -> Result<(), String> {
     rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
         .map_err(|e| format!("cannot become a child subreaper: {e}"))
 }
@@ -48,7 +48,7 @@ fn parent_of(pid: u32) -> Option<u32> {
 }
 
 /// Every process below `root`, not `root` itself.
-pub fn descendants(root: u32) -> BTreeSet<u32> {
+pub(super) fn descendants(root: u32) -> BTreeSet<u32> {
     let parents = parent_map();
     let mut found = BTreeSet::from([root]);
     loop {
@@ -74,7 +74,7 @@ fn signal(pid: u32, sig: Signal) {
 /// Kills every process below `root` (not `root` itself) and returns how many there were.
 /// The demo passes its own pid: its children are all sshd's tree by then (ssh-keygen and the
 /// checks have been waited for), and as a subreaper it also holds the orphans.
-pub fn kill_below(root: u32) -> usize {
+pub(super) fn kill_below(root: u32) -> usize {
     let mut frozen = BTreeSet::new();
     for _ in 0..50 {
         let new: Vec<u32> = descendants(root).difference(&frozen).copied().collect();
@@ -107,7 +107,7 @@ pub fn kill_below(root: u32) -> usize {
 
 /// Reaps the orphans re-parented to us that have ended, but not `keep` (sshd, whose
 /// `Child` waits for it itself).
-pub fn reap_orphans(keep: u32) {
+pub(super) fn reap_orphans(keep: u32) {
     let me = std::process::id();
     for (pid, ppid) in parent_map() {
         if ppid != me || pid == keep || is_alive(pid) {
@@ -120,7 +120,7 @@ pub fn reap_orphans(keep: u32) {
 }
 
 /// Whether a process with this pid exists and is not a zombie.
-pub fn is_alive(pid: u32) -> bool {
+pub(super) fn is_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat
             .rfind(')')

@@ -10,7 +10,7 @@ use crate::failure::Failure;
 /// A directory `$TMPDIR/sshield-demo-<pid>-<n>`, mode 0700, removed on drop (also when the demo
 /// fails or panics) unless [`Scratch::remove`] already did.
 #[derive(Debug)]
-pub struct Scratch {
+pub(super) struct Scratch {
     path: PathBuf,
     removed: bool,
 }
@@ -18,7 +18,7 @@ pub struct Scratch {
 impl Scratch {
     /// Makes the directory. `create_dir` fails on anything already there, so another user's
     /// directory or symlink of the same name in a shared /tmp is never used.
-    pub fn create() -> Result<Scratch, Failure> {
+    pub(super) fn create() -> Result<Scratch, Failure> {
         let base = std::env::temp_dir();
         for attempt in 0..100u32 {
             let path = base.join(format!("sshield-demo-{}-{attempt}", std::process::id()));
@@ -47,13 +47,13 @@ impl Scratch {
         )))
     }
 
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Sets the directory's mode, e.g. 0711 so that a user who is not root can reach a
     /// subdirectory of their own without being able to list the rest.
-    pub fn set_mode(&self, mode: u32) -> Result<(), Failure> {
+    pub(super) fn set_mode(&self, mode: u32) -> Result<(), Failure> {
         fs::set_permissions(&self.path, fs::Permissions::from_mode(mode)).map_err(|e| {
             Failure::Error(format!(
                 "cannot set the mode of {}: {e}",
@@ -63,7 +63,7 @@ impl Scratch {
     }
 
     /// Removes the directory now, saying so if it can't.
-    pub fn remove(mut self) -> Result<PathBuf, Failure> {
+    pub(super) fn remove(mut self) -> Result<PathBuf, Failure> {
         self.removed = true;
         fs::remove_dir_all(&self.path).map_err(|e| {
             Failure::Error(format!(

@@ -25,10 +25,10 @@ use super::procs;
 use crate::failure::Failure;
 
 /// sshd's program name, hence its PAM service, hence the `service=` of the decision lines.
-pub const SERVICE: &str = "sshield-demo-sshd";
+pub(super) const SERVICE: &str = "sshield-demo-sshd";
 
 /// The only address the demo listens on.
-pub const ADDRESS: Ipv4Addr = Ipv4Addr::LOCALHOST;
+pub(super) const ADDRESS: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
 /// The privilege-separation directory Debian's sshd refuses to start without.
 const PRIVSEP_DIR: &str = "/run/sshd";
@@ -49,7 +49,7 @@ exec "$@"
 
 /// Where each of the demo's files lives, all in its temporary directory.
 #[derive(Debug)]
-pub struct Layout {
+pub(super) struct Layout {
     pub dir: PathBuf,
     /// sshield's config, read by the CLI and the module.
     pub config: PathBuf,
@@ -77,7 +77,7 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub fn new(dir: &Path) -> Layout {
+    pub(super) fn new(dir: &Path) -> Layout {
         let client_dir = dir.join("client");
         Layout {
             dir: dir.to_owned(),
@@ -99,7 +99,7 @@ impl Layout {
 
     /// PAM service files and sshd_config split their lines at white space, so the paths put
     /// there must have none.
-    pub fn check_paths(&self, module: &Path) -> Result<(), Failure> {
+    pub(super) fn check_paths(&self, module: &Path) -> Result<(), Failure> {
         for path in [&self.dir, module] {
             let text = path.to_string_lossy();
             if text
@@ -123,7 +123,7 @@ fn io_error<'a>(what: &str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Fa
 }
 
 /// Writes sshield's config (store, issuer, log file) and loads it as the module will.
-pub fn write_sshield_config(layout: &Layout) -> Result<Config, Failure> {
+pub(super) fn write_sshield_config(layout: &Layout) -> Result<Config, Failure> {
     let text = format!(
         "# Config of `sshield demo`; removed with its directory when the demo ends.\n\
          store = \"{}\"\n\
@@ -152,7 +152,7 @@ fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
 }
 
 /// `ssh-keygen -t ed25519 -N '' -f path`; returns the public key as `TYPE BASE64`.
-pub fn keygen(ssh_keygen: &Path, path: &Path, comment: &str) -> Result<String, Failure> {
+pub(super) fn keygen(ssh_keygen: &Path, path: &Path, comment: &str) -> Result<String, Failure> {
     let out = Command::new(ssh_keygen)
         .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
         .arg(path)
@@ -179,7 +179,7 @@ pub fn keygen(ssh_keygen: &Path, path: &Path, comment: &str) -> Result<String, F
 }
 
 /// The client's key pair and known_hosts directory, owned by the user who logs in.
-pub fn make_client_dir(
+pub(super) fn make_client_dir(
     layout: &Layout,
     user: &DemoUser,
     ssh_keygen: &Path,
@@ -204,7 +204,7 @@ pub fn make_client_dir(
 
 /// Writes the client's known_hosts (so ssh does not ask about the host key), owned by the
 /// user who logs in.
-pub fn write_known_hosts(
+pub(super) fn write_known_hosts(
     layout: &Layout,
     user: &DemoUser,
     port: u16,
@@ -224,7 +224,7 @@ pub fn write_known_hosts(
 
 /// Copies /etc/pam.d (files as files, symlinks as symlinks) and adds the demo's service.
 /// sshd's sessions live in the namespace too, so a `sudo` typed in one finds its stack.
-pub fn make_pam_dir(layout: &Layout) -> Result<(), Failure> {
+pub(super) fn make_pam_dir(layout: &Layout) -> Result<(), Failure> {
     let system = Path::new("/etc/pam.d");
     fs::DirBuilder::new()
         .mode(0o755)
@@ -268,7 +268,7 @@ pub fn make_pam_dir(layout: &Layout) -> Result<(), Failure> {
 
 /// The symlinks that give sshd (and sshd-session) the demo's program name, and
 /// `pam_sshield.so`; returns the sshd to run.
-pub fn make_links(layout: &Layout, tools: &Tools) -> Result<PathBuf, Failure> {
+pub(super) fn make_links(layout: &Layout, tools: &Tools) -> Result<PathBuf, Failure> {
     fs::DirBuilder::new()
         .mode(0o755)
         .create(&layout.bin_dir)
@@ -284,7 +284,7 @@ pub fn make_links(layout: &Layout, tools: &Tools) -> Result<PathBuf, Failure> {
 }
 
 /// The demo's sshd_config.
-pub fn sshd_config(
+pub(super) fn sshd_config(
     layout: &Layout,
     tools: &Tools,
     user: &DemoUser,
@@ -356,7 +356,7 @@ pub fn sshd_config(
 /// Debian's sshd refuses to start without its privilege-separation directory; Debian's own
 /// systemd unit creates it (`RuntimeDirectory=sshd`) before every start, and so does the demo
 /// when it is missing (in a container, or when the machine's sshd never ran).
-pub fn ensure_privsep_dir() -> Result<(), Failure> {
+pub(super) fn ensure_privsep_dir() -> Result<(), Failure> {
     let dir = Path::new(PRIVSEP_DIR);
     if dir.is_dir() {
         return Ok(());
@@ -372,7 +372,7 @@ pub fn ensure_privsep_dir() -> Result<(), Failure> {
 }
 
 /// `sshd -t`: the config and host key as sshd sees them, with sshd's own words if wrong.
-pub fn check_config(program: &Path, layout: &Layout) -> Result<(), Failure> {
+pub(super) fn check_config(program: &Path, layout: &Layout) -> Result<(), Failure> {
     let out = Command::new(program)
         .arg("-t")
         .arg("-f")
@@ -394,7 +394,7 @@ pub fn check_config(program: &Path, layout: &Layout) -> Result<(), Failure> {
 
 /// A free port on the loopback address. Another process may take it before sshd binds it;
 /// [`start`] then tries another.
-pub fn free_port() -> Result<u16, Failure> {
+pub(super) fn free_port() -> Result<u16, Failure> {
     let listener = TcpListener::bind(SocketAddrV4::new(ADDRESS, 0))
         .map_err(|e| Failure::Error(format!("cannot find a free port on {ADDRESS}: {e}")))?;
     listener
@@ -405,14 +405,14 @@ pub fn free_port() -> Result<u16, Failure> {
 
 /// The running sshd. Dropping it stops sshd and every process below the demo.
 #[derive(Debug)]
-pub struct Sshd {
+pub(super) struct Sshd {
     child: Child,
     stopped: bool,
 }
 
 /// How a start ended.
 #[derive(Debug)]
-pub enum Started {
+pub(super) enum Started {
     Listening(Sshd),
     /// The port was taken between choosing and binding it.
     PortTaken,
@@ -421,7 +421,7 @@ pub enum Started {
 }
 
 /// Starts `program` in its namespace and waits until it listens on `port`.
-pub fn start(
+pub(super) fn start(
     program: &Path,
     tools: &Tools,
     layout: &Layout,
@@ -498,7 +498,7 @@ pub fn start(
 }
 
 /// The end of sshd's stderr and log, for an error message.
-pub fn sshd_output(layout: &Layout) -> String {
+pub(super) fn sshd_output(layout: &Layout) -> String {
     let stderr = fs::read_to_string(&layout.sshd_stderr).unwrap_or_default();
     let log = fs::read_to_string(&layout.sshd_log).unwrap_or_default();
     let tail: Vec<&str> = log.lines().rev().take(15).collect();
@@ -514,18 +514,18 @@ pub fn sshd_output(layout: &Layout) -> String {
 
 impl Sshd {
     /// The listener's pid (`unshare` became `sh`, which became sshd).
-    pub fn pid(&self) -> u32 {
+    pub(super) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Whether sshd has exited.
-    pub fn has_exited(&mut self) -> bool {
+    pub(super) fn has_exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// Stops sshd and every process below the demo (the listener, connections, sessions and
     /// anything they left behind); returns how many processes there were.
-    pub fn stop(&mut self) -> usize {
+    pub(super) fn stop(&mut self) -> usize {
         if self.stopped {
             return 0;
         }

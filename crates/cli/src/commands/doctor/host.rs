@@ -11,7 +11,7 @@ use sshield_core::{Config, RecordStore, UserName, UserState};
 use super::{Finding, Severity};
 
 /// Reads the config, adding its findings; the config if it could be used.
-pub fn check_config(path: &Path, out: &mut Vec<Finding>) -> Option<Config> {
+pub(crate) fn check_config(path: &Path, out: &mut Vec<Finding>) -> Option<Config> {
     let meta = match fs::metadata(path) {
         Ok(m) => m,
         Err(e) => {
@@ -72,7 +72,7 @@ fn config_unreadable(path: &Path, e: &io::Error) -> Finding {
 }
 
 /// The front ends may read another config than the one checked.
-pub fn check_config_path(checked: &Path, used: &[(String, PathBuf)]) -> Vec<Finding> {
+pub(crate) fn check_config_path(checked: &Path, used: &[(String, PathBuf)]) -> Vec<Finding> {
     let same = |p: &Path| {
         p == checked
             || matches!((fs::canonicalize(p), fs::canonicalize(checked)), (Ok(a), Ok(b)) if a == b)
@@ -98,7 +98,7 @@ pub fn check_config_path(checked: &Path, used: &[(String, PathBuf)]) -> Vec<Find
 }
 
 /// Whoever can write the config decides who needs a second factor.
-pub fn check_config_permissions(path: &Path, mode: u32, uid: u32, euid: u32) -> Finding {
+pub(crate) fn check_config_permissions(path: &Path, mode: u32, uid: u32, euid: u32) -> Finding {
     let p = path.display();
     if mode & 0o022 != 0 {
         return Finding::new(
@@ -126,7 +126,7 @@ pub fn check_config_permissions(path: &Path, mode: u32, uid: u32, euid: u32) -> 
 }
 
 /// The store directory must exist, be ours, and be closed to others.
-pub fn check_store(store: &RecordStore) -> Finding {
+pub(crate) fn check_store(store: &RecordStore) -> Finding {
     match store.check_dir() {
         Ok(()) => Finding::ok(
             "store",
@@ -142,7 +142,7 @@ pub fn check_store(store: &RecordStore) -> Finding {
 }
 
 /// An exempt network shorter than /8 exempts (a large part of) the internet.
-pub fn check_exempt_networks(policy: &Policy) -> Vec<Finding> {
+pub(crate) fn check_exempt_networks(policy: &Policy) -> Vec<Finding> {
     policy
         .exempt_networks
         .iter()
@@ -162,7 +162,7 @@ pub fn check_exempt_networks(policy: &Policy) -> Vec<Finding> {
 
 /// A local account that can log in: from `/etc/passwd`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
+pub(crate) struct Account {
     /// The login name.
     pub name: String,
     /// Its primary group id.
@@ -170,7 +170,7 @@ pub struct Account {
 }
 
 /// Accounts with uid >= 1000 (but not nobody) and a login shell.
-pub fn login_accounts(passwd: &str) -> Vec<Account> {
+pub(crate) fn login_accounts(passwd: &str) -> Vec<Account> {
     passwd
         .lines()
         .filter_map(|line| {
@@ -193,7 +193,7 @@ pub fn login_accounts(passwd: &str) -> Vec<Account> {
 }
 
 /// The groups `account` is in, from `/etc/group` text (primary and listed memberships).
-pub fn groups_of(account: &Account, group: &str) -> Vec<String> {
+pub(crate) fn groups_of(account: &Account, group: &str) -> Vec<String> {
     group
         .lines()
         .filter_map(|line| {
@@ -209,7 +209,7 @@ pub fn groups_of(account: &Account, group: &str) -> Vec<String> {
 }
 
 /// Whether the policy makes `account` use a second factor (from anywhere not exempt).
-pub fn must_use_2fa(policy: &Policy, account: &Account, groups: &[String]) -> bool {
+pub(crate) fn must_use_2fa(policy: &Policy, account: &Account, groups: &[String]) -> bool {
     let member = |list: &[String]| groups.iter().any(|g| list.contains(g));
     !policy.exempt_users.contains(&account.name)
         && !member(&policy.exempt_groups)
@@ -217,7 +217,7 @@ pub fn must_use_2fa(policy: &Policy, account: &Account, groups: &[String]) -> bo
 }
 
 /// Users who must use a second factor but have no active record.
-pub fn check_unenrolled(
+pub(crate) fn check_unenrolled(
     config: &Config,
     store: &RecordStore,
     passwd: Result<String, (&Path, io::Error)>,
@@ -280,7 +280,7 @@ pub fn check_unenrolled(
 /// What `chronyc -c tracking` says: the system clock's offset from true time, in seconds
 /// (positive: slow), and the leap status (`Normal`, or `Not synchronised`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Chrony {
+pub(crate) struct Chrony {
     /// Seconds the system clock is off.
     pub offset: f64,
     /// Whether chrony considers the clock synchronized.
@@ -290,7 +290,7 @@ pub struct Chrony {
 /// Parses `chronyc -c tracking` (CSV: ref id, name, stratum, ref time, system time offset,
 /// last offset, rms offset, frequency, residual freq, skew, root delay, root dispersion,
 /// update interval, leap status).
-pub fn parse_chrony(csv: &str) -> Option<Chrony> {
+pub(crate) fn parse_chrony(csv: &str) -> Option<Chrony> {
     let fields: Vec<&str> = csv.lines().next()?.split(',').collect();
     if fields.len() < 14 {
         return None;
@@ -307,7 +307,7 @@ const OFFSET_WARN: f64 = 10.0;
 
 /// The clock check, from `timedatectl show -p NTPSynchronized --value` (`Err`: it could not be
 /// run) and `chronyc -c tracking` (`None`: not available).
-pub fn check_clock(timedatectl: Result<String, String>, chrony: Option<&str>) -> Finding {
+pub(crate) fn check_clock(timedatectl: Result<String, String>, chrony: Option<&str>) -> Finding {
     let chrony = chrony.and_then(parse_chrony);
     let offset = chrony
         .as_ref()
@@ -354,7 +354,7 @@ pub fn check_clock(timedatectl: Result<String, String>, chrony: Option<&str>) ->
 }
 
 /// `sshield login` asks the daemon on this socket.
-pub fn check_socket(path: &Path, meta: io::Result<fs::Metadata>) -> Finding {
+pub(crate) fn check_socket(path: &Path, meta: io::Result<fs::Metadata>) -> Finding {
     let p = path.display();
     let fix = "start the daemon: systemctl enable --now sshield.socket (see docs/daemon.md)";
     match meta {

@@ -4,9 +4,9 @@
 //! The checks are small pure functions over text and metadata ([`sshd`], [`pam`], [`host`]);
 //! this module only reads the files and runs the programs they look at, and prints.
 
-pub mod host;
-pub mod pam;
-pub mod sshd;
+pub(crate) mod host;
+pub(crate) mod pam;
+pub(crate) mod sshd;
 
 use std::fs;
 use std::io::{self, Write};
@@ -20,7 +20,7 @@ use crate::cli::DoctorArgs;
 /// How bad a finding is. The exit status is the worst one's: 0 for ok and info, 1 warn, 2 error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Severity {
+pub(crate) enum Severity {
     /// Checked, and fine.
     Ok,
     /// Worth knowing; nothing to fix.
@@ -33,7 +33,7 @@ pub enum Severity {
 
 impl Severity {
     /// `ok`, `info`, `warn` or `error`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
             Self::Info => "info",
@@ -45,7 +45,7 @@ impl Severity {
 
 /// One thing the doctor found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
+pub(crate) struct Finding {
     /// How bad it is.
     pub severity: Severity,
     /// The check's stable id (see docs/doctor.md).
@@ -58,7 +58,7 @@ pub struct Finding {
 
 impl Finding {
     /// A finding with a fix.
-    pub fn new(
+    pub(crate) fn new(
         severity: Severity,
         check: &'static str,
         message: impl Into<String>,
@@ -73,12 +73,12 @@ impl Finding {
     }
 
     /// A passed check.
-    pub fn ok(check: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn ok(check: &'static str, message: impl Into<String>) -> Self {
         Self::new(Severity::Ok, check, message, "")
     }
 
     /// The line printed for it.
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         let mut line = format!("{:<5}  {}", self.severity.as_str(), self.message);
         if !self.fix.is_empty() {
             line.push_str(" — ");
@@ -90,7 +90,7 @@ impl Finding {
 }
 
 /// The findings of one check, or an `ok` finding saying what was checked.
-pub fn or_ok(findings: Vec<Finding>, check: &'static str, ok: &str) -> Vec<Finding> {
+pub(crate) fn or_ok(findings: Vec<Finding>, check: &'static str, ok: &str) -> Vec<Finding> {
     if findings.is_empty() {
         vec![Finding::ok(check, ok)]
     } else {
@@ -100,7 +100,7 @@ pub fn or_ok(findings: Vec<Finding>, check: &'static str, ok: &str) -> Vec<Findi
 
 /// How sshd hands logins to sshield.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mode {
+pub(crate) struct Mode {
     /// `pam_sshield` is in the PAM stack.
     pub pam: bool,
     /// sshd_config runs `sshield login` as a ForceCommand (globally or in a Match block).
@@ -110,13 +110,13 @@ pub struct Mode {
 impl Mode {
     /// Whether the PAM route must work: the module is in the stack, or there is no
     /// ForceCommand to fall back on.
-    pub fn uses_pam(self) -> bool {
+    pub(crate) fn uses_pam(self) -> bool {
         self.pam || !self.force_command
     }
 }
 
 /// The exit status for these findings.
-pub fn exit_status(findings: &[Finding]) -> u8 {
+pub(crate) fn exit_status(findings: &[Finding]) -> u8 {
     match findings.iter().map(|f| f.severity).max() {
         Some(Severity::Error) => 2,
         Some(Severity::Warn) => 1,
@@ -125,7 +125,7 @@ pub fn exit_status(findings: &[Finding]) -> u8 {
 }
 
 /// Runs every check and prints the findings.
-pub fn run(config_path: &Path, args: &DoctorArgs) -> ExitCode {
+pub(crate) fn run(config_path: &Path, args: &DoctorArgs) -> ExitCode {
     let findings = collect(config_path, args);
     let text = if args.json {
         match serde_json::to_string_pretty(&findings) {
@@ -152,7 +152,7 @@ fn read(path: &Path) -> io::Result<String> {
 }
 
 /// Reads everything and runs every check, in the order they are printed.
-pub fn collect(config_path: &Path, args: &DoctorArgs) -> Vec<Finding> {
+pub(crate) fn collect(config_path: &Path, args: &DoctorArgs) -> Vec<Finding> {
     let mut findings = Vec::new();
 
     // sshd_config: the files, then (if asked) sshd's own view of the global options.

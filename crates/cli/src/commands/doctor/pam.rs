@@ -8,7 +8,7 @@ use super::{or_ok, Finding, Mode, Severity};
 
 /// One module line of the `auth` stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// The control: `required`, `requisite`, `sufficient`, `optional`, or `[...]`.
     pub control: String,
     /// The module's file name (`pam_unix.so`), without its directory.
@@ -25,12 +25,12 @@ impl Entry {
     }
 
     /// Whether this is pam_sshield.
-    pub fn is_sshield(&self) -> bool {
+    pub(crate) fn is_sshield(&self) -> bool {
         self.is("pam_sshield")
     }
 
     /// Whether this is the password module.
-    pub fn is_unix(&self) -> bool {
+    pub(crate) fn is_unix(&self) -> bool {
         self.is("pam_unix")
     }
 
@@ -43,7 +43,7 @@ impl Entry {
 
 /// The flattened `auth` stack, and anything that could not be read on the way.
 #[derive(Debug, Clone, Default)]
-pub struct Stack {
+pub(crate) struct Stack {
     /// The `auth` lines, in the order PAM runs them.
     pub entries: Vec<Entry>,
     /// Included files that could not be read.
@@ -53,7 +53,7 @@ pub struct Stack {
 const MAX_DEPTH: usize = 8;
 
 /// Reads the service file and what it includes (relative to its directory).
-pub fn load(path: &Path, read: &dyn Fn(&Path) -> io::Result<String>) -> io::Result<Stack> {
+pub(crate) fn load(path: &Path, read: &dyn Fn(&Path) -> io::Result<String>) -> io::Result<Stack> {
     let text = read(path)?;
     let dir = path.parent().unwrap_or(Path::new("/"));
     let mut stack = Stack::default();
@@ -62,7 +62,7 @@ pub fn load(path: &Path, read: &dyn Fn(&Path) -> io::Result<String>) -> io::Resu
 }
 
 /// Parses service-file text into `stack` (its `auth` lines only).
-pub fn parse_into(
+pub(crate) fn parse_into(
     text: &str,
     name: &str,
     dir: &Path,
@@ -135,7 +135,7 @@ pub fn parse_into(
 }
 
 /// The `config=` of each pam_sshield line, with where it is set.
-pub fn config_args(entries: &[Entry]) -> Vec<(String, PathBuf)> {
+pub(crate) fn config_args(entries: &[Entry]) -> Vec<(String, PathBuf)> {
     entries
         .iter()
         .filter(|e| e.is_sshield())
@@ -154,12 +154,12 @@ pub fn config_args(entries: &[Entry]) -> Vec<(String, PathBuf)> {
 }
 
 /// Whether pam_sshield is in the stack.
-pub fn has_module(entries: &[Entry]) -> bool {
+pub(crate) fn has_module(entries: &[Entry]) -> bool {
     entries.iter().any(Entry::is_sshield)
 }
 
 /// Every PAM check, each with an `ok` finding if it passed.
-pub fn check_all(entries: &[Entry], mode: Mode) -> Vec<Finding> {
+pub(crate) fn check_all(entries: &[Entry], mode: Mode) -> Vec<Finding> {
     let mut out = or_ok(
         check_module_present(entries, mode),
         "pam-module",
@@ -186,7 +186,7 @@ pub fn check_all(entries: &[Entry], mode: Mode) -> Vec<Finding> {
 }
 
 /// Without the module (and without ForceCommand), nothing asks for a code.
-pub fn check_module_present(entries: &[Entry], mode: Mode) -> Vec<Finding> {
+pub(crate) fn check_module_present(entries: &[Entry], mode: Mode) -> Vec<Finding> {
     if has_module(entries) {
         return Vec::new();
     }
@@ -208,7 +208,7 @@ pub fn check_module_present(entries: &[Entry], mode: Mode) -> Vec<Finding> {
 }
 
 /// The module refuses every login on an argument it does not know; say so before it happens.
-pub fn check_module_args(entries: &[Entry]) -> Vec<Finding> {
+pub(crate) fn check_module_args(entries: &[Entry]) -> Vec<Finding> {
     let mut out = Vec::new();
     for entry in entries.iter().filter(|e| e.is_sshield()) {
         let mut sources = Vec::new();
@@ -265,7 +265,7 @@ fn positions(entries: &[Entry]) -> Option<(usize, Option<usize>, bool)> {
 
 /// With `forward_pass` the module comes before pam_unix and hands it the password; without,
 /// it comes after the password.
-pub fn check_order(entries: &[Entry]) -> Vec<Finding> {
+pub(crate) fn check_order(entries: &[Entry]) -> Vec<Finding> {
     let Some((sshield, Some(unix), forward)) = positions(entries) else {
         return Vec::new();
     };
@@ -316,7 +316,7 @@ pub fn check_order(entries: &[Entry]) -> Vec<Finding> {
 
 /// After `auth required pam_unix.so`, PAM goes on to the code even when the password was
 /// wrong, and a right code typed then is spent.
-pub fn check_barrier(entries: &[Entry]) -> Vec<Finding> {
+pub(crate) fn check_barrier(entries: &[Entry]) -> Vec<Finding> {
     let Some((sshield, Some(unix), false)) = positions(entries) else {
         return Vec::new();
     };

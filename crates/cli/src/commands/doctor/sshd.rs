@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use super::{or_ok, Finding, Mode, Severity};
 
 /// Keywords (lowercase) and their first value, as sshd keeps them.
-pub type Settings = BTreeMap<String, String>;
+pub(crate) type Settings = BTreeMap<String, String>;
 
 /// One `Match` block.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MatchBlock {
+pub(crate) struct MatchBlock {
     /// What follows `Match`.
     pub criteria: String,
     /// Its settings.
@@ -22,7 +22,7 @@ pub struct MatchBlock {
 
 /// sshd_config as far as the checks need it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SshdConfig {
+pub(crate) struct SshdConfig {
     /// Options outside any `Match` block.
     pub global: Settings,
     /// The `Match` blocks, in order.
@@ -34,7 +34,10 @@ const MAX_DEPTH: usize = 16;
 
 /// Reads `path` and what it includes. Relative `Include` paths are relative to `path`'s
 /// directory (for /etc/ssh/sshd_config that is /etc/ssh, as for sshd).
-pub fn load(path: &Path, read: &dyn Fn(&Path) -> io::Result<String>) -> io::Result<SshdConfig> {
+pub(crate) fn load(
+    path: &Path,
+    read: &dyn Fn(&Path) -> io::Result<String>,
+) -> io::Result<SshdConfig> {
     let text = read(path)?;
     let base = path.parent().unwrap_or(Path::new("/")).to_owned();
     let mut config = SshdConfig::default();
@@ -44,7 +47,7 @@ pub fn load(path: &Path, read: &dyn Fn(&Path) -> io::Result<String>) -> io::Resu
 }
 
 /// Parses `text` into `config`; `current` is the Match block lines go into (`None`: global).
-pub fn parse_into(
+pub(crate) fn parse_into(
     text: &str,
     base: &Path,
     read: &dyn Fn(&Path) -> io::Result<String>,
@@ -115,7 +118,7 @@ fn split_line(line: &str) -> Option<(String, String)> {
 }
 
 /// `sshd -T` output: one `keyword value` per line, keywords already lowercase.
-pub fn parse_effective(text: &str) -> Settings {
+pub(crate) fn parse_effective(text: &str) -> Settings {
     let mut settings = Settings::new();
     for line in text.lines() {
         if let Some((key, value)) = split_line(line) {
@@ -152,7 +155,7 @@ fn keep(settings: &mut Settings, key: String, value: String) {
 }
 
 /// The files a path with `*`, `?` wildcards names, sorted (as glob(3) gives them to sshd).
-pub fn expand_glob(pattern: &Path) -> Vec<PathBuf> {
+pub(crate) fn expand_glob(pattern: &Path) -> Vec<PathBuf> {
     let text = pattern.to_string_lossy();
     if !text.contains(['*', '?']) {
         return vec![pattern.to_owned()];
@@ -188,7 +191,7 @@ pub fn expand_glob(pattern: &Path) -> Vec<PathBuf> {
 }
 
 /// Shell wildcard match with `*` and `?`.
-pub fn wildcard(pattern: &str, name: &str) -> bool {
+pub(crate) fn wildcard(pattern: &str, name: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
     let (mut pi, mut ni) = (0, 0);
@@ -213,7 +216,7 @@ pub fn wildcard(pattern: &str, name: &str) -> bool {
 }
 
 /// Whether a ForceCommand runs `sshield ... login`.
-pub fn is_sshield_login(command: &str) -> bool {
+pub(crate) fn is_sshield_login(command: &str) -> bool {
     let mut words = command.split_whitespace();
     words.any(|w| w.rsplit('/').next() == Some("sshield")) && words.any(|w| w == "login")
 }
@@ -225,7 +228,7 @@ fn force_command(settings: &Settings) -> bool {
 }
 
 /// Whether `ForceCommand sshield login` is used anywhere.
-pub fn uses_sshield_force_command(config: &SshdConfig) -> bool {
+pub(crate) fn uses_sshield_force_command(config: &SshdConfig) -> bool {
     force_command(&config.global) || config.blocks.iter().any(|b| force_command(&b.settings))
 }
 
@@ -238,7 +241,7 @@ fn is(settings: &Settings, key: &str, expected: &str) -> bool {
 }
 
 /// Every sshd check, each with an `ok` finding if it passed.
-pub fn check_all(config: &SshdConfig, mode: Mode) -> Vec<Finding> {
+pub(crate) fn check_all(config: &SshdConfig, mode: Mode) -> Vec<Finding> {
     let mut out = Vec::new();
     if mode.uses_pam() {
         out.extend(or_ok(check_use_pam(config), "sshd-use-pam", "UsePAM yes"));
@@ -299,7 +302,7 @@ fn scopes(config: &SshdConfig) -> impl Iterator<Item = (String, &Settings)> {
 
 /// `sshield login` runs sftp-server for `internal-sftp` only with the config's
 /// `sftp_server_args`, and refuses when sshd's `Subsystem sftp internal-sftp ...` gives others.
-pub fn check_sftp_args(config: &SshdConfig, sftp_server_args: &[String]) -> Vec<Finding> {
+pub(crate) fn check_sftp_args(config: &SshdConfig, sftp_server_args: &[String]) -> Vec<Finding> {
     let mut out = Vec::new();
     for (scope, settings) in scopes(config) {
         let Some(command) = settings.get("subsystem sftp") else {
@@ -328,7 +331,10 @@ pub fn check_sftp_args(config: &SshdConfig, sftp_server_args: &[String]) -> Vec<
 }
 
 /// `policy.exempt_methods` is told the first factor only with `ExposeAuthInfo yes`.
-pub fn check_expose_auth_info(config: &SshdConfig, exempt_methods: &[String]) -> Vec<Finding> {
+pub(crate) fn check_expose_auth_info(
+    config: &SshdConfig,
+    exempt_methods: &[String],
+) -> Vec<Finding> {
     if exempt_methods.is_empty() || is(&config.global, "exposeauthinfo", "yes") {
         return Vec::new();
     }
@@ -344,7 +350,7 @@ pub fn check_expose_auth_info(config: &SshdConfig, exempt_methods: &[String]) ->
 }
 
 /// The `--config PATH` of each `ForceCommand sshield ... login`, with where it is set.
-pub fn force_command_configs(config: &SshdConfig) -> Vec<(String, PathBuf)> {
+pub(crate) fn force_command_configs(config: &SshdConfig) -> Vec<(String, PathBuf)> {
     let scopes = std::iter::once(("sshd_config ForceCommand".to_owned(), &config.global)).chain(
         config.blocks.iter().map(|b| {
             (
@@ -373,7 +379,7 @@ pub fn force_command_configs(config: &SshdConfig) -> Vec<(String, PathBuf)> {
 }
 
 /// PAM mode needs `UsePAM yes` (OpenSSH's default is no).
-pub fn check_use_pam(config: &SshdConfig) -> Vec<Finding> {
+pub(crate) fn check_use_pam(config: &SshdConfig) -> Vec<Finding> {
     if is(&config.global, "usepam", "yes") {
         return Vec::new();
     }
@@ -387,7 +393,7 @@ pub fn check_use_pam(config: &SshdConfig) -> Vec<Finding> {
 }
 
 /// The code is asked through keyboard-interactive authentication.
-pub fn check_kbd_interactive(config: &SshdConfig) -> Vec<Finding> {
+pub(crate) fn check_kbd_interactive(config: &SshdConfig) -> Vec<Finding> {
     if !is(&config.global, "kbdinteractiveauthentication", "no") {
         return Vec::new();
     }
@@ -403,7 +409,7 @@ pub fn check_kbd_interactive(config: &SshdConfig) -> Vec<Finding> {
 
 /// Every `AuthenticationMethods` list must include keyboard-interactive, or a login that
 /// satisfies that list (a key, typically) never reaches PAM's auth stack.
-pub fn check_authentication_methods(config: &SshdConfig) -> Vec<Finding> {
+pub(crate) fn check_authentication_methods(config: &SshdConfig) -> Vec<Finding> {
     let methods = value(&config.global, "authenticationmethods").unwrap_or("any");
     let lacking: Vec<&str> = if methods.eq_ignore_ascii_case("any") {
         vec!["any"]
@@ -441,7 +447,7 @@ pub fn check_authentication_methods(config: &SshdConfig) -> Vec<Finding> {
 }
 
 /// Root logging in with a password is the first thing a guesser tries.
-pub fn check_permit_root_login(config: &SshdConfig) -> Vec<Finding> {
+pub(crate) fn check_permit_root_login(config: &SshdConfig) -> Vec<Finding> {
     if !is(&config.global, "permitrootlogin", "yes") {
         return Vec::new();
     }
@@ -457,7 +463,7 @@ pub fn check_permit_root_login(config: &SshdConfig) -> Vec<Finding> {
 /// root's with a wrong password unless `PermitRootLogin yes`; under `prohibit-password` (the
 /// default) root may log in, but can never pass pam_sshield's code. Only called when
 /// pam_sshield is in the stack: without it there is no code to fail.
-pub fn check_root_kbd_interactive(config: &SshdConfig) -> Vec<Finding> {
+pub(crate) fn check_root_kbd_interactive(config: &SshdConfig) -> Vec<Finding> {
     let setting = value(&config.global, "permitrootlogin");
     let fine = setting.is_some_and(|v| {
         ["no", "yes", "forced-commands-only"]
@@ -485,7 +491,7 @@ pub fn check_root_kbd_interactive(config: &SshdConfig) -> Vec<Finding> {
 }
 
 /// A tunnel (`ssh -N -L`) is set up before any ForceCommand runs.
-pub fn check_forwarding(config: &SshdConfig) -> Vec<Finding> {
+pub(crate) fn check_forwarding(config: &SshdConfig) -> Vec<Finding> {
     let closed =
         |s: &Settings| is(s, "disableforwarding", "yes") || is(s, "allowtcpforwarding", "no");
     let only_tcp =
@@ -542,7 +548,7 @@ pub fn check_forwarding(config: &SshdConfig) -> Vec<Finding> {
 }
 
 /// `~/.ssh/environment` is the user's, and reaches the helper's environment.
-pub fn check_permit_user_environment(config: &SshdConfig) -> Vec<Finding> {
+pub(crate) fn check_permit_user_environment(config: &SshdConfig) -> Vec<Finding> {
     let on = |s: &Settings| {
         value(s, "permituserenvironment").is_some_and(|v| !v.eq_ignore_ascii_case("no"))
     };
@@ -574,7 +580,7 @@ const STEERING: &[(&str, &str)] = &[
 ];
 
 /// `AcceptEnv` patterns that let the client set a [`STEERING`] variable.
-pub fn check_accept_env(config: &SshdConfig) -> Vec<Finding> {
+pub(crate) fn check_accept_env(config: &SshdConfig) -> Vec<Finding> {
     let mut out = Vec::new();
     for (scope, settings) in scopes(config) {
         let Some(patterns) = settings.get("acceptenv") else {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 /// One file as setup found it and as it wants it.
 #[derive(Debug, Clone)]
-pub struct Change {
+pub(crate) struct Change {
     pub path: PathBuf,
     /// `None`: the file does not exist.
     pub before: Option<String>,
@@ -23,14 +23,14 @@ pub struct Change {
 }
 
 impl Change {
-    pub fn is_noop(&self) -> bool {
+    pub(crate) fn is_noop(&self) -> bool {
         self.before == self.after
     }
 }
 
 /// A saved file, as recorded in the trial's state.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Saved {
+pub(crate) struct Saved {
     /// The file setup changed.
     pub path: PathBuf,
     /// Whether it existed before (its old text is then `<n>.old` in the transaction dir).
@@ -45,7 +45,7 @@ pub struct Saved {
 }
 
 /// Reads a text file; `None` if it does not exist.
-pub fn read_optional(path: &Path) -> Result<Option<String>, String> {
+pub(crate) fn read_optional(path: &Path) -> Result<Option<String>, String> {
     match fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -55,7 +55,7 @@ pub fn read_optional(path: &Path) -> Result<Option<String>, String> {
 
 /// Saves every change's old and new text into `dir` (created 0700) and returns the records.
 /// New files get mode 0644 and the caller's uid and gid.
-pub fn back_up(changes: &[Change], dir: &Path) -> Result<Vec<Saved>, String> {
+pub(crate) fn back_up(changes: &[Change], dir: &Path) -> Result<Vec<Saved>, String> {
     fs::DirBuilder::new()
         .mode(0o700)
         .create(dir)
@@ -103,7 +103,7 @@ fn write_new(path: &Path, text: &str) -> Result<(), String> {
 }
 
 /// Applies one change: writes `after` (or removes the file when it is `None`).
-pub fn apply(change: &Change, saved: &Saved) -> Result<(), String> {
+pub(crate) fn apply(change: &Change, saved: &Saved) -> Result<(), String> {
     match &change.after {
         Some(text) => replace(&change.path, text, saved),
         None => remove(&change.path),
@@ -111,7 +111,7 @@ pub fn apply(change: &Change, saved: &Saved) -> Result<(), String> {
 }
 
 /// Puts a saved file back as it was (or removes it if it did not exist).
-pub fn restore(saved: &Saved, dir: &Path) -> Result<(), String> {
+pub(crate) fn restore(saved: &Saved, dir: &Path) -> Result<(), String> {
     if saved.existed {
         let old = dir.join(format!("{}.old", saved.slot));
         let text = fs::read_to_string(&old)
@@ -123,7 +123,7 @@ pub fn restore(saved: &Saved, dir: &Path) -> Result<(), String> {
 }
 
 /// Whether the file still holds what setup wrote (`false` if someone changed it since).
-pub fn unchanged_since(saved: &Saved, dir: &Path) -> bool {
+pub(crate) fn unchanged_since(saved: &Saved, dir: &Path) -> bool {
     let written = read_optional(&dir.join(format!("{}.new", saved.slot)))
         .ok()
         .flatten();
@@ -137,7 +137,7 @@ fn replace(path: &Path, text: &str, saved: &Saved) -> Result<(), String> {
 
 /// Replaces (or creates) `path` with `text` atomically: temp file, fsync, rename, fsync of
 /// the directory, with this mode, and (as root) this owner and group.
-pub fn write_atomically(
+pub(crate) fn write_atomically(
     path: &Path,
     text: &str,
     mode: u32,
@@ -197,7 +197,7 @@ fn sync_dir(dir: &Path) -> Result<(), String> {
 }
 
 /// A unified diff of one change, headed by its path; empty when nothing changes.
-pub fn diff(change: &Change) -> String {
+pub(crate) fn diff(change: &Change) -> String {
     if change.is_noop() {
         return String::new();
     }

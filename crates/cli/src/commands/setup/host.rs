@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use crate::commands::doctor::sshd::{parse_effective, Settings};
 
 /// Runs `sshd -t -f CONFIG`: sshd's own syntax and sanity check.
-pub fn sshd_test(sshd: &Path, config: &Path) -> Result<(), String> {
+pub(crate) fn sshd_test(sshd: &Path, config: &Path) -> Result<(), String> {
     let out = Command::new(sshd)
         .arg("-t")
         .arg("-f")
@@ -33,7 +33,7 @@ pub fn sshd_test(sshd: &Path, config: &Path) -> Result<(), String> {
 }
 
 /// sshd's effective global settings (`sshd -T`), or why they could not be read.
-pub fn sshd_effective(sshd: &Path, config: &Path) -> Result<Settings, String> {
+pub(crate) fn sshd_effective(sshd: &Path, config: &Path) -> Result<Settings, String> {
     let out = Command::new(sshd)
         .arg("-T")
         .arg("-f")
@@ -50,7 +50,7 @@ pub fn sshd_effective(sshd: &Path, config: &Path) -> Result<Settings, String> {
 
 /// The wanted lines sshd does not take as written, because something it reads earlier sets
 /// the same keyword: `(line, what sshd uses instead)`.
-pub fn overridden(wanted: &[String], effective: &Settings) -> Vec<(String, String)> {
+pub(crate) fn overridden(wanted: &[String], effective: &Settings) -> Vec<(String, String)> {
     let norm = |s: &str| {
         s.split_whitespace()
             .collect::<Vec<_>>()
@@ -70,7 +70,7 @@ pub fn overridden(wanted: &[String], effective: &Settings) -> Vec<(String, Strin
 
 /// How sshd is told to reread its config.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reload {
+pub(crate) enum Reload {
     /// A command of the admin's, run with `/bin/sh -c`.
     Command(String),
     /// `systemctl reload ssh` (Debian's unit; `sshd.service` is its alias).
@@ -81,7 +81,7 @@ pub enum Reload {
 
 impl Reload {
     /// The admin's command, else systemd where it runs, else SIGHUP to /run/sshd.pid.
-    pub fn choose(command: Option<&str>) -> Reload {
+    pub(crate) fn choose(command: Option<&str>) -> Reload {
         match command {
             Some(c) => Reload::Command(c.to_owned()),
             None if Path::new("/run/systemd/system").is_dir() => Reload::Systemd,
@@ -90,7 +90,7 @@ impl Reload {
     }
 
     /// What it does, for messages.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Reload::Command(c) => c.clone(),
             Reload::Systemd => "systemctl reload ssh".to_owned(),
@@ -99,7 +99,7 @@ impl Reload {
     }
 
     /// Does it.
-    pub fn run(&self) -> Result<(), String> {
+    pub(crate) fn run(&self) -> Result<(), String> {
         let failed = |what: String| format!("reloading sshd ({}) failed: {what}", self.describe());
         match self {
             Reload::Command(c) => {
@@ -142,7 +142,7 @@ fn run_status(cmd: &mut Command) -> Result<(), String> {
 
 /// Where libpam looks for a module named without a directory: the multiarch security dir
 /// first (Debian), then the plain ones.
-pub fn module_path(module: &str) -> Option<PathBuf> {
+pub(crate) fn module_path(module: &str) -> Option<PathBuf> {
     let named = Path::new(module);
     if named.is_absolute() {
         return named.is_file().then(|| named.to_owned());

@@ -10,10 +10,10 @@
 //! `sshd -t` → `sshd -T` → reload → start the watcher. Any failure after the first write puts
 //! every file back (and reloads sshd if it had been reloaded).
 
-pub mod files;
-pub mod host;
-pub mod plan;
-pub mod state;
+pub(crate) mod files;
+pub(crate) mod host;
+pub(crate) mod plan;
+pub(crate) mod state;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -39,7 +39,7 @@ use state::{SessionMark, State, Status};
 /// How often the watcher looks at the state.
 const WATCH_EVERY: Duration = Duration::from_millis(200);
 
-pub fn run(config_path: &Path, args: &SetupArgs) -> Result<(), Failure> {
+pub(crate) fn run(config_path: &Path, args: &SetupArgs) -> Result<(), Failure> {
     if args.watch_trial {
         return watch(&args.state_dir);
     }

@@ -13,7 +13,7 @@ use crate::commands::doctor::sshd::wildcard;
 /// The drop-in's file name. `50-`: after a distribution's `10-`/`20-` defaults but before
 /// anything an admin numbers higher on purpose; sshd keeps the first value it reads, so a file
 /// that sorts earlier and sets the same keyword wins (setup checks with `sshd -T`).
-pub const DROP_IN_NAME: &str = "50-sshield.conf";
+pub(crate) const DROP_IN_NAME: &str = "50-sshield.conf";
 
 /// The marked block setup puts at the top of sshd_config when sshd includes no drop-in dir.
 const BLOCK_BEGIN: &str = "# BEGIN sshield setup (`sshield setup --undo` removes this block)";
@@ -26,11 +26,11 @@ const PAM_COMMENT: &str =
 const PAM_DISABLED_SUFFIX: &str = "# sshield setup: key + code, no password";
 
 /// The example config, the starting point when there is no config file yet.
-pub const EXAMPLE_CONFIG: &str = include_str!("../../../../../examples/sshield.toml");
+pub(crate) const EXAMPLE_CONFIG: &str = include_str!("../../../../../examples/sshield.toml");
 
 /// What the admin asked for, as far as the files are concerned.
 #[derive(Debug, Clone)]
-pub struct Wanted {
+pub(crate) struct Wanted {
     pub mode: SetupMode,
     pub first_factor: FirstFactor,
     /// The PAM module as the line names it (`pam_sshield.so` or a full path).
@@ -46,7 +46,7 @@ pub struct Wanted {
 
 /// Why setup cannot write a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanError(pub String);
+pub(crate) struct PlanError(pub String);
 
 impl std::fmt::Display for PlanError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,7 +67,7 @@ move it to a path without one"
 }
 
 /// The sshd_config lines for the mode.
-pub fn sshd_lines(w: &Wanted) -> Result<Vec<String>, PlanError> {
+pub(crate) fn sshd_lines(w: &Wanted) -> Result<Vec<String>, PlanError> {
     let lines = match (w.mode, w.first_factor) {
         (SetupMode::Pam, first) => vec![
             "UsePAM yes".to_owned(),
@@ -104,7 +104,7 @@ pub fn sshd_lines(w: &Wanted) -> Result<Vec<String>, PlanError> {
 }
 
 /// The setup in words.
-pub fn describe(w: &Wanted) -> &'static str {
+pub(crate) fn describe(w: &Wanted) -> &'static str {
     match (w.mode, w.first_factor) {
         (SetupMode::Pam, FirstFactor::Any) => "a public key or the password, then a code (PAM)",
         (SetupMode::Pam, FirstFactor::Password) => "password, then a code (PAM)",
@@ -114,7 +114,7 @@ pub fn describe(w: &Wanted) -> &'static str {
 }
 
 /// The whole drop-in file.
-pub fn drop_in(w: &Wanted) -> Result<String, PlanError> {
+pub(crate) fn drop_in(w: &Wanted) -> Result<String, PlanError> {
     let mut text = format!(
         "# Written by `sshield setup`: {}.\n\
 # Run `sshield setup` again to change it, `sshield setup --undo` to put back what was here.\n\
@@ -132,7 +132,7 @@ pub fn drop_in(w: &Wanted) -> Result<String, PlanError> {
 /// The directory sshd_config includes `*.conf`-like files from, before any `Match`, where a
 /// file named [`DROP_IN_NAME`] would be read; relative paths are taken relative to the
 /// config's directory, as `sshield doctor` does.
-pub fn include_dir(sshd_config: &str, config_path: &Path) -> Option<PathBuf> {
+pub(crate) fn include_dir(sshd_config: &str, config_path: &Path) -> Option<PathBuf> {
     let base = config_path.parent().unwrap_or(Path::new("/"));
     for line in sshd_config.lines() {
         let mut words = line.split_whitespace();
@@ -165,7 +165,7 @@ pub fn include_dir(sshd_config: &str, config_path: &Path) -> Option<PathBuf> {
 }
 
 /// sshd_config without setup's marked block.
-pub fn sshd_config_without_block(text: &str) -> String {
+pub(crate) fn sshd_config_without_block(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut inside = false;
     for line in text.split_inclusive('\n') {
@@ -182,7 +182,7 @@ pub fn sshd_config_without_block(text: &str) -> String {
 }
 
 /// sshd_config with setup's block at the very top (first value wins), replacing an older one.
-pub fn sshd_config_with_block(text: &str, w: &Wanted) -> Result<String, PlanError> {
+pub(crate) fn sshd_config_with_block(text: &str, w: &Wanted) -> Result<String, PlanError> {
     let rest = sshd_config_without_block(text);
     let mut out = format!(
         "{BLOCK_BEGIN}\n# {}. First in the file, because sshd keeps the first value it reads.\n",
@@ -231,7 +231,7 @@ fn is_auth_line(line: &str) -> bool {
 }
 
 /// The PAM line setup writes: `auth required MODULE [config=...]`.
-pub fn pam_line(w: &Wanted) -> Result<String, PlanError> {
+pub(crate) fn pam_line(w: &Wanted) -> Result<String, PlanError> {
     pam_line_with(w, "required", "")
 }
 
@@ -258,7 +258,7 @@ fn pam_line_with(w: &Wanted, control: &str, args: &str) -> Result<String, PlanEr
 /// The PAM service file as setup wants it. Any pam_sshield line already there is replaced (so
 /// running setup twice changes nothing), and a `@include common-auth` setup turned off earlier
 /// is turned back on before deciding anew.
-pub fn pam_service(text: &str, path: &Path, w: &Wanted) -> Result<String, PlanError> {
+pub(crate) fn pam_service(text: &str, path: &Path, w: &Wanted) -> Result<String, PlanError> {
     let mut lines: Vec<String> = Vec::new();
     for line in text.lines() {
         if is_sshield_line(line) || line.trim() == PAM_COMMENT {
@@ -326,7 +326,7 @@ then a code\"), or use --first-factor password",
 
 /// Policy changes from the command line; `None` leaves the config's value alone.
 #[derive(Debug, Clone, Default)]
-pub struct PolicyEdits {
+pub(crate) struct PolicyEdits {
     pub exempt_networks: Option<Vec<String>>,
     pub require_groups: Option<Vec<String>>,
     pub failmode: Option<&'static str>,
@@ -337,7 +337,7 @@ pub struct PolicyEdits {
 /// The sshield config with `edits` applied, keeping the admin's comments and layout; starts
 /// from the example config when there is none. The result is parsed as the front ends will,
 /// so a bad value is refused here, naming the flag.
-pub fn sshield_config(
+pub(crate) fn sshield_config(
     existing: Option<&str>,
     path: &Path,
     edits: &PolicyEdits,

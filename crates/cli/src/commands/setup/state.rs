@@ -23,7 +23,7 @@ use super::host::Reload;
 /// Where the last change stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Status {
+pub(crate) enum Status {
     /// Applied; undone by the watcher at the deadline unless confirmed.
     Trial,
     /// Confirmed from a new session: it stays.
@@ -35,7 +35,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Trial => "trial",
             Status::Confirmed => "confirmed",
@@ -45,28 +45,28 @@ impl Status {
     }
 
     /// Whether the change's files are (meant to be) in place.
-    pub fn is_applied(self) -> bool {
+    pub(crate) fn is_applied(self) -> bool {
         matches!(self, Status::Trial | Status::Confirmed)
     }
 }
 
 /// An sshd session, as the process that owns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionMark {
+pub(crate) struct SessionMark {
     pub pid: u32,
     pub start_ticks: u64,
 }
 
 /// A unit file and the link that enables it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct BootGuard {
+pub(crate) struct BootGuard {
     pub unit: PathBuf,
     pub link: PathBuf,
 }
 
 /// The last change setup made.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Change {
+pub(crate) struct Change {
     /// Also the name of its backup directory.
     pub id: String,
     pub status: Status,
@@ -115,7 +115,7 @@ pub struct Change {
 
 impl Change {
     /// What a new change applied after this one keeps beneath it: the changes still in force.
-    pub fn into_earlier(mut self) -> Vec<Change> {
+    pub(crate) fn into_earlier(mut self) -> Vec<Change> {
         let mut earlier = std::mem::take(&mut self.earlier);
         if self.status.is_applied() {
             earlier.push(self);
@@ -125,12 +125,12 @@ impl Change {
 
     /// Every change whose files are in force (or meant to be), newest first: the order to
     /// put them back in.
-    pub fn in_force(&self) -> Vec<&Change> {
+    pub(crate) fn in_force(&self) -> Vec<&Change> {
         let this = self.status.is_applied().then_some(self);
         this.into_iter().chain(self.earlier.iter().rev()).collect()
     }
 
-    pub fn reload(&self) -> Reload {
+    pub(crate) fn reload(&self) -> Reload {
         match (&self.reload_command, &self.reload_hup_pid_file) {
             (Some(c), _) => Reload::Command(c.clone()),
             (None, Some(p)) => Reload::Hup(p.clone()),
@@ -138,7 +138,7 @@ impl Change {
         }
     }
 
-    pub fn set_reload(&mut self, reload: &Reload) {
+    pub(crate) fn set_reload(&mut self, reload: &Reload) {
         (self.reload_command, self.reload_hup_pid_file) = match reload {
             Reload::Command(c) => (Some(c.clone()), None),
             Reload::Hup(p) => (None, Some(p.clone())),
@@ -149,7 +149,7 @@ impl Change {
 
 /// The state dir, locked for the life of this value.
 #[derive(Debug)]
-pub struct State {
+pub(crate) struct State {
     dir: PathBuf,
     _lock: File,
 }
@@ -158,7 +158,7 @@ impl State {
     /// Opens (creating it 0700 if needed) and locks the state dir. Refuses a dir that is a
     /// symlink, or that others can write or read: it holds copies of PAM and sshd files and
     /// decides what is put back into /etc.
-    pub fn open(dir: &Path) -> Result<State, String> {
+    pub(crate) fn open(dir: &Path) -> Result<State, String> {
         match fs::symlink_metadata(dir) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 fs::DirBuilder::new()
@@ -201,7 +201,7 @@ impl State {
     }
 
     /// The directory of a change's backups.
-    pub fn backups(&self, id: &str) -> PathBuf {
+    pub(crate) fn backups(&self, id: &str) -> PathBuf {
         self.dir.join(id)
     }
 
@@ -210,7 +210,7 @@ impl State {
     }
 
     /// The last change, if setup ever made one.
-    pub fn load(&self) -> Result<Option<Change>, String> {
+    pub(crate) fn load(&self) -> Result<Option<Change>, String> {
         let path = self.current_path();
         match fs::read_to_string(&path) {
             Ok(text) => toml::from_str(&text).map(Some).map_err(|e| {
@@ -226,7 +226,7 @@ impl State {
     }
 
     /// Records `change` as the last one (atomically).
-    pub fn save(&self, change: &Change) -> Result<(), String> {
+    pub(crate) fn save(&self, change: &Change) -> Result<(), String> {
         let path = self.current_path();
         let text = toml::to_string(change).map_err(|e| e.to_string())?;
         let tmp = self.dir.join(".current.toml.tmp");
@@ -246,7 +246,7 @@ impl State {
     }
 
     /// Appends a line to setup.log (best effort: the log never stops a rollback).
-    pub fn log(&self, line: &str) {
+    pub(crate) fn log(&self, line: &str) {
         let path = self.dir.join("setup.log");
         if let Ok(mut f) = OpenOptions::new()
             .append(true)
@@ -259,7 +259,7 @@ impl State {
     }
 
     /// The last lines of setup.log.
-    pub fn log_tail(&self, n: usize) -> Vec<String> {
+    pub(crate) fn log_tail(&self, n: usize) -> Vec<String> {
         let text = fs::read_to_string(self.dir.join("setup.log")).unwrap_or_default();
         let lines: Vec<String> = text.lines().map(str::to_owned).collect();
         lines[lines.len().saturating_sub(n)..].to_vec()
@@ -267,6 +267,6 @@ impl State {
 }
 
 /// Unix seconds now.
-pub fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     sshield_core::UnixTime::now().0
 }
