@@ -159,8 +159,67 @@ fn terminal_qr(uri: &str) -> Result<String, String> {
     )
 }
 
-/// Runs one `host` subcommand; its output, or the message for the admin.
-pub async fn host(app: &App, command: HostCommand) -> Result<String, String> {
+/// Where hosts reach this server, for the `sshield join` line `host add` prints: the listen
+/// address, and the SHA-256 of the TLS certificate hosts should pin (None: plain HTTP).
+#[derive(Debug, Clone)]
+pub struct JoinHint {
+    /// The server's listen address (its port, and its IP when it is a specific one).
+    pub listen: std::net::SocketAddr,
+    /// The certificate's pin, `sha256:HEX`, when the server serves TLS.
+    pub pin: Option<String>,
+}
+
+impl JoinHint {
+    /// From the settings: reads the first certificate of `tls_cert`, if any.
+    pub fn from_settings(settings: &crate::config::Settings) -> Result<Self, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::CertificateDer;
+        use sha2::{Digest, Sha256};
+        let pin = match &settings.tls {
+            None => None,
+            Some((cert, _)) => {
+                let der = CertificateDer::pem_file_iter(cert)
+                    .and_then(|mut certs| certs.next().transpose())
+                    .map_err(|e| format!("cannot read the certificate {}: {e}", cert.display()))?
+                    .ok_or_else(|| format!("{} holds no certificate", cert.display()))?;
+                let digest: [u8; 32] = Sha256::digest(der.as_ref()).into();
+                Some(format!(
+                    "sha256:{}",
+                    data_encoding::HEXLOWER.encode(&digest)
+                ))
+            }
+        };
+        Ok(Self {
+            listen: settings.listen,
+            pin,
+        })
+    }
+
+    /// The command to run on the host.
+    fn command(&self, token: &str, name: &str) -> String {
+        let (ip, port) = (self.listen.ip(), self.listen.port());
+        match &self.pin {
+            Some(pin) => {
+                // Listening on every address: the admin knows the name hosts use.
+                let server = if ip.is_unspecified() {
+                    format!("SERVER:{port}")
+                } else {
+                    self.listen.to_string()
+                };
+                format!("sshield join https://{server} {token} --name {name} --fingerprint {pin}")
+            }
+            None => format!("sshield join http://{} {token} --name {name}", self.listen),
+        }
+    }
+}
+
+/// Runs one `host` subcommand; its output, or the message for the admin. `hint` (where hosts
+/// reach this server) makes `host add` print the whole `sshield join` line to run on the host.
+pub async fn host(
+    app: &App,
+    command: HostCommand,
+    hint: Option<&JoinHint>,
+) -> Result<String, String> {
     let now = UnixTime::now();
     let err = |e: hosts::HostError| e.to_string();
     let mut out = String::new();
@@ -173,6 +232,26 @@ pub async fn host(app: &App, command: HostCommand) -> Result<String, String> {
                 out,
                 "Join token for host {name:?}: valid once, for {minutes} minutes."
             );
+            if let Some(hint) = hint {
+                let _ = writeln!(
+                    out,
+                    "On the host, as root:\n  {}",
+                    hint.command(&token, &name)
+                );
+                if hint.pin.is_some() {
+                    let _ = writeln!(
+                        out,
+                        "(--fingerprint pins this server's certificate: without it, the host would \
+                         trust the first certificate it is shown.)"
+                    );
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "(Plain HTTP: only for a server on the host's own loopback; serve TLS \
+                         with tls_cert and tls_key for other hosts.)"
+                    );
+                }
+            }
         }
         HostCommand::List => {
             for row in hosts::list(app).await.map_err(err)? {

@@ -64,7 +64,10 @@ fn run(cli: Cli) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         let out = match admin {
             Command::User(command) => sshield_server::commands::user(&app, command).await?,
-            Command::Host(command) => sshield_server::commands::host(&app, command).await?,
+            Command::Host(command) => {
+                let hint = sshield_server::commands::JoinHint::from_settings(&settings)?;
+                sshield_server::commands::host(&app, command, Some(&hint)).await?
+            }
             Command::Push(command) => sshield_server::commands::push(&app, command).await?,
             Command::Audit(args) => sshield_server::commands::audit(&app, args).await?,
             Command::Serve(_) | Command::GenerateDocs { .. } => String::new(),

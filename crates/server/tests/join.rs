@@ -192,4 +192,38 @@ fn https_pins_the_certificate_it_saw_or_trusts_the_given_ca() {
     ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("server.key") && err.contains("PEM"), "{err}");
+
+    // With the server's config naming its certificate, `host add` prints the whole line to run
+    // on the host, its certificate's pin in it; that line joins.
+    let server_config = tmp.path().join("server.toml");
+    let key = ca.with_file_name("server.key");
+    std::fs::write(
+        &server_config,
+        format!(
+            "listen = \"{}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            server.addr,
+            cert.display(),
+            key.display()
+        ),
+    )
+    .expect("write the server's config");
+    let config_arg = ["--config", server_config.to_str().expect("utf-8")];
+    let (ok, out, err) = cli(&state, &config_arg, &["host", "add", "tls5"]);
+    assert!(ok, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("sshield join "))
+        .expect("a join line")
+        .trim()
+        .to_owned();
+    let token5 = out.lines().next().expect("a token");
+    assert_eq!(
+        line,
+        format!("sshield join {url} {token5} --name tls5 --fingerprint {pin}")
+    );
+    let printed = HostDir::new(CONFIG);
+    let args: Vec<&str> = line.split(' ').skip(2).collect();
+    let (code, out, err) = printed.join(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("as given with --fingerprint"), "{out}");
 }
