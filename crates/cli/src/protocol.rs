@@ -39,6 +39,17 @@ pub(crate) enum Request {
         /// shaped like a code, and it uses no try.
         pre_supplied: bool,
     },
+    /// Relay one verification to the fleet server (root peers only: the PAM module).
+    Verify {
+        /// The account logging in, as the module resolved it.
+        user: String,
+        /// The source address, or the name `PAM_RHOST` gave.
+        rhost: Option<String>,
+        /// The PAM service.
+        service: String,
+        /// The code.
+        code: Response,
+    },
 }
 
 /// The daemon's answer to one request.
@@ -82,6 +93,23 @@ pub(crate) enum Reply {
         /// The login is over (out of tries, or locked): the connection closes after this.
         #[serde(default)]
         last: bool,
+    },
+    /// The fleet server's answer to a `verify` request; the connection closes after this.
+    Verdict {
+        /// `allowed`, `denied`, `unreachable` or `refused`.
+        outcome: String,
+        /// How the user passed (`allowed`): `totp`, `hotp` or `backup`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        method: Option<String>,
+        /// Why not (`denied`): the server's reason word.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// How long the module waits before telling the user (`denied`, when the server says).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delay_ms: Option<u64>,
+        /// What failed (`unreachable`, `refused`), for the module's log.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     /// The request could not be served; the connection closes after this.
     Error {
@@ -225,6 +253,12 @@ struct WireRequest {
     code: Option<String>,
     #[serde(default)]
     entry: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    rhost: Option<String>,
+    #[serde(default)]
+    service: Option<String>,
 }
 
 /// Parses one request line (as returned by [`LineReader::read_line`]).
@@ -254,7 +288,29 @@ pub(crate) fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
             "only `check` takes an `entry`".into(),
         ));
     }
+    if wire.op != "verify"
+        && (wire.user.is_some() || wire.rhost.is_some() || wire.service.is_some())
+    {
+        return Err(ProtocolError::Malformed(
+            "only `verify` takes a `user`, `rhost` or `service`".into(),
+        ));
+    }
     match (wire.op.as_str(), code) {
+        ("verify", Some(code)) if code.len() > MAX_CODE => {
+            Err(ProtocolError::BadCode("the code is too long"))
+        }
+        ("verify", Some(code)) => match (wire.user, wire.service) {
+            (Some(user), Some(service)) if !user.is_empty() => Ok(Request::Verify {
+                user,
+                rhost: wire.rhost.filter(|r| !r.trim().is_empty()),
+                service,
+                code: Response::new(&code),
+            }),
+            _ => Err(ProtocolError::Malformed(
+                "`verify` needs a `user` and a `service`".into(),
+            )),
+        },
+        ("verify", None) => Err(ProtocolError::BadCode("`verify` needs a `code`")),
         ("need", None) => Ok(Request::Need),
         ("need", Some(_)) => Err(ProtocolError::Malformed("`need` takes no code".into())),
         ("check", Some(code)) if code.len() > MAX_CODE => {
@@ -269,7 +325,7 @@ pub(crate) fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
         }),
         ("check", None) => Err(ProtocolError::BadCode("`check` needs a `code`")),
         (op, _) => Err(ProtocolError::Malformed(format!(
-            "unknown op {:?}; use \"need\" or \"check\"",
+            "unknown op {:?}; use \"need\", \"check\" or \"verify\"",
             op.chars().take(32).collect::<String>()
         ))),
     }
