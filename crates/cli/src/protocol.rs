@@ -8,9 +8,12 @@
 //! left and whether a denial is the last, so the client counts nothing and reads no reason
 //! word. Fields added since the first version are optional both ways, so `"v"` stays 1. Who "me"
 //! is, and from where, the daemon learns from the kernel and from `/proc`, never from the
-//! request: a request has no field that names a user, a pid or an address. Anything else —
-//! too long, not JSON, an unknown field, another version — gets an `error` reply and the
-//! connection is closed.
+//! request: `need` and `check` have no field that names a user, a pid or an address. The one
+//! request that does, `verify` (the PAM module on a fleet host relaying one code to the fleet
+//! server: `user`, `rhost`, `service`, `code`), is refused unless the peer is root; its reply
+//! is a `verdict` ([`sshield_core::relay`] is the module's side). Anything else — too long,
+//! not JSON, an unknown field, another version — gets an `error` reply and the connection is
+//! closed.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -443,6 +446,69 @@ mod tests {
     }
 
     #[test]
+    fn the_module_s_verify_request() {
+        let text = "{\"v\":1,\"op\":\"verify\",\"user\":\"alice\",\"rhost\":\"192.0.2.7\",\"service\":\"sshd\",\"code\":\"123456\"}\n";
+        match parse(text).unwrap() {
+            Request::Verify {
+                user,
+                rhost,
+                service,
+                code,
+            } => {
+                assert_eq!(user, "alice");
+                assert_eq!(rhost.as_deref(), Some("192.0.2.7"));
+                assert_eq!(service, "sshd");
+                assert_eq!(code.expose_secret(), "123456");
+            }
+            other => panic!("{other:?}"),
+        }
+        // What the module writes parses here.
+        let caller =
+            sshield_core::Caller::new(sshield_core::Account::from_system("bob".into()), "sshd");
+        let request = sshield_core::relay::VerifyRequest {
+            v: VERSION,
+            op: "verify",
+            user: caller.user.name(),
+            rhost: None,
+            service: &caller.service,
+            code: "654321",
+        };
+        let line = serde_json::to_vec(&request).unwrap();
+        assert!(matches!(
+            parse_request(&line),
+            Ok(Request::Verify { rhost: None, .. })
+        ));
+        for (bad, word) in [
+            (
+                "{\"v\":1,\"op\":\"verify\",\"service\":\"sshd\",\"code\":\"1\"}",
+                "malformed",
+            ),
+            (
+                "{\"v\":1,\"op\":\"verify\",\"user\":\"\",\"service\":\"sshd\",\"code\":\"1\"}",
+                "malformed",
+            ),
+            (
+                "{\"v\":1,\"op\":\"verify\",\"user\":\"a\",\"code\":\"1\"}",
+                "malformed",
+            ),
+            (
+                "{\"v\":1,\"op\":\"verify\",\"user\":\"a\",\"service\":\"sshd\"}",
+                "bad-code",
+            ),
+            (
+                "{\"v\":1,\"op\":\"check\",\"code\":\"1\",\"user\":\"a\"}",
+                "malformed",
+            ),
+            (
+                "{\"v\":1,\"op\":\"need\",\"service\":\"sshd\"}",
+                "malformed",
+            ),
+        ] {
+            assert_eq!(parse(bad).unwrap_err().as_str(), word, "{bad}");
+        }
+    }
+
+    #[test]
     fn what_is_refused_and_why() {
         let cases = [
             ("", "malformed"),
@@ -569,6 +635,20 @@ mod tests {
             Reply::Error {
                 error: "malformed".into(),
                 message: "no".into(),
+            },
+            Reply::Verdict {
+                outcome: "denied".into(),
+                method: None,
+                reason: Some("wrong-code".into()),
+                delay_ms: Some(1500),
+                message: None,
+            },
+            Reply::Verdict {
+                outcome: "allowed".into(),
+                method: Some("totp".into()),
+                reason: None,
+                delay_ms: None,
+                message: None,
             },
         ];
         for reply in replies {
