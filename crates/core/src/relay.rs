@@ -176,3 +176,105 @@ impl Remote for DaemonRemote {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        reason = "a test: a failed unwrap is a failed test"
+    )]
+
+    use std::io::Read;
+    use std::os::unix::net::UnixListener;
+
+    use super::*;
+    use crate::accounts::Account;
+
+    fn caller() -> Caller {
+        Caller::new(Account::from_system("carol".into()), "sshd")
+            .from_source("192.0.2.7".parse().ok())
+    }
+
+    /// What the module's client makes of `reply` from a peer on a real socket, and the line
+    /// the peer read.
+    fn answer_to(reply: &'static str) -> (RemoteAnswer, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let peer = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut line = String::new();
+            BufReader::new(&stream).read_line(&mut line).unwrap();
+            (&stream).write_all(reply.as_bytes()).unwrap();
+            line
+        });
+        let remote = DaemonRemote::new(path, Duration::from_secs(5));
+        let answer = remote.verify(&caller(), &Response::new("123456"));
+        (answer, peer.join().unwrap())
+    }
+
+    #[test]
+    fn the_request_and_each_verdict() {
+        let (answer, line) = answer_to(
+            "{\"v\":1,\"reply\":\"verdict\",\"outcome\":\"allowed\",\"method\":\"totp\"}\n",
+        );
+        assert_eq!(
+            line,
+            "{\"v\":1,\"op\":\"verify\",\"user\":\"carol\",\"rhost\":\"192.0.2.7\",\"service\":\"sshd\",\"code\":\"123456\"}\n"
+        );
+        assert_eq!(
+            answer,
+            RemoteAnswer::Allowed {
+                method: "totp".into()
+            }
+        );
+        let (answer, _) = answer_to(
+            "{\"v\":1,\"reply\":\"verdict\",\"outcome\":\"denied\",\"reason\":\"replayed\",\"delay_ms\":250}\n",
+        );
+        assert_eq!(
+            answer,
+            RemoteAnswer::Denied {
+                reason: "replayed".into(),
+                delay: Some(Duration::from_millis(250))
+            }
+        );
+        let (answer, _) = answer_to(
+            "{\"v\":1,\"reply\":\"verdict\",\"outcome\":\"unreachable\",\"message\":\"down\"}\n",
+        );
+        assert_eq!(answer, RemoteAnswer::Unreachable("down".into()));
+        // A refusal, an error reply, something else: denied, never `failmode`.
+        for reply in [
+            "{\"v\":1,\"reply\":\"verdict\",\"outcome\":\"refused\",\"message\":\"revoked\"}\n",
+            "{\"v\":1,\"reply\":\"error\",\"error\":\"forbidden\",\"message\":\"root only\"}\n",
+            "{\"v\":1,\"reply\":\"allow\",\"method\":\"totp\"}\n",
+            "{\"v\":2,\"reply\":\"verdict\",\"outcome\":\"allowed\"}\n",
+            "not json\n",
+        ] {
+            let (answer, _) = answer_to(reply);
+            assert!(
+                matches!(answer, RemoteAnswer::Refused(_)),
+                "{reply}: {answer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_daemon_that_is_not_there_or_silent_is_unreachable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sock");
+        let remote = DaemonRemote::new(path.clone(), Duration::from_millis(300));
+        let answer = remote.verify(&caller(), &Response::new("123456"));
+        assert!(matches!(answer, RemoteAnswer::Unreachable(_)), "{answer:?}");
+        // Listening, reading, never answering: the timeout ends it.
+        let listener = UnixListener::bind(&path).unwrap();
+        let peer = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut all = Vec::new();
+            let _ = stream.read_to_end(&mut all);
+        });
+        let answer = remote.verify(&caller(), &Response::new("123456"));
+        assert!(matches!(answer, RemoteAnswer::Unreachable(_)), "{answer:?}");
+        drop(remote);
+        peer.join().unwrap();
+    }
+}
