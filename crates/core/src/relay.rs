@@ -166,6 +166,10 @@ impl Remote for DaemonRemote {
             },
             ("verdict", Some("unreachable")) => RemoteAnswer::Unreachable(message),
             ("verdict", Some("refused")) => RemoteAnswer::Refused(message),
+            // Too many logins at once: as a server that cannot answer now.
+            ("error", _) if reply.error.as_deref() == Some("busy") => {
+                RemoteAnswer::Unreachable(format!("the daemon at {at} is busy: {message}"))
+            }
             ("error", _) => RemoteAnswer::Refused(format!(
                 "the daemon at {at} refused the request ({}): {message}",
                 reply.error.unwrap_or_default()
@@ -242,6 +246,9 @@ mod tests {
             "{\"v\":1,\"reply\":\"verdict\",\"outcome\":\"unreachable\",\"message\":\"down\"}\n",
         );
         assert_eq!(answer, RemoteAnswer::Unreachable("down".into()));
+        let (answer, _) =
+            answer_to("{\"v\":1,\"reply\":\"error\",\"error\":\"busy\",\"message\":\"full\"}\n");
+        assert!(matches!(answer, RemoteAnswer::Unreachable(_)), "{answer:?}");
         // A refusal, an error reply, something else: denied, never `failmode`.
         for reply in [
             "{\"v\":1,\"reply\":\"verdict\",\"outcome\":\"refused\",\"message\":\"revoked\"}\n",

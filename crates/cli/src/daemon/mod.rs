@@ -172,11 +172,18 @@ struct SlotCounts {
 }
 
 impl Slots {
-    /// A slot for `uid`: refused if the uid holds its share, else if all are taken.
+    /// A slot for `uid`: refused if the uid holds its share, else if all are taken. Root's
+    /// share is all of them: on a fleet host every PAM login of a server user is a root
+    /// connection (sshd's PAM stack asking `verify`), and root needs no protecting from.
     fn take(slots: &Arc<Slots>, uid: u32) -> Result<Slot, Busy> {
         let mut counts = slots.counts.lock().unwrap_or_else(|p| p.into_inner());
         let mine = counts.per_uid.get(&uid).copied().unwrap_or(0);
-        if mine >= MAX_PER_USER {
+        let share = if uid == 0 {
+            MAX_CONNECTIONS
+        } else {
+            MAX_PER_USER
+        };
+        if mine >= share {
             return Err(Busy::User);
         }
         if counts.all >= MAX_CONNECTIONS {
