@@ -412,6 +412,17 @@ fn table_daemon_requests() {
         (r#"{"v":1,"op":"check"}"#, "", "bad-code"),
         (r#"{"v":1,"op":"check","code":""}"#, "", "bad-code"),
         (
+            r#"{"v":1,"op":"verify","service":"sshd","code":"123456"}"#,
+            "",
+            "malformed",
+        ),
+        // From root, on a host with no `[server]`: nothing to relay to.
+        (
+            r#"{"v":1,"op":"verify","user":"carol","service":"sshd","code":"123456"}"#,
+            "",
+            "not-a-fleet-host",
+        ),
+        (
             &format!(r#"{{"v":1,"op":"check","code":"{long_code}"}}"#),
             r#"{"v":1,"op":"check","code":"111…"} (a code of 100 digits)"#,
             "bad-code",
