@@ -166,10 +166,6 @@ impl Remote for DaemonRemote {
             },
             ("verdict", Some("unreachable")) => RemoteAnswer::Unreachable(message),
             ("verdict", Some("refused")) => RemoteAnswer::Refused(message),
-            // Too many logins at once: as a server that cannot answer now.
-            ("error", _) if reply.error.as_deref() == Some("busy") => {
-                RemoteAnswer::Unreachable(format!("the daemon at {at} is busy: {message}"))
-            }
             ("error", _) => RemoteAnswer::Refused(format!(
                 "the daemon at {at} refused the request ({}): {message}",
                 reply.error.unwrap_or_default()
@@ -246,11 +242,10 @@ mod tests {
             "{\"v\":1,\"reply\":\"verdict\",\"outcome\":\"unreachable\",\"message\":\"down\"}\n",
         );
         assert_eq!(answer, RemoteAnswer::Unreachable("down".into()));
-        let (answer, _) =
-            answer_to("{\"v\":1,\"reply\":\"error\",\"error\":\"busy\",\"message\":\"full\"}\n");
-        assert!(matches!(answer, RemoteAnswer::Unreachable(_)), "{answer:?}");
-        // A refusal, an error reply, something else: denied, never `failmode`.
+        // A refusal, an error reply (`busy` too: local users filling the daemon's slots must
+        // not turn remote logins over to `failmode`), something else: denied, never `failmode`.
         for reply in [
+            "{\"v\":1,\"reply\":\"error\",\"error\":\"busy\",\"message\":\"full\"}\n",
             "{\"v\":1,\"reply\":\"verdict\",\"outcome\":\"refused\",\"message\":\"revoked\"}\n",
             "{\"v\":1,\"reply\":\"error\",\"error\":\"forbidden\",\"message\":\"root only\"}\n",
             "{\"v\":1,\"reply\":\"allow\",\"method\":\"totp\"}\n",
