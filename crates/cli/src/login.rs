@@ -274,6 +274,10 @@ fn outcome(reply: io::Result<Reply>) -> Result<Checked, ExitCode> {
             Ok(Checked::Ask)
         }
         Ok(Reply::Error { message, .. }) => Err(refuse(&format!("the sshield daemon: {message}"))),
+        // The PAM module's reply, never one to `check`.
+        Ok(Reply::Verdict { .. }) => Err(refuse(
+            "the sshield daemon answered a check with a verdict; login refused",
+        )),
         // Mid-login the daemon is no longer "unreachable": failmode never turns a started
         // check into an allow.
         Err(e) => Err(refuse(&format!(

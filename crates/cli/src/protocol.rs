@@ -8,9 +8,12 @@
 //! left and whether a denial is the last, so the client counts nothing and reads no reason
 //! word. Fields added since the first version are optional both ways, so `"v"` stays 1. Who "me"
 //! is, and from where, the daemon learns from the kernel and from `/proc`, never from the
-//! request: a request has no field that names a user, a pid or an address. Anything else —
-//! too long, not JSON, an unknown field, another version — gets an `error` reply and the
-//! connection is closed.
+//! request: `need` and `check` have no field that names a user, a pid or an address. The one
+//! request that does, `verify` (the PAM module on a fleet host relaying one code to the fleet
+//! server: `user`, `rhost`, `service`, `code`), is refused unless the peer is root; its reply
+//! is a `verdict` ([`sshield_core::relay`] is the module's side). Anything else — too long,
+//! not JSON, an unknown field, another version — gets an `error` reply and the connection is
+//! closed.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -38,6 +41,17 @@ pub(crate) enum Request {
         /// It came from `SSHIELD_CODE`, not from the prompt (`"entry":"env"`): checked only if
         /// shaped like a code, and it uses no try.
         pre_supplied: bool,
+    },
+    /// Relay one verification to the fleet server (root peers only: the PAM module).
+    Verify {
+        /// The account logging in, as the module resolved it.
+        user: String,
+        /// The source address, or the name `PAM_RHOST` gave.
+        rhost: Option<String>,
+        /// The PAM service.
+        service: String,
+        /// The code.
+        code: Response,
     },
 }
 
@@ -82,6 +96,23 @@ pub(crate) enum Reply {
         /// The login is over (out of tries, or locked): the connection closes after this.
         #[serde(default)]
         last: bool,
+    },
+    /// The fleet server's answer to a `verify` request; the connection closes after this.
+    Verdict {
+        /// `allowed`, `denied`, `unreachable` or `refused`.
+        outcome: String,
+        /// How the user passed (`allowed`): `totp`, `hotp` or `backup`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        method: Option<String>,
+        /// Why not (`denied`): the server's reason word.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// How long the module waits before telling the user (`denied`, when the server says).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delay_ms: Option<u64>,
+        /// What failed (`unreachable`, `refused`), for the module's log.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     /// The request could not be served; the connection closes after this.
     Error {
@@ -225,6 +256,12 @@ struct WireRequest {
     code: Option<String>,
     #[serde(default)]
     entry: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    rhost: Option<String>,
+    #[serde(default)]
+    service: Option<String>,
 }
 
 /// Parses one request line (as returned by [`LineReader::read_line`]).
@@ -254,7 +291,29 @@ pub(crate) fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
             "only `check` takes an `entry`".into(),
         ));
     }
+    if wire.op != "verify"
+        && (wire.user.is_some() || wire.rhost.is_some() || wire.service.is_some())
+    {
+        return Err(ProtocolError::Malformed(
+            "only `verify` takes a `user`, `rhost` or `service`".into(),
+        ));
+    }
     match (wire.op.as_str(), code) {
+        ("verify", Some(code)) if code.len() > MAX_CODE => {
+            Err(ProtocolError::BadCode("the code is too long"))
+        }
+        ("verify", Some(code)) => match (wire.user, wire.service) {
+            (Some(user), Some(service)) if !user.is_empty() => Ok(Request::Verify {
+                user,
+                rhost: wire.rhost.filter(|r| !r.trim().is_empty()),
+                service,
+                code: Response::new(&code),
+            }),
+            _ => Err(ProtocolError::Malformed(
+                "`verify` needs a `user` and a `service`".into(),
+            )),
+        },
+        ("verify", None) => Err(ProtocolError::BadCode("`verify` needs a `code`")),
         ("need", None) => Ok(Request::Need),
         ("need", Some(_)) => Err(ProtocolError::Malformed("`need` takes no code".into())),
         ("check", Some(code)) if code.len() > MAX_CODE => {
@@ -269,7 +328,7 @@ pub(crate) fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
         }),
         ("check", None) => Err(ProtocolError::BadCode("`check` needs a `code`")),
         (op, _) => Err(ProtocolError::Malformed(format!(
-            "unknown op {:?}; use \"need\" or \"check\"",
+            "unknown op {:?}; use \"need\", \"check\" or \"verify\"",
             op.chars().take(32).collect::<String>()
         ))),
     }
@@ -384,6 +443,69 @@ mod tests {
         ));
         // The code never shows in Debug output.
         assert!(!format!("{check:?}").contains("123456"));
+    }
+
+    #[test]
+    fn the_module_s_verify_request() {
+        let text = "{\"v\":1,\"op\":\"verify\",\"user\":\"alice\",\"rhost\":\"192.0.2.7\",\"service\":\"sshd\",\"code\":\"123456\"}\n";
+        match parse(text).unwrap() {
+            Request::Verify {
+                user,
+                rhost,
+                service,
+                code,
+            } => {
+                assert_eq!(user, "alice");
+                assert_eq!(rhost.as_deref(), Some("192.0.2.7"));
+                assert_eq!(service, "sshd");
+                assert_eq!(code.expose_secret(), "123456");
+            }
+            other => panic!("{other:?}"),
+        }
+        // What the module writes parses here.
+        let caller =
+            sshield_core::Caller::new(sshield_core::Account::from_system("bob".into()), "sshd");
+        let request = sshield_core::relay::VerifyRequest {
+            v: VERSION,
+            op: "verify",
+            user: caller.user.name(),
+            rhost: None,
+            service: &caller.service,
+            code: "654321",
+        };
+        let line = serde_json::to_vec(&request).unwrap();
+        assert!(matches!(
+            parse_request(&line),
+            Ok(Request::Verify { rhost: None, .. })
+        ));
+        for (bad, word) in [
+            (
+                "{\"v\":1,\"op\":\"verify\",\"service\":\"sshd\",\"code\":\"1\"}",
+                "malformed",
+            ),
+            (
+                "{\"v\":1,\"op\":\"verify\",\"user\":\"\",\"service\":\"sshd\",\"code\":\"1\"}",
+                "malformed",
+            ),
+            (
+                "{\"v\":1,\"op\":\"verify\",\"user\":\"a\",\"code\":\"1\"}",
+                "malformed",
+            ),
+            (
+                "{\"v\":1,\"op\":\"verify\",\"user\":\"a\",\"service\":\"sshd\"}",
+                "bad-code",
+            ),
+            (
+                "{\"v\":1,\"op\":\"check\",\"code\":\"1\",\"user\":\"a\"}",
+                "malformed",
+            ),
+            (
+                "{\"v\":1,\"op\":\"need\",\"service\":\"sshd\"}",
+                "malformed",
+            ),
+        ] {
+            assert_eq!(parse(bad).unwrap_err().as_str(), word, "{bad}");
+        }
     }
 
     #[test]
@@ -513,6 +635,20 @@ mod tests {
             Reply::Error {
                 error: "malformed".into(),
                 message: "no".into(),
+            },
+            Reply::Verdict {
+                outcome: "denied".into(),
+                method: None,
+                reason: Some("wrong-code".into()),
+                delay_ms: Some(1500),
+                message: None,
+            },
+            Reply::Verdict {
+                outcome: "allowed".into(),
+                method: Some("totp".into()),
+                reason: None,
+                delay_ms: None,
+                message: None,
             },
         ];
         for reply in replies {

@@ -332,12 +332,15 @@ fn socket_activation_refuses_what_systemd_never_passes() {
     }
 }
 
+/// Root (this test) may hold every slot, 128: on a fleet host its connections are the PAM
+/// module's `verify` requests, one per login. One more is `busy`. (A non-root uid's share of
+/// 8 is shown with two real uids in crates/e2e/tests/forcecommand.rs.)
 #[test]
-fn one_user_cannot_take_every_connection() {
+fn root_may_take_every_connection_and_no_more() {
     let (sb, socket) = with_socket("");
     let _daemon = start(&mut daemon_command(&sb), &socket);
     let mut held = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..128 {
         let mut s = UnixStream::connect(&socket).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s.write_all(b"{\"v\":1,\"op\":\"need\"}\n").unwrap();
@@ -349,13 +352,13 @@ fn one_user_cannot_take_every_connection() {
         held.push(s);
     }
     // The daemon may answer `busy` and close before the request is even written.
-    let mut ninth = UnixStream::connect(&socket).unwrap();
-    ninth
+    let mut one_more = UnixStream::connect(&socket).unwrap();
+    one_more
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let _ = ninth.write_all(b"{\"v\":1,\"op\":\"need\"}\n");
+    let _ = one_more.write_all(b"{\"v\":1,\"op\":\"need\"}\n");
     let mut line = String::new();
-    BufReader::new(ninth).read_line(&mut line).unwrap();
+    BufReader::new(one_more).read_line(&mut line).unwrap();
     assert!(line.contains("\"error\":\"busy\""), "{line}");
     // A slot is given back when its connection closes.
     held.pop();
@@ -411,6 +414,17 @@ fn table_daemon_requests() {
         (r#"{"v":2,"op":"need"}"#, "", "version"),
         (r#"{"v":1,"op":"check"}"#, "", "bad-code"),
         (r#"{"v":1,"op":"check","code":""}"#, "", "bad-code"),
+        (
+            r#"{"v":1,"op":"verify","service":"sshd","code":"123456"}"#,
+            "",
+            "malformed",
+        ),
+        // From root, on a host with no `[server]`: nothing to relay to.
+        (
+            r#"{"v":1,"op":"verify","user":"carol","service":"sshd","code":"123456"}"#,
+            "",
+            "not-a-fleet-host",
+        ),
         (
             &format!(r#"{{"v":1,"op":"check","code":"{long_code}"}}"#),
             r#"{"v":1,"op":"check","code":"111…"} (a code of 100 digits)"#,

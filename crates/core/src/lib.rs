@@ -13,6 +13,7 @@
 //!   and tests that check one code; [`check_record`] on a record held in memory).
 //! - [`ratelimit`]: failure counting and lockout.
 //! - [`remote`]: the fleet server, asked about users with no local record.
+//! - [`relay`]: the PAM module's way to it, through the local daemon.
 //! - [`log`]: the one stable log line per decision, its severity, and the [`log::LogSink`]
 //!   through which a login's lines leave.
 //! - [`passed`]: which login last passed a user's second factor (for `setup --confirm`).
@@ -43,6 +44,7 @@ pub mod policy;
 pub mod provision;
 pub mod ratelimit;
 pub mod record;
+pub mod relay;
 pub mod remote;
 mod shape;
 pub mod store;

@@ -42,10 +42,10 @@ pub enum RemoteAnswer {
     Refused(String),
 }
 
-/// The remote of a front end that cannot reach the fleet server itself (the PAM module, which
-/// opens no network connection): on a fleet host, a user the local store does not know is
-/// denied, never judged by the local "unenrolled" rules, which would let them in under
-/// `unenrolled = "allow"`. The daemon replaces it with its client.
+/// The remote of an engine no front end gave one: on a fleet host, a user the local store does
+/// not know is denied, never judged by the local "unenrolled" rules, which would let them in
+/// under `unenrolled = "allow"`. The daemon replaces it with its HTTP client, the PAM module
+/// with [`DaemonRemote`](crate::relay::DaemonRemote).
 #[derive(Debug)]
 pub(crate) struct NotHere;
 

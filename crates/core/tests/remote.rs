@@ -82,7 +82,8 @@ fn login(engine: &Engine, user: &str, code: &str) -> (Step, Vec<Line>) {
 #[test]
 fn without_a_front_end_that_can_ask_a_fleet_user_is_denied_not_let_in_as_unenrolled() {
     let store = TestStore::new();
-    // The PAM module's engine: the config names a server, nobody gave it a remote.
+    // An engine whose config names a server, and nobody gave it a remote (the PAM module and
+    // the daemon each give theirs).
     let (step, lines) = login(&engine(&store, "safe"), "bob", "123456");
     assert!(
         matches!(&step, Step::Denied(d) if d.last && d.reason.as_str() == "server-refused"),

@@ -5,11 +5,16 @@
 //! second host; a revoked host is refused; with the server stopped, `failmode` decides
 //! (secure denies, safe lets in and logs it).
 //!
+//! The PAM module's fleet mode too: a private sshd whose keyboard-interactive step is
+//! pam_sshield.so, on a host joined the same way; the module asks the host's daemon over its
+//! socket, and the daemon asks the server.
+//!
 //! Root only; elsewhere it skips, in CI it fails.
 #![allow(
     clippy::unwrap_used,
     reason = "a test that cannot go on fails, with the reason"
 )]
+mod common;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -82,6 +87,55 @@ impl FleetServer {
     fn stop(&mut self) {
         self.process = None;
     }
+
+    /// Enrolls `name` on the server, confirmed with the current code: the secret and the
+    /// backup codes.
+    fn enroll(&self, name: &str) -> (String, Vec<String>) {
+        let enrolled = self.cli(&["user", "enroll", name, "--no-qr"]);
+        let uri = enrolled
+            .lines()
+            .find(|l| l.starts_with("otpauth://"))
+            .unwrap();
+        let secret = uri
+            .split(['?', '&'])
+            .find_map(|p| p.strip_prefix("secret="))
+            .unwrap()
+            .to_owned();
+        let backup: Vec<String> = enrolled
+            .lines()
+            .skip_while(|l| !l.starts_with("Backup codes"))
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .map(|l| l.trim().to_owned())
+            .collect();
+        assert!(backup.len() >= 3, "{enrolled}");
+        self.cli(&["user", "confirm", name, &oathtool(&secret, 0)]);
+        (secret, backup)
+    }
+}
+
+/// Starts `sshield --config CONFIG daemon` and waits until it listens on `socket`.
+fn start_daemon(
+    bin: &std::path::Path,
+    config: &std::path::Path,
+    socket: &std::path::Path,
+) -> Running {
+    let child = Command::new(bin)
+        .arg("--config")
+        .arg(config)
+        .arg("daemon")
+        .arg("--syslog-socket")
+        .arg(socket.with_extension("no-syslog"))
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let daemon = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while UnixStream::connect(socket).is_err() {
+        assert!(Instant::now() < deadline, "the daemon did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    daemon
 }
 
 /// One host: a world-readable dir with a copy of `sshield`, its config, store, socket, log,
@@ -149,22 +203,11 @@ impl Host {
     }
 
     fn start_daemon(&mut self) {
-        let child = Command::new(&self.bin)
-            .arg("--config")
-            .arg(&self.config)
-            .arg("daemon")
-            .arg("--syslog-socket")
-            .arg(self.dir.path().join("no-syslog"))
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.daemon = Some(Running(child));
-        let socket = self.dir.path().join("sshield.sock");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while UnixStream::connect(&socket).is_err() {
-            assert!(Instant::now() < deadline, "the daemon did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.daemon = Some(start_daemon(
+            &self.bin,
+            &self.config,
+            &self.dir.path().join("sshield.sock"),
+        ));
     }
 
     fn log(&self) -> String {
@@ -199,25 +242,7 @@ fn one_user_enrolled_once_logs_in_across_a_fleet_of_three() {
     let user = User::create();
     let name = user.name();
     // Enrolled once, on the server; confirmed with the current code.
-    let enrolled = server.cli(&["user", "enroll", name, "--no-qr"]);
-    let uri = enrolled
-        .lines()
-        .find(|l| l.starts_with("otpauth://"))
-        .unwrap();
-    let secret = uri
-        .split(['?', '&'])
-        .find_map(|p| p.strip_prefix("secret="))
-        .unwrap()
-        .to_owned();
-    let backup: Vec<String> = enrolled
-        .lines()
-        .skip_while(|l| !l.starts_with("Backup codes"))
-        .skip(1)
-        .take_while(|l| l.starts_with("  "))
-        .map(|l| l.trim().to_owned())
-        .collect();
-    assert!(backup.len() >= 3, "{enrolled}");
-    server.cli(&["user", "confirm", name, &oathtool(&secret, 0)]);
+    let (secret, backup) = server.enroll(name);
 
     let web1 = Host::join(&server, "web1", "secure");
     let web2 = Host::join(&server, "web2", "safe");
@@ -286,5 +311,200 @@ fn one_user_enrolled_once_logs_in_across_a_fleet_of_three() {
         web2.log().contains(&format!("allow user={name} rhost={INTERNET} service=sshield-login method=none reason=failmode-safe")),
         "{}",
         web2.log()
+    );
+}
+
+/// A fleet host whose sshd asks for the code through pam_sshield.so (a public key, then
+/// keyboard-interactive): its sshield config joined to `server` as `name`, and its daemon.
+struct PamHost {
+    sshield: common::Sshield,
+    sshd: Sshd,
+    socket: PathBuf,
+    daemon: Option<Running>,
+}
+
+impl PamHost {
+    fn join(server: &FleetServer, name: &str, failmode: &str) -> Self {
+        let sshield = common::Sshield::new("");
+        let socket = sshield.dir().join("sshield.sock");
+        sshield.write_config(&format!(
+            "socket = \"{}\"\nfailmode = \"{failmode}\"\n",
+            socket.display()
+        ));
+        let token = server.cli(&["host", "add", name]);
+        let token = token.lines().next().unwrap();
+        let cli = &sshield_e2e::artefacts().cli;
+        let out = Command::new(cli)
+            .arg("--config")
+            .arg(&sshield.config)
+            .args(["join", &server.url, token, "--name", name])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "sshield join: {out:?}");
+        let sshd = Sshd::start(common::key_then_code_options(&sshield));
+        let daemon = Some(start_daemon(cli, &sshield.config, &socket));
+        Self {
+            sshield,
+            sshd,
+            socket,
+            daemon,
+        }
+    }
+
+    /// `ssh` with the user's key, then keyboard-interactive typing `code`: whether the shell
+    /// ran.
+    fn login(&self, user: &User, code: &str) -> bool {
+        let out = Client::ssh(&self.sshd, user)
+            .from(INTERNET)
+            .key(user.key())
+            .methods("publickey,keyboard-interactive")
+            .command("echo ok")
+            .answers([code])
+            .run();
+        out.success() && out.stdout == "ok\n"
+    }
+
+    fn log(&self) -> String {
+        self.sshield.log_lines().join("\n")
+    }
+
+    /// The module's decision line for `user`, as it logs it in this sshd.
+    fn decision(&self, outcome: &str, user: &str, method: &str, reason: &str) -> String {
+        common::decision(outcome, user, INTERNET, &self.sshd, method, reason)
+    }
+}
+
+#[test]
+fn the_pam_module_asks_the_server_through_the_daemon() {
+    if !can_run() {
+        return;
+    }
+    let mut server = FleetServer::start();
+    let remote = User::create();
+    let (secret, _backup) = server.enroll(remote.name());
+    let secure = PamHost::join(&server, "pam1", "secure");
+    let safe = PamHost::join(&server, "pam2", "safe");
+
+    // Enrolled only on the server: the module asks the daemon, the daemon the server.
+    let code = oathtool(&secret, 30);
+    assert!(
+        !secure.login(&remote, &oathtool(&secret, -3600)),
+        "an hour-old code"
+    );
+    assert!(
+        secure
+            .log()
+            .contains(&secure.decision("deny", remote.name(), "code", "wrong-code")),
+        "{}",
+        secure.log()
+    );
+    assert!(secure.login(&remote, &code), "{}", secure.log());
+    assert!(
+        secure
+            .log()
+            .contains(&secure.decision("allow", remote.name(), "totp", "ok")),
+        "{}",
+        secure.log()
+    );
+    // The same code again, on this host and on the other: replayed.
+    assert!(!secure.login(&remote, &code));
+    assert!(!safe.login(&remote, &code));
+    assert!(
+        safe.log()
+            .contains(&safe.decision("deny", remote.name(), "code", "replayed")),
+        "{}",
+        safe.log()
+    );
+
+    // A user with a record in the host's store logs in locally, the server never asked
+    // (its log has no line for them).
+    let local = User::create();
+    let token = secure.sshield.enroll(local.name());
+    assert!(secure.login(&local, &token.code()), "{}", secure.log());
+    assert!(
+        secure
+            .log()
+            .contains(&secure.decision("allow", local.name(), "totp", "ok")),
+        "{}",
+        secure.log()
+    );
+
+    // The server stopped: the daemon cannot reach it; secure denies, safe lets in.
+    server.stop();
+    let next = oathtool(&secret, 60);
+    assert!(!secure.login(&remote, &next));
+    assert!(
+        secure
+            .log()
+            .contains(&secure.decision("deny", remote.name(), "none", "unreachable")),
+        "{}",
+        secure.log()
+    );
+    assert!(safe.login(&remote, &next), "{}", safe.log());
+    assert!(
+        safe.log()
+            .contains(&safe.decision("allow", remote.name(), "none", "failmode-safe")),
+        "{}",
+        safe.log()
+    );
+    // The local user still logs in with the server down.
+    assert!(secure.login(&local, &token.code()), "{}", secure.log());
+
+    // The daemon stopped too: the module cannot ask, `failmode` decides the same way.
+    let mut secure = secure;
+    secure.daemon = None;
+    assert!(!secure.login(&remote, &oathtool(&secret, 90)));
+    assert!(
+        secure
+            .log()
+            .contains(&format!("the daemon at {}", secure.socket.display())),
+        "{}",
+        secure.log()
+    );
+}
+
+#[test]
+fn only_root_may_ask_the_daemon_about_another_user() {
+    if !can_run() {
+        return;
+    }
+    let server = FleetServer::start();
+    let remote = User::create();
+    let (secret, _backup) = server.enroll(remote.name());
+    let host = PamHost::join(&server, "pam3", "safe");
+    fs::set_permissions(host.sshield.dir(), fs::Permissions::from_mode(0o755)).unwrap();
+    let code = oathtool(&secret, 30);
+    let request = format!(
+        "{{\"v\":1,\"op\":\"verify\",\"user\":\"{}\",\"rhost\":\"{INTERNET}\",\"service\":\"sshd\",\"code\":\"{code}\"}}",
+        remote.name()
+    );
+    // A local user (not root) naming someone else: refused, the code not even sent on.
+    let other = User::create();
+    let out = Command::new("runuser")
+        .args(["-u", other.name(), "--", "python3", "-c"])
+        .arg(
+            "import socket,sys\n\
+             s=socket.socket(socket.AF_UNIX)\n\
+             s.connect(sys.argv[1])\n\
+             s.sendall(sys.argv[2].encode()+b'\\n')\n\
+             print(s.makefile().readline(),end='')",
+        )
+        .arg(&host.socket)
+        .arg(&request)
+        .output()
+        .unwrap();
+    let reply = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        reply.contains("\"reply\":\"error\"") && reply.contains("\"error\":\"forbidden\""),
+        "{out:?}"
+    );
+    // Root may: the code was never used by the refused request, so it is good now.
+    let mut stream = UnixStream::connect(&host.socket).unwrap();
+    std::io::Write::write_all(&mut stream, format!("{request}\n").as_bytes()).unwrap();
+    let mut reply = String::new();
+    BufReader::new(stream).read_line(&mut reply).unwrap();
+    assert!(
+        reply.contains("\"reply\":\"verdict\"") && reply.contains("\"outcome\":\"allowed\""),
+        "{reply}"
     );
 }

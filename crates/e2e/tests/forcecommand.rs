@@ -1315,8 +1315,8 @@ fn garbage_on_the_socket_gets_an_error_and_the_daemon_keeps_serving() {
         let mut s = UnixStream::connect(&world.socket).unwrap();
         let _ = s.write_all(&bytes);
     }
-    // Those connections count against root's 8 until their threads have answered them, so
-    // the daemon may still say `busy` for a moment: ask until it has caught up.
+    // Those connections hold slots until their threads have answered them, so the daemon
+    // may still say `busy` for a moment: ask until it has caught up.
     let deadline = Instant::now() + Duration::from_secs(10);
     let reply = loop {
         let mut s = UnixStream::connect(&world.socket).unwrap();

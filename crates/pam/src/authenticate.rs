@@ -10,8 +10,10 @@
 
 use std::ffi::{c_int, CStr};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::thread;
 
+use sshield_core::relay::DaemonRemote;
 use sshield_core::{Account, Ask, Caller, Config, Engine, Entry, Login, Response, Step, UnixTime};
 use zeroize::Zeroizing;
 
@@ -70,7 +72,13 @@ pub(crate) fn authenticate(pam: &Pam, argv: &[&CStr]) -> c_int {
         }
     };
     let log = log.with_file(config.log_file.clone());
-    let engine = Engine::new(&config);
+    let mut engine = Engine::new(&config);
+    if let Some(server) = &config.server {
+        // A fleet host: users with no local record are the server's, asked through the local
+        // daemon over its Unix socket (the module opens no network connection).
+        let timeout = DaemonRemote::timeout_for(server.timeout, server.urls.len());
+        engine = engine.with_remote(Arc::new(DaemonRemote::new(config.socket.clone(), timeout)));
+    }
     // One answer per conversation: sshd's `MaxAuthTries` counts the conversations.
     let mut login = engine.begin(caller).with_tries(1);
     let step = login.start(UnixTime::now(), &log);

@@ -18,6 +18,7 @@ pub(crate) mod source;
 
 use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -26,7 +27,10 @@ use std::time::Duration;
 use std::{fs, thread};
 
 use sshield_core::log::{Event, Line, LogSink};
-use sshield_core::{Account, Caller, Config, Engine, Entry, Login, Step, UnixTime};
+use sshield_core::relay;
+use sshield_core::{
+    Account, Caller, Config, Engine, Entry, Login, Remote, RemoteAnswer, Response, Step, UnixTime,
+};
 
 use crate::failure::Failure;
 use crate::procs::{self, Proc};
@@ -51,6 +55,8 @@ const IDLE_MARGIN: Duration = Duration::from_secs(30);
 struct Shared {
     config: Config,
     engine: Engine,
+    /// The fleet server's client, which `verify` requests (the PAM module's) are relayed to.
+    remote: Option<Arc<dyn Remote>>,
     syslog_socket: PathBuf,
 }
 
@@ -62,14 +68,17 @@ pub(crate) fn run(config: Config, syslog_socket: PathBuf) -> Result<(), Failure>
     };
     let mut engine = Engine::new(&config);
     let mut fleet = None;
+    let mut relay = None;
     if let Some(server) = &config.server {
         // The host's one network client: users with no local record are the server's.
         let (remote, said) = crate::fleet::client::remote_of(server);
-        engine = engine.with_remote(remote);
+        engine = engine.with_remote(Arc::clone(&remote));
+        relay = Some(remote);
         fleet = Some(said);
     }
     let shared = Arc::new(Shared {
         engine,
+        remote: relay,
         config,
         syslog_socket,
     });
@@ -163,11 +172,18 @@ struct SlotCounts {
 }
 
 impl Slots {
-    /// A slot for `uid`: refused if the uid holds its share, else if all are taken.
+    /// A slot for `uid`: refused if the uid holds its share, else if all are taken. Root's
+    /// share is all of them: on a fleet host every PAM login of a server user is a root
+    /// connection (sshd's PAM stack asking `verify`), and root needs no protecting from.
     fn take(slots: &Arc<Slots>, uid: u32) -> Result<Slot, Busy> {
         let mut counts = slots.counts.lock().unwrap_or_else(|p| p.into_inner());
         let mine = counts.per_uid.get(&uid).copied().unwrap_or(0);
-        if mine >= MAX_PER_USER {
+        let share = if uid == 0 {
+            MAX_CONNECTIONS
+        } else {
+            MAX_PER_USER
+        };
+        if mine >= share {
             return Err(Busy::User);
         }
         if counts.all >= MAX_CONNECTIONS {
@@ -296,6 +312,8 @@ struct Peer {
     /// The account of the peer's uid, as the password database names it, and its source.
     /// The helper runs after sshd's authentication ended: a first factor passed.
     caller: Caller,
+    /// The peer's uid, from the kernel.
+    uid: u32,
     /// The ssh session the caller runs under, if `/proc` shows one beyond doubt.
     session: Option<procs::SshSession>,
 }
@@ -318,7 +336,11 @@ fn identify(stream: &UnixStream) -> Result<Peer, String> {
         ..Caller::new(Account::from_system(user.name), SERVICE)
             .from_source(source::of_peer(pid, uid))
     };
-    Ok(Peer { caller, session })
+    Ok(Peer {
+        caller,
+        uid,
+        session,
+    })
 }
 
 fn error_reply(error: &str, message: &str) -> Reply {
@@ -359,8 +381,20 @@ fn serve(stream: UnixStream, shared: &Shared) {
                 return;
             }
         };
+        if let Request::Verify {
+            user,
+            rhost,
+            service,
+            code,
+        } = request
+        {
+            let reply = shared.relay(&peer, user, rhost, service, &code);
+            let _ = protocol::write_reply(&mut writer, &reply);
+            return;
+        }
         let now = UnixTime::now();
         let step = match request {
+            Request::Verify { .. } => return,
             Request::Need => login.start(now, &shared.sink()),
             Request::Check { code, pre_supplied } => {
                 let entry = if pre_supplied {
@@ -380,6 +414,67 @@ fn serve(stream: UnixStream, shared: &Shared) {
 }
 
 impl Shared {
+    /// The fleet server's answer to a `verify` request: one verification relayed through the
+    /// daemon's client, for a root peer (the PAM module in sshd's stack) only. Nothing is
+    /// logged here: the module's login logs its decision, as for any other.
+    fn relay(
+        &self,
+        peer: &Peer,
+        user: String,
+        rhost: Option<String>,
+        service: String,
+        code: &Response,
+    ) -> Reply {
+        if peer.uid != 0 {
+            return error_reply(
+                "forbidden",
+                "only root (the PAM module in sshd) may ask about another user; `sshield \
+                 login` uses `need` and `check`",
+            );
+        }
+        let Some(remote) = &self.remote else {
+            return error_reply(
+                "not-a-fleet-host",
+                "this daemon's config has no [server] section; add it (sshield join) or remove \
+                 it from the module's config",
+            );
+        };
+        let (source, source_name) = match rhost.as_deref().map(str::parse::<IpAddr>) {
+            Some(Ok(address)) => (Some(address), None),
+            Some(Err(_)) => (None, rhost),
+            None => (None, None),
+        };
+        let caller = Caller {
+            source_name,
+            ..Caller::new(Account::from_system(user), service).from_source(source)
+        };
+        let answer = remote.verify(&caller, code);
+        let outcome = relay::outcome_word(&answer).to_owned();
+        match answer {
+            RemoteAnswer::Allowed { method } => Reply::Verdict {
+                outcome,
+                method: Some(method),
+                reason: None,
+                delay_ms: None,
+                message: None,
+            },
+            RemoteAnswer::Denied { reason, delay } => Reply::Verdict {
+                outcome,
+                method: None,
+                reason: Some(reason),
+                delay_ms: delay.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                message: None,
+            },
+            RemoteAnswer::Unreachable(what) | RemoteAnswer::Refused(what) => Reply::Verdict {
+                outcome,
+                method: None,
+                reason: None,
+                delay_ms: None,
+                message: Some(what),
+            },
+        }
+    }
+
     fn sink(&self) -> Syslog<'_> {
         Syslog {
             socket: &self.syslog_socket,

@@ -1,0 +1,282 @@
+//! The PAM module's [`Remote`] on a fleet host: the module opens no network connection and
+//! starts no thread, so it asks the host's own `sshield daemon` over its Unix socket, and the
+//! daemon asks the fleet server (docs/daemon.md, the `verify` request). One blocking
+//! connection per code, bounded by a timeout; a daemon that is not there or does not answer in
+//! time is [`RemoteAnswer::Unreachable`] (`failmode` decides, as for the server itself), a
+//! daemon that refuses (the caller is not root, a broken answer) is [`RemoteAnswer::Refused`].
+//!
+//! The wire types live here so the daemon (crates/cli) and the module read and write the same
+//! lines.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::caller::Caller;
+use crate::engine::Response;
+use crate::remote::{Remote, RemoteAnswer};
+
+/// The longest reply line the module reads (the daemon's `MAX_LINE`).
+const MAX_REPLY: u64 = 4096;
+
+/// The `verify` request: one verification relayed to the fleet server, which only a root peer
+/// may make (sshd's PAM stack runs as root).
+#[derive(Debug, Serialize)]
+pub struct VerifyRequest<'a> {
+    /// Always 1.
+    pub v: u64,
+    /// Always `verify`.
+    pub op: &'a str,
+    /// The account logging in.
+    pub user: &'a str,
+    /// The source address, or what `PAM_RHOST` named when it is no address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rhost: Option<&'a str>,
+    /// The PAM service (`sshd`).
+    pub service: &'a str,
+    /// The code.
+    pub code: &'a str,
+}
+
+/// The daemon's `verdict` reply (or an `error` reply), as the module reads it.
+#[derive(Debug, Deserialize)]
+struct WireReply {
+    v: u64,
+    reply: String,
+    #[serde(default)]
+    outcome: Option<String>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    delay_ms: Option<u64>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// The outcome words of a `verdict` reply, one per [`RemoteAnswer`].
+pub fn outcome_word(answer: &RemoteAnswer) -> &'static str {
+    match answer {
+        RemoteAnswer::Allowed { .. } => "allowed",
+        RemoteAnswer::Denied { .. } => "denied",
+        RemoteAnswer::Unreachable(_) => "unreachable",
+        RemoteAnswer::Refused(_) => "refused",
+    }
+}
+
+/// The module's remote: the local daemon at `socket`.
+#[derive(Debug, Clone)]
+pub struct DaemonRemote {
+    socket: PathBuf,
+    timeout: Duration,
+}
+
+impl DaemonRemote {
+    /// Asks the daemon at `socket`, waiting at most `timeout` for each of connecting,
+    /// writing and reading.
+    pub fn new(socket: PathBuf, timeout: Duration) -> Self {
+        Self { socket, timeout }
+    }
+
+    /// The timeout for a daemon that tries `urls` server URLs, each bounded by `per_url` to
+    /// connect and again to read: its worst case, and a margin.
+    pub fn timeout_for(per_url: Duration, urls: usize) -> Duration {
+        let urls = u32::try_from(urls.max(1)).unwrap_or(u32::MAX);
+        per_url
+            .saturating_mul(2)
+            .saturating_mul(urls)
+            .saturating_add(Duration::from_secs(2))
+    }
+
+    fn ask(&self, caller: &Caller, code: &Response) -> Result<WireReply, std::io::Error> {
+        let stream = UnixStream::connect(&self.socket)?;
+        stream.set_read_timeout(Some(self.timeout))?;
+        stream.set_write_timeout(Some(self.timeout))?;
+        let rhost = caller
+            .source
+            .map(|a| a.to_string())
+            .or_else(|| caller.source_name.clone());
+        let request = VerifyRequest {
+            v: 1,
+            op: "verify",
+            user: caller.user.name(),
+            rhost: rhost.as_deref(),
+            service: &caller.service,
+            code: code.expose_secret(),
+        };
+        // The line holds the code: wiped once sent.
+        let mut line = Zeroizing::new(serde_json::to_vec(&request).map_err(std::io::Error::other)?);
+        line.push(b'\n');
+        let mut writer = &stream;
+        writer.write_all(&line)?;
+        writer.flush()?;
+        line.zeroize();
+        let mut reply = Vec::new();
+        BufReader::new(Read::take(&stream, MAX_REPLY)).read_until(b'\n', &mut reply)?;
+        if !reply.ends_with(b"\n") {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the daemon closed the connection without a whole answer",
+            ));
+        }
+        serde_json::from_slice(&reply)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+    }
+}
+
+impl Remote for DaemonRemote {
+    fn verify(&self, caller: &Caller, code: &Response) -> RemoteAnswer {
+        let at = self.socket.display();
+        let reply = match self.ask(caller, code) {
+            Ok(reply) => reply,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return RemoteAnswer::Refused(format!(
+                    "the daemon at {at} answered something that is not a verdict ({e}); run \
+                     the same version of `sshield daemon` as of the module"
+                ))
+            }
+            Err(e) => {
+                return RemoteAnswer::Unreachable(format!(
+                    "the daemon at {at} (which asks the fleet server) did not answer: {e}; \
+                     start `sshield daemon` (systemctl start sshield.socket)"
+                ))
+            }
+        };
+        if reply.v != 1 {
+            return RemoteAnswer::Refused(format!(
+                "the daemon at {at} speaks protocol version {}; this module speaks 1",
+                reply.v
+            ));
+        }
+        let message = reply.message.unwrap_or_default();
+        match (reply.reply.as_str(), reply.outcome.as_deref()) {
+            ("verdict", Some("allowed")) => RemoteAnswer::Allowed {
+                method: reply.method.unwrap_or_default(),
+            },
+            ("verdict", Some("denied")) => RemoteAnswer::Denied {
+                reason: reply.reason.unwrap_or_default(),
+                delay: reply.delay_ms.map(Duration::from_millis),
+            },
+            ("verdict", Some("unreachable")) => RemoteAnswer::Unreachable(message),
+            ("verdict", Some("refused")) => RemoteAnswer::Refused(message),
+            ("error", _) => RemoteAnswer::Refused(format!(
+                "the daemon at {at} refused the request ({}): {message}",
+                reply.error.unwrap_or_default()
+            )),
+            (other, outcome) => RemoteAnswer::Refused(format!(
+                "the daemon at {at} answered {other:?} with outcome {outcome:?}, not a verdict"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        reason = "a test: a failed unwrap is a failed test"
+    )]
+
+    use std::io::Read;
+    use std::os::unix::net::UnixListener;
+
+    use super::*;
+    use crate::accounts::Account;
+
+    fn caller() -> Caller {
+        Caller::new(Account::from_system("carol".into()), "sshd")
+            .from_source("192.0.2.7".parse().ok())
+    }
+
+    /// What the module's client makes of `reply` from a peer on a real socket, and the line
+    /// the peer read.
+    fn answer_to(reply: &'static str) -> (RemoteAnswer, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let peer = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut line = String::new();
+            BufReader::new(&stream).read_line(&mut line).unwrap();
+            (&stream).write_all(reply.as_bytes()).unwrap();
+            line
+        });
+        let remote = DaemonRemote::new(path, Duration::from_secs(5));
+        let answer = remote.verify(&caller(), &Response::new("123456"));
+        (answer, peer.join().unwrap())
+    }
+
+    #[test]
+    fn the_request_and_each_verdict() {
+        let (answer, line) = answer_to(
+            "{\"v\":1,\"reply\":\"verdict\",\"outcome\":\"allowed\",\"method\":\"totp\"}\n",
+        );
+        assert_eq!(
+            line,
+            "{\"v\":1,\"op\":\"verify\",\"user\":\"carol\",\"rhost\":\"192.0.2.7\",\"service\":\"sshd\",\"code\":\"123456\"}\n"
+        );
+        assert_eq!(
+            answer,
+            RemoteAnswer::Allowed {
+                method: "totp".into()
+            }
+        );
+        let (answer, _) = answer_to(
+            "{\"v\":1,\"reply\":\"verdict\",\"outcome\":\"denied\",\"reason\":\"replayed\",\"delay_ms\":250}\n",
+        );
+        assert_eq!(
+            answer,
+            RemoteAnswer::Denied {
+                reason: "replayed".into(),
+                delay: Some(Duration::from_millis(250))
+            }
+        );
+        let (answer, _) = answer_to(
+            "{\"v\":1,\"reply\":\"verdict\",\"outcome\":\"unreachable\",\"message\":\"down\"}\n",
+        );
+        assert_eq!(answer, RemoteAnswer::Unreachable("down".into()));
+        // A refusal, an error reply (`busy` too: local users filling the daemon's slots must
+        // not turn remote logins over to `failmode`), something else: denied, never `failmode`.
+        for reply in [
+            "{\"v\":1,\"reply\":\"error\",\"error\":\"busy\",\"message\":\"full\"}\n",
+            "{\"v\":1,\"reply\":\"verdict\",\"outcome\":\"refused\",\"message\":\"revoked\"}\n",
+            "{\"v\":1,\"reply\":\"error\",\"error\":\"forbidden\",\"message\":\"root only\"}\n",
+            "{\"v\":1,\"reply\":\"allow\",\"method\":\"totp\"}\n",
+            "{\"v\":2,\"reply\":\"verdict\",\"outcome\":\"allowed\"}\n",
+            "not json\n",
+        ] {
+            let (answer, _) = answer_to(reply);
+            assert!(
+                matches!(answer, RemoteAnswer::Refused(_)),
+                "{reply}: {answer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_daemon_that_is_not_there_or_silent_is_unreachable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sock");
+        let remote = DaemonRemote::new(path.clone(), Duration::from_millis(300));
+        let answer = remote.verify(&caller(), &Response::new("123456"));
+        assert!(matches!(answer, RemoteAnswer::Unreachable(_)), "{answer:?}");
+        // Listening, reading, never answering: the timeout ends it.
+        let listener = UnixListener::bind(&path).unwrap();
+        let peer = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut all = Vec::new();
+            let _ = stream.read_to_end(&mut all);
+        });
+        let answer = remote.verify(&caller(), &Response::new("123456"));
+        assert!(matches!(answer, RemoteAnswer::Unreachable(_)), "{answer:?}");
+        drop(remote);
+        peer.join().unwrap();
+    }
+}
