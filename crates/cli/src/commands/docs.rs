@@ -27,6 +27,12 @@ pub(crate) fn generate(dir: &Path) -> Result<(), Failure> {
         page.generate_to(&man).map_err(io)?;
         fs::remove_file(man.join("sshield-daemon.1")).map_err(io)?;
     }
+    // `sshield login` never reads SSHIELD_CONFIG (the client can set it through sshd), so its
+    // page must not offer the variable the other pages inherit from the global --config.
+    if let Some(login) = built.find_subcommand("login") {
+        let login = login.clone().mut_arg("config", |arg| arg.hide_env(true));
+        clap_mangen::Man::new(login).generate_to(&man).map_err(io)?;
+    }
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         clap_complete::generate_to(shell, &mut cmd.clone(), "sshield", &completions).map_err(io)?;
     }
