@@ -402,6 +402,9 @@ pub(crate) struct LogArgs {
     /// One JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
+    /// On a fleet host: read this host's own logs, not the server's audit of it.
+    #[arg(long)]
+    pub local: bool,
 }
 
 /// `sshield doctor`'s options: every path it reads.
