@@ -453,6 +453,13 @@ pub fn parse_filter(query: &str) -> Result<AuditFilter, ApiError> {
                     "query `user`: {value:?} is not a user name (letters, digits, '.', '-', '_')"
                 )))
             }
+            "host" => {
+                return Err(bad(
+                    "query `host`: a host reads the audit of itself only; another host's \
+                     entries are for the server's admin (sshield-server audit --host NAME)"
+                        .to_owned(),
+                ))
+            }
             other => {
                 return Err(bad(format!(
                     "query: unknown parameter {other:?}; use user, since, failed, limit"
@@ -482,7 +489,8 @@ mod tests {
             ("limit=1001", "limit"),
             ("failed=maybe", "failed"),
             ("user=a%20b", "user"),
-            ("host=web2", "unknown parameter"),
+            ("host=web2", "of itself only"),
+            ("admin=1", "unknown parameter"),
         ] {
             let e = parse_filter(bad).expect_err(bad);
             assert_eq!(e.status, StatusCode::BAD_REQUEST);
