@@ -409,14 +409,22 @@ fn offline_codes_are_accepted_once_while_the_server_is_down_and_reported_when_it
         fs::metadata(&material).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    assert!(!text.contains(&secret) && !text.contains(&backup[0]), "{text}");
+    assert!(
+        !text.contains(&secret) && !text.contains(&backup[0]),
+        "{text}"
+    );
     assert!(!text.contains(&oathtool(&secret, 60)), "a code in clear");
 
     // The server stopped: the next code is accepted offline on web1, once.
     server.stop();
     let next = oathtool(&secret, 60);
     web1.login_ok(&user, &next);
-    assert!(web1.log().contains("offline: no server answered; a totp code of user"), "{}", web1.log());
+    assert!(
+        web1.log()
+            .contains("offline: no server answered; a totp code of user"),
+        "{}",
+        web1.log()
+    );
     assert!(!web1.login(&user, &next, "sshield: code already used"));
     // A wrong code is denied by the material, not by failmode.
     assert!(!web1.login(&user, "000000", "sshield: wrong code"));
@@ -426,9 +434,17 @@ fn offline_codes_are_accepted_once_while_the_server_is_down_and_reported_when_it
     assert!(!web1.login(&user, &backup[0], "sshield: code already used"));
     // Hosts with no material for the user: failmode decides (secure web2 denies, safe web3
     // lets in), and both decisions are queued for the server.
-    assert!(!web2.login(&user, &oathtool(&secret, 60), "the authentication server cannot be reached"));
+    assert!(!web2.login(
+        &user,
+        &oathtool(&secret, 60),
+        "the authentication server cannot be reached"
+    ));
     web3.login_ok(&user, "123456");
-    assert!(web3.log().contains("reason=failmode-safe"), "{}", web3.log());
+    assert!(
+        web3.log().contains("reason=failmode-safe"),
+        "{}",
+        web3.log()
+    );
 
     // The server back: the reports arrive, and `sshield log` reads them from its audit.
     server.restart();
@@ -436,9 +452,19 @@ fn offline_codes_are_accepted_once_while_the_server_is_down_and_reported_when_it
         &["--json", "--user", name],
         &["\"outcome\":\"offline\"", "\"method\":\"backup\""],
     );
-    assert_eq!(listed.matches("\"outcome\":\"offline\"").count(), 2, "{listed}");
-    assert!(listed.contains("\"outcome\":\"allowed\""), "the online login too: {listed}");
-    assert!(listed.contains("\"host\":\"web1\"") && !listed.contains("web2"), "{listed}");
+    assert_eq!(
+        listed.matches("\"outcome\":\"offline\"").count(),
+        2,
+        "{listed}"
+    );
+    assert!(
+        listed.contains("\"outcome\":\"allowed\""),
+        "the online login too: {listed}"
+    );
+    assert!(
+        listed.contains("\"host\":\"web1\"") && !listed.contains("web2"),
+        "{listed}"
+    );
     web2.wait_for_log(&["--failed"], &["web2", "failmode unreachable"]);
     web3.wait_for_log(&[], &["web3", "failmode failmode-safe"]);
     // `--local` still reads the host's own log.
@@ -450,7 +476,11 @@ fn offline_codes_are_accepted_once_while_the_server_is_down_and_reported_when_it
     assert!(!web2.login(&user, &backup[0], "sshield: code already used"));
     // Reports sent twice are counted once: the audit holds one entry per offline use.
     let audit = server.cli(&["audit", "--user", name, "--json"]);
-    assert_eq!(audit.matches("\"outcome\":\"offline\"").count(), 2, "{audit}");
+    assert_eq!(
+        audit.matches("\"outcome\":\"offline\"").count(),
+        2,
+        "{audit}"
+    );
 }
 
 /// A fleet host whose sshd asks for the code through pam_sshield.so (a public key, then

@@ -20,8 +20,8 @@ use sshield_core::{TokenKind, UnixTime, UserName, UserRecord};
 use sshield_otp::{hotp, totp_step};
 use sshield_wire::offline::{
     backup_hash, code_hash, valid_query_word, AuditFilter, AuditLine, AuditLines, OfflineMaterial,
-    OfflineRequest, OfflineSlot, OfflineToken, Report, ReportRequest, ReportResponse,
-    MAX_REPORTS, OUTCOME_FAILMODE, OUTCOME_OFFLINE,
+    OfflineRequest, OfflineSlot, OfflineToken, Report, ReportRequest, ReportResponse, MAX_REPORTS,
+    OUTCOME_FAILMODE, OUTCOME_OFFLINE,
 };
 use sshield_wire::signed::valid_nonce;
 
@@ -86,10 +86,7 @@ pub async fn material(
 ) -> Result<OfflineMaterial, ApiError> {
     let user = UserName::new(&request.user)
         .map_err(|e| ApiError::invalid(format!("field `user`: {e}")))?;
-    let window = app
-        .offline_max_window
-        .as_secs()
-        .min(request.window_secs);
+    let window = app.offline_max_window.as_secs().min(request.window_secs);
     if window == 0 {
         return Err(forbidden(
             "this server gives no offline material (offline_max_window = \"off\" in its \
@@ -114,7 +111,10 @@ pub async fn material(
         )));
     }
     let Some(row) = app.store.load_user(user.as_str()).await? else {
-        return Err(forbidden(format!("no user {:?} on this server", user.as_str())));
+        return Err(forbidden(format!(
+            "no user {:?} on this server",
+            user.as_str()
+        )));
     };
     let record = app
         .key
@@ -237,11 +237,13 @@ pub async fn report_handler(
 /// Checks every report before any is counted: one bad report refuses the request, and
 /// nothing of it is stored.
 fn check_report(index: usize, r: &Report) -> Result<UserName, ApiError> {
-    let bad = |field: &str, what: &str| {
-        ApiError::invalid(format!("reports[{index}].{field}: {what}"))
-    };
+    let bad =
+        |field: &str, what: &str| ApiError::invalid(format!("reports[{index}].{field}: {what}"));
     if !valid_nonce(&r.id) {
-        return Err(bad("id", "16 to 64 characters of A-Z, a-z, 0-9, '-' or '_'"));
+        return Err(bad(
+            "id",
+            "16 to 64 characters of A-Z, a-z, 0-9, '-' or '_'",
+        ));
     }
     let user = UserName::new(&r.user).map_err(|e| bad("user", &e.to_string()))?;
     match r.outcome.as_str() {
@@ -256,7 +258,10 @@ fn check_report(index: usize, r: &Report) -> Result<UserName, ApiError> {
         }
         OUTCOME_FAILMODE => {
             if !matches!(r.reason.as_deref(), Some("failmode-safe" | "unreachable")) {
-                return Err(bad("reason", "a failmode decision is `failmode-safe` or `unreachable`"));
+                return Err(bad(
+                    "reason",
+                    "a failmode decision is `failmode-safe` or `unreachable`",
+                ));
             }
         }
         _ => return Err(bad("outcome", "`offline` or `failmode`")),
@@ -429,13 +434,15 @@ pub fn parse_filter(query: &str) -> Result<AuditFilter, ApiError> {
             "user" if valid_query_word(value) => filter.user = Some(value.to_owned()),
             "since" => {
                 filter.since = Some(value.parse().map_err(|_| {
-                    bad(format!("query `since`: {value:?} is not a number of seconds"))
+                    bad(format!(
+                        "query `since`: {value:?} is not a number of seconds"
+                    ))
                 })?);
             }
             "failed" => {
-                filter.failed = value.parse().map_err(|_| {
-                    bad(format!("query `failed`: {value:?} is not true or false"))
-                })?;
+                filter.failed = value
+                    .parse()
+                    .map_err(|_| bad(format!("query `failed`: {value:?} is not true or false")))?;
             }
             "limit" => {
                 let limit = value

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use sshield_server::storage::{
     Admission, ApprovalRow, AuditEntry, AuditQuery, DeviceRow, HostRow, OfflineStorage,
-    PostgresStorage, PushStorage, SourceRow, SqliteStorage, Storage, StorageError, UserRow, Verdict, WebhookRow,
+    PostgresStorage, PushStorage, SourceRow, SqliteStorage, Storage, StorageError, UserRow,
+    Verdict, WebhookRow,
 };
 
 fn user(name: &str, version: i64, sealed: &[u8]) -> UserRow {
@@ -642,7 +643,10 @@ async fn an_offline_report_is_counted_once_per_host_and_pruned(
 ) {
     assert!(s.record_report("web1", "r1", 100).await.expect("first"));
     assert!(!s.record_report("web1", "r1", 150).await.expect("again"));
-    assert!(s.record_report("web2", "r1", 150).await.expect("other host"));
+    assert!(s
+        .record_report("web2", "r1", 150)
+        .await
+        .expect("other host"));
     // Of racing replicas, one counts it.
     let racing = (0..8).map(|_| {
         let s = Arc::clone(&s);

@@ -31,7 +31,9 @@ pub(crate) fn read(server: &ServerConfig, args: &LogArgs) -> Result<String, Fail
         )));
     }
     if let Some(user) = args.user.as_ref().filter(|u| !valid_query_word(u)) {
-        return Err(Failure::Error(format!("--user {user:?} is not a user name")));
+        return Err(Failure::Error(format!(
+            "--user {user:?} is not a user name"
+        )));
     }
     let filter = AuditFilter {
         user: args.user.clone(),
@@ -52,9 +54,8 @@ pub(crate) fn read(server: &ServerConfig, args: &LogArgs) -> Result<String, Fail
         )),
         Failed::Refused(what) => Failure::Error(what),
     })?;
-    let lines: AuditLines = serde_json::from_str(&text).map_err(|e| {
-        Failure::Error(format!("the server's answer is not an audit listing: {e}"))
-    })?;
+    let lines: AuditLines = serde_json::from_str(&text)
+        .map_err(|e| Failure::Error(format!("the server's answer is not an audit listing: {e}")))?;
     let mut out = String::new();
     for e in lines.entries {
         let time = UnixTime(u64::try_from(e.time).unwrap_or(0)).to_rfc3339();

@@ -26,8 +26,8 @@ use sshield_core::config::Failmode;
 use sshield_core::log::{problem_line, LogSink};
 use sshield_core::{backup, Caller, Remote, RemoteAnswer, Response, UnixTime, UserName};
 use sshield_wire::offline::{
-    backup_hash, code_hash, OfflineMaterial, OfflineRequest, Report, ReportRequest,
-    ReportResponse, MAX_REPORTS, OFFLINE_PATH, OUTCOME_FAILMODE, OUTCOME_OFFLINE, REPORT_PATH,
+    backup_hash, code_hash, OfflineMaterial, OfflineRequest, Report, ReportRequest, ReportResponse,
+    MAX_REPORTS, OFFLINE_PATH, OUTCOME_FAILMODE, OUTCOME_OFFLINE, REPORT_PATH,
 };
 use subtle::ConstantTimeEq;
 
@@ -195,7 +195,13 @@ impl OfflineRemote {
             return None;
         }
         let material = file.material.as_ref()?;
-        let decided = decide(material, &file.used, &file.backup_used, code.expose_secret(), now);
+        let decided = decide(
+            material,
+            &file.used,
+            &file.backup_used,
+            code.expose_secret(),
+            now,
+        );
         let (method, authenticator, counter, backup) = match decided {
             Verdict::Token {
                 authenticator,
@@ -289,7 +295,8 @@ impl OfflineRemote {
         };
         let _guard = self.guard();
         if let Err(e) = write(&self.reports.join(format!("{id}.json")), &report) {
-            self.log.say(&format!("cannot queue a failmode report: {e}"));
+            self.log
+                .say(&format!("cannot queue a failmode report: {e}"));
         }
     }
 
@@ -487,7 +494,9 @@ fn write<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
         .mode(0o600)
         .open(&tmp)
         .map_err(io)?;
-    file.write_all(&text).and_then(|()| file.sync_all()).map_err(io)?;
+    file.write_all(&text)
+        .and_then(|()| file.sync_all())
+        .map_err(io)?;
     fs::rename(&tmp, path).map_err(io)?;
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
@@ -574,7 +583,10 @@ mod tests {
             }
         );
         used.insert("phone".to_owned(), step + 1);
-        assert_eq!(decide(&m, &used, &[], &code(step + 1), now), Verdict::Replayed);
+        assert_eq!(
+            decide(&m, &used, &[], &code(step + 1), now),
+            Verdict::Replayed
+        );
         // An earlier step of the window, after a later one was used: replayed too.
         assert_eq!(decide(&m, &used, &[], &code(step), now), Verdict::Replayed);
         // A slot outside the window (shipped for later): not now.
@@ -586,7 +598,10 @@ mod tests {
             decide(&m, &used, &[], " K7MQ2XV9HD ", now),
             Verdict::Backup(stored.clone())
         );
-        assert_eq!(decide(&m, &used, &[stored], "k7mq2-xv9hd", now), Verdict::Replayed);
+        assert_eq!(
+            decide(&m, &used, &[stored], "k7mq2-xv9hd", now),
+            Verdict::Replayed
+        );
     }
 
     #[test]
@@ -599,14 +614,23 @@ mod tests {
         };
         write(&path, &file).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(
-            fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777,
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(path.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
             0o700
         );
         let back: UserFile = read(&path).unwrap().unwrap();
         assert_eq!(back.material, file.material);
-        assert!(read::<UserFile>(&dir.path().join("none.json")).unwrap().is_none());
+        assert!(read::<UserFile>(&dir.path().join("none.json"))
+            .unwrap()
+            .is_none());
         fs::write(&path, "{").unwrap();
         assert!(read::<UserFile>(&path).unwrap_err().contains("line 1"));
     }

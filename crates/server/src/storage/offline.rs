@@ -22,8 +22,7 @@ pub trait OfflineStorage: Send + Sync {
         now: i64,
     ) -> impl Future<Output = Result<bool, StorageError>> + Send;
     /// Forgets reports recorded before `before`; how many.
-    fn prune_reports(&self, before: i64)
-        -> impl Future<Output = Result<u64, StorageError>> + Send;
+    fn prune_reports(&self, before: i64) -> impl Future<Output = Result<u64, StorageError>> + Send;
 }
 
 /// Implements [`OfflineStorage`] for a backend whose `pool` field is a `sqlx::Pool`.
