@@ -274,6 +274,36 @@ mod tests {
     }
 
     #[test]
+    fn offline_window_is_a_duration_up_to_a_week_or_off() {
+        let check = |window: &str| {
+            let text = format!(
+                "urls = [\"http://127.0.0.1:8740\"]\nhost = \"web1\"\nkey_file = \"k\"\n{window}"
+            );
+            toml::from_str::<ServerSection>(&text)
+                .map_err(|e| e.to_string())
+                .and_then(|s| {
+                    s.check(std::path::Path::new("/etc"))
+                        .map_err(|(key, m)| format!("{key}: {m}"))
+                })
+                .map(|c| c.offline_window)
+        };
+        assert_eq!(check(""), Ok(Duration::ZERO));
+        assert_eq!(check("offline_window = \"off\""), Ok(Duration::ZERO));
+        assert_eq!(
+            check("offline_window = \"12h\""),
+            Ok(Duration::from_secs(12 * 3600))
+        );
+        assert_eq!(check("offline_window = \"7d\""), Ok(MAX_OFFLINE_WINDOW));
+        let e = check("offline_window = \"8d\"").expect_err("8d");
+        assert!(
+            e.starts_with("offline_window: ") && e.contains("at most 7d"),
+            "{e}"
+        );
+        let e = check("offline_window = \"soon\"").expect_err("soon");
+        assert!(e.contains("\"off\""), "{e}");
+    }
+
+    #[test]
     fn pins_round_trip() {
         let pin = [0xab; 32];
         assert_eq!(parse_pin(&format_pin(&pin)), Ok(pin));
