@@ -403,7 +403,13 @@ fn offline_codes_are_accepted_once_while_the_server_is_down_and_reported_when_it
     // A login through the server on web1: web1 keeps the user's offline material, root's
     // alone, and no secret in it.
     web1.login_ok(&user, &oathtool(&secret, 30));
+    // (Fetched after the answer, in the daemon's background: the login does not wait.)
     let material = web1.dir.path().join("offline").join(format!("{name}.json"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !material.exists() {
+        assert!(Instant::now() < deadline, "no material: {}", web1.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let text = fs::read_to_string(&material).unwrap();
     assert_eq!(
         fs::metadata(&material).unwrap().permissions().mode() & 0o777,

@@ -1,6 +1,6 @@
 //! Offline logins, the host's side (docs/daemon.md, "Offline logins"): the daemon's
 //! [`Remote`] wraps the server's client. After the server allows a user's login here, it
-//! fetches and keeps that user's offline material (hashes of coming codes and unused backup
+//! fetches (in a thread of its own: the login does not wait) and keeps that user's offline material (hashes of coming codes and unused backup
 //! codes, never a secret: `sshield_wire::offline`) in `offline/USER.json` beside the host key,
 //! root-only, written atomically. When no server answers, that material decides: a code is
 //! accepted at most once on this host (its counter, or the backup code, is marked used in the
@@ -36,6 +36,10 @@ use crate::syslog::Syslog;
 
 /// How often queued reports are offered to the server while any wait.
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_secs(5);
+
+/// Most `failmode` reports kept waiting: past this (a long outage under a flood of logins),
+/// new ones are logged and dropped rather than fill the disk.
+const MAX_QUEUED: usize = 10_000;
 
 /// The largest material file read (12 h of 30 s steps is about 100 kB per authenticator).
 const MAX_FILE: u64 = 16 * 1024 * 1024;
@@ -97,7 +101,7 @@ impl OfflineRemote {
         window: Duration,
         failmode: Failmode,
         log: LogTo,
-    ) -> Arc<Self> {
+    ) -> Arc<Offline> {
         let remote = Arc::new(Self {
             client,
             dir: state_dir.join("offline"),
@@ -114,7 +118,7 @@ impl OfflineRemote {
                 std::thread::sleep(FLUSH_EVERY);
                 flusher.flush();
             });
-        remote
+        Arc::new(Offline(remote))
     }
 
     fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -294,6 +298,14 @@ impl OfflineRemote {
             backup: None,
         };
         let _guard = self.guard();
+        let queued = fs::read_dir(&self.reports).map_or(0, Iterator::count);
+        if queued >= MAX_QUEUED {
+            self.log.say(&format!(
+                "{queued} failmode reports wait already; this one (user {}) is not queued",
+                caller.user.name()
+            ));
+            return;
+        }
         if let Err(e) = write(&self.reports.join(format!("{id}.json")), &report) {
             self.log
                 .say(&format!("cannot queue a failmode report: {e}"));
@@ -503,25 +515,45 @@ fn write<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", dir.display()))
 }
 
-impl Remote for OfflineRemote {
+impl OfflineRemote {
+    /// After a server answered: sends what waits and, for an allowed `user`, fetches their
+    /// material, in a thread of its own so the login does not wait for either.
+    fn after_answer(self: &Arc<Self>, allowed: Option<UserName>) {
+        let this = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("sshield-offline".into())
+            .spawn(move || {
+                this.flush();
+                if let Some(user) = allowed.filter(|_| !this.window.is_zero()) {
+                    this.fetch(&user);
+                }
+            });
+        if spawned.is_err() {
+            self.log
+                .say("cannot start a thread to fetch offline material or send reports");
+        }
+    }
+}
+
+/// The daemon's remote: [`OfflineRemote`] behind an `Arc`, so it can hand work to a thread.
+#[derive(Debug)]
+pub(crate) struct Offline(pub Arc<OfflineRemote>);
+
+impl Remote for Offline {
     fn verify(&self, caller: &Caller, code: &Response) -> RemoteAnswer {
-        let answer = self.client.verify(caller, code);
+        let this = &self.0;
+        let answer = this.client.verify(caller, code);
         match &answer {
             RemoteAnswer::Allowed { .. } => {
-                self.flush();
-                if !self.window.is_zero() {
-                    if let Ok(user) = UserName::new(caller.user.name()) {
-                        self.fetch(&user);
-                    }
-                }
+                this.after_answer(UserName::new(caller.user.name()).ok());
             }
-            RemoteAnswer::Denied { .. } => self.flush(),
+            RemoteAnswer::Denied { .. } => this.after_answer(None),
             RemoteAnswer::Unreachable(_) => {
                 let now = UnixTime::now();
-                if let Some(offline) = self.offline(caller, code, now) {
+                if let Some(offline) = this.offline(caller, code, now) {
                     return offline;
                 }
-                self.queue_failmode(caller, now);
+                this.queue_failmode(caller, now);
             }
             RemoteAnswer::Refused(_) => {}
         }
