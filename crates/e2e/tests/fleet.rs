@@ -500,6 +500,11 @@ struct PamHost {
 
 impl PamHost {
     fn join(server: &FleetServer, name: &str, failmode: &str) -> Self {
+        Self::join_with(server, name, failmode, "")
+    }
+
+    /// As [`PamHost::join`], with `server_keys` added to the `[server]` section.
+    fn join_with(server: &FleetServer, name: &str, failmode: &str, server_keys: &str) -> Self {
         let sshield = common::Sshield::new("");
         let socket = sshield.dir().join("sshield.sock");
         sshield.write_config(&format!(
@@ -516,6 +521,8 @@ impl PamHost {
             .output()
             .unwrap();
         assert!(out.status.success(), "sshield join: {out:?}");
+        let joined = fs::read_to_string(&sshield.config).unwrap();
+        fs::write(&sshield.config, format!("{joined}{server_keys}")).unwrap();
         let sshd = Sshd::start(common::key_then_code_options(&sshield));
         let daemon = Some(start_daemon(cli, &sshield.config, &socket));
         Self {
@@ -636,6 +643,56 @@ fn the_pam_module_asks_the_server_through_the_daemon() {
         "{}",
         secure.log()
     );
+}
+
+/// Offline logins through the PAM module: the module asks the daemon, which holds the
+/// material; the same rules as through `sshield login`.
+#[test]
+fn the_pam_module_takes_an_offline_code_once_through_the_daemon() {
+    if !can_run() {
+        return;
+    }
+    let mut server = FleetServer::start_with("[policy]\nwindow = 4\n");
+    let remote = User::create();
+    let (secret, backup) = server.enroll(remote.name());
+    let host = PamHost::join_with(&server, "pam4", "secure", "offline_window = \"1h\"\n");
+    assert!(
+        host.login(&remote, &oathtool(&secret, 30)),
+        "{}",
+        host.log()
+    );
+    let material = host
+        .sshield
+        .dir()
+        .join("offline")
+        .join(format!("{}.json", remote.name()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !material.exists() {
+        assert!(Instant::now() < deadline, "no material: {}", host.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.stop();
+    let next = oathtool(&secret, 60);
+    assert!(host.login(&remote, &next), "{}", host.log());
+    assert!(
+        host.log()
+            .contains(&host.decision("allow", remote.name(), "totp", "ok")),
+        "{}",
+        host.log()
+    );
+    assert!(!host.login(&remote, &next), "the same code again");
+    assert!(
+        host.log()
+            .contains(&host.decision("deny", remote.name(), "code", "replayed")),
+        "{}",
+        host.log()
+    );
+    assert!(host.login(&remote, &backup[1]), "{}", host.log());
+    assert!(
+        !host.login(&remote, &backup[1]),
+        "the same backup code again"
+    );
+    assert!(!host.log().contains("reason=unreachable"), "{}", host.log());
 }
 
 #[test]
