@@ -660,7 +660,10 @@ async fn an_offline_report_is_counted_once_per_host_and_pruned(
     assert_eq!(s.prune_reports(120).await.expect("prune"), 1);
     assert!(!s.record_report("web2", "r1", 170).await.expect("kept"));
     // Pruned with the audit log: an id that old may be counted again.
-    assert!(s.record_report("web1", "r1", 170).await.expect("after prune"));
+    assert!(s
+        .record_report("web1", "r1", 170)
+        .await
+        .expect("after prune"));
 }
 
 macro_rules! conformance {
