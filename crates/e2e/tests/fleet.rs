@@ -473,8 +473,20 @@ fn offline_codes_are_accepted_once_while_the_server_is_down_and_reported_when_it
     );
     web2.wait_for_log(&["--failed"], &["web2", "failmode unreachable"]);
     web3.wait_for_log(&[], &["web3", "failmode failmode-safe"]);
-    // `--local` still reads the host's own log.
+    // `--local` still reads the host's own log; another host's entries are not this host's
+    // to read.
     assert!(web1.sshield_log(&["--local"]).contains("allow"));
+    let out = Command::new(&web1.bin)
+        .arg("--config")
+        .arg(&web1.config)
+        .args(["log", "--host", "web2"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2) && said.contains("sshield-server audit --host web2"),
+        "{out:?}"
+    );
 
     // The code used offline on web1 is refused on web2, and so is the backup code.
     assert!(!web2.login(&user, &next, "sshield: code already used"));
