@@ -335,7 +335,10 @@ Examples:\n  \
 
     /// Recent second-factor decisions on this host, newest first (who, from where, how).
     #[command(
-        after_help = "Reads the config's log_file if it sets one, else the systemd journal \
+        after_help = "On a host that joined a fleet (a [server] section), reads the server's \
+audit of this host (signed with the host key, so as root): the server's decisions, and the \
+offline uses and failmode decisions this host reported; never another host's. With --local, \
+or on a lone host: reads the config's log_file if it sets one, else the systemd journal \
 (root's authpriv entries only: a local user can log under any name, but not as root), or the \
 syslog file given with --file (its lines can be forged by anyone who can write to syslog).\n\n\
 Examples:\n  \
@@ -343,7 +346,8 @@ Examples:\n  \
   sshield log --user alice --since 1h --failed\n  \
   sshield log --summary --since 1d              # per user and source: allowed, denied, last\n  \
   sshield log --file /var/log/auth.log --json | jq 'select(.outcome == \"denied\")'\n\n\
-Exit status: 0 listed (even if nothing matched), 2 the log cannot be read. See docs/log.md."
+Exit status: 0 listed (even if nothing matched), 2 the log cannot be read (or no server \
+answered). See docs/log.md and docs/daemon.md (\"sshield log on a fleet host\")."
     )]
     Log(LogArgs),
 
@@ -402,6 +406,9 @@ pub(crate) struct LogArgs {
     /// One JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
+    /// On a fleet host: read this host's own logs, not the server's audit of it.
+    #[arg(long)]
+    pub local: bool,
 }
 
 /// `sshield doctor`'s options: every path it reads.

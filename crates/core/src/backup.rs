@@ -109,7 +109,8 @@ pub fn normalize(typed: &str) -> Zeroizing<String> {
     )
 }
 
-fn hash(salt: &str, code: &str) -> String {
+/// The stored hash of `code` (as typed: normalized here) in a set salted with `salt`.
+pub fn hash(salt: &str, code: &str) -> String {
     let normal = normalize(code);
     let mut h = Sha256::new();
     h.update(salt.as_bytes());

@@ -30,6 +30,25 @@ pub(crate) struct ServerSection {
     ca_file: Option<PathBuf>,
     #[serde(default, deserialize_with = "de::optional_duration")]
     timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "offline_window")]
+    offline_window: Option<Duration>,
+}
+
+/// The longest `offline_window` a host may ask for: a week of coming codes on one host is
+/// already more than a careful admin would keep there.
+pub const MAX_OFFLINE_WINDOW: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// `offline_window`: a duration, or `"off"` (as `0`).
+fn offline_window<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text == "off" {
+        return Ok(Some(Duration::ZERO));
+    }
+    humantime::parse_duration(&text).map(Some).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not a duration ({e}); write e.g. \"12h\", or \"off\" for no offline logins"
+        ))
+    })
 }
 
 /// The fleet server this host asks, checked.
@@ -45,6 +64,10 @@ pub struct ServerConfig {
     pub trust: Trust,
     /// The connect timeout, and again the read timeout, per URL.
     pub timeout: Duration,
+    /// How far ahead the daemon keeps hashes of a user's coming codes after the server let
+    /// them in here, for logins while no server answers; zero: none (docs/server.md, "Offline
+    /// logins").
+    pub offline_window: Duration,
 }
 
 /// One server URL: `https://HOST[:PORT]`, or `http://` to a loopback address.
@@ -198,12 +221,23 @@ impl ServerSection {
                     .to_owned(),
             ));
         }
+        let offline_window = self.offline_window.unwrap_or(Duration::ZERO);
+        if offline_window > MAX_OFFLINE_WINDOW {
+            return Err((
+                "offline_window",
+                "server.offline_window: at most 7d (every hour kept is an hour of coming codes a \
+                 root attacker on this host could use across the fleet); \"12h\" is usual, \
+                 \"off\" keeps none"
+                    .to_owned(),
+            ));
+        }
         Ok(ServerConfig {
             urls,
             host: self.host,
             key_file: base.join(self.key_file),
             trust,
             timeout,
+            offline_window,
         })
     }
 }
@@ -237,6 +271,36 @@ mod tests {
             let e = ServerUrl::parse(bad).expect_err(bad);
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn offline_window_is_a_duration_up_to_a_week_or_off() {
+        let check = |window: &str| {
+            let text = format!(
+                "urls = [\"http://127.0.0.1:8740\"]\nhost = \"web1\"\nkey_file = \"k\"\n{window}"
+            );
+            toml::from_str::<ServerSection>(&text)
+                .map_err(|e| e.to_string())
+                .and_then(|s| {
+                    s.check(std::path::Path::new("/etc"))
+                        .map_err(|(key, m)| format!("{key}: {m}"))
+                })
+                .map(|c| c.offline_window)
+        };
+        assert_eq!(check(""), Ok(Duration::ZERO));
+        assert_eq!(check("offline_window = \"off\""), Ok(Duration::ZERO));
+        assert_eq!(
+            check("offline_window = \"12h\""),
+            Ok(Duration::from_secs(12 * 3600))
+        );
+        assert_eq!(check("offline_window = \"7d\""), Ok(MAX_OFFLINE_WINDOW));
+        let e = check("offline_window = \"8d\"").expect_err("8d");
+        assert!(
+            e.starts_with("offline_window: ") && e.contains("at most 7d"),
+            "{e}"
+        );
+        let e = check("offline_window = \"soon\"").expect_err("soon");
+        assert!(e.contains("\"off\""), "{e}");
     }
 
     #[test]

@@ -40,20 +40,42 @@ impl Drop for Running {
     }
 }
 
-/// The fleet server: its state dir and process.
+/// The fleet server: its state dir, config and process.
 struct FleetServer {
     state: TempDir,
+    config: PathBuf,
     url: String,
     process: Option<Running>,
 }
 
 impl FleetServer {
     fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// A server with `config` as its config file.
+    fn start_with(config: &str) -> Self {
         let state = tempfile::tempdir().unwrap();
+        let path = state.path().join("server.toml");
+        fs::write(&path, config).unwrap();
+        let mut server = Self {
+            state,
+            config: path,
+            url: String::new(),
+            process: None,
+        };
+        server.serve("127.0.0.1:0");
+        server
+    }
+
+    /// Serves on `listen`, waiting for the banner.
+    fn serve(&mut self, listen: &str) {
         let mut child = Command::new(sshield_e2e::server_binary())
             .arg("--state-dir")
-            .arg(state.path())
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg(self.state.path())
+            .arg("--config")
+            .arg(&self.config)
+            .args(["serve", "--listen", listen])
             .env("SSHIELD_SERVER_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -63,20 +85,24 @@ impl FleetServer {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut banner)
             .unwrap();
-        let process = Running(child);
+        self.process = Some(Running(child));
         let url = banner.trim().rsplit(' ').next().unwrap().to_owned();
         assert!(url.starts_with("http://127.0.0.1:"), "{banner}");
-        Self {
-            state,
-            url,
-            process: Some(process),
-        }
+        self.url = url;
+    }
+
+    /// Starts the stopped server again, on its port and with its database.
+    fn restart(&mut self) {
+        let listen = self.url.trim_start_matches("http://").to_owned();
+        self.serve(&listen);
     }
 
     fn cli(&self, args: &[&str]) -> String {
         let out = Command::new(sshield_e2e::server_binary())
             .arg("--state-dir")
             .arg(self.state.path())
+            .arg("--config")
+            .arg(&self.config)
             .args(args)
             .output()
             .unwrap();
@@ -151,6 +177,12 @@ struct Host {
 impl Host {
     /// A host with `failmode`, joined to `server` as `name`, its daemon and sshd started.
     fn join(server: &FleetServer, name: &str, failmode: &str) -> Self {
+        Self::join_with(server, name, failmode, "")
+    }
+
+    /// As [`Host::join`], with `server_keys` added to the `[server]` section `sshield join`
+    /// wrote (the last in the file).
+    fn join_with(server: &FleetServer, name: &str, failmode: &str, server_keys: &str) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("sshield-e2e-fleet.")
             .tempdir()
@@ -182,6 +214,9 @@ impl Host {
             .output()
             .unwrap();
         assert!(out.status.success(), "sshield join: {out:?}");
+        let joined = fs::read_to_string(&config).unwrap();
+        assert!(joined.contains("[server]"), "{joined}");
+        fs::write(&config, format!("{joined}{server_keys}")).unwrap();
         let sshd = Sshd::start(SshdOptions::new().config(vec![
             "AuthenticationMethods publickey".to_owned(),
             format!(
@@ -214,6 +249,38 @@ impl Host {
         fs::read_to_string(self.dir.path().join("sshield.log")).unwrap_or_default()
     }
 
+    /// `sshield log ARGS` on this host, as root: its stdout.
+    fn sshield_log(&self, args: &[&str]) -> String {
+        let out = Command::new(&self.bin)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("log")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "sshield log {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `sshield log ARGS` until its output holds each of `wanted` (the daemon reports every
+    /// few seconds once the server is back): the last output.
+    fn wait_for_log(&self, args: &[&str], wanted: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = self.sshield_log(args);
+            if wanted.iter().all(|w| out.contains(w)) {
+                return out;
+            }
+            assert!(Instant::now() < deadline, "never {wanted:?} in:\n{out}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Logs in typing `code`, expecting the shell.
+    fn login_ok(&self, user: &User, code: &str) {
+        assert!(self.login(user, code, "fleet-42"), "{}", self.log());
+    }
+
     fn ssh(&self, user: &User) -> Client {
         Client::ssh(&self.sshd, user).key(user.key()).from(INTERNET)
     }
@@ -223,6 +290,9 @@ impl Host {
         let mut s = self.ssh(user).tty().spawn();
         s.expect(PROMPT);
         s.send_line(code);
+        if expect == "fleet-42" {
+            s.send_line("echo fleet-$((40 + 2))");
+        }
         s.expect(expect);
         if expect == "fleet-42" {
             s.send_line("exit");
@@ -314,6 +384,123 @@ fn one_user_enrolled_once_logs_in_across_a_fleet_of_three() {
     );
 }
 
+#[test]
+fn offline_codes_are_accepted_once_while_the_server_is_down_and_reported_when_it_returns() {
+    if !can_run() {
+        return;
+    }
+    // A window of four steps either side, so the confirmation's step, the login's and the
+    // offline one's all count during the test.
+    let mut server = FleetServer::start_with("offline_max_window = \"1h\"\n[policy]\nwindow = 4\n");
+    let user = User::create();
+    let name = user.name();
+    let (secret, backup) = server.enroll(name);
+    let offline = "offline_window = \"1h\"\n";
+    let web1 = Host::join_with(&server, "web1", "secure", offline);
+    let web2 = Host::join_with(&server, "web2", "secure", offline);
+    let web3 = Host::join_with(&server, "web3", "safe", offline);
+
+    // A login through the server on web1: web1 keeps the user's offline material, root's
+    // alone, and no secret in it.
+    web1.login_ok(&user, &oathtool(&secret, 30));
+    // (Fetched after the answer, in the daemon's background: the login does not wait.)
+    let material = web1.dir.path().join("offline").join(format!("{name}.json"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !material.exists() {
+        assert!(Instant::now() < deadline, "no material: {}", web1.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = fs::read_to_string(&material).unwrap();
+    assert_eq!(
+        fs::metadata(&material).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        !text.contains(&secret) && !text.contains(&backup[0]),
+        "{text}"
+    );
+    assert!(!text.contains(&oathtool(&secret, 60)), "a code in clear");
+
+    // The server stopped: the next code is accepted offline on web1, once.
+    server.stop();
+    let next = oathtool(&secret, 60);
+    web1.login_ok(&user, &next);
+    assert!(
+        web1.log()
+            .contains("offline: no server answered; a totp code of user"),
+        "{}",
+        web1.log()
+    );
+    assert!(!web1.login(&user, &next, "sshield: code already used"));
+    // A wrong code is denied by the material, not by failmode.
+    assert!(!web1.login(&user, "000000", "sshield: wrong code"));
+    assert!(!web1.log().contains("reason=unreachable"), "{}", web1.log());
+    // A backup code works once offline.
+    web1.login_ok(&user, &backup[0]);
+    assert!(!web1.login(&user, &backup[0], "sshield: code already used"));
+    // Hosts with no material for the user: failmode decides (secure web2 denies, safe web3
+    // lets in), and both decisions are queued for the server.
+    assert!(!web2.login(
+        &user,
+        &oathtool(&secret, 60),
+        "the authentication server cannot be reached"
+    ));
+    web3.login_ok(&user, "123456");
+    assert!(
+        web3.log().contains("reason=failmode-safe"),
+        "{}",
+        web3.log()
+    );
+
+    // The server back: the reports arrive, and `sshield log` reads them from its audit.
+    server.restart();
+    let listed = web1.wait_for_log(
+        &["--json", "--user", name],
+        &["\"outcome\":\"offline\"", "\"method\":\"backup\""],
+    );
+    assert_eq!(
+        listed.matches("\"outcome\":\"offline\"").count(),
+        2,
+        "{listed}"
+    );
+    assert!(
+        listed.contains("\"outcome\":\"allowed\""),
+        "the online login too: {listed}"
+    );
+    assert!(
+        listed.contains("\"host\":\"web1\"") && !listed.contains("web2"),
+        "{listed}"
+    );
+    web2.wait_for_log(&["--failed"], &["web2", "failmode unreachable"]);
+    web3.wait_for_log(&[], &["web3", "failmode failmode-safe"]);
+    // `--local` still reads the host's own log; another host's entries are not this host's
+    // to read.
+    assert!(web1.sshield_log(&["--local"]).contains("allow"));
+    let out = Command::new(&web1.bin)
+        .arg("--config")
+        .arg(&web1.config)
+        .args(["log", "--host", "web2"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2) && said.contains("sshield-server audit --host web2"),
+        "{out:?}"
+    );
+
+    // The code used offline on web1 is refused on web2, and so is the backup code.
+    assert!(!web2.login(&user, &next, "sshield: code already used"));
+    assert!(web2.log().contains("reason=replayed"), "{}", web2.log());
+    assert!(!web2.login(&user, &backup[0], "sshield: code already used"));
+    // Reports sent twice are counted once: the audit holds one entry per offline use.
+    let audit = server.cli(&["audit", "--user", name, "--json"]);
+    assert_eq!(
+        audit.matches("\"outcome\":\"offline\"").count(),
+        2,
+        "{audit}"
+    );
+}
+
 /// A fleet host whose sshd asks for the code through pam_sshield.so (a public key, then
 /// keyboard-interactive): its sshield config joined to `server` as `name`, and its daemon.
 struct PamHost {
@@ -325,6 +512,11 @@ struct PamHost {
 
 impl PamHost {
     fn join(server: &FleetServer, name: &str, failmode: &str) -> Self {
+        Self::join_with(server, name, failmode, "")
+    }
+
+    /// As [`PamHost::join`], with `server_keys` added to the `[server]` section.
+    fn join_with(server: &FleetServer, name: &str, failmode: &str, server_keys: &str) -> Self {
         let sshield = common::Sshield::new("");
         let socket = sshield.dir().join("sshield.sock");
         sshield.write_config(&format!(
@@ -341,6 +533,8 @@ impl PamHost {
             .output()
             .unwrap();
         assert!(out.status.success(), "sshield join: {out:?}");
+        let joined = fs::read_to_string(&sshield.config).unwrap();
+        fs::write(&sshield.config, format!("{joined}{server_keys}")).unwrap();
         let sshd = Sshd::start(common::key_then_code_options(&sshield));
         let daemon = Some(start_daemon(cli, &sshield.config, &socket));
         Self {
@@ -461,6 +655,56 @@ fn the_pam_module_asks_the_server_through_the_daemon() {
         "{}",
         secure.log()
     );
+}
+
+/// Offline logins through the PAM module: the module asks the daemon, which holds the
+/// material; the same rules as through `sshield login`.
+#[test]
+fn the_pam_module_takes_an_offline_code_once_through_the_daemon() {
+    if !can_run() {
+        return;
+    }
+    let mut server = FleetServer::start_with("[policy]\nwindow = 4\n");
+    let remote = User::create();
+    let (secret, backup) = server.enroll(remote.name());
+    let host = PamHost::join_with(&server, "pam4", "secure", "offline_window = \"1h\"\n");
+    assert!(
+        host.login(&remote, &oathtool(&secret, 30)),
+        "{}",
+        host.log()
+    );
+    let material = host
+        .sshield
+        .dir()
+        .join("offline")
+        .join(format!("{}.json", remote.name()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !material.exists() {
+        assert!(Instant::now() < deadline, "no material: {}", host.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.stop();
+    let next = oathtool(&secret, 60);
+    assert!(host.login(&remote, &next), "{}", host.log());
+    assert!(
+        host.log()
+            .contains(&host.decision("allow", remote.name(), "totp", "ok")),
+        "{}",
+        host.log()
+    );
+    assert!(!host.login(&remote, &next), "the same code again");
+    assert!(
+        host.log()
+            .contains(&host.decision("deny", remote.name(), "code", "replayed")),
+        "{}",
+        host.log()
+    );
+    assert!(host.login(&remote, &backup[1]), "{}", host.log());
+    assert!(
+        !host.login(&remote, &backup[1]),
+        "the same backup code again"
+    );
+    assert!(!host.log().contains("reason=unreachable"), "{}", host.log());
 }
 
 #[test]

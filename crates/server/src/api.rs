@@ -18,10 +18,12 @@ use sshield_core::config::RateLimit;
 use sshield_core::{Policy, UnixTime};
 pub use sshield_wire::api::{ErrorBody, JoinRequest, JoinResponse, VerifyRequest, VerifyResponse};
 use sshield_wire::api::{JOIN_PATH, VERIFY_PATH};
+use sshield_wire::offline::{AUDIT_PATH, OFFLINE_PATH, REPORT_PATH};
 
 use crate::config::Retention;
 use crate::hosts;
 use crate::metrics::{self, Metrics};
+use crate::offline;
 use crate::push::approval::{self, Push};
 use crate::seal::SealKey;
 use crate::storage::{Backend, StorageError};
@@ -48,6 +50,8 @@ pub struct App {
     pub metrics: Metrics,
     /// Push approval: settings, notifier, waiters.
     pub push: Push,
+    /// The longest offline window a host is given (zero: none).
+    pub offline_max_window: Duration,
 }
 
 /// The routes, with `max_body` the largest body accepted.
@@ -56,6 +60,9 @@ pub fn router(app: Arc<App>, max_body: usize) -> Router {
         .route("/healthz", get(healthz))
         .route(VERIFY_PATH, post(verify_handler))
         .route(JOIN_PATH, post(join_handler))
+        .route(OFFLINE_PATH, post(offline::material_handler))
+        .route(REPORT_PATH, post(offline::report_handler))
+        .route(AUDIT_PATH, get(offline::audit_handler))
         .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics::handler))
         .route("/v1/enroll", post(approval::enroll_handler))

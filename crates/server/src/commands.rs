@@ -423,10 +423,12 @@ pub async fn push(app: &App, command: PushCommand) -> Result<String, String> {
 
 /// Runs `audit`: one line per decision, newest first.
 pub async fn audit(app: &App, args: AuditArgs) -> Result<String, String> {
-    let since = args.since.map(|span| {
-        let span = i64::try_from(span.as_secs()).unwrap_or(i64::MAX);
-        unix(UnixTime::now()).saturating_sub(span)
-    });
+    // The same filter as a host's `GET /v1/audit` (and `sshield log` on a fleet host).
+    let filter = sshield_wire::offline::AuditFilter {
+        since: args.since.map(|span| span.as_secs()),
+        ..Default::default()
+    };
+    let since = filter.cutoff(unix(UnixTime::now()));
     let query = AuditQuery {
         user: args.user,
         host: args.host,

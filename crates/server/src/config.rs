@@ -61,6 +61,41 @@ pub struct ConfigFile {
     /// Push approval: the `[push]` table (docs/push.md).
     #[serde(default)]
     pub push: Option<PushConfig>,
+    /// The longest window of coming codes a host gets for offline logins (`12h`), or `off`.
+    #[serde(default, with = "offline_window")]
+    pub offline_max_window: Option<Duration>,
+}
+
+/// How far ahead a host may hold a user's coming codes unless `offline_max_window` says
+/// otherwise: half a day, so a server down overnight does not stop the fleet.
+pub const DEFAULT_OFFLINE_MAX_WINDOW: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// `offline_max_window`: a duration of at most a week, or `"off"` (as `0`).
+mod offline_window {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text == "off" {
+            return Ok(Some(Duration::ZERO));
+        }
+        let bad = |why: String| {
+            serde::de::Error::custom(format!(
+                "offline_max_window = {text:?} {why}; write e.g. \"12h\" (at most \"7d\"), or \
+                 \"off\" to give hosts no offline material"
+            ))
+        };
+        let span = humantime::parse_duration(&text)
+            .map_err(|e| bad(format!("is not a duration ({e})")))?;
+        if span > sshield_core::fleet::MAX_OFFLINE_WINDOW {
+            return Err(bad("is more than a week".to_owned()));
+        }
+        Ok(Some(span))
+    }
 }
 
 /// The `[push]` table as written; every key optional.
@@ -207,6 +242,8 @@ pub struct Settings {
     pub rate_limit: RateLimit,
     /// Push approval.
     pub push: PushSettings,
+    /// The longest offline window a host is given (zero: none).
+    pub offline_max_window: Duration,
 }
 
 /// A config that cannot be used.
@@ -314,6 +351,9 @@ impl Settings {
             policy: file.policy.unwrap_or_default(),
             rate_limit: file.rate_limit.unwrap_or_default(),
             push: push_settings(file.push.unwrap_or_default(), listen, tls_on),
+            offline_max_window: file
+                .offline_max_window
+                .unwrap_or(DEFAULT_OFFLINE_MAX_WINDOW),
         })
     }
 }

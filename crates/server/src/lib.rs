@@ -4,6 +4,8 @@
 //! - [`config`]: the TOML file and flags.
 //! - [`serve`]: binding, TLS, the loopback rule, shutdown.
 //! - [`api`]: the HTTP routes; [`verify`]: one verification through core's engine.
+//! - [`offline`]: offline material for hosts, their reports of offline uses and `failmode`
+//!   decisions, and a host's own audit.
 //! - [`metrics`]: `/metrics` (OpenMetrics text) and the per-request log line.
 //! - [`hosts`]: join tokens, joining, and the signatures on every other host request (their
 //!   format is `sshield_wire::signed`, shared with the hosts that sign).
@@ -23,6 +25,7 @@ pub mod docs;
 pub mod hosts;
 mod keyfile;
 pub mod metrics;
+pub mod offline;
 pub mod push;
 pub mod records;
 pub mod seal;

@@ -24,7 +24,7 @@ use crate::push::Notifier;
 use crate::records::unix;
 use crate::seal::{SealError, SealKey, KEY_FILE};
 use crate::sources;
-use crate::storage::{Backend, Storage, StorageError};
+use crate::storage::{Backend, OfflineStorage, Storage, StorageError};
 use sshield_core::UnixTime;
 
 /// Why the server could not start.
@@ -141,6 +141,7 @@ pub async fn open_app(settings: &Settings) -> Result<App, ServeError> {
         join_token_ttl: settings.join_token_ttl,
         audit_retention: settings.audit_retention,
         metrics: Metrics::new(),
+        offline_max_window: settings.offline_max_window,
     })
 }
 
@@ -241,6 +242,12 @@ async fn prune_audit(app: Arc<App>, span: Duration) {
                 metrics::database_error();
                 tracing::warn!(error = %e, "pruning the audit log");
             }
+        }
+        // A host's reports are kept as long as its audit entries: a resend after that would
+        // be counted again, but a host resends within minutes of the server's return.
+        if let Err(e) = app.store.prune_reports(before).await {
+            metrics::database_error();
+            tracing::warn!(error = %e, "pruning offline reports");
         }
     }
 }

@@ -131,6 +131,77 @@ fn table_server_requests() {
         (r#"{"token":"sshj_x","name":"web2","public_key":"AAAA"}"#, "POST /v1/join".into(), "POST", "/v1/join", vec![], json, r#"{"token":"sshj_x","name":"web2","public_key":"AAAA"}"#.into(), 422),
         (r#"{"token":"sshj_forged","name":"web2","public_key":"<a real key>"}"#, "POST /v1/join".into(), "POST", "/v1/join", vec![], json, serde_json::json!({"token":"sshj_forged","name":"web2","public_key":stranger.public_key()}).to_string(), 401),
     ];
+    // Offline logins' routes (docs/server.md, "Offline logins").
+    let for_path = |method: &str, at: &str, body: &str| {
+        host.headers(method, at, body.as_bytes(), now(), &fresh_nonce())
+    };
+    let material = r#"{"user":"alice","window_secs":3600}"#;
+    let short_id = r#"{"reports":[{"id":"short","time":1,"user":"alice","service":"sshd","outcome":"failmode","reason":"unreachable"}]}"#;
+    let allowed = r#"{"reports":[{"id":"0123456789abcdef","time":1,"user":"alice","service":"sshd","outcome":"allowed"}]}"#;
+    let neither = r#"{"reports":[{"id":"0123456789abcdef","time":1,"user":"alice","service":"sshd","outcome":"offline","method":"totp"}]}"#;
+    let offline_cases: Vec<Case> = vec![
+        (
+            material,
+            "POST /v1/offline, signed, no allowed login from web1 just before".into(),
+            "POST",
+            "/v1/offline",
+            for_path("POST", "/v1/offline", material),
+            json,
+            material.into(),
+            403,
+        ),
+        (
+            short_id,
+            "POST /v1/report, signed".into(),
+            "POST",
+            "/v1/report",
+            for_path("POST", "/v1/report", short_id),
+            json,
+            short_id.into(),
+            422,
+        ),
+        (
+            allowed,
+            "POST /v1/report, signed".into(),
+            "POST",
+            "/v1/report",
+            for_path("POST", "/v1/report", allowed),
+            json,
+            allowed.into(),
+            422,
+        ),
+        (
+            neither,
+            "POST /v1/report, signed".into(),
+            "POST",
+            "/v1/report",
+            for_path("POST", "/v1/report", neither),
+            json,
+            neither.into(),
+            422,
+        ),
+        (
+            "?host=web2",
+            "GET /v1/audit?host=web2, signed".into(),
+            "GET",
+            "/v1/audit?host=web2",
+            for_path("GET", "/v1/audit?host=web2", ""),
+            json,
+            String::new(),
+            400,
+        ),
+        (
+            "?limit=100000",
+            "GET /v1/audit?limit=100000, signed".into(),
+            "GET",
+            "/v1/audit?limit=100000",
+            for_path("GET", "/v1/audit?limit=100000", ""),
+            json,
+            String::new(),
+            400,
+        ),
+    ];
+    let cases: Vec<Case> = cases.into_iter().chain(offline_cases).collect();
     let mut table = Table::new(
         "server requests",
         "cargo test -p sshield-server --test bad_input table_server_requests",

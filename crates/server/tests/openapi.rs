@@ -49,15 +49,18 @@ fn the_served_document_is_the_committed_one_and_matches_the_server() {
         [
             "/healthz",
             "/metrics",
+            "/v1/audit",
             "/v1/enroll",
             "/v1/join",
             "/v1/me/approvals",
             "/v1/me/approvals/{id}",
             "/v1/me/subscription",
+            "/v1/offline",
             "/v1/openapi.json",
             "/v1/push",
             "/v1/push/key",
             "/v1/push/wait",
+            "/v1/report",
             "/v1/verify"
         ]
     );
@@ -116,6 +119,64 @@ fn the_served_document_is_the_committed_one_and_matches_the_server() {
     );
     let extra = serde_json::json!({"user": "alice", "code": "1", "service": "sshd", "x": 1});
     assert_eq!(host.post(&server, "/v1/verify", &extra.to_string()).0, 422);
+
+    // Offline logins: the material after the allowed login above, a report, the audit.
+    let offline = schema(&doc, "OfflineRequest");
+    assert_eq!(names(&offline["required"]), ["user", "window_secs"]);
+    assert_eq!(names(&offline["properties"]), names(&offline["required"]));
+    let ask = serde_json::json!({"user": "alice", "window_secs": 600});
+    let (status, material) = host.post(&server, "/v1/offline", &ask.to_string());
+    assert_eq!(status, 200, "{material}");
+    let material: Value = serde_json::from_str(&material).expect("JSON");
+    let documented = schema(&doc, "OfflineMaterial");
+    assert_eq!(names(&material), names(&documented["required"]));
+    assert_eq!(names(&material), names(&documented["properties"]));
+    assert_eq!(
+        names(&material["tokens"][0]),
+        names(&schema(&doc, "OfflineToken")["properties"])
+    );
+    let report = schema(&doc, "Report");
+    assert_eq!(
+        names(&report["required"]),
+        ["id", "outcome", "service", "time", "user"]
+    );
+    let sent = serde_json::json!({"reports": [{"id": "0123456789abcdef", "time": 1, "user": "alice",
+        "service": "sshd", "outcome": "failmode", "reason": "unreachable", "source": null,
+        "method": null, "authenticator": null, "counter": null, "backup": null}]});
+    assert_eq!(
+        names(&sent["reports"][0]),
+        names(&report["properties"]),
+        "every documented field"
+    );
+    let (status, answer) = host.post(&server, "/v1/report", &sent.to_string());
+    assert_eq!(status, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(
+        names(&answer),
+        names(&schema(&doc, "ReportResponse")["required"])
+    );
+    let extra = serde_json::json!({"reports": [], "x": 1});
+    assert_eq!(host.post(&server, "/v1/report", &extra.to_string()).0, 422);
+    let headers = host.headers(
+        "GET",
+        "/v1/audit?limit=5",
+        b"",
+        support::server::now(),
+        &support::server::fresh_nonce(),
+    );
+    let refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, listed) = server.request("GET", "/v1/audit?limit=5", &refs, b"");
+    assert_eq!(status, 200, "{listed}");
+    let listed: Value = serde_json::from_str(&listed).expect("JSON");
+    let lines = &schema(&doc, "AuditLines")["properties"]["entries"]["items"];
+    assert_eq!(names(&listed["entries"][0]), names(&lines["required"]));
+    let documented: Vec<&str> = doc["paths"]["/v1/audit"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(documented, ["user", "since", "failed", "limit"]);
 
     let join = schema(&doc, "JoinRequest");
     assert_eq!(names(&join["required"]), ["name", "public_key", "token"]);

@@ -40,9 +40,15 @@ fn schemathesis() -> PathBuf {
 fn schemathesis_finds_no_5xx_and_no_schema_violation() {
     let st = schemathesis();
     let (tmp, state) = state_dir();
-    // Denials answer at once: the fuzzer sends hundreds, the delays are tested elsewhere.
+    // Denials answer at once: the fuzzer sends hundreds, the delays are tested elsewhere. A
+    // push wait on a request the fuzzer made itself is held open at most 2 s (25 s by
+    // default, past schemathesis's 10 s read timeout, which it reports as an error).
     let config = tmp.path().join("server.toml");
-    std::fs::write(&config, "[rate_limit]\ndelay = \"0s\"\n").expect("write config");
+    std::fs::write(
+        &config,
+        "[rate_limit]\ndelay = \"0s\"\n[push]\nmax_wait = \"2s\"\n",
+    )
+    .expect("write config");
     let global = ["--config", config.to_str().expect("utf-8")];
     let server = Server::start(&state, &global, &["--listen", "127.0.0.1:0"]);
     // The document's example user exists, so some requests reach a real record.

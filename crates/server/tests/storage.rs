@@ -6,8 +6,9 @@ mod support;
 use std::sync::Arc;
 
 use sshield_server::storage::{
-    Admission, ApprovalRow, AuditEntry, AuditQuery, DeviceRow, HostRow, PostgresStorage,
-    PushStorage, SourceRow, SqliteStorage, Storage, StorageError, UserRow, Verdict, WebhookRow,
+    Admission, ApprovalRow, AuditEntry, AuditQuery, DeviceRow, HostRow, OfflineStorage,
+    PostgresStorage, PushStorage, SourceRow, SqliteStorage, Storage, StorageError, UserRow,
+    Verdict, WebhookRow,
 };
 
 fn user(name: &str, version: i64, sealed: &[u8]) -> UserRow {
@@ -637,6 +638,34 @@ async fn this_wasnt_me_blocks_pushes_until_cleared(s: Arc<impl PushStorage + 'st
 }
 
 /// Runs each named check on a fresh SQLite file and on a fresh PostgreSQL database.
+async fn an_offline_report_is_counted_once_per_host_and_pruned(
+    s: Arc<impl OfflineStorage + 'static>,
+) {
+    assert!(s.record_report("web1", "r1", 100).await.expect("first"));
+    assert!(!s.record_report("web1", "r1", 150).await.expect("again"));
+    assert!(s
+        .record_report("web2", "r1", 150)
+        .await
+        .expect("other host"));
+    // Of racing replicas, one counts it.
+    let racing = (0..8).map(|_| {
+        let s = Arc::clone(&s);
+        tokio::spawn(async move { s.record_report("web1", "r2", 160).await.expect("race") })
+    });
+    let mut counted = 0;
+    for r in racing {
+        counted += usize::from(r.await.expect("join"));
+    }
+    assert_eq!(counted, 1);
+    assert_eq!(s.prune_reports(120).await.expect("prune"), 1);
+    assert!(!s.record_report("web2", "r1", 170).await.expect("kept"));
+    // Pruned with the audit log: an id that old may be counted again.
+    assert!(s
+        .record_report("web1", "r1", 170)
+        .await
+        .expect("after prune"));
+}
+
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
         mod sqlite {
@@ -684,6 +713,7 @@ conformance!(
     of_racing_pushes_for_one_user_one_is_stored,
     a_decision_needs_the_right_number_the_right_user_and_time,
     this_wasnt_me_blocks_pushes_until_cleared,
+    an_offline_report_is_counted_once_per_host_and_pruned,
 );
 
 /// A fleet's database is often on another machine: `sslmode=verify-full` connects over TLS

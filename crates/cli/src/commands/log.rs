@@ -1,4 +1,5 @@
-//! `sshield log`: this host's recent second-factor decisions, newest first, read back from
+//! `sshield log`: this host's recent second-factor decisions, newest first. On a fleet host,
+//! the server's audit of it ([`super::log_fleet`]); with `--local`, or on a lone host, read back from
 //! where the front ends wrote them — the config's `log_file`, a syslog file named with `--file`,
 //! or else the systemd journal (root's authpriv entries only). Seed 002 does this by hand with
 //! `lastb -a` and grep; the decision lines carry user, source, service, method and reason.
@@ -32,6 +33,10 @@ enum Source<'a> {
 
 pub(crate) fn run(config_path: &Path, args: &LogArgs) -> Result<(), Failure> {
     let config = Config::load(config_path)?;
+    if let (Some(server), false) = (&config.server, args.local) {
+        let text = super::log_fleet::read(server, args)?;
+        return print(&text);
+    }
     let since = args
         .since
         .map(|span| UnixTime::now().0.saturating_sub(span.as_secs()));
@@ -58,11 +63,7 @@ pub(crate) fn run(config_path: &Path, args: &LogArgs) -> Result<(), Failure> {
         rows.truncate(args.limit);
         listing(&rows, args.json)
     };
-    match io::stdout().lock().write_all(text.as_bytes()) {
-        // `sshield log | head`: the reader has what it wanted.
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
-        other => other.map_err(|e| Failure::Error(format!("cannot write the output: {e}")))?,
-    }
+    print(&text)?;
     if untimed > 0 {
         eprintln!(
             "sshield: note: {untimed} decision line(s) without an RFC 3339 time were left out \
@@ -70,6 +71,15 @@ pub(crate) fn run(config_path: &Path, args: &LogArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// Writes the listing to stdout.
+fn print(text: &str) -> Result<(), Failure> {
+    match io::stdout().lock().write_all(text.as_bytes()) {
+        // `sshield log | head`: the reader has what it wanted.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(|e| Failure::Error(format!("cannot write the output: {e}"))),
+    }
 }
 
 /// A syslog-style text file: `TIME HOST PROGRAM[PID]: MESSAGE`, as `log_file` and Debian 12's

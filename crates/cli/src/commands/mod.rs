@@ -9,6 +9,7 @@ pub(crate) mod export;
 pub(crate) mod import;
 pub(crate) mod join;
 pub(crate) mod log;
+pub(crate) mod log_fleet;
 pub(crate) mod setup;
 pub(crate) mod show;
 pub(crate) mod status;

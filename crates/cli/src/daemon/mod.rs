@@ -71,7 +71,11 @@ pub(crate) fn run(config: Config, syslog_socket: PathBuf) -> Result<(), Failure>
     let mut relay = None;
     if let Some(server) = &config.server {
         // The host's one network client: users with no local record are the server's.
-        let (remote, said) = crate::fleet::client::remote_of(server);
+        let log = crate::fleet::offline::LogTo {
+            socket: syslog_socket.clone(),
+            file: config.log_file.clone(),
+        };
+        let (remote, said) = crate::fleet::client::remote_of(server, config.failmode, log);
         engine = engine.with_remote(Arc::clone(&remote));
         relay = Some(remote);
         fleet = Some(said);

@@ -68,22 +68,35 @@ impl ServerClient {
     /// POSTs `body` as JSON to `path`, signed, on each URL in turn until one answers; the
     /// reply's body on a 2xx.
     pub(crate) fn post(&self, path: &str, body: &[u8]) -> Result<String, Failed> {
+        self.send("POST", path, body)
+    }
+
+    /// GETs `path` (with its query), signed, as [`ServerClient::post`] does.
+    pub(crate) fn get(&self, path: &str) -> Result<String, Failed> {
+        self.send("GET", path, b"")
+    }
+
+    fn send(&self, method: &str, path: &str, body: &[u8]) -> Result<String, Failed> {
         let mut failures = Vec::new();
         for url in &self.urls {
             let nonce = signed::new_nonce().map_err(|e| {
                 Failed::Refused(format!("no nonce: the random number generator failed: {e}"))
             })?;
             let timestamp = i64::try_from(sshield_core::UnixTime::now().0).unwrap_or(i64::MAX);
-            let mut request = self
-                .agent
-                .post(&format!("{}{path}", url.base))
-                .set("content-type", "application/json");
+            let mut request = self.agent.request(method, &format!("{}{path}", url.base));
             for (name, value) in
-                signed::sign(&self.key, &self.host, "POST", path, body, timestamp, &nonce)
+                signed::sign(&self.key, &self.host, method, path, body, timestamp, &nonce)
             {
                 request = request.set(name, &value);
             }
-            match request.send_bytes(body) {
+            let sent = if method == "GET" {
+                request.call()
+            } else {
+                request
+                    .set("content-type", "application/json")
+                    .send_bytes(body)
+            };
+            match sent {
                 Ok(reply) => {
                     return reply.into_string().map_err(|e| {
                         Failed::Refused(format!("{}: the answer could not be read: {e}", url.base))
@@ -164,9 +177,12 @@ impl sshield_core::Remote for BrokenClient {
     }
 }
 
-/// The remote for the config's `[server]` section, and what to log about it at start.
+/// The remote for the config's `[server]` section (the server, then this host's offline
+/// material: [`crate::fleet::offline`]), and what to log about it at start.
 pub(crate) fn remote_of(
     server: &ServerConfig,
+    failmode: sshield_core::config::Failmode,
+    log: crate::fleet::offline::LogTo,
 ) -> (Arc<dyn sshield_core::Remote>, Result<String, String>) {
     let urls = server
         .urls
@@ -176,7 +192,16 @@ pub(crate) fn remote_of(
         .join(" ");
     match ServerClient::new(server) {
         Ok(client) => (
-            Arc::new(client),
+            crate::fleet::offline::OfflineRemote::start(
+                client,
+                server
+                    .key_file
+                    .parent()
+                    .unwrap_or(std::path::Path::new("/var/lib/sshield")),
+                server.offline_window,
+                failmode,
+                log,
+            ),
             Ok(format!(
                 "fleet host {:?}: users with no local record are checked by {urls}",
                 server.host

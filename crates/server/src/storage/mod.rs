@@ -6,8 +6,11 @@
 //! spent by the `UPDATE` that finds it unspent, a nonce is remembered by the `INSERT` that
 //! finds it new. Several replicas on one PostgreSQL therefore need no lock of their own.
 
+mod offline;
 mod push;
 mod sql;
+
+pub use offline::OfflineStorage;
 
 pub use push::{
     Admission, ApprovalRow, DeviceRow, PushStorage, Verdict, WebhookRow, APPROVAL_CHANNEL,
@@ -437,6 +440,11 @@ forward! { PushStorage {
     fn push_block(&self, user: &str) -> Option<i64>;
     fn clear_push_block(&self, user: &str) -> bool;
     fn announce_approval(&self, id: &str) -> ();
+} }
+
+forward! { OfflineStorage {
+    fn record_report(&self, host: &str, id: &str, now: i64) -> bool;
+    fn prune_reports(&self, before: i64) -> u64;
 } }
 
 #[cfg(test)]

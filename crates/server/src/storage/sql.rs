@@ -51,7 +51,7 @@ const QUERY_AUDIT: &str = "SELECT time, host, \"user\", source, service, method,
      FROM audit WHERE (CAST($1 AS TEXT) IS NULL OR \"user\" = $1) \
      AND (CAST($2 AS TEXT) IS NULL OR host = $2) \
      AND (CAST($3 AS BIGINT) IS NULL OR time >= $3) \
-     AND (CAST($4 AS BIGINT) = 0 OR outcome <> 'allowed') \
+     AND (CAST($4 AS BIGINT) = 0 OR outcome NOT IN ('allowed', 'offline')) \
      ORDER BY time DESC, id DESC LIMIT $5";
 
 pub(super) fn db(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StorageError {

@@ -1,0 +1,669 @@
+//! Offline logins, the host's side (docs/daemon.md, "Offline logins"): the daemon's
+//! [`Remote`] wraps the server's client. After the server allows a user's login here, it
+//! fetches (in a thread of its own: the login does not wait) and keeps that user's offline material (hashes of coming codes and unused backup
+//! codes, never a secret: `sshield_wire::offline`) in `offline/USER.json` beside the host key,
+//! root-only, written atomically. When no server answers, that material decides: a code is
+//! accepted at most once on this host (its counter, or the backup code, is marked used in the
+//! same atomic write that queues the report of it, before the answer is given); only a user
+//! with no material is left to `failmode`, and that decision is queued too. A refusal (a bad
+//! signature, a revoked host, a broken key) still denies, as does a material file that does
+//! not read.
+//!
+//! Queued reports go to the server (`POST /v1/report`, each with an id, so a resend is
+//! counted once) after any answer from it, and every [`FLUSH_EVERY`] from a thread of their
+//! own while any wait.
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sshield_core::config::Failmode;
+use sshield_core::log::{problem_line, LogSink};
+use sshield_core::{backup, Caller, Remote, RemoteAnswer, Response, UnixTime, UserName};
+use sshield_wire::offline::{
+    backup_hash, code_hash, OfflineMaterial, OfflineRequest, Report, ReportRequest, ReportResponse,
+    MAX_REPORTS, OFFLINE_PATH, OUTCOME_FAILMODE, OUTCOME_OFFLINE, REPORT_PATH,
+};
+use subtle::ConstantTimeEq;
+
+use crate::fleet::client::{Failed, ServerClient};
+use crate::syslog::Syslog;
+
+/// How often queued reports are offered to the server while any wait.
+pub(crate) const FLUSH_EVERY: Duration = Duration::from_secs(5);
+
+/// Most `failmode` reports kept waiting: past this (a long outage under a flood of logins),
+/// new ones are logged and dropped rather than fill the disk.
+const MAX_QUEUED: usize = 10_000;
+
+/// The largest material file read (12 h of 30 s steps is about 100 kB per authenticator).
+const MAX_FILE: u64 = 16 * 1024 * 1024;
+
+/// One user's file: the material, what of it was used here, and the reports not yet sent.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserFile {
+    /// The last material fetched; `None` once expired (the file stays while reports wait).
+    material: Option<OfflineMaterial>,
+    /// Per authenticator, the highest counter used here offline.
+    used: BTreeMap<String, u64>,
+    /// The stored hashes of the backup codes used here offline.
+    backup_used: Vec<String>,
+    /// Offline uses not yet reported.
+    pending: Vec<Report>,
+}
+
+/// Where the daemon logs what it decides offline.
+#[derive(Debug, Clone)]
+pub(crate) struct LogTo {
+    /// The syslog socket.
+    pub socket: PathBuf,
+    /// The config's `log_file`.
+    pub file: Option<PathBuf>,
+}
+
+impl LogTo {
+    fn say(&self, text: &str) {
+        Syslog {
+            socket: &self.socket,
+            file: self.file.as_deref(),
+        }
+        .log(&problem_line(text));
+    }
+}
+
+/// The daemon's remote on a fleet host: the server first, then this host's offline material.
+#[derive(Debug)]
+pub(crate) struct OfflineRemote {
+    client: ServerClient,
+    /// `offline/` in the state dir (the host key's directory).
+    dir: PathBuf,
+    /// `reports/` in the state dir: queued `failmode` decisions, one file each.
+    reports: PathBuf,
+    window: Duration,
+    failmode: Failmode,
+    log: LogTo,
+    /// One check or change of the files at a time in this daemon: an offline code is
+    /// accepted once even when two logins race.
+    lock: Mutex<()>,
+}
+
+impl OfflineRemote {
+    /// Wraps `client`; files under `state_dir`. Starts the thread that sends queued reports.
+    pub(crate) fn start(
+        client: ServerClient,
+        state_dir: &Path,
+        window: Duration,
+        failmode: Failmode,
+        log: LogTo,
+    ) -> Arc<Offline> {
+        let remote = Arc::new(Self {
+            client,
+            dir: state_dir.join("offline"),
+            reports: state_dir.join("reports"),
+            window,
+            failmode,
+            log,
+            lock: Mutex::new(()),
+        });
+        let flusher = Arc::clone(&remote);
+        let _ = std::thread::Builder::new()
+            .name("sshield-report".into())
+            .spawn(move || loop {
+                std::thread::sleep(FLUSH_EVERY);
+                flusher.flush();
+            });
+        Arc::new(Offline(remote))
+    }
+
+    fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn user_path(&self, user: &UserName) -> PathBuf {
+        self.dir.join(format!("{}.json", user.as_str()))
+    }
+
+    /// Fetches and stores `user`'s material (right after the server allowed them here).
+    fn fetch(&self, user: &UserName) {
+        let request = OfflineRequest {
+            user: user.as_str().to_owned(),
+            window_secs: self.window.as_secs(),
+        };
+        let body = serde_json::to_vec(&request).unwrap_or_default();
+        let material = match self.client.post(OFFLINE_PATH, &body) {
+            Ok(text) => match serde_json::from_str::<OfflineMaterial>(&text) {
+                Ok(m) if m.user == user.as_str() => m,
+                _ => {
+                    self.log.say(&format!(
+                        "offline material for user {}: the server's answer is not material",
+                        user.as_str()
+                    ));
+                    return;
+                }
+            },
+            Err(Failed::Unreachable(what) | Failed::Refused(what)) => {
+                self.log.say(&format!(
+                    "no offline material for user {}: {what}",
+                    user.as_str()
+                ));
+                return;
+            }
+        };
+        let _guard = self.guard();
+        let path = self.user_path(user);
+        let mut file = match read(&path) {
+            Ok(Some(file)) => file,
+            // A broken file is replaced: the server just vouched for what it holds.
+            Ok(None) | Err(_) => UserFile::default(),
+        };
+        file.material = Some(material);
+        if let Err(e) = write(&path, &file) {
+            self.log.say(&format!(
+                "cannot store offline material for user {}: {e}",
+                user.as_str()
+            ));
+        }
+    }
+
+    /// The offline answer for `code`, or `None` when this host holds no material for the user
+    /// (then `failmode` decides).
+    fn offline(&self, caller: &Caller, code: &Response, now: UnixTime) -> Option<RemoteAnswer> {
+        let user = UserName::new(caller.user.name()).ok()?;
+        let _guard = self.guard();
+        let path = self.user_path(&user);
+        let mut file = match read::<UserFile>(&path) {
+            Ok(Some(file)) => file,
+            Ok(None) => return None,
+            Err(e) => {
+                return Some(RemoteAnswer::Refused(format!(
+                    "no server answered, and the offline material {} cannot be read ({e}); \
+                     remove it (the next login through the server fetches it again)",
+                    path.display()
+                )))
+            }
+        };
+        let expired = file
+            .material
+            .as_ref()
+            .is_none_or(|m| m.expires <= i64::try_from(now.0).unwrap_or(i64::MAX));
+        if expired {
+            if file.material.take().is_some() {
+                let _ = self.store(&path, &file);
+            }
+            return None;
+        }
+        let material = file.material.as_ref()?;
+        let decided = decide(
+            material,
+            &file.used,
+            &file.backup_used,
+            code.expose_secret(),
+            now,
+        );
+        let (method, authenticator, counter, backup) = match decided {
+            Verdict::Token {
+                authenticator,
+                kind,
+                counter,
+            } => (kind, Some(authenticator), Some(counter), None),
+            Verdict::Backup(stored) => ("backup".to_owned(), None, None, Some(stored)),
+            Verdict::Replayed => {
+                return Some(RemoteAnswer::Denied {
+                    reason: "replayed".into(),
+                    delay: None,
+                })
+            }
+            Verdict::Wrong => {
+                return Some(RemoteAnswer::Denied {
+                    reason: "wrong-code".into(),
+                    delay: None,
+                })
+            }
+        };
+        if let (Some(a), Some(c)) = (&authenticator, counter) {
+            file.used.insert(a.clone(), c);
+        }
+        if let Some(stored) = &backup {
+            file.backup_used.push(stored.clone());
+        }
+        let id = match sshield_wire::signed::new_nonce() {
+            Ok(id) => id,
+            Err(e) => return Some(RemoteAnswer::Refused(format!("no report id: {e}"))),
+        };
+        file.pending.push(Report {
+            id,
+            time: i64::try_from(now.0).unwrap_or(i64::MAX),
+            user: user.as_str().to_owned(),
+            source: source_of(caller),
+            service: caller.service.clone(),
+            outcome: OUTCOME_OFFLINE.to_owned(),
+            method: Some(method.clone()),
+            reason: None,
+            authenticator,
+            counter,
+            backup,
+        });
+        // Marked used and queued in one atomic write, before the answer: a crash after it
+        // leaves the code spent here and its report waiting; a crash before, neither.
+        if let Err(e) = self.store(&path, &file) {
+            return Some(RemoteAnswer::Refused(format!(
+                "no server answered, and the offline use cannot be recorded in {}: {e}",
+                path.display()
+            )));
+        }
+        self.log.say(&format!(
+            "offline: no server answered; a {method} code of user {} was accepted from this \
+             host's offline material (to be reported)",
+            user.as_str()
+        ));
+        Some(RemoteAnswer::Allowed { method })
+    }
+
+    fn store(&self, path: &Path, file: &UserFile) -> Result<(), String> {
+        if file.material.is_none() && file.pending.is_empty() {
+            return match fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
+                _ => Ok(()),
+            };
+        }
+        write(path, file)
+    }
+
+    /// Queues a `failmode` decision for `caller`.
+    fn queue_failmode(&self, caller: &Caller, now: UnixTime) {
+        let reason = match self.failmode {
+            Failmode::Safe => "failmode-safe",
+            Failmode::Secure => "unreachable",
+        };
+        let Ok(id) = sshield_wire::signed::new_nonce() else {
+            return;
+        };
+        let report = Report {
+            id: id.clone(),
+            time: i64::try_from(now.0).unwrap_or(i64::MAX),
+            user: caller.user.name().to_owned(),
+            source: source_of(caller),
+            service: caller.service.clone(),
+            outcome: OUTCOME_FAILMODE.to_owned(),
+            method: None,
+            reason: Some(reason.to_owned()),
+            authenticator: None,
+            counter: None,
+            backup: None,
+        };
+        let _guard = self.guard();
+        let queued = fs::read_dir(&self.reports).map_or(0, Iterator::count);
+        if queued >= MAX_QUEUED {
+            self.log.say(&format!(
+                "{queued} failmode reports wait already; this one (user {}) is not queued",
+                caller.user.name()
+            ));
+            return;
+        }
+        if let Err(e) = write(&self.reports.join(format!("{id}.json")), &report) {
+            self.log
+                .say(&format!("cannot queue a failmode report: {e}"));
+        }
+    }
+
+    /// Sends queued reports, in turns of [`MAX_REPORTS`], until none wait or the server does
+    /// not take them; what it took is removed.
+    pub(crate) fn flush(&self) {
+        loop {
+            let (batch, from) = {
+                let _guard = self.guard();
+                self.queued()
+            };
+            if batch.is_empty() {
+                return;
+            }
+            let body = serde_json::to_vec(&ReportRequest {
+                reports: batch.clone(),
+            })
+            .unwrap_or_default();
+            match self.client.post(REPORT_PATH, &body) {
+                Ok(text) if serde_json::from_str::<ReportResponse>(&text).is_ok() => {
+                    let _guard = self.guard();
+                    self.forget(&batch, &from);
+                }
+                Ok(text) => {
+                    self.log.say(&format!(
+                        "the server's answer to {} report(s) is not a report answer: {}",
+                        batch.len(),
+                        text.chars().take(200).collect::<String>()
+                    ));
+                    return;
+                }
+                Err(Failed::Unreachable(_)) => return,
+                Err(Failed::Refused(what)) => {
+                    self.log.say(&format!(
+                        "the server refused {} queued report(s) (kept, sent again later): {what}",
+                        batch.len()
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Up to [`MAX_REPORTS`] queued reports, and the files they are in.
+    fn queued(&self) -> (Vec<Report>, Vec<PathBuf>) {
+        let mut batch = Vec::new();
+        let mut from = Vec::new();
+        for dir in [&self.reports, &self.dir] {
+            let Ok(entries) = fs::read_dir(dir) else {
+                continue;
+            };
+            for path in entries.flatten().map(|e| e.path()) {
+                if batch.len() >= MAX_REPORTS || path.extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
+                if dir == &self.reports {
+                    if let Ok(Some(report)) = read::<Report>(&path) {
+                        batch.push(report);
+                        from.push(path);
+                    }
+                } else if let Ok(Some(file)) = read::<UserFile>(&path) {
+                    let room = MAX_REPORTS - batch.len();
+                    if !file.pending.is_empty() {
+                        batch.extend(file.pending.into_iter().take(room));
+                        from.push(path);
+                    }
+                }
+            }
+        }
+        (batch, from)
+    }
+
+    /// Removes `sent` reports from the files in `from`.
+    fn forget(&self, sent: &[Report], from: &[PathBuf]) {
+        for path in from {
+            if path.starts_with(&self.reports) {
+                let _ = fs::remove_file(path);
+            } else if let Ok(Some(mut file)) = read::<UserFile>(path) {
+                file.pending.retain(|p| !sent.iter().any(|s| s.id == p.id));
+                let _ = self.store(path, &file);
+            }
+        }
+    }
+}
+
+fn source_of(caller: &Caller) -> Option<String> {
+    caller
+        .source
+        .map(|a| a.to_string())
+        .or_else(|| caller.source_name.clone())
+}
+
+/// What the material says of a code.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// An unused slot of this authenticator matched.
+    Token {
+        authenticator: String,
+        kind: String,
+        counter: u64,
+    },
+    /// An unused backup code matched; its stored hash.
+    Backup(String),
+    /// A slot or backup code used here before matched.
+    Replayed,
+    /// Nothing matched.
+    Wrong,
+}
+
+/// Checks `typed` against `material` at `now`: TOTP slots within the window around now (with
+/// the server's drift), HOTP slots in order, then backup codes; every hash compared in
+/// constant time.
+fn decide(
+    material: &OfflineMaterial,
+    used: &BTreeMap<String, u64>,
+    backup_used: &[String],
+    typed: &str,
+    now: UnixTime,
+) -> Verdict {
+    let typed = typed.trim();
+    let mut replayed = false;
+    for token in &material.tokens {
+        let last = used.get(&token.authenticator).copied();
+        let in_window = |counter: u64| match token.kind.as_str() {
+            "totp" if token.period > 0 => {
+                let expected = (now.0 / token.period).saturating_add_signed(token.drift);
+                counter.abs_diff(expected) <= token.window
+            }
+            "hotp" => true,
+            _ => false,
+        };
+        for slot in token.slots.iter().filter(|s| in_window(s.counter)) {
+            let hash = code_hash(&material.salt, &token.authenticator, slot.counter, typed);
+            if !bool::from(hash.as_bytes().ct_eq(slot.hash.as_bytes())) {
+                continue;
+            }
+            if last.is_some_and(|l| slot.counter <= l) {
+                replayed = true;
+                continue;
+            }
+            return Verdict::Token {
+                authenticator: token.authenticator.clone(),
+                kind: token.kind.clone(),
+                counter: slot.counter,
+            };
+        }
+    }
+    if replayed {
+        return Verdict::Replayed;
+    }
+    if !material.backup.is_empty() {
+        let stored = backup::hash(&material.backup_salt, typed);
+        let wrapped = backup_hash(&material.salt, &stored);
+        let mut known = false;
+        for hash in &material.backup {
+            known |= bool::from(hash.as_bytes().ct_eq(wrapped.as_bytes()));
+        }
+        if known {
+            if backup_used.contains(&stored) {
+                return Verdict::Replayed;
+            }
+            return Verdict::Backup(stored);
+        }
+    }
+    Verdict::Wrong
+}
+
+/// Reads a JSON file of ours: `None` if there is none.
+fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, String> {
+    if fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        return Ok(None);
+    }
+    let text = sshield_core::user_file::read_text(path, MAX_FILE).map_err(|e| e.to_string())?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| format!("{}: line {}: {e}", path.display(), e.line()))
+}
+
+/// Writes `value` to `path` atomically (a temp file, fsync, rename, fsync of the directory),
+/// root-only (0600, in a 0700 directory).
+fn write<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
+    let dir = path.parent().ok_or("no directory")?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let text = serde_json::to_vec(value).map_err(|e| e.to_string())?;
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let io = |e: std::io::Error| format!("{}: {e}", tmp.display());
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
+    file.write_all(&text)
+        .and_then(|()| file.sync_all())
+        .map_err(io)?;
+    fs::rename(&tmp, path).map_err(io)?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+impl OfflineRemote {
+    /// After a server answered: sends what waits and, for an allowed `user`, fetches their
+    /// material, in a thread of its own so the login does not wait for either.
+    fn after_answer(self: &Arc<Self>, allowed: Option<UserName>) {
+        let this = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("sshield-offline".into())
+            .spawn(move || {
+                this.flush();
+                if let Some(user) = allowed.filter(|_| !this.window.is_zero()) {
+                    this.fetch(&user);
+                }
+            });
+        if spawned.is_err() {
+            self.log
+                .say("cannot start a thread to fetch offline material or send reports");
+        }
+    }
+}
+
+/// The daemon's remote: [`OfflineRemote`] behind an `Arc`, so it can hand work to a thread.
+#[derive(Debug)]
+pub(crate) struct Offline(pub Arc<OfflineRemote>);
+
+impl Remote for Offline {
+    fn verify(&self, caller: &Caller, code: &Response) -> RemoteAnswer {
+        let this = &self.0;
+        let answer = this.client.verify(caller, code);
+        match &answer {
+            RemoteAnswer::Allowed { .. } => {
+                this.after_answer(UserName::new(caller.user.name()).ok());
+            }
+            RemoteAnswer::Denied { .. } => this.after_answer(None),
+            RemoteAnswer::Unreachable(_) => {
+                let now = UnixTime::now();
+                if let Some(offline) = this.offline(caller, code, now) {
+                    return offline;
+                }
+                this.queue_failmode(caller, now);
+            }
+            RemoteAnswer::Refused(_) => {}
+        }
+        answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        reason = "a test: a failed unwrap is a failed test"
+    )]
+
+    use sshield_wire::offline::{OfflineSlot, OfflineToken};
+
+    use super::*;
+
+    fn material(now: u64) -> OfflineMaterial {
+        let salt = "00112233445566778899aabbccddeeff".to_owned();
+        let step = now / 30;
+        let stored = backup::hash("5a17", "k7mq2-xv9hd");
+        OfflineMaterial {
+            user: "carol".into(),
+            tokens: vec![OfflineToken {
+                authenticator: "phone".into(),
+                kind: "totp".into(),
+                period: 30,
+                window: 1,
+                drift: 0,
+                slots: (step - 1..=step + 10)
+                    .map(|c| OfflineSlot {
+                        counter: c,
+                        hash: code_hash(&salt, "phone", c, &format!("{:06}", c % 1_000_000)),
+                    })
+                    .collect(),
+            }],
+            backup_salt: "5a17".into(),
+            backup: vec![backup_hash(&salt, &stored)],
+            salt,
+            issued: 0,
+            expires: i64::MAX,
+        }
+    }
+
+    #[test]
+    fn a_slot_in_the_window_once_then_replayed_a_backup_code_once() {
+        let now = UnixTime(1_700_000_000);
+        let m = material(now.0);
+        let step = now.0 / 30;
+        let code = |c: u64| format!("{:06}", c % 1_000_000);
+        let mut used = BTreeMap::new();
+        assert_eq!(
+            decide(&m, &used, &[], &code(step + 1), now),
+            Verdict::Token {
+                authenticator: "phone".into(),
+                kind: "totp".into(),
+                counter: step + 1
+            }
+        );
+        used.insert("phone".to_owned(), step + 1);
+        assert_eq!(
+            decide(&m, &used, &[], &code(step + 1), now),
+            Verdict::Replayed
+        );
+        // An earlier step of the window, after a later one was used: replayed too.
+        assert_eq!(decide(&m, &used, &[], &code(step), now), Verdict::Replayed);
+        // A slot outside the window (shipped for later): not now.
+        assert_eq!(decide(&m, &used, &[], &code(step + 5), now), Verdict::Wrong);
+        assert_eq!(decide(&m, &used, &[], "999999x", now), Verdict::Wrong);
+        // The backup code, as typed in any case and with spaces; then used.
+        let stored = backup::hash("5a17", "k7mq2-xv9hd");
+        assert_eq!(
+            decide(&m, &used, &[], " K7MQ2XV9HD ", now),
+            Verdict::Backup(stored.clone())
+        );
+        assert_eq!(
+            decide(&m, &used, &[stored], "k7mq2-xv9hd", now),
+            Verdict::Replayed
+        );
+    }
+
+    #[test]
+    fn files_are_root_only_and_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("offline").join("carol.json");
+        let file = UserFile {
+            material: Some(material(1_700_000_000)),
+            ..UserFile::default()
+        };
+        write(&path, &file).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(path.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
+        let back: UserFile = read(&path).unwrap().unwrap();
+        assert_eq!(back.material, file.material);
+        assert!(read::<UserFile>(&dir.path().join("none.json"))
+            .unwrap()
+            .is_none());
+        fs::write(&path, "{").unwrap();
+        assert!(read::<UserFile>(&path).unwrap_err().contains("line 1"));
+    }
+}
