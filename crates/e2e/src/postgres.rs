@@ -63,11 +63,19 @@ impl Postgres {
 
     /// A new cluster, started and accepting connections.
     pub fn start() -> Postgres {
+        Self::start_with(|_| Vec::new())
+    }
+
+    /// A new cluster with more settings: `settings` is given the cluster's own dir (owned by
+    /// the cluster's user, `nobody`) before the server starts, may put files there (a TLS
+    /// certificate), and returns `name=value` settings for the server's command line.
+    pub fn start_with(settings: impl FnOnce(&Path) -> Vec<String>) -> Postgres {
         let dir = tempfile::Builder::new()
             .prefix("sshield-e2e-pg.")
             .tempdir()
             .expect("a temp dir");
         chown(dir.path(), Some(NOBODY), Some(NOGROUP)).expect("chown the cluster's dir");
+        let settings = settings(dir.path());
         let data = dir.path().join("data");
         run(as_nobody("initdb").arg("-D").arg(&data).args([
             "-A",
@@ -89,6 +97,7 @@ impl Postgres {
             .args(["-p", &port.to_string(), "-k"])
             .arg(dir.path())
             .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=on"])
+            .args(settings.iter().flat_map(|s| ["-c", s.as_str()]))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -128,6 +137,21 @@ impl Postgres {
     /// The cluster's log.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
+    /// The cluster's own dir (its data, log, and what `start_with` put there).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The URL of the database `name` (created or not).
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Makes `path` (put in [`Postgres::dir`] by `start_with`'s settings) the cluster's user's.
+    pub fn give_to_cluster(path: &Path) {
+        chown(path, Some(NOBODY), Some(NOGROUP)).expect("chown for the cluster");
     }
 
     /// Creates the database `name` and returns its URL.
