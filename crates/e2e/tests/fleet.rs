@@ -411,19 +411,8 @@ fn fifty_simultaneous_logins_across_three_hosts_and_two_replicas() {
     ];
     let codes: Vec<String> = secrets.iter().map(|hex| oathtool_hex(hex)).collect();
 
-    // All at once: every session connected and at the prompt, then every code typed.
     let started = Instant::now();
-    let mut sessions: Vec<_> = users
-        .iter()
-        .enumerate()
-        .map(|(i, user)| hosts[i % 3].ssh(user).tty().spawn())
-        .collect();
-    for s in &mut sessions {
-        expect_within(s, PROMPT);
-    }
-    for (s, code) in sessions.iter_mut().zip(&codes) {
-        s.send_line(code);
-    }
+    let mut sessions = all_at_once(&users, &codes, |i| &hosts[i % 3]);
     for s in &mut sessions {
         s.send_line("echo fleet-$((40 + 2))");
     }
@@ -459,17 +448,7 @@ fn fifty_simultaneous_logins_across_three_hosts_and_two_replicas() {
     );
 
     // The same codes again, all at once, each on the next host: replays across the fleet.
-    let mut sessions: Vec<_> = users
-        .iter()
-        .enumerate()
-        .map(|(i, user)| hosts[(i + 1) % 3].ssh(user).tty().spawn())
-        .collect();
-    for s in &mut sessions {
-        expect_within(s, PROMPT);
-    }
-    for (s, code) in sessions.iter_mut().zip(&codes) {
-        s.send_line(code);
-    }
+    let mut sessions = all_at_once(&users, &codes, |i| &hosts[(i + 1) % 3]);
     for s in &mut sessions {
         expect_within(s, "sshield: code already used");
         s.send(keys::CTRL_C);
@@ -495,6 +474,28 @@ fn fifty_simultaneous_logins_across_three_hosts_and_two_replicas() {
         verifications(&a, "denied", "replayed") + verifications(&b, "denied", "replayed"),
         USERS
     );
+}
+
+/// Logs every user in at once on the host `host_of` their index picks: every session
+/// connected and at the code prompt first, then each user's code typed in one go, so the
+/// verifications reach the fleet together.
+fn all_at_once<'a>(
+    users: &[User],
+    codes: &[String],
+    host_of: impl Fn(usize) -> &'a Host,
+) -> Vec<sshield_e2e::Session> {
+    let mut sessions: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| host_of(i).ssh(user).tty().spawn())
+        .collect();
+    for s in &mut sessions {
+        expect_within(s, PROMPT);
+    }
+    for (s, code) in sessions.iter_mut().zip(codes) {
+        s.send_line(code);
+    }
+    sessions
 }
 
 /// Waits for `needle` longer than [`sshield_e2e::Session::expect`] does: 50 logins at once

@@ -1,6 +1,7 @@
 //! Failures per source over all users, as a host counts them in its `.sources` table
 //! (core's `ratelimit`, docs/ratelimit.md), kept in the database so every replica sees every
-//! failure: one row per source key, written by compare-and-swap.
+//! failure: one row per source key, counted in the transaction that stores the verification,
+//! on the row read under a lock (`Storage::commit_verification`).
 
 use sshield_core::ratelimit::{FailureCount, RateLimit, DAY};
 

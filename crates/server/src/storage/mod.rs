@@ -5,6 +5,10 @@
 //! user row is written only at the version it was read at (compare-and-swap), a join token is
 //! spent by the `UPDATE` that finds it unspent, a nonce is remembered by the `INSERT` that
 //! finds it new. Several replicas on one PostgreSQL therefore need no lock of their own.
+//!
+//! A verification stores all it writes (nonce, user, a source's failure, audit entry) in one
+//! transaction ([`Storage::commit_verification`]): one commit, one flush to disk. On SQLite
+//! one writer groups the verifications waiting into one transaction (`group_commit`).
 
 mod group_commit;
 mod push;
