@@ -44,6 +44,8 @@
 //! - Everything is stopped and removed on drop, also when a test panics. Names carry the test
 //!   process's pid; leftovers of a test process that was killed outright (so its drops never
 //!   ran) are removed by the next run, once that pid is gone.
+//! - [`Postgres`] is a throwaway PostgreSQL cluster (initdb in a temp dir, `postgres` run as
+//!   `nobody` on a free loopback port, stopped by its PID), for a fleet server's replicas.
 //! - [`bad_input`]: docs/bad-input.md, written by the tests that try each malformed input
 //!   (needs no root).
 //!
@@ -56,6 +58,7 @@ mod build;
 mod client;
 mod guest;
 mod nss;
+mod postgres;
 mod procs;
 mod sshd;
 mod syslog;
@@ -67,6 +70,7 @@ pub use build::{artefacts, build_deb, cargo_deb_missing, server_binary, Artefact
 pub use client::{Client, Outcome, Session};
 pub use guest::{cache_dir, guest_requirement, show, Guest, Tree};
 pub use nss::CaseInsensitiveNamespace;
+pub use postgres::{Postgres, POSTGRES_BIN};
 pub use procs::{is_alive, tree as process_tree};
 pub use sshd::{pam_unix_stack, Sshd, SshdOptions};
 pub use users::{Group, User, UserOptions};

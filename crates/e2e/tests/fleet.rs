@@ -9,6 +9,9 @@
 //! pam_sshield.so, on a host joined the same way; the module asks the host's daemon over its
 //! socket, and the daemon asks the server.
 //!
+//! At scale: two replicas on a throwaway PostgreSQL, three hosts listing both, 50 users and
+//! 50 simultaneous logins, then the same 50 codes refused as replays.
+//!
 //! Root only; elsewhere it skips, in CI it fails.
 #![allow(
     clippy::unwrap_used,
@@ -22,9 +25,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use sshield_e2e::{can_run, keys, oathtool_totp as oathtool, Client, Sshd, SshdOptions, User};
+use sshield_e2e::{
+    can_run, keys, oathtool_totp as oathtool, Client, Postgres, Sshd, SshdOptions, User,
+};
 use tempfile::TempDir;
 
 const INTERNET: &str = "127.0.0.3";
@@ -40,41 +46,42 @@ impl Drop for Running {
     }
 }
 
-/// The fleet server: its state dir, config and process.
+/// The fleet server: its state dir, the arguments before the subcommand (`--database`,
+/// `--config`) and its process. Replicas share the state dir (the record key) and the
+/// database.
 struct FleetServer {
-    state: TempDir,
-    config: PathBuf,
+    state: Rc<TempDir>,
+    global: Vec<String>,
     url: String,
     process: Option<Running>,
 }
 
 impl FleetServer {
+    /// A lone server on its SQLite file.
     fn start() -> Self {
         Self::start_with("")
     }
 
-    /// A server with `config` as its config file.
+    /// A lone server on its SQLite file, with `config` as its config file.
     fn start_with(config: &str) -> Self {
         let state = tempfile::tempdir().unwrap();
         let path = state.path().join("server.toml");
         fs::write(&path, config).unwrap();
-        let mut server = Self {
-            state,
-            config: path,
-            url: String::new(),
-            process: None,
-        };
-        server.serve("127.0.0.1:0");
-        server
+        let global = vec!["--config".to_owned(), path.display().to_string()];
+        Self::serve(Rc::new(state), global)
     }
 
-    /// Serves on `listen`, waiting for the banner.
-    fn serve(&mut self, listen: &str) {
+    /// A server with `global` arguments (a database, a config) on the `state` dir.
+    fn serve(state: Rc<TempDir>, global: Vec<String>) -> Self {
+        Self::serve_on(state, global, "127.0.0.1:0")
+    }
+
+    /// As [`FleetServer::serve`], on `listen`, waiting for the banner.
+    fn serve_on(state: Rc<TempDir>, global: Vec<String>, listen: &str) -> Self {
         let mut child = Command::new(sshield_e2e::server_binary())
             .arg("--state-dir")
-            .arg(self.state.path())
-            .arg("--config")
-            .arg(&self.config)
+            .arg(state.path())
+            .args(&global)
             .args(["serve", "--listen", listen])
             .env("SSHIELD_SERVER_LOG", "warn")
             .stdin(Stdio::null())
@@ -85,24 +92,33 @@ impl FleetServer {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut banner)
             .unwrap();
-        self.process = Some(Running(child));
+        let process = Running(child);
         let url = banner.trim().rsplit(' ').next().unwrap().to_owned();
         assert!(url.starts_with("http://127.0.0.1:"), "{banner}");
-        self.url = url;
+        Self {
+            state,
+            global,
+            url,
+            process: Some(process),
+        }
     }
 
     /// Starts the stopped server again, on its port and with its database.
     fn restart(&mut self) {
         let listen = self.url.trim_start_matches("http://").to_owned();
-        self.serve(&listen);
+        *self = Self::serve_on(Rc::clone(&self.state), self.global.clone(), &listen);
+    }
+
+    /// Another replica: the same state dir and database, its own process and port.
+    fn replica(&self) -> Self {
+        Self::serve(Rc::clone(&self.state), self.global.clone())
     }
 
     fn cli(&self, args: &[&str]) -> String {
         let out = Command::new(sshield_e2e::server_binary())
             .arg("--state-dir")
             .arg(self.state.path())
-            .arg("--config")
-            .arg(&self.config)
+            .args(&self.global)
             .args(args)
             .output()
             .unwrap();
@@ -177,12 +193,29 @@ struct Host {
 impl Host {
     /// A host with `failmode`, joined to `server` as `name`, its daemon and sshd started.
     fn join(server: &FleetServer, name: &str, failmode: &str) -> Self {
-        Self::join_with(server, name, failmode, "")
+        Self::join_as(server, name, failmode, &[&server.url], "")
     }
 
     /// As [`Host::join`], with `server_keys` added to the `[server]` section `sshield join`
     /// wrote (the last in the file).
     fn join_with(server: &FleetServer, name: &str, failmode: &str, server_keys: &str) -> Self {
+        Self::join_as(server, name, failmode, &[&server.url], server_keys)
+    }
+
+    /// As [`Host::join`], with `urls` (the server's replicas, tried in this order) in its
+    /// config in place of the one it joined through.
+    fn join_listing(server: &FleetServer, name: &str, failmode: &str, urls: &[&str]) -> Self {
+        Self::join_as(server, name, failmode, urls, "")
+    }
+
+    /// A host listing `urls`, with `server_keys` added to its `[server]` section.
+    fn join_as(
+        server: &FleetServer,
+        name: &str,
+        failmode: &str,
+        urls: &[&str],
+        server_keys: &str,
+    ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("sshield-e2e-fleet.")
             .tempdir()
@@ -216,7 +249,18 @@ impl Host {
         assert!(out.status.success(), "sshield join: {out:?}");
         let joined = fs::read_to_string(&config).unwrap();
         assert!(joined.contains("[server]"), "{joined}");
-        fs::write(&config, format!("{joined}{server_keys}")).unwrap();
+        let listed = format!("urls = {urls:?}");
+        let rewritten: Vec<&str> = joined
+            .lines()
+            .map(|l| {
+                if l.starts_with("urls = ") {
+                    listed.as_str()
+                } else {
+                    l
+                }
+            })
+            .collect();
+        fs::write(&config, rewritten.join("\n") + "\n" + server_keys).unwrap();
         let sshd = Sshd::start(SshdOptions::new().config(vec![
             "AuthenticationMethods publickey".to_owned(),
             format!(
@@ -499,6 +543,187 @@ fn offline_codes_are_accepted_once_while_the_server_is_down_and_reported_when_it
         2,
         "{audit}"
     );
+}
+
+/// The fleet at scale, as issue 11 asks it: two `sshield-server` replicas on one throwaway
+/// PostgreSQL and three hosts listing both (in different orders, so both replicas answer);
+/// 50 users enrolled once on the server (imported, as an admin moving from pam_oath would);
+/// 50 simultaneous `ssh` logins of different users, spread over the hosts, all succeed with
+/// codes from oathtool; the same 50 codes again, each on another host, all fail as replays.
+#[test]
+fn fifty_simultaneous_logins_across_three_hosts_and_two_replicas() {
+    const USERS: usize = 50;
+    if !can_run() || !sshield_e2e::run_or_skip("the fleet on PostgreSQL", Postgres::missing()) {
+        return;
+    }
+    let pg = Postgres::start();
+    let database = pg.create_database("fleet");
+    let state = Rc::new(tempfile::tempdir().unwrap());
+    // The server answers a denial at once (`delay`), and 50 replays from one address are
+    // not a guesser to lock out here (`source_max_failures`): each is told `replayed`.
+    let config = state.path().join("server.toml");
+    fs::write(
+        &config,
+        "[rate_limit]\ndelay = \"0s\"\nsource_max_failures = 1000\n",
+    )
+    .unwrap();
+    let global = vec![
+        "--database".to_owned(),
+        database,
+        "--config".to_owned(),
+        config.display().to_string(),
+    ];
+    let a = FleetServer::serve(Rc::clone(&state), global);
+    let b = a.replica();
+
+    // 50 users and their TOTP secrets (hex, as in a users.oath), imported in one go.
+    let users: Vec<User> = (0..USERS).map(|_| User::create()).collect();
+    let secrets: Vec<String> = (0..USERS)
+        .map(|i| format!("{:040x}", 0x5eed_0000_u64 + u64::try_from(i).unwrap()))
+        .collect();
+    let oath = state.path().join("users.oath");
+    let lines: String = users
+        .iter()
+        .zip(&secrets)
+        .map(|(u, hex)| format!("HOTP/T30 {} - {hex}\n", u.name()))
+        .collect();
+    fs::write(&oath, lines).unwrap();
+    let imported = a.cli(&["user", "import-users-oath", &oath.display().to_string()]);
+    assert!(
+        imported.contains(&format!("imported {USERS} user")),
+        "{imported}"
+    );
+
+    let hosts = [
+        Host::join_listing(&a, "big1", "secure", &[&a.url, &b.url]),
+        Host::join_listing(&a, "big2", "secure", &[&b.url, &a.url]),
+        Host::join_listing(&a, "big3", "secure", &[&a.url, &b.url]),
+    ];
+    let codes: Vec<String> = secrets.iter().map(|hex| oathtool_hex(hex)).collect();
+
+    let started = Instant::now();
+    let mut sessions = all_at_once(&users, &codes, |i| &hosts[i % 3]);
+    for s in &mut sessions {
+        s.send_line("echo fleet-$((40 + 2))");
+    }
+    for s in &mut sessions {
+        expect_within(s, "fleet-42");
+        s.send_line("exit");
+    }
+    for (s, user) in sessions.into_iter().zip(&users) {
+        let out = s.wait();
+        assert!(out.success(), "{}: {out:?}", user.name());
+    }
+    eprintln!("{USERS} simultaneous logins in {:?}", started.elapsed());
+    for (i, user) in users.iter().enumerate() {
+        let allow = format!(
+            "allow user={} rhost={INTERNET} service=sshield-login method=totp reason=ok",
+            user.name()
+        );
+        assert!(
+            hosts[i % 3].log().contains(&allow),
+            "{}",
+            hosts[i % 3].log()
+        );
+    }
+    // Both replicas decided some of them.
+    for replica in [&a, &b] {
+        let allowed = verifications(replica, "allowed", "none");
+        assert!(allowed > 0, "{} decided none", replica.url);
+        eprintln!("{}: {allowed} allowed", replica.url);
+    }
+    assert_eq!(
+        verifications(&a, "allowed", "none") + verifications(&b, "allowed", "none"),
+        USERS
+    );
+
+    // The same codes again, all at once, each on the next host: replays across the fleet.
+    let mut sessions = all_at_once(&users, &codes, |i| &hosts[(i + 1) % 3]);
+    for s in &mut sessions {
+        expect_within(s, "sshield: code already used");
+        s.send(keys::CTRL_C);
+    }
+    for (s, user) in sessions.into_iter().zip(&users) {
+        let out = s.wait();
+        assert!(!out.success(), "{} logged in with a used code", user.name());
+    }
+    for (i, user) in users.iter().enumerate() {
+        let host = &hosts[(i + 1) % 3];
+        let deny = format!(
+            "deny user={} rhost={INTERNET} service=sshield-login ",
+            user.name()
+        );
+        let log = host.log();
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&deny) && l.contains(" reason=replayed")),
+            "{log}"
+        );
+    }
+    assert_eq!(
+        verifications(&a, "denied", "replayed") + verifications(&b, "denied", "replayed"),
+        USERS
+    );
+}
+
+/// Logs every user in at once on the host `host_of` their index picks: every session
+/// connected and at the code prompt first, then each user's code typed in one go, so the
+/// verifications reach the fleet together.
+fn all_at_once<'a>(
+    users: &[User],
+    codes: &[String],
+    host_of: impl Fn(usize) -> &'a Host,
+) -> Vec<sshield_e2e::Session> {
+    let mut sessions: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| host_of(i).ssh(user).tty().spawn())
+        .collect();
+    for s in &mut sessions {
+        expect_within(s, PROMPT);
+    }
+    for (s, code) in sessions.iter_mut().zip(codes) {
+        s.send_line(code);
+    }
+    sessions
+}
+
+/// Waits for `needle` longer than [`sshield_e2e::Session::expect`] does: 50 logins at once
+/// on a shared machine may take more than its 10 s.
+fn expect_within(s: &mut sshield_e2e::Session, needle: &str) {
+    let seen = s.try_expect(needle, Duration::from_secs(90));
+    assert!(
+        seen.is_some(),
+        "did not see {needle:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        s.stdout(),
+        s.stderr()
+    );
+}
+
+/// The current TOTP code of a hex key (as users.oath holds it), from oathtool.
+fn oathtool_hex(hex: &str) -> String {
+    let out = Command::new("oathtool")
+        .args(["--totp", hex])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "oathtool: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A replica's count of decisions with this outcome and reason, from its `/metrics`.
+fn verifications(server: &FleetServer, outcome: &str, reason: &str) -> usize {
+    let out = Command::new("curl")
+        .args(["-sf", &format!("{}/metrics", server.url)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "curl /metrics: {out:?}");
+    let series =
+        format!("sshield_server_verifications_total{{outcome=\"{outcome}\",reason=\"{reason}\"}} ");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map_or(0, |n| n.trim().parse().unwrap())
 }
 
 /// A fleet host whose sshd asks for the code through pam_sshield.so (a public key, then

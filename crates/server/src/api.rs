@@ -189,10 +189,21 @@ async fn verify_handler(
     let now = UnixTime::now();
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     // Only a joined host may ask: an open endpoint would let anyone guess codes.
-    let host = hosts::authenticate(&app, method.as_str(), path, &headers, &body, now).await?;
-    let request: VerifyRequest = parse_json(&headers, &body)?;
-    let answer = verify::verify(&app, &host, &request, now).await?;
-    Ok(Json(answer))
+    let signed = hosts::check_signature(&app, method.as_str(), path, &headers, &body, now).await?;
+    let answer = match parse_json::<VerifyRequest>(&headers, &body) {
+        Ok(request) => verify::verify(&app, &signed, &request, now).await,
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok(answer) => Ok(Json(answer)),
+        // Refused before its nonce was stored with a decision: remembered on its own, so a
+        // second sending is a replay as any other (and answered as one).
+        Err(e) if e.status.is_client_error() => {
+            hosts::remember(&app, &signed).await?;
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 async fn join_handler(

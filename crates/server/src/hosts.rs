@@ -7,11 +7,11 @@ use axum::http::{HeaderMap, StatusCode};
 use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha256};
 use sshield_core::UnixTime;
-use sshield_wire::signed::{Refused, Signed};
+use sshield_wire::signed::Refused;
 
 use crate::api::{ApiError, App};
 use crate::records::unix;
-use crate::storage::{HostRow, Storage, StorageError};
+use crate::storage::{HostRow, NonceRow, Storage, StorageError};
 
 /// A join token starts with this, so one pasted in the wrong place is recognisable.
 const TOKEN_PREFIX: &str = "sshj_";
@@ -168,7 +168,22 @@ pub async fn join(
     }
 }
 
-/// Checks a signed request: the host it comes from, or the 4xx that refuses it.
+/// A host request whose signature is good, its nonce not yet remembered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// The host that signed it, its nonce and time: remembered with what the request stores.
+    pub nonce: NonceRow,
+}
+
+impl Signed {
+    /// The host that signed the request.
+    pub fn host(&self) -> &str {
+        &self.nonce.host
+    }
+}
+
+/// Checks a signed request and remembers its nonce: the host it comes from, or the 4xx that
+/// refuses it.
 pub async fn authenticate(
     app: &App,
     method: &str,
@@ -177,9 +192,26 @@ pub async fn authenticate(
     body: &[u8],
     now: UnixTime,
 ) -> Result<String, ApiError> {
+    let signed = check_signature(app, method, path, headers, body, now).await?;
+    remember(app, &signed).await?;
+    Ok(signed.nonce.host)
+}
+
+/// Checks a signed request's signature, time and host, but does not remember its nonce: the
+/// caller stores it with what the request does (a verification, in one transaction) or
+/// calls [`remember`].
+pub async fn check_signature(
+    app: &App,
+    method: &str,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: UnixTime,
+) -> Result<Signed, ApiError> {
     let unauthorized = |e: Refused| refused(StatusCode::UNAUTHORIZED, e.to_string());
-    let signed = Signed::parse(|name| headers.get(name).and_then(|v| v.to_str().ok()))
-        .map_err(unauthorized)?;
+    let signed =
+        sshield_wire::signed::Signed::parse(|name| headers.get(name).and_then(|v| v.to_str().ok()))
+            .map_err(unauthorized)?;
     let now = unix(now);
     signed
         .check_time(now, app.signature_skew.as_secs())
@@ -196,16 +228,34 @@ pub async fn authenticate(
     signed
         .verify(&row.public_key, method, path, body)
         .map_err(unauthorized)?;
+    Ok(Signed {
+        nonce: NonceRow {
+            host: host.to_owned(),
+            nonce: signed.nonce.to_owned(),
+            ts: signed.timestamp,
+        },
+    })
+}
+
+/// Remembers a checked request's nonce on its own; the 401 for one used before.
+pub async fn remember(app: &App, signed: &Signed) -> Result<(), ApiError> {
     // Remembered only once the signature is good, so nobody else can fill a host's nonces.
-    if !app
+    let nonce = &signed.nonce;
+    if app
         .store
-        .remember_nonce(host, signed.nonce, signed.timestamp)
+        .remember_nonce(&nonce.host, &nonce.nonce, nonce.ts)
         .await?
     {
-        return Err(refused(
-            StatusCode::UNAUTHORIZED,
-            format!("replayed request: host {host:?} used this nonce before"),
-        ));
+        Ok(())
+    } else {
+        Err(replayed(signed.host()))
     }
-    Ok(host.to_owned())
+}
+
+/// The answer to a request whose nonce its host used before.
+pub fn replayed(host: &str) -> ApiError {
+    refused(
+        StatusCode::UNAUTHORIZED,
+        format!("replayed request: host {host:?} used this nonce before"),
+    )
 }

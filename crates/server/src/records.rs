@@ -3,6 +3,8 @@
 //! another request or replica wrote first. Verification, enrollment, confirmation, backup
 //! codes, disabling and removal all take this one path, so none can undo another's write
 //! (a code marked used by a login is never rewound by an admin's change made meanwhile).
+//! A verification takes [`plan`], the same read and decision, and stores the write in one
+//! transaction with its nonce and audit entry.
 
 use std::fmt;
 
@@ -10,7 +12,7 @@ use sshield_core::{UnixTime, UserName, UserRecord};
 
 use crate::api::App;
 use crate::seal::SealError;
-use crate::storage::{Storage, StorageError, UserRow};
+use crate::storage::{Storage, StorageError, UserRow, UserWrite};
 
 /// Attempts at one change before giving up under contention. Each lost race means another
 /// change of the same user was written first, so every round some request progresses; a
@@ -78,35 +80,21 @@ pub async fn update<T, E>(
 ) -> Result<Result<T, E>, RecordError> {
     let name = user.as_str();
     for _ in 0..MAX_TRIES {
-        let row = app.store.load_user(name).await?;
-        let mut record = match &row {
-            Some(r) => Some(app.key.open(name, &r.sealed)?),
-            None => None,
-        };
-        let (write, value) = match change(&mut record) {
-            Ok(done) => done,
+        let (write, value) = match plan(app, user, now, &mut change).await? {
+            Ok(planned) => planned,
             Err(e) => return Ok(Err(e)),
         };
-        let result = match (write, row, record) {
-            (Write::Keep, _, _) => return Ok(Ok(value)),
-            (Write::Delete, Some(_), _) | (Write::Save, Some(_), None) => {
-                app.store.delete_user(name).await.map(|_| ())
-            }
-            (Write::Delete, None, _) | (Write::Save, None, None) => return Ok(Ok(value)),
-            (Write::Save, Some(old), Some(record)) => {
-                let next = row_for(app, &record, old.version.saturating_add(1), now)?;
-                app.store.update_user(&next).await
-            }
-            (Write::Save, None, Some(record)) => {
-                let next = row_for(app, &record, 1, now)?;
-                match app.store.create_user(&next).await {
-                    // Created meanwhile by another request: redo the change on its record.
-                    Err(StorageError::Exists { .. }) => Err(StorageError::LostRace {
-                        name: name.to_owned(),
-                    }),
-                    other => other,
-                }
-            }
+        let result = match write {
+            None => return Ok(Ok(value)),
+            Some(UserWrite::Delete(name)) => app.store.delete_user(&name).await.map(|_| ()),
+            Some(UserWrite::Update(row)) => app.store.update_user(&row).await,
+            Some(UserWrite::Create(row)) => match app.store.create_user(&row).await {
+                // Created meanwhile by another request: redo the change on its record.
+                Err(StorageError::Exists { .. }) => Err(StorageError::LostRace {
+                    name: name.to_owned(),
+                }),
+                other => other,
+            },
         };
         match result {
             Ok(()) => return Ok(Ok(value)),
@@ -116,6 +104,44 @@ pub async fn update<T, E>(
         }
     }
     Err(RecordError::Busy(name.to_owned()))
+}
+
+/// One round of [`update`] without the write: reads `user`, applies `change` and returns
+/// what to store (`None`: nothing) with `change`'s value. The write is made only if the row
+/// is still as read ([`UserWrite`]); a verification stores it in one transaction with the
+/// rest of what it writes (`Storage::commit_verification`), and decides again on a lost race.
+pub async fn plan<T, E>(
+    app: &App,
+    user: &UserName,
+    now: UnixTime,
+    change: impl FnOnce(&mut Option<UserRecord>) -> Result<(Write, T), E>,
+) -> Result<Result<(Option<UserWrite>, T), E>, RecordError> {
+    let name = user.as_str();
+    let row = app.store.load_user(name).await?;
+    let mut record = match &row {
+        Some(r) => Some(app.key.open(name, &r.sealed)?),
+        None => None,
+    };
+    let (write, value) = match change(&mut record) {
+        Ok(done) => done,
+        Err(e) => return Ok(Err(e)),
+    };
+    let write = match (write, row, record) {
+        (Write::Keep, _, _) | (Write::Delete, None, _) | (Write::Save, None, None) => None,
+        (Write::Delete, Some(_), _) | (Write::Save, Some(_), None) => {
+            Some(UserWrite::Delete(name.to_owned()))
+        }
+        (Write::Save, Some(old), Some(record)) => Some(UserWrite::Update(row_for(
+            app,
+            &record,
+            old.version.saturating_add(1),
+            now,
+        )?)),
+        (Write::Save, None, Some(record)) => {
+            Some(UserWrite::Create(row_for(app, &record, 1, now)?))
+        }
+    };
+    Ok(Ok((write, value)))
 }
 
 /// The row that stores `record` at `version`, sealed.

@@ -1,14 +1,12 @@
 //! Failures per source over all users, as a host counts them in its `.sources` table
 //! (core's `ratelimit`, docs/ratelimit.md), kept in the database so every replica sees every
-//! failure: one row per source key, written by compare-and-swap.
+//! failure: one row per source key, counted in the transaction that stores the verification,
+//! on the row read under a lock (`Storage::commit_verification`).
 
 use sshield_core::ratelimit::{FailureCount, RateLimit, DAY};
 
 use crate::api::App;
-use crate::storage::{SourceRow, Storage, StorageError};
-
-/// Attempts at counting one failure before giving up under contention (as for users).
-const MAX_TRIES: usize = 16;
+use crate::storage::{SourceFailure, SourceRow, Storage, StorageError};
 
 /// The lock on `source` over all users in force at `now`, if any.
 pub async fn locked(app: &App, source: &str, now: u64) -> Result<Option<u64>, StorageError> {
@@ -19,26 +17,27 @@ pub async fn locked(app: &App, source: &str, now: u64) -> Result<Option<u64>, St
         .and_then(|row| parse(&row).locked(now)))
 }
 
-/// Counts a failure from `source` at `now` with core's rules (`source_max_failures` within
-/// `within` lock it for `lockout`); the source's count in the window, for the delay.
-pub async fn failed(app: &App, source: &str, now: u64) -> Result<u32, StorageError> {
-    let limits = &app.rate_limit;
-    for _ in 0..MAX_TRIES {
-        let row = app.store.load_source(source).await?;
-        let mut count = row.as_ref().map(parse).unwrap_or_default();
-        let n = count.record(now, limits.source_max_failures, 0, limits);
-        let next = SourceRow {
-            source: source.to_owned(),
-            state: serde_json::to_string(&count).unwrap_or_default(),
-            version: row.map_or(1, |r| r.version.saturating_add(1)),
-            expires_at: expires_at(&count, limits),
-        };
-        if app.store.save_source(&next).await? {
-            return Ok(n);
-        }
+/// One failure from `source` at `now`, counted with core's rules (`source_max_failures`
+/// within `within` lock it for `lockout`) in the transaction that stores the verification
+/// (`Storage::commit_verification`), on the row as it is then; the source's count in the
+/// window comes back for the delay.
+pub fn failure(app: &App, source: &str, now: u64) -> SourceFailure {
+    let limits = app.rate_limit.clone();
+    let key = source.to_owned();
+    SourceFailure {
+        source: source.to_owned(),
+        count: Box::new(move |row: Option<&SourceRow>| {
+            let mut count = row.map(parse).unwrap_or_default();
+            let n = count.record(now, limits.source_max_failures, 0, &limits);
+            let next = SourceRow {
+                source: key.clone(),
+                state: serde_json::to_string(&count).unwrap_or_default(),
+                version: row.map_or(1, |r| r.version.saturating_add(1)),
+                expires_at: expires_at(&count, &limits),
+            };
+            (next, n)
+        }),
     }
-    // A flood from one source: it is counted as at its worst.
-    Ok(u32::MAX)
 }
 
 /// Forgets the sources whose counts no longer matter at `now`.

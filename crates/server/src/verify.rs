@@ -1,6 +1,7 @@
 //! One verification: core's engine decides on the user's opened record ([`check_record`]),
-//! the new login state is stored by compare-and-swap ([`records::update`]), and the decision
-//! is appended to the audit log.
+//! and the request's nonce, the new login state (compare-and-swap, [`records::plan`]), a
+//! denial's count against its source and the audit entry are stored in one transaction:
+//! one commit, one flush to disk, per verification (with the others waiting, on SQLite).
 //!
 //! The compare-and-swap is what makes a code good once across requests and replicas: of two
 //! requests that both accept the same code from the same stored version, only one can write
@@ -13,15 +14,20 @@ use sshield_core::ratelimit::{self, Origin, UserLimits};
 use sshield_core::{check_record, Decision, DenyReason, Response, UnixTime, UserName};
 
 use crate::api::{ApiError, App, VerifyRequest, VerifyResponse};
-use crate::metrics;
+use crate::hosts::{self, Signed};
 use crate::records::{self, unix, RecordError, Write};
 use crate::sources;
-use crate::storage::{AuditEntry, Storage};
+use crate::storage::{AuditEntry, Committed, Storage, StorageError, UserWrite, VerificationWrites};
 
-/// Decides `request` from `host` at `now`.
+/// Attempts at one verification before giving up under contention: each lost race means
+/// another verification or change of the same user was stored first (as `records`).
+const MAX_TRIES: usize = 16;
+
+/// Decides `request`, signed as `signed` says, at `now`, and stores the decision with the
+/// request's nonce in one transaction.
 pub async fn verify(
     app: &App,
-    host: &str,
+    signed: &Signed,
     request: &VerifyRequest,
     now: UnixTime,
 ) -> Result<VerifyResponse, ApiError> {
@@ -43,62 +49,107 @@ pub async fn verify(
         Some(key) if limits.enabled => sources::locked(app, key, now.0).await?,
         _ => None,
     };
-    let decided = records::update(app, &user, now, |slot| {
-        let Some(record) = slot.as_mut() else {
-            let reason = if source_lock.is_some() {
-                "locked"
-            } else {
-                "not-enrolled"
-            };
-            return Ok::<_, ()>((Write::Keep, Err(reason)));
-        };
-        // Per (user, source) as on a host (docs/ratelimit.md): a locked bucket answers
-        // "locked" without trying the code, so guessing stops there.
-        if limits.enabled {
-            let buckets = user_limits(record);
-            let source_locked = source_lock.is_some() && !buckets.is_familiar(&origin);
-            if buckets.locked(&origin, now.0).is_some() || source_locked {
-                return Ok((Write::Keep, Err("locked")));
+    for _ in 0..MAX_TRIES {
+        let decided = records::plan(app, &user, now, |slot| {
+            decide(app, slot, &response, &origin, source_lock.is_some(), now)
+        })
+        .await;
+        let (write, method, reason) = match decided {
+            Ok(Ok((write, Ok(method)))) => (write, Some(method), None),
+            Ok(Ok((write, Err(reason)))) => (write, None, Some(reason)),
+            Ok(Err(())) => (None, None, Some("store-error")),
+            Err(RecordError::Storage(e)) => return Err(e.into()),
+            // A record we cannot open denies: never a reason to let in.
+            Err(e @ (RecordError::Seal(_) | RecordError::Busy(_))) => {
+                tracing::error!(error = %e, "verification");
+                (None, None, Some("store-error"))
             }
+        };
+        match store(app, signed, request, &origin, write, method, reason, now).await? {
+            Some(answer) => return Ok(answer),
+            None => continue,
         }
-        Ok(
-            match check_record(record, &response, now, &app.policy, None) {
-                Decision::Allow(method) => {
-                    if limits.enabled {
-                        user_limits(record).succeeded(&origin, now.0, limits);
-                    }
-                    (Write::Save, Ok(method.as_str()))
-                }
-                Decision::Deny(reason @ (DenyReason::WrongCode | DenyReason::Replayed))
-                    if limits.enabled =>
-                {
-                    user_limits(record).failed(&origin, now.0, limits);
-                    (Write::Save, Err(reason.as_str()))
-                }
-                Decision::Deny(reason) => (Write::Keep, Err(reason.as_str())),
-            },
-        )
-    })
-    .await;
-    let (method, reason) = match decided {
-        Ok(Ok(Ok(method))) => (Some(method), None),
-        Ok(Ok(Err(reason))) => (None, Some(reason)),
-        Ok(Err(())) => (None, Some("store-error")),
-        Err(RecordError::Storage(e)) => return Err(e.into()),
-        // A record we cannot open or a flood of writes denies: never a reason to let in.
-        Err(e @ (RecordError::Seal(_) | RecordError::Busy(_))) => {
-            tracing::error!(error = %e, "verification");
-            let reason = match e {
-                RecordError::Busy(_) => "busy",
-                _ => "store-error",
-            };
-            (None, Some(reason))
+    }
+    // A flood of changes of this user: denied, and stored as such (nothing of the user's).
+    tracing::error!(error = %RecordError::Busy(user.as_str().to_owned()), "verification");
+    match store(app, signed, request, &origin, None, None, Some("busy"), now).await? {
+        Some(answer) => Ok(answer),
+        None => Err(StorageError::LostRace {
+            name: user.as_str().to_owned(),
         }
+        .into()),
+    }
+}
+
+/// The engine's decision on the user's record (`None`: not enrolled): the method that
+/// passed or the reason for the denial, and whether the record changed.
+fn decide(
+    app: &App,
+    slot: &mut Option<sshield_core::UserRecord>,
+    response: &Response,
+    origin: &Origin,
+    source_locked: bool,
+    now: UnixTime,
+) -> Result<(Write, Result<&'static str, &'static str>), ()> {
+    let limits = &app.rate_limit;
+    let Some(record) = slot.as_mut() else {
+        let reason = if source_locked {
+            "locked"
+        } else {
+            "not-enrolled"
+        };
+        return Ok((Write::Keep, Err(reason)));
     };
-    let entry = AuditEntry {
+    // Per (user, source) as on a host (docs/ratelimit.md): a locked bucket answers
+    // "locked" without trying the code, so guessing stops there.
+    if limits.enabled {
+        let buckets = user_limits(record);
+        let locked_here = source_locked && !buckets.is_familiar(origin);
+        if buckets.locked(origin, now.0).is_some() || locked_here {
+            return Ok((Write::Keep, Err("locked")));
+        }
+    }
+    Ok(
+        match check_record(record, response, now, &app.policy, None) {
+            Decision::Allow(method) => {
+                if limits.enabled {
+                    user_limits(record).succeeded(origin, now.0, limits);
+                }
+                (Write::Save, Ok(method.as_str()))
+            }
+            Decision::Deny(reason @ (DenyReason::WrongCode | DenyReason::Replayed))
+                if limits.enabled =>
+            {
+                user_limits(record).failed(origin, now.0, limits);
+                (Write::Save, Err(reason.as_str()))
+            }
+            Decision::Deny(reason) => (Write::Keep, Err(reason.as_str())),
+        },
+    )
+}
+
+/// Stores one decision (the user's write, the source's failure for a denial, the audit
+/// entry, the nonce) in one transaction: the answer, or `None` if the user's row changed
+/// since it was read (nothing stored: decide again).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one decision's parts, each from a different step of `verify`"
+)]
+async fn store(
+    app: &App,
+    signed: &Signed,
+    request: &VerifyRequest,
+    origin: &Origin,
+    write: Option<UserWrite>,
+    method: Option<&str>,
+    reason: Option<&str>,
+    now: UnixTime,
+) -> Result<Option<VerifyResponse>, ApiError> {
+    let limits = &app.rate_limit;
+    let audit = AuditEntry {
         time: unix(now),
-        host: host.to_owned(),
-        user: user.as_str().to_owned(),
+        host: signed.host().to_owned(),
+        user: request.user.clone(),
         source: request.source.clone(),
         service: request.service.clone(),
         method: method.map(str::to_owned),
@@ -110,42 +161,56 @@ pub async fn verify(
         .to_owned(),
         reason: reason.map(str::to_owned),
     };
-    app.store.append_audit(&entry).await?;
-    app.metrics
-        .verification(&entry.outcome, entry.reason.as_deref());
-    // The host waits, not the server (sshield_wire::api::VerifyResponse::delay_ms).
-    let delay_ms = match reason {
-        Some(reason) => Some(
-            u64::try_from(failure_delay(app, &origin, reason, now).await.as_millis())
-                .unwrap_or(u64::MAX),
-        ),
-        None => None,
+    // As on a host: every denial counts against its source.
+    let source = match (reason, origin.remote()) {
+        (Some(_), Some(key)) if limits.enabled => Some(sources::failure(app, key, now.0)),
+        _ => None,
     };
-    Ok(VerifyResponse {
-        outcome: entry.outcome,
-        method: entry.method,
-        reason: entry.reason,
+    let writes = VerificationWrites {
+        nonce: signed.nonce.clone(),
+        user: write,
+        source,
+        audit,
+    };
+    let source_failures = match app.store.commit_verification(writes).await? {
+        Committed::Stored { source_failures } => source_failures,
+        Committed::NonceUsed => return Err(hosts::replayed(signed.host())),
+        Committed::LostRace => return Ok(None),
+    };
+    let outcome = if reason.is_none() {
+        AuditEntry::ALLOWED
+    } else {
+        AuditEntry::DENIED
+    };
+    app.metrics.verification(outcome, reason);
+    // The host waits, not the server (sshield_wire::api::VerifyResponse::delay_ms).
+    let delay_ms = reason.map(|reason| {
+        let delay = failure_delay(app, origin, reason, source_failures);
+        u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)
+    });
+    Ok(Some(VerifyResponse {
+        outcome: outcome.to_owned(),
+        method: method.map(str::to_owned),
+        reason: reason.map(str::to_owned),
         delay_ms,
-    })
+    }))
 }
 
 /// As on a host: every denial counts against its source, and the pause before the user hears
-/// of it (the host's to make) grows with the source's count alone (`delay`, doubling, at most 8 times), so enrolled and
-/// unenrolled names, wrong codes and locks all answer alike. No source: `delay`. A store
-/// error, or a count that could not be written, waits the longest delay.
-async fn failure_delay(app: &App, origin: &Origin, reason: &str, now: UnixTime) -> Duration {
+/// of it (the host's to make) grows with the source's count alone (`delay`, doubling, at
+/// most 8 times), so enrolled and unenrolled names, wrong codes and locks all answer alike.
+/// No source: `delay`. A store error waits the longest delay.
+fn failure_delay(
+    app: &App,
+    origin: &Origin,
+    reason: &str,
+    source_failures: Option<u32>,
+) -> Duration {
     let limits = &app.rate_limit;
     let count = match origin.remote() {
         _ if !limits.enabled => 0,
         None => 1,
-        Some(key) => match sources::failed(app, key, now.0).await {
-            Ok(n) => n,
-            Err(e) => {
-                metrics::database_error();
-                tracing::error!(error = %e, "counting a source's failure");
-                u32::MAX
-            }
-        },
+        Some(_) => source_failures.unwrap_or(u32::MAX),
     };
     if reason == "store-error" {
         ratelimit::longest_delay(limits)

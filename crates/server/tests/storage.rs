@@ -6,9 +6,9 @@ mod support;
 use std::sync::Arc;
 
 use sshield_server::storage::{
-    Admission, ApprovalRow, AuditEntry, AuditQuery, DeviceRow, HostRow, OfflineStorage,
-    PostgresStorage, PushStorage, SourceRow, SqliteStorage, Storage, StorageError, UserRow,
-    Verdict, WebhookRow,
+    Admission, ApprovalRow, AuditEntry, AuditQuery, Committed, DeviceRow, HostRow, NonceRow,
+    OfflineStorage, PostgresStorage, PushStorage, SourceFailure, SourceRow, SqliteStorage,
+    Storage, StorageError, UserRow, UserWrite, Verdict, VerificationWrites, WebhookRow,
 };
 
 fn user(name: &str, version: i64, sealed: &[u8]) -> UserRow {
@@ -323,6 +323,211 @@ async fn source_counts_are_compare_and_swapped_and_pruned(s: Arc<impl Storage + 
     );
     assert_eq!(s.prune_sources(201).await.expect("prune"), 1);
     assert_eq!(s.load_source("198.51.100.7").await.expect("load"), None);
+}
+
+fn entry(user: &str, reason: Option<&str>) -> AuditEntry {
+    AuditEntry {
+        time: 1_000,
+        host: "web1".to_owned(),
+        user: user.to_owned(),
+        source: Some("192.0.2.7".to_owned()),
+        service: "sshd".to_owned(),
+        method: reason.is_none().then(|| "totp".to_owned()),
+        outcome: if reason.is_none() {
+            "allowed"
+        } else {
+            "denied"
+        }
+        .to_owned(),
+        reason: reason.map(str::to_owned),
+    }
+}
+
+/// One verification's writes: `nonce` from web1, `user`'s write, the audit entry; a failure
+/// counted against 192.0.2.7 (the count is the stored state, a number, plus one) for a
+/// denial.
+fn verification(nonce: &str, user: Option<UserWrite>, denied: bool) -> VerificationWrites {
+    let source = denied.then(|| SourceFailure {
+        source: "192.0.2.7".to_owned(),
+        count: Box::new(|row: Option<&SourceRow>| {
+            let n = row.map_or(0, |r| r.state.parse::<u32>().expect("a count")) + 1;
+            let next = SourceRow {
+                source: "192.0.2.7".to_owned(),
+                state: n.to_string(),
+                version: row.map_or(1, |r| r.version + 1),
+                expires_at: 9_999,
+            };
+            (next, n)
+        }),
+    });
+    VerificationWrites {
+        nonce: NonceRow {
+            host: "web1".to_owned(),
+            nonce: nonce.to_owned(),
+            ts: 1_000,
+        },
+        user,
+        source,
+        audit: entry("vic", denied.then_some("wrong-code")),
+    }
+}
+
+async fn commit(s: &impl Storage, nonce: &str, user: Option<UserWrite>, denied: bool) -> Committed {
+    s.commit_verification(verification(nonce, user, denied))
+        .await
+        .expect("commit")
+}
+
+async fn audit_count(s: &impl Storage) -> usize {
+    s.query_audit(&AuditQuery {
+        limit: 1_000,
+        ..AuditQuery::default()
+    })
+    .await
+    .expect("audit")
+    .len()
+}
+
+/// A verification's nonce, user write, source count and audit entry are stored together or
+/// not at all: a replayed nonce or a lost compare-and-swap stores none of them.
+async fn a_verification_is_stored_whole_or_not_at_all(s: Arc<impl Storage + 'static>) {
+    s.create_user(&user("vic", 1, b"v1")).await.expect("create");
+    let stored = commit(
+        &*s,
+        "n1",
+        Some(UserWrite::Update(user("vic", 2, b"v2"))),
+        false,
+    )
+    .await;
+    assert_eq!(
+        stored,
+        Committed::Stored {
+            source_failures: None
+        }
+    );
+    assert_eq!(
+        s.load_user("vic")
+            .await
+            .expect("load")
+            .expect("row")
+            .version,
+        2
+    );
+    assert_eq!(audit_count(&*s).await, 1);
+    assert!(
+        !s.remember_nonce("web1", "n1", 1_000).await.expect("nonce"),
+        "stored"
+    );
+
+    // The same nonce again: nothing of it stored.
+    let replayed = commit(
+        &*s,
+        "n1",
+        Some(UserWrite::Update(user("vic", 3, b"v3"))),
+        true,
+    )
+    .await;
+    assert_eq!(replayed, Committed::NonceUsed);
+    // A write from a stale read: neither its nonce nor its audit entry nor its count.
+    let lost = commit(
+        &*s,
+        "n2",
+        Some(UserWrite::Update(user("vic", 2, b"stale"))),
+        true,
+    )
+    .await;
+    assert_eq!(lost, Committed::LostRace);
+    let row = s.load_user("vic").await.expect("load").expect("row");
+    assert_eq!((row.version, row.sealed), (2, b"v2".to_vec()));
+    assert_eq!(audit_count(&*s).await, 1);
+    assert_eq!(s.load_source("192.0.2.7").await.expect("source"), None);
+    assert!(
+        s.remember_nonce("web1", "n2", 1_000).await.expect("nonce"),
+        "not stored"
+    );
+    // A user created meanwhile loses the same way.
+    let taken = commit(
+        &*s,
+        "n3",
+        Some(UserWrite::Create(user("vic", 1, b"new"))),
+        false,
+    )
+    .await;
+    assert_eq!(taken, Committed::LostRace);
+
+    // Denials count against their source, from the row as it is.
+    for n in 1..=3u32 {
+        let denied = commit(&*s, &format!("d{n}"), None, true).await;
+        assert_eq!(
+            denied,
+            Committed::Stored {
+                source_failures: Some(n)
+            }
+        );
+    }
+    let source = s
+        .load_source("192.0.2.7")
+        .await
+        .expect("source")
+        .expect("row");
+    assert_eq!((source.state.as_str(), source.version), ("3", 3));
+    // A removal is stored with its verification too.
+    let removed = commit(&*s, "n4", Some(UserWrite::Delete("vic".to_owned())), false).await;
+    assert!(matches!(removed, Committed::Stored { .. }));
+    assert_eq!(s.load_user("vic").await.expect("load"), None);
+    assert_eq!(audit_count(&*s).await, 5);
+}
+
+/// Verifications at the same moment (on SQLite, committed together by one writer): of those
+/// that write one user from the same read, one is stored; one refused (a replayed nonce)
+/// sinks none of the others; every denial from one source is counted.
+async fn concurrent_verifications_are_each_stored_or_refused_alone(s: Arc<impl Storage + 'static>) {
+    s.create_user(&user("vic", 1, b"v1")).await.expect("create");
+    let mut tasks = Vec::new();
+    for i in 0..48u8 {
+        let s = Arc::clone(&s);
+        let writes = match i % 3 {
+            // 16 writes of vic from version 1.
+            0 => verification(
+                &format!("cas{i}"),
+                Some(UserWrite::Update(user("vic", 2, &[i]))),
+                false,
+            ),
+            // 16 denials from one source.
+            1 => verification(&format!("deny{i}"), None, true),
+            // 16 requests with one nonce.
+            _ => verification("twice", None, false),
+        };
+        tasks.push(tokio::spawn(async move {
+            (i % 3, s.commit_verification(writes).await)
+        }));
+    }
+    let mut counts = [[0u32; 3]; 3];
+    for t in tasks {
+        let (kind, done) = t.await.expect("task");
+        let column = match done.expect("commit") {
+            Committed::Stored { .. } => 0,
+            Committed::LostRace => 1,
+            Committed::NonceUsed => 2,
+        };
+        counts[usize::from(kind)][column] += 1;
+    }
+    assert_eq!(counts, [[1, 15, 0], [16, 0, 0], [1, 0, 15]]);
+    assert_eq!(
+        s.load_user("vic")
+            .await
+            .expect("load")
+            .expect("row")
+            .version,
+        2
+    );
+    let source = s
+        .load_source("192.0.2.7")
+        .await
+        .expect("source")
+        .expect("row");
+    assert_eq!((source.state.as_str(), source.version), ("16", 16));
+    assert_eq!(audit_count(&*s).await, 18);
 }
 
 fn approval(id: &str, user: &str, created_at: i64) -> ApprovalRow {
@@ -706,6 +911,8 @@ conformance!(
     audit_is_appended_and_queried,
     audit_entries_older_than_a_time_are_pruned,
     source_counts_are_compare_and_swapped_and_pruned,
+    a_verification_is_stored_whole_or_not_at_all,
+    concurrent_verifications_are_each_stored_or_refused_alone,
     devices_are_found_by_token_until_revoked,
     a_webhook_is_set_replaced_and_removed,
     an_enroll_link_is_used_once_and_not_after_it_expires,

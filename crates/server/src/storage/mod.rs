@@ -5,7 +5,12 @@
 //! user row is written only at the version it was read at (compare-and-swap), a join token is
 //! spent by the `UPDATE` that finds it unspent, a nonce is remembered by the `INSERT` that
 //! finds it new. Several replicas on one PostgreSQL therefore need no lock of their own.
+//!
+//! A verification stores all it writes (nonce, user, a source's failure, audit entry) in one
+//! transaction ([`Storage::commit_verification`]): one commit, one flush to disk. On SQLite
+//! one writer groups the verifications waiting into one transaction (`group_commit`).
 
+mod group_commit;
 mod offline;
 mod push;
 mod sql;
@@ -20,6 +25,7 @@ use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -97,6 +103,81 @@ impl AuditEntry {
     pub const DENIED: &'static str = "denied";
 }
 
+/// A signed host request's nonce, remembered with what the request did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonceRow {
+    /// The host that signed the request.
+    pub host: String,
+    /// The request's nonce.
+    pub nonce: String,
+    /// The request's timestamp (Unix seconds): nonces older than the accepted skew are pruned.
+    pub ts: i64,
+}
+
+/// What a change of a user stores: decided on one read of the user, written only if the row
+/// is still as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserWrite {
+    /// A new user: lost the race if one of that name was created meanwhile.
+    Create(UserRow),
+    /// The row at `version - 1` replaced (compare-and-swap): lost the race if it changed.
+    Update(UserRow),
+    /// The user removed (whatever its version: a removal is not undone by a later read).
+    Delete(String),
+}
+
+/// Counts one failure on a source's row as stored (`None`: none yet): the row to store and
+/// the source's count in its window.
+pub type CountFailure = dyn Fn(Option<&SourceRow>) -> (SourceRow, u32) + Send + Sync;
+
+/// One more failure from a source, counted in the transaction that stores the verification:
+/// `count` is given the source's row as it is then (read under the write lock, so two
+/// verifications never count from the same row) and returns the row to store and the
+/// source's count in its window.
+pub struct SourceFailure {
+    /// The source key.
+    pub source: String,
+    /// The count: core's `ratelimit` rules, applied by `sources`.
+    pub count: Box<CountFailure>,
+}
+
+impl fmt::Debug for SourceFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceFailure")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything one verification stores, committed together or not at all: one commit (one
+/// flush to disk) per verification instead of one per write, with synchronous commit kept,
+/// so an accepted code is on disk before the host hears of it.
+#[derive(Debug)]
+pub struct VerificationWrites {
+    /// The signed request's nonce: a replayed request stores nothing.
+    pub nonce: NonceRow,
+    /// The user's new login state, if the decision changed it.
+    pub user: Option<UserWrite>,
+    /// A failure counted against the request's source, for a denial.
+    pub source: Option<SourceFailure>,
+    /// The decision, for the audit log.
+    pub audit: AuditEntry,
+}
+
+/// How [`Storage::commit_verification`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    /// All of it stored; the source's count in its window if a failure was counted.
+    Stored {
+        /// The source's count after this failure.
+        source_failures: Option<u32>,
+    },
+    /// The host used this nonce before: nothing stored.
+    NonceUsed,
+    /// The user's row changed since it was read: nothing stored; read again and decide anew.
+    LostRace,
+}
+
 /// Which audit entries to read. Every set field narrows the result.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditQuery {
@@ -142,6 +223,9 @@ pub enum StorageError {
         /// The driver's error.
         error: sqlx::Error,
     },
+    /// A group commit of several verifications failed: none of them was stored. One
+    /// database error shared by every request in the group.
+    Batch(Arc<StorageError>),
     /// Bringing the tables up to date failed.
     Migrate(sqlx::migrate::MigrateError),
     /// The database URL or file could not be used.
@@ -163,6 +247,7 @@ impl fmt::Display for StorageError {
             ),
             Self::Missing { kind, name } => write!(f, "no {kind} named {name:?}"),
             Self::Database { doing, error } => write!(f, "database error while {doing}: {error}"),
+            Self::Batch(e) => e.fmt(f),
             Self::Migrate(e) => write!(f, "could not bring the database's tables up to date: {e}"),
             Self::Open { target, error } => write!(
                 f,
@@ -255,6 +340,15 @@ pub trait Storage: Send + Sync {
     /// Forgets the sources whose counts expired before `now`.
     fn prune_sources(&self, now: i64) -> impl Future<Output = Result<u64, StorageError>> + Send;
 
+    /// Stores one verification in one transaction: the nonce, the user's write, the source's
+    /// failure and the audit entry, all or nothing ([`VerificationWrites`]). On SQLite the
+    /// verifications waiting are committed together by one writer, each in a savepoint of
+    /// its own, and each answered only once the group is on disk.
+    fn commit_verification(
+        &self,
+        writes: VerificationWrites,
+    ) -> impl Future<Output = Result<Committed, StorageError>> + Send;
+
     /// Appends one decision to the audit log.
     fn append_audit(
         &self,
@@ -273,6 +367,8 @@ pub trait Storage: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct SqliteStorage {
     pool: SqlitePool,
+    /// The one writer of verifications (`group_commit`).
+    verifications: group_commit::GroupCommit,
 }
 
 /// A PostgreSQL database, shared by a fleet's replicas.
@@ -304,7 +400,19 @@ impl SqliteStorage {
             .run(&pool)
             .await
             .map_err(StorageError::Migrate)?;
-        Ok(Self { pool })
+        let verifications = group_commit::GroupCommit::start(pool.clone());
+        Ok(Self {
+            pool,
+            verifications,
+        })
+    }
+
+    /// A verification, stored with the others waiting by the one writer.
+    async fn store_verification(
+        &self,
+        writes: VerificationWrites,
+    ) -> Result<Committed, StorageError> {
+        self.verifications.commit(writes).await
     }
 }
 
@@ -334,6 +442,31 @@ impl PostgresStorage {
             .await
             .map_err(StorageError::Migrate)?;
         Ok(Self { pool })
+    }
+
+    /// A verification in a transaction of its own. PostgreSQL flushes the commits that
+    /// wait at the same moment together (no `commit_delay` needed, so none assumed), and
+    /// replicas share nothing else: each verification is its own transaction.
+    async fn store_verification(
+        &self,
+        writes: VerificationWrites,
+    ) -> Result<Committed, StorageError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(sql::db("starting a verification"))?;
+        let done = sql::postgres_verification(&mut tx, &writes).await?;
+        if matches!(done, Committed::Stored { .. }) {
+            tx.commit()
+                .await
+                .map_err(sql::db("committing a verification"))?;
+        } else {
+            tx.rollback()
+                .await
+                .map_err(sql::db("rolling back a verification"))?;
+        }
+        Ok(done)
     }
 }
 
@@ -416,6 +549,7 @@ forward! { Storage {
     fn load_source(&self, source: &str) -> Option<SourceRow>;
     fn save_source(&self, row: &SourceRow) -> bool;
     fn prune_sources(&self, now: i64) -> u64;
+    fn commit_verification(&self, writes: VerificationWrites) -> Committed;
     fn append_audit(&self, entry: &AuditEntry) -> ();
     fn prune_audit(&self, before: i64) -> u64;
     fn query_audit(&self, query: &AuditQuery) -> Vec<AuditEntry>;

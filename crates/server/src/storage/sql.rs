@@ -5,8 +5,8 @@
 use sqlx::Row;
 
 use super::{
-    AuditEntry, AuditQuery, HostRow, PostgresStorage, SourceRow, SqliteStorage, Storage,
-    StorageError, UserRow,
+    AuditEntry, AuditQuery, Committed, HostRow, PostgresStorage, SourceRow, SqliteStorage, Storage,
+    StorageError, UserRow, UserWrite, VerificationWrites,
 };
 
 const CREATE_USER: &str = "INSERT INTO users (name, sealed, version, state, disabled, updated_at) \
@@ -43,6 +43,12 @@ const INSERT_SOURCE: &str = "INSERT INTO source_failures (source, state, version
 // Every later one: only the writer that read version N may write N + 1.
 const UPDATE_SOURCE: &str = "UPDATE source_failures SET state = $2, version = $3, expires_at = $4 \
      WHERE source = $1 AND version = $5";
+// A source's row read in the transaction that writes it. SQLite's one writer holds the
+// database's write lock already; PostgreSQL locks the row till the commit, so two
+// verifications from one source never count from the same row.
+const LOAD_SOURCE_LOCKED_SQLITE: &str = LOAD_SOURCE;
+const LOAD_SOURCE_LOCKED_POSTGRES: &str =
+    "SELECT source, state, version, expires_at FROM source_failures WHERE source = $1 FOR UPDATE";
 const PRUNE_SOURCES: &str = "DELETE FROM source_failures WHERE expires_at < $1";
 const APPEND_AUDIT: &str = "INSERT INTO audit \
      (time, host, \"user\", source, service, method, outcome, reason) \
@@ -125,6 +131,169 @@ macro_rules! delete_before {
     };
 }
 
+/// A [`SourceRow`] from a result row of either backend.
+macro_rules! source_row {
+    ($r:expr) => {
+        Ok::<_, sqlx::Error>(SourceRow {
+            source: $r.try_get("source")?,
+            state: $r.try_get("state")?,
+            version: $r.try_get("version")?,
+            expires_at: $r.try_get("expires_at")?,
+        })
+    };
+}
+
+/// Defines `$name`, which runs one verification's statements on a connection inside a
+/// transaction (or savepoint) that the caller opened and commits only on
+/// [`Committed::Stored`]; any other answer, or an error, the caller rolls back. The nonce
+/// goes first, so a replayed request touches nothing else.
+macro_rules! verification_statements {
+    ($name:ident, $conn:ty, $load_source:expr) => {
+        pub(super) async fn $name(
+            conn: &mut $conn,
+            w: &VerificationWrites,
+        ) -> Result<Committed, StorageError> {
+            let doing = "storing a verification";
+            let new = sqlx::query(REMEMBER_NONCE)
+                .bind(&w.nonce.host)
+                .bind(&w.nonce.nonce)
+                .bind(w.nonce.ts)
+                .execute(&mut *conn)
+                .await
+                .map_err(db(doing))?;
+            if new.rows_affected() != 1 {
+                return Ok(Committed::NonceUsed);
+            }
+            let stored = match &w.user {
+                None => true,
+                Some(UserWrite::Create(row)) => match insert_user!(row).execute(&mut *conn).await {
+                    Ok(_) => true,
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => false,
+                    Err(e) => return Err(db(doing)(e)),
+                },
+                Some(UserWrite::Update(row)) => {
+                    update_user!(row)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db(doing))?
+                        .rows_affected()
+                        == 1
+                }
+                Some(UserWrite::Delete(name)) => {
+                    sqlx::query(DELETE_USER)
+                        .bind(name)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db(doing))?;
+                    true
+                }
+            };
+            if !stored {
+                return Ok(Committed::LostRace);
+            }
+            let source_failures = match &w.source {
+                None => None,
+                Some(failure) => Some(count_source!(conn, failure, $load_source, doing)),
+            };
+            append_audit!(&w.audit)
+                .execute(&mut *conn)
+                .await
+                .map_err(db(doing))?;
+            Ok(Committed::Stored { source_failures })
+        }
+    };
+}
+
+/// Counts `failure` on `conn` inside a transaction: reads the source's row (locked, see
+/// `$load_source`), applies the count and writes it; the source's count. A first failure
+/// that meets another's first insert (PostgreSQL, two replicas) counts again on that row.
+macro_rules! count_source {
+    ($conn:expr, $failure:expr, $load_source:expr, $doing:expr) => {{
+        let mut counted = None;
+        for _ in 0..2 {
+            let row = sqlx::query($load_source)
+                .bind(&$failure.source)
+                .fetch_optional(&mut *$conn)
+                .await
+                .map_err(db($doing))?
+                .map(|r| source_row!(r))
+                .transpose()
+                .map_err(db($doing))?;
+            let (next, n) = ($failure.count)(row.as_ref());
+            let done = save_source!(&next)
+                .execute(&mut *$conn)
+                .await
+                .map_err(db($doing))?;
+            if done.rows_affected() == 1 {
+                counted = Some(n);
+                break;
+            }
+        }
+        // Still not written: another writer of the row in between both reads, which the
+        // lock rules out; counted at its worst, as a flood from the source would be.
+        counted.unwrap_or(u32::MAX)
+    }};
+}
+
+/// A source's count written: inserted at version 1 (if no row is there yet), else
+/// compare-and-swapped from `version - 1`.
+macro_rules! save_source {
+    ($row:expr) => {{
+        let row = $row;
+        let first = row.version <= 1;
+        let query = sqlx::query(if first { INSERT_SOURCE } else { UPDATE_SOURCE })
+            .bind(&row.source)
+            .bind(&row.state)
+            .bind(row.version)
+            .bind(row.expires_at);
+        if first {
+            query
+        } else {
+            query.bind(row.version.saturating_sub(1))
+        }
+    }};
+}
+
+/// `APPEND_AUDIT` with `entry`'s columns bound, for either backend.
+macro_rules! append_audit {
+    ($e:expr) => {
+        sqlx::query(APPEND_AUDIT)
+            .bind($e.time)
+            .bind(&$e.host)
+            .bind(&$e.user)
+            .bind(&$e.source)
+            .bind(&$e.service)
+            .bind(&$e.method)
+            .bind(&$e.outcome)
+            .bind(&$e.reason)
+    };
+}
+
+/// `UPDATE_USER` (the compare-and-swap from `row.version - 1`) with `row`'s columns bound.
+macro_rules! update_user {
+    ($row:expr) => {
+        sqlx::query(UPDATE_USER)
+            .bind(&$row.name)
+            .bind(&$row.sealed)
+            .bind($row.version)
+            .bind(&$row.state)
+            .bind($row.disabled)
+            .bind($row.updated_at)
+            .bind($row.version.saturating_sub(1))
+    };
+}
+
+verification_statements!(
+    sqlite_verification,
+    sqlx::SqliteConnection,
+    LOAD_SOURCE_LOCKED_SQLITE
+);
+verification_statements!(
+    postgres_verification,
+    sqlx::PgConnection,
+    LOAD_SOURCE_LOCKED_POSTGRES
+);
+
 /// Implements [`Storage`] for a backend whose `pool` field is a `sqlx::Pool`.
 macro_rules! storage_impl {
     ($storage:ty) => {
@@ -163,14 +332,7 @@ macro_rules! storage_impl {
             }
 
             async fn update_user(&self, row: &UserRow) -> Result<(), StorageError> {
-                let done = sqlx::query(UPDATE_USER)
-                    .bind(&row.name)
-                    .bind(&row.sealed)
-                    .bind(row.version)
-                    .bind(&row.state)
-                    .bind(row.disabled)
-                    .bind(row.updated_at)
-                    .bind(row.version.saturating_sub(1))
+                let done = update_user!(row)
                     .execute(&self.pool)
                     .await
                     .map_err(db("writing a user"))?;
@@ -322,35 +484,16 @@ macro_rules! storage_impl {
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(db("reading a source's failures"))?;
-                row.map(|r| {
-                    Ok::<_, sqlx::Error>(SourceRow {
-                        source: r.try_get("source")?,
-                        state: r.try_get("state")?,
-                        version: r.try_get("version")?,
-                        expires_at: r.try_get("expires_at")?,
-                    })
-                })
-                .transpose()
-                .map_err(db("reading a source's failures"))
+                row.map(|r| source_row!(r))
+                    .transpose()
+                    .map_err(db("reading a source's failures"))
             }
 
             async fn save_source(&self, row: &SourceRow) -> Result<bool, StorageError> {
-                let query = |sql| {
-                    sqlx::query(sql)
-                        .bind(&row.source)
-                        .bind(&row.state)
-                        .bind(row.version)
-                        .bind(row.expires_at)
-                };
-                let done = if row.version <= 1 {
-                    query(INSERT_SOURCE).execute(&self.pool).await
-                } else {
-                    query(UPDATE_SOURCE)
-                        .bind(row.version.saturating_sub(1))
-                        .execute(&self.pool)
-                        .await
-                }
-                .map_err(db("counting a source's failure"))?;
+                let done = save_source!(row)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db("counting a source's failure"))?;
                 Ok(done.rows_affected() == 1)
             }
 
@@ -359,19 +502,18 @@ macro_rules! storage_impl {
             }
 
             async fn append_audit(&self, e: &AuditEntry) -> Result<(), StorageError> {
-                sqlx::query(APPEND_AUDIT)
-                    .bind(e.time)
-                    .bind(&e.host)
-                    .bind(&e.user)
-                    .bind(&e.source)
-                    .bind(&e.service)
-                    .bind(&e.method)
-                    .bind(&e.outcome)
-                    .bind(&e.reason)
+                append_audit!(e)
                     .execute(&self.pool)
                     .await
                     .map_err(db("appending to the audit log"))?;
                 Ok(())
+            }
+
+            async fn commit_verification(
+                &self,
+                writes: VerificationWrites,
+            ) -> Result<Committed, StorageError> {
+                self.store_verification(writes).await
             }
 
             async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StorageError> {
