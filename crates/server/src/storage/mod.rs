@@ -6,9 +6,11 @@
 //! spent by the `UPDATE` that finds it unspent, a nonce is remembered by the `INSERT` that
 //! finds it new. Several replicas on one PostgreSQL therefore need no lock of their own.
 
+mod passkeys;
 mod push;
 mod sql;
 
+pub use passkeys::{PasskeyAdded, PasskeyRow, PasskeyStorage};
 pub use push::{
     Admission, ApprovalRow, DeviceRow, PushStorage, Verdict, WebhookRow, APPROVAL_CHANNEL,
 };
@@ -437,6 +439,16 @@ forward! { PushStorage {
     fn push_block(&self, user: &str) -> Option<i64>;
     fn clear_push_block(&self, user: &str) -> bool;
     fn announce_approval(&self, id: &str) -> ();
+} }
+
+forward! { PasskeyStorage {
+    fn add_device_with_passkey(&self, device: &DeviceRow, passkey: &PasskeyRow) -> PasskeyAdded;
+    fn load_passkey(&self, device: &str) -> Option<PasskeyRow>;
+    fn passkeys_of(&self, user: &str) -> Vec<PasskeyRow>;
+    fn update_passkey(&self, device: &str, passkey: &str, now: i64) -> bool;
+    fn peek_enroll_link(&self, hash: &[u8], now: i64) -> Option<(String, i64)>;
+    fn put_ceremony(&self, key: &str, user: &str, state: &str, expires_at: i64, now: i64) -> ();
+    fn take_ceremony(&self, key: &str, now: i64) -> Option<(String, String)>;
 } }
 
 #[cfg(test)]
