@@ -76,8 +76,12 @@ impl World {
         let link = out.lines().next().expect("the link");
         let token = link.rsplit('#').next().expect("token");
         let mut passkey = SoftPasskey::new(seed, ORIGIN);
-        let token = enroll_with(server, token, &mut passkey);
-        Phone { token, passkey }
+        let (token, device) = enroll_with(server, token, &mut passkey);
+        Phone {
+            token,
+            device,
+            passkey,
+        }
     }
 
     /// A device for `user` added from the CLI, without a passkey: its token.
@@ -102,6 +106,7 @@ const ORIGIN: &str = "https://sshield.test";
 /// An enrolled phone: its sign-in and its passkey.
 struct Phone {
     token: String,
+    device: String,
     passkey: SoftPasskey,
 }
 
@@ -283,8 +288,16 @@ fn the_right_number_approves_and_the_waiting_host_hears_it(postgres: bool) {
 }
 
 fn a_wrong_number_denies_and_this_wasnt_me_blocks(postgres: bool) {
-    let world = World::new(postgres, "");
+    // The admins' webhook: its receiver checks the HMAC with the key the server makes.
+    let keep = tempfile::tempdir().expect("tempdir");
+    let admin_key = keep.path().join("admin-webhook.key");
+    let admins = PushService::webhook_receiver(&admin_key);
+    let world = World::new(
+        postgres,
+        &format!("admin_webhook = \"{}\"", admins.url("/admins")),
+    );
     let server = world.start();
+    std::fs::copy(world.state.join("admin-webhook.key"), &admin_key).expect("the admins' key");
     enroll_confirmed(&world.state, &world.args(), "alice");
     enroll_confirmed(&world.state, &world.args(), "bob");
     let host = TestHost::new("web1", 7);
@@ -356,6 +369,21 @@ fn a_wrong_number_denies_and_this_wasnt_me_blocks(postgres: bool) {
         "{decided}"
     );
     assert_eq!(world.audit("alice")[0]["reason"], "push-not-me");
+    // The admins hear of it, signed, naming who, where and how to lift the block.
+    let told = received(&admins, 1);
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0]["ok"], true, "the HMAC checks out: {}", told[0]);
+    let notice = &told[0]["payload"];
+    assert_eq!(notice["kind"], "not-me", "{notice}");
+    assert_eq!(notice["user"], "alice", "{notice}");
+    assert_eq!(notice["host"], "web1", "{notice}");
+    assert_eq!(notice["source"], "203.0.113.9", "{notice}");
+    assert!(
+        notice["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("push unblock alice")),
+        "{notice}"
+    );
     let (status, refused) = ask(&host, &server, "alice");
     assert_eq!(status, 403, "{refused}");
     assert!(
@@ -371,10 +399,7 @@ fn a_wrong_number_denies_and_this_wasnt_me_blocks(postgres: bool) {
 
     // A revoked device can no longer sign in, so no longer approve; a second phone can.
     let mut second = world.phone(&server, "alice", 3);
-    let (ok, out, err) = world.cli(&["push", "devices", "alice"]);
-    assert!(ok, "{err}");
-    let device_id = out.split('\t').next().expect("id").to_owned();
-    let (ok, _, err) = world.cli(&["push", "revoke-device", "alice", &device_id]);
+    let (ok, _, err) = world.cli(&["push", "revoke-device", "alice", &alice.device]);
     assert!(ok, "{err}");
     let id = created["id"].as_str().expect("id");
     let number = created["number"].as_i64().expect("number");

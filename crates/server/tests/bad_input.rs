@@ -369,7 +369,7 @@ fn table_phone_requests() {
     };
     let enroll = |user: &str, passkey: &mut SoftPasskey| -> (String, String) {
         let token = link(user);
-        (enroll_with(&server, &token, passkey), token)
+        (enroll_with(&server, &token, passkey).0, token)
     };
 
     let mut alice_key = SoftPasskey::new(1, ORIGIN);

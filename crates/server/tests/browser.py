@@ -201,7 +201,8 @@ def main():
         check("the second phone approves", ask("wait", id=push["id"])["state"] == "approved")
 
         # The first phone, revoked, can no longer approve; the second denies meanwhile.
-        revoked = ask("revoke-first-device", user="alice")
+        first = page.evaluate("JSON.parse(localStorage.getItem('sshield-device')).device")
+        revoked = ask("revoke-device", user="alice", device=first)
         check("the admin revoked the first phone", revoked["ok"], revoked)
         push = ask("push", user="alice")
         page.goto(f"/approve/{push['id']}")

@@ -72,11 +72,10 @@ impl HostSide<'_> {
                 assert_eq!(status, 200, "{answer}");
                 serde_json::from_str(&answer).expect("JSON")
             }
-            "revoke-first-device" => {
-                let out = self.cli(&["push", "devices", user]);
-                let id = out.split('\t').next().expect("an id").to_owned();
-                self.cli(&["push", "revoke-device", user, &id]);
-                json!({"ok": true, "device": id})
+            "revoke-device" => {
+                let id = ask["device"].as_str().expect("a device id");
+                let out = self.cli(&["push", "revoke-device", user, id]);
+                json!({"ok": true, "said": out})
             }
             "devices" => {
                 let out = self.cli(&["push", "devices", user]);

@@ -55,6 +55,8 @@ pub struct Push {
     pub notifier: Arc<Notifier>,
     /// This server as a WebAuthn relying party (passkeys for Approve).
     pub passkeys: RelyingParty,
+    /// The admins' webhook (`push.admin_webhook`), told of every "This wasn't me".
+    pub admin_webhook: Option<Webhook>,
     changed: broadcast::Sender<String>,
 }
 
@@ -75,8 +77,15 @@ impl Push {
             settings,
             notifier: Arc::new(notifier),
             passkeys,
+            admin_webhook: None,
             changed: broadcast::channel(1024).0,
         }
+    }
+
+    /// The same, telling the admins of every "This wasn't me" through `hook`.
+    pub fn with_admin_webhook(mut self, hook: Webhook) -> Self {
+        self.admin_webhook = Some(hook);
+        self
     }
 
     /// Wakes whoever waits on request `id` in this server.
@@ -265,16 +274,7 @@ pub(crate) async fn create_handler(
 /// Hands the notification to every device of the user and their webhook, in the background
 /// (a slow push service must not hold up the host); how many it was handed to.
 async fn notify(app: &Arc<App>, row: &ApprovalRow) -> Result<usize, ApiError> {
-    let login = PendingLogin {
-        id: row.id.clone(),
-        host: row.host.clone(),
-        user: row.user.clone(),
-        source: row.source.clone(),
-        service: row.service.clone(),
-        command: row.command.clone(),
-        created_at: row.created_at,
-        expires_at: row.expires_at,
-    };
+    let login = pending_login(row);
     let payload = Payload::login(&login, &app.push.settings.public_url).to_json();
     let devices: Vec<(String, Subscription)> = app
         .store
@@ -588,11 +588,42 @@ pub(crate) async fn decide_handler(
     if verdict == Verdict::Report {
         tracing::warn!(user = %row.user, host = %row.host, source = ?row.source,
             "push: the user says this login wasn't them; their pushes are blocked until an admin clears it");
+        tell_admins(&app, &row, now);
     }
     Ok(Json(PushState {
         id: row.id,
         state: row.state,
     }))
+}
+
+/// Tells the admins' webhook, if there is one, that `row`'s user said "This wasn't me", in
+/// the background (the phone's answer does not wait for the receiver).
+fn tell_admins(app: &Arc<App>, row: &ApprovalRow, now: i64) {
+    if app.push.admin_webhook.is_none() {
+        return;
+    }
+    let login = pending_login(row);
+    let payload = Payload::not_me(&login, &app.push.settings.public_url, now).to_json();
+    let app = Arc::clone(app);
+    tokio::spawn(async move {
+        if let Some(hook) = &app.push.admin_webhook {
+            let d = app.push.notifier.webhook(hook, &payload).await;
+            tracing::info!(request = %login.id, delivery = %d, "admin webhook");
+        }
+    });
+}
+
+fn pending_login(row: &ApprovalRow) -> PendingLogin {
+    PendingLogin {
+        id: row.id.clone(),
+        host: row.host.clone(),
+        user: row.user.clone(),
+        source: row.source.clone(),
+        service: row.service.clone(),
+        command: row.command.clone(),
+        created_at: row.created_at,
+        expires_at: row.expires_at,
+    }
 }
 
 /// Marks every request past its expiry expired, and audits each (once: a row is returned to

@@ -128,12 +128,12 @@ impl SoftPasskey {
 }
 
 /// Spends the enrollment link `token` on `server` registering `passkey` (begin, the passkey's
-/// answer, finish): the new device's bearer token.
+/// answer, finish): the new device's bearer token and its id.
 pub(crate) fn enroll_with(
     server: &crate::support::server::Server,
     token: &str,
     passkey: &mut SoftPasskey,
-) -> String {
+) -> (String, String) {
     let (status, options) =
         server.post_json("/v1/enroll/passkey", &json!({"token": token}).to_string());
     assert_eq!(status, 200, "{options}");
@@ -143,7 +143,8 @@ pub(crate) fn enroll_with(
     assert_eq!(status, 201, "{enrolled}");
     let enrolled: Value = serde_json::from_str(&enrolled).expect("JSON");
     assert_eq!(enrolled["passkey"], true, "{enrolled}");
-    enrolled["token"].as_str().expect("token").to_owned()
+    let field = |name: &str| enrolled[name].as_str().expect(name).to_owned();
+    (field("token"), field("device"))
 }
 
 /// `POST /v1/me/approvals/{id}/challenge` from the device with `token`: (status, answer).
