@@ -287,6 +287,9 @@ pub const ADMIN_WEBHOOK_KEY_FILE: &str = "admin-webhook.key";
 /// exclusively, as the VAPID key), the text the receiver is given (`cat` the file).
 fn admin_webhook(url: &str, path: &std::path::Path) -> Result<Webhook, String> {
     let fail = |e: &dyn fmt::Display| format!("push.admin_webhook's key {}: {e}", path.display());
+    let bad_url = |e: WebPushError| format!("push.admin_webhook {url:?}: {e}");
+    // The URL first: a server refused for its config makes no key file.
+    Webhook::new(url, Vec::new()).map_err(bad_url)?;
     let secret = Webhook::new_secret().map_err(|e| fail(&e))?;
     crate::keyfile::create(path, secret.as_bytes()).map_err(|e| fail(&e))?;
     let key = crate::keyfile::read_private(path, 64).map_err(|e| match e {
@@ -295,5 +298,5 @@ fn admin_webhook(url: &str, path: &std::path::Path) -> Result<Webhook, String> {
             "group or others may read it (mode {mode:o}); chmod 600 it"
         )),
     })?;
-    Webhook::new(url, key.to_vec()).map_err(|e| format!("push.admin_webhook {url:?}: {e}"))
+    Webhook::new(url, key.to_vec()).map_err(bad_url)
 }
