@@ -18,8 +18,8 @@ use serde_json::{json, Value};
 use support::server::{cli, enroll_confirmed, state_dir, Server, TestHost};
 
 /// How long a request waits for the phone, and an enrollment link lasts, in this test.
-const APPROVAL_TTL: u64 = 6;
-const LINK_TTL: u64 = 8;
+const APPROVAL_TTL: u64 = 10;
+const LINK_TTL: u64 = 15;
 
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
