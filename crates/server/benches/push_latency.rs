@@ -1,7 +1,8 @@
 //! Push approval's latency, printed as a table (no timing is asserted anywhere):
 //!
-//! - **approve → host**: from the device sending its approval to the host's held-open
-//!   `POST /v1/push/wait` returning `approved`;
+//! - **approve → host**: from the device sending its approval (the number and a passkey
+//!   assertion for that request, whose challenge it asked for just before) to the host's
+//!   held-open `POST /v1/push/wait` returning `approved`;
 //! - **push → notification**: from the host sending `POST /v1/push` to the encrypted push
 //!   arriving at a push service's stand-in on loopback (the sending happens after the host's
 //!   answer, in the background).
@@ -17,6 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
+use support::passkey::{challenge, enroll_with, SoftPasskey};
 use support::push_service::PushService;
 use support::server::{cli, enroll_confirmed, state_dir, wait_in_background, Server, TestHost};
 
@@ -36,7 +38,8 @@ fn measure(postgres: bool, replicas: usize, rounds: usize) -> (Vec<f64>, Vec<f64
     let config = tmp.path().join("server.toml");
     std::fs::write(
         &config,
-        "[push]\nper_hour = 100000\nmax_wait = \"20s\"\nallow_http_endpoints = true\n",
+        "[push]\nper_hour = 100000\nmax_wait = \"20s\"\nallow_http_endpoints = true\n\
+         public_url = \"https://sshield.test\"\n",
     )
     .expect("config");
     let mut global = vec!["--config".to_owned(), config.display().to_string()];
@@ -56,16 +59,19 @@ fn measure(postgres: bool, replicas: usize, rounds: usize) -> (Vec<f64>, Vec<f64
     enroll_confirmed(&state, &args, "alice");
     let host = TestHost::new("web1", 7);
     host.join(asked, &state, &args);
-    let (ok, out, err) = cli(&state, &args, &["push", "add-device", "alice", "phone"]);
+    let (ok, out, err) = cli(&state, &args, &["push", "enroll-link", "alice"]);
     assert!(ok, "{err}");
-    let auth = format!("Bearer {}", out.lines().next().expect("token"));
+    let link = out.lines().next().and_then(|l| l.rsplit('#').next());
+    let mut passkey = SoftPasskey::new(1, "https://sshield.test");
+    let (token, _) = enroll_with(asked, link.expect("a link"), &mut passkey);
+    let auth = format!("Bearer {token}");
     let (_, key) = asked.request("GET", "/v1/push/key", &[], b"");
     let key = json_of(&key)["vapid_public_key"]
         .as_str()
         .expect("key")
         .to_owned();
     let phone = PushService::start(&key, "ok", None);
-    phone.subscribe(asked, out.lines().next().expect("token"));
+    phone.subscribe(asked, &token);
 
     let (mut approve, mut notify) = (Vec::new(), Vec::new());
     for round in 0..rounds {
@@ -80,8 +86,12 @@ fn measure(postgres: bool, replicas: usize, rounds: usize) -> (Vec<f64>, Vec<f64
         let waiting = wait_in_background(asked.addr, TestHost::new("web1", 7), &id);
         // Let the wait be held open before deciding.
         thread::sleep(Duration::from_millis(100));
+        let (status, options) = challenge(decider, &token, &id);
+        assert_eq!(status, 200, "{options}");
+        let assertion = passkey.assert(&options);
         let start = Instant::now();
-        let decision = json!({"decision": "approve", "number": number}).to_string();
+        let decision =
+            json!({"decision": "approve", "number": number, "assertion": assertion}).to_string();
         let (status, body) = decider.request(
             "POST",
             &format!("/v1/me/approvals/{id}"),

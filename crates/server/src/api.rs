@@ -25,6 +25,7 @@ use crate::hosts;
 use crate::metrics::{self, Metrics};
 use crate::offline;
 use crate::push::approval::{self, Push};
+use crate::push::passkey;
 use crate::seal::SealKey;
 use crate::storage::{Backend, StorageError};
 use crate::verify;
@@ -66,12 +67,18 @@ pub fn router(app: Arc<App>, max_body: usize) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics::handler))
         .route("/v1/enroll", post(approval::enroll_handler))
+        .route("/v1/enroll/passkey", post(passkey::enroll_begin_handler))
         .route("/v1/push", post(approval::create_handler))
         .route("/v1/push/wait", post(approval::wait_handler))
         .route("/v1/push/key", get(approval::key_handler))
         .route("/v1/me/approvals", get(approval::list_handler))
         .route("/v1/me/approvals/{id}", post(approval::decide_handler))
+        .route(
+            "/v1/me/approvals/{id}/challenge",
+            post(passkey::challenge_handler),
+        )
         .route("/v1/me/subscription", put(approval::subscribe_handler))
+        .merge(crate::web::routes())
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&app),

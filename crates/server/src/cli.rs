@@ -175,7 +175,8 @@ pub enum HostCommand {
 #[derive(Debug, Subcommand)]
 pub enum PushCommand {
     /// Add a device for USER and print its token, once: the device's web app signs in with
-    /// it to list and decide USER's push requests, and registers its Web Push subscription.
+    /// it to list USER's push requests, deny them and register its Web Push subscription. It
+    /// has no passkey, so it cannot approve: phones enroll by link (`push enroll-link`).
     AddDevice {
         /// The user.
         user: String,
@@ -183,7 +184,9 @@ pub enum PushCommand {
         name: String,
     },
     /// Print a one-time link (valid for `push.enroll_link_ttl`, default 15 minutes) that
-    /// makes the phone it is opened on one of USER's devices. Only its hash is stored.
+    /// makes the phone it is opened on one of USER's devices: it registers the phone's passkey
+    /// (needed to approve) and shows a new set of USER's backup codes once. Only its hash is
+    /// stored.
     EnrollLink {
         /// The user.
         user: String,

@@ -122,6 +122,9 @@ pub struct PushConfig {
     pub enroll_link_ttl: Option<Duration>,
     /// Take `http://` push endpoints (a test push service); off: browsers' are all https.
     pub allow_http_endpoints: Option<bool>,
+    /// Where the admins hear of "This wasn't me": a webhook URL, signed like users' webhooks
+    /// with the key in `admin-webhook.key` in the state dir.
+    pub admin_webhook: Option<String>,
 }
 
 /// Push approval's settings in force.
@@ -143,6 +146,8 @@ pub struct PushSettings {
     pub enroll_link_ttl: Duration,
     /// Whether `http://` push endpoints are taken.
     pub allow_http_endpoints: bool,
+    /// The admins' webhook, told of every "This wasn't me".
+    pub admin_webhook: Option<String>,
 }
 
 /// Durations written as `15m`, `60s`, like sshield.toml's.
@@ -378,6 +383,7 @@ fn push_settings(file: PushConfig, listen: SocketAddr, tls: bool) -> PushSetting
         max_wait: file.max_wait.unwrap_or(Duration::from_secs(25)),
         enroll_link_ttl: file.enroll_link_ttl.unwrap_or(Duration::from_secs(15 * 60)),
         allow_http_endpoints: file.allow_http_endpoints.unwrap_or(false),
+        admin_webhook: file.admin_webhook,
     }
 }
 

@@ -14,7 +14,8 @@
 //! - [`sources`]: failures per source over all users, in the database.
 //! - [`users`]: enrolling, confirming, importing users; [`commands`]: the admin's CLI.
 //! - [`seal`]: user records encrypted at rest with a key kept outside the database.
-//! - [`push`]: Web Push and webhook notifications of a login waiting for approval.
+//! - [`push`]: Web Push and webhook notifications of a login waiting for approval, and the
+//!   passkeys that approve it; [`web`]: the phone's web app.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -34,3 +35,4 @@ pub mod sources;
 pub mod storage;
 pub mod users;
 pub mod verify;
+pub mod web;

@@ -19,6 +19,7 @@ use crate::api::{self, App};
 use crate::config::{Retention, Settings};
 use crate::metrics::{self, Metrics};
 use crate::push::approval::{self, Push};
+use crate::push::webhook::Webhook;
 use crate::push::webpush::{VapidKey, WebPushError, VAPID_KEY_FILE};
 use crate::push::Notifier;
 use crate::records::unix;
@@ -131,10 +132,16 @@ pub async fn open_app(settings: &Settings) -> Result<App, ServeError> {
         settings.push.send_timeout,
     )
     .map_err(ServeError::Notifier)?;
+    let mut push = Push::new(settings.push.clone(), notifier);
+    if let Some(url) = &settings.push.admin_webhook {
+        let hook =
+            admin_webhook(url, &dir.join(ADMIN_WEBHOOK_KEY_FILE)).map_err(ServeError::Notifier)?;
+        push = push.with_admin_webhook(hook);
+    }
     Ok(App {
         store,
         key,
-        push: Push::new(settings.push.clone(), notifier),
+        push,
         policy: settings.policy.clone(),
         rate_limit: settings.rate_limit.clone(),
         signature_skew: settings.signature_skew,
@@ -278,4 +285,25 @@ async fn stop_on_signal(handle: axum_server::Handle) {
     tracing::info!("stopping");
     // Requests in flight get a few seconds to finish and write their audit entries.
     handle.graceful_shutdown(Some(Duration::from_secs(5)));
+}
+
+/// The file the admins' webhook key is kept in, in the state dir.
+pub const ADMIN_WEBHOOK_KEY_FILE: &str = "admin-webhook.key";
+
+/// The admins' webhook to `url`, signed with the key in `path`: made on first start (0600,
+/// exclusively, as the VAPID key), the text the receiver is given (`cat` the file).
+fn admin_webhook(url: &str, path: &std::path::Path) -> Result<Webhook, String> {
+    let fail = |e: &dyn fmt::Display| format!("push.admin_webhook's key {}: {e}", path.display());
+    let bad_url = |e: WebPushError| format!("push.admin_webhook {url:?}: {e}");
+    // The URL first: a server refused for its config makes no key file.
+    Webhook::new(url, Vec::new()).map_err(bad_url)?;
+    let secret = Webhook::new_secret().map_err(|e| fail(&e))?;
+    crate::keyfile::create(path, secret.as_bytes()).map_err(|e| fail(&e))?;
+    let key = crate::keyfile::read_private(path, 64).map_err(|e| match e {
+        crate::keyfile::KeyFileError::Io(e) => fail(&e),
+        crate::keyfile::KeyFileError::Mode(mode) => fail(&format!(
+            "group or others may read it (mode {mode:o}); chmod 600 it"
+        )),
+    })?;
+    Webhook::new(url, key.to_vec()).map_err(bad_url)
 }

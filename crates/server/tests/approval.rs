@@ -11,6 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::passkey::{challenge, enroll_with, SoftPasskey};
 use support::push_service::PushService;
 use support::server::{cli, enroll_confirmed, state_dir, wait_in_background, Server, TestHost};
 
@@ -32,7 +33,13 @@ impl World {
         } else {
             "allow_http_endpoints = true\n"
         };
-        let config_text = format!("[push]\n{http}{push_config}\n");
+        // Passkeys need a host name: the tests' soft passkey reports this origin.
+        let url = if push_config.contains("public_url") {
+            String::new()
+        } else {
+            format!("public_url = \"{ORIGIN}\"\n")
+        };
+        let config_text = format!("[push]\n{http}{url}{push_config}\n");
         std::fs::write(&config, config_text).expect("config");
         let mut global = vec!["--config".to_owned(), config.display().to_string()];
         let pg = postgres.then(|| {
@@ -62,7 +69,22 @@ impl World {
         cli(&self.state, &self.args(), args)
     }
 
-    /// A device for `user`: its token.
+    /// A phone enrolled for `user` by link, with a passkey made from `seed`.
+    fn phone(&self, server: &Server, user: &str, seed: u8) -> Phone {
+        let (ok, out, err) = self.cli(&["push", "enroll-link", user]);
+        assert!(ok, "{err}");
+        let link = out.lines().next().expect("the link");
+        let token = link.rsplit('#').next().expect("token");
+        let mut passkey = SoftPasskey::new(seed, ORIGIN);
+        let (token, device) = enroll_with(server, token, &mut passkey);
+        Phone {
+            token,
+            device,
+            passkey,
+        }
+    }
+
+    /// A device for `user` added from the CLI, without a passkey: its token.
     fn device(&self, user: &str) -> String {
         let (ok, out, err) = self.cli(&["push", "add-device", user, "phone"]);
         assert!(ok, "{err}");
@@ -76,6 +98,32 @@ impl World {
             .map(|l| serde_json::from_str(l).expect("JSON line"))
             .collect()
     }
+}
+
+/// The origin the tests' server calls itself by (`public_url`), and its soft passkeys use.
+const ORIGIN: &str = "https://sshield.test";
+
+/// An enrolled phone: its sign-in and its passkey.
+struct Phone {
+    token: String,
+    device: String,
+    passkey: SoftPasskey,
+}
+
+/// Approves request `id` with `number` from `phone`: a challenge for it, the passkey's
+/// assertion, the decision.
+fn approve(server: &Server, phone: &mut Phone, id: &str, number: i64) -> (u16, Value) {
+    let (status, options) = challenge(server, &phone.token, id);
+    if status != 200 {
+        return (status, options);
+    }
+    let assertion = phone.passkey.assert(&options);
+    decide(
+        server,
+        &phone.token,
+        id,
+        json!({"decision": "approve", "number": number, "assertion": assertion}),
+    )
 }
 
 fn json_of(body: &str) -> Value {
@@ -99,7 +147,7 @@ fn wait(host: &TestHost, server: &Server, id: &str) -> (u16, Value) {
 fn approve_while_host_waits(
     wait_on: &Server,
     decide_on: &Server,
-    token: &str,
+    phone: &mut Phone,
     id: &str,
     number: i64,
 ) {
@@ -107,11 +155,15 @@ fn approve_while_host_waits(
     // Let the wait begin first (were it later, it would find the request decided at once
     // and prove no waking, though still pass: the bound case is what this guards).
     thread::sleep(Duration::from_millis(300));
+    // The challenge is asked of `wait_on`, answered on `decide_on`: it is in the database.
+    let (status, options) = challenge(wait_on, &phone.token, id);
+    assert_eq!(status, 200, "{options}");
+    let assertion = phone.passkey.assert(&options);
     let (status, decided) = decide(
         decide_on,
-        token,
+        &phone.token,
         id,
-        json!({"decision": "approve", "number": number}),
+        json!({"decision": "approve", "number": number, "assertion": assertion}),
     );
     assert_eq!(
         (status, decided["state"].as_str()),
@@ -171,7 +223,8 @@ fn the_right_number_approves_and_the_waiting_host_hears_it(postgres: bool) {
     enroll_confirmed(&world.state, &world.args(), "alice");
     let host = TestHost::new("web1", 7);
     host.join(&server, &world.state, &world.args());
-    let token = world.device("alice");
+    let mut alice = world.phone(&server, "alice", 1);
+    let token = alice.token.clone();
     let phone = PushService::start(&vapid_key(&server), "ok", None);
     phone.subscribe(&server, &token);
     // The webhook's receiver learns the secret `set-webhook` prints once, from a file.
@@ -223,7 +276,7 @@ fn the_right_number_approves_and_the_waiting_host_hears_it(postgres: bool) {
     assert!(shown.get("number").is_none(), "{shown}");
 
     // The host waits; the approval wakes it.
-    approve_while_host_waits(&server, &server, &token, &id, number);
+    approve_while_host_waits(&server, &server, &mut alice, &id, number);
 
     // Decided once: a second decision finds nothing pending.
     let (status, _) = decide(&server, &token, &id, json!({"decision": "deny"}));
@@ -235,14 +288,23 @@ fn the_right_number_approves_and_the_waiting_host_hears_it(postgres: bool) {
 }
 
 fn a_wrong_number_denies_and_this_wasnt_me_blocks(postgres: bool) {
-    let world = World::new(postgres, "");
+    // The admins' webhook: its receiver checks the HMAC with the key the server makes.
+    let keep = tempfile::tempdir().expect("tempdir");
+    let admin_key = keep.path().join("admin-webhook.key");
+    let admins = PushService::webhook_receiver(&admin_key);
+    let world = World::new(
+        postgres,
+        &format!("admin_webhook = \"{}\"", admins.url("/admins")),
+    );
     let server = world.start();
+    std::fs::copy(world.state.join("admin-webhook.key"), &admin_key).expect("the admins' key");
     enroll_confirmed(&world.state, &world.args(), "alice");
     enroll_confirmed(&world.state, &world.args(), "bob");
     let host = TestHost::new("web1", 7);
     host.join(&server, &world.state, &world.args());
-    let alice = world.device("alice");
-    let bob = world.device("bob");
+    let mut alice = world.phone(&server, "alice", 1);
+    let mut bob = world.phone(&server, "bob", 2);
+    let headless = world.device("alice");
 
     let (status, created) = ask(&host, &server, "alice");
     assert_eq!(status, 201, "{created}");
@@ -251,31 +313,39 @@ fn a_wrong_number_denies_and_this_wasnt_me_blocks(postgres: bool) {
     // One pending at a time.
     let (status, again) = ask(&host, &server, "alice");
     assert_eq!(status, 409, "{again}");
-    // Bob's device cannot decide alice's request, nor see it.
-    let (status, _) = decide(
+    // Bob's device cannot decide alice's request, nor see it, nor get a challenge for it.
+    assert_eq!(approve(&server, &mut bob, &id, number).0, 404);
+    assert_eq!(
+        decide(&server, &bob.token, &id, json!({"decision": "deny"})).0,
+        404
+    );
+    assert_eq!(pending(&server, &bob.token).1["approvals"], json!([]));
+    // A device without a passkey cannot approve (it may deny).
+    let (status, body) = challenge(&server, &headless, &id);
+    assert_eq!(status, 409, "{body}");
+    // A tap alone never approves: no assertion, 422; an assertion without a challenge, 403.
+    let (status, body) = decide(
         &server,
-        &bob,
+        &alice.token,
         &id,
         json!({"decision": "approve", "number": number}),
     );
-    assert_eq!(status, 404);
-    assert_eq!(pending(&server, &bob).1["approvals"], json!([]));
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        pending(&server, &alice.token).1["approvals"][0]["id"],
+        id.as_str()
+    );
     // No token, a wrong token: 401.
     let (status, _) = server.request("GET", "/v1/me/approvals", &[], b"");
     assert_eq!(status, 401);
     let (status, _) = pending(&server, "not-a-token");
     assert_eq!(status, 401);
     // Approve without a number is refused, and decides nothing.
-    let (status, body) = decide(&server, &alice, &id, json!({"decision": "approve"}));
+    let (status, body) = decide(&server, &alice.token, &id, json!({"decision": "approve"}));
     assert_eq!(status, 422, "{body}");
 
     let wrong = if number == 99 { 98 } else { number + 1 };
-    let (status, decided) = decide(
-        &server,
-        &alice,
-        &id,
-        json!({"decision": "approve", "number": wrong}),
-    );
+    let (status, decided) = approve(&server, &mut alice, &id, wrong);
     assert_eq!(
         (status, decided["state"].as_str()),
         (200, Some("denied")),
@@ -292,13 +362,28 @@ fn a_wrong_number_denies_and_this_wasnt_me_blocks(postgres: bool) {
     let (status, created) = ask(&host, &server, "alice");
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().expect("id").to_owned();
-    let (status, decided) = decide(&server, &alice, &id, json!({"decision": "report"}));
+    let (status, decided) = decide(&server, &alice.token, &id, json!({"decision": "report"}));
     assert_eq!(
         (status, decided["state"].as_str()),
         (200, Some("reported")),
         "{decided}"
     );
     assert_eq!(world.audit("alice")[0]["reason"], "push-not-me");
+    // The admins hear of it, signed, naming who, where and how to lift the block.
+    let told = received(&admins, 1);
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0]["ok"], true, "the HMAC checks out: {}", told[0]);
+    let notice = &told[0]["payload"];
+    assert_eq!(notice["kind"], "not-me", "{notice}");
+    assert_eq!(notice["user"], "alice", "{notice}");
+    assert_eq!(notice["host"], "web1", "{notice}");
+    assert_eq!(notice["source"], "203.0.113.9", "{notice}");
+    assert!(
+        notice["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("push unblock alice")),
+        "{notice}"
+    );
     let (status, refused) = ask(&host, &server, "alice");
     assert_eq!(status, 403, "{refused}");
     assert!(
@@ -312,21 +397,19 @@ fn a_wrong_number_denies_and_this_wasnt_me_blocks(postgres: bool) {
     let (status, created) = ask(&host, &server, "alice");
     assert_eq!(status, 201, "{created}");
 
-    // A revoked device can no longer sign in, so no longer approve.
-    let (ok, out, err) = world.cli(&["push", "devices", "alice"]);
-    assert!(ok, "{err}");
-    let device_id = out.split('\t').next().expect("id").to_owned();
-    let (ok, _, err) = world.cli(&["push", "revoke-device", "alice", &device_id]);
+    // A revoked device can no longer sign in, so no longer approve; a second phone can.
+    let mut second = world.phone(&server, "alice", 3);
+    let (ok, _, err) = world.cli(&["push", "revoke-device", "alice", &alice.device]);
     assert!(ok, "{err}");
     let id = created["id"].as_str().expect("id");
     let number = created["number"].as_i64().expect("number");
-    let (status, _) = decide(
-        &server,
-        &alice,
-        id,
-        json!({"decision": "approve", "number": number}),
+    assert_eq!(approve(&server, &mut alice, id, number).0, 401);
+    let (status, decided) = approve(&server, &mut second, id, number);
+    assert_eq!(
+        (status, decided["state"].as_str()),
+        (200, Some("approved")),
+        "{decided}"
     );
-    assert_eq!(status, 401);
 }
 
 fn an_unanswered_request_expires_and_the_host_is_told(postgres: bool) {
@@ -335,7 +418,7 @@ fn an_unanswered_request_expires_and_the_host_is_told(postgres: bool) {
     enroll_confirmed(&world.state, &world.args(), "alice");
     let host = TestHost::new("web1", 7);
     host.join(&server, &world.state, &world.args());
-    let token = world.device("alice");
+    let token = world.phone(&server, "alice", 1).token;
     // This browser unsubscribed: its push service answers 410, and the server forgets the
     // subscription (the device keeps its sign-in).
     let gone = PushService::start(&vapid_key(&server), "gone", None);
@@ -344,7 +427,6 @@ fn an_unanswered_request_expires_and_the_host_is_told(postgres: bool) {
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["notified"], 1, "{created}");
     let id = created["id"].as_str().expect("id").to_owned();
-    let number = created["number"].as_i64().expect("number");
     assert_eq!(received(&gone, 1).len(), 1);
     let start = Instant::now();
     while !world
@@ -364,13 +446,10 @@ fn an_unanswered_request_expires_and_the_host_is_told(postgres: bool) {
         (200, Some("expired")),
         "{outcome}"
     );
-    let (status, _) = decide(
-        &server,
-        &token,
-        &id,
-        json!({"decision": "approve", "number": number}),
-    );
+    let (status, _) = challenge(&server, &token, &id);
     assert_eq!(status, 404, "an expired request is not approved");
+    let (status, _) = decide(&server, &token, &id, json!({"decision": "deny"}));
+    assert_eq!(status, 404, "an expired request is not decided");
     // Asked again, the host hears the same; the expiry is audited once.
     assert_eq!(wait(&host, &server, &id).1["state"], "expired");
     let expiries = world
@@ -414,6 +493,9 @@ fn an_enrollment_link_makes_one_device_once(postgres: bool) {
     let (status, enrolled) = enroll(&server, token, "alice's phone");
     assert_eq!(status, 201, "{enrolled}");
     assert_eq!(enrolled["user"], "alice");
+    // Without a passkey; with a new set of ten backup codes, shown once.
+    assert_eq!(enrolled["passkey"], false, "{enrolled}");
+    assert_eq!(enrolled["backup_codes"].as_array().map(Vec::len), Some(10));
     let device_token = enrolled["token"].as_str().expect("token");
     assert_eq!(
         pending(&server, device_token).0,
@@ -454,6 +536,98 @@ fn an_enrollment_link_makes_one_device_once(postgres: bool) {
         world.cli(&["push", "devices", "alice"]).1.lines().count(),
         1
     );
+}
+
+fn a_passkey_registers_once_per_link(postgres: bool) {
+    let world = World::new(postgres, "");
+    let server = world.start();
+    enroll_confirmed(&world.state, &world.args(), "alice");
+    let (_, out, _) = world.cli(&["push", "enroll-link", "alice"]);
+    let token = out
+        .lines()
+        .next()
+        .expect("link")
+        .rsplit('#')
+        .next()
+        .expect("token");
+    let begin = || {
+        let (status, body) =
+            server.post_json("/v1/enroll/passkey", &json!({"token": token}).to_string());
+        (status, json_of(&body))
+    };
+    let finish = |credential: &Value| {
+        let body = json!({"token": token, "name": "phone", "passkey": credential});
+        let (status, body) = server.post_json("/v1/enroll", &body.to_string());
+        (status, json_of(&body))
+    };
+    let devices = || world.cli(&["push", "devices", "alice"]).1.lines().count();
+
+    // A passkey made for another site is refused, and the link stays usable.
+    let (status, options) = begin();
+    assert_eq!(status, 200, "{options}");
+    assert_eq!(
+        options["publicKey"]["rp"]["id"], "sshield.test",
+        "{options}"
+    );
+    assert_eq!(
+        options["publicKey"]["authenticatorSelection"]["userVerification"], "required",
+        "{options}"
+    );
+    let mut phishing = SoftPasskey::new(9, "https://sshield.test.evil.example");
+    let (status, refused) = finish(&phishing.register(&options));
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(devices(), 0);
+    // The challenge was taken by that try: finishing again without beginning is refused.
+    let mut phone = SoftPasskey::new(1, ORIGIN);
+    assert_eq!(finish(&phone.register(&options)).0, 403);
+    // A passkey that skipped user verification is refused.
+    let mut lazy = SoftPasskey::new(5, ORIGIN);
+    lazy.verified = false;
+    assert_eq!(finish(&lazy.register(&begin().1)).0, 403);
+    assert_eq!(devices(), 0);
+
+    let (status, options) = begin();
+    assert_eq!(status, 200, "{options}");
+    let credential = phone.register(&options);
+    let (status, enrolled) = finish(&credential);
+    assert_eq!(status, 201, "{enrolled}");
+    assert_eq!(enrolled["passkey"], true);
+    assert_eq!(devices(), 1);
+    // The link is spent: the same answer again, or a new beginning, is refused.
+    assert_eq!(finish(&credential).0, 401);
+    assert_eq!(begin().0, 401);
+
+    // The same credential on a new link is refused (one credential, one device): the user's
+    // own passkeys are excluded in the options and refused by webauthn-rs (the link stays
+    // usable); another user's by the database's unique credential id.
+    let twin = |user: &str| {
+        let (_, out, _) = world.cli(&["push", "enroll-link", user]);
+        let again = out
+            .lines()
+            .next()
+            .expect("link")
+            .rsplit('#')
+            .next()
+            .expect("token");
+        let (status, options) =
+            server.post_json("/v1/enroll/passkey", &json!({"token": again}).to_string());
+        let options = json_of(&options);
+        assert_eq!(status, 200, "{options}");
+        let mut same = SoftPasskey::new(1, ORIGIN);
+        same.counter = 100;
+        let body = json!({"token": again, "name": "twin", "passkey": same.register(&options)});
+        let (status, body) = server.post_json("/v1/enroll", &body.to_string());
+        (status, json_of(&body), options)
+    };
+    let (status, body, options) = twin("alice");
+    assert_eq!(status, 403, "{body}");
+    let excluded = &options["publicKey"]["excludeCredentials"];
+    assert_eq!(excluded.as_array().map(Vec::len), Some(1), "{options}");
+    enroll_confirmed(&world.state, &world.args(), "bob");
+    let (status, body, _) = twin("bob");
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(devices(), 1);
+    assert_eq!(world.cli(&["push", "devices", "bob"]).1.lines().count(), 0);
 }
 
 /// A device's holder must not make the server POST to plain-HTTP services inside its network:
@@ -513,6 +687,7 @@ both_backends!(
     a_wrong_number_denies_and_this_wasnt_me_blocks,
     an_unanswered_request_expires_and_the_host_is_told,
     an_enrollment_link_makes_one_device_once,
+    a_passkey_registers_once_per_link,
 );
 
 /// Replicas share nothing but PostgreSQL: a request asked on one and approved on the other
@@ -525,10 +700,10 @@ fn a_decision_on_one_replica_wakes_the_host_waiting_on_another() {
     enroll_confirmed(&world.state, &world.args(), "alice");
     let host = TestHost::new("web1", 7);
     host.join(&first, &world.state, &world.args());
-    let token = world.device("alice");
+    let mut phone = world.phone(&first, "alice", 1);
     let (status, created) = ask(&host, &first, "alice");
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().expect("id").to_owned();
     let number = created["number"].as_i64().expect("number");
-    approve_while_host_waits(&first, &second, &token, &id, number);
+    approve_while_host_waits(&first, &second, &mut phone, &id, number);
 }

@@ -366,3 +366,338 @@ fn a_request_replayed_to_another_replica_is_refused() {
         "{status} {answer}"
     );
 }
+
+/// What a phone's bad requests could change: each request's state, the devices, each
+/// passkey (its counter), unused enrollment links, the audit entries.
+fn phone_state(state: &Path, users: &[&str]) -> String {
+    use sshield_server::storage::{PasskeyStorage, PushStorage};
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let target = DatabaseTarget::Sqlite(state.join("sshield-server.db"));
+        let store = Backend::open(&target).await.expect("open");
+        let mut out = String::new();
+        for user in users {
+            let pending = store.pending_approvals(user, now()).await.expect("pending");
+            let devices = store.list_devices(user).await.expect("devices");
+            let passkeys = store.passkeys_of(user).await.expect("passkeys");
+            out.push_str(&format!(
+                "{user}: pending {:?}, devices {:?}, passkeys {:?}\n",
+                pending.iter().map(|r| &r.id).collect::<Vec<_>>(),
+                devices
+                    .iter()
+                    .map(|d| (&d.id, d.revoked_at))
+                    .collect::<Vec<_>>(),
+                passkeys.iter().map(|p| &p.passkey).collect::<Vec<_>>(),
+            ));
+        }
+        let audit = store
+            .query_audit(&AuditQuery {
+                limit: 100_000,
+                ..AuditQuery::default()
+            })
+            .await
+            .expect("audit")
+            .len();
+        out.push_str(&format!("audit {audit}"));
+        out
+    })
+}
+
+/// A phone's bad requests (forged, replayed or phished passkey assertions, another user's
+/// request, cross-site requests, spent or expired links): each a 4xx with what to do, logged,
+/// and nothing changed: the request still pending, no device added, no counter moved.
+#[test]
+fn table_phone_requests() {
+    use serde_json::{json, Value};
+    use support::passkey::{challenge, enroll_with, SoftPasskey};
+
+    const ORIGIN: &str = "https://sshield.test";
+    let (tmp, state) = state_dir();
+    let config = tmp.path().join("server.toml");
+    std::fs::write(
+        &config,
+        format!("[push]\npublic_url = \"{ORIGIN}\"\nenroll_link_ttl = \"2s\"\n"),
+    )
+    .expect("config");
+    let global = ["--config", config.to_str().expect("utf-8")];
+    let server = Server::start(&state, &global, &["--listen", "127.0.0.1:0"]);
+    enroll_confirmed(&state, &global, "alice");
+    enroll_confirmed(&state, &global, "bob");
+    let host = TestHost::new("web1", 1);
+    host.join(&server, &state, &global);
+    let json_of =
+        |s: &str| -> Value { serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}")) };
+    let link = |user: &str| {
+        let (ok, out, err) = cli(&state, &global, &["push", "enroll-link", user]);
+        assert!(ok, "{err}");
+        out.lines()
+            .next()
+            .expect("link")
+            .rsplit('#')
+            .next()
+            .expect("token")
+            .to_owned()
+    };
+    let enroll = |user: &str, passkey: &mut SoftPasskey| -> (String, String) {
+        let token = link(user);
+        (enroll_with(&server, &token, passkey).0, token)
+    };
+
+    let mut alice_key = SoftPasskey::new(1, ORIGIN);
+    let (alice, spent_link) = enroll("alice", &mut alice_key);
+    let mut bob_key = SoftPasskey::new(2, ORIGIN);
+    let (bob, _) = enroll("bob", &mut bob_key);
+    let ask = |user: &str| -> (String, i64) {
+        let body = json!({"user": user, "source": "203.0.113.9", "service": "sshd"}).to_string();
+        let (status, created) = host.post(&server, "/v1/push", &body);
+        assert_eq!(status, 201, "{created}");
+        let created = json_of(&created);
+        (
+            created["id"].as_str().expect("id").to_owned(),
+            created["number"].as_i64().expect("n"),
+        )
+    };
+    let challenge = |token: &str, id: &str| -> Value {
+        let (status, options) = challenge(&server, token, id);
+        assert_eq!(status, 200, "{options}");
+        options
+    };
+
+    // A good approval first: its assertion is the one replayed below.
+    let (first, number) = ask("alice");
+    let options = challenge(&alice, &first);
+    let used = alice_key.assert(&options);
+    let body = json!({"decision": "approve", "number": number, "assertion": used});
+    let auth = format!("Bearer {alice}");
+    let (status, answer) = server.request(
+        "POST",
+        &format!("/v1/me/approvals/{first}"),
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        body.to_string().as_bytes(),
+    );
+    assert!(status == 200 && answer.contains("approved"), "{answer}");
+
+    // Alice's next request, pending through every case below.
+    let (id, number) = ask("alice");
+    let decide_path = format!("/v1/me/approvals/{id}");
+    // The same credential id, another key: what a forger without the phone has.
+    let mut forger = SoftPasskey::new(3, ORIGIN);
+    forger.id = alice_key.id.clone();
+    forger.counter = 1000;
+    let mut phisher = SoftPasskey::new(1, "https://sshield.test.evil.example");
+    phisher.counter = 2000;
+    let mut unverified = SoftPasskey::new(1, ORIGIN);
+    unverified.verified = false;
+    unverified.counter = 3000;
+    let late_link = link("alice");
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    let approve_with = |assertion: Value| {
+        json!({"decision": "approve", "number": number, "assertion": assertion}).to_string()
+    };
+    let bearer = |token: &str| vec![("authorization", format!("Bearer {token}"))];
+    let json_type = "application/json";
+    let cross_site = vec![
+        ("origin", "https://evil.example".to_owned()),
+        ("sec-fetch-site", "cross-site".to_owned()),
+    ];
+    // (input, tried, path, headers, content type, body, status): each row's body is made
+    // just before it is sent, after a fresh challenge where the row needs one.
+    type Case<'a> = (
+        &'static str,
+        &'static str,
+        String,
+        Vec<(&'static str, String)>,
+        &'static str,
+        Box<dyn FnMut() -> String + 'a>,
+        u16,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "an assertion signed by another key (forged)",
+            "POST /v1/me/approvals/{id}",
+            decide_path.clone(),
+            bearer(&alice),
+            json_type,
+            Box::new(|| {
+                let o = challenge(&alice, &id);
+                approve_with(forger.assert(&o))
+            }),
+            403,
+        ),
+        (
+            "the last approval's assertion, sent again (replayed)",
+            "POST /v1/me/approvals/{id}",
+            decide_path.clone(),
+            bearer(&alice),
+            json_type,
+            Box::new(|| {
+                challenge(&alice, &id);
+                approve_with(used.clone())
+            }),
+            403,
+        ),
+        (
+            "an assertion made on another site (phished)",
+            "POST /v1/me/approvals/{id}",
+            decide_path.clone(),
+            bearer(&alice),
+            json_type,
+            Box::new(|| {
+                let o = challenge(&alice, &id);
+                approve_with(phisher.assert(&o))
+            }),
+            403,
+        ),
+        (
+            "an assertion without user verification",
+            "POST /v1/me/approvals/{id}",
+            decide_path.clone(),
+            bearer(&alice),
+            json_type,
+            Box::new(|| {
+                let o = challenge(&alice, &id);
+                approve_with(unverified.assert(&o))
+            }),
+            403,
+        ),
+        (
+            "a good assertion, no challenge asked",
+            "POST /v1/me/approvals/{id}",
+            decide_path.clone(),
+            bearer(&alice),
+            json_type,
+            Box::new(|| {
+                let mut again = SoftPasskey::new(1, ORIGIN);
+                again.counter = 4000;
+                approve_with(again.assert(&json!({"publicKey": {"challenge": "AAAA"}})))
+            }),
+            403,
+        ),
+        (
+            "approve with a number and no assertion",
+            "POST /v1/me/approvals/{id}",
+            decide_path.clone(),
+            bearer(&alice),
+            json_type,
+            Box::new(|| json!({"decision": "approve", "number": number}).to_string()),
+            422,
+        ),
+        (
+            "bob's device asks a challenge for alice's request",
+            "POST /v1/me/approvals/{id}/challenge as bob",
+            format!("{decide_path}/challenge"),
+            bearer(&bob),
+            json_type,
+            Box::new(String::new),
+            404,
+        ),
+        (
+            "bob's device denies alice's request",
+            "POST /v1/me/approvals/{id} as bob",
+            decide_path.clone(),
+            bearer(&bob),
+            json_type,
+            Box::new(|| json!({"decision": "deny"}).to_string()),
+            404,
+        ),
+        (
+            "a cross-site request: Origin https://evil.example, text/plain",
+            "POST /v1/me/approvals/{id}",
+            decide_path.clone(),
+            cross_site.clone(),
+            "text/plain",
+            Box::new(|| json!({"decision": "report"}).to_string()),
+            403,
+        ),
+        (
+            "a cross-site request with the device's token",
+            "POST /v1/me/approvals/{id}",
+            decide_path.clone(),
+            [cross_site.clone(), bearer(&alice)].concat(),
+            json_type,
+            Box::new(|| json!({"decision": "report"}).to_string()),
+            403,
+        ),
+        (
+            "a cross-site enrollment with a link's token",
+            "POST /v1/enroll",
+            "/v1/enroll".to_owned(),
+            cross_site.clone(),
+            "text/plain",
+            Box::new(|| json!({"token": late_link, "name": "x"}).to_string()),
+            403,
+        ),
+        (
+            "a link used already",
+            "POST /v1/enroll/passkey",
+            "/v1/enroll/passkey".to_owned(),
+            vec![],
+            json_type,
+            Box::new(|| json!({"token": spent_link}).to_string()),
+            401,
+        ),
+        (
+            "an expired link",
+            "POST /v1/enroll/passkey",
+            "/v1/enroll/passkey".to_owned(),
+            vec![],
+            json_type,
+            Box::new(|| json!({"token": late_link}).to_string()),
+            401,
+        ),
+        (
+            "an expired link, with a passkey",
+            "POST /v1/enroll",
+            "/v1/enroll".to_owned(),
+            vec![],
+            json_type,
+            Box::new(|| {
+                json!({"token": late_link, "name": "x", "passkey": SoftPasskey::new(4, ORIGIN).register(&json!({"publicKey": {"challenge": "AAAA"}}))}).to_string()
+            }),
+            401,
+        ),
+    ];
+    let mut table = Table::new(
+        "phone requests",
+        "cargo test -p sshield-server --test bad_input table_phone_requests",
+    );
+    for (input, tried, at, headers, content_type, mut body, status) in cases {
+        let body = body();
+        let before = phone_state(&state, &["alice", "bob"]);
+        let mut refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        refs.push(("content-type", content_type));
+        let (got, answer) = server.request("POST", &at, &refs, body.as_bytes());
+        assert_eq!(got, status, "{input}: {answer}");
+        let message = json_of(&answer)["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{input}: not a JSON error: {answer}"))
+            .replace(&id, "{id}");
+        let after = phone_state(&state, &["alice", "bob"]);
+        assert_eq!(before, after, "{input}: stored data changed");
+        table.push(Row {
+            input: input.to_owned(),
+            tried: tried.to_owned(),
+            outcome: format!("HTTP {status}"),
+            message,
+            stored: "unchanged (the request pending, 2 devices, no passkey counter moved)"
+                .to_owned(),
+        });
+    }
+    // After all that, the phone still approves the request, once.
+    let options = challenge(&alice, &id);
+    let body = approve_with(alice_key.assert(&options));
+    let (status, answer) = server.request(
+        "POST",
+        &decide_path,
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        body.as_bytes(),
+    );
+    assert!(status == 200 && answer.contains("approved"), "{answer}");
+    table.check();
+}

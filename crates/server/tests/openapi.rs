@@ -51,9 +51,11 @@ fn the_served_document_is_the_committed_one_and_matches_the_server() {
             "/metrics",
             "/v1/audit",
             "/v1/enroll",
+            "/v1/enroll/passkey",
             "/v1/join",
             "/v1/me/approvals",
             "/v1/me/approvals/{id}",
+            "/v1/me/approvals/{id}/challenge",
             "/v1/me/subscription",
             "/v1/offline",
             "/v1/openapi.json",
@@ -216,7 +218,7 @@ fn the_served_document_is_the_committed_one_and_matches_the_server() {
     );
     let enroll = schema(&doc, "EnrollRequest");
     assert_eq!(names(&enroll["required"]), ["name", "token"]);
-    assert_eq!(names(&enroll["properties"]), names(&enroll["required"]));
+    assert_eq!(names(&enroll["properties"]), ["name", "passkey", "token"]);
     let (ok, out, err) = support::server::cli(&state, &[], &["push", "enroll-link", "alice"]);
     assert!(ok, "{err}");
     let link_token = out
@@ -233,7 +235,10 @@ fn the_served_document_is_the_committed_one_and_matches_the_server() {
         names(&schema(&doc, "Enrolled")["required"])
     );
     let decision = schema(&doc, "DecisionRequest");
-    assert_eq!(names(&decision["properties"]), ["decision", "number"]);
+    assert_eq!(
+        names(&decision["properties"]),
+        ["assertion", "decision", "number"]
+    );
     let id = created["id"].as_str().expect("id");
     let (status, state) = server.request(
         "POST",

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use sshield_server::storage::{
     Admission, ApprovalRow, AuditEntry, AuditQuery, Committed, DeviceRow, HostRow, NonceRow,
-    OfflineStorage, PostgresStorage, PushStorage, SourceFailure, SourceRow, SqliteStorage,
-    Storage, StorageError, UserRow, UserWrite, Verdict, VerificationWrites, WebhookRow,
+    OfflineStorage, PasskeyAdded, PasskeyRow, PasskeyStorage, PostgresStorage, PushStorage,
+    SourceFailure, SourceRow, SqliteStorage, Storage, StorageError, UserRow, UserWrite, Verdict,
+    VerificationWrites, WebhookRow,
 };
 
 fn user(name: &str, version: i64, sealed: &[u8]) -> UserRow {
@@ -842,6 +843,127 @@ async fn this_wasnt_me_blocks_pushes_until_cleared(s: Arc<impl PushStorage + 'st
     s.announce_approval("w3").await.expect("announce");
 }
 
+fn passkey(credential: &str, device: &str, user: &str) -> PasskeyRow {
+    PasskeyRow {
+        credential_id: credential.to_owned(),
+        device: device.to_owned(),
+        user: user.to_owned(),
+        passkey: format!(r#"{{"cred":"{credential}","counter":0}}"#),
+        created_at: 1_000,
+        used_at: None,
+    }
+}
+
+/// A device and its passkey are stored together or not at all, and one credential id
+/// belongs to one device of one user.
+async fn a_passkey_comes_with_its_device_and_one_credential_once<S>(s: Arc<S>)
+where
+    S: PasskeyStorage + PushStorage + 'static,
+{
+    let added = s
+        .add_device_with_passkey(&device("d1", "alice", b"t1"), &passkey("c1", "d1", "alice"))
+        .await
+        .expect("add");
+    assert_eq!(added, PasskeyAdded::Stored);
+    // The same credential for bob: refused, and bob's device is not stored either.
+    let twin = s
+        .add_device_with_passkey(&device("d2", "bob", b"t2"), &passkey("c1", "d2", "bob"))
+        .await
+        .expect("add");
+    assert_eq!(twin, PasskeyAdded::CredentialTaken);
+    assert!(s.list_devices("bob").await.expect("list").is_empty());
+    assert_eq!(s.device_by_token(b"t2").await.expect("find"), None);
+    let stored = s.load_passkey("d1").await.expect("load").expect("some");
+    assert_eq!(stored, passkey("c1", "d1", "alice"));
+    assert_eq!(s.load_passkey("d2").await.expect("load"), None);
+    s.add_device_with_passkey(&device("d3", "alice", b"t3"), &passkey("c3", "d3", "alice"))
+        .await
+        .expect("add");
+    let mine = s.passkeys_of("alice").await.expect("list");
+    assert_eq!(mine.len(), 2);
+    assert!(s.passkeys_of("bob").await.expect("list").is_empty());
+    // The counter moves after an approval; another device's passkey is not touched.
+    assert!(s
+        .update_passkey("d1", "{\"counter\":5}", 2_000)
+        .await
+        .expect("update"));
+    let moved = s.load_passkey("d1").await.expect("load").expect("some");
+    assert_eq!(
+        (moved.passkey.as_str(), moved.used_at),
+        ("{\"counter\":5}", Some(2_000))
+    );
+    assert!(!s.update_passkey("d9", "{}", 2_000).await.expect("none"));
+}
+
+/// A ceremony is taken once, never after it expires, and a new one under the same key
+/// replaces the last; racing takes get it once.
+async fn a_ceremony_is_taken_once_and_not_after_it_expires(s: Arc<impl PasskeyStorage + 'static>) {
+    s.put_ceremony("approve:r1:d1", "alice", "state-1", 200, 100)
+        .await
+        .expect("put");
+    assert_eq!(
+        s.take_ceremony("approve:r1:d2", 150).await.expect("take"),
+        None
+    );
+    assert_eq!(
+        s.take_ceremony("approve:r1:d1", 150).await.expect("take"),
+        Some(("alice".to_owned(), "state-1".to_owned()))
+    );
+    assert_eq!(
+        s.take_ceremony("approve:r1:d1", 151).await.expect("twice"),
+        None
+    );
+    s.put_ceremony("k", "alice", "old", 200, 100)
+        .await
+        .expect("put");
+    s.put_ceremony("k", "alice", "new", 300, 100)
+        .await
+        .expect("put");
+    assert_eq!(
+        s.take_ceremony("k", 250).await.expect("take"),
+        Some(("alice".to_owned(), "new".to_owned()))
+    );
+    s.put_ceremony("late", "bob", "x", 200, 100)
+        .await
+        .expect("put");
+    assert_eq!(s.take_ceremony("late", 200).await.expect("expired"), None);
+    s.put_ceremony("race", "carol", "y", 900, 100)
+        .await
+        .expect("put");
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let s = Arc::clone(&s);
+        tasks.push(tokio::spawn(
+            async move { s.take_ceremony("race", 300).await },
+        ));
+    }
+    let mut won = 0;
+    for t in tasks {
+        if t.await.expect("task").expect("take").is_some() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1);
+}
+
+/// Begin peeks at an enrollment link without spending it.
+async fn an_enroll_link_is_peeked_without_spending_it<S>(s: Arc<S>)
+where
+    S: PasskeyStorage + PushStorage + 'static,
+{
+    s.add_enroll_link(b"h1", "alice", 100, 200)
+        .await
+        .expect("add");
+    assert_eq!(
+        s.peek_enroll_link(b"h1", 150).await.expect("peek"),
+        Some(("alice".to_owned(), 200))
+    );
+    assert_eq!(s.peek_enroll_link(b"h1", 200).await.expect("expired"), None);
+    assert_eq!(s.peek_enroll_link(b"h9", 150).await.expect("unknown"), None);
+    assert!(s.use_enroll_link(b"h1", 160).await.expect("use").is_some());
+    assert_eq!(s.peek_enroll_link(b"h1", 161).await.expect("spent"), None);
+}
+
 /// Runs each named check on a fresh SQLite file and on a fresh PostgreSQL database.
 async fn an_offline_report_is_counted_once_per_host_and_pruned(
     s: Arc<impl OfflineStorage + 'static>,
@@ -921,6 +1043,9 @@ conformance!(
     a_decision_needs_the_right_number_the_right_user_and_time,
     this_wasnt_me_blocks_pushes_until_cleared,
     an_offline_report_is_counted_once_per_host_and_pruned,
+    a_passkey_comes_with_its_device_and_one_credential_once,
+    a_ceremony_is_taken_once_and_not_after_it_expires,
+    an_enroll_link_is_peeked_without_spending_it,
 );
 
 /// A fleet's database is often on another machine: `sslmode=verify-full` connects over TLS

@@ -27,6 +27,7 @@ use tokio::sync::broadcast;
 use zeroize::Zeroizing;
 
 use super::notice::{Payload, PendingLogin};
+use super::passkey::{self, RelyingParty};
 use super::webhook::Webhook;
 use super::webpush::{Subscription, WebPushError};
 use super::{Delivery, Notifier, Urgency};
@@ -35,8 +36,11 @@ use crate::config::PushSettings;
 use crate::hosts;
 use crate::records::unix;
 use crate::storage::{
-    Admission, ApprovalRow, AuditEntry, Backend, DeviceRow, PushStorage, Storage, Verdict,
+    Admission, ApprovalRow, AuditEntry, Backend, DeviceRow, PasskeyAdded, PasskeyRow,
+    PasskeyStorage, PushStorage, Storage, Verdict,
 };
+use crate::users;
+use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 /// What a wake-up says when every waiter must look again (a replica's listener reconnected
 /// and may have missed notifications).
@@ -49,6 +53,10 @@ pub struct Push {
     pub settings: PushSettings,
     /// Sends Web Push and webhooks.
     pub notifier: Arc<Notifier>,
+    /// This server as a WebAuthn relying party (passkeys for Approve).
+    pub passkeys: RelyingParty,
+    /// The admins' webhook (`push.admin_webhook`), told of every "This wasn't me".
+    pub admin_webhook: Option<Webhook>,
     changed: broadcast::Sender<String>,
 }
 
@@ -64,11 +72,20 @@ impl fmt::Debug for Push {
 impl Push {
     /// Push approval with `settings`, sending through `notifier`.
     pub fn new(settings: PushSettings, notifier: Notifier) -> Self {
+        let passkeys = RelyingParty::new(&settings.public_url);
         Self {
             settings,
             notifier: Arc::new(notifier),
+            passkeys,
+            admin_webhook: None,
             changed: broadcast::channel(1024).0,
         }
+    }
+
+    /// The same, telling the admins of every "This wasn't me" through `hook`.
+    pub fn with_admin_webhook(mut self, hook: Webhook) -> Self {
+        self.admin_webhook = Some(hook);
+        self
     }
 
     /// Wakes whoever waits on request `id` in this server.
@@ -257,16 +274,7 @@ pub(crate) async fn create_handler(
 /// Hands the notification to every device of the user and their webhook, in the background
 /// (a slow push service must not hold up the host); how many it was handed to.
 async fn notify(app: &Arc<App>, row: &ApprovalRow) -> Result<usize, ApiError> {
-    let login = PendingLogin {
-        id: row.id.clone(),
-        host: row.host.clone(),
-        user: row.user.clone(),
-        source: row.source.clone(),
-        service: row.service.clone(),
-        command: row.command.clone(),
-        created_at: row.created_at,
-        expires_at: row.expires_at,
-    };
+    let login = pending_login(row);
     let payload = Payload::login(&login, &app.push.settings.public_url).to_json();
     let devices: Vec<(String, Subscription)> = app
         .store
@@ -403,7 +411,7 @@ pub(crate) async fn wait_handler(
 }
 
 /// The device a request comes from, by its bearer token: 401 without a valid one.
-async fn device_of(app: &App, headers: &HeaderMap) -> Result<DeviceRow, ApiError> {
+pub(crate) async fn device_of(app: &App, headers: &HeaderMap) -> Result<DeviceRow, ApiError> {
     let unauthorized = || {
         status(
             StatusCode::UNAUTHORIZED,
@@ -498,6 +506,29 @@ pub struct DecisionRequest {
     /// The number picked, for `approve`.
     #[serde(default)]
     pub number: Option<i64>,
+    /// For `approve`: the passkey's answer (`navigator.credentials.get()`) to the challenge
+    /// from `POST /v1/me/approvals/{id}/challenge`.
+    #[serde(default)]
+    pub assertion: Option<PublicKeyCredential>,
+}
+
+/// The answer to a decision about a request that is not the device's user's, not pending, or
+/// not there: one message, so a device learns nothing about other users' requests.
+pub(crate) fn no_such_request(id: &str) -> ApiError {
+    status(
+        StatusCode::NOT_FOUND,
+        format!("no pending request {id:?} of yours: it was decided, expired, or never was"),
+    )
+}
+
+/// The answer to an enrollment link that is unknown, used or expired (logged).
+pub(crate) fn link_refused() -> ApiError {
+    tracing::warn!("push: an enrollment link was refused (unknown, used or expired)");
+    status(
+        StatusCode::UNAUTHORIZED,
+        "this enrollment link is unknown, used or expired; ask your admin for a new one \
+         (`sshield-server push enroll-link USER`)",
+    )
 }
 
 pub(crate) async fn decide_handler(
@@ -507,6 +538,7 @@ pub(crate) async fn decide_handler(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<PushState>, ApiError> {
     let body = body?;
+    passkey::same_origin(&app, &headers)?;
     let device = device_of(&app, &headers).await?;
     let request: DecisionRequest = parse_json(&headers, &body)?;
     let verdict = match (request.decision.as_str(), request.number) {
@@ -525,16 +557,26 @@ pub(crate) async fn decide_handler(
         }
     };
     let now = unix(UnixTime::now());
+    if let Verdict::Approve { .. } = verdict {
+        // A tap alone never approves: a fresh passkey assertion for this very request.
+        let assertion = request.assertion.as_ref().ok_or_else(|| {
+            ApiError::invalid(
+                "`approve` needs `assertion`: the passkey's answer to the challenge from \
+                 POST /v1/me/approvals/{id}/challenge"
+                    .to_owned(),
+            )
+        })?;
+        passkey::check_assertion(&app, &device, &id, assertion, now).await?;
+    }
     let decided = app
         .store
         .decide_approval(&id, &device.user, verdict, &device.id, now)
         .await?;
     let Some(row) = decided else {
         // Another user's request reads as no request at all: its existence is not told.
-        return Err(status(
-            StatusCode::NOT_FOUND,
-            format!("no pending request {id:?} of yours: it was decided, expired, or never was"),
-        ));
+        tracing::warn!(user = %device.user, device = %device.id, request = %id,
+            "push: a decision about no pending request of this user was refused");
+        return Err(no_such_request(&id));
     };
     app.store.announce_approval(&row.id).await?;
     app.push.wake(&row.id);
@@ -546,11 +588,42 @@ pub(crate) async fn decide_handler(
     if verdict == Verdict::Report {
         tracing::warn!(user = %row.user, host = %row.host, source = ?row.source,
             "push: the user says this login wasn't them; their pushes are blocked until an admin clears it");
+        tell_admins(&app, &row, now);
     }
     Ok(Json(PushState {
         id: row.id,
         state: row.state,
     }))
+}
+
+/// Tells the admins' webhook, if there is one, that `row`'s user said "This wasn't me", in
+/// the background (the phone's answer does not wait for the receiver).
+fn tell_admins(app: &Arc<App>, row: &ApprovalRow, now: i64) {
+    if app.push.admin_webhook.is_none() {
+        return;
+    }
+    let login = pending_login(row);
+    let payload = Payload::not_me(&login, &app.push.settings.public_url, now).to_json();
+    let app = Arc::clone(app);
+    tokio::spawn(async move {
+        if let Some(hook) = &app.push.admin_webhook {
+            let d = app.push.notifier.webhook(hook, &payload).await;
+            tracing::info!(request = %login.id, delivery = %d, "admin webhook");
+        }
+    });
+}
+
+fn pending_login(row: &ApprovalRow) -> PendingLogin {
+    PendingLogin {
+        id: row.id.clone(),
+        host: row.host.clone(),
+        user: row.user.clone(),
+        source: row.source.clone(),
+        service: row.service.clone(),
+        command: row.command.clone(),
+        created_at: row.created_at,
+        expires_at: row.expires_at,
+    }
 }
 
 /// Marks every request past its expiry expired, and audits each (once: a row is returned to
@@ -619,6 +692,7 @@ pub(crate) async fn subscribe_handler(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
     let body = body?;
+    passkey::same_origin(&app, &headers)?;
     let device = device_of(&app, &headers).await?;
     // Unknown fields (a browser's `expirationTime`) are ignored, as browsers add them.
     let stored: StoredSubscription = parse_json(&headers, &body)?;
@@ -651,6 +725,11 @@ pub struct EnrollRequest {
     pub token: String,
     /// A name for the device (`alice's phone`), at most 64 characters.
     pub name: String,
+    /// The browser's answer (`navigator.credentials.create()`) to the registration begun with
+    /// `POST /v1/enroll/passkey`. Without it the device gets notifications and may deny, but
+    /// cannot approve.
+    #[serde(default)]
+    pub passkey: Option<RegisterPublicKeyCredential>,
 }
 
 /// The new device: its id and the bearer token it signs in with from now on.
@@ -662,6 +741,11 @@ pub struct Enrolled {
     pub device: String,
     /// The device's bearer token; shown only in this answer.
     pub token: String,
+    /// Whether the device has a passkey (and so may approve).
+    pub passkey: bool,
+    /// A new set of the user's backup codes (the old set is void), shown only in this
+    /// answer; empty if the user has no record on this server.
+    pub backup_codes: Vec<String>,
 }
 
 /// Longest device name.
@@ -673,6 +757,7 @@ pub(crate) async fn enroll_handler(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Enrolled>), ApiError> {
     let body = body?;
+    passkey::same_origin(&app, &headers)?;
     let request: EnrollRequest = parse_json(&headers, &body)?;
     let name = request.name.trim();
     if name.is_empty()
@@ -684,26 +769,65 @@ pub(crate) async fn enroll_handler(
         )));
     }
     let now = unix(UnixTime::now());
-    let Some(user) = app
-        .store
-        .use_enroll_link(&token_hash(&request.token), now)
-        .await?
-    else {
-        tracing::warn!("push: an enrollment link was refused (unknown, used or expired)");
-        return Err(status(
-            StatusCode::UNAUTHORIZED,
-            "this enrollment link is unknown, used or expired; ask your admin for a new one \
-             (`sshield-server push enroll-link USER`)",
-        ));
+    let hash = token_hash(&request.token);
+    // The passkey is checked before the link is spent: a registration that fails leaves the
+    // link usable, so the phone may try again.
+    let passkey = match &request.passkey {
+        Some(credential) => {
+            if app.store.peek_enroll_link(&hash, now).await?.is_none() {
+                return Err(link_refused());
+            }
+            Some(passkey::finish_registration(&app, &hash, credential, now).await?)
+        }
+        None => None,
     };
-    let (device, token) = add_device(&app, &user, name, now).await?;
-    tracing::info!(%user, %device, "push: a device enrolled by link");
+    let Some(user) = app.store.use_enroll_link(&hash, now).await? else {
+        return Err(link_refused());
+    };
+    let (device, token) = match passkey {
+        None => add_device(&app, &user, name, now).await?,
+        Some((passkey, credential_id)) => {
+            let (row, token) = new_device(&user, name, now)?;
+            let key = PasskeyRow {
+                credential_id,
+                device: row.id.clone(),
+                user: user.clone(),
+                passkey,
+                created_at: now,
+                used_at: None,
+            };
+            if app.store.add_device_with_passkey(&row, &key).await? == PasskeyAdded::CredentialTaken
+            {
+                tracing::warn!(%user, "push: a passkey registered already was refused");
+                return Err(status(
+                    StatusCode::CONFLICT,
+                    "this passkey is registered already; the link is spent, ask your admin \
+                     for a new one and register a new passkey",
+                ));
+            }
+            (row.id, token)
+        }
+    };
+    let backup_codes = match UserName::new(&user) {
+        Ok(name) if app.store.load_user(&user).await?.is_some() => {
+            users::renew_backup_codes(&app, &name, UnixTime::now())
+                .await
+                .map_err(|e| status(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?
+                .iter()
+                .map(|c| c.to_string())
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    tracing::info!(%user, %device, passkey = request.passkey.is_some(), "push: a device enrolled by link");
     Ok((
         StatusCode::CREATED,
         Json(Enrolled {
             user,
             device,
             token: token.to_string(),
+            passkey: request.passkey.is_some(),
+            backup_codes,
         }),
     ))
 }
@@ -716,21 +840,29 @@ pub async fn add_device(
     name: &str,
     now: i64,
 ) -> Result<(String, Zeroizing<String>), ApiError> {
+    let (row, token) = new_device(user, name, now)?;
+    app.store.add_device(&row).await?;
+    Ok((row.id, token))
+}
+
+/// A new device row for `user`, not yet stored, and its bearer token.
+fn new_device(
+    user: &str,
+    name: &str,
+    now: i64,
+) -> Result<(DeviceRow, Zeroizing<String>), ApiError> {
     let token = random_token(32)?;
-    let id = random_token(6)?.to_string();
-    app.store
-        .add_device(&DeviceRow {
-            id: id.clone(),
-            user: user.to_owned(),
-            kind: "webpush".to_owned(),
-            name: name.to_owned(),
-            data: "{}".to_owned(),
-            token_hash: Some(token_hash(&token)),
-            created_at: now,
-            revoked_at: None,
-        })
-        .await?;
-    Ok((id, token))
+    let row = DeviceRow {
+        id: random_token(6)?.to_string(),
+        user: user.to_owned(),
+        kind: "webpush".to_owned(),
+        name: name.to_owned(),
+        data: "{}".to_owned(),
+        token_hash: Some(token_hash(&token)),
+        created_at: now,
+        revoked_at: None,
+    };
+    Ok((row, token))
 }
 
 /// `GET /v1/push/key`: the VAPID public key browsers subscribe with.

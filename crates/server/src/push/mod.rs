@@ -3,11 +3,13 @@
 //! - [`approval`]: the API of pending approvals, for hosts and for the user's devices.
 //! - [`webpush`]: the VAPID key, subscriptions, RFC 8291 encryption, the VAPID JWT.
 //! - [`webhook`]: a JSON POST signed with HMAC-SHA256, for ntfy, Gotify, Matrix or Slack bridges.
+//! - [`passkey`]: passkeys (WebAuthn, user verification required) for Approve.
 //! - [`notice`]: what a pending login says and where opening it leads.
 //! - [`Notifier`]: sends both over one HTTP client, with a timeout, following no redirect.
 
 pub mod approval;
 pub mod notice;
+pub mod passkey;
 pub mod webhook;
 pub mod webpush;
 

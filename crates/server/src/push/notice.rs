@@ -90,6 +90,25 @@ impl Payload {
     }
 
     /// The payload of `sshield-server push test USER`.
+    /// What the admins' webhook hears when `login`'s user says it wasn't them: who, where
+    /// from, and that the user's pushes are blocked until an admin clears it.
+    pub fn not_me(login: &PendingLogin, base_url: &str, now: i64) -> Self {
+        let from = login.source.as_deref().unwrap_or("an unknown address");
+        Self {
+            kind: "not-me",
+            title: format!("{} says a login to {} wasn't them", login.user, login.host),
+            body: format!(
+                "From {from} via {}. Pushes to {} are blocked until an admin runs \
+                 `sshield-server push unblock {}`.",
+                login.service, login.user, login.user
+            ),
+            url: format!("{}/", base_url.trim_end_matches('/')),
+            time: now,
+            expires: None,
+            ..Self::login(login, base_url)
+        }
+    }
+
     pub fn test(user: &str, base_url: &str, now: i64) -> Self {
         Self {
             kind: "test",

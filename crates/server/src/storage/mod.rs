@@ -12,11 +12,12 @@
 
 mod group_commit;
 mod offline;
+mod passkeys;
 mod push;
 mod sql;
 
 pub use offline::OfflineStorage;
-
+pub use passkeys::{PasskeyAdded, PasskeyRow, PasskeyStorage};
 pub use push::{
     Admission, ApprovalRow, DeviceRow, PushStorage, Verdict, WebhookRow, APPROVAL_CHANNEL,
 };
@@ -579,6 +580,16 @@ forward! { PushStorage {
 forward! { OfflineStorage {
     fn record_report(&self, host: &str, id: &str, now: i64) -> bool;
     fn prune_reports(&self, before: i64) -> u64;
+} }
+
+forward! { PasskeyStorage {
+    fn add_device_with_passkey(&self, device: &DeviceRow, passkey: &PasskeyRow) -> PasskeyAdded;
+    fn load_passkey(&self, device: &str) -> Option<PasskeyRow>;
+    fn passkeys_of(&self, user: &str) -> Vec<PasskeyRow>;
+    fn update_passkey(&self, device: &str, passkey: &str, now: i64) -> bool;
+    fn peek_enroll_link(&self, hash: &[u8], now: i64) -> Option<(String, i64)>;
+    fn put_ceremony(&self, key: &str, user: &str, state: &str, expires_at: i64, now: i64) -> ();
+    fn take_ceremony(&self, key: &str, now: i64) -> Option<(String, String)>;
 } }
 
 #[cfg(test)]

@@ -243,7 +243,7 @@ pub trait PushStorage: Send + Sync {
 /// The channel replicas hear about decisions on (`LISTEN sshield_approval`).
 pub const APPROVAL_CHANNEL: &str = "sshield_approval";
 
-const ADD_DEVICE: &str = "INSERT INTO devices \
+pub(super) const ADD_DEVICE: &str = "INSERT INTO devices \
      (id, \"user\", kind, name, data, token_hash, created_at, revoked_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 const DEVICE_COLUMNS: &str =

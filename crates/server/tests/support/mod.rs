@@ -6,6 +6,7 @@
 )]
 
 pub(crate) mod host;
+pub(crate) mod passkey;
 pub(crate) mod pg;
 pub(crate) mod push_service;
 pub(crate) mod server;
