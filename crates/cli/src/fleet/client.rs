@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use sshield_core::fleet::{ServerConfig, ServerUrl, Trust};
+use sshield_core::push::{Approval, PushAnswer, PushAsk};
 use sshield_core::{Caller, RemoteAnswer, Response};
 use sshield_wire::api::{ErrorBody, VerifyRequest, VerifyResponse, VERIFY_PATH};
 use sshield_wire::signed;
@@ -32,6 +33,8 @@ pub(crate) enum Failed {
 #[derive(Debug)]
 pub(crate) struct ServerClient {
     agent: ureq::Agent,
+    /// For `/v1/push/wait`, which the server holds open up to its `max_wait` (25 s).
+    wait_agent: ureq::Agent,
     urls: Vec<ServerUrl>,
     host: String,
     key: SigningKey,
@@ -57,7 +60,15 @@ impl ServerClient {
             // Plain http on loopback only; no https URL will be asked.
             Trust::PlainLoopback => tls::pinned(Some([0; 32])).0,
         };
+        let wait_agent = ureq::AgentBuilder::new()
+            .timeout_connect(server.timeout)
+            .timeout_read(super::push::WAIT_READ_TIMEOUT)
+            .timeout_write(server.timeout)
+            .redirects(0)
+            .tls_config(Arc::clone(&tls))
+            .build();
         Ok(Self {
+            wait_agent,
             agent: agent(server.timeout, tls),
             urls: server.urls.clone(),
             host: server.host.clone(),
@@ -68,14 +79,27 @@ impl ServerClient {
     /// POSTs `body` as JSON to `path`, signed, on each URL in turn until one answers; the
     /// reply's body on a 2xx.
     pub(crate) fn post(&self, path: &str, body: &[u8]) -> Result<String, Failed> {
+        self.post_with(&self.agent, path, body)
+            .map_err(|(_, failed)| failed)
+    }
+
+    /// As [`ServerClient::post`], with `agent`; a refusal comes with its status.
+    pub(crate) fn post_with(
+        &self,
+        agent: &ureq::Agent,
+        path: &str,
+        body: &[u8],
+    ) -> Result<String, (Option<u16>, Failed)> {
         let mut failures = Vec::new();
         for url in &self.urls {
             let nonce = signed::new_nonce().map_err(|e| {
-                Failed::Refused(format!("no nonce: the random number generator failed: {e}"))
+                (
+                    None,
+                    Failed::Refused(format!("no nonce: the random number generator failed: {e}")),
+                )
             })?;
             let timestamp = i64::try_from(sshield_core::UnixTime::now().0).unwrap_or(i64::MAX);
-            let mut request = self
-                .agent
+            let mut request = agent
                 .post(&format!("{}{path}", url.base))
                 .set("content-type", "application/json");
             for (name, value) in
@@ -86,15 +110,24 @@ impl ServerClient {
             match request.send_bytes(body) {
                 Ok(reply) => {
                     return reply.into_string().map_err(|e| {
-                        Failed::Refused(format!("{}: the answer could not be read: {e}", url.base))
+                        (
+                            None,
+                            Failed::Refused(format!(
+                                "{}: the answer could not be read: {e}",
+                                url.base
+                            )),
+                        )
                     })
                 }
                 Err(ureq::Error::Status(status, reply)) if status < 500 => {
-                    return Err(Failed::Refused(format!(
-                        "{} refused the request ({status}): {}",
-                        url.base,
-                        error_of(reply)
-                    )))
+                    return Err((
+                        Some(status),
+                        Failed::Refused(format!(
+                            "{} refused the request ({status}): {}",
+                            url.base,
+                            error_of(reply)
+                        )),
+                    ))
                 }
                 Err(ureq::Error::Status(status, reply)) => {
                     failures.push(format!("{}: {status} {}", url.base, error_of(reply)))
@@ -102,7 +135,12 @@ impl ServerClient {
                 Err(ureq::Error::Transport(e)) => failures.push(format!("{}: {e}", url.base)),
             }
         }
-        Err(Failed::Unreachable(failures.join("; ")))
+        Err((None, Failed::Unreachable(failures.join("; "))))
+    }
+
+    /// The agent for `/v1/push/wait`.
+    pub(crate) fn wait_agent(&self) -> &ureq::Agent {
+        &self.wait_agent
     }
 }
 
@@ -149,6 +187,14 @@ impl sshield_core::Remote for ServerClient {
             Err(Failed::Unreachable(what)) => RemoteAnswer::Unreachable(what),
             Err(Failed::Refused(what)) => RemoteAnswer::Refused(what),
         }
+    }
+
+    fn push(&self, caller: &Caller, ask: &PushAsk) -> PushAnswer {
+        super::push::push(self, caller, ask)
+    }
+
+    fn wait(&self, _caller: &Caller, id: &str) -> Approval {
+        super::push::wait(self, id)
     }
 }
 

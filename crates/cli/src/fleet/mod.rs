@@ -5,4 +5,5 @@
 
 pub(crate) mod client;
 pub(crate) mod key;
+pub(crate) mod push;
 pub(crate) mod tls;
