@@ -49,10 +49,17 @@ struct FleetServer {
 
 impl FleetServer {
     fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// A server whose config file holds `config`.
+    fn start_with(config: &str) -> Self {
         let state = tempfile::tempdir().unwrap();
+        fs::write(state.path().join("server.toml"), config).unwrap();
         let mut child = Command::new(sshield_e2e::server_binary())
             .arg("--state-dir")
             .arg(state.path())
+            .env("SSHIELD_SERVER_CONFIG", state.path().join("server.toml"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("SSHIELD_SERVER_LOG", "warn")
             .stdin(Stdio::null())
@@ -77,6 +84,10 @@ impl FleetServer {
         let out = Command::new(sshield_e2e::server_binary())
             .arg("--state-dir")
             .arg(self.state.path())
+            .env(
+                "SSHIELD_SERVER_CONFIG",
+                self.state.path().join("server.toml"),
+            )
             .args(args)
             .output()
             .unwrap();
@@ -151,6 +162,11 @@ struct Host {
 impl Host {
     /// A host with `failmode`, joined to `server` as `name`, its daemon and sshd started.
     fn join(server: &FleetServer, name: &str, failmode: &str) -> Self {
+        Self::join_with(server, name, failmode, "")
+    }
+
+    /// As [`Host::join`], with `extra` at the end of the host's config.
+    fn join_with(server: &FleetServer, name: &str, failmode: &str, extra: &str) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("sshield-e2e-fleet.")
             .tempdir()
@@ -166,7 +182,7 @@ impl Host {
             &config,
             format!(
                 "# host {name}\nstore = \"users\"\nsocket = \"{}\"\nlog_file = \"{}\"\n\
-                 failmode = \"{failmode}\"\n\n[rate_limit]\ndelay = \"0s\"\n",
+                 failmode = \"{failmode}\"\n\n[rate_limit]\ndelay = \"0s\"\n{extra}",
                 dir.path().join("sshield.sock").display(),
                 dir.path().join("sshield.log").display()
             ),
@@ -325,10 +341,15 @@ struct PamHost {
 
 impl PamHost {
     fn join(server: &FleetServer, name: &str, failmode: &str) -> Self {
+        Self::join_with(server, name, failmode, "")
+    }
+
+    /// As [`PamHost::join`], with `extra` at the end of the host's config.
+    fn join_with(server: &FleetServer, name: &str, failmode: &str, extra: &str) -> Self {
         let sshield = common::Sshield::new("");
         let socket = sshield.dir().join("sshield.sock");
         sshield.write_config(&format!(
-            "socket = \"{}\"\nfailmode = \"{failmode}\"\n",
+            "socket = \"{}\"\nfailmode = \"{failmode}\"\n{extra}",
             socket.display()
         ));
         let token = server.cli(&["host", "add", name]);
@@ -506,5 +527,343 @@ fn only_root_may_ask_the_daemon_about_another_user() {
     assert!(
         reply.contains("\"reply\":\"verdict\"") && reply.contains("\"outcome\":\"allowed\""),
         "{reply}"
+    );
+}
+
+/// The user's phone, as its web page will call the server: a device with a bearer token,
+/// listing pending requests and deciding them (`curl`, so the test uses the HTTP API as any
+/// client would).
+struct Phone {
+    url: String,
+    token: String,
+}
+
+impl Phone {
+    fn add(server: &FleetServer, user: &str) -> Self {
+        let out = server.cli(&["push", "add-device", user, "phone"]);
+        Self {
+            url: server.url.clone(),
+            token: out.lines().next().unwrap().trim().to_owned(),
+        }
+    }
+
+    fn curl(&self, method: &str, path: &str, body: Option<&str>) -> String {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "-X", method])
+            .arg("-H")
+            .arg(format!("Authorization: Bearer {}", self.token))
+            .arg(format!("{}{path}", self.url));
+        if let Some(body) = body {
+            cmd.args(["-H", "Content-Type: application/json", "--data", body]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "curl {method} {path}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The newest pending request, waiting up to 10 s for one: its id, and the whole JSON.
+    fn pending(&self) -> (String, String) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let list = self.curl("GET", "/v1/me/approvals", None);
+            if let Some(at) = list.find("\"id\":\"") {
+                let rest = &list[at + 6..];
+                let id = rest.split('"').next().unwrap().to_owned();
+                return (id, list);
+            }
+            assert!(Instant::now() < deadline, "no pending request: {list}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn decide(&self, id: &str, body: &str) -> String {
+        self.curl("POST", &format!("/v1/me/approvals/{id}"), Some(body))
+    }
+
+    fn approve(&self, id: &str, number: &str) -> String {
+        self.decide(
+            id,
+            &format!("{{\"decision\":\"approve\",\"number\":{number}}}"),
+        )
+    }
+}
+
+/// The server for push tests: requests expire after 4 s, and 1000 may be sent an hour.
+const PUSH_SERVER: &str = "[push]\napproval_ttl = \"4s\"\nper_hour = 1000\n";
+
+/// `sshield login` (ForceCommand) pushes at once to an autopush user: the terminal shows the
+/// number and the progress of seed 003, and the session starts the moment the phone approves.
+#[test]
+fn push_in_forcecommand_mode() {
+    if !can_run() {
+        return;
+    }
+    let server = FleetServer::start_with(PUSH_SERVER);
+    let user = User::create();
+    let name = user.name();
+    let (secret, _backup) = server.enroll(name);
+    let phone = Phone::add(&server, name);
+    let host = Host::join_with(
+        &server,
+        "push1",
+        "secure",
+        &format!("\n[push]\nautopush_users = [\"{name}\"]\n"),
+    );
+
+    // The right number: the session starts.
+    let mut s = host.ssh(&user).tty().spawn();
+    s.expect("Pushed a login request to your phone (pick ");
+    let number = s.expect(")... ").trim_end_matches(")... ").to_owned();
+    let (id, list) = phone.pending();
+    assert!(list.contains(&number), "{list}");
+    assert!(phone.approve(&id, &number).contains("approved"));
+    s.expect("Success. Logging you in...");
+    s.send_line("echo fleet-$((40 + 2))");
+    s.expect("fleet-42");
+    s.send_line("exit");
+    assert!(s.wait().success());
+    let allow =
+        format!("allow user={name} rhost={INTERNET} service=sshield-login method=push reason=ok");
+    assert!(host.log().contains(&allow), "{}", host.log());
+
+    // A wrong number, then Deny: refused each time (the code prompt follows; Ctrl-C ends).
+    for (body, word) in [
+        (None, "push-denied"),
+        (Some("{\"decision\":\"deny\"}"), "push-denied"),
+    ] {
+        let mut s = host.ssh(&user).tty().spawn();
+        s.expect("(pick ");
+        let number: u32 = s.expect(")... ").trim_end_matches(")... ").parse().unwrap();
+        let (id, _) = phone.pending();
+        match body {
+            None => {
+                let wrong = if number == 99 { 10 } else { number + 1 };
+                phone.approve(&id, &wrong.to_string());
+            }
+            Some(body) => {
+                phone.decide(&id, body);
+            }
+        }
+        s.expect("denied on your phone");
+        s.expect(PROMPT);
+        s.send(keys::CTRL_C);
+        assert!(!s.wait().success());
+        let deny = format!(
+            "deny user={name} rhost={INTERNET} service=sshield-login method=push reason={word}"
+        );
+        assert!(host.log().contains(&deny), "{}", host.log());
+    }
+
+    // Nobody answers: the push expires, refused.
+    let mut s = host.ssh(&user).tty().spawn();
+    s.expect("(pick ");
+    assert!(
+        s.try_expect("expired", Duration::from_secs(15)).is_some(),
+        "{}",
+        s.stdout()
+    );
+    s.expect(PROMPT);
+    s.send(keys::CTRL_C);
+    assert!(!s.wait().success());
+    assert!(
+        host.log().contains("method=push reason=push-expired"),
+        "{}",
+        host.log()
+    );
+
+    // A code typed instead of waiting: checked as a code, the session starts.
+    let mut s = host.ssh(&user).tty().spawn();
+    s.expect("(pick ");
+    s.expect(")... ");
+    s.send_line(&oathtool(&secret, 0));
+    s.send_line("echo fleet-$((40 + 2))");
+    s.expect("fleet-42");
+    s.send_line("exit");
+    assert!(s.wait().success());
+    assert!(
+        host.log().contains("method=totp reason=ok"),
+        "{}",
+        host.log()
+    );
+    // The push left pending expires on the server; the next login may push again.
+    std::thread::sleep(Duration::from_secs(5));
+}
+
+/// Non-terminal clients (scp) through `sshield login`: approved by a push without a number
+/// where `push.without_number` allows it, the approval request showing the command; where it
+/// does not, a code is needed.
+#[test]
+fn push_without_a_number_for_scp() {
+    if !can_run() {
+        return;
+    }
+    let server = FleetServer::start_with(PUSH_SERVER);
+    let user = User::create();
+    let name = user.name();
+    server.enroll(name);
+    let phone = Phone::add(&server, name);
+    let allowed = Host::join_with(
+        &server,
+        "scp1",
+        "secure",
+        "\n[push]\nwithout_number = true\n",
+    );
+    let refused = Host::join_with(&server, "scp2", "secure", "\n[push]\nenabled = true\n");
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("pushed.txt");
+    fs::write(&local, "pushed by scp\n").unwrap();
+
+    let approver = {
+        let phone = Phone {
+            url: phone.url.clone(),
+            token: phone.token.clone(),
+        };
+        std::thread::spawn(move || {
+            let (id, list) = phone.pending();
+            let state = phone.decide(&id, "{\"decision\":\"approve\"}");
+            (list, state)
+        })
+    };
+    let out = Client::scp(&allowed.sshd, &user)
+        .key(user.key())
+        .from(INTERNET)
+        .upload(&local, "/tmp/")
+        .run();
+    let (list, state) = approver.join().unwrap();
+    assert!(out.success(), "{out:?}");
+    assert!(
+        list.contains("scp") && list.contains("\"choices\":[]"),
+        "{list}"
+    );
+    assert!(state.contains("approved"), "{state}");
+    assert!(
+        allowed.log().contains(&format!(
+            "allow user={name} rhost={INTERNET} service=sshield-login method=push reason=ok"
+        )),
+        "{}",
+        allowed.log()
+    );
+
+    // Not allowed on this host: no push is sent, the client hears that a code is needed.
+    let out = Client::scp(&refused.sshd, &user)
+        .key(user.key())
+        .from(INTERNET)
+        .upload(&local, "/tmp/")
+        .run();
+    assert!(!out.success(), "{out:?}");
+    assert!(
+        out.stderr.contains("a verification code is needed"),
+        "{out:?}"
+    );
+    assert!(!phone
+        .curl("GET", "/v1/me/approvals", None)
+        .contains("\"id\""));
+}
+
+/// The PAM module: the number is in the prompt ("Approve on your phone: pick 47. Press Enter
+/// once approved, or type a code: "), Enter waits for the phone through the daemon; a code
+/// typed there is checked as a code.
+#[test]
+fn push_in_pam_mode() {
+    if !can_run() {
+        return;
+    }
+    let server = FleetServer::start_with(PUSH_SERVER);
+    let user = User::create();
+    let name = user.name();
+    let (secret, _backup) = server.enroll(name);
+    let phone = Phone::add(&server, name);
+    let host = PamHost::join_with(
+        &server,
+        "pam-push",
+        "secure",
+        &format!("\n[push]\nautopush_users = [\"{name}\"]\n"),
+    );
+    let ssh = || {
+        Client::ssh(&host.sshd, &user)
+            .from(INTERNET)
+            .key(user.key())
+            .methods("publickey,keyboard-interactive")
+            .command("echo pam-$((40 + 2))")
+    };
+    let number_in = |prompts: &[String]| {
+        prompts.iter().find_map(|p| {
+            p.split("pick ")
+                .nth(1)
+                .and_then(|rest| rest.split('.').next())
+                .map(str::to_owned)
+        })
+    };
+    // Enter, then the phone approves with the number the prompt shows.
+    let decide = |body: fn(&str) -> String| {
+        let s = ssh().answers([""]).spawn();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let number = loop {
+            if let Some(n) = number_in(&s.prompts()) {
+                break n;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no push prompt: {:?}",
+                s.prompts()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let prompt = s.prompts().join("|");
+        assert!(
+            prompt.contains(&format!(
+                "Approve on your phone: pick {number}. Press Enter once approved, or type a code: "
+            )),
+            "{prompt}"
+        );
+        let (id, _) = phone.pending();
+        phone.decide(&id, &body(&number));
+        s.wait()
+    };
+    let out = decide(|n| format!("{{\"decision\":\"approve\",\"number\":{n}}}"));
+    assert!(out.success() && out.stdout.contains("pam-42"), "{out:?}");
+    assert!(
+        host.log()
+            .contains(&host.decision("allow", name, "push", "ok")),
+        "{}",
+        host.log()
+    );
+    let out = decide(|n| {
+        let wrong = if n == "99" {
+            10
+        } else {
+            n.parse::<u32>().unwrap() + 1
+        };
+        format!("{{\"decision\":\"approve\",\"number\":{wrong}}}")
+    });
+    assert!(!out.success(), "{out:?}");
+    let out = decide(|_| "{\"decision\":\"deny\"}".to_owned());
+    assert!(!out.success(), "{out:?}");
+    assert!(
+        host.log()
+            .contains(&host.decision("deny", name, "push", "push-denied")),
+        "{}",
+        host.log()
+    );
+
+    // Nobody answers: expired, refused.
+    let out = ssh().answers([""]).timeout(Duration::from_secs(30)).run();
+    assert!(!out.success(), "{out:?}");
+    assert!(
+        host.log()
+            .contains(&host.decision("deny", name, "push", "push-expired")),
+        "{}",
+        host.log()
+    );
+
+    // A code typed at the push prompt is checked as a code.
+    let out = ssh().answers([oathtool(&secret, 0)]).run();
+    assert!(out.success() && out.stdout.contains("pam-42"), "{out:?}");
+    assert!(out.asked("pick "), "{:?}", out.prompt_texts());
+    assert!(
+        host.log()
+            .contains(&host.decision("allow", name, "totp", "ok")),
+        "{}",
+        host.log()
     );
 }
