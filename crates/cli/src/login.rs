@@ -83,8 +83,13 @@ pub(crate) fn run(config_path: &Path, syslog_socket: &Path) -> ExitCode {
             prompt,
             accept_env_code,
             timeout_secs,
+            note,
             ..
         } => {
+            // Why a push was not sent (one pending, too many, blocked), before the prompt.
+            if let Some(note) = note {
+                eprintln!("sshield: {note}");
+            }
             let ask = Ask {
                 prompt,
                 accept_env_code,

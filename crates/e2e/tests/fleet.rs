@@ -675,7 +675,7 @@ fn push_in_forcecommand_mode() {
     let mut s = host.ssh(&user).tty().spawn();
     s.expect("(pick ");
     s.expect(")... ");
-    s.send_line(&oathtool(&secret, 0));
+    s.send_line(&oathtool(&secret, 30));
     s.send_line("echo fleet-$((40 + 2))");
     s.expect("fleet-42");
     s.send_line("exit");
@@ -685,8 +685,40 @@ fn push_in_forcecommand_mode() {
         "{}",
         host.log()
     );
-    // The push left pending expires on the server; the next login may push again.
+
+    // Duo's limits, from the server: the push left pending is one at a time (409), so the
+    // next login is told why and asked for a code.
+    let mut s = host.ssh(&user).tty().spawn();
+    s.expect("already waiting on your phone");
+    s.expect(PROMPT);
+    s.send(keys::CTRL_C);
+    assert!(!s.wait().success());
+    assert!(
+        host.log().contains("method=push reason=push-pending"),
+        "{}",
+        host.log()
+    );
+    // "This wasn't me" ends the login, and blocks further pushes (403): a code prompt.
     std::thread::sleep(Duration::from_secs(5));
+    let mut s = host.ssh(&user).tty().spawn();
+    s.expect("(pick ");
+    let (id, _) = phone.pending();
+    phone.decide(&id, "{\"decision\":\"report\"}");
+    s.expect("This wasn't me");
+    assert!(!s.wait().success());
+    assert!(
+        host.log().contains("method=push reason=push-not-me"),
+        "{}",
+        host.log()
+    );
+    let mut s = host.ssh(&user).tty().spawn();
+    s.expect("pushes to you are blocked");
+    s.expect(PROMPT);
+    s.send_line(&oathtool(&secret, 60));
+    s.send_line("echo fleet-$((40 + 2))");
+    s.expect("fleet-42");
+    s.send_line("exit");
+    assert!(s.wait().success());
 }
 
 /// Non-terminal clients (scp) through `sshield login`: approved by a push without a number
@@ -724,9 +756,12 @@ fn push_without_a_number_for_scp() {
             (list, state)
         })
     };
+    // `-O`: the scp protocol, whose command (`scp -t ...`) is what the phone shows, and whose
+    // remote stderr the client prints.
     let out = Client::scp(&allowed.sshd, &user)
         .key(user.key())
         .from(INTERNET)
+        .arg("-O")
         .upload(&local, "/tmp/")
         .run();
     let (list, state) = approver.join().unwrap();
@@ -748,6 +783,7 @@ fn push_without_a_number_for_scp() {
     let out = Client::scp(&refused.sshd, &user)
         .key(user.key())
         .from(INTERNET)
+        .arg("-O")
         .upload(&local, "/tmp/")
         .run();
     assert!(!out.success(), "{out:?}");
@@ -857,7 +893,7 @@ fn push_in_pam_mode() {
     );
 
     // A code typed at the push prompt is checked as a code.
-    let out = ssh().answers([oathtool(&secret, 0)]).run();
+    let out = ssh().answers([oathtool(&secret, 30)]).run();
     assert!(out.success() && out.stdout.contains("pam-42"), "{out:?}");
     assert!(out.asked("pick "), "{:?}", out.prompt_texts());
     assert!(
