@@ -150,7 +150,7 @@ fn each_answer_of_the_phone_is_a_decision_with_method_push() {
         (Approval::Expired, "push-expired"),
     ] {
         let store = TestStore::new();
-        let s = server(sent(Some(12)), &[answer.clone()]);
+        let s = server(sent(Some(12)), std::slice::from_ref(&answer));
         let engine = engine(&store, "autopush_users = [\"carol\"]", &s);
         let log = Captured::default();
         // Three tries: a denial by the phone uses one, "This wasn't me" ends the login.
