@@ -54,6 +54,7 @@ mod admin;
 pub mod bad_input;
 mod build;
 mod client;
+pub mod fleet;
 mod guest;
 mod nss;
 mod procs;

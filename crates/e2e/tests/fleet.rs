@@ -21,233 +21,11 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sshield_e2e::{can_run, keys, oathtool_totp as oathtool, Client, Sshd, SshdOptions, User};
-use tempfile::TempDir;
-
-const INTERNET: &str = "127.0.0.3";
-const PROMPT: &str = "Verification code: ";
-
-/// A child process stopped by its PID when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The fleet server: its state dir and process.
-struct FleetServer {
-    state: TempDir,
-    url: String,
-    process: Option<Running>,
-}
-
-impl FleetServer {
-    fn start() -> Self {
-        Self::start_with("")
-    }
-
-    /// A server whose config file holds `config`.
-    fn start_with(config: &str) -> Self {
-        let state = tempfile::tempdir().unwrap();
-        fs::write(state.path().join("server.toml"), config).unwrap();
-        let mut child = Command::new(sshield_e2e::server_binary())
-            .arg("--state-dir")
-            .arg(state.path())
-            .env("SSHIELD_SERVER_CONFIG", state.path().join("server.toml"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("SSHIELD_SERVER_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut banner = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut banner)
-            .unwrap();
-        let process = Running(child);
-        let url = banner.trim().rsplit(' ').next().unwrap().to_owned();
-        assert!(url.starts_with("http://127.0.0.1:"), "{banner}");
-        Self {
-            state,
-            url,
-            process: Some(process),
-        }
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(sshield_e2e::server_binary())
-            .arg("--state-dir")
-            .arg(self.state.path())
-            .env(
-                "SSHIELD_SERVER_CONFIG",
-                self.state.path().join("server.toml"),
-            )
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "sshield-server {args:?}: {out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn stop(&mut self) {
-        self.process = None;
-    }
-
-    /// Enrolls `name` on the server, confirmed with the current code: the secret and the
-    /// backup codes.
-    fn enroll(&self, name: &str) -> (String, Vec<String>) {
-        let enrolled = self.cli(&["user", "enroll", name, "--no-qr"]);
-        let uri = enrolled
-            .lines()
-            .find(|l| l.starts_with("otpauth://"))
-            .unwrap();
-        let secret = uri
-            .split(['?', '&'])
-            .find_map(|p| p.strip_prefix("secret="))
-            .unwrap()
-            .to_owned();
-        let backup: Vec<String> = enrolled
-            .lines()
-            .skip_while(|l| !l.starts_with("Backup codes"))
-            .skip(1)
-            .take_while(|l| l.starts_with("  "))
-            .map(|l| l.trim().to_owned())
-            .collect();
-        assert!(backup.len() >= 3, "{enrolled}");
-        self.cli(&["user", "confirm", name, &oathtool(&secret, 0)]);
-        (secret, backup)
-    }
-}
-
-/// Starts `sshield --config CONFIG daemon` and waits until it listens on `socket`.
-fn start_daemon(
-    bin: &std::path::Path,
-    config: &std::path::Path,
-    socket: &std::path::Path,
-) -> Running {
-    let child = Command::new(bin)
-        .arg("--config")
-        .arg(config)
-        .arg("daemon")
-        .arg("--syslog-socket")
-        .arg(socket.with_extension("no-syslog"))
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let daemon = Running(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while UnixStream::connect(socket).is_err() {
-        assert!(Instant::now() < deadline, "the daemon did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    daemon
-}
-
-/// One host: a world-readable dir with a copy of `sshield`, its config, store, socket, log,
-/// key; its daemon; its sshd.
-struct Host {
-    dir: TempDir,
-    bin: PathBuf,
-    config: PathBuf,
-    daemon: Option<Running>,
-    sshd: Sshd,
-}
-
-impl Host {
-    /// A host with `failmode`, joined to `server` as `name`, its daemon and sshd started.
-    fn join(server: &FleetServer, name: &str, failmode: &str) -> Self {
-        Self::join_with(server, name, failmode, "")
-    }
-
-    /// As [`Host::join`], with `extra` at the end of the host's config.
-    fn join_with(server: &FleetServer, name: &str, failmode: &str, extra: &str) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("sshield-e2e-fleet.")
-            .tempdir()
-            .unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let bin = dir.path().join("sshield");
-        sshield_e2e::copy_executable(&sshield_e2e::artefacts().cli, &bin);
-        let store = dir.path().join("users");
-        fs::create_dir(&store).unwrap();
-        fs::set_permissions(&store, fs::Permissions::from_mode(0o700)).unwrap();
-        let config = dir.path().join("sshield.toml");
-        fs::write(
-            &config,
-            format!(
-                "# host {name}\nstore = \"users\"\nsocket = \"{}\"\nlog_file = \"{}\"\n\
-                 failmode = \"{failmode}\"\n\n[rate_limit]\ndelay = \"0s\"\n{extra}",
-                dir.path().join("sshield.sock").display(),
-                dir.path().join("sshield.log").display()
-            ),
-        )
-        .unwrap();
-        fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
-        let token = server.cli(&["host", "add", name]);
-        let token = token.lines().next().unwrap();
-        let out = Command::new(&bin)
-            .arg("--config")
-            .arg(&config)
-            .args(["join", &server.url, token, "--name", name])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "sshield join: {out:?}");
-        let sshd = Sshd::start(SshdOptions::new().config(vec![
-            "AuthenticationMethods publickey".to_owned(),
-            format!(
-                "ForceCommand {} --config {} login",
-                bin.display(),
-                config.display()
-            ),
-            "DisableForwarding yes".to_owned(),
-        ]));
-        let mut host = Self {
-            dir,
-            bin,
-            config,
-            daemon: None,
-            sshd,
-        };
-        host.start_daemon();
-        host
-    }
-
-    fn start_daemon(&mut self) {
-        self.daemon = Some(start_daemon(
-            &self.bin,
-            &self.config,
-            &self.dir.path().join("sshield.sock"),
-        ));
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("sshield.log")).unwrap_or_default()
-    }
-
-    fn ssh(&self, user: &User) -> Client {
-        Client::ssh(&self.sshd, user).key(user.key()).from(INTERNET)
-    }
-
-    /// An interactive login typing `code`: the shell's answer, or what the helper said.
-    fn login(&self, user: &User, code: &str, expect: &str) -> bool {
-        let mut s = self.ssh(user).tty().spawn();
-        s.expect(PROMPT);
-        s.send_line(code);
-        s.expect(expect);
-        if expect == "fleet-42" {
-            s.send_line("exit");
-        } else {
-            s.send(keys::CTRL_C);
-        }
-        s.wait().success()
-    }
-}
+use sshield_e2e::fleet::{start_daemon, FleetServer, Host, Phone, Running, INTERNET, PROMPT};
+use sshield_e2e::{can_run, keys, oathtool_totp as oathtool, Client, Sshd, User};
 
 #[test]
 fn one_user_enrolled_once_logs_in_across_a_fleet_of_three() {
@@ -530,64 +308,6 @@ fn only_root_may_ask_the_daemon_about_another_user() {
     );
 }
 
-/// The user's phone, as its web page will call the server: a device with a bearer token,
-/// listing pending requests and deciding them (`curl`, so the test uses the HTTP API as any
-/// client would).
-struct Phone {
-    url: String,
-    token: String,
-}
-
-impl Phone {
-    fn add(server: &FleetServer, user: &str) -> Self {
-        let out = server.cli(&["push", "add-device", user, "phone"]);
-        Self {
-            url: server.url.clone(),
-            token: out.lines().next().unwrap().trim().to_owned(),
-        }
-    }
-
-    fn curl(&self, method: &str, path: &str, body: Option<&str>) -> String {
-        let mut cmd = Command::new("curl");
-        cmd.args(["-sS", "-X", method])
-            .arg("-H")
-            .arg(format!("Authorization: Bearer {}", self.token))
-            .arg(format!("{}{path}", self.url));
-        if let Some(body) = body {
-            cmd.args(["-H", "Content-Type: application/json", "--data", body]);
-        }
-        let out = cmd.output().unwrap();
-        assert!(out.status.success(), "curl {method} {path}: {out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// The newest pending request, waiting up to 10 s for one: its id, and the whole JSON.
-    fn pending(&self) -> (String, String) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let list = self.curl("GET", "/v1/me/approvals", None);
-            if let Some(at) = list.find("\"id\":\"") {
-                let rest = &list[at + 6..];
-                let id = rest.split('"').next().unwrap().to_owned();
-                return (id, list);
-            }
-            assert!(Instant::now() < deadline, "no pending request: {list}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn decide(&self, id: &str, body: &str) -> String {
-        self.curl("POST", &format!("/v1/me/approvals/{id}"), Some(body))
-    }
-
-    fn approve(&self, id: &str, number: &str) -> String {
-        self.decide(
-            id,
-            &format!("{{\"decision\":\"approve\",\"number\":{number}}}"),
-        )
-    }
-}
-
 /// The server for push tests: requests expire after 4 s, and 1000 may be sent an hour.
 const PUSH_SERVER: &str = "[push]\napproval_ttl = \"4s\"\nper_hour = 1000\n";
 
@@ -746,10 +466,7 @@ fn push_without_a_number_for_scp() {
     fs::write(&local, "pushed by scp\n").unwrap();
 
     let approver = {
-        let phone = Phone {
-            url: phone.url.clone(),
-            token: phone.token.clone(),
-        };
+        let phone = phone.clone();
         std::thread::spawn(move || {
             let (id, list) = phone.pending();
             let state = phone.decide(&id, "{\"decision\":\"approve\"}");
@@ -791,9 +508,7 @@ fn push_without_a_number_for_scp() {
         out.stderr.contains("a verification code is needed"),
         "{out:?}"
     );
-    assert!(!phone
-        .curl("GET", "/v1/me/approvals", None)
-        .contains("\"id\""));
+    assert!(!phone.list().contains("\"id\""));
 }
 
 /// The PAM module: the number is in the prompt ("Approve on your phone: pick 47. Press Enter
