@@ -479,7 +479,7 @@ fn push_without_a_number_for_scp() {
         .key(user.key())
         .from(INTERNET)
         .arg("-O")
-        .upload(&local, "/tmp/")
+        .upload(&local, "pushed.txt")
         .run();
     let (list, state) = approver.join().unwrap();
     assert!(out.success(), "{out:?}");
@@ -488,6 +488,10 @@ fn push_without_a_number_for_scp() {
         "{list}"
     );
     assert!(state.contains("approved"), "{state}");
+    assert_eq!(
+        fs::read_to_string(user.home().join("pushed.txt")).unwrap(),
+        "pushed by scp\n"
+    );
     assert!(
         allowed.log().contains(&format!(
             "allow user={name} rhost={INTERNET} service=sshield-login method=push reason=ok"
@@ -501,7 +505,7 @@ fn push_without_a_number_for_scp() {
         .key(user.key())
         .from(INTERNET)
         .arg("-O")
-        .upload(&local, "/tmp/")
+        .upload(&local, "pushed.txt")
         .run();
     assert!(!out.success(), "{out:?}");
     assert!(
