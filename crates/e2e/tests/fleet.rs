@@ -484,7 +484,9 @@ fn push_without_a_number_for_scp() {
     let (list, state) = approver.join().unwrap();
     assert!(out.success(), "{out:?}");
     assert!(
-        list.contains("scp") && list.contains("\"choices\":[]"),
+        list.contains("\"command\":\"scp -t")
+            && list.contains("pushed.txt")
+            && list.contains("\"choices\":[]"),
         "{list}"
     );
     assert!(state.contains("approved"), "{state}");
