@@ -23,12 +23,11 @@ use std::net::IpAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use std::{fs, thread};
 
 use sshield_core::log::{Event, Line, LogSink};
-use sshield_core::push::Approval;
 use sshield_core::relay;
 use sshield_core::{
     Account, Caller, Config, Engine, Entry, Login, Remote, RemoteAnswer, Response, Step, UnixTime,
@@ -370,7 +369,7 @@ fn serve(stream: UnixStream, shared: &Shared) {
     let mut login = shared.engine.begin(peer.caller.clone());
     let mut reader = protocol::LineReader::new(stream);
     // The wait on the phone's answer, running while the client may still type a code.
-    let mut waiting: Option<mpsc::Receiver<Approval>> = None;
+    let mut waiting: Option<push_relay::Waiting> = None;
     loop {
         let request = reader.read_line().and_then(|line| match line {
             Some(line) => protocol::parse_request(&line).map(Some),

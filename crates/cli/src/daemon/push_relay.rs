@@ -74,29 +74,46 @@ pub(super) fn wait(shared: &Shared, peer: &Peer, user: String, service: String, 
     }
 }
 
+/// A wait on the phone's answer running in its own thread: the push it waits on, and where
+/// the answer comes.
+#[derive(Debug)]
+pub(super) struct Waiting {
+    id: String,
+    answer: mpsc::Receiver<Approval>,
+}
+
 /// Waits for the phone's answer to `login`'s pending push: `Some(answer)` when it comes (or
 /// the wait's bound passes), `None` as soon as the client sends something (a code typed
-/// instead, or it hung up), leaving the wait running in `waiting` for a later `wait`. At most
-/// one wait runs per connection.
+/// instead, or it hung up), leaving the wait running in `waiting` for a later `wait` on the
+/// same push. At most one wait runs per connection; one on an older push is dropped (its
+/// thread ends at that push's deadline, its answer unread).
 pub(super) fn await_answer(
     shared: &Shared,
     login: &Login<'_>,
-    waiting: &mut Option<mpsc::Receiver<Approval>>,
+    waiting: &mut Option<Waiting>,
     reader: &LineReader<UnixStream>,
 ) -> Option<Approval> {
+    let pending = login.pending_push();
+    if waiting.as_ref().map(|w| w.id.as_str()) != pending.map(|(id, _)| id) {
+        *waiting = None;
+    }
     if waiting.is_none() {
-        let (Some((id, deadline)), Some(remote)) = (login.pending_push(), &shared.remote) else {
+        let (Some((id, deadline)), Some(remote)) = (pending, &shared.remote) else {
             return Some(Approval::Expired);
         };
         let (tx, rx) = mpsc::channel();
         let remote = Arc::clone(remote);
         let caller = login.caller().clone();
         let id = id.to_owned();
+        let waited = id.clone();
         let spawned = thread::Builder::new()
             .name("sshield-push".into())
             .spawn(move || {
-                let answer =
-                    push::wait_until(|| remote.wait(&caller, &id), deadline, || UnixTime::now().0);
+                let answer = push::wait_until(
+                    || remote.wait(&caller, &waited),
+                    deadline,
+                    || UnixTime::now().0,
+                );
                 let _ = tx.send(answer);
             });
         if spawned.is_err() {
@@ -104,9 +121,9 @@ pub(super) fn await_answer(
                 "the daemon could not start a thread to wait".to_owned(),
             ));
         }
-        *waiting = Some(rx);
+        *waiting = Some(Waiting { id, answer: rx });
     }
-    let rx = waiting.as_ref()?;
+    let rx = &waiting.as_ref()?.answer;
     loop {
         match rx.recv_timeout(CLIENT_POLL) {
             Ok(answer) => return Some(answer),
