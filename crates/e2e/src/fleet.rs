@@ -16,6 +16,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -41,26 +42,52 @@ impl Drop for Running {
 /// The fleet server: its state dir and process.
 #[derive(Debug)]
 pub struct FleetServer {
-    /// Its state dir (the SQLite file, the record key, `server.toml`).
-    pub state: TempDir,
+    /// Its state dir (the SQLite file, the record key, the VAPID key, `server.toml`), shared
+    /// by replicas.
+    pub state: Arc<TempDir>,
     /// Its base URL, `http://127.0.0.1:PORT`.
     pub url: String,
+    /// `--database`, if not the SQLite file in the state dir.
+    database: Option<String>,
     process: Option<Running>,
 }
 
 impl FleetServer {
+    /// A server on SQLite with the default config.
     pub fn start() -> Self {
         Self::start_with("")
     }
 
-    /// A server whose config file holds `config`.
+    /// A server on SQLite whose config file holds `config`.
     pub fn start_with(config: &str) -> Self {
-        let state = tempfile::tempdir().unwrap();
+        let state = Arc::new(tempfile::tempdir().unwrap());
         fs::write(state.path().join("server.toml"), config).unwrap();
-        let mut child = Command::new(crate::server_binary())
+        Self::serve(state, None)
+    }
+
+    /// A server on `database` (`postgres://...`) whose config file holds `config`.
+    pub fn start_on(config: &str, database: &str) -> Self {
+        let state = Arc::new(tempfile::tempdir().unwrap());
+        fs::write(state.path().join("server.toml"), config).unwrap();
+        Self::serve(state, Some(database.to_owned()))
+    }
+
+    /// Another replica of this server: the same database, state dir and config, its own
+    /// process and port.
+    pub fn replica(&self) -> Self {
+        Self::serve(Arc::clone(&self.state), self.database.clone())
+    }
+
+    fn serve(state: Arc<TempDir>, database: Option<String>) -> Self {
+        let mut command = Command::new(crate::server_binary());
+        command
             .arg("--state-dir")
             .arg(state.path())
-            .env("SSHIELD_SERVER_CONFIG", state.path().join("server.toml"))
+            .env("SSHIELD_SERVER_CONFIG", state.path().join("server.toml"));
+        if let Some(database) = &database {
+            command.args(["--database", database]);
+        }
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("SSHIELD_SERVER_LOG", "warn")
             .stdin(Stdio::null())
@@ -77,25 +104,27 @@ impl FleetServer {
         Self {
             state,
             url,
+            database,
             process: Some(process),
         }
     }
 
+    /// Runs `sshield-server ARGS` on this server's state and database: its stdout.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(crate::server_binary())
-            .arg("--state-dir")
-            .arg(self.state.path())
-            .env(
-                "SSHIELD_SERVER_CONFIG",
-                self.state.path().join("server.toml"),
-            )
-            .args(args)
-            .output()
-            .unwrap();
+        let mut command = Command::new(crate::server_binary());
+        command.arg("--state-dir").arg(self.state.path()).env(
+            "SSHIELD_SERVER_CONFIG",
+            self.state.path().join("server.toml"),
+        );
+        if let Some(database) = &self.database {
+            command.args(["--database", database]);
+        }
+        let out = command.args(args).output().unwrap();
         assert!(out.status.success(), "sshield-server {args:?}: {out:?}");
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Stops the server (by its PID).
     pub fn stop(&mut self) {
         self.process = None;
     }
