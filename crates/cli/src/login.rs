@@ -63,10 +63,11 @@ pub(crate) fn run(config_path: &Path, syslog_socket: &Path) -> ExitCode {
         }
     };
     let command = std::env::var_os("SSH_ORIGINAL_COMMAND").map(|c| {
-        // What the approval page shows; the server keeps 1024 bytes of it.
+        // What the approval page shows (a notification carries 512 bytes of it). 512 bytes
+        // fit the protocol's 4096-byte line even with every byte escaped as \uXXXX.
         let text = c.to_string_lossy().into_owned();
         text.char_indices()
-            .take_while(|(i, ch)| i + ch.len_utf8() <= 1024)
+            .take_while(|(i, ch)| i + ch.len_utf8() <= 512)
             .map(|(_, ch)| ch)
             .collect::<String>()
     });
