@@ -138,6 +138,11 @@ impl ServerClient {
         Err((None, Failed::Unreachable(failures.join("; "))))
     }
 
+    /// The agent for every request but `/v1/push/wait`: the config's timeout.
+    pub(crate) fn short_agent(&self) -> &ureq::Agent {
+        &self.agent
+    }
+
     /// The agent for `/v1/push/wait`.
     pub(crate) fn wait_agent(&self) -> &ureq::Agent {
         &self.wait_agent

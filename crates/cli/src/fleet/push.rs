@@ -32,7 +32,9 @@ pub(crate) fn push(client: &ServerClient, caller: &Caller, ask: &PushAsk) -> Pus
     let Ok(body) = serde_json::to_vec(&request) else {
         return PushAnswer::Refused("the push request could not be written".to_owned());
     };
-    match client.post_with(client.wait_agent(), PUSH_PATH, &body) {
+    // Bounded by the config's timeout, as a verification: the server answers a push request
+    // at once (the notification leaves in the background).
+    match client.post_with(client.short_agent(), PUSH_PATH, &body) {
         Ok(text) => match serde_json::from_str::<PushCreated>(&text) {
             Ok(created) => PushAnswer::Sent(PushSent {
                 id: created.id,
