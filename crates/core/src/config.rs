@@ -263,7 +263,7 @@ impl Config {
                     config.rate_limit.familiar_sources
                 )));
         }
-        if config.push.wait.is_zero() || config.push.wait > crate::push::MAX_WAIT {
+        if config.push.wait < Duration::from_secs(5) || config.push.wait > crate::push::MAX_WAIT {
             return Err(setting_error(
                 text,
                 path,
