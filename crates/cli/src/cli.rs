@@ -300,6 +300,11 @@ With no terminal (scp, sftp, git, rsync) the code comes from the client's SSHIEL
 config says accept_env_code = true:\n  \
   scp -o SetEnv=SSHIELD_CODE=123456 file host:\n\
 otherwise the login is refused with a line on stderr saying so.\n\n\
+Push (fleet users, config [push]): an autopush user, or one who presses Enter at the prompt where \
+push.enabled is set, sees \"Pushed a login request to your phone (pick 47)... \" and the session \
+starts as soon as the phone approves (\"Success. Logging you in...\"); a code typed meanwhile is \
+checked instead, and Ctrl-C stops waiting and asks for a code. With no terminal, a push without \
+a number (the approval page shows the command) only where push.without_number = true.\n\n\
 Ctrl-C, Ctrl-\\, Ctrl-Z, Ctrl-D, a hang-up or the timeout at the prompt end the session without \
 running anything. If the daemon cannot be reached, failmode decides: \"secure\" refuses, \"safe\" \
 lets the user in and logs it loudly. A broken config always refuses.\n\n\

@@ -62,7 +62,18 @@ pub(crate) fn run(config_path: &Path, syslog_socket: &Path) -> ExitCode {
             ));
         }
     };
-    let connected = Daemon::connect(&config).and_then(|mut d| d.need().map(|r| (d, r)));
+    let command = std::env::var_os("SSH_ORIGINAL_COMMAND").map(|c| {
+        // What the approval page shows (a notification carries 512 bytes of it). 512 bytes
+        // fit the protocol's 4096-byte line even with every byte escaped as \uXXXX.
+        let text = c.to_string_lossy().into_owned();
+        text.char_indices()
+            .take_while(|(i, ch)| i + ch.len_utf8() <= 512)
+            .map(|(_, ch)| ch)
+            .collect::<String>()
+    });
+    let terminal = io::stdin().is_terminal();
+    let connected = Daemon::connect(&config)
+        .and_then(|mut d| d.need(command.as_deref(), terminal).map(|r| (d, r)));
     let (daemon, reply) = match connected {
         Ok(pair) => pair,
         Err(e) => return unreachable(&config, &me, &log, &e),
@@ -73,14 +84,50 @@ pub(crate) fn run(config_path: &Path, syslog_socket: &Path) -> ExitCode {
             prompt,
             accept_env_code,
             timeout_secs,
+            note,
             ..
         } => {
+            // Why a push was not sent (one pending, too many, blocked), before the prompt.
+            if let Some(note) = note {
+                eprintln!("sshield: {note}");
+            }
             let ask = Ask {
                 prompt,
                 accept_env_code,
                 timeout: Duration::from_secs(timeout_secs),
             };
             match authenticate(daemon, &ask) {
+                Ok(banner) => {
+                    if let Some(banner) = banner {
+                        eprintln!("{}", banner.trim_end());
+                    }
+                    become_target(&config, &me)
+                }
+                Err(code) => code,
+            }
+        }
+        Reply::Push { number, .. } => {
+            let ask = Ask {
+                prompt: config.prompt.clone(),
+                accept_env_code: config.accept_env_code,
+                timeout: config.login_timeout,
+            };
+            let waited = Terminal::prompting()
+                .map_err(|e| refuse(&format!("cannot use the terminal: {e}")))
+                .and_then(|terminal| {
+                    let wait = config.push.wait.max(config.login_timeout);
+                    match await_push(daemon, &terminal, number, wait) {
+                        Pushed::Allowed(banner) => Ok(Ok(banner)),
+                        Pushed::Code(daemon) => Ok(Err(daemon)),
+                        Pushed::Refused(code) => Err(code),
+                    }
+                });
+            let banner = match waited {
+                Ok(Ok(banner)) => Ok(banner),
+                Ok(Err(daemon)) => authenticate(daemon, &ask),
+                Err(code) => Err(code),
+            };
+            match banner {
                 Ok(banner) => {
                     if let Some(banner) = banner {
                         eprintln!("{}", banner.trim_end());
@@ -174,8 +221,23 @@ impl Daemon {
         })
     }
 
-    fn need(&mut self) -> io::Result<Reply> {
-        protocol::write_need(&mut self.writer)?;
+    fn need(&mut self, command: Option<&str>, terminal: bool) -> io::Result<Reply> {
+        protocol::write_need(&mut self.writer, command, terminal)?;
+        self.read()
+    }
+
+    /// Asks for a push (`push`), or for the phone's answer (`wait`), and reads nothing.
+    fn send(&mut self, op: &str) -> io::Result<()> {
+        protocol::write_op(&mut self.writer, op)
+    }
+
+    /// The next reply, however long it takes to come (a wait on the phone).
+    fn read_unbounded(&mut self) -> io::Result<Reply> {
+        self.reader.get_ref().set_read_timeout(None)?;
+        self.read()
+    }
+
+    fn read(&mut self) -> io::Result<Reply> {
         protocol::read_reply(&mut self.reader).map_err(|e| io::Error::other(e.to_string()))
     }
 
@@ -184,7 +246,20 @@ impl Daemon {
             .get_ref()
             .set_read_timeout(Some(DAEMON_TIMEOUT.saturating_add(self.longest_delay)))?;
         protocol::write_check(&mut self.writer, code, pre_supplied)?;
-        protocol::read_reply(&mut self.reader).map_err(|e| io::Error::other(e.to_string()))
+        match self.read()? {
+            // The phone's answer to a push, sent before the daemon read this code: said, and
+            // the code's own answer follows (unless that denial ended the login).
+            Reply::Deny {
+                reason,
+                message,
+                last: false,
+                ..
+            } if reason.starts_with("push-") => {
+                eprint!("sshield: {message}\r\n");
+                self.read()
+            }
+            reply => Ok(reply),
+        }
     }
 }
 
@@ -209,10 +284,27 @@ fn authenticate(mut daemon: Daemon, ask: &Ask) -> Result<Option<String>, ExitCod
             Checked::Denied { last: true } => return Err(ExitCode::from(1)),
             Checked::Denied { last: false } if !terminal => return Err(ExitCode::from(1)),
             // Not taken (no code's shape): ask, as for no code at all.
-            Checked::Denied { last: false } | Checked::Ask => {}
+            Checked::Denied { last: false } | Checked::Ask | Checked::Push(_) => {}
         }
     }
     if !terminal {
+        // A push without a number, where the admin allows it: the phone shows the command.
+        let pushed = daemon.send("push").and_then(|()| daemon.read());
+        if let Ok(Reply::Push { .. }) = pushed {
+            eprintln!(
+                "sshield: pushed a login request to your phone (no number: check the command shown)..."
+            );
+            let answer = daemon.send("wait").and_then(|()| daemon.read_unbounded());
+            return match outcome(answer)? {
+                Checked::Allowed(banner) => {
+                    eprintln!("sshield: approved.");
+                    Ok(banner)
+                }
+                Checked::Denied { .. } | Checked::Ask | Checked::Push(_) => {
+                    Err(refuse("login refused"))
+                }
+            };
+        }
         let how = if ask.accept_env_code {
             "pass it with: ssh -o SetEnv=SSHIELD_CODE=123456 ... (sshd_config needs `AcceptEnv SSHIELD_CODE`), or use ssh -t"
         } else {
@@ -233,18 +325,91 @@ fn authenticate(mut daemon: Daemon, ask: &Ask) -> Result<Option<String>, ExitCod
                 return Err(refuse(&end.to_string()));
             }
         };
-        if typed.trim().is_empty() {
-            continue;
-        }
-        match outcome(daemon.check(&typed, false)) {
+        let reply = if typed.trim().is_empty() || typed.trim().eq_ignore_ascii_case("push") {
+            // Enter (or `push`) asks for a push where the admin allows it; else the daemon
+            // says why not and the prompt comes back.
+            daemon.send("push").and_then(|()| daemon.read())
+        } else {
+            daemon.check(&typed, false)
+        };
+        match outcome(reply) {
             Ok(Checked::Allowed(banner)) => return Ok(banner),
             Ok(Checked::Denied { last: true }) => break,
             Ok(Checked::Denied { last: false } | Checked::Ask) => {}
+            Ok(Checked::Push(number)) => match await_push(daemon, &terminal, number, ask.timeout) {
+                Pushed::Allowed(banner) => return Ok(banner),
+                Pushed::Code(back) => daemon = back,
+                Pushed::Refused(code) => return Err(code),
+            },
             Err(code) => return Err(code),
         }
     }
     drop(terminal);
     Err(refuse("login refused"))
+}
+
+/// How a wait on the phone ended.
+enum Pushed {
+    /// Approved: the banner to show.
+    Allowed(Option<String>),
+    /// Not approved, but the login goes on: ask for a code on this connection.
+    Code(Daemon),
+    /// Refused: the exit code, after saying why.
+    Refused(ExitCode),
+}
+
+/// Shows the push's progress (seed 003: "Pushed a login request to your phone... Success.
+/// Logging you in...") and waits for the phone's answer, which the daemon sends the moment it
+/// lands. A code typed meanwhile (and Enter) is checked instead; Ctrl-C stops waiting and asks
+/// for a code.
+fn await_push(
+    mut daemon: Daemon,
+    terminal: &Terminal,
+    number: Option<u8>,
+    wait: Duration,
+) -> Pushed {
+    match number {
+        Some(n) => eprint!("Pushed a login request to your phone (pick {n})... "),
+        None => eprint!("Pushed a login request to your phone... "),
+    }
+    if let Err(e) = daemon.send("wait") {
+        return Pushed::Refused(refuse(&format!(
+            "lost the sshield daemon ({e}); login refused"
+        )));
+    }
+    let deadline = Instant::now() + wait.saturating_add(Duration::from_secs(10));
+    loop {
+        let watch = daemon.reader.get_ref().try_clone().ok();
+        match terminal.read_code_watching("", deadline, watch.as_ref()) {
+            Err(PromptEnd::Daemon) => {
+                return match outcome(daemon.read_unbounded()) {
+                    Ok(Checked::Allowed(banner)) => {
+                        eprint!("Success. Logging you in...\r\n");
+                        Pushed::Allowed(banner)
+                    }
+                    Ok(Checked::Denied { last: true }) => Pushed::Refused(refuse("login refused")),
+                    Ok(Checked::Denied { last: false } | Checked::Ask | Checked::Push(_)) => {
+                        Pushed::Code(daemon)
+                    }
+                    Err(code) => Pushed::Refused(code),
+                };
+            }
+            Err(PromptEnd::Key("Ctrl-C")) => {
+                eprint!("sshield: not waiting for the phone; type a code instead\r\n");
+                return Pushed::Code(daemon);
+            }
+            Err(end) => return Pushed::Refused(refuse(&end.to_string())),
+            Ok(typed) if typed.trim().is_empty() => {}
+            Ok(typed) => {
+                return match outcome(daemon.check(&typed, false)) {
+                    Ok(Checked::Allowed(banner)) => Pushed::Allowed(banner),
+                    Ok(Checked::Denied { last: true }) => Pushed::Refused(refuse("login refused")),
+                    Ok(_) => Pushed::Code(daemon),
+                    Err(code) => Pushed::Refused(code),
+                };
+            }
+        }
+    }
 }
 
 enum Checked {
@@ -254,6 +419,8 @@ enum Checked {
     },
     /// The code was not taken (not shaped like one): ask for one.
     Ask,
+    /// A push was sent, with this number to show.
+    Push(Option<u8>),
 }
 
 /// Turns the daemon's answer to a check into what to do next, telling the user about denials.
@@ -273,9 +440,10 @@ fn outcome(reply: io::Result<Reply>) -> Result<Checked, ExitCode> {
             }
             Ok(Checked::Ask)
         }
+        Ok(Reply::Push { number, .. }) => Ok(Checked::Push(number)),
         Ok(Reply::Error { message, .. }) => Err(refuse(&format!("the sshield daemon: {message}"))),
-        // The PAM module's reply, never one to `check`.
-        Ok(Reply::Verdict { .. }) => Err(refuse(
+        // The PAM module's replies, never one to `check`.
+        Ok(Reply::Verdict { .. } | Reply::Pushed { .. } | Reply::Approval { .. }) => Err(refuse(
             "the sshield daemon answered a check with a verdict; login refused",
         )),
         // Mid-login the daemon is no longer "unreachable": failmode never turns a started
@@ -289,6 +457,8 @@ fn outcome(reply: io::Result<Reply>) -> Result<Checked, ExitCode> {
 /// Why reading a code ended without one.
 #[derive(Debug)]
 enum PromptEnd {
+    /// The daemon answered (the phone's answer to a push) while the user was typing.
+    Daemon,
     Key(&'static str),
     Eof,
     Timeout,
@@ -298,6 +468,7 @@ enum PromptEnd {
 impl std::fmt::Display for PromptEnd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Self::Daemon => f.write_str("the sshield daemon answered"),
             Self::Key(key) => write!(f, "{key}: login cancelled"),
             Self::Eof => f.write_str("end of input: login cancelled"),
             Self::Timeout => f.write_str("no code in time: login cancelled"),
@@ -328,6 +499,17 @@ impl Terminal {
     }
 
     fn read_code(&self, prompt: &str, deadline: Instant) -> Result<Zeroizing<String>, PromptEnd> {
+        self.read_code_watching(prompt, deadline, None)
+    }
+
+    /// As [`Terminal::read_code`], ending with [`PromptEnd::Daemon`] as soon as `watch` (the
+    /// daemon's socket) has something to read.
+    fn read_code_watching(
+        &self,
+        prompt: &str,
+        deadline: Instant,
+        watch: Option<&UnixStream>,
+    ) -> Result<Zeroizing<String>, PromptEnd> {
         eprint!("{prompt}");
         let _ = io::stderr().flush();
         let stdin = io::stdin();
@@ -338,16 +520,28 @@ impl Terminal {
                 eprint!("\r\n");
                 return Err(PromptEnd::Timeout);
             }
-            let mut fds = [rustix::event::PollFd::new(
+            let mut fds = vec![rustix::event::PollFd::new(
                 &stdin,
                 rustix::event::PollFlags::IN,
             )];
+            if let Some(daemon) = watch {
+                fds.push(rustix::event::PollFd::new(
+                    daemon,
+                    rustix::event::PollFlags::IN,
+                ));
+            }
             let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1);
             match rustix::event::poll(&mut fds, ms) {
                 Ok(0) => continue,
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(PromptEnd::Io(e.into())),
+            }
+            if fds.get(1).is_some_and(|fd| !fd.revents().is_empty()) {
+                return Err(PromptEnd::Daemon);
+            }
+            if fds[0].revents().is_empty() {
+                continue;
             }
             let mut byte = [0u8; 1];
             let n = match rustix::io::read(&stdin, &mut byte) {

@@ -19,6 +19,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
+use sshield_core::push::Invocation;
 use sshield_core::Response;
 use zeroize::Zeroizing;
 
@@ -32,8 +33,31 @@ pub(crate) const MAX_CODE: usize = 64;
 /// What a client may ask.
 #[derive(Debug)]
 pub(crate) enum Request {
-    /// Must the caller pass a second factor now?
-    Need,
+    /// Must the caller pass a second factor now? With how the client logs in (for a push).
+    Need(Invocation),
+    /// Send a push to the caller's phone (`sshield login` with no terminal).
+    Push,
+    /// Wait for the phone's answer to the caller's push; a request sent meanwhile (a code
+    /// typed instead) ends the wait.
+    Wait,
+    /// Relay a push request to the fleet server (root peers only: the PAM module).
+    RelayPush {
+        /// The account logging in.
+        user: String,
+        /// The source address, or the name `PAM_RHOST` gave.
+        rhost: Option<String>,
+        /// The PAM service.
+        service: String,
+    },
+    /// Relay one round of waiting on push `id` (root peers only).
+    RelayWait {
+        /// The account logging in.
+        user: String,
+        /// The PAM service.
+        service: String,
+        /// The push's id.
+        id: String,
+    },
     /// Check this code (or backup code) for the caller, and use it up if good.
     Check {
         /// The code.
@@ -96,6 +120,47 @@ pub(crate) enum Reply {
         /// The login is over (out of tries, or locked): the connection closes after this.
         #[serde(default)]
         last: bool,
+    },
+    /// A push was sent to the user's phone: show the prompt (it holds the number), then
+    /// `wait`, or `check` a code typed instead.
+    Push {
+        /// The number to pick on the phone; none for a push without one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        number: Option<u8>,
+        /// The prompt, with the number.
+        prompt: String,
+        /// Seconds until the push expires.
+        expires_in: u64,
+        /// Codes the daemon still accepts on this connection.
+        tries: u32,
+    },
+    /// The fleet server's answer to a relayed push request (`sent`, a limit's word
+    /// `push-pending`, `push-too-many`, `push-blocked`, `push-no-user`, or `unreachable`,
+    /// `refused`); the connection closes after this.
+    Pushed {
+        /// What happened.
+        outcome: String,
+        /// The push's id (`sent`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        /// The number (`sent`, unless the push has none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        number: Option<u8>,
+        /// When it expires, Unix seconds (`sent`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<u64>,
+        /// What the server said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// One round of waiting on a relayed push: `pending`, `approved`, `denied`, `reported`,
+    /// `expired`, `unreachable` or `refused`; the connection closes after this.
+    Approval {
+        /// Where the push stands.
+        state: String,
+        /// What failed (`unreachable`, `refused`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     /// The fleet server's answer to a `verify` request; the connection closes after this.
     Verdict {
@@ -262,6 +327,12 @@ struct WireRequest {
     rhost: Option<String>,
     #[serde(default)]
     service: Option<String>,
+    #[serde(default)]
+    command: Option<String>,
+    #[serde(default)]
+    terminal: Option<bool>,
+    #[serde(default)]
+    id: Option<String>,
 }
 
 /// Parses one request line (as returned by [`LineReader::read_line`]).
@@ -291,14 +362,49 @@ pub(crate) fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
             "only `check` takes an `entry`".into(),
         ));
     }
-    if wire.op != "verify"
-        && (wire.user.is_some() || wire.rhost.is_some() || wire.service.is_some())
+    if wire.op != "need" && (wire.command.is_some() || wire.terminal.is_some()) {
+        return Err(ProtocolError::Malformed(
+            "only `need` takes a `command` or `terminal`".into(),
+        ));
+    }
+    let relayed = wire.user.is_some();
+    if !matches!(wire.op.as_str(), "verify" | "push" | "wait")
+        && (relayed || wire.rhost.is_some() || wire.service.is_some())
     {
         return Err(ProtocolError::Malformed(
-            "only `verify` takes a `user`, `rhost` or `service`".into(),
+            "only `verify`, `push` and `wait` take a `user`, `rhost` or `service`".into(),
+        ));
+    }
+    if wire.id.is_some() && !(wire.op == "wait" && relayed) {
+        return Err(ProtocolError::Malformed(
+            "only a relayed `wait` (with a `user`) takes an `id`".into(),
         ));
     }
     match (wire.op.as_str(), code) {
+        ("push" | "wait", Some(_)) => Err(ProtocolError::Malformed(format!(
+            "`{}` takes no code",
+            wire.op
+        ))),
+        ("push", None) if relayed => match (wire.user, wire.service) {
+            (Some(user), Some(service)) if !user.is_empty() => Ok(Request::RelayPush {
+                user,
+                rhost: wire.rhost.filter(|r| !r.trim().is_empty()),
+                service,
+            }),
+            _ => Err(ProtocolError::Malformed(
+                "a relayed `push` needs a `user` and a `service`".into(),
+            )),
+        },
+        ("wait", None) if relayed => match (wire.user, wire.service, wire.id) {
+            (Some(user), Some(service), Some(id)) if !user.is_empty() && !id.is_empty() => {
+                Ok(Request::RelayWait { user, service, id })
+            }
+            _ => Err(ProtocolError::Malformed(
+                "a relayed `wait` needs a `user`, a `service` and an `id`".into(),
+            )),
+        },
+        ("push", None) => Ok(Request::Push),
+        ("wait", None) => Ok(Request::Wait),
         ("verify", Some(code)) if code.len() > MAX_CODE => {
             Err(ProtocolError::BadCode("the code is too long"))
         }
@@ -314,7 +420,10 @@ pub(crate) fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
             )),
         },
         ("verify", None) => Err(ProtocolError::BadCode("`verify` needs a `code`")),
-        ("need", None) => Ok(Request::Need),
+        ("need", None) => Ok(Request::Need(Invocation {
+            command: wire.command,
+            no_terminal: wire.terminal == Some(false),
+        })),
         ("need", Some(_)) => Err(ProtocolError::Malformed("`need` takes no code".into())),
         ("check", Some(code)) if code.len() > MAX_CODE => {
             Err(ProtocolError::BadCode("the code is too long"))
@@ -328,15 +437,42 @@ pub(crate) fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
         }),
         ("check", None) => Err(ProtocolError::BadCode("`check` needs a `code`")),
         (op, _) => Err(ProtocolError::Malformed(format!(
-            "unknown op {:?}; use \"need\", \"check\" or \"verify\"",
+            "unknown op {:?}; use \"need\", \"check\", \"push\", \"wait\" or \"verify\"",
             op.chars().take(32).collect::<String>()
         ))),
     }
 }
 
-/// Writes a `need` request.
-pub(crate) fn write_need(writer: &mut impl Write) -> io::Result<()> {
-    writer.write_all(b"{\"v\":1,\"op\":\"need\"}\n")?;
+/// Writes a `need` request, saying how the client logs in: its command, and whether a
+/// terminal shows the prompt.
+pub(crate) fn write_need(
+    writer: &mut impl Write,
+    command: Option<&str>,
+    terminal: bool,
+) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct Need<'a> {
+        v: u64,
+        op: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command: Option<&'a str>,
+        terminal: bool,
+    }
+    let mut line = serde_json::to_vec(&Need {
+        v: VERSION,
+        op: "need",
+        command,
+        terminal,
+    })
+    .map_err(io::Error::other)?;
+    line.push(b'\n');
+    writer.write_all(&line)?;
+    writer.flush()
+}
+
+/// Writes a `push` or `wait` request (`op`) of `sshield login`.
+pub(crate) fn write_op(writer: &mut impl Write, op: &str) -> io::Result<()> {
+    writer.write_all(format!("{{\"v\":1,\"op\":\"{op}\"}}\n").as_bytes())?;
     writer.flush()
 }
 
@@ -423,7 +559,7 @@ mod tests {
     fn the_two_requests() {
         assert!(matches!(
             parse("{\"v\":1,\"op\":\"need\"}\n"),
-            Ok(Request::Need)
+            Ok(Request::Need(_))
         ));
         let check = parse("{\"v\":1,\"op\":\"check\",\"code\":\" 123456 \"}\n").unwrap();
         assert!(matches!(
@@ -509,6 +645,37 @@ mod tests {
     }
 
     #[test]
+    fn the_push_requests() {
+        let need = parse("{\"v\":1,\"op\":\"need\",\"command\":\"scp -t x\",\"terminal\":false}\n");
+        assert!(
+            matches!(&need, Ok(Request::Need(i)) if i.no_terminal && i.command.as_deref() == Some("scp -t x")),
+            "{need:?}"
+        );
+        assert!(matches!(
+            parse("{\"v\":1,\"op\":\"push\"}\n"),
+            Ok(Request::Push)
+        ));
+        assert!(matches!(
+            parse("{\"v\":1,\"op\":\"wait\"}\n"),
+            Ok(Request::Wait)
+        ));
+        let relayed = parse(
+            "{\"v\":1,\"op\":\"wait\",\"user\":\"bob\",\"service\":\"sshd\",\"id\":\"r7\"}\n",
+        );
+        assert!(
+            matches!(&relayed, Ok(Request::RelayWait { user, id, .. }) if user == "bob" && id == "r7"),
+            "{relayed:?}"
+        );
+        let relayed = parse(
+            "{\"v\":1,\"op\":\"push\",\"user\":\"bob\",\"rhost\":\"192.0.2.1\",\"service\":\"sshd\"}\n",
+        );
+        assert!(
+            matches!(&relayed, Ok(Request::RelayPush { .. })),
+            "{relayed:?}"
+        );
+    }
+
+    #[test]
     fn what_is_refused_and_why() {
         let cases = [
             ("", "malformed"),
@@ -520,7 +687,17 @@ mod tests {
             ("{\"v\":1,\"op\":\"need\",\"user\":\"root\"}\n", "malformed"),
             ("{\"v\":1,\"op\":\"need\",\"pid\":1}\n", "malformed"),
             ("{\"v\":1,\"op\":\"need\",\"code\":\"1\"}\n", "malformed"),
-            ("{\"v\":1,\"op\":\"push\"}\n", "malformed"),
+            ("{\"v\":1,\"op\":\"fly\"}\n", "malformed"),
+            ("{\"v\":1,\"op\":\"push\",\"code\":\"1\"}\n", "malformed"),
+            ("{\"v\":1,\"op\":\"wait\",\"id\":\"x\"}\n", "malformed"),
+            (
+                "{\"v\":1,\"op\":\"check\",\"code\":\"1\",\"terminal\":false}\n",
+                "malformed",
+            ),
+            (
+                "{\"v\":1,\"op\":\"wait\",\"user\":\"bob\",\"service\":\"sshd\"}\n",
+                "malformed",
+            ),
             ("{\"v\":1,\"op\":\"check\"}\n", "bad-code"),
             ("{\"v\":1,\"op\":\"check\",\"code\":\"  \"}\n", "bad-code"),
             ("{\"v\":1,\"op\":\"check\",\"code\":12}\n", "malformed"),
@@ -570,7 +747,7 @@ mod tests {
         let mut r = LineReader::new(Trickle(text, 0));
         assert!(matches!(
             parse_request(&r.read_line().unwrap().unwrap()),
-            Ok(Request::Need)
+            Ok(Request::Need(_))
         ));
         assert!(matches!(
             parse_request(&r.read_line().unwrap().unwrap()),
@@ -674,8 +851,8 @@ mod tests {
     #[test]
     fn requests_written_by_the_client_parse() {
         let mut buf = Vec::new();
-        write_need(&mut buf).unwrap();
-        assert!(matches!(parse_request(&buf), Ok(Request::Need)));
+        write_need(&mut buf, None, true).unwrap();
+        assert!(matches!(parse_request(&buf), Ok(Request::Need(_))));
         let mut buf = Vec::new();
         write_check(&mut buf, "12\"34\n", false).unwrap();
         assert_eq!(buf.iter().filter(|&&b| b == b'\n').count(), 1);

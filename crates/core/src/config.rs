@@ -20,6 +20,7 @@ use crate::fleet::ServerSection;
 pub use crate::fleet::{ServerConfig, ServerUrl, Trust};
 
 pub use crate::policy::{Policy, Unenrolled};
+pub use crate::push::PushPolicy;
 pub use crate::ratelimit::RateLimit;
 use crate::store::{describe_io, line_of, toml_message, RecordStore};
 
@@ -66,6 +67,8 @@ pub struct Config {
     /// taken from there would let any client drop the admin's `-R` (issue 9, item 14). Other
     /// words than these are refused.
     pub sftp_server_args: Vec<String>,
+    /// Push approval for the fleet's users (`[push]`; off unless set).
+    pub push: PushPolicy,
     /// The fleet server this host joined (`sshield join`), checked; `None` on a lone host.
     #[serde(skip)]
     pub server: Option<ServerConfig>,
@@ -91,6 +94,7 @@ impl Default for Config {
             login_timeout: Duration::from_secs(60),
             sftp_server: PathBuf::from(DEFAULT_SFTP_SERVER),
             sftp_server_args: Vec::new(),
+            push: PushPolicy::default(),
             server: None,
             server_section: None,
         }
@@ -258,6 +262,16 @@ impl Config {
                     "rate_limit.familiar_sources = {} gives that many sources a budget of their own; use 0 to 64 (8 is usual)",
                     config.rate_limit.familiar_sources
                 )));
+        }
+        if config.push.wait < Duration::from_secs(5) || config.push.wait > crate::push::MAX_WAIT {
+            return Err(setting_error(
+                text,
+                path,
+                "wait",
+                "push.wait: use 5s to 5m (60s is usual: the server lets a push be approved for \
+                 approval_ttl, 60s by default)"
+                    .to_owned(),
+            ));
         }
         if let Some(section) = config.server_section.take() {
             let base = path.parent().unwrap_or(Path::new("/"));

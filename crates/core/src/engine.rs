@@ -20,6 +20,7 @@ use crate::caller::Caller;
 use crate::config::{Config, Failmode};
 use crate::first_factor::FirstFactor;
 use crate::policy::{self, Policy, Requirement};
+use crate::push::PushPolicy;
 use crate::ratelimit::{self, Origin, RateLimit, UserLimits};
 use crate::record::{Authenticator, TokenKind, TokenUsage, UserRecord};
 use crate::remote::{NotHere, Remote};
@@ -87,6 +88,8 @@ pub enum Method {
         /// Unused codes left after this one.
         remaining: usize,
     },
+    /// A push approved on the user's phone (docs/push.md).
+    Push,
 }
 
 impl Method {
@@ -96,6 +99,7 @@ impl Method {
             Self::Totp { .. } => "totp",
             Self::Hotp { .. } => "hotp",
             Self::Backup { .. } => "backup",
+            Self::Push => "push",
         }
     }
 }
@@ -135,6 +139,12 @@ pub enum DenyReason {
     /// The fleet server refused this host's request (a bad signature, a revoked host), or
     /// the host's side of the fleet is broken: what is wrong, for the admin's log.
     ServerRefused(String),
+    /// The push was denied on the phone, or approved with a wrong number.
+    PushDenied,
+    /// The user answered the push "This wasn't me".
+    PushNotMe,
+    /// Nobody answered the push in time.
+    PushExpired,
 }
 
 impl DenyReason {
@@ -153,6 +163,9 @@ impl DenyReason {
             Self::NoTriesLeft => "no-tries-left",
             Self::Unreachable => "unreachable",
             Self::ServerRefused(_) => "server-refused",
+            Self::PushDenied => "push-denied",
+            Self::PushNotMe => "push-not-me",
+            Self::PushExpired => "push-expired",
         }
     }
 
@@ -195,6 +208,13 @@ impl fmt::Display for DenyReason {
                 f.write_str("the authentication server cannot be reached; try again later")
             }
             Self::ServerRefused(what) => write!(f, "the authentication server refused: {what}"),
+            Self::PushDenied => f.write_str(
+                "the login request was denied on your phone (or the wrong number was picked)",
+            ),
+            Self::PushNotMe => f.write_str(
+                "you answered \"This wasn't me\" on your phone; further pushes are blocked",
+            ),
+            Self::PushExpired => f.write_str("the login request on your phone expired"),
         }
     }
 }
@@ -255,6 +275,8 @@ pub struct Engine {
     remote: Option<Arc<dyn Remote>>,
     /// What to do when the remote cannot be reached.
     failmode: Failmode,
+    /// Who is pushed to, and when.
+    push: PushPolicy,
 }
 
 /// What a login offers to check: a code alone, or a password with the code at its end
@@ -288,6 +310,7 @@ impl Engine {
                 .as_ref()
                 .map(|_| Arc::new(NotHere) as Arc<dyn Remote>),
             failmode: config.failmode,
+            push: config.push.clone(),
         }
     }
 
@@ -310,6 +333,11 @@ impl Engine {
             // A name that cannot have a local record can only be the server's to judge.
             Err(_) => Some(remote),
         }
+    }
+
+    /// Who is pushed to, and when.
+    pub(crate) fn push_policy(&self) -> &PushPolicy {
+        &self.push
     }
 
     /// What to do when the remote cannot be reached.
@@ -336,6 +364,7 @@ impl Engine {
             conversation: Conversation::of(&Config::default()),
             remote: None,
             failmode: Failmode::Secure,
+            push: PushPolicy::default(),
         }
     }
 

@@ -14,6 +14,7 @@
 //! - [`ratelimit`]: failure counting and lockout.
 //! - [`remote`]: the fleet server, asked about users with no local record.
 //! - [`relay`]: the PAM module's way to it, through the local daemon.
+//! - [`push`]: push approval on a fleet host (who is pushed to; what the phone's answer means).
 //! - [`log`]: the one stable log line per decision, its severity, and the [`log::LogSink`]
 //!   through which a login's lines leave.
 //! - [`passed`]: which login last passed a user's second factor (for `setup --confirm`).
@@ -42,6 +43,7 @@ mod login_state;
 pub mod passed;
 pub mod policy;
 pub mod provision;
+pub mod push;
 pub mod ratelimit;
 pub mod record;
 pub mod relay;
@@ -57,7 +59,7 @@ pub use caller::Caller;
 pub use config::{Config, ConfigError};
 pub use engine::{check_record, Attempt, Decision, DenyReason, Engine, Method, Outcome, Response};
 pub use first_factor::FirstFactor;
-pub use login::{Allowed, Ask, Denied, Entry, Login, Step};
+pub use login::{Allowed, Ask, Denied, Entry, Login, Pushed, Step};
 pub use policy::{Exemption, Policy, Requirement};
 pub use record::{Authenticator, TokenKind, UserRecord, UserState};
 pub use remote::{Remote, RemoteAnswer};

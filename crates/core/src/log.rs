@@ -70,13 +70,16 @@ pub enum Event {
     Problem,
     /// A service started (the daemon listening).
     Started,
+    /// A push sent to a user's phone, or not sent by one of the server's limits: no decision
+    /// yet (the decision's own line follows, with `method=push`).
+    Push,
 }
 
 impl Event {
     /// The one severity of this event, everywhere.
     pub fn severity(self) -> Severity {
         match self {
-            Self::Allow | Self::Exempt | Self::Started => Severity::Info,
+            Self::Allow | Self::Exempt | Self::Started | Self::Push => Severity::Info,
             Self::Deny => Severity::Notice,
             Self::StoreError | Self::Failmode | Self::Problem => Severity::Warning,
             Self::ConfigError => Severity::Error,
@@ -127,6 +130,7 @@ pub fn decision_line(caller: &Caller, decision: &Decision) -> Line {
         Decision::Deny(reason) => {
             let method = match reason {
                 DenyReason::NotEnrolled | DenyReason::Pending => "unenrolled",
+                DenyReason::PushDenied | DenyReason::PushNotMe | DenyReason::PushExpired => "push",
                 _ => "code",
             };
             let mut l = line("deny", caller, method, reason.as_str());
@@ -177,6 +181,17 @@ pub fn failmode_line(caller: &Caller, allowed: bool, what: &str) -> Line {
     let mut l = line(outcome, caller, "none", reason);
     let _ = write!(l, " detail=\"{}\"", escape(what));
     Line::new(Event::Failmode, l)
+}
+
+/// The line for a push sent (`reason=sent`), or not sent by a server's limit (`reason=` the
+/// limit's word, `detail=` what the server said). Never `allow` or `deny`: the decision comes
+/// later, in its own line.
+pub fn push_line(caller: &Caller, reason: &str, detail: Option<&str>) -> Line {
+    let mut l = line("push", caller, "push", reason);
+    if let Some(detail) = detail {
+        let _ = write!(l, " detail=\"{}\"", escape(detail));
+    }
+    Line::new(Event::Push, l)
 }
 
 /// A line about a problem that decides nothing; `text` must hold no secret.

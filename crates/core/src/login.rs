@@ -24,14 +24,17 @@
 //! what the user is told, and every log line with its severity ([`crate::log::Event`]). Lines
 //! leave through the front end's [`LogSink`].
 //!
-//! # Room for what comes next
+//! # Push
 //!
-//! A push approval and an approval server fit as more of the same, without a rewrite:
-//! a `Step::Waiting { number }` (a push was sent; show the number to match, then feed the
-//! phone's answer back as an `Entry::Remote` answer), and an `Entry::Unreachable` that the
-//! front end feeds when the server cannot be reached, for which [`Login::next`] applies
-//! `failmode` (logged with [`crate::log::failmode_line`]). The front ends' loops already end on
-//! `Allowed`, `Denied { last: true }` and `Exempt`, whatever produced them.
+//! For a fleet user, a push is one more step of the same conversation ([`crate::push`]): the
+//! login asks the server for one at the start (`autopush`), or when the user presses Enter or
+//! types `push` at the code prompt (`[push] enabled`), or when the front end asks for it
+//! ([`Entry::PushRequested`]: `sshield login` with no terminal). [`Step::Push`] carries the
+//! number to show; the phone's answer comes back as [`Entry::Approval`] (or through
+//! [`Login::await_push`], which waits for it), and is logged and counted like a code, with
+//! `method=push`. A push the server will not send (one pending, too many this hour, blocked)
+//! turns into a code prompt with a note saying why. A code typed instead of waiting is checked
+//! as a code; the push left pending expires on the server.
 
 use std::fmt;
 use std::time::Duration;
@@ -44,6 +47,7 @@ use crate::engine::{Checked, Decision, DenyReason, Engine, Method, Offer, Outcom
 use crate::log::{self, LogSink};
 use crate::passed::{self, Passed};
 use crate::policy::{Exemption, Requirement};
+use crate::push::{self, Approval, Invocation, PushAnswer, PushAsk, PushSent};
 use crate::remote::{self, Remote, RemoteAnswer};
 use crate::shape;
 use crate::time::UnixTime;
@@ -71,6 +75,11 @@ pub enum Entry {
     /// The front end cannot get an answer (`use_first_pass` with no code in `PAM_AUTHTOK`):
     /// the login is refused, logged as `reason=no-code`, and counted nowhere.
     Unanswered,
+    /// The front end asks for a push (`sshield login` with no terminal, whose client can type
+    /// nothing).
+    PushRequested,
+    /// What the server says of the pending push, after the front end waited on it.
+    Approval(Approval),
 }
 
 impl fmt::Debug for Entry {
@@ -80,6 +89,8 @@ impl fmt::Debug for Entry {
             Self::PreSupplied(_) => "PreSupplied([redacted])",
             Self::PasswordAndCode(_) => "PasswordAndCode([redacted])",
             Self::Unanswered => "Unanswered",
+            Self::PushRequested => "PushRequested",
+            Self::Approval(_) => "Approval",
         })
     }
 }
@@ -91,6 +102,9 @@ pub enum Step {
     Exempt(Exemption),
     /// Ask the user.
     Ask(Ask),
+    /// A push was sent: show its number, then wait for the phone ([`Login::await_push`]) or
+    /// take a code typed instead.
+    Push(Pushed),
     /// The second factor passed (already logged).
     Allowed(Allowed),
     /// It did not (already logged).
@@ -108,6 +122,20 @@ pub struct Ask {
     pub echo: bool,
     /// Something to tell the user before asking (why a pre-supplied value was not taken).
     pub note: Option<String>,
+}
+
+/// A push sent to the user's phone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// The number the user picks on the phone; `None` for a push without one.
+    pub number: Option<u8>,
+    /// The prompt that shows it and offers a code instead (the number must be in the prompt
+    /// itself: OpenSSH shows a PAM message only with the next prompt).
+    pub prompt: String,
+    /// When the push stops being approvable (Unix seconds).
+    pub expires_at: u64,
+    /// Answers still accepted in this login.
+    pub tries_left: u32,
 }
 
 /// A good second factor.
@@ -157,6 +185,9 @@ pub struct Login<'e> {
     caller: Caller,
     tries_left: u32,
     state: State,
+    invocation: Invocation,
+    /// The push sent and not yet answered.
+    pending: Option<PushSent>,
 }
 
 impl Engine {
@@ -167,6 +198,8 @@ impl Engine {
             tries_left: self.conversation().tries.max(1),
             caller,
             state: State::New,
+            invocation: Invocation::default(),
+            pending: None,
         }
     }
 }
@@ -181,9 +214,45 @@ impl Login<'_> {
         }
     }
 
+    /// How the client logs in (its command; whether a terminal shows the prompt): what a
+    /// push shows, and whether it may go without a number.
+    pub fn with_invocation(self, invocation: Invocation) -> Self {
+        Self { invocation, ..self }
+    }
+
     /// Who is logging in.
     pub fn caller(&self) -> &Caller {
         &self.caller
+    }
+
+    /// The push waiting for the phone: its id, and the time (Unix seconds) after which the
+    /// login stops waiting for it.
+    pub fn pending_push(&self) -> Option<(&str, u64)> {
+        let sent = self.pending.as_ref()?;
+        let bound = self.engine.push_policy().wait.as_secs();
+        let deadline = sent
+            .expires_at
+            // A server's clock a little behind: its own expiry is the answer to wait for.
+            .saturating_add(5)
+            .min(UnixTime::now().0.saturating_add(bound));
+        Some((&sent.id, deadline))
+    }
+
+    /// Waits for the phone's answer to the pending push (bounded by `[push] wait` and the
+    /// push's expiry) and decides on it, as [`Entry::Approval`] does.
+    pub fn await_push(&mut self, log: &dyn LogSink) -> Step {
+        let answer = match (
+            self.pending_push(),
+            self.engine.remote_for(self.caller.user.name()),
+        ) {
+            (Some((id, deadline)), Some(remote)) => push::wait_until(
+                || remote.wait(&self.caller, id),
+                deadline,
+                || UnixTime::now().0,
+            ),
+            _ => Approval::Expired,
+        };
+        self.next(Entry::Approval(answer), UnixTime::now(), log)
     }
 
     /// The first step: [`Step::Exempt`] (logged) or [`Step::Ask`].
@@ -196,6 +265,13 @@ impl Login<'_> {
             }
             Requirement::Prompt => {
                 self.state = State::Asking;
+                let user = self.caller.user.name();
+                if !self.invocation.no_terminal
+                    && self.engine.remote_for(user).is_some()
+                    && self.engine.push_policy().autopush(user)
+                {
+                    return self.send_push(log);
+                }
                 Step::Ask(self.ask(None))
             }
         }
@@ -217,7 +293,10 @@ impl Login<'_> {
             State::Asking => {}
         }
         let offer = match &entry {
+            Entry::Typed(response) if self.asks_for_push(response) => return self.send_push(log),
             Entry::Typed(response) => Offer::Code(response),
+            Entry::PushRequested => return self.send_push(log),
+            Entry::Approval(answer) => return self.approval(answer.clone(), log),
             Entry::PreSupplied(response) => {
                 if !shape::looks_like_code(response.as_str()) {
                     // Most likely a password (`try_first_pass` after pam_unix) or a
@@ -328,6 +407,102 @@ impl Login<'_> {
         self.decided(decision, delay, password, typed)
     }
 
+    /// Whether `typed` asks for a push: an empty line or `push`, from a fleet user where push
+    /// is on for them.
+    fn asks_for_push(&self, typed: &Response) -> bool {
+        let user = self.caller.user.name();
+        (typed.as_str().is_empty() || typed.as_str().eq_ignore_ascii_case("push"))
+            && self.engine.push_policy().allows(user)
+            && self.engine.remote_for(user).is_some()
+    }
+
+    /// Asks the server for a push: [`Step::Push`], or a code prompt saying why not.
+    fn send_push(&mut self, log: &dyn LogSink) -> Step {
+        let Some(remote) = self.engine.remote_for(self.caller.user.name()) else {
+            return Step::Ask(self.ask(Some(
+                "push is only for users of the fleet server; type a code",
+            )));
+        };
+        let policy = self.engine.push_policy();
+        let without_number = self.invocation.no_terminal;
+        if without_number && !policy.without_number {
+            return Step::Ask(self.ask(Some(
+                "this host allows no push without a terminal to show its number \
+                 (push.without_number); give a code",
+            )));
+        }
+        if !without_number && !policy.allows(self.caller.user.name()) {
+            return Step::Ask(self.ask(Some("push is not enabled for you here; type a code")));
+        }
+        let ask = PushAsk {
+            command: self.invocation.command.clone(),
+            without_number,
+        };
+        match remote.push(&self.caller, &ask) {
+            PushAnswer::Sent(sent) => {
+                log.log(&log::push_line(&self.caller, "sent", None));
+                let pushed = Pushed {
+                    prompt: push_prompt(sent.number),
+                    number: sent.number,
+                    expires_at: sent.expires_at,
+                    tries_left: self.tries_left,
+                };
+                self.pending = Some(sent);
+                Step::Push(pushed)
+            }
+            PushAnswer::Limited(limit, what) => {
+                log.log(&log::push_line(&self.caller, limit.as_str(), Some(&what)));
+                Step::Ask(self.ask(Some(limit.user_message())))
+            }
+            PushAnswer::Unreachable(what) | PushAnswer::Refused(what) => {
+                log.log(&log::push_line(&self.caller, "push-failed", Some(&what)));
+                Step::Ask(self.ask(Some(
+                    "no push could be sent to your phone right now; type a code instead",
+                )))
+            }
+        }
+    }
+
+    /// Decides on the phone's answer to the pending push.
+    fn approval(&mut self, answer: Approval, log: &dyn LogSink) -> Step {
+        if self.pending.take().is_none() {
+            return Step::Ask(self.ask(Some("no push is waiting for an answer; type a code")));
+        }
+        let decision = match answer {
+            Approval::Approved => Decision::Allow(Method::Push),
+            Approval::Denied => Decision::Deny(DenyReason::PushDenied),
+            Approval::Reported => Decision::Deny(DenyReason::PushNotMe),
+            Approval::Expired | Approval::Pending => Decision::Deny(DenyReason::PushExpired),
+            Approval::Unreachable(what) => {
+                let safe = self.engine.failmode() == Failmode::Safe;
+                log.log(&log::failmode_line(&self.caller, safe, &what));
+                self.state = State::Done;
+                if safe {
+                    return Step::Exempt(Exemption::Failmode);
+                }
+                return Step::Denied(self.denial(
+                    DenyReason::Unreachable,
+                    Duration::ZERO,
+                    None,
+                    true,
+                ));
+            }
+            Approval::Refused(what) => {
+                let refused = Decision::Deny(DenyReason::ServerRefused(what.clone()));
+                log.log(&log::decision_line(&self.caller, &refused));
+                self.state = State::Done;
+                let reason = DenyReason::ServerRefused(what);
+                return Step::Denied(self.denial(reason, Duration::ZERO, None, true));
+            }
+        };
+        log.log(&log::decision_line(&self.caller, &decision));
+        // "This wasn't me" ends the login: the user said it is not theirs.
+        if matches!(decision, Decision::Deny(DenyReason::PushNotMe)) {
+            self.tries_left = 1;
+        }
+        self.decided(decision, Duration::ZERO, None, true)
+    }
+
     /// The step for a decision: allowed, or denied with the tries left.
     fn decided(
         &mut self,
@@ -405,5 +580,17 @@ impl Login<'_> {
             last,
             password,
         }
+    }
+}
+
+/// The prompt of a push: the number in the prompt itself, and a code offered instead.
+fn push_prompt(number: Option<u8>) -> String {
+    match number {
+        Some(n) => {
+            format!("Approve on your phone: pick {n}. Press Enter once approved, or type a code: ")
+        }
+        None => "Approve on your phone (check the command shown). Press Enter once approved, or \
+                 type a code: "
+            .to_owned(),
     }
 }

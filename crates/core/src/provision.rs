@@ -218,7 +218,7 @@ pub fn confirm(
                 }
                 Ok((Change::Save, authenticator))
             }
-            Decision::Allow(Method::Backup { .. }) => {
+            Decision::Allow(Method::Backup { .. } | Method::Push) => {
                 Err(ProvisionError::Refused(DenyReason::WrongCode))
             }
             Decision::Deny(reason) => Err(ProvisionError::Refused(reason)),

@@ -18,6 +18,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::caller::Caller;
 use crate::engine::Response;
+use crate::push::{Approval, PushAnswer, PushAsk, PushLimit, PushSent};
 use crate::remote::{Remote, RemoteAnswer};
 
 /// The longest reply line the module reads (the daemon's `MAX_LINE`).
@@ -42,6 +43,23 @@ pub struct VerifyRequest<'a> {
     pub code: &'a str,
 }
 
+/// The relayed `push` and `wait` requests (root only, as `verify`).
+#[derive(Debug, Serialize)]
+struct PushRelay<'a> {
+    v: u64,
+    op: &'a str,
+    user: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rhost: Option<&'a str>,
+    service: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+}
+
+/// How long the module waits for one relayed round of waiting on a push: the server holds a
+/// wait up to its `max_wait` (25 s), the daemon reads it with a margin (35 s).
+const WAIT_TIMEOUT: Duration = Duration::from_secs(40);
+
 /// The daemon's `verdict` reply (or an `error` reply), as the module reads it.
 #[derive(Debug, Deserialize)]
 struct WireReply {
@@ -59,6 +77,14 @@ struct WireReply {
     message: Option<String>,
     #[serde(default)]
     error: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    number: Option<u8>,
+    #[serde(default)]
+    expires_at: Option<u64>,
+    #[serde(default)]
+    state: Option<String>,
 }
 
 /// The outcome words of a `verdict` reply, one per [`RemoteAnswer`].
@@ -96,13 +122,7 @@ impl DaemonRemote {
     }
 
     fn ask(&self, caller: &Caller, code: &Response) -> Result<WireReply, std::io::Error> {
-        let stream = UnixStream::connect(&self.socket)?;
-        stream.set_read_timeout(Some(self.timeout))?;
-        stream.set_write_timeout(Some(self.timeout))?;
-        let rhost = caller
-            .source
-            .map(|a| a.to_string())
-            .or_else(|| caller.source_name.clone());
+        let rhost = rhost_of(caller);
         let request = VerifyRequest {
             v: 1,
             op: "verify",
@@ -112,7 +132,19 @@ impl DaemonRemote {
             code: code.expose_secret(),
         };
         // The line holds the code: wiped once sent.
-        let mut line = Zeroizing::new(serde_json::to_vec(&request).map_err(std::io::Error::other)?);
+        let line = Zeroizing::new(serde_json::to_vec(&request).map_err(std::io::Error::other)?);
+        self.exchange(line, self.timeout)
+    }
+
+    /// Sends `line` (wiped once sent) and reads the one reply line, each within `timeout`.
+    fn exchange(
+        &self,
+        mut line: Zeroizing<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<WireReply, std::io::Error> {
+        let stream = UnixStream::connect(&self.socket)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(self.timeout))?;
         line.push(b'\n');
         let mut writer = &stream;
         writer.write_all(&line)?;
@@ -131,7 +163,92 @@ impl DaemonRemote {
     }
 }
 
+/// The source a relayed request names: the address, or what `PAM_RHOST` named.
+fn rhost_of(caller: &Caller) -> Option<String> {
+    caller
+        .source
+        .map(|a| a.to_string())
+        .or_else(|| caller.source_name.clone())
+}
+
+impl DaemonRemote {
+    /// A relayed `push` or `wait` (`id`) for `caller`, and the daemon's reply.
+    fn relay(
+        &self,
+        op: &str,
+        caller: &Caller,
+        id: Option<&str>,
+        timeout: Duration,
+    ) -> Result<WireReply, String> {
+        let rhost = rhost_of(caller);
+        let request = PushRelay {
+            v: 1,
+            op,
+            user: caller.user.name(),
+            rhost: rhost.as_deref(),
+            service: &caller.service,
+            id,
+        };
+        let line = Zeroizing::new(serde_json::to_vec(&request).map_err(|e| e.to_string())?);
+        let at = self.socket.display();
+        match self.exchange(line, timeout) {
+            Ok(reply) if reply.v == 1 => Ok(reply),
+            Ok(reply) => Err(format!(
+                "the daemon at {at} speaks protocol version {}; this module speaks 1",
+                reply.v
+            )),
+            Err(e) => Err(format!("the daemon at {at} did not answer the {op}: {e}")),
+        }
+    }
+}
+
 impl Remote for DaemonRemote {
+    fn push(&self, caller: &Caller, ask: &PushAsk) -> PushAnswer {
+        if ask.without_number {
+            return PushAnswer::Refused("the PAM module never pushes without a number".to_owned());
+        }
+        let reply = match self.relay("push", caller, None, self.timeout) {
+            Ok(reply) => reply,
+            Err(what) => return PushAnswer::Unreachable(what),
+        };
+        let message = reply.message.clone().unwrap_or_default();
+        match (reply.reply.as_str(), reply.outcome.as_deref()) {
+            ("pushed", Some("sent")) => match (reply.id, reply.number, reply.expires_at) {
+                (Some(id), Some(number), Some(expires_at)) => PushAnswer::Sent(PushSent {
+                    id,
+                    number: Some(number),
+                    expires_at,
+                }),
+                _ => PushAnswer::Refused("the daemon's push has no id, number or expiry".into()),
+            },
+            ("pushed", Some("push-pending")) => PushAnswer::Limited(PushLimit::Pending, message),
+            ("pushed", Some("push-too-many")) => PushAnswer::Limited(PushLimit::TooMany, message),
+            ("pushed", Some("push-blocked")) => PushAnswer::Limited(PushLimit::Blocked, message),
+            ("pushed", Some("push-no-user")) => PushAnswer::Limited(PushLimit::NoSuchUser, message),
+            ("pushed", Some("unreachable")) => PushAnswer::Unreachable(message),
+            (other, outcome) => PushAnswer::Refused(format!(
+                "the daemon answered the push with {other:?} ({outcome:?}): {message}{}",
+                reply.error.map(|e| format!(" ({e})")).unwrap_or_default()
+            )),
+        }
+    }
+
+    fn wait(&self, caller: &Caller, id: &str) -> Approval {
+        let reply = match self.relay("wait", caller, Some(id), WAIT_TIMEOUT) {
+            Ok(reply) => reply,
+            Err(what) => return Approval::Unreachable(what),
+        };
+        let message = reply.message.clone().unwrap_or_default();
+        match (reply.reply.as_str(), reply.state.as_deref()) {
+            ("approval", Some("unreachable")) => Approval::Unreachable(message),
+            ("approval", Some("refused")) => Approval::Refused(message),
+            ("approval", Some(state)) => Approval::of_state(state),
+            (other, _) => Approval::Refused(format!(
+                "the daemon answered the wait with {other:?}: {message}"
+            )),
+        }
+    }
+
     fn verify(&self, caller: &Caller, code: &Response) -> RemoteAnswer {
         let at = self.socket.display();
         let reply = match self.ask(caller, code) {

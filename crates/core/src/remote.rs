@@ -9,11 +9,25 @@ use std::fmt;
 
 use crate::caller::Caller;
 use crate::engine::{DenyReason, Method, Response};
+use crate::push::{Approval, PushAnswer, PushAsk};
 
 /// What checks a code where the secrets are: the fleet server.
 pub trait Remote: fmt::Debug + Send + Sync {
     /// Asks whether `code` is good for `caller`. Blocks, bounded by the remote's timeouts.
     fn verify(&self, caller: &Caller, code: &Response) -> RemoteAnswer;
+
+    /// Asks the server to push a login request for `caller` to their phone. A remote that
+    /// cannot push refuses (the login then asks for a code).
+    fn push(&self, caller: &Caller, ask: &PushAsk) -> PushAnswer {
+        let _ = (caller, ask);
+        PushAnswer::Refused("this front end cannot send a push".to_owned())
+    }
+
+    /// Waits one round (the server's `max_wait` at most) for the outcome of push `id`.
+    fn wait(&self, caller: &Caller, id: &str) -> Approval {
+        let _ = (caller, id);
+        Approval::Refused("this front end cannot wait for a push".to_owned())
+    }
 }
 
 /// What the remote said.
@@ -68,6 +82,7 @@ pub(crate) fn method_of(word: &str) -> Method {
             authenticator: String::new(),
         },
         "backup" => Method::Backup { remaining: 0 },
+        "push" => Method::Push,
         _ => Method::Totp {
             authenticator: String::new(),
             offset: 0,

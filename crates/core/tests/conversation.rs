@@ -77,6 +77,7 @@ fn pam_shaped(engine: &Engine, caller: Caller, answers: &[Answer], log: &Capture
                 return End::Allowed(a.method.as_str(), a.password.map(|p| p.to_string()))
             }
             Step::Denied(d) if d.last => return End::Denied(d.reason.as_str()),
+            Step::Push(p) => panic!("no push for a user of the local store: {p:?}"),
             Step::Denied(_) | Step::Ask(_) => match answers.next() {
                 None => return End::Asking,
                 Some(a) => entry(a),
@@ -109,6 +110,7 @@ fn helper_shaped(engine: &Engine, caller: Caller, answers: &[Answer], log: &Capt
                 denied = Some(d.reason.as_str());
             }
             Step::Ask(ask) => assert!(!ask.echo && ask.tries_left > 0, "{ask:?}"),
+            Step::Push(p) => panic!("no push for a user of the local store: {p:?}"),
         }
         let Some(answer) = answers.next() else {
             return denied.map_or(End::Asking, End::Denied);

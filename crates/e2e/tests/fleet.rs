@@ -24,328 +24,11 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::rc::Rc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sshield_e2e::{
-    can_run, keys, oathtool_totp as oathtool, Client, Postgres, Sshd, SshdOptions, User,
-};
-use tempfile::TempDir;
-
-const INTERNET: &str = "127.0.0.3";
-const PROMPT: &str = "Verification code: ";
-
-/// A child process stopped by its PID when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The fleet server: its state dir, the arguments before the subcommand (`--database`,
-/// `--config`) and its process. Replicas share the state dir (the record key) and the
-/// database.
-struct FleetServer {
-    state: Rc<TempDir>,
-    global: Vec<String>,
-    url: String,
-    process: Option<Running>,
-}
-
-impl FleetServer {
-    /// A lone server on its SQLite file.
-    fn start() -> Self {
-        Self::start_with("")
-    }
-
-    /// A lone server on its SQLite file, with `config` as its config file.
-    fn start_with(config: &str) -> Self {
-        let state = tempfile::tempdir().unwrap();
-        let path = state.path().join("server.toml");
-        fs::write(&path, config).unwrap();
-        let global = vec!["--config".to_owned(), path.display().to_string()];
-        Self::serve(Rc::new(state), global)
-    }
-
-    /// A server with `global` arguments (a database, a config) on the `state` dir.
-    fn serve(state: Rc<TempDir>, global: Vec<String>) -> Self {
-        Self::serve_on(state, global, "127.0.0.1:0")
-    }
-
-    /// As [`FleetServer::serve`], on `listen`, waiting for the banner.
-    fn serve_on(state: Rc<TempDir>, global: Vec<String>, listen: &str) -> Self {
-        let mut child = Command::new(sshield_e2e::server_binary())
-            .arg("--state-dir")
-            .arg(state.path())
-            .args(&global)
-            .args(["serve", "--listen", listen])
-            .env("SSHIELD_SERVER_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut banner = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut banner)
-            .unwrap();
-        let process = Running(child);
-        let url = banner.trim().rsplit(' ').next().unwrap().to_owned();
-        assert!(url.starts_with("http://127.0.0.1:"), "{banner}");
-        Self {
-            state,
-            global,
-            url,
-            process: Some(process),
-        }
-    }
-
-    /// Starts the stopped server again, on its port and with its database.
-    fn restart(&mut self) {
-        let listen = self.url.trim_start_matches("http://").to_owned();
-        *self = Self::serve_on(Rc::clone(&self.state), self.global.clone(), &listen);
-    }
-
-    /// Another replica: the same state dir and database, its own process and port.
-    fn replica(&self) -> Self {
-        Self::serve(Rc::clone(&self.state), self.global.clone())
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(sshield_e2e::server_binary())
-            .arg("--state-dir")
-            .arg(self.state.path())
-            .args(&self.global)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "sshield-server {args:?}: {out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn stop(&mut self) {
-        self.process = None;
-    }
-
-    /// Enrolls `name` on the server, confirmed with the current code: the secret and the
-    /// backup codes.
-    fn enroll(&self, name: &str) -> (String, Vec<String>) {
-        let enrolled = self.cli(&["user", "enroll", name, "--no-qr"]);
-        let uri = enrolled
-            .lines()
-            .find(|l| l.starts_with("otpauth://"))
-            .unwrap();
-        let secret = uri
-            .split(['?', '&'])
-            .find_map(|p| p.strip_prefix("secret="))
-            .unwrap()
-            .to_owned();
-        let backup: Vec<String> = enrolled
-            .lines()
-            .skip_while(|l| !l.starts_with("Backup codes"))
-            .skip(1)
-            .take_while(|l| l.starts_with("  "))
-            .map(|l| l.trim().to_owned())
-            .collect();
-        assert!(backup.len() >= 3, "{enrolled}");
-        self.cli(&["user", "confirm", name, &oathtool(&secret, 0)]);
-        (secret, backup)
-    }
-}
-
-/// Starts `sshield --config CONFIG daemon` and waits until it listens on `socket`.
-fn start_daemon(
-    bin: &std::path::Path,
-    config: &std::path::Path,
-    socket: &std::path::Path,
-) -> Running {
-    let child = Command::new(bin)
-        .arg("--config")
-        .arg(config)
-        .arg("daemon")
-        .arg("--syslog-socket")
-        .arg(socket.with_extension("no-syslog"))
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let daemon = Running(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while UnixStream::connect(socket).is_err() {
-        assert!(Instant::now() < deadline, "the daemon did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    daemon
-}
-
-/// One host: a world-readable dir with a copy of `sshield`, its config, store, socket, log,
-/// key; its daemon; its sshd.
-struct Host {
-    dir: TempDir,
-    bin: PathBuf,
-    config: PathBuf,
-    daemon: Option<Running>,
-    sshd: Sshd,
-}
-
-impl Host {
-    /// A host with `failmode`, joined to `server` as `name`, its daemon and sshd started.
-    fn join(server: &FleetServer, name: &str, failmode: &str) -> Self {
-        Self::join_as(server, name, failmode, &[&server.url], "")
-    }
-
-    /// As [`Host::join`], with `server_keys` added to the `[server]` section `sshield join`
-    /// wrote (the last in the file).
-    fn join_with(server: &FleetServer, name: &str, failmode: &str, server_keys: &str) -> Self {
-        Self::join_as(server, name, failmode, &[&server.url], server_keys)
-    }
-
-    /// As [`Host::join`], with `urls` (the server's replicas, tried in this order) in its
-    /// config in place of the one it joined through.
-    fn join_listing(server: &FleetServer, name: &str, failmode: &str, urls: &[&str]) -> Self {
-        Self::join_as(server, name, failmode, urls, "")
-    }
-
-    /// A host listing `urls`, with `server_keys` added to its `[server]` section.
-    fn join_as(
-        server: &FleetServer,
-        name: &str,
-        failmode: &str,
-        urls: &[&str],
-        server_keys: &str,
-    ) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("sshield-e2e-fleet.")
-            .tempdir()
-            .unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let bin = dir.path().join("sshield");
-        sshield_e2e::copy_executable(&sshield_e2e::artefacts().cli, &bin);
-        let store = dir.path().join("users");
-        fs::create_dir(&store).unwrap();
-        fs::set_permissions(&store, fs::Permissions::from_mode(0o700)).unwrap();
-        let config = dir.path().join("sshield.toml");
-        fs::write(
-            &config,
-            format!(
-                "# host {name}\nstore = \"users\"\nsocket = \"{}\"\nlog_file = \"{}\"\n\
-                 failmode = \"{failmode}\"\n\n[rate_limit]\ndelay = \"0s\"\n",
-                dir.path().join("sshield.sock").display(),
-                dir.path().join("sshield.log").display()
-            ),
-        )
-        .unwrap();
-        fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
-        let token = server.cli(&["host", "add", name]);
-        let token = token.lines().next().unwrap();
-        let out = Command::new(&bin)
-            .arg("--config")
-            .arg(&config)
-            .args(["join", &server.url, token, "--name", name])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "sshield join: {out:?}");
-        let joined = fs::read_to_string(&config).unwrap();
-        assert!(joined.contains("[server]"), "{joined}");
-        let listed = format!("urls = {urls:?}");
-        let rewritten: Vec<&str> = joined
-            .lines()
-            .map(|l| {
-                if l.starts_with("urls = ") {
-                    listed.as_str()
-                } else {
-                    l
-                }
-            })
-            .collect();
-        fs::write(&config, rewritten.join("\n") + "\n" + server_keys).unwrap();
-        let sshd = Sshd::start(SshdOptions::new().config(vec![
-            "AuthenticationMethods publickey".to_owned(),
-            format!(
-                "ForceCommand {} --config {} login",
-                bin.display(),
-                config.display()
-            ),
-            "DisableForwarding yes".to_owned(),
-        ]));
-        let mut host = Self {
-            dir,
-            bin,
-            config,
-            daemon: None,
-            sshd,
-        };
-        host.start_daemon();
-        host
-    }
-
-    fn start_daemon(&mut self) {
-        self.daemon = Some(start_daemon(
-            &self.bin,
-            &self.config,
-            &self.dir.path().join("sshield.sock"),
-        ));
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("sshield.log")).unwrap_or_default()
-    }
-
-    /// `sshield log ARGS` on this host, as root: its stdout.
-    fn sshield_log(&self, args: &[&str]) -> String {
-        let out = Command::new(&self.bin)
-            .arg("--config")
-            .arg(&self.config)
-            .arg("log")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "sshield log {args:?}: {out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// `sshield log ARGS` until its output holds each of `wanted` (the daemon reports every
-    /// few seconds once the server is back): the last output.
-    fn wait_for_log(&self, args: &[&str], wanted: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let out = self.sshield_log(args);
-            if wanted.iter().all(|w| out.contains(w)) {
-                return out;
-            }
-            assert!(Instant::now() < deadline, "never {wanted:?} in:\n{out}");
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-
-    /// Logs in typing `code`, expecting the shell.
-    fn login_ok(&self, user: &User, code: &str) {
-        assert!(self.login(user, code, "fleet-42"), "{}", self.log());
-    }
-
-    fn ssh(&self, user: &User) -> Client {
-        Client::ssh(&self.sshd, user).key(user.key()).from(INTERNET)
-    }
-
-    /// An interactive login typing `code`: the shell's answer, or what the helper said.
-    fn login(&self, user: &User, code: &str, expect: &str) -> bool {
-        let mut s = self.ssh(user).tty().spawn();
-        s.expect(PROMPT);
-        s.send_line(code);
-        if expect == "fleet-42" {
-            s.send_line("echo fleet-$((40 + 2))");
-        }
-        s.expect(expect);
-        if expect == "fleet-42" {
-            s.send_line("exit");
-        } else {
-            s.send(keys::CTRL_C);
-        }
-        s.wait().success()
-    }
-}
+use sshield_e2e::fleet::{start_daemon, FleetServer, Host, Phone, Running, INTERNET, PROMPT};
+use sshield_e2e::{can_run, keys, oathtool_totp as oathtool, Client, Postgres, Sshd, User};
 
 #[test]
 fn one_user_enrolled_once_logs_in_across_a_fleet_of_three() {
@@ -440,9 +123,9 @@ fn offline_codes_are_accepted_once_while_the_server_is_down_and_reported_when_it
     let name = user.name();
     let (secret, backup) = server.enroll(name);
     let offline = "offline_window = \"1h\"\n";
-    let web1 = Host::join_with(&server, "web1", "secure", offline);
-    let web2 = Host::join_with(&server, "web2", "secure", offline);
-    let web3 = Host::join_with(&server, "web3", "safe", offline);
+    let web1 = Host::join_as(&server, "web1", "secure", "", offline, &[]);
+    let web2 = Host::join_as(&server, "web2", "secure", "", offline, &[]);
+    let web3 = Host::join_as(&server, "web3", "safe", "", offline, &[]);
 
     // A login through the server on web1: web1 keeps the user's offline material, root's
     // alone, and no secret in it.
@@ -558,22 +241,12 @@ fn fifty_simultaneous_logins_across_three_hosts_and_two_replicas() {
     }
     let pg = Postgres::start();
     let database = pg.create_database("fleet");
-    let state = Rc::new(tempfile::tempdir().unwrap());
     // The server answers a denial at once (`delay`), and 50 replays from one address are
     // not a guesser to lock out here (`source_max_failures`): each is told `replayed`.
-    let config = state.path().join("server.toml");
-    fs::write(
-        &config,
+    let a = FleetServer::start_on(
         "[rate_limit]\ndelay = \"0s\"\nsource_max_failures = 1000\n",
-    )
-    .unwrap();
-    let global = vec![
-        "--database".to_owned(),
-        database,
-        "--config".to_owned(),
-        config.display().to_string(),
-    ];
-    let a = FleetServer::serve(Rc::clone(&state), global);
+        &database,
+    );
     let b = a.replica();
 
     // 50 users and their TOTP secrets (hex, as in a users.oath), imported in one go.
@@ -581,7 +254,7 @@ fn fifty_simultaneous_logins_across_three_hosts_and_two_replicas() {
     let secrets: Vec<String> = (0..USERS)
         .map(|i| format!("{:040x}", 0x5eed_0000_u64 + u64::try_from(i).unwrap()))
         .collect();
-    let oath = state.path().join("users.oath");
+    let oath = a.state.path().join("users.oath");
     let lines: String = users
         .iter()
         .zip(&secrets)
@@ -737,15 +410,22 @@ struct PamHost {
 
 impl PamHost {
     fn join(server: &FleetServer, name: &str, failmode: &str) -> Self {
-        Self::join_with(server, name, failmode, "")
+        Self::join_with(server, name, failmode, "", "")
     }
 
-    /// As [`PamHost::join`], with `server_keys` added to the `[server]` section.
-    fn join_with(server: &FleetServer, name: &str, failmode: &str, server_keys: &str) -> Self {
+    /// As [`PamHost::join`], with `extra` at the end of the host's config before it joins,
+    /// and `server_keys` added to the `[server]` section `sshield join` writes.
+    fn join_with(
+        server: &FleetServer,
+        name: &str,
+        failmode: &str,
+        extra: &str,
+        server_keys: &str,
+    ) -> Self {
         let sshield = common::Sshield::new("");
         let socket = sshield.dir().join("sshield.sock");
         sshield.write_config(&format!(
-            "socket = \"{}\"\nfailmode = \"{failmode}\"\n",
+            "socket = \"{}\"\nfailmode = \"{failmode}\"\n{extra}",
             socket.display()
         ));
         let token = server.cli(&["host", "add", name]);
@@ -892,7 +572,7 @@ fn the_pam_module_takes_an_offline_code_once_through_the_daemon() {
     let mut server = FleetServer::start_with("[policy]\nwindow = 4\n");
     let remote = User::create();
     let (secret, backup) = server.enroll(remote.name());
-    let host = PamHost::join_with(&server, "pam4", "secure", "offline_window = \"1h\"\n");
+    let host = PamHost::join_with(&server, "pam4", "secure", "", "offline_window = \"1h\"\n");
     assert!(
         host.login(&remote, &oathtool(&secret, 30)),
         "{}",
@@ -975,5 +655,323 @@ fn only_root_may_ask_the_daemon_about_another_user() {
     assert!(
         reply.contains("\"reply\":\"verdict\"") && reply.contains("\"outcome\":\"allowed\""),
         "{reply}"
+    );
+}
+
+/// The server for push tests: requests expire after 4 s, and 1000 may be sent an hour.
+const PUSH_SERVER: &str = "[push]\napproval_ttl = \"4s\"\nper_hour = 1000\n";
+
+/// `sshield login` (ForceCommand) pushes at once to an autopush user: the terminal shows the
+/// number and the progress of seed 003, and the session starts the moment the phone approves.
+#[test]
+fn push_in_forcecommand_mode() {
+    if !can_run() {
+        return;
+    }
+    let server = FleetServer::start_with(PUSH_SERVER);
+    let user = User::create();
+    let name = user.name();
+    let (secret, _backup) = server.enroll(name);
+    let phone = Phone::add(&server, name);
+    let host = Host::join_with(
+        &server,
+        "push1",
+        "secure",
+        &format!("\n[push]\nautopush_users = [\"{name}\"]\n"),
+    );
+
+    // The right number: the session starts.
+    let mut s = host.ssh(&user).tty().spawn();
+    s.expect("Pushed a login request to your phone (pick ");
+    let number = s.expect(")... ").trim_end_matches(")... ").to_owned();
+    let (id, list) = phone.pending();
+    assert!(list.contains(&number), "{list}");
+    assert!(phone.approve(&id, &number).contains("approved"));
+    s.expect("Success. Logging you in...");
+    s.send_line("echo fleet-$((40 + 2))");
+    s.expect("fleet-42");
+    s.send_line("exit");
+    assert!(s.wait().success());
+    let allow =
+        format!("allow user={name} rhost={INTERNET} service=sshield-login method=push reason=ok");
+    assert!(host.log().contains(&allow), "{}", host.log());
+
+    // A wrong number, then Deny: refused each time (the code prompt follows; Ctrl-C ends).
+    for (body, word) in [
+        (None, "push-denied"),
+        (Some("{\"decision\":\"deny\"}"), "push-denied"),
+    ] {
+        let mut s = host.ssh(&user).tty().spawn();
+        s.expect("(pick ");
+        let number: u32 = s.expect(")... ").trim_end_matches(")... ").parse().unwrap();
+        let (id, _) = phone.pending();
+        match body {
+            None => {
+                let wrong = if number == 99 { 10 } else { number + 1 };
+                phone.approve(&id, &wrong.to_string());
+            }
+            Some(body) => {
+                phone.decide(&id, body);
+            }
+        }
+        s.expect("denied on your phone");
+        s.expect(PROMPT);
+        s.send(keys::CTRL_C);
+        assert!(!s.wait().success());
+        let deny = format!(
+            "deny user={name} rhost={INTERNET} service=sshield-login method=push reason={word}"
+        );
+        assert!(host.log().contains(&deny), "{}", host.log());
+    }
+
+    // Nobody answers: the push expires, refused.
+    let mut s = host.ssh(&user).tty().spawn();
+    s.expect("(pick ");
+    assert!(
+        s.try_expect("expired", Duration::from_secs(15)).is_some(),
+        "{}",
+        s.stdout()
+    );
+    s.expect(PROMPT);
+    s.send(keys::CTRL_C);
+    assert!(!s.wait().success());
+    assert!(
+        host.log().contains("method=push reason=push-expired"),
+        "{}",
+        host.log()
+    );
+
+    // A code typed instead of waiting: checked as a code, the session starts.
+    let mut s = host.ssh(&user).tty().spawn();
+    s.expect("(pick ");
+    s.expect(")... ");
+    s.send_line(&oathtool(&secret, 30));
+    s.send_line("echo fleet-$((40 + 2))");
+    s.expect("fleet-42");
+    s.send_line("exit");
+    assert!(s.wait().success());
+    assert!(
+        host.log().contains("method=totp reason=ok"),
+        "{}",
+        host.log()
+    );
+
+    // Duo's limits, from the server: the push left pending is one at a time (409), so the
+    // next login is told why and asked for a code.
+    let mut s = host.ssh(&user).tty().spawn();
+    s.expect("already waiting on your phone");
+    s.expect(PROMPT);
+    s.send(keys::CTRL_C);
+    assert!(!s.wait().success());
+    assert!(
+        host.log().contains("method=push reason=push-pending"),
+        "{}",
+        host.log()
+    );
+    // "This wasn't me" ends the login, and blocks further pushes (403): a code prompt.
+    std::thread::sleep(Duration::from_secs(5));
+    let mut s = host.ssh(&user).tty().spawn();
+    s.expect("(pick ");
+    let (id, _) = phone.pending();
+    phone.decide(&id, "{\"decision\":\"report\"}");
+    s.expect("This wasn't me");
+    assert!(!s.wait().success());
+    assert!(
+        host.log().contains("method=push reason=push-not-me"),
+        "{}",
+        host.log()
+    );
+    let mut s = host.ssh(&user).tty().spawn();
+    s.expect("pushes to you are blocked");
+    s.expect(PROMPT);
+    s.send_line(&oathtool(&secret, 60));
+    s.send_line("echo fleet-$((40 + 2))");
+    s.expect("fleet-42");
+    s.send_line("exit");
+    assert!(s.wait().success());
+}
+
+/// Non-terminal clients (scp) through `sshield login`: approved by a push without a number
+/// where `push.without_number` allows it, the approval request showing the command; where it
+/// does not, a code is needed.
+#[test]
+fn push_without_a_number_for_scp() {
+    if !can_run() {
+        return;
+    }
+    let server = FleetServer::start_with(PUSH_SERVER);
+    let user = User::create();
+    let name = user.name();
+    server.enroll(name);
+    let phone = Phone::add(&server, name);
+    let allowed = Host::join_with(
+        &server,
+        "scp1",
+        "secure",
+        "\n[push]\nwithout_number = true\n",
+    );
+    let refused = Host::join_with(&server, "scp2", "secure", "\n[push]\nenabled = true\n");
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("pushed.txt");
+    fs::write(&local, "pushed by scp\n").unwrap();
+
+    let approver = {
+        let phone = phone.clone();
+        std::thread::spawn(move || {
+            let (id, list) = phone.pending();
+            let state = phone.decide(&id, "{\"decision\":\"approve\"}");
+            (list, state)
+        })
+    };
+    // `-O`: the scp protocol, whose command (`scp -t ...`) is what the phone shows, and whose
+    // remote stderr the client prints.
+    let out = Client::scp(&allowed.sshd, &user)
+        .key(user.key())
+        .from(INTERNET)
+        .arg("-O")
+        .upload(&local, "pushed.txt")
+        .run();
+    let (list, state) = approver.join().unwrap();
+    assert!(out.success(), "{out:?}");
+    assert!(
+        list.contains("\"command\":\"scp -t")
+            && list.contains("pushed.txt")
+            && list.contains("\"choices\":[]"),
+        "{list}"
+    );
+    assert!(state.contains("approved"), "{state}");
+    assert_eq!(
+        fs::read_to_string(user.home().join("pushed.txt")).unwrap(),
+        "pushed by scp\n"
+    );
+    assert!(
+        allowed.log().contains(&format!(
+            "allow user={name} rhost={INTERNET} service=sshield-login method=push reason=ok"
+        )),
+        "{}",
+        allowed.log()
+    );
+
+    // Not allowed on this host: no push is sent, the client hears that a code is needed.
+    let out = Client::scp(&refused.sshd, &user)
+        .key(user.key())
+        .from(INTERNET)
+        .arg("-O")
+        .upload(&local, "pushed.txt")
+        .run();
+    assert!(!out.success(), "{out:?}");
+    assert!(
+        out.stderr.contains("a verification code is needed"),
+        "{out:?}"
+    );
+    assert!(!phone.list().contains("\"id\""));
+}
+
+/// The PAM module: the number is in the prompt ("Approve on your phone: pick 47. Press Enter
+/// once approved, or type a code: "), Enter waits for the phone through the daemon; a code
+/// typed there is checked as a code.
+#[test]
+fn push_in_pam_mode() {
+    if !can_run() {
+        return;
+    }
+    let server = FleetServer::start_with(PUSH_SERVER);
+    let user = User::create();
+    let name = user.name();
+    let (secret, _backup) = server.enroll(name);
+    let phone = Phone::add(&server, name);
+    let host = PamHost::join_with(
+        &server,
+        "pam-push",
+        "secure",
+        &format!("\n[push]\nautopush_users = [\"{name}\"]\n"),
+        "",
+    );
+    let ssh = || {
+        Client::ssh(&host.sshd, &user)
+            .from(INTERNET)
+            .key(user.key())
+            .methods("publickey,keyboard-interactive")
+            .command("echo pam-$((40 + 2))")
+    };
+    let number_in = |prompts: &[String]| {
+        prompts.iter().find_map(|p| {
+            p.split("pick ")
+                .nth(1)
+                .and_then(|rest| rest.split('.').next())
+                .map(str::to_owned)
+        })
+    };
+    // Enter, then the phone approves with the number the prompt shows.
+    let decide = |body: fn(&str) -> String| {
+        let s = ssh().answers([""]).spawn();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let number = loop {
+            if let Some(n) = number_in(&s.prompts()) {
+                break n;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no push prompt: {:?}",
+                s.prompts()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let prompt = s.prompts().join("|");
+        assert!(
+            prompt.contains(&format!(
+                "Approve on your phone: pick {number}. Press Enter once approved, or type a code: "
+            )),
+            "{prompt}"
+        );
+        let (id, _) = phone.pending();
+        phone.decide(&id, &body(&number));
+        s.wait()
+    };
+    let out = decide(|n| format!("{{\"decision\":\"approve\",\"number\":{n}}}"));
+    assert!(out.success() && out.stdout.contains("pam-42"), "{out:?}");
+    assert!(
+        host.log()
+            .contains(&host.decision("allow", name, "push", "ok")),
+        "{}",
+        host.log()
+    );
+    let out = decide(|n| {
+        let wrong = if n == "99" {
+            10
+        } else {
+            n.parse::<u32>().unwrap() + 1
+        };
+        format!("{{\"decision\":\"approve\",\"number\":{wrong}}}")
+    });
+    assert!(!out.success(), "{out:?}");
+    let out = decide(|_| "{\"decision\":\"deny\"}".to_owned());
+    assert!(!out.success(), "{out:?}");
+    assert!(
+        host.log()
+            .contains(&host.decision("deny", name, "push", "push-denied")),
+        "{}",
+        host.log()
+    );
+
+    // Nobody answers: expired, refused.
+    let out = ssh().answers([""]).timeout(Duration::from_secs(30)).run();
+    assert!(!out.success(), "{out:?}");
+    assert!(
+        host.log()
+            .contains(&host.decision("deny", name, "push", "push-expired")),
+        "{}",
+        host.log()
+    );
+
+    // A code typed at the push prompt is checked as a code.
+    let out = ssh().answers([oathtool(&secret, 30)]).run();
+    assert!(out.success() && out.stdout.contains("pam-42"), "{out:?}");
+    assert!(out.asked("pick "), "{:?}", out.prompt_texts());
+    assert!(
+        host.log()
+            .contains(&host.decision("allow", name, "totp", "ok")),
+        "{}",
+        host.log()
     );
 }

@@ -176,6 +176,19 @@ impl Conversation<'_> {
                         Err(rc) => return rc,
                     }
                 }
+                Step::Push(pushed) => {
+                    // The number is in the prompt itself: OpenSSH shows a PAM info message only
+                    // with the next prompt. Enter waits for the phone; a code is checked.
+                    let typed = match self.ask(&pushed.prompt) {
+                        Ok(typed) => typed,
+                        Err(rc) => return rc,
+                    };
+                    if typed.trim().is_empty() {
+                        step = self.login.await_push(self.log);
+                        continue;
+                    }
+                    Entry::Typed(Response::new(&typed))
+                }
                 Step::Ask(ask) => {
                     if prompt.is_none() {
                         self.log.debug(|| "a code is required".to_owned());

@@ -206,7 +206,7 @@ pub async fn confirm(
                 }
                 Ok((Write::Save, pending.name))
             }
-            Decision::Allow(Method::Backup { .. }) => Err(UserError::Refused {
+            Decision::Allow(Method::Backup { .. } | Method::Push) => Err(UserError::Refused {
                 user: name.clone(),
                 reason: "wrong-code",
             }),

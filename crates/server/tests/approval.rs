@@ -671,6 +671,57 @@ fn a_plain_http_push_endpoint_is_refused_by_default() {
         .contains("\tsubscribed\t"));
 }
 
+/// A push without a number (a host's client with no terminal, where its admin allows it): no
+/// choices for the phone, `approve` without a number approves it; a number on it is a wrong
+/// number. A numbered push still refuses `approve` without one (above).
+fn a_push_without_a_number_is_approved_without_one(postgres: bool) {
+    let world = World::new(postgres, "");
+    let server = world.start();
+    enroll_confirmed(&world.state, &world.args(), "alice");
+    let host = TestHost::new("web1", 7);
+    host.join(&server, &world.state, &world.args());
+    let mut phone = world.phone(&server, "alice", 3);
+    let body = json!({"user": "alice", "service": "sshield-login", "command": "scp -t /srv",
+                      "without_number": true})
+    .to_string();
+    let numberless = || {
+        let (status, created) = host.post(&server, "/v1/push", &body);
+        assert_eq!(status, 201, "{created}");
+        let created = json_of(&created);
+        assert_eq!(created["number"], 0, "{created}");
+        created["id"].as_str().expect("id").to_owned()
+    };
+    // An approval still needs the passkey; only the number is left out.
+    let answer = |phone: &mut Phone, id: &str, number: Option<i64>| {
+        let (status, options) = challenge(&server, &phone.token, id);
+        assert_eq!(status, 200, "{options}");
+        let mut body = json!({"decision": "approve", "assertion": phone.passkey.assert(&options)});
+        if let Some(number) = number {
+            body["number"] = json!(number);
+        }
+        decide(&server, &phone.token, id, body)
+    };
+    let id = numberless();
+    let (_, list) = pending(&server, &phone.token);
+    assert_eq!(list["approvals"][0]["choices"], json!([]), "{list}");
+    assert_eq!(list["approvals"][0]["command"], "scp -t /srv", "{list}");
+    let (status, decided) = answer(&mut phone, &id, None);
+    assert_eq!(
+        (status, decided["state"].as_str()),
+        (200, Some("approved")),
+        "{decided}"
+    );
+    assert_eq!(wait(&host, &server, &id).1["state"], "approved");
+    // A number picked on a push that has none: denied.
+    let id = numberless();
+    let (status, decided) = answer(&mut phone, &id, Some(47));
+    assert_eq!(
+        (status, decided["state"].as_str()),
+        (200, Some("denied")),
+        "{decided}"
+    );
+}
+
 macro_rules! both_backends {
     ($($check:ident),* $(,)?) => {
         mod sqlite {
@@ -688,6 +739,7 @@ both_backends!(
     an_unanswered_request_expires_and_the_host_is_told,
     an_enrollment_link_makes_one_device_once,
     a_passkey_registers_once_per_link,
+    a_push_without_a_number_is_approved_without_one,
 );
 
 /// Replicas share nothing but PostgreSQL: a request asked on one and approved on the other

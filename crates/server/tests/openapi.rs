@@ -189,7 +189,7 @@ fn the_served_document_is_the_committed_one_and_matches_the_server() {
     assert_eq!(names(&push["required"]), ["service", "user"]);
     assert_eq!(
         names(&push["properties"]),
-        ["command", "service", "source", "user"]
+        ["command", "service", "source", "user", "without_number"]
     );
     let ask = serde_json::json!({"user": "alice", "service": "sshd"});
     let (status, created) = host.post(&server, "/v1/push", &ask.to_string());

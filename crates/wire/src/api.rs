@@ -65,3 +65,58 @@ pub struct ErrorBody {
     /// What went wrong and what to do, for the admin.
     pub error: String,
 }
+
+/// The path a host asks for a push at.
+pub const PUSH_PATH: &str = "/v1/push";
+/// The path a host waits for a push's outcome at.
+pub const PUSH_WAIT_PATH: &str = "/v1/push/wait";
+
+/// `POST /v1/push`: a host asks the user to approve a login on their phone.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushRequest {
+    /// The login name.
+    pub user: String,
+    /// The client's address, as the host saw it.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The PAM service or front end.
+    pub service: String,
+    /// The command of a ForceCommand or non-interactive login.
+    #[serde(default)]
+    pub command: Option<String>,
+    /// No number to match (a client with no terminal to show one, where the host's admin
+    /// allows it): the phone approves by reading the host, source and command.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub without_number: bool,
+}
+
+/// The answer: the request's id and the number the SSH prompt must show.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PushCreated {
+    /// The request's id, for `/v1/push/wait`.
+    pub id: String,
+    /// The number to show; the user picks it on the phone. 0 for a push without a number.
+    pub number: i64,
+    /// When it stops being approvable (Unix seconds).
+    pub expires_at: i64,
+    /// How many of the user's devices and webhooks the notification was handed to.
+    pub notified: usize,
+}
+
+/// `POST /v1/push/wait`: the host waits for the outcome of its request.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitRequest {
+    /// The request's id.
+    pub id: String,
+}
+
+/// Where a request stands.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PushState {
+    /// The request's id.
+    pub id: String,
+    /// `pending` (ask again), `approved`, `denied`, `reported` or `expired`.
+    pub state: String,
+}

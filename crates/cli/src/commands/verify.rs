@@ -39,6 +39,7 @@ fn describe(method: &Method) -> String {
         }
         Method::Hotp { authenticator } => format!("HOTP code from {authenticator:?}"),
         Method::Backup { remaining } => format!("backup code ({remaining} left)"),
+        Method::Push => "push approved on the phone".to_owned(),
     }
 }
 

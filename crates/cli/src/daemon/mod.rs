@@ -14,6 +14,7 @@
 //! requests (the login's `login_tries`: it closes after the last denial).
 
 mod listen;
+mod push_relay;
 pub(crate) mod source;
 
 use std::collections::HashMap;
@@ -52,11 +53,11 @@ const IDLE_MARGIN: Duration = Duration::from_secs(30);
 
 /// What every connection thread shares.
 #[derive(Debug)]
-struct Shared {
+pub(crate) struct Shared {
     config: Config,
     engine: Engine,
     /// The fleet server's client, which `verify` requests (the PAM module's) are relayed to.
-    remote: Option<Arc<dyn Remote>>,
+    pub(crate) remote: Option<Arc<dyn Remote>>,
     syslog_socket: PathBuf,
 }
 
@@ -312,12 +313,12 @@ fn bind(path: &Path) -> Result<UnixListener, Failure> {
 
 /// The peer of a connection, as the kernel and `/proc` say.
 #[derive(Debug)]
-struct Peer {
+pub(crate) struct Peer {
     /// The account of the peer's uid, as the password database names it, and its source.
     /// The helper runs after sshd's authentication ended: a first factor passed.
-    caller: Caller,
+    pub(crate) caller: Caller,
     /// The peer's uid, from the kernel.
-    uid: u32,
+    pub(crate) uid: u32,
     /// The ssh session the caller runs under, if `/proc` shows one beyond doubt.
     session: Option<procs::SshSession>,
 }
@@ -347,7 +348,7 @@ fn identify(stream: &UnixStream) -> Result<Peer, String> {
     })
 }
 
-fn error_reply(error: &str, message: &str) -> Reply {
+pub(crate) fn error_reply(error: &str, message: &str) -> Reply {
     Reply::Error {
         error: error.to_owned(),
         message: message.to_owned(),
@@ -371,6 +372,8 @@ fn serve(stream: UnixStream, shared: &Shared) {
     };
     let mut login = shared.engine.begin(peer.caller.clone());
     let mut reader = protocol::LineReader::new(stream);
+    // The wait on the phone's answer, running while the client may still type a code.
+    let mut waiting: Option<push_relay::Waiting> = None;
     loop {
         let request = reader.read_line().and_then(|line| match line {
             Some(line) => protocol::parse_request(&line).map(Some),
@@ -385,21 +388,30 @@ fn serve(stream: UnixStream, shared: &Shared) {
                 return;
             }
         };
-        if let Request::Verify {
-            user,
-            rhost,
-            service,
-            code,
-        } = request
-        {
-            let reply = shared.relay(&peer, user, rhost, service, &code);
-            let _ = protocol::write_reply(&mut writer, &reply);
-            return;
-        }
         let now = UnixTime::now();
+        let relayed = |reply: Reply| {
+            let mut writer = &writer;
+            let _ = protocol::write_reply(&mut writer, &reply);
+        };
         let step = match request {
-            Request::Verify { .. } => return,
-            Request::Need => login.start(now, &shared.sink()),
+            Request::Verify {
+                user,
+                rhost,
+                service,
+                code,
+            } => return relayed(shared.relay(&peer, user, rhost, service, &code)),
+            Request::RelayPush {
+                user,
+                rhost,
+                service,
+            } => return relayed(push_relay::push(shared, &peer, user, rhost, service)),
+            Request::RelayWait { user, service, id } => {
+                return relayed(push_relay::wait(shared, &peer, user, service, &id))
+            }
+            Request::Need(invocation) => {
+                login = login.with_invocation(invocation);
+                login.start(now, &shared.sink())
+            }
             Request::Check { code, pre_supplied } => {
                 let entry = if pre_supplied {
                     Entry::PreSupplied(code)
@@ -407,6 +419,17 @@ fn serve(stream: UnixStream, shared: &Shared) {
                     Entry::Typed(code)
                 };
                 login.next(entry, now, &shared.sink())
+            }
+            Request::Push => login.next(Entry::PushRequested, now, &shared.sink()),
+            Request::Wait => {
+                match push_relay::await_answer(shared, &login, &mut waiting, &reader) {
+                    // The client sent something first (a code typed instead): read it.
+                    None => continue,
+                    Some(answer) => {
+                        waiting = None;
+                        login.next(Entry::Approval(answer), UnixTime::now(), &shared.sink())
+                    }
+                }
             }
         };
         let reply = shared.reply(&login, &peer, step, now);
@@ -429,28 +452,9 @@ impl Shared {
         service: String,
         code: &Response,
     ) -> Reply {
-        if peer.uid != 0 {
-            return error_reply(
-                "forbidden",
-                "only root (the PAM module in sshd) may ask about another user; `sshield \
-                 login` uses `need` and `check`",
-            );
-        }
-        let Some(remote) = &self.remote else {
-            return error_reply(
-                "not-a-fleet-host",
-                "this daemon's config has no [server] section; add it (sshield join) or remove \
-                 it from the module's config",
-            );
-        };
-        let (source, source_name) = match rhost.as_deref().map(str::parse::<IpAddr>) {
-            Some(Ok(address)) => (Some(address), None),
-            Some(Err(_)) => (None, rhost),
-            None => (None, None),
-        };
-        let caller = Caller {
-            source_name,
-            ..Caller::new(Account::from_system(user), service).from_source(source)
+        let (remote, caller) = match self.relay_for(peer, user, rhost, service) {
+            Ok(pair) => pair,
+            Err(reply) => return reply,
         };
         let answer = remote.verify(&caller, code);
         let outcome = relay::outcome_word(&answer).to_owned();
@@ -479,7 +483,42 @@ impl Shared {
         }
     }
 
-    fn sink(&self) -> Syslog<'_> {
+    /// The remote and the caller of a relayed request: only a root peer (the PAM module in
+    /// sshd) may name another user, and only a fleet host has a server to ask.
+    pub(crate) fn relay_for(
+        &self,
+        peer: &Peer,
+        user: String,
+        rhost: Option<String>,
+        service: String,
+    ) -> Result<(&Arc<dyn Remote>, Caller), Reply> {
+        if peer.uid != 0 {
+            return Err(error_reply(
+                "forbidden",
+                "only root (the PAM module in sshd) may ask about another user; `sshield \
+                 login` uses `need`, `check`, `push` and `wait`",
+            ));
+        }
+        let Some(remote) = &self.remote else {
+            return Err(error_reply(
+                "not-a-fleet-host",
+                "this daemon's config has no [server] section; add it (sshield join) or remove \
+                 it from the module's config",
+            ));
+        };
+        let (source, source_name) = match rhost.as_deref().map(str::parse::<IpAddr>) {
+            Some(Ok(address)) => (Some(address), None),
+            Some(Err(_)) => (None, rhost),
+            None => (None, None),
+        };
+        let caller = Caller {
+            source_name,
+            ..Caller::new(Account::from_system(user), service).from_source(source)
+        };
+        Ok((remote, caller))
+    }
+
+    pub(crate) fn sink(&self) -> Syslog<'_> {
         Syslog {
             socket: &self.syslog_socket,
             file: self.config.log_file.as_deref(),
@@ -491,6 +530,12 @@ impl Shared {
         match step {
             Step::Exempt(exemption) => Reply::Exempt {
                 reason: exemption.as_str().to_owned(),
+            },
+            Step::Push(pushed) => Reply::Push {
+                number: pushed.number,
+                prompt: pushed.prompt,
+                expires_in: pushed.expires_at.saturating_sub(now.0),
+                tries: pushed.tries_left,
             },
             Step::Ask(ask) => Reply::Prompt {
                 prompt: ask.prompt,

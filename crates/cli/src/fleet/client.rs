@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use sshield_core::fleet::{ServerConfig, ServerUrl, Trust};
+use sshield_core::push::{Approval, PushAnswer, PushAsk};
 use sshield_core::{Caller, RemoteAnswer, Response};
 use sshield_wire::api::{ErrorBody, VerifyRequest, VerifyResponse, VERIFY_PATH};
 use sshield_wire::signed;
@@ -32,6 +33,8 @@ pub(crate) enum Failed {
 #[derive(Debug)]
 pub(crate) struct ServerClient {
     agent: ureq::Agent,
+    /// For `/v1/push/wait`, which the server holds open up to its `max_wait` (25 s).
+    wait_agent: ureq::Agent,
     urls: Vec<ServerUrl>,
     host: String,
     key: SigningKey,
@@ -57,7 +60,15 @@ impl ServerClient {
             // Plain http on loopback only; no https URL will be asked.
             Trust::PlainLoopback => tls::pinned(Some([0; 32])).0,
         };
+        let wait_agent = ureq::AgentBuilder::new()
+            .timeout_connect(server.timeout)
+            .timeout_read(super::push::WAIT_READ_TIMEOUT)
+            .timeout_write(server.timeout)
+            .redirects(0)
+            .tls_config(Arc::clone(&tls))
+            .build();
         Ok(Self {
+            wait_agent,
             agent: agent(server.timeout, tls),
             urls: server.urls.clone(),
             host: server.host.clone(),
@@ -68,22 +79,43 @@ impl ServerClient {
     /// POSTs `body` as JSON to `path`, signed, on each URL in turn until one answers; the
     /// reply's body on a 2xx.
     pub(crate) fn post(&self, path: &str, body: &[u8]) -> Result<String, Failed> {
-        self.send("POST", path, body)
+        self.post_with(&self.agent, path, body)
+            .map_err(|(_, failed)| failed)
     }
 
     /// GETs `path` (with its query), signed, as [`ServerClient::post`] does.
     pub(crate) fn get(&self, path: &str) -> Result<String, Failed> {
-        self.send("GET", path, b"")
+        self.send(&self.agent, "GET", path, b"")
+            .map_err(|(_, failed)| failed)
     }
 
-    fn send(&self, method: &str, path: &str, body: &[u8]) -> Result<String, Failed> {
+    /// As [`ServerClient::post`], with `agent`; a refusal comes with its status.
+    pub(crate) fn post_with(
+        &self,
+        agent: &ureq::Agent,
+        path: &str,
+        body: &[u8],
+    ) -> Result<String, (Option<u16>, Failed)> {
+        self.send(agent, "POST", path, body)
+    }
+
+    fn send(
+        &self,
+        agent: &ureq::Agent,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<String, (Option<u16>, Failed)> {
         let mut failures = Vec::new();
         for url in &self.urls {
             let nonce = signed::new_nonce().map_err(|e| {
-                Failed::Refused(format!("no nonce: the random number generator failed: {e}"))
+                (
+                    None,
+                    Failed::Refused(format!("no nonce: the random number generator failed: {e}")),
+                )
             })?;
             let timestamp = i64::try_from(sshield_core::UnixTime::now().0).unwrap_or(i64::MAX);
-            let mut request = self.agent.request(method, &format!("{}{path}", url.base));
+            let mut request = agent.request(method, &format!("{}{path}", url.base));
             for (name, value) in
                 signed::sign(&self.key, &self.host, method, path, body, timestamp, &nonce)
             {
@@ -99,15 +131,24 @@ impl ServerClient {
             match sent {
                 Ok(reply) => {
                     return reply.into_string().map_err(|e| {
-                        Failed::Refused(format!("{}: the answer could not be read: {e}", url.base))
+                        (
+                            None,
+                            Failed::Refused(format!(
+                                "{}: the answer could not be read: {e}",
+                                url.base
+                            )),
+                        )
                     })
                 }
                 Err(ureq::Error::Status(status, reply)) if status < 500 => {
-                    return Err(Failed::Refused(format!(
-                        "{} refused the request ({status}): {}",
-                        url.base,
-                        error_of(reply)
-                    )))
+                    return Err((
+                        Some(status),
+                        Failed::Refused(format!(
+                            "{} refused the request ({status}): {}",
+                            url.base,
+                            error_of(reply)
+                        )),
+                    ))
                 }
                 Err(ureq::Error::Status(status, reply)) => {
                     failures.push(format!("{}: {status} {}", url.base, error_of(reply)))
@@ -115,7 +156,17 @@ impl ServerClient {
                 Err(ureq::Error::Transport(e)) => failures.push(format!("{}: {e}", url.base)),
             }
         }
-        Err(Failed::Unreachable(failures.join("; ")))
+        Err((None, Failed::Unreachable(failures.join("; "))))
+    }
+
+    /// The agent for every request but `/v1/push/wait`: the config's timeout.
+    pub(crate) fn short_agent(&self) -> &ureq::Agent {
+        &self.agent
+    }
+
+    /// The agent for `/v1/push/wait`.
+    pub(crate) fn wait_agent(&self) -> &ureq::Agent {
+        &self.wait_agent
     }
 }
 
@@ -162,6 +213,14 @@ impl sshield_core::Remote for ServerClient {
             Err(Failed::Unreachable(what)) => RemoteAnswer::Unreachable(what),
             Err(Failed::Refused(what)) => RemoteAnswer::Refused(what),
         }
+    }
+
+    fn push(&self, caller: &Caller, ask: &PushAsk) -> PushAnswer {
+        super::push::push(self, caller, ask)
+    }
+
+    fn wait(&self, _caller: &Caller, id: &str) -> Approval {
+        super::push::wait(self, id)
     }
 }
 

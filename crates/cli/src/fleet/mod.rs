@@ -6,4 +6,5 @@
 pub(crate) mod client;
 pub(crate) mod key;
 pub(crate) mod offline;
+pub(crate) mod push;
 pub(crate) mod tls;

@@ -137,34 +137,7 @@ fn status(status: StatusCode, message: impl Into<String>) -> ApiError {
     }
 }
 
-/// `POST /v1/push`: a host asks the user to approve a login.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PushRequest {
-    /// The login name.
-    pub user: String,
-    /// The client's address, as the host saw it.
-    #[serde(default)]
-    pub source: Option<String>,
-    /// The PAM service or front end.
-    pub service: String,
-    /// The command of a ForceCommand or non-interactive login.
-    #[serde(default)]
-    pub command: Option<String>,
-}
-
-/// The answer: the request's id and the number the SSH prompt must show.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PushCreated {
-    /// The request's id, for `/v1/push/wait`.
-    pub id: String,
-    /// The number to show; the user picks it on the phone.
-    pub number: i64,
-    /// When it stops being approvable (Unix seconds).
-    pub expires_at: i64,
-    /// How many of the user's devices and webhooks the notification was handed to.
-    pub notified: usize,
-}
+pub use sshield_wire::api::{PushCreated, PushRequest, PushState, WaitRequest};
 
 /// The longest command kept with a request.
 const MAX_COMMAND: usize = 1024;
@@ -204,7 +177,14 @@ pub(crate) async fn create_handler(
     let now = unix(now);
     // An expired request no longer counts as pending; each is audited by whoever expires it.
     expire(&app, now).await?;
-    let number = random_below(90)? + 10;
+    // A push without a number (the host's admin allows it for clients with no terminal) is
+    // stored with number 0 and no choices: approved by `approve` without a number.
+    let (number, choices) = if request.without_number {
+        (0, String::new())
+    } else {
+        let number = random_below(90)? + 10;
+        (number, choices(number)?)
+    };
     let row = ApprovalRow {
         id: random_token(16)?.to_string(),
         user: user.as_str().to_owned(),
@@ -213,7 +193,7 @@ pub(crate) async fn create_handler(
         service: request.service,
         command: request.command,
         number,
-        choices: choices(number)?,
+        choices,
         created_at: now,
         expires_at: now + i64::try_from(app.push.settings.approval_ttl.as_secs()).unwrap_or(60),
         state: ApprovalRow::PENDING.to_owned(),
@@ -326,23 +306,6 @@ async fn notify(app: &Arc<App>, row: &ApprovalRow) -> Result<usize, ApiError> {
 pub fn subscription_of(device: &DeviceRow) -> Option<Subscription> {
     let stored: StoredSubscription = serde_json::from_str(&device.data).ok()?;
     Subscription::parse(&stored.endpoint, &stored.keys.p256dh, &stored.keys.auth).ok()
-}
-
-/// `POST /v1/push/wait`: the host waits for the outcome of its request.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WaitRequest {
-    /// The request's id.
-    pub id: String,
-}
-
-/// Where a request stands.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PushState {
-    /// The request's id.
-    pub id: String,
-    /// `pending` (ask again), `approved`, `denied`, `reported` or `expired`.
-    pub state: String,
 }
 
 pub(crate) async fn wait_handler(
@@ -544,9 +507,18 @@ pub(crate) async fn decide_handler(
     let verdict = match (request.decision.as_str(), request.number) {
         ("approve", Some(number)) => Verdict::Approve { number },
         ("approve", None) => {
-            return Err(ApiError::invalid(
-                "`approve` needs `number`: the one the SSH prompt shows".to_owned(),
-            ))
+            // Only a push without a number is approved without one.
+            let numberless = app
+                .store
+                .load_approval(&id)
+                .await?
+                .is_some_and(|r| r.user == device.user && r.number == 0);
+            if !numberless {
+                return Err(ApiError::invalid(
+                    "`approve` needs `number`: the one the SSH prompt shows".to_owned(),
+                ));
+            }
+            Verdict::Approve { number: 0 }
         }
         ("deny", _) => Verdict::Deny,
         ("report", _) => Verdict::Report,
