@@ -16,18 +16,12 @@ pub trait Remote: fmt::Debug + Send + Sync {
     /// Asks whether `code` is good for `caller`. Blocks, bounded by the remote's timeouts.
     fn verify(&self, caller: &Caller, code: &Response) -> RemoteAnswer;
 
-    /// Asks the server to push a login request for `caller` to their phone. A remote that
-    /// cannot push refuses (the login then asks for a code).
-    fn push(&self, caller: &Caller, ask: &PushAsk) -> PushAnswer {
-        let _ = (caller, ask);
-        PushAnswer::Refused("this front end cannot send a push".to_owned())
-    }
+    /// Asks the server to push a login request for `caller` to their phone. No default: a
+    /// remote that wraps another must pass push on, not refuse it by omission.
+    fn push(&self, caller: &Caller, ask: &PushAsk) -> PushAnswer;
 
     /// Waits one round (the server's `max_wait` at most) for the outcome of push `id`.
-    fn wait(&self, caller: &Caller, id: &str) -> Approval {
-        let _ = (caller, id);
-        Approval::Refused("this front end cannot wait for a push".to_owned())
-    }
+    fn wait(&self, caller: &Caller, id: &str) -> Approval;
 }
 
 /// What the remote said.
@@ -71,6 +65,14 @@ impl Remote for NotHere {
              or give the user a local record"
                 .to_owned(),
         )
+    }
+
+    fn push(&self, _caller: &Caller, _ask: &PushAsk) -> PushAnswer {
+        PushAnswer::Refused("this front end cannot ask the server for a push".to_owned())
+    }
+
+    fn wait(&self, _caller: &Caller, _id: &str) -> Approval {
+        Approval::Refused("this front end cannot ask the server about a push".to_owned())
     }
 }
 

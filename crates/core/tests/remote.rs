@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use common::{TestStore, T};
 use sshield_core::log::{Line, LogSink, Severity};
+use sshield_core::push::{Approval, PushAnswer, PushAsk};
 use sshield_core::{
     Account, Caller, Config, Engine, Entry, Exemption, Remote, RemoteAnswer, Response, Step,
     UnixTime,
@@ -44,6 +45,14 @@ impl Remote for Scripted {
     fn verify(&self, _caller: &Caller, _code: &Response) -> RemoteAnswer {
         self.asked.fetch_add(1, Ordering::SeqCst);
         self.answer.clone()
+    }
+
+    fn push(&self, _caller: &Caller, _ask: &PushAsk) -> PushAnswer {
+        PushAnswer::Refused("no push in these tests".to_owned())
+    }
+
+    fn wait(&self, _caller: &Caller, _id: &str) -> Approval {
+        Approval::Refused("no push in these tests".to_owned())
     }
 }
 

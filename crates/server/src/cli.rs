@@ -201,7 +201,8 @@ pub enum PushCommand {
     RevokeDevice {
         /// The user.
         user: String,
-        /// The device's id, from `push devices`.
+        /// The device's id, from `push devices` (it may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Send USER's notifications to a webhook too (JSON POST), and print the HMAC secret

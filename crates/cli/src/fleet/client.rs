@@ -234,6 +234,14 @@ impl sshield_core::Remote for BrokenClient {
     fn verify(&self, _caller: &Caller, _code: &Response) -> RemoteAnswer {
         RemoteAnswer::Refused(self.0.clone())
     }
+
+    fn push(&self, _caller: &Caller, _ask: &PushAsk) -> PushAnswer {
+        PushAnswer::Refused(self.0.clone())
+    }
+
+    fn wait(&self, _caller: &Caller, _id: &str) -> Approval {
+        Approval::Refused(self.0.clone())
+    }
 }
 
 /// The remote for the config's `[server]` section (the server, then this host's offline

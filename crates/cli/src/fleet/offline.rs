@@ -24,6 +24,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sshield_core::config::Failmode;
 use sshield_core::log::{problem_line, LogSink};
+use sshield_core::push::{Approval, PushAnswer, PushAsk};
 use sshield_core::{backup, Caller, Remote, RemoteAnswer, Response, UnixTime, UserName};
 use sshield_wire::offline::{
     backup_hash, code_hash, OfflineMaterial, OfflineRequest, Report, ReportRequest, ReportResponse,
@@ -558,6 +559,15 @@ impl Remote for Offline {
             RemoteAnswer::Refused(_) => {}
         }
         answer
+    }
+
+    // A push is the server's alone (the phone answers it): nothing offline about it.
+    fn push(&self, caller: &Caller, ask: &PushAsk) -> PushAnswer {
+        self.0.client.push(caller, ask)
+    }
+
+    fn wait(&self, caller: &Caller, id: &str) -> Approval {
+        self.0.client.wait(caller, id)
     }
 }
 
