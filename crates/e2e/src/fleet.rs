@@ -46,8 +46,11 @@ impl Drop for Running {
 /// this origin, as a browser behind a reverse proxy would).
 pub const PUBLIC_URL: &str = "https://sshield.test";
 
-/// `config` with `push.public_url` set to [`PUBLIC_URL`].
+/// `config` with `push.public_url` set to [`PUBLIC_URL`], unless it sets its own.
 fn with_public_url(config: &str) -> String {
+    if config.contains("public_url") {
+        return config.to_owned();
+    }
     let key = format!("public_url = \"{PUBLIC_URL}\"\n");
     match config.find("[push]\n") {
         Some(at) => {
@@ -82,6 +85,14 @@ impl FleetServer {
         let state = Arc::new(tempfile::tempdir().unwrap());
         fs::write(state.path().join("server.toml"), with_public_url(config)).unwrap();
         Self::serve(state, None, "127.0.0.1:0")
+    }
+
+    /// A server on SQLite on `listen` (`127.0.0.1:PORT`) whose config file holds `config`
+    /// (with its own `push.public_url` if it names one: a browser test's `http://localhost:PORT`).
+    pub fn start_listening(config: &str, listen: &str) -> Self {
+        let state = Arc::new(tempfile::tempdir().unwrap());
+        fs::write(state.path().join("server.toml"), with_public_url(config)).unwrap();
+        Self::serve(state, None, listen)
     }
 
     /// A server on `database` (`postgres://...`) whose config file holds `config`.
