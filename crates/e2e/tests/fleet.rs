@@ -1113,7 +1113,10 @@ fn push_approved_in_chromium_opens_real_ssh_sessions() {
         use std::io::Write as _;
         writeln!(to_script, "{answer}").unwrap();
     }
-    assert!(script.wait().unwrap().success(), "tests/push_browser.py failed");
+    assert!(
+        script.wait().unwrap().success(),
+        "tests/push_browser.py failed"
+    );
     let done = done.expect("the script finished its checks");
     assert!(done["checks"].as_u64().is_some_and(|n| n >= 6), "{done}");
     // Both modes logged the phone's approval as a login by push.
