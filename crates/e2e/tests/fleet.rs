@@ -20,7 +20,7 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write as _};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -1110,7 +1110,6 @@ fn push_approved_in_chromium_opens_real_ssh_sessions() {
             }
             other => panic!("the script asked for {other:?}"),
         };
-        use std::io::Write as _;
         writeln!(to_script, "{answer}").unwrap();
     }
     assert!(
