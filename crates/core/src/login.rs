@@ -335,6 +335,41 @@ impl Login<'_> {
         self.decided(decision, delay, password, typed)
     }
 
+    /// No server answered (a code or a push): `failmode` decides, and the login ends.
+    fn unreachable(
+        &mut self,
+        what: &str,
+        password: Option<Zeroizing<String>>,
+        log: &dyn LogSink,
+    ) -> Step {
+        let safe = self.engine.failmode() == Failmode::Safe;
+        log.log(&log::failmode_line(&self.caller, safe, what));
+        self.state = State::Done;
+        if safe {
+            return Step::Exempt(Exemption::Failmode);
+        }
+        Step::Denied(self.denial(DenyReason::Unreachable, Duration::ZERO, password, true))
+    }
+
+    /// The server refused this host's request (signature, revocation, a broken config): denied,
+    /// and the login ends, since nothing typed now can pass until the admin fixes the host.
+    fn refused(
+        &mut self,
+        what: String,
+        password: Option<Zeroizing<String>>,
+        log: &dyn LogSink,
+    ) -> Step {
+        let refused = Decision::Deny(DenyReason::ServerRefused(what.clone()));
+        log.log(&log::decision_line(&self.caller, &refused));
+        self.state = State::Done;
+        Step::Denied(self.denial(
+            DenyReason::ServerRefused(what),
+            Duration::ZERO,
+            password,
+            true,
+        ))
+    }
+
     /// Asks the fleet server about `offer` (a user with no local record), logs its answer,
     /// and applies `failmode` only when it could not be reached.
     fn ask_remote(
@@ -367,32 +402,8 @@ impl Login<'_> {
                 server_delay = delay;
                 Decision::Deny(remote::reason_of(&reason, until))
             }
-            RemoteAnswer::Unreachable(what) => {
-                let safe = self.engine.failmode() == Failmode::Safe;
-                log.log(&log::failmode_line(&self.caller, safe, &what));
-                self.state = State::Done;
-                if safe {
-                    return Step::Exempt(Exemption::Failmode);
-                }
-                return Step::Denied(self.denial(
-                    DenyReason::Unreachable,
-                    Duration::ZERO,
-                    password,
-                    true,
-                ));
-            }
-            RemoteAnswer::Refused(what) => {
-                let refused = Decision::Deny(DenyReason::ServerRefused(what.clone()));
-                log.log(&log::decision_line(&self.caller, &refused));
-                // Nothing typed now can pass until the admin fixes the host's side.
-                self.state = State::Done;
-                return Step::Denied(self.denial(
-                    DenyReason::ServerRefused(what),
-                    Duration::ZERO,
-                    password,
-                    true,
-                ));
-            }
+            RemoteAnswer::Unreachable(what) => return self.unreachable(&what, password, log),
+            RemoteAnswer::Refused(what) => return self.refused(what, password, log),
         };
         log.log(&log::decision_line(&self.caller, &decision));
         // The server counted the failure and says how long to wait (its source count spans the
@@ -473,27 +484,8 @@ impl Login<'_> {
             Approval::Denied => Decision::Deny(DenyReason::PushDenied),
             Approval::Reported => Decision::Deny(DenyReason::PushNotMe),
             Approval::Expired | Approval::Pending => Decision::Deny(DenyReason::PushExpired),
-            Approval::Unreachable(what) => {
-                let safe = self.engine.failmode() == Failmode::Safe;
-                log.log(&log::failmode_line(&self.caller, safe, &what));
-                self.state = State::Done;
-                if safe {
-                    return Step::Exempt(Exemption::Failmode);
-                }
-                return Step::Denied(self.denial(
-                    DenyReason::Unreachable,
-                    Duration::ZERO,
-                    None,
-                    true,
-                ));
-            }
-            Approval::Refused(what) => {
-                let refused = Decision::Deny(DenyReason::ServerRefused(what.clone()));
-                log.log(&log::decision_line(&self.caller, &refused));
-                self.state = State::Done;
-                let reason = DenyReason::ServerRefused(what);
-                return Step::Denied(self.denial(reason, Duration::ZERO, None, true));
-            }
+            Approval::Unreachable(what) => return self.unreachable(&what, None, log),
+            Approval::Refused(what) => return self.refused(what, None, log),
         };
         log.log(&log::decision_line(&self.caller, &decision));
         // "This wasn't me" ends the login: the user said it is not theirs.
