@@ -224,6 +224,15 @@ pub enum StorageError {
         /// The driver's error.
         error: sqlx::Error,
     },
+    /// SQLite's writer of verifications (`group_commit`) refused or failed.
+    Writer {
+        /// What we were doing.
+        doing: &'static str,
+        /// SQLite's error.
+        error: rusqlite::Error,
+    },
+    /// SQLite's writer of verifications has stopped (it never does unless it crashed).
+    WriterGone,
     /// A group commit of several verifications failed: none of them was stored. One
     /// database error shared by every request in the group.
     Batch(Arc<StorageError>),
@@ -248,6 +257,10 @@ impl fmt::Display for StorageError {
             ),
             Self::Missing { kind, name } => write!(f, "no {kind} named {name:?}"),
             Self::Database { doing, error } => write!(f, "database error while {doing}: {error}"),
+            Self::Writer { doing, error } => write!(f, "database error while {doing}: {error}"),
+            Self::WriterGone => {
+                f.write_str("the database writer has stopped; restart the server (and see its log)")
+            }
             Self::Batch(e) => e.fmt(f),
             Self::Migrate(e) => write!(f, "could not bring the database's tables up to date: {e}"),
             Self::Open { target, error } => write!(
@@ -391,6 +404,10 @@ impl SqliteStorage {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // No ping before each statement (sqlx's default): a file of our own does not
+            // break behind our back, and each ping was another hop to the connection's
+            // worker thread, three per verification (`group_commit` says what those cost).
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|error| StorageError::Open {
@@ -401,7 +418,7 @@ impl SqliteStorage {
             .run(&pool)
             .await
             .map_err(StorageError::Migrate)?;
-        let verifications = group_commit::GroupCommit::start(pool.clone());
+        let verifications = group_commit::GroupCommit::start(path)?;
         Ok(Self {
             pool,
             verifications,

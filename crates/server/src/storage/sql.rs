@@ -9,15 +9,17 @@ use super::{
     StorageError, UserRow, UserWrite, VerificationWrites,
 };
 
-const CREATE_USER: &str = "INSERT INTO users (name, sealed, version, state, disabled, updated_at) \
+pub(super) const CREATE_USER: &str =
+    "INSERT INTO users (name, sealed, version, state, disabled, updated_at) \
      VALUES ($1, $2, $3, $4, $5, $6)";
 const LOAD_USER: &str =
     "SELECT name, sealed, version, state, disabled, updated_at FROM users WHERE name = $1";
 // The compare-and-swap: only the writer that read version N may write N + 1.
-const UPDATE_USER: &str = "UPDATE users SET sealed = $2, version = $3, state = $4, disabled = $5, \
+pub(super) const UPDATE_USER: &str =
+    "UPDATE users SET sealed = $2, version = $3, state = $4, disabled = $5, \
      updated_at = $6 WHERE name = $1 AND version = $7";
 const USER_EXISTS: &str = "SELECT version FROM users WHERE name = $1";
-const DELETE_USER: &str = "DELETE FROM users WHERE name = $1";
+pub(super) const DELETE_USER: &str = "DELETE FROM users WHERE name = $1";
 const LIST_USERS: &str =
     "SELECT name, version, state, disabled, updated_at FROM users ORDER BY name";
 const ADD_HOST: &str =
@@ -31,26 +33,27 @@ const ADD_JOIN_TOKEN: &str =
 // Spent by the one statement that finds it unspent: of two racing joins, one gets the row.
 const USE_JOIN_TOKEN: &str = "UPDATE join_tokens SET used_at = $2 \
      WHERE hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING host";
-const REMEMBER_NONCE: &str =
+pub(super) const REMEMBER_NONCE: &str =
     "INSERT INTO nonces (host, nonce, ts) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 const PRUNE_NONCES: &str = "DELETE FROM nonces WHERE ts < $1";
 const PRUNE_AUDIT: &str = "DELETE FROM audit WHERE time < $1";
-const LOAD_SOURCE: &str =
+pub(super) const LOAD_SOURCE: &str =
     "SELECT source, state, version, expires_at FROM source_failures WHERE source = $1";
 // The first count of a source: of two racing inserts, one writes.
-const INSERT_SOURCE: &str = "INSERT INTO source_failures (source, state, version, expires_at) \
+pub(super) const INSERT_SOURCE: &str =
+    "INSERT INTO source_failures (source, state, version, expires_at) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (source) DO NOTHING";
 // Every later one: only the writer that read version N may write N + 1.
-const UPDATE_SOURCE: &str = "UPDATE source_failures SET state = $2, version = $3, expires_at = $4 \
+pub(super) const UPDATE_SOURCE: &str =
+    "UPDATE source_failures SET state = $2, version = $3, expires_at = $4 \
      WHERE source = $1 AND version = $5";
-// A source's row read in the transaction that writes it. SQLite's one writer holds the
-// database's write lock already; PostgreSQL locks the row till the commit, so two
-// verifications from one source never count from the same row.
-const LOAD_SOURCE_LOCKED_SQLITE: &str = LOAD_SOURCE;
+// A source's row read in the transaction that writes it: PostgreSQL locks the row till the
+// commit, so two verifications from one source never count from the same row (SQLite's one
+// writer holds the database's write lock already: `group_commit`).
 const LOAD_SOURCE_LOCKED_POSTGRES: &str =
     "SELECT source, state, version, expires_at FROM source_failures WHERE source = $1 FOR UPDATE";
 const PRUNE_SOURCES: &str = "DELETE FROM source_failures WHERE expires_at < $1";
-const APPEND_AUDIT: &str = "INSERT INTO audit \
+pub(super) const APPEND_AUDIT: &str = "INSERT INTO audit \
      (time, host, \"user\", source, service, method, outcome, reason) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 const QUERY_AUDIT: &str = "SELECT time, host, \"user\", source, service, method, outcome, reason \
@@ -283,11 +286,6 @@ macro_rules! update_user {
     };
 }
 
-verification_statements!(
-    sqlite_verification,
-    sqlx::SqliteConnection,
-    LOAD_SOURCE_LOCKED_SQLITE
-);
 verification_statements!(
     postgres_verification,
     sqlx::PgConnection,
