@@ -429,6 +429,28 @@ async fn a_verification_is_stored_whole_or_not_at_all(s: Arc<impl Storage + 'sta
     )
     .await;
     assert_eq!(replayed, Committed::NonceUsed);
+    // The same for an allowed login's writes (no source to count: PostgreSQL stores those
+    // by one statement): a replayed nonce, a stale read.
+    let replayed = commit(
+        &*s,
+        "n1",
+        Some(UserWrite::Update(user("vic", 3, b"v3"))),
+        false,
+    )
+    .await;
+    assert_eq!(replayed, Committed::NonceUsed);
+    let lost = commit(
+        &*s,
+        "n2a",
+        Some(UserWrite::Update(user("vic", 2, b"stale"))),
+        false,
+    )
+    .await;
+    assert_eq!(lost, Committed::LostRace);
+    assert!(
+        s.remember_nonce("web1", "n2a", 1_000).await.expect("nonce"),
+        "not stored"
+    );
     // A write from a stale read: neither its nonce nor its audit entry nor its count.
     let lost = commit(
         &*s,

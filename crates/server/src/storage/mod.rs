@@ -469,6 +469,9 @@ impl PostgresStorage {
         &self,
         writes: VerificationWrites,
     ) -> Result<Committed, StorageError> {
+        if let Some(done) = sql::postgres_verification_at_once(&self.pool, &writes).await {
+            return done;
+        }
         let mut tx = self
             .pool
             .begin()

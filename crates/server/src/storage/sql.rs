@@ -52,6 +52,20 @@ pub(super) const UPDATE_SOURCE: &str =
 // writer holds the database's write lock already: `group_commit`).
 const LOAD_SOURCE_LOCKED_POSTGRES: &str =
     "SELECT source, state, version, expires_at FROM source_failures WHERE source = $1 FOR UPDATE";
+// One verification in one statement (`postgres_verification_at_once`): the nonce and the
+// audit entry, and first the user's compare-and-swap (the nonce and the audit entry are
+// inserted from its returned row, so only if it wrote). PostgreSQL only: SQLite has no
+// data-modifying WITH.
+const VERIFY_KEEPING_USER_POSTGRES: &str = "WITH n AS \
+     (INSERT INTO nonces (host, nonce, ts) VALUES ($1, $2, $3) RETURNING 1) \
+     INSERT INTO audit (time, host, \"user\", source, service, method, outcome, reason) \
+     SELECT $4, $5, $6, $7, $8, $9, $10, $11 FROM n";
+const VERIFY_UPDATING_USER_POSTGRES: &str = "WITH u AS \
+     (UPDATE users SET sealed = $13, version = $14, state = $15, disabled = $16, \
+     updated_at = $17 WHERE name = $12 AND version = $18 RETURNING 1), \
+     n AS (INSERT INTO nonces (host, nonce, ts) SELECT $1, $2, $3 FROM u RETURNING 1) \
+     INSERT INTO audit (time, host, \"user\", source, service, method, outcome, reason) \
+     SELECT $4, $5, $6, $7, $8, $9, $10, $11 FROM n";
 const PRUNE_SOURCES: &str = "DELETE FROM source_failures WHERE expires_at < $1";
 pub(super) const APPEND_AUDIT: &str = "INSERT INTO audit \
      (time, host, \"user\", source, service, method, outcome, reason) \
@@ -146,67 +160,6 @@ macro_rules! source_row {
     };
 }
 
-/// Defines `$name`, which runs one verification's statements on a connection inside a
-/// transaction (or savepoint) that the caller opened and commits only on
-/// [`Committed::Stored`]; any other answer, or an error, the caller rolls back. The nonce
-/// goes first, so a replayed request touches nothing else.
-macro_rules! verification_statements {
-    ($name:ident, $conn:ty, $load_source:expr) => {
-        pub(super) async fn $name(
-            conn: &mut $conn,
-            w: &VerificationWrites,
-        ) -> Result<Committed, StorageError> {
-            let doing = "storing a verification";
-            let new = sqlx::query(REMEMBER_NONCE)
-                .bind(&w.nonce.host)
-                .bind(&w.nonce.nonce)
-                .bind(w.nonce.ts)
-                .execute(&mut *conn)
-                .await
-                .map_err(db(doing))?;
-            if new.rows_affected() != 1 {
-                return Ok(Committed::NonceUsed);
-            }
-            let stored = match &w.user {
-                None => true,
-                Some(UserWrite::Create(row)) => match insert_user!(row).execute(&mut *conn).await {
-                    Ok(_) => true,
-                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => false,
-                    Err(e) => return Err(db(doing)(e)),
-                },
-                Some(UserWrite::Update(row)) => {
-                    update_user!(row)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(db(doing))?
-                        .rows_affected()
-                        == 1
-                }
-                Some(UserWrite::Delete(name)) => {
-                    sqlx::query(DELETE_USER)
-                        .bind(name)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(db(doing))?;
-                    true
-                }
-            };
-            if !stored {
-                return Ok(Committed::LostRace);
-            }
-            let source_failures = match &w.source {
-                None => None,
-                Some(failure) => Some(count_source!(conn, failure, $load_source, doing)),
-            };
-            append_audit!(&w.audit)
-                .execute(&mut *conn)
-                .await
-                .map_err(db(doing))?;
-            Ok(Committed::Stored { source_failures })
-        }
-    };
-}
-
 /// Counts `failure` on `conn` inside a transaction: reads the source's row (locked, see
 /// `$load_source`), applies the count and writes it; the source's count. A first failure
 /// that meets another's first insert (PostgreSQL, two replicas) counts again on that row.
@@ -286,11 +239,122 @@ macro_rules! update_user {
     };
 }
 
-verification_statements!(
-    postgres_verification,
-    sqlx::PgConnection,
-    LOAD_SOURCE_LOCKED_POSTGRES
-);
+/// One verification's statements on a PostgreSQL connection inside a transaction the
+/// caller opened and commits only on [`Committed::Stored`]; any other answer, or an error,
+/// the caller rolls back. The nonce goes first, so a replayed request touches nothing else.
+/// (SQLite's writer runs the same statements: `group_commit::verification`.)
+pub(super) async fn postgres_verification(
+    conn: &mut sqlx::PgConnection,
+    w: &VerificationWrites,
+) -> Result<Committed, StorageError> {
+    let doing = "storing a verification";
+    let new = sqlx::query(REMEMBER_NONCE)
+        .bind(&w.nonce.host)
+        .bind(&w.nonce.nonce)
+        .bind(w.nonce.ts)
+        .execute(&mut *conn)
+        .await
+        .map_err(db(doing))?;
+    if new.rows_affected() != 1 {
+        return Ok(Committed::NonceUsed);
+    }
+    let stored = match &w.user {
+        None => true,
+        Some(UserWrite::Create(row)) => match insert_user!(row).execute(&mut *conn).await {
+            Ok(_) => true,
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => false,
+            Err(e) => return Err(db(doing)(e)),
+        },
+        Some(UserWrite::Update(row)) => {
+            update_user!(row)
+                .execute(&mut *conn)
+                .await
+                .map_err(db(doing))?
+                .rows_affected()
+                == 1
+        }
+        Some(UserWrite::Delete(name)) => {
+            sqlx::query(DELETE_USER)
+                .bind(name)
+                .execute(&mut *conn)
+                .await
+                .map_err(db(doing))?;
+            true
+        }
+    };
+    if !stored {
+        return Ok(Committed::LostRace);
+    }
+    let source_failures = match &w.source {
+        None => None,
+        Some(failure) => Some(count_source!(
+            conn,
+            failure,
+            LOAD_SOURCE_LOCKED_POSTGRES,
+            doing
+        )),
+    };
+    append_audit!(&w.audit)
+        .execute(&mut *conn)
+        .await
+        .map_err(db(doing))?;
+    Ok(Committed::Stored { source_failures })
+}
+
+/// PostgreSQL: a verification that counts no failure against a source (an allowed login, or
+/// a denial with nothing to count) stored by one statement, so one round trip and one commit
+/// instead of five round trips in a transaction; `None` for the others, which need the
+/// source's row read first (`postgres_verification`). The same writes: the user's
+/// compare-and-swap, then the nonce and the audit entry only if it was written; a nonce used
+/// before fails the whole statement (the primary key), so nothing of it is stored.
+pub(super) async fn postgres_verification_at_once(
+    pool: &sqlx::PgPool,
+    w: &VerificationWrites,
+) -> Option<Result<Committed, StorageError>> {
+    if w.source.is_some() {
+        return None;
+    }
+    let (n, a) = (&w.nonce, &w.audit);
+    let query = match &w.user {
+        None => sqlx::query(VERIFY_KEEPING_USER_POSTGRES),
+        Some(UserWrite::Update(_)) => sqlx::query(VERIFY_UPDATING_USER_POSTGRES),
+        Some(UserWrite::Create(_) | UserWrite::Delete(_)) => return None,
+    };
+    let mut query = query
+        .bind(&n.host)
+        .bind(&n.nonce)
+        .bind(n.ts)
+        .bind(a.time)
+        .bind(&a.host)
+        .bind(&a.user)
+        .bind(&a.source)
+        .bind(&a.service)
+        .bind(&a.method)
+        .bind(&a.outcome)
+        .bind(&a.reason);
+    if let Some(UserWrite::Update(row)) = &w.user {
+        query = query
+            .bind(&row.name)
+            .bind(&row.sealed)
+            .bind(row.version)
+            .bind(&row.state)
+            .bind(row.disabled)
+            .bind(row.updated_at)
+            .bind(row.version.saturating_sub(1));
+    }
+    Some(match query.execute(pool).await {
+        Ok(done) if done.rows_affected() == 1 => Ok(Committed::Stored {
+            source_failures: None,
+        }),
+        Ok(_) => Ok(Committed::LostRace),
+        Err(sqlx::Error::Database(e))
+            if e.is_unique_violation() && e.constraint() == Some("nonces_pkey") =>
+        {
+            Ok(Committed::NonceUsed)
+        }
+        Err(e) => Err(db("storing a verification")(e)),
+    })
+}
 
 /// Implements [`Storage`] for a backend whose `pool` field is a `sqlx::Pool`.
 macro_rules! storage_impl {
