@@ -116,8 +116,19 @@ pub async fn plan<T, E>(
     now: UnixTime,
     change: impl FnOnce(&mut Option<UserRecord>) -> Result<(Write, T), E>,
 ) -> Result<Result<(Option<UserWrite>, T), E>, RecordError> {
+    let row = app.store.load_user(user.as_str()).await?;
+    plan_on(app, user, row, now, change)
+}
+
+/// [`plan`] on `row`, `user`'s row as the caller read it.
+pub fn plan_on<T, E>(
+    app: &App,
+    user: &UserName,
+    row: Option<UserRow>,
+    now: UnixTime,
+    change: impl FnOnce(&mut Option<UserRecord>) -> Result<(Write, T), E>,
+) -> Result<Result<(Option<UserWrite>, T), E>, RecordError> {
     let name = user.as_str();
-    let row = app.store.load_user(name).await?;
     let mut record = match &row {
         Some(r) => Some(app.key.open(name, &r.sealed)?),
         None => None,

@@ -45,15 +45,29 @@ pub async fn verify(
     // Per source over all users, as on a host: a source locked by failures for any users
     // is refused for users it is not familiar to (the server is not told whether a first
     // factor passed, so that exemption of a host's is not made here).
-    let source_lock = match origin.remote() {
-        Some(key) if limits.enabled => sources::locked(app, key, now.0).await?,
-        _ => None,
-    };
+    // Read together (two connections), so one client waits for one read, not two.
+    let (source_lock, first_read) = tokio::join!(
+        async {
+            match origin.remote() {
+                Some(key) if limits.enabled => sources::locked(app, key, now.0).await,
+                _ => Ok(None),
+            }
+        },
+        app.store.load_user(user.as_str())
+    );
+    let source_lock = source_lock?;
+    let mut read = Some(first_read);
     for _ in 0..MAX_TRIES {
-        let decided = records::plan(app, &user, now, |slot| {
-            decide(app, slot, &response, &origin, source_lock.is_some(), now)
-        })
-        .await;
+        // After a lost race, the user's row as it is now.
+        let row = match read.take() {
+            Some(row) => row,
+            None => app.store.load_user(user.as_str()).await,
+        };
+        let decided = row.map_err(RecordError::Storage).and_then(|row| {
+            records::plan_on(app, &user, row, now, |slot| {
+                decide(app, slot, &response, &origin, source_lock.is_some(), now)
+            })
+        });
         let (write, method, reason) = match decided {
             Ok(Ok((write, Ok(method)))) => (write, Some(method), None),
             Ok(Ok((write, Err(reason)))) => (write, None, Some(reason)),
