@@ -742,16 +742,7 @@ fn table_app_step_requests() {
         enroll_with(&server, &token, &mut SoftPasskey::new(seed, ORIGIN)).0
     };
     let send = |token: &str, path: &str, body: &str| -> (u16, Value) {
-        let auth = format!("Bearer {token}");
-        let (status, answer) = server.request(
-            "POST",
-            path,
-            &[
-                ("authorization", &auth),
-                ("content-type", "application/json"),
-            ],
-            body.as_bytes(),
-        );
+        let (status, answer) = server.post_as(token, path, body);
         (status, json_of(&answer))
     };
     const BEGIN: &str = "/v1/me/authenticator";
