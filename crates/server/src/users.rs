@@ -156,8 +156,8 @@ fn new_totp(
     Ok((authenticator, uri))
 }
 
-/// Adds a TOTP authenticator ([`new_totp`]), pending until a first code confirms it, and a
-/// set of backup codes.
+/// Adds a TOTP authenticator (SHA-1, 6 digits, 30 s: what every app supports), pending until a
+/// first code confirms it, and a set of backup codes.
 pub async fn enroll(app: &App, user: &UserName, now: UnixTime) -> Result<Enrolled, UserError> {
     let (authenticator, uri) = new_totp(user, AUTHENTICATOR, now)?;
     let codes = backup::generate_set().map_err(random)?;
@@ -195,11 +195,11 @@ impl fmt::Debug for AppAdded {
     }
 }
 
-/// Adds an authenticator app to an enrolled user: a TOTP authenticator named `name` made as
-/// `user enroll` makes one ([`new_totp`]), pending until [`confirm`]. Whatever pending
-/// authenticator the user had is replaced (a user has at most one, so a code confirms the one
-/// just shown); a confirmed one is never touched, and one named `name` is refused. The backup
-/// codes stay as they are.
+/// Adds an authenticator app to an enrolled user: a TOTP authenticator named `name`, made by
+/// the same code and with the same defaults as [`enroll`]'s, pending until [`confirm`].
+/// Whatever pending authenticator the user had is replaced (a user has at most one, so a code
+/// confirms the one just shown); a confirmed one is never touched, and a confirmed one named
+/// `name` is refused. The backup codes stay as they are.
 pub async fn add_app(
     app: &App,
     user: &UserName,
