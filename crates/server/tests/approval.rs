@@ -807,6 +807,54 @@ fn an_authenticator_app_is_added_once_from_a_fresh_enrollment(postgres: bool) {
     );
 }
 
+/// Guessing the app's first code is guessing a login's: five wrong codes (the default
+/// `[rate_limit]`) lock the user's unfamiliar bucket, after which even the right code is 429
+/// and the app stays pending, and a login from an unfamiliar address is locked too.
+#[test]
+fn guessing_the_apps_first_code_locks_like_wrong_logins() {
+    let world = World::new(false, "enroll_link_ttl = \"10m\"");
+    let server = world.start();
+    enroll_confirmed(&world.state, &world.args(), "alice");
+    let host = TestHost::new("web1", 1);
+    host.join(&server, &world.state, &world.args());
+    let phone = world.phone(&server, "alice", 1);
+    let (status, offer) = server.post_as(&phone.token, "/v1/me/authenticator", "{}");
+    assert_eq!(status, 201, "{offer}");
+    let secret = json_of(&offer)["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let near: Vec<String> = [-60, -30, 0, 30, 60]
+        .iter()
+        .map(|s| support::server::oathtool(&secret, *s))
+        .collect();
+    let wrong: Vec<String> = (0..10)
+        .map(|d| format!("{d}{d}{d}{d}{d}{d}"))
+        .filter(|c| !near.contains(c))
+        .take(5)
+        .collect();
+    let confirm = |code: &str| {
+        let body = json!({ "code": code }).to_string();
+        server.post_as(&phone.token, "/v1/me/authenticator/confirm", &body)
+    };
+    for code in &wrong {
+        let (status, answer) = confirm(code);
+        assert_eq!(status, 403, "{answer}");
+    }
+    let (status, answer) = confirm(&support::server::oathtool(&secret, 0));
+    assert!(
+        status == 429 && answer.contains("(locked)"),
+        "the right code after five wrong ones: {status} {answer}"
+    );
+    let body = support::server::verify_body("alice", &support::server::oathtool(&secret, 0));
+    let (status, answer) = host.post(&server, "/v1/verify", &body);
+    let answer = json_of(&answer);
+    assert!(
+        status == 200 && answer["outcome"] == "denied" && answer["reason"] == "locked",
+        "{answer}"
+    );
+}
+
 macro_rules! both_backends {
     ($($check:ident),* $(,)?) => {
         mod sqlite {
