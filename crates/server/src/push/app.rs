@@ -118,6 +118,20 @@ fn answer(error: UserError) -> ApiError {
     refuse(status, message)
 }
 
+/// The request's JSON body; a malformed one (an unknown field such as another user's name) is
+/// refused and logged with the device that sent it. The log has the status, not the parser's
+/// message, which may quote a code typed as a number.
+fn body_of<T: serde::de::DeserializeOwned>(
+    device: &DeviceRow,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    parse_json(headers, body).inspect_err(|e| {
+        tracing::warn!(user = %device.user, device = %device.id, status = %e.status,
+            "push: a malformed authenticator app request was refused");
+    })
+}
+
 /// `POST /v1/me/authenticator`'s body: `{}` (JSON, so a cross-site form cannot send it).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -164,7 +178,7 @@ pub(crate) async fn begin_handler(
     let body = body?;
     same_origin(&app, &headers)?;
     let device = device_of(&app, &headers).await?;
-    let _: AppBegin = parse_json(&headers, &body)?;
+    let _: AppBegin = body_of(&device, &headers, &body)?;
     let now = UnixTime::now();
     let until = granted(&app, &device, unix(now)).await?;
     let user = user_of(&device)?;
@@ -233,7 +247,7 @@ pub(crate) async fn confirm_handler(
     let body = body?;
     same_origin(&app, &headers)?;
     let device = device_of(&app, &headers).await?;
-    let request: AppConfirm = parse_json(&headers, &body)?;
+    let request: AppConfirm = body_of(&device, &headers, &body)?;
     let now = UnixTime::now();
     granted(&app, &device, unix(now)).await?;
     let user = user_of(&device)?;
