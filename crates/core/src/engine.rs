@@ -21,7 +21,7 @@ use crate::config::{Config, Failmode};
 use crate::first_factor::FirstFactor;
 use crate::policy::{self, Policy, Requirement};
 use crate::push::PushPolicy;
-use crate::ratelimit::{self, Origin, RateLimit, UserLimits};
+use crate::ratelimit::{self, Origin, RateLimit};
 use crate::record::{Authenticator, TokenKind, TokenUsage, UserRecord};
 use crate::remote::{NotHere, Remote};
 use crate::shape;
@@ -481,7 +481,7 @@ impl Engine {
             let codes = candidates(offer, record);
             split = codes.first().and_then(|c| c.1);
             if limits.enabled {
-                let buckets = user_limits(record);
+                let buckets = record.limits();
                 let lock = buckets.locked(&origin, now.0).or_else(|| {
                     let familiar = buckets.is_familiar(&origin);
                     self.source_lock(&origin, shown_first_factor || familiar, now.0)
@@ -513,7 +513,7 @@ impl Engine {
             }
             let decision = decision.unwrap_or(Decision::Deny(DenyReason::WrongCode));
             if decision.is_allow() {
-                user_limits(record).succeeded(&origin, now.0, limits);
+                record.limits().succeeded(&origin, now.0, limits);
                 if !self.policy.remember.is_zero() {
                     if let Some(source) = caller.source {
                         let until = now.0.saturating_add(self.policy.remember.as_secs());
@@ -534,7 +534,7 @@ impl Engine {
             if !(limits.enabled && counts) {
                 return Ok((Change::Keep, decision));
             }
-            user_limits(record).failed(&origin, now.0, limits);
+            record.limits().failed(&origin, now.0, limits);
             Ok::<_, StoreError>((Change::SaveUsage, decision))
         });
         match result {
@@ -666,14 +666,6 @@ pub fn check_record(
     let eligible =
         |a: &Authenticator| a.active && (a.ssh_keys.is_empty() || a.ssh_keys.iter().any(used_key));
     check(record, response, now, policy, eligible, true)
-}
-
-/// The rate-limit state in `record`'s login state.
-fn user_limits(record: &mut UserRecord) -> UserLimits<'_> {
-    UserLimits {
-        failures: &mut record.usage.failures,
-        familiar: &mut record.usage.familiar,
-    }
 }
 
 /// Tries `response` on `record`'s authenticators selected by `eligible`, then (if

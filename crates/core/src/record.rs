@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sshield_otp::{Algorithm, Digits, HotpParams, Period, Secret, TotpParams};
 
 use crate::backup::BackupCodes;
-use crate::ratelimit::FailureCount;
+use crate::ratelimit::{FailureCount, UserLimits};
 
 /// The current record format. Version 2 keeps the login state of later logins in the
 /// `.USER.state` file next to the record (see `store`); version 1 records, whose `[usage]`
@@ -79,6 +79,14 @@ impl UserState {
 }
 
 impl UserRecord {
+    /// The user's failure buckets and familiar sources, for counting and checking a try.
+    pub fn limits(&mut self) -> UserLimits<'_> {
+        UserLimits {
+            failures: &mut self.usage.failures,
+            familiar: &mut self.usage.familiar,
+        }
+    }
+
     /// An empty record for `user`.
     pub fn new(user: &str, now: u64) -> Self {
         Self {

@@ -24,6 +24,7 @@ use crate::config::Retention;
 use crate::hosts;
 use crate::metrics::{self, Metrics};
 use crate::offline;
+use crate::push::app;
 use crate::push::approval::{self, Push};
 use crate::push::passkey;
 use crate::seal::SealKey;
@@ -78,6 +79,8 @@ pub fn router(app: Arc<App>, max_body: usize) -> Router {
             post(passkey::challenge_handler),
         )
         .route("/v1/me/subscription", put(approval::subscribe_handler))
+        .route("/v1/me/authenticator", post(app::begin_handler))
+        .route("/v1/me/authenticator/confirm", post(app::confirm_handler))
         .merge(crate::web::routes())
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(

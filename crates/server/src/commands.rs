@@ -47,7 +47,9 @@ pub async fn user(app: &App, command: UserCommand) -> Result<String, String> {
         UserCommand::Confirm { name, code } => {
             let user = user_name(&name)?;
             let code = Response::new(&code);
-            let which = users::confirm(app, &user, &code, now).await.map_err(err)?;
+            let which = users::confirm(app, &user, &code, None, now)
+                .await
+                .map_err(err)?;
             let _ = writeln!(out, "{name}: authenticator {which:?} confirmed and active");
         }
         UserCommand::BackupCodes { name } => {
@@ -293,9 +295,10 @@ pub async fn push(app: &App, command: PushCommand) -> Result<String, String> {
     match command {
         PushCommand::AddDevice { user, name } => {
             let user = known(user).await?;
-            let (id, token) = add_device(app, &user, &name, now)
+            let (device, token) = add_device(app, &user, &name, now)
                 .await
                 .map_err(|e| e.message)?;
+            let id = device.id;
             let _ = writeln!(out, "{}", token.as_str());
             let _ = writeln!(
                 out,

@@ -117,7 +117,8 @@ pub struct PushConfig {
     /// Longest a host's wait call is held open (`25s`).
     #[serde(default, with = "humantime_serde_opt")]
     pub max_wait: Option<Duration>,
-    /// How long an enrollment link from `push enroll-link` stays valid (`15m`).
+    /// How long an enrollment link from `push enroll-link` stays valid (`15m`), and how long
+    /// after enrolling by link a phone may add an authenticator app.
     #[serde(default, with = "humantime_serde_opt")]
     pub enroll_link_ttl: Option<Duration>,
     /// Take `http://` push endpoints (a test push service); off: browsers' are all https.
@@ -142,7 +143,7 @@ pub struct PushSettings {
     pub per_hour: u32,
     /// Longest wait call.
     pub max_wait: Duration,
-    /// Enrollment link lifetime.
+    /// Enrollment link lifetime; also the authenticator app step's window after enrolling.
     pub enroll_link_ttl: Duration,
     /// Whether `http://` push endpoints are taken.
     pub allow_http_endpoints: bool,

@@ -8,9 +8,10 @@ use std::path::Path;
 use sshield_core::backup::{self, BackupCodes};
 use sshield_core::export::HostExport;
 use sshield_core::import::{self, ImportError, ImportPlan};
+use sshield_core::ratelimit::Origin;
 use sshield_core::{
-    check_record, Authenticator, Decision, Method, Response, TokenKind, UnixTime, UserName,
-    UserRecord,
+    check_record, Authenticator, Decision, DenyReason, Method, Response, TokenKind, UnixTime,
+    UserName, UserRecord,
 };
 use sshield_otp::{Algorithm, Digits, KeyUri, OtpKind, Period, Secret};
 use zeroize::Zeroizing;
@@ -120,16 +121,30 @@ fn random(e: impl fmt::Display) -> UserError {
     UserError::Random(e.to_string())
 }
 
-/// Adds a TOTP authenticator (SHA-1, 6 digits, 30 s: what every app supports), pending until
-/// a first code confirms it, and a set of backup codes.
-pub async fn enroll(app: &App, user: &UserName, now: UnixTime) -> Result<Enrolled, UserError> {
+/// A new TOTP authenticator named `name` with the defaults every app supports (SHA-1,
+/// 6 digits, 30 s), pending until a first code confirms it, and its `otpauth://` URI for
+/// `user`. `user enroll` and the phone's authenticator-app step both make theirs here.
+fn new_totp(
+    user: &UserName,
+    name: &str,
+    now: UnixTime,
+) -> Result<(Authenticator, Zeroizing<String>), UserError> {
     let secret = Secret::generate_default().map_err(random)?;
-    let codes = backup::generate_set().map_err(random)?;
-    let set = BackupCodes::from_plain(&codes, now.0).map_err(random)?;
-    let authenticator = Authenticator {
-        name: AUTHENTICATOR.to_owned(),
-        kind: TokenKind::Totp,
+    let uri = KeyUri {
+        kind: OtpKind::Totp {
+            period: Period::THIRTY,
+        },
+        issuer: Some(ISSUER.to_owned()),
+        account: user.as_str().to_owned(),
         secret: secret.clone(),
+        algorithm: Algorithm::Sha1,
+        digits: Digits::SIX,
+    }
+    .to_uri();
+    let authenticator = Authenticator {
+        name: name.to_owned(),
+        kind: TokenKind::Totp,
+        secret,
         algorithm: Algorithm::Sha1,
         digits: Digits::SIX,
         period: Some(Period::THIRTY),
@@ -138,6 +153,15 @@ pub async fn enroll(app: &App, user: &UserName, now: UnixTime) -> Result<Enrolle
         active: false,
         created: now.0,
     };
+    Ok((authenticator, uri))
+}
+
+/// Adds a TOTP authenticator (SHA-1, 6 digits, 30 s: what every app supports), pending until a
+/// first code confirms it, and a set of backup codes.
+pub async fn enroll(app: &App, user: &UserName, now: UnixTime) -> Result<Enrolled, UserError> {
+    let (authenticator, uri) = new_totp(user, AUTHENTICATOR, now)?;
+    let codes = backup::generate_set().map_err(random)?;
+    let set = BackupCodes::from_plain(&codes, now.0).map_err(random)?;
     records::update(app, user, now, |slot| {
         if slot.as_ref().is_some_and(|r| !r.authenticators.is_empty()) {
             return Err(UserError::AlreadyEnrolled(user.as_str().to_owned()));
@@ -149,32 +173,94 @@ pub async fn enroll(app: &App, user: &UserName, now: UnixTime) -> Result<Enrolle
         Ok((Write::Save, ()))
     })
     .await??;
-    let uri = KeyUri {
-        kind: OtpKind::Totp {
-            period: Period::THIRTY,
-        },
-        issuer: Some(ISSUER.to_owned()),
-        account: user.as_str().to_owned(),
-        secret,
-        algorithm: Algorithm::Sha1,
-        digits: Digits::SIX,
-    }
-    .to_uri();
     Ok(Enrolled {
         uri,
         backup_codes: codes,
     })
 }
 
+/// What [`add_app`] made: the app's authenticator, pending, and how to put it into an app.
+pub struct AppAdded {
+    /// The authenticator's name in the user's record.
+    pub name: String,
+    /// The `otpauth://` URI (it holds the secret), for the QR code.
+    pub uri: Zeroizing<String>,
+    /// The secret in base32, for typing into an app by hand.
+    pub secret: Zeroizing<String>,
+}
+
+impl fmt::Debug for AppAdded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AppAdded({:?}, [redacted])", self.name)
+    }
+}
+
+/// Adds an authenticator app to an enrolled user: a TOTP authenticator named `name`, made by
+/// the same code and with the same defaults as [`enroll`]'s, pending until [`confirm`].
+/// Whatever pending authenticator the user had is replaced (a user has at most one, so a code
+/// confirms the one just shown); a confirmed one is never touched, and a confirmed one named
+/// `name` is refused. The backup codes stay as they are.
+pub async fn add_app(
+    app: &App,
+    user: &UserName,
+    name: &str,
+    now: UnixTime,
+) -> Result<AppAdded, UserError> {
+    let (authenticator, uri) = new_totp(user, name, now)?;
+    let secret = authenticator.secret.to_base32();
+    records::update(app, user, now, |slot| {
+        let record = slot
+            .as_mut()
+            .ok_or_else(|| UserError::NotEnrolled(user.as_str().to_owned()))?;
+        if record
+            .authenticators
+            .iter()
+            .any(|a| a.name == name && a.active)
+        {
+            return Err(UserError::AlreadyEnrolled(user.as_str().to_owned()));
+        }
+        let dropped: Vec<String> = record
+            .authenticators
+            .iter()
+            .filter(|a| !a.active)
+            .map(|a| a.name.clone())
+            .collect();
+        record.authenticators.retain(|a| a.active);
+        for gone in &dropped {
+            record.usage.tokens.remove(gone);
+        }
+        record.authenticators.push(authenticator.clone());
+        Ok((Write::Save, ()))
+    })
+    .await??;
+    Ok(AppAdded {
+        name: name.to_owned(),
+        uri,
+        secret,
+    })
+}
+
 /// Activates the pending authenticator with its first code, which is then used up. Backup
 /// codes do not confirm: the point is to prove the app holds the right secret.
+///
+/// `from` is where a code typed by the user came from (a phone's page): there a wrong or
+/// replayed code counts as a failure against the user from that origin, and a locked origin
+/// is refused without trying the code, as for a login (`[rate_limit]`), so six digits cannot
+/// be guessed. The admin's `user confirm` passes `None`.
 pub async fn confirm(
     app: &App,
     user: &UserName,
     code: &Response,
+    from: Option<&Origin>,
     now: UnixTime,
 ) -> Result<String, UserError> {
     let name = user.as_str().to_owned();
+    let limits = &app.rate_limit;
+    let counted = from.filter(|_| limits.enabled);
+    let refused = |reason: &'static str| UserError::Refused {
+        user: name.clone(),
+        reason,
+    };
     records::update(app, user, now, |slot| {
         let record = slot
             .as_mut()
@@ -185,6 +271,11 @@ pub async fn confirm(
             .find(|a| !a.active)
             .cloned()
             .ok_or_else(|| UserError::NothingPending(name.clone()))?;
+        if let Some(origin) = counted {
+            if record.limits().locked(origin, now.0).is_some() {
+                return Ok::<_, UserError>((Write::Keep, Err(refused("locked"))));
+            }
+        }
         // The engine checks active authenticators only: ask it about a copy of the record
         // that holds the pending one alone, activated, without backup codes, so the window
         // and the replay rule are the engine's.
@@ -194,29 +285,39 @@ pub async fn confirm(
             active: true,
             ..pending.clone()
         }];
-        match check_record(&mut trial, code, now, &app.policy, None) {
-            Decision::Allow(Method::Totp { .. } | Method::Hotp { .. }) => {
-                record.usage.tokens = trial.usage.tokens;
-                if let Some(a) = record
-                    .authenticators
-                    .iter_mut()
-                    .find(|a| a.name == pending.name)
-                {
-                    a.active = true;
+        Ok::<_, UserError>(
+            match check_record(&mut trial, code, now, &app.policy, None) {
+                Decision::Allow(Method::Totp { .. } | Method::Hotp { .. }) => {
+                    record.usage.tokens = trial.usage.tokens;
+                    if let Some(a) = record
+                        .authenticators
+                        .iter_mut()
+                        .find(|a| a.name == pending.name)
+                    {
+                        a.active = true;
+                    }
+                    if let Some(origin) = counted {
+                        record.limits().succeeded(origin, now.0, limits);
+                    }
+                    (Write::Save, Ok(pending.name))
                 }
-                Ok((Write::Save, pending.name))
-            }
-            Decision::Allow(Method::Backup { .. } | Method::Push) => Err(UserError::Refused {
-                user: name.clone(),
-                reason: "wrong-code",
-            }),
-            Decision::Deny(reason) => Err(UserError::Refused {
-                user: name.clone(),
-                reason: reason.as_str(),
-            }),
-        }
+                Decision::Allow(Method::Backup { .. } | Method::Push) => {
+                    (Write::Keep, Err(refused("wrong-code")))
+                }
+                Decision::Deny(reason @ (DenyReason::WrongCode | DenyReason::Replayed)) => {
+                    match counted {
+                        Some(origin) => {
+                            record.limits().failed(origin, now.0, limits);
+                            (Write::Save, Err(refused(reason.as_str())))
+                        }
+                        None => (Write::Keep, Err(refused(reason.as_str()))),
+                    }
+                }
+                Decision::Deny(reason) => (Write::Keep, Err(refused(reason.as_str()))),
+            },
+        )
     })
-    .await?
+    .await??
 }
 
 /// A new set of backup codes, voiding the old one.

@@ -722,6 +722,139 @@ fn a_push_without_a_number_is_approved_without_one(postgres: bool) {
     );
 }
 
+/// The enrollment page's authenticator app, through the API on each backend: a device added
+/// by the CLI never gets a secret; a phone just enrolled by link does, as often as it asks
+/// until it confirms (each answer replacing the pending authenticator, so the first secret no
+/// longer confirms), and once confirmed no more. The confirmed authenticator from `user
+/// enroll` is untouched: both its codes and the app's pass a host's verification after.
+fn an_authenticator_app_is_added_once_from_a_fresh_enrollment(postgres: bool) {
+    let world = World::new(postgres, "enroll_link_ttl = \"10m\"");
+    let server = world.start();
+    let first = enroll_confirmed(&world.state, &world.args(), "alice");
+    let host = TestHost::new("web1", 1);
+    host.join(&server, &world.state, &world.args());
+    let post = |token: &str, path: &str, body: &str| -> (u16, Value) {
+        let (status, answer) = server.post_as(token, path, body);
+        (status, json_of(&answer))
+    };
+    let begin = |token: &str| post(token, "/v1/me/authenticator", "{}");
+    let confirm = |token: &str, code: &str| {
+        post(
+            token,
+            "/v1/me/authenticator/confirm",
+            &json!({ "code": code }).to_string(),
+        )
+    };
+
+    let cli_device = world.device("alice");
+    let (status, answer) = begin(&cli_device);
+    assert_eq!(status, 403, "a device added by the CLI: {answer}");
+
+    let phone = world.phone(&server, "alice", 1);
+    let (status, replaced) = begin(&phone.token);
+    assert_eq!(status, 201, "{replaced}");
+    let (status, offer) = begin(&phone.token);
+    assert_eq!(status, 201, "{offer}");
+    let secret = offer["secret"].as_str().expect("secret");
+    let old = replaced["secret"].as_str().expect("secret");
+    assert_ne!(secret, old, "a new secret each time");
+    let name = format!("app-{}", phone.device);
+    assert_eq!(offer["authenticator"], name.as_str(), "{offer}");
+    assert!(
+        offer["uri"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("otpauth://totp/sshield:alice?")
+                && u.contains(&format!("secret={secret}"))),
+        "{offer}"
+    );
+    assert!(
+        offer["qr_svg"].as_str().is_some_and(|s| s.contains("<svg")),
+        "{offer}"
+    );
+
+    let (status, answer) = confirm(&phone.token, &support::server::oathtool(old, 0));
+    assert_eq!(
+        status, 403,
+        "the replaced secret no longer confirms: {answer}"
+    );
+    let (status, answer) = confirm(&phone.token, &support::server::oathtool(secret, 0));
+    assert_eq!(
+        (status, answer["authenticator"].as_str()),
+        (200, Some(name.as_str())),
+        "{answer}"
+    );
+    let (status, answer) = begin(&phone.token);
+    assert_eq!(status, 403, "once confirmed, no more: {answer}");
+
+    for (which, secret) in [("user enroll's", first.as_str()), ("the app's", secret)] {
+        let body = support::server::verify_body("alice", &support::server::oathtool(secret, 30));
+        let (status, answer) = host.post(&server, "/v1/verify", &body);
+        assert!(
+            status == 200 && json_of(&answer)["outcome"] == "allowed",
+            "{which} code: {status} {answer}"
+        );
+    }
+    let audit = world.audit("alice");
+    let tries: Vec<(&str, Option<&str>)> = audit
+        .iter()
+        .filter(|e| e["service"] == "enroll")
+        .map(|e| (e["outcome"].as_str().unwrap_or(""), e["reason"].as_str()))
+        .collect();
+    assert_eq!(
+        tries,
+        [("allowed", None), ("denied", Some("wrong-code"))],
+        "{audit:?}"
+    );
+}
+
+/// Guessing the app's first code is guessing a login's: five wrong codes (the default
+/// `[rate_limit]`) lock the user's unfamiliar bucket, after which even the right code is 429
+/// and the app stays pending, and a login from an unfamiliar address is locked too.
+#[test]
+fn guessing_the_apps_first_code_locks_like_wrong_logins() {
+    let world = World::new(false, "enroll_link_ttl = \"10m\"");
+    let server = world.start();
+    enroll_confirmed(&world.state, &world.args(), "alice");
+    let host = TestHost::new("web1", 1);
+    host.join(&server, &world.state, &world.args());
+    let phone = world.phone(&server, "alice", 1);
+    let (status, offer) = server.post_as(&phone.token, "/v1/me/authenticator", "{}");
+    assert_eq!(status, 201, "{offer}");
+    let secret = json_of(&offer)["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let near: Vec<String> = [-60, -30, 0, 30, 60]
+        .iter()
+        .map(|s| support::server::oathtool(&secret, *s))
+        .collect();
+    let wrong: Vec<String> = (0..10)
+        .map(|d| format!("{d}{d}{d}{d}{d}{d}"))
+        .filter(|c| !near.contains(c))
+        .take(5)
+        .collect();
+    let confirm = |code: &str| {
+        let body = json!({ "code": code }).to_string();
+        server.post_as(&phone.token, "/v1/me/authenticator/confirm", &body)
+    };
+    for code in &wrong {
+        let (status, answer) = confirm(code);
+        assert_eq!(status, 403, "{answer}");
+    }
+    let (status, answer) = confirm(&support::server::oathtool(&secret, 0));
+    assert!(
+        status == 429 && answer.contains("(locked)"),
+        "the right code after five wrong ones: {status} {answer}"
+    );
+    let body = support::server::verify_body("alice", &support::server::oathtool(&secret, 0));
+    let (status, answer) = host.post(&server, "/v1/verify", &body);
+    let answer = json_of(&answer);
+    assert!(
+        status == 200 && answer["outcome"] == "denied" && answer["reason"] == "locked",
+        "{answer}"
+    );
+}
+
 macro_rules! both_backends {
     ($($check:ident),* $(,)?) => {
         mod sqlite {
@@ -740,6 +873,7 @@ both_backends!(
     an_enrollment_link_makes_one_device_once,
     a_passkey_registers_once_per_link,
     a_push_without_a_number_is_approved_without_one,
+    an_authenticator_app_is_added_once_from_a_fresh_enrollment,
 );
 
 /// Replicas share nothing but PostgreSQL: a request asked on one and approved on the other

@@ -403,6 +403,27 @@ fn phone_state(state: &Path, users: &[&str]) -> String {
     })
 }
 
+/// The origin the phones' server calls itself.
+const ORIGIN: &str = "https://sshield.test";
+
+/// A server for phones at [`ORIGIN`] whose enrollment links last `link_ttl` seconds, with
+/// alice and bob enrolled and confirmed: its temp dir, state dir, config file and process.
+fn phone_world(link_ttl: u64) -> (tempfile::TempDir, std::path::PathBuf, String, Server) {
+    let (tmp, state) = state_dir();
+    let config = tmp.path().join("server.toml");
+    std::fs::write(
+        &config,
+        format!("[push]\npublic_url = \"{ORIGIN}\"\nenroll_link_ttl = \"{link_ttl}s\"\n"),
+    )
+    .expect("config");
+    let config = config.to_str().expect("utf-8").to_owned();
+    let global = ["--config", config.as_str()];
+    let server = Server::start(&state, &global, &["--listen", "127.0.0.1:0"]);
+    enroll_confirmed(&state, &global, "alice");
+    enroll_confirmed(&state, &global, "bob");
+    (tmp, state, config, server)
+}
+
 /// A phone's bad requests (forged, replayed or phished passkey assertions, another user's
 /// request, cross-site requests, spent or expired links): each a 4xx with what to do, logged,
 /// and nothing changed: the request still pending, no device added, no counter moved.
@@ -411,18 +432,8 @@ fn table_phone_requests() {
     use serde_json::{json, Value};
     use support::passkey::{challenge, enroll_with, SoftPasskey};
 
-    const ORIGIN: &str = "https://sshield.test";
-    let (tmp, state) = state_dir();
-    let config = tmp.path().join("server.toml");
-    std::fs::write(
-        &config,
-        format!("[push]\npublic_url = \"{ORIGIN}\"\nenroll_link_ttl = \"2s\"\n"),
-    )
-    .expect("config");
-    let global = ["--config", config.to_str().expect("utf-8")];
-    let server = Server::start(&state, &global, &["--listen", "127.0.0.1:0"]);
-    enroll_confirmed(&state, &global, "alice");
-    enroll_confirmed(&state, &global, "bob");
+    let (_tmp, state, config, server) = phone_world(2);
+    let global = ["--config", config.as_str()];
     let host = TestHost::new("web1", 1);
     host.join(&server, &state, &global);
     let json_of =
@@ -699,5 +710,247 @@ fn table_phone_requests() {
         body.as_bytes(),
     );
     assert!(status == 200 && answer.contains("approved"), "{answer}");
+    table.check();
+}
+
+/// The authenticator app step of a phone's enrollment (`/v1/me/authenticator`, its
+/// `/confirm`): a device enrolled too long ago, one whose step is spent, another user's
+/// device, a wrong code, nothing pending, a cross-site request. Each a 4xx naming what to do;
+/// no secret is handed out and no authenticator changes (the users' sealed records read before
+/// and after); a wrong code only counts as a failed try, and the app still confirms after.
+#[test]
+fn table_app_step_requests() {
+    use serde_json::{json, Value};
+    use support::passkey::{enroll_with, SoftPasskey};
+
+    const TTL: u64 = 5;
+    let (_tmp, state, config, server) = phone_world(TTL);
+    let global = ["--config", config.as_str()];
+    let json_of =
+        |s: &str| -> Value { serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}")) };
+    let mut seed = 10;
+    let mut enroll = |user: &str| -> String {
+        let (ok, out, err) = cli(&state, &global, &["push", "enroll-link", user]);
+        assert!(ok, "{err}");
+        let token = out
+            .lines()
+            .next()
+            .and_then(|l| l.rsplit('#').next())
+            .expect("token")
+            .to_owned();
+        seed += 1;
+        enroll_with(&server, &token, &mut SoftPasskey::new(seed, ORIGIN)).0
+    };
+    let send = |token: &str, path: &str, body: &str| -> (u16, Value) {
+        let (status, answer) = server.post_as(token, path, body);
+        (status, json_of(&answer))
+    };
+    const BEGIN: &str = "/v1/me/authenticator";
+    const CONFIRM: &str = "/v1/me/authenticator/confirm";
+
+    let old = enroll("alice");
+    std::thread::sleep(std::time::Duration::from_millis(TTL * 1000 + 200));
+    // A phone that added its app already.
+    let done = enroll("alice");
+    let (status, offer) = send(&done, BEGIN, "{}");
+    assert_eq!(status, 201, "{offer}");
+    let first = offer["secret"].as_str().expect("secret").to_owned();
+    let body = json!({"code": oathtool(&first, 0)}).to_string();
+    let (status, answer) = send(&done, CONFIRM, &body);
+    assert_eq!(status, 200, "{answer}");
+    // The phone whose app is pending through every row.
+    let alice = enroll("alice");
+    let (status, offer) = send(&alice, BEGIN, "{}");
+    assert_eq!(status, 201, "{offer}");
+    assert!(
+        offer["qr_svg"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("<?xml") || s.starts_with("<svg")),
+        "{offer}"
+    );
+    let secret = offer["secret"].as_str().expect("secret").to_owned();
+    let bob = enroll("bob");
+    let near: Vec<String> = [-60, -30, 0, 30, 60]
+        .iter()
+        .map(|s| oathtool(&secret, *s))
+        .collect();
+    let wrong = ["000000", "111111", "222222"]
+        .into_iter()
+        .find(|c| !near.iter().any(|n| n == c))
+        .expect("a wrong code");
+    let right = || json!({"code": oathtool(&secret, 0)}).to_string();
+    let bearer = |token: &str| vec![("authorization", format!("Bearer {token}"))];
+    let cross_site = vec![
+        ("origin", "https://evil.example".to_owned()),
+        ("sec-fetch-site", "cross-site".to_owned()),
+    ];
+    let json_type = "application/json";
+    // (input, tried, path, headers, content type, body, status, what may change)
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static str,
+        Vec<(&'static str, String)>,
+        &'static str,
+        String,
+        u16,
+        &'static str,
+    );
+    let unchanged =
+        "unchanged (no secret handed out; alice's app still pending, every record as it was)";
+    let cases: Vec<Case> = vec![
+        (
+            "a device enrolled longer ago than enroll_link_ttl",
+            "POST /v1/me/authenticator",
+            BEGIN,
+            bearer(&old),
+            json_type,
+            "{}".into(),
+            403,
+            unchanged,
+        ),
+        (
+            "a device enrolled long ago, with the pending app's right code",
+            "POST /v1/me/authenticator/confirm",
+            CONFIRM,
+            bearer(&old),
+            json_type,
+            right(),
+            403,
+            unchanged,
+        ),
+        (
+            "a device that confirmed its app already (the step is spent)",
+            "POST /v1/me/authenticator",
+            BEGIN,
+            bearer(&done),
+            json_type,
+            "{}".into(),
+            403,
+            unchanged,
+        ),
+        (
+            "bob's device names alice",
+            "POST /v1/me/authenticator as bob",
+            BEGIN,
+            bearer(&bob),
+            json_type,
+            json!({"user": "alice"}).to_string(),
+            422,
+            unchanged,
+        ),
+        (
+            "bob's device confirms with alice's app's code (nothing pending for bob)",
+            "POST /v1/me/authenticator/confirm as bob",
+            CONFIRM,
+            bearer(&bob),
+            json_type,
+            right(),
+            409,
+            unchanged,
+        ),
+        (
+            "a code the app does not show",
+            "POST /v1/me/authenticator/confirm",
+            CONFIRM,
+            bearer(&alice),
+            json_type,
+            json!({"code": wrong}).to_string(),
+            403,
+            "alice's app still pending; one failed try counted and audited",
+        ),
+        (
+            "a confirmation without a code",
+            "POST /v1/me/authenticator/confirm",
+            CONFIRM,
+            bearer(&alice),
+            json_type,
+            "{}".into(),
+            422,
+            unchanged,
+        ),
+        (
+            "a cross-site request with the device's token",
+            "POST /v1/me/authenticator",
+            BEGIN,
+            [cross_site.clone(), bearer(&alice)].concat(),
+            json_type,
+            "{}".into(),
+            403,
+            unchanged,
+        ),
+        (
+            "a cross-site confirmation: Origin https://evil.example, text/plain",
+            "POST /v1/me/authenticator/confirm",
+            CONFIRM,
+            [cross_site.clone(), bearer(&alice)].concat(),
+            "text/plain",
+            right(),
+            403,
+            unchanged,
+        ),
+        (
+            "a form post (text/plain) from this site's origin",
+            "POST /v1/me/authenticator",
+            BEGIN,
+            bearer(&alice),
+            "text/plain",
+            "{}".into(),
+            415,
+            unchanged,
+        ),
+        (
+            "no device token",
+            "POST /v1/me/authenticator",
+            BEGIN,
+            vec![],
+            json_type,
+            "{}".into(),
+            401,
+            unchanged,
+        ),
+    ];
+    let mut table = Table::new(
+        "app step requests",
+        "cargo test -p sshield-server --test bad_input table_app_step_requests",
+    );
+    for (input, tried, at, headers, content_type, body, status, changes) in cases {
+        let before = stored(&state);
+        let mut refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        refs.push(("content-type", content_type));
+        let (got, answer) = server.request("POST", at, &refs, body.as_bytes());
+        assert_eq!(got, status, "{input}: {answer}");
+        assert!(!answer.contains(&secret), "{input}: the secret in {answer}");
+        let message = json_of(&answer)["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{input}: not a JSON error: {answer}"))
+            .to_owned();
+        let after = stored(&state);
+        if changes == unchanged {
+            assert_eq!(before, after, "{input}: stored data changed");
+        } else {
+            // The failed try: alice's record written once (its count), one audit entry.
+            let version = |s: &Stored| {
+                s.0.iter()
+                    .find(|u| u.0 == "alice")
+                    .map(|u| u.1)
+                    .expect("alice")
+            };
+            assert_eq!(version(&after), version(&before) + 1, "{input}");
+            assert_eq!(after.2, before.2 + 1, "{input}: one audit entry");
+        }
+        table.push(Row {
+            input: input.to_owned(),
+            tried: tried.to_owned(),
+            outcome: format!("HTTP {status}"),
+            message,
+            stored: changes.to_owned(),
+        });
+    }
+    // After all that, the app's code confirms it, once.
+    let (status, answer) = send(&alice, CONFIRM, &right());
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = send(&alice, BEGIN, "{}");
+    assert_eq!(status, 403, "{answer}");
     table.check();
 }

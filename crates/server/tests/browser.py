@@ -10,8 +10,10 @@ the Rust test reads.
 
 import json
 import os
+import subprocess
 import sys
 import time
+from urllib.parse import parse_qs, urlparse
 
 from playwright.sync_api import sync_playwright, expect
 
@@ -86,6 +88,75 @@ def enroll(page, name, shots=False):
     return link
 
 
+def oathtool(secret, offset=0):
+    """The TOTP code of `secret` now + `offset` seconds, from oathtool (the reference)."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(time.time() + offset))
+    out = subprocess.run(["oathtool", "--totp", "-b", "-N", when, secret],
+                         check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def scan_qr(page, selector, name):
+    """Screenshots the element and decodes it with zbarimg: the text the QR code holds."""
+    path = os.path.join(ARTIFACTS, f"{name}.png")
+    page.locator(selector).screenshot(path=path)
+    log(f"screenshot: {path}")
+    out = subprocess.run(["zbarimg", "--raw", "-q", path], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise AssertionError(f"zbarimg read no QR code in {path}: {out.stderr}")
+    return out.stdout.strip()
+
+
+def add_authenticator_app(page):
+    """The enrollment page's optional step: scan the QR code, refuse a wrong first code,
+    confirm with oathtool's code. The secret, for the host side to check logins with."""
+    page.click("#app-start")
+    expect(page.locator("#app-step")).to_be_visible(timeout=10000)
+    expect(page.locator("#app-qr svg")).to_be_visible()
+    uri = scan_qr(page, "#app-qr", "2a-app-qr")
+    check("the QR code decodes to an otpauth URI", uri.startswith("otpauth://totp/"), uri)
+    query = parse_qs(urlparse(uri).query)
+    secret = query["secret"][0]
+    check("the app's defaults: SHA1, 6 digits, 30 s, issuer sshield",
+          query.get("issuer") == ["sshield"] and query.get("digits", ["6"]) == ["6"]
+          and query.get("period", ["30"]) == ["30"]
+          and query.get("algorithm", ["SHA1"]) == ["SHA1"]
+          and urlparse(uri).path.endswith("alice"), uri)
+    shown = page.locator("#app-secret").inner_text()
+    check("the key for typing is the QR code's, in groups of four",
+          shown.replace(" ", "") == secret
+          and all(len(g) <= 4 for g in shown.split(" ")), shown)
+    check("the link opens the app with the same URI",
+          page.locator("#app-open").get_attribute("href") == uri)
+    # A code of no step within the window (the engine takes one step either side).
+    near = {oathtool(secret, offset) for offset in (-60, -30, 0, 30, 60)}
+    wrong = next(c for c in ("000000", "111111", "222222") if c not in near)
+    page.fill("#app-code", wrong)
+    page.click("#app-confirm")
+    expect(page.locator("#app-status")).to_contain_text("Not confirmed", timeout=10000)
+    said = page.locator("#app-status").inner_text()
+    check("a wrong first code is refused, and the page says so",
+          "does not confirm" in said and page.locator("#app-step").is_visible()
+          and page.locator("#app-status").is_visible(), said)
+    shot(page, "2b-app-wrong-code")
+    # The step alone, with the card's margin: the picture in docs/images.
+    page.evaluate("window.scrollTo(0, 0)")
+    box = page.locator("#app-box").bounding_box()
+    page.screenshot(path=os.path.join(ARTIFACTS, "2b-app-step.png"), full_page=True, clip={
+        "x": 0, "y": box["y"] - 24, "width": PHONE["width"], "height": box["height"] + 48})
+    page.fill("#app-code", oathtool(secret))
+    page.click("#app-confirm")
+    expect(page.locator("#app-status")).to_contain_text("app is confirmed", timeout=10000)
+    check("oathtool's code confirms the app, and the page says so",
+          page.locator("#app-step").is_hidden() and page.locator("#app-status").is_visible(),
+          page.locator("#app-status").inner_text())
+    shot(page, "2c-app-confirmed")
+    again = page.evaluate("""sshield.api("POST", "/v1/me/authenticator", {})
+        .then(() => 0, (e) => e.status)""")
+    check("the step is spent once confirmed", again == 403, again)
+    return secret
+
+
 def pending_card(page, request_id):
     page.goto(f"/approve/{request_id}")
     card = page.locator(f'[data-request="{request_id}"]')
@@ -112,6 +183,21 @@ def main():
         creds = credentials(cdp, auth)
         check("one passkey on the phone's authenticator", len(creds) == 1, creds)
         check("the link left the address bar", page.url.endswith("/enroll"), page.url)
+
+        # The authenticator app as a fallback: QR code -> zbarimg -> oathtool -> confirmed;
+        # then the host's verification takes that app's codes.
+        secret = add_authenticator_app(page)
+        verified = ask("verify", user="alice", secret=secret)
+        check("the server takes the app's next code for alice",
+              verified.get("outcome") == "allowed" and verified.get("method") == "totp",
+              verified)
+        audit = ask("audit", user="alice")["entries"]
+        check("the confirmation is audited",
+              any(e.get("service") == "enroll" and e.get("outcome") == "allowed"
+                  for e in audit), audit[:4])
+        check("so is the wrong first code",
+              any(e.get("service") == "enroll" and e.get("reason") == "wrong-code"
+                  for e in audit), audit[:4])
         page.click("#notify")
         expect(page.locator("#notify-status")).not_to_have_text(
             "Allow notifications to hear of a login at once.", timeout=15000)
@@ -242,6 +328,11 @@ def main():
         check("an expired link is refused", "unknown, used or expired" in status_of(page3),
               status_of(page3))
         check("the refused links made no passkey", len(credentials(cdp3, auth3)) == 0)
+        # The first phone (revoked) and the second, enrolled long ago by now: no app step.
+        late = page2.evaluate("""sshield.api("POST", "/v1/me/authenticator", {})
+            .then(() => 0, (e) => e.status + " " + e.message)""")
+        check("a device enrolled longer ago than the link's lifetime gets no secret",
+              str(late).startswith("403") and "within" in late, late)
         shot(page3, "6-link-refused")
         devices = ask("devices", user="alice")["count"]
         check("two devices, no third", devices == 2, devices)

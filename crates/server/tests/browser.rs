@@ -15,11 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
-use support::server::{cli, enroll_confirmed, state_dir, Server, TestHost};
+use support::server::{cli, enroll_confirmed, oathtool, state_dir, verify_body, Server, TestHost};
 
 /// How long a request waits for the phone, and an enrollment link lasts, in this test.
 const APPROVAL_TTL: u64 = 10;
-const LINK_TTL: u64 = 15;
+const LINK_TTL: u64 = 30;
 
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -69,6 +69,16 @@ impl HostSide<'_> {
             "wait" => {
                 let body = json!({"id": ask["id"]}).to_string();
                 let (status, answer) = self.host.post(self.server, "/v1/push/wait", &body);
+                assert_eq!(status, 200, "{answer}");
+                serde_json::from_str(&answer).expect("JSON")
+            }
+            "verify" => {
+                // The app's code of the next step: the confirmation used this step's.
+                let secret = ask["secret"].as_str().expect("a secret");
+                let code = oathtool(secret, 30);
+                let (status, answer) =
+                    self.host
+                        .post(self.server, "/v1/verify", &verify_body(user, &code));
                 assert_eq!(status, 200, "{answer}");
                 serde_json::from_str(&answer).expect("JSON")
             }
@@ -159,5 +169,5 @@ fn the_phone_enrolls_and_approves_in_chromium() {
     let status = child.wait().expect("the script");
     assert!(status.success(), "tests/browser.py failed: {status}");
     let done = done.expect("the script finished its checks");
-    assert!(done["checks"].as_u64().is_some_and(|n| n >= 25), "{done}");
+    assert!(done["checks"].as_u64().is_some_and(|n| n >= 36), "{done}");
 }

@@ -56,6 +56,8 @@ fn the_served_document_is_the_committed_one_and_matches_the_server() {
             "/v1/me/approvals",
             "/v1/me/approvals/{id}",
             "/v1/me/approvals/{id}/challenge",
+            "/v1/me/authenticator",
+            "/v1/me/authenticator/confirm",
             "/v1/me/subscription",
             "/v1/offline",
             "/v1/openapi.json",

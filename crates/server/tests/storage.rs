@@ -918,7 +918,7 @@ where
 }
 
 /// A ceremony is taken once, never after it expires, and a new one under the same key
-/// replaces the last; racing takes get it once.
+/// replaces the last; racing takes get it once; a peek leaves it.
 async fn a_ceremony_is_taken_once_and_not_after_it_expires(s: Arc<impl PasskeyStorage + 'static>) {
     s.put_ceremony("approve:r1:d1", "alice", "state-1", 200, 100)
         .await
@@ -948,6 +948,15 @@ async fn a_ceremony_is_taken_once_and_not_after_it_expires(s: Arc<impl PasskeySt
     s.put_ceremony("late", "bob", "x", 200, 100)
         .await
         .expect("put");
+    // Peeking (a grant that lasts until taken) leaves it in place, until it expires.
+    for _ in 0..2 {
+        assert_eq!(
+            s.peek_ceremony("late", 199).await.expect("peek"),
+            Some(("bob".to_owned(), 200))
+        );
+    }
+    assert_eq!(s.peek_ceremony("late", 200).await.expect("expired"), None);
+    assert_eq!(s.peek_ceremony("none", 100).await.expect("none"), None);
     assert_eq!(s.take_ceremony("late", 200).await.expect("expired"), None);
     s.put_ceremony("race", "carol", "y", 900, 100)
         .await

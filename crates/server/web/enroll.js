@@ -1,5 +1,5 @@
 // /enroll#<token>: registers this phone's passkey with the enrollment link, then offers
-// notifications and shows the backup codes once.
+// notifications and an authenticator app as a fallback, and shows the backup codes once.
 "use strict";
 
 (() => {
@@ -65,7 +65,56 @@
     }
   }
 
+  function appStatus(text, kind) {
+    const el = $("app-status");
+    el.textContent = text;
+    el.className = "status " + (kind || "");
+  }
+
+  // A new pending authenticator: its QR code (the server's SVG, parsed here, so the page
+  // needs no inline markup), the key in groups of four, and a field for the first code.
+  async function addApp() {
+    $("app-start").disabled = true;
+    try {
+      const offer = await sshield.api("POST", "/v1/me/authenticator", {});
+      const svg = new DOMParser().parseFromString(offer.qr_svg, "image/svg+xml").documentElement;
+      if (svg.nodeName !== "svg") throw new Error("the QR code did not load");
+      $("app-qr").replaceChildren(document.importNode(svg, true));
+      $("app-secret").textContent = offer.secret.match(/.{1,4}/g).join(" ");
+      $("app-open").href = offer.uri;
+      $("app-step").hidden = false;
+      $("app-start").hidden = true;
+      appStatus("");
+      $("app-code").focus();
+    } catch (e) {
+      $("app-start").disabled = false;
+      appStatus("No authenticator app added: " + e.message, "error");
+    }
+  }
+
+  async function confirmApp() {
+    const code = $("app-code").value.replace(/\s/g, "");
+    if (!/^[0-9]{6,8}$/.test(code)) {
+      appStatus("Type the 6 digits the app shows for sshield.", "error");
+      return;
+    }
+    $("app-confirm").disabled = true;
+    appStatus("Checking the code…");
+    try {
+      await sshield.api("POST", "/v1/me/authenticator/confirm", { code });
+      $("app-step").hidden = true;
+      appStatus("The authenticator app is confirmed: its codes now let you in.", "ok");
+    } catch (e) {
+      $("app-code").value = "";
+      appStatus("Not confirmed: " + e.message, "error");
+    } finally {
+      $("app-confirm").disabled = false;
+    }
+  }
+
   sshield.registerWorker();
+  $("app-start").addEventListener("click", addApp);
+  $("app-confirm").addEventListener("click", confirmApp);
   $("enroll").addEventListener("click", enroll);
   $("notify").addEventListener("click", notifications);
 })();

@@ -627,12 +627,7 @@ async fn audit(app: &App, row: &ApprovalRow, how: &str, now: i64) -> Result<(), 
             source: row.source.clone(),
             service: row.service.clone(),
             method: Some("push".to_owned()),
-            outcome: if allowed {
-                AuditEntry::ALLOWED
-            } else {
-                AuditEntry::DENIED
-            }
-            .to_owned(),
+            outcome: AuditEntry::outcome(allowed),
             reason: reason.map(str::to_owned),
         })
         .await?;
@@ -777,9 +772,12 @@ pub(crate) async fn enroll_handler(
                      for a new one and register a new passkey",
                 ));
             }
-            (row.id, token)
+            (row, token)
         }
     };
+    // The holder of a fresh enrollment may add an authenticator app, for a while (push::app).
+    super::app::grant(&app, &device, now).await?;
+    let device = device.id;
     let backup_codes = match UserName::new(&user) {
         Ok(name) if app.store.load_user(&user).await?.is_some() => {
             users::renew_backup_codes(&app, &name, UnixTime::now())
@@ -804,17 +802,17 @@ pub(crate) async fn enroll_handler(
     ))
 }
 
-/// Adds a Web Push device for `user`, not yet subscribed: its id and its bearer token (only
+/// Adds a Web Push device for `user`, not yet subscribed: its row and its bearer token (only
 /// the token's hash is stored).
 pub async fn add_device(
     app: &App,
     user: &str,
     name: &str,
     now: i64,
-) -> Result<(String, Zeroizing<String>), ApiError> {
+) -> Result<(DeviceRow, Zeroizing<String>), ApiError> {
     let (row, token) = new_device(user, name, now)?;
     app.store.add_device(&row).await?;
-    Ok((row.id, token))
+    Ok((row, token))
 }
 
 /// A new device row for `user`, not yet stored, and its bearer token.

@@ -1,5 +1,6 @@
 //! Notifications without a vendor account: Web Push to a user's browsers and a webhook.
 //!
+//! - [`app`]: the authenticator app added from the enrollment page, as a fallback.
 //! - [`approval`]: the API of pending approvals, for hosts and for the user's devices.
 //! - [`webpush`]: the VAPID key, subscriptions, RFC 8291 encryption, the VAPID JWT.
 //! - [`webhook`]: a JSON POST signed with HMAC-SHA256, for ntfy, Gotify, Matrix or Slack bridges.
@@ -7,6 +8,7 @@
 //! - [`notice`]: what a pending login says and where opening it leads.
 //! - [`Notifier`]: sends both over one HTTP client, with a timeout, following no redirect.
 
+pub mod app;
 pub mod approval;
 pub mod notice;
 pub mod passkey;

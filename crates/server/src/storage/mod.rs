@@ -102,6 +102,11 @@ impl AuditEntry {
     pub const ALLOWED: &'static str = "allowed";
     /// The outcome stored for a denied login.
     pub const DENIED: &'static str = "denied";
+
+    /// [`Self::ALLOWED`] or [`Self::DENIED`].
+    pub fn outcome(allowed: bool) -> String {
+        if allowed { Self::ALLOWED } else { Self::DENIED }.to_owned()
+    }
 }
 
 /// A signed host request's nonce, remembered with what the request did.
@@ -610,6 +615,7 @@ forward! { PasskeyStorage {
     fn peek_enroll_link(&self, hash: &[u8], now: i64) -> Option<(String, i64)>;
     fn put_ceremony(&self, key: &str, user: &str, state: &str, expires_at: i64, now: i64) -> ();
     fn take_ceremony(&self, key: &str, now: i64) -> Option<(String, String)>;
+    fn peek_ceremony(&self, key: &str, now: i64) -> Option<(String, i64)>;
 } }
 
 #[cfg(test)]

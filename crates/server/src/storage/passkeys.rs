@@ -90,6 +90,13 @@ pub trait PasskeyStorage: Send + Sync {
         key: &str,
         now: i64,
     ) -> impl Future<Output = Result<Option<(String, String)>, StorageError>> + Send;
+    /// The user and expiry of the ceremony under `key` if it is unexpired at `now`, leaving
+    /// it in place (a grant that lasts until it is taken or expires).
+    fn peek_ceremony(
+        &self,
+        key: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<(String, i64)>, StorageError>> + Send;
 }
 
 const ADD_PASSKEY: &str = "INSERT INTO passkeys \
@@ -105,6 +112,8 @@ const PUT_CEREMONY: &str =
     "INSERT INTO webauthn_ceremonies (ceremony, \"user\", state, expires_at) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (ceremony) DO UPDATE SET \"user\" = excluded.\"user\", \
      state = excluded.state, expires_at = excluded.expires_at";
+const PEEK_CEREMONY: &str = "SELECT \"user\", expires_at FROM webauthn_ceremonies \
+     WHERE ceremony = $1 AND expires_at > $2";
 const TAKE_CEREMONY: &str = "DELETE FROM webauthn_ceremonies \
      WHERE ceremony = $1 AND expires_at > $2 RETURNING \"user\", state";
 
@@ -259,6 +268,23 @@ macro_rules! passkey_storage_impl {
                     .await
                     .map_err(db(DOING))?;
                 row.map(|r| Ok::<_, sqlx::Error>((r.try_get("user")?, r.try_get("state")?)))
+                    .transpose()
+                    .map_err(db(DOING))
+            }
+
+            async fn peek_ceremony(
+                &self,
+                key: &str,
+                now: i64,
+            ) -> Result<Option<(String, i64)>, StorageError> {
+                const DOING: &str = "reading a ceremony";
+                let row = sqlx::query(PEEK_CEREMONY)
+                    .bind(key)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db(DOING))?;
+                row.map(|r| Ok::<_, sqlx::Error>((r.try_get("user")?, r.try_get("expires_at")?)))
                     .transpose()
                     .map_err(db(DOING))
             }

@@ -113,6 +113,20 @@ impl Server {
         self.request("POST", path, &refs, body)
     }
 
+    /// POSTs a JSON body as the device that signs in with `token` (a bearer token).
+    pub(crate) fn post_as(&self, token: &str, path: &str, body: &str) -> (u16, String) {
+        let auth = format!("Bearer {token}");
+        self.request(
+            "POST",
+            path,
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+    }
+
     /// POSTs a JSON body.
     pub(crate) fn post_json(&self, path: &str, body: &str) -> (u16, String) {
         self.request(
