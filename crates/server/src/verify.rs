@@ -10,7 +10,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use sshield_core::ratelimit::{self, Origin, UserLimits};
+use sshield_core::ratelimit::{self, Origin};
 use sshield_core::{check_record, Decision, DenyReason, Response, UnixTime, UserName};
 
 use crate::api::{ApiError, App, VerifyRequest, VerifyResponse};
@@ -117,7 +117,7 @@ fn decide(
     // Per (user, source) as on a host (docs/ratelimit.md): a locked bucket answers
     // "locked" without trying the code, so guessing stops there.
     if limits.enabled {
-        let buckets = user_limits(record);
+        let buckets = record.limits();
         let locked_here = source_locked && !buckets.is_familiar(origin);
         if buckets.locked(origin, now.0).is_some() || locked_here {
             return Ok((Write::Keep, Err("locked")));
@@ -127,14 +127,14 @@ fn decide(
         match check_record(record, response, now, &app.policy, None) {
             Decision::Allow(method) => {
                 if limits.enabled {
-                    user_limits(record).succeeded(origin, now.0, limits);
+                    record.limits().succeeded(origin, now.0, limits);
                 }
                 (Write::Save, Ok(method.as_str()))
             }
             Decision::Deny(reason @ (DenyReason::WrongCode | DenyReason::Replayed))
                 if limits.enabled =>
             {
-                user_limits(record).failed(origin, now.0, limits);
+                record.limits().failed(origin, now.0, limits);
                 (Write::Save, Err(reason.as_str()))
             }
             Decision::Deny(reason) => (Write::Keep, Err(reason.as_str())),
@@ -230,12 +230,5 @@ fn failure_delay(
         ratelimit::longest_delay(limits)
     } else {
         ratelimit::delay_after(count, limits)
-    }
-}
-
-fn user_limits(record: &mut sshield_core::UserRecord) -> UserLimits<'_> {
-    UserLimits {
-        failures: &mut record.usage.failures,
-        familiar: &mut record.usage.familiar,
     }
 }
