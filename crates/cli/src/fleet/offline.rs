@@ -784,6 +784,24 @@ mod tests {
     }
 
     #[test]
+    fn only_a_refusal_of_the_content_sets_a_report_aside() {
+        for (status, aside) in [
+            (Some(400), true),
+            (Some(413), true),
+            (Some(422), true),
+            (Some(401), false),
+            (Some(403), false),
+            (Some(404), false),
+            (Some(409), false),
+            (Some(415), false),
+            (Some(429), false),
+            (None, false),
+        ] {
+            assert_eq!(refused_for_content(status), aside, "{status:?}");
+        }
+    }
+
+    #[test]
     fn files_are_root_only_and_replaced_whole() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("offline").join("carol.json");
