@@ -73,6 +73,9 @@ pub enum Event {
     /// A push sent to a user's phone, or not sent by one of the server's limits: no decision
     /// yet (the decision's own line follows, with `method=push`).
     Push,
+    /// A fleet host's queued report that the server refused for good: set aside, never sent
+    /// again, so the admin must read it (the audit will not have it).
+    ReportRefused,
 }
 
 impl Event {
@@ -82,7 +85,7 @@ impl Event {
             Self::Allow | Self::Exempt | Self::Started | Self::Push => Severity::Info,
             Self::Deny => Severity::Notice,
             Self::StoreError | Self::Failmode | Self::Problem => Severity::Warning,
-            Self::ConfigError => Severity::Error,
+            Self::ConfigError | Self::ReportRefused => Severity::Error,
         }
     }
 }
@@ -197,6 +200,12 @@ pub fn push_line(caller: &Caller, reason: &str, detail: Option<&str>) -> Line {
 /// A line about a problem that decides nothing; `text` must hold no secret.
 pub fn problem_line(text: &str) -> Line {
     Line::new(Event::Problem, text.to_owned())
+}
+
+/// A line about a report the fleet server refused for good ([`Event::ReportRefused`]);
+/// `text` must hold no secret.
+pub fn report_refused_line(text: &str) -> Line {
+    Line::new(Event::ReportRefused, text.to_owned())
 }
 
 fn method_name(m: &Method) -> &'static str {

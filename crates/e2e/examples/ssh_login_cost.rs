@@ -10,20 +10,31 @@
 //! 1. `auth requisite pam_unix.so nodelay` alone (the baseline);
 //! 2. then `auth required pam_sshield.so` (HOTP, enrolled with the real `sshield enroll`);
 //! 3. then `auth required pam_oath.so usersfile=... window=10`;
-//! 4. then `auth required pam_google_authenticator.so secret=DIR/${USER} user=root` (HOTP).
+//! 4. then `auth required pam_google_authenticator.so secret=DIR/${USER} user=root` (HOTP);
+//! 5. then pam_sshield on a **fleet host** (issue 11: "what a fleet-mode ssh login adds over a
+//!    local-store login"): the same stack and module, but the user has no record on the host;
+//!    the host joined a `sshield-server` on SQLite (`sshield join`), the module asks the host's
+//!    `sshield daemon`, which asks the server (a signed `POST /v1/verify`). The user's HOTP
+//!    key is on the server (imported from a users.oath line);
+//! 6. the same against a `sshield-server` on a throwaway PostgreSQL (`sshield_e2e::Postgres`),
+//!    when the machine has PostgreSQL 15 (left out, and said so, when not).
 //!
-//! Every login succeeds with a fresh HOTP code from `oathtool`; a failed login stops the run.
-//! Prints a markdown table and writes it into docs/benchmarks.md between the
-//! `<!-- ssh-login:begin -->` and `<!-- ssh-login:end -->` markers (appended at the end when
-//! they are missing; nothing else in the file changes).
+//! Every login succeeds with a fresh HOTP code from `oathtool` (each setup has its own
+//! counter, so no code is offered twice); a failed login stops the run. Prints two markdown
+//! tables and writes them into docs/benchmarks.md: the modules against each other between the
+//! `<!-- ssh-login:begin -->` and `<!-- ssh-login:end -->` markers, the fleet against the
+//! local store between `<!-- ssh-login-fleet:begin -->` and `<!-- ssh-login-fleet:end -->`
+//! (each appended at the end when missing; nothing else in the file changes).
 //!
 //! ```text
 //! cargo run --release -p sshield-e2e --example ssh_login_cost [-- --no-doc]
 //! ```
 //!
-//! Root only. Environment: `SSH_LOGIN_COST_N` (logins per setup, default 40). Needs OpenSSH,
-//! oathtool, libpam-oath and libpam-google-authenticator (scripts/install-test-deps).
-//! Users, PAM service files, temp dirs and sshd processes go away with the harness's drops.
+//! Root only. Environment: `SSH_LOGIN_COST_N` (logins per setup, default 100). Needs OpenSSH,
+//! oathtool, libpam-oath and libpam-google-authenticator, and for the PostgreSQL row
+//! postgresql-15 (scripts/install-test-deps). Users, PAM service files, temp dirs, sshd,
+//! daemon, server and PostgreSQL processes go away with the harness's drops (each stopped by
+//! its PID).
 #![forbid(unsafe_code)]
 // A benchmark tool run by hand: anything unexpected should stop it, with the reason.
 #![allow(
@@ -39,10 +50,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sshield_e2e::{Client, Sshd, SshdOptions, User};
+use sshield_e2e::fleet::{start_daemon, FleetServer, Running};
+use sshield_e2e::{Client, Postgres, Sshd, SshdOptions, User};
 
-const BEGIN: &str = "<!-- ssh-login:begin -->";
-const END: &str = "<!-- ssh-login:end -->";
+const MARKERS: (&str, &str) = ("<!-- ssh-login:begin -->", "<!-- ssh-login:end -->");
+const FLEET_MARKERS: (&str, &str) = (
+    "<!-- ssh-login-fleet:begin -->",
+    "<!-- ssh-login-fleet:end -->",
+);
+
+/// What a fleet setup keeps running while its logins are timed: the server (and its
+/// database) and the host's daemon, stopped by their PIDs when dropped.
+struct Fleet {
+    _daemon: Running,
+    _server: FleetServer,
+    _postgres: Option<Postgres>,
+}
 
 /// One setup: its sshd, its user, and the code each login gives after the password.
 struct Setup {
@@ -53,6 +76,8 @@ struct Setup {
     codes: Option<Vec<String>>,
     next: usize,
     times: Vec<Duration>,
+    /// For a fleet host: what it asks.
+    fleet: Option<Fleet>,
 }
 
 impl Setup {
@@ -100,7 +125,7 @@ fn main() {
             .ok()
             .filter(|&n| n > 0)
             .unwrap_or_else(|| panic!("SSH_LOGIN_COST_N={v:?}: a positive whole number")),
-        Err(_) => 40,
+        Err(_) => 100,
     };
     if !sshield_e2e::can_run() {
         eprintln!("ssh_login_cost: cannot run here (see above); run as root with OpenSSH");
@@ -153,6 +178,7 @@ fn main() {
         codes: None,
         next: 0,
         times: Vec::new(),
+        fleet: None,
     };
 
     // 2. pam_sshield: config with the store in the temp dir, user enrolled with the CLI.
@@ -186,6 +212,7 @@ fn main() {
         codes: Some(codes[..logins].to_vec()),
         next: 0,
         times: Vec::new(),
+        fleet: None,
     };
 
     // 3. pam_oath: one usersfile line.
@@ -210,6 +237,7 @@ fn main() {
         codes: Some(codes[..logins].to_vec()),
         next: 0,
         times: Vec::new(),
+        fleet: None,
     };
 
     // 4. google-authenticator: one 0600 file, HOTP mode.
@@ -234,10 +262,49 @@ fn main() {
         codes: Some(codes[1..=logins].to_vec()),
         next: 0,
         times: Vec::new(),
+        fleet: None,
     };
 
-    let mut setups = [baseline, sshield, oath, ga];
-    eprintln!("ssh_login_cost: warm-up, then {n} rounds of 4 logins");
+    // 5 and 6. The fleet: the same module and stack, the user on a server the host joined.
+    let mut setups = vec![baseline, sshield, oath, ga];
+    let sqlite = FleetServer::start();
+    setups.push(fleet_setup(
+        "+ pam_sshield, fleet (server on SQLite)",
+        d,
+        "sqlite",
+        sqlite,
+        None,
+        &key_hex,
+        &codes[..logins],
+        &start,
+    ));
+    let mut left_out = None;
+    match Postgres::missing() {
+        None => {
+            let postgres = Postgres::start();
+            let url = postgres.create_database("sshield_bench");
+            let server = FleetServer::start_on("", &url);
+            setups.push(fleet_setup(
+                "+ pam_sshield, fleet (server on PostgreSQL)",
+                d,
+                "postgres",
+                server,
+                Some(postgres),
+                &key_hex,
+                &codes[..logins],
+                &start,
+            ));
+        }
+        Some(why) => {
+            eprintln!("ssh_login_cost: no PostgreSQL row: {why}");
+            left_out = Some(why);
+        }
+    }
+
+    eprintln!(
+        "ssh_login_cost: warm-up, then {n} rounds of {} logins",
+        setups.len()
+    );
     for s in &mut setups {
         s.login(false);
     }
@@ -254,10 +321,10 @@ fn main() {
     let base_median = median(&setups[0].times);
     let mut table = String::new();
     table.push_str(
-        "| setup | median ms | p90 ms | added over password-only (median difference) |\n",
+        "| setup | median ms | p90 ms | p99 ms | added over password-only (median difference) |\n",
     );
-    table.push_str("|---|---:|---:|---:|\n");
-    for (i, s) in setups.iter().enumerate() {
+    table.push_str("|---|---:|---:|---:|---:|\n");
+    for (i, s) in setups.iter().filter(|s| s.fleet.is_none()).enumerate() {
         let med = median(&s.times);
         let added = if i == 0 {
             "—".to_owned()
@@ -266,14 +333,17 @@ fn main() {
         };
         let _ = writeln!(
             table,
-            "| {} | {:.1} | {:.1} | {} |",
+            "| {} | {:.1} | {:.1} | {:.1} | {} |",
             s.label,
             ms(med),
             ms(percentile(&s.times, 90)),
+            ms(percentile(&s.times, 99)),
             added
         );
     }
     println!("{table}");
+    let fleet_table = fleet_table(&setups);
+    println!("{fleet_table}");
 
     let section = render(
         &table,
@@ -284,14 +354,189 @@ fn main() {
         &oath_so,
         &ga_so,
     );
+    let fleet_section = render_fleet(
+        &fleet_table,
+        n,
+        &started,
+        &load_start,
+        &load_end,
+        left_out.as_deref(),
+    );
     if write_doc {
         let path = sshield_e2e::workspace_root().join("docs/benchmarks.md");
-        write_section(&path, &section);
+        write_section(&path, MARKERS, &section);
+        write_section(&path, FLEET_MARKERS, &fleet_section);
         eprintln!("ssh_login_cost: wrote {}", path.display());
     }
     // Drops: sshds, users, PAM service files, temp dir.
     drop(setups);
     drop(dir);
+}
+
+/// A fleet host for [`Setup`]: its own sshield config, store and socket under `d`, joined to
+/// `server` with the real `sshield join`, its daemon started, the user's HOTP key (`key_hex`)
+/// imported on the server and nowhere on the host; its sshd has the same stack as the local
+/// pam_sshield setup, the module reading this config.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one setup: the server, its database and the host's parts, each given once"
+)]
+fn fleet_setup(
+    label: &'static str,
+    d: &Path,
+    tag: &str,
+    server: FleetServer,
+    postgres: Option<Postgres>,
+    key_hex: &str,
+    codes: &[String],
+    start: &impl Fn(Option<String>) -> Sshd,
+) -> Setup {
+    let built = sshield_e2e::artefacts();
+    let dir = d.join(format!("fleet-{tag}"));
+    fs::create_dir(&dir).expect("mkdir fleet host");
+    let store = dir.join("users");
+    fs::create_dir(&store).expect("mkdir fleet store");
+    fs::set_permissions(&store, fs::Permissions::from_mode(0o700)).expect("chmod store");
+    let socket = dir.join("sshield.sock");
+    let config = dir.join("sshield.toml");
+    fs::write(
+        &config,
+        format!(
+            "# ssh_login_cost: a fleet host ({tag})\nstore = \"{}\"\nsocket = \"{}\"\n",
+            store.display(),
+            socket.display()
+        ),
+    )
+    .expect("write fleet host config");
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).expect("chmod config");
+
+    // The user's key on the server only, as an admin moving from pam_oath brings it.
+    let user = User::create();
+    let oath = dir.join("users.oath");
+    fs::write(&oath, format!("HOTP {} - {key_hex}\n", user.name())).expect("write users.oath");
+    fs::set_permissions(&oath, fs::Permissions::from_mode(0o600)).expect("chmod users.oath");
+    server.cli(&["user", "import-users-oath", &oath.display().to_string()]);
+
+    let name = format!("bench-{tag}");
+    let token = server.cli(&["host", "add", &name]);
+    let token = token.lines().next().expect("a join token");
+    run_sshield(
+        &built.cli,
+        &config,
+        &["join", &server.url, token, "--name", &name],
+    );
+    let daemon = start_daemon(&built.cli, &config, &socket);
+    let link = dir.join("pam_sshield.so");
+    std::os::unix::fs::symlink(&built.module, &link).expect("symlink pam_sshield.so");
+    Setup {
+        label,
+        sshd: start(Some(format!(
+            "auth required {} config={}",
+            link.display(),
+            config.display()
+        ))),
+        user,
+        codes: Some(codes.to_vec()),
+        next: 0,
+        times: Vec::new(),
+        fleet: Some(Fleet {
+            _daemon: daemon,
+            _server: server,
+            _postgres: postgres,
+        }),
+    }
+}
+
+/// The fleet setups against the local pam_sshield one: medians, p90, p99, and what the
+/// fleet adds.
+fn fleet_table(setups: &[Setup]) -> String {
+    let base = setups.first().expect("the baseline");
+    let local = setups
+        .iter()
+        .find(|s| s.fleet.is_none() && s.label == "+ pam_sshield")
+        .expect("the local pam_sshield setup");
+    let mut t = String::new();
+    t.push_str(
+        "| setup | median ms | p90 ms | p99 ms | added over password-only | fleet − local \
+(median) | fleet ÷ local (median) | fleet − local (median of per-round differences) |\n",
+    );
+    t.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    let row = |t: &mut String, s: &Setup, against_local: bool| {
+        let (med, local_med) = (ms(median(&s.times)), ms(median(&local.times)));
+        let (diff, ratio, paired) = if against_local {
+            let mut rounds: Vec<f64> = s
+                .times
+                .iter()
+                .zip(&local.times)
+                .map(|(f, l)| ms(*f) - ms(*l))
+                .collect();
+            rounds.sort_by(f64::total_cmp);
+            let mid = (rounds[(rounds.len() - 1) / 2] + rounds[rounds.len() / 2]) / 2.0;
+            (
+                format!("{:+.1} ms", med - local_med),
+                format!("{:.3}×", med / local_med),
+                format!("{mid:+.1} ms"),
+            )
+        } else {
+            ("—".to_owned(), "—".to_owned(), "—".to_owned())
+        };
+        let _ = writeln!(
+            t,
+            "| {} | {med:.1} | {:.1} | {:.1} | {:+.1} ms | {diff} | {ratio} | {paired} |",
+            s.label,
+            ms(percentile(&s.times, 90)),
+            ms(percentile(&s.times, 99)),
+            med - ms(median(&base.times)),
+        );
+    };
+    row(&mut t, local, false);
+    for s in setups.iter().filter(|s| s.fleet.is_some()) {
+        row(&mut t, s, true);
+    }
+    t
+}
+
+fn render_fleet(
+    table: &str,
+    n: usize,
+    started: &str,
+    load_start: &str,
+    load_end: &str,
+    left_out: Option<&str>,
+) -> String {
+    let mut s = String::new();
+    s.push_str("## A fleet login against a local one, across a whole ssh login\n\n");
+    s.push_str(
+        "Issue 11's goal: a fleet-mode ssh login adds under 5 ms over a local-store login. The \
+same run as\nthe table above (`scripts/bench-ssh-login`), the same rounds: the local row is its \
+`+ pam_sshield`\n(the user's HOTP record in the host's store, read and updated by the module in \
+sshd). In the fleet\nrows the host has the same sshd, PAM stack and module, but no record of the \
+user: it joined a\n`sshield-server` with `sshield join`, the module asks the host's \
+`sshield daemon` over its socket\n(`verify`), the daemon asks the server (a signed \
+`POST /v1/verify` over plain HTTP on 127.0.0.1;\na fresh connection per login), the server \
+checks the code against the user's key (imported\nfrom a users.oath line) and stores the \
+verification in one transaction (SQLite `synchronous =\nFULL`; PostgreSQL 15 with `fsync=on`, \
+a throwaway cluster in a temp dir) before it answers.\nServer, daemon and PostgreSQL on the \
+same 2-core machine as sshd and the client.\n\n",
+    );
+    let _ = writeln!(
+        s,
+        "{n} timed logins per setup after one warm-up. \"Fleet − local\" is the difference of \
+the medians;\nthe last column pairs each fleet login with the local login of the same round \
+and takes the\nmedian of those differences (less moved by a slow stretch of the machine).\n"
+    );
+    s.push_str(table);
+    s.push('\n');
+    let _ = writeln!(s, "- Run: {started}.");
+    let _ = writeln!(
+        s,
+        "- Load average (1, 5, 15 min): {load_start} at the start, {load_end} at the end \
+(a shared 2-core VM;\n  other work on it is noise in every row)."
+    );
+    if let Some(why) = left_out {
+        let _ = writeln!(s, "- No PostgreSQL row in this run: {why}.");
+    }
+    s
 }
 
 fn ms(d: Duration) -> f64 {
@@ -351,8 +596,8 @@ run of the client's askpass program, the same for\nall three modules. ",
     let _ = write!(
         s,
         "{n} timed logins per setup after one warm-up, the setups taken in turn\n(A, B, C, D, A, B, \
-...) so machine noise spreads over all four. \"Added\" is the setup's median\nminus the \
-password-only median.\n\n"
+...) so machine noise spreads over all of them (the fleet setups of the next\nsection ran in the \
+same rounds). \"Added\" is the setup's median minus the password-only median.\n\n"
     );
     s.push_str(table);
     s.push('\n');
@@ -379,12 +624,12 @@ shows up as\n  noise in every row, and differences of a few milliseconds are wit
     s
 }
 
-fn write_section(path: &Path, section: &str) {
+fn write_section(path: &Path, (begin, end): (&str, &str), section: &str) {
     let text = fs::read_to_string(path).unwrap_or_default();
-    let block = format!("{BEGIN}\n{}{END}\n", section.trim_end().to_owned() + "\n");
-    let new = match (text.find(BEGIN), text.find(END)) {
+    let block = format!("{begin}\n{}{end}\n", section.trim_end().to_owned() + "\n");
+    let new = match (text.find(begin), text.find(end)) {
         (Some(b), Some(e)) if e > b => {
-            let after = &text[e + END.len()..];
+            let after = &text[e + end.len()..];
             let after = after.strip_prefix('\n').unwrap_or(after);
             format!("{}{block}{after}", &text[..b])
         }
@@ -432,16 +677,25 @@ fn module_path(so: &str, package: &str) -> PathBuf {
 }
 
 fn enroll(cli: &Path, config: &Path, user: &str, secret: &str) {
+    run_sshield(
+        cli,
+        config,
+        &["enroll", user, "--hotp", "--secret", secret, "--no-confirm"],
+    );
+}
+
+/// `sshield --config CONFIG ARGS`, which must succeed.
+fn run_sshield(cli: &Path, config: &Path, args: &[&str]) {
     let out = Command::new(cli)
         .arg("--config")
         .arg(config)
-        .args(["enroll", user, "--hotp", "--secret", secret, "--no-confirm"])
+        .args(args)
         .stdin(Stdio::null())
         .output()
-        .expect("run sshield enroll");
+        .expect("run sshield");
     assert!(
         out.status.success(),
-        "sshield enroll {user} --hotp failed: {}\n{}{}",
+        "sshield {args:?} failed: {}\n{}{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)

@@ -228,6 +228,126 @@ fn offline_codes_are_accepted_once_while_the_server_is_down_and_reported_when_it
     );
 }
 
+/// A queued report the server refuses for what it says (here: an outcome it does not know,
+/// as a newer host or a damaged queue file would hold) no longer blocks the queue: it is set
+/// aside in `rejected/ID.json` (root-only, with the server's message), logged at `err` with
+/// its id, and the reports beside it and after it land. A refusal of the host itself
+/// (revoked) sets nothing aside: every report stays queued.
+#[test]
+fn a_report_the_server_refuses_is_set_aside_and_the_others_land() {
+    if !can_run() {
+        return;
+    }
+    let mut server = FleetServer::start();
+    let user = User::create();
+    let name = user.name();
+    let (secret, _backup) = server.enroll(name);
+    let web1 = Host::join(&server, "web1", "secure");
+    // The daemon's syslog socket (the host's log_file has no severities).
+    let syslog =
+        std::os::unix::net::UnixDatagram::bind(web1.dir.path().join("sshield.no-syslog")).unwrap();
+    syslog
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+
+    // No server: a real login's failmode decision is queued ...
+    server.stop();
+    let unreachable = "the authentication server cannot be reached";
+    assert!(!web1.login(&user, &oathtool(&secret, 30), unreachable));
+    let reports = web1.dir.path().join("reports");
+    assert_eq!(fs::read_dir(&reports).unwrap().count(), 1);
+    // ... and beside it one this server refuses.
+    let bad = "refused-report-00000001";
+    fs::write(
+        reports.join(format!("{bad}.json")),
+        format!(
+            "{{\"id\":\"{bad}\",\"time\":1,\"user\":\"{name}\",\"service\":\"sshd\",\
+             \"outcome\":\"approved\"}}"
+        ),
+    )
+    .unwrap();
+
+    // The server back: the failmode decision lands in its audit ...
+    server.restart();
+    web1.wait_for_log(&["--failed"], &["failmode unreachable"]);
+    // ... and the refused report is set aside, with the server's word, not sent again.
+    let rejected = web1.dir.path().join("rejected");
+    let kept = rejected.join(format!("{bad}.json"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !kept.exists() {
+        assert!(Instant::now() < deadline, "not set aside: {}", web1.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = fs::read_to_string(&kept).unwrap();
+    assert!(
+        text.contains("\"status\":422") && text.contains("`offline` or `failmode`"),
+        "{text}"
+    );
+    assert!(text.contains("\"outcome\":\"approved\""), "{text}");
+    assert_eq!(
+        fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        fs::metadata(&rejected).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let said =
+        format!("report {bad} (user {name}, outcome approved) refused by the server for good");
+    assert!(web1.log().contains(&said), "{}", web1.log());
+    // At `err` (LOG_AUTHPRIV | LOG_ERR = 83) on syslog.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    loop {
+        assert!(Instant::now() < deadline, "no syslog line: {said}");
+        let Ok(n) = syslog.recv(&mut buf) else {
+            continue;
+        };
+        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if line.contains(&said) {
+            assert!(line.starts_with("<83>"), "{line}");
+            break;
+        }
+    }
+    let wait_empty = |dir: &std::path::Path| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while fs::read_dir(dir).unwrap().count() > 0 {
+            assert!(Instant::now() < deadline, "still queued: {}", web1.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_empty(&reports);
+
+    // A later report lands too: nothing blocks the queue.
+    server.stop();
+    assert!(!web1.login(&user, &oathtool(&secret, 60), unreachable));
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed = web1.sshield_log(&["--json", "--failed"]);
+        if listed.matches("\"outcome\":\"failmode\"").count() == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{listed}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    wait_empty(&reports);
+
+    // A refusal of the host, not of a report: nothing set aside, the report stays queued.
+    server.stop();
+    assert!(!web1.login(&user, &oathtool(&secret, 90), unreachable));
+    server.cli(&["host", "revoke", "web1"]);
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !web1.log().contains("(kept, sent again later)") {
+        assert!(Instant::now() < deadline, "{}", web1.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(web1.log().contains("revoked"), "{}", web1.log());
+    assert_eq!(fs::read_dir(&reports).unwrap().count(), 1);
+    assert_eq!(fs::read_dir(&rejected).unwrap().count(), 1);
+}
+
 /// The fleet at scale, as issue 11 asks it: two `sshield-server` replicas on one throwaway
 /// PostgreSQL and three hosts listing both (in different orders, so both replicas answer);
 /// 50 users enrolled once on the server (imported, as an admin moving from pam_oath would);

@@ -9,6 +9,7 @@
 //! names as used in the user's record (the same compare-and-swap as a verification), so a code
 //! used offline on one host is refused on every other once the server has heard of it.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -28,7 +29,9 @@ use sshield_wire::signed::valid_nonce;
 use crate::api::{parse_json, ApiError, App};
 use crate::hosts;
 use crate::records::{self, unix, RecordError, Write};
-use crate::storage::{AuditEntry, AuditQuery, OfflineStorage, Storage};
+use crate::storage::{
+    AuditEntry, AuditQuery, OfflineStorage, ReportCommitted, ReportWrites, Storage, UserWrite,
+};
 
 /// How recent the allowed login must be for a host to get a user's material: the host asks
 /// right after the server's answer.
@@ -269,8 +272,8 @@ fn check_report(index: usize, r: &Report) -> Result<UserName, ApiError> {
     Ok(user)
 }
 
-/// Counts `request`'s reports from `host`: marks what offline uses used, then audits each
-/// report the first time its id is seen.
+/// Counts `request`'s reports from `host`: each the first time its id is seen, in one
+/// transaction with what an offline use marks used and its audit entry.
 pub async fn report(
     app: &App,
     host: &str,
@@ -293,37 +296,67 @@ pub async fn report(
         duplicate: 0,
     };
     for (r, user) in request.reports.iter().zip(users) {
-        if r.outcome == OUTCOME_OFFLINE {
-            // Marking is idempotent (a counter only moves forward, a backup hash is added
-            // once), so it runs before the id is recorded: a crash between the two leaves the
-            // code marked, and the resend audits it.
-            records::update(app, &user, now, |slot| {
-                Ok::<_, ()>((mark_used(slot.as_mut(), r, &app.policy, now.0), ()))
-            })
-            .await
-            .map_err(record_error)?
-            .ok();
-        }
-        if !app.store.record_report(host, &r.id, unix(now)).await? {
+        if store_report(app, host, r, &user, now).await? {
+            app.metrics.verification(&r.outcome, r.reason.as_deref());
+            answer.recorded += 1;
+        } else {
             answer.duplicate += 1;
-            continue;
         }
-        app.store
-            .append_audit(&AuditEntry {
-                time: r.time.min(unix(now)),
-                host: host.to_owned(),
-                user: user.as_str().to_owned(),
-                source: r.source.clone(),
-                service: r.service.clone(),
-                method: r.method.clone(),
-                outcome: r.outcome.clone(),
-                reason: r.reason.clone().or_else(|| Some("ok".to_owned())),
-            })
-            .await?;
-        app.metrics.verification(&r.outcome, r.reason.as_deref());
-        answer.recorded += 1;
     }
     Ok(answer)
+}
+
+/// Stores one report in one transaction (`OfflineStorage::commit_report`): its id, the user's
+/// record with what an offline use used marked, and its audit entry. True if counted now,
+/// false if the host sent it before. A lost race with another write of the user reads the
+/// record again and marks anew.
+async fn store_report(
+    app: &App,
+    host: &str,
+    r: &Report,
+    user: &UserName,
+    now: UnixTime,
+) -> Result<bool, ApiError> {
+    let audit = AuditEntry {
+        time: r.time.min(unix(now)),
+        host: host.to_owned(),
+        user: user.as_str().to_owned(),
+        source: r.source.clone(),
+        service: r.service.clone(),
+        method: r.method.clone(),
+        outcome: r.outcome.clone(),
+        reason: r.reason.clone().or_else(|| Some("ok".to_owned())),
+    };
+    for _ in 0..records::MAX_TRIES {
+        let marked = if r.outcome == OUTCOME_OFFLINE {
+            let planned = records::plan(app, user, now, |slot| {
+                Ok::<_, Infallible>((mark_used(slot.as_mut(), r, &app.policy, now.0), ()))
+            })
+            .await
+            .map_err(record_error)?;
+            match planned {
+                // Marking changes a record that exists, never creates or removes one.
+                Ok((Some(UserWrite::Update(row)), ())) => Some(row),
+                Ok(_) => None,
+                Err(never) => match never {},
+            }
+        } else {
+            None
+        };
+        let writes = ReportWrites {
+            host: host.to_owned(),
+            id: r.id.clone(),
+            now: unix(now),
+            user: marked,
+            audit: audit.clone(),
+        };
+        match app.store.commit_report(&writes).await? {
+            ReportCommitted::Stored => return Ok(true),
+            ReportCommitted::Duplicate => return Ok(false),
+            ReportCommitted::LostRace => continue,
+        }
+    }
+    Err(record_error(RecordError::Busy(user.as_str().to_owned())))
 }
 
 /// Marks the counter or backup code an offline use names as used in `record`: whether to

@@ -18,7 +18,7 @@ use crate::storage::{Storage, StorageError, UserRow, UserWrite};
 /// change of the same user was written first, so every round some request progresses; a
 /// verification writes only on success or on a counted failure (at most `max_failures`
 /// before the bucket locks and writes stop), so sixteen is a flood, not a login.
-const MAX_TRIES: usize = 16;
+pub const MAX_TRIES: usize = 16;
 
 /// What a change does to the stored record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

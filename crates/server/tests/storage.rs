@@ -8,8 +8,8 @@ use std::sync::Arc;
 use sshield_server::storage::{
     Admission, ApprovalRow, AuditEntry, AuditQuery, Committed, DeviceRow, HostRow, NonceRow,
     OfflineStorage, PasskeyAdded, PasskeyRow, PasskeyStorage, PostgresStorage, PushStorage,
-    SourceFailure, SourceRow, SqliteStorage, Storage, StorageError, UserRow, UserWrite, Verdict,
-    VerificationWrites, WebhookRow,
+    ReportCommitted, ReportWrites, SourceFailure, SourceRow, SqliteStorage, Storage, StorageError,
+    UserRow, UserWrite, Verdict, VerificationWrites, WebhookRow,
 };
 
 fn user(name: &str, version: i64, sealed: &[u8]) -> UserRow {
@@ -1024,6 +1024,97 @@ async fn an_offline_report_is_counted_once_per_host_and_pruned(
         .expect("after prune"));
 }
 
+async fn version_of(s: &impl Storage, name: &str) -> i64 {
+    s.load_user(name).await.expect("load").expect("row").version
+}
+
+/// One report's writes from web1: its id, `user`'s marked row, its audit entry.
+fn report(id: &str, user: Option<UserRow>) -> ReportWrites {
+    ReportWrites {
+        host: "web1".to_owned(),
+        id: id.to_owned(),
+        now: 1_000,
+        user,
+        audit: AuditEntry {
+            outcome: "offline".to_owned(),
+            method: Some("totp".to_owned()),
+            reason: Some("ok".to_owned()),
+            ..entry("olga", None)
+        },
+    }
+}
+
+/// A report's id, the user's marked record and its audit entry are stored together or not at
+/// all: a lost compare-and-swap stores none of them (the id may come again), and a resend of
+/// a stored report stores nothing more, even with another write of the user.
+async fn an_offline_report_is_stored_whole_or_not_at_all<S>(s: Arc<S>)
+where
+    S: Storage + OfflineStorage + 'static,
+{
+    s.create_user(&user("olga", 1, b"v1"))
+        .await
+        .expect("create");
+    // Read at version 3, but the row is at 1: lost; nothing of it stored.
+    let lost = s
+        .commit_report(&report("r-lost", Some(user("olga", 4, b"stale"))))
+        .await
+        .expect("commit");
+    assert_eq!(lost, ReportCommitted::LostRace);
+    assert_eq!(audit_count(&*s).await, 0, "no audit entry");
+    assert_eq!(
+        s.load_user("olga").await.expect("load"),
+        Some(user("olga", 1, b"v1"))
+    );
+    // The same id again, marked from the row as it is: stored whole.
+    let stored = s
+        .commit_report(&report("r-lost", Some(user("olga", 2, b"v2"))))
+        .await
+        .expect("commit");
+    assert_eq!(stored, ReportCommitted::Stored, "the lost id was not kept");
+    assert_eq!(audit_count(&*s).await, 1);
+    assert_eq!(
+        s.load_user("olga")
+            .await
+            .expect("load")
+            .expect("row")
+            .sealed,
+        b"v2".to_vec()
+    );
+    // Sent again (the host did not hear the answer): nothing more, the user untouched.
+    let again = s
+        .commit_report(&report("r-lost", Some(user("olga", 3, b"v3"))))
+        .await
+        .expect("commit");
+    assert_eq!(again, ReportCommitted::Duplicate);
+    assert_eq!(audit_count(&*s).await, 1);
+    assert_eq!(version_of(&*s, "olga").await, 2);
+    // A report that marks nothing (a failmode decision): id and audit entry.
+    let failmode = s
+        .commit_report(&report("r-failmode", None))
+        .await
+        .expect("commit");
+    assert_eq!(failmode, ReportCommitted::Stored);
+    assert_eq!(audit_count(&*s).await, 2);
+    // Of racing replicas with one report, one stores it.
+    let racing = (0..8).map(|_| {
+        let s = Arc::clone(&s);
+        tokio::spawn(async move {
+            s.commit_report(&report("r-race", Some(user("olga", 3, b"v3"))))
+                .await
+                .expect("race")
+        })
+    });
+    let mut stored = 0;
+    for r in racing {
+        let done = r.await.expect("join");
+        assert_ne!(done, ReportCommitted::LostRace, "one id, one writer");
+        stored += usize::from(done == ReportCommitted::Stored);
+    }
+    assert_eq!(stored, 1);
+    assert_eq!(audit_count(&*s).await, 3);
+    assert_eq!(version_of(&*s, "olga").await, 3);
+}
+
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
         mod sqlite {
@@ -1074,6 +1165,7 @@ conformance!(
     a_decision_needs_the_right_number_the_right_user_and_time,
     this_wasnt_me_blocks_pushes_until_cleared,
     an_offline_report_is_counted_once_per_host_and_pruned,
+    an_offline_report_is_stored_whole_or_not_at_all,
     a_passkey_comes_with_its_device_and_one_credential_once,
     a_ceremony_is_taken_once_and_not_after_it_expires,
     an_enroll_link_is_peeked_without_spending_it,

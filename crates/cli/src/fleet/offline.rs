@@ -11,9 +11,12 @@
 //!
 //! Queued reports go to the server (`POST /v1/report`, each with an id, so a resend is
 //! counted once) after any answer from it, and every [`FLUSH_EVERY`] from a thread of their
-//! own while any wait.
+//! own while any wait. A report the server refuses for what it says (400, 413, 422: sent
+//! again it would be refused again) is set aside in `rejected/ID.json` with the server's
+//! message, logged at `err`, and the queue goes on without it; any other refusal (a revoked
+//! host, a bad signature or clock, a limit) and no answer keep every report queued, in order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -23,13 +26,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sshield_core::config::Failmode;
-use sshield_core::log::{problem_line, LogSink};
+use sshield_core::log::{problem_line, report_refused_line, LogSink};
 use sshield_core::push::{Approval, PushAnswer, PushAsk};
 use sshield_core::{backup, Caller, Remote, RemoteAnswer, Response, UnixTime, UserName};
 use sshield_wire::offline::{
     backup_hash, code_hash, OfflineMaterial, OfflineRequest, Report, ReportRequest, ReportResponse,
     MAX_REPORTS, OFFLINE_PATH, OUTCOME_FAILMODE, OUTCOME_OFFLINE, REPORT_PATH,
 };
+use sshield_wire::signed::valid_nonce;
 use subtle::ConstantTimeEq;
 
 use crate::fleet::client::{Failed, ServerClient};
@@ -44,6 +48,46 @@ const MAX_QUEUED: usize = 10_000;
 
 /// The largest material file read (12 h of 30 s steps is about 100 kB per authenticator).
 const MAX_FILE: u64 = 16 * 1024 * 1024;
+
+/// Most rounds of one [`OfflineRemote::flush`]: every report the queue may hold, in turns of
+/// [`MAX_REPORTS`], and some more; a file that cannot be rewritten (a full disk) then stops
+/// the flush instead of sending the same reports for ever.
+const MAX_ROUNDS: usize = MAX_QUEUED / MAX_REPORTS + 10;
+
+/// A report the server refused for good, as kept in `rejected/ID.json` for the admin.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rejected {
+    /// The report, as it was queued.
+    report: Report,
+    /// When the server refused it (Unix seconds).
+    refused_at: u64,
+    /// The server's HTTP status.
+    status: Option<u16>,
+    /// What the server said.
+    message: String,
+}
+
+/// How the server answered a batch of reports.
+#[derive(Debug)]
+enum Sent {
+    /// Counted (or counted before).
+    Taken,
+    /// Refused: the status and what the server said.
+    Refused(Option<u16>, String),
+    /// No URL answered (or a 5xx): try again later.
+    Unreachable,
+    /// A 2xx whose body is not a report answer.
+    Nonsense(String),
+}
+
+/// Whether a refusal is of the request's content (400 malformed, 413 too large, 422 not
+/// processable): the same report sent again is refused again, so it is set aside. Every other
+/// refusal (401/403 a signature, a clock or a revoked host, 404 a server without the route,
+/// 408, 409, 429 a limit) is about the host or the moment, not the report: kept.
+fn refused_for_content(status: Option<u16>) -> bool {
+    matches!(status, Some(400 | 413 | 422))
+}
 
 /// One user's file: the material, what of it was used here, and the reports not yet sent.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -70,11 +114,15 @@ pub(crate) struct LogTo {
 
 impl LogTo {
     fn say(&self, text: &str) {
+        self.tell(&problem_line(text));
+    }
+
+    fn tell(&self, line: &sshield_core::log::Line) {
         Syslog {
             socket: &self.socket,
             file: self.file.as_deref(),
         }
-        .log(&problem_line(text));
+        .log(line);
     }
 }
 
@@ -86,6 +134,8 @@ pub(crate) struct OfflineRemote {
     dir: PathBuf,
     /// `reports/` in the state dir: queued `failmode` decisions, one file each.
     reports: PathBuf,
+    /// `rejected/` in the state dir: reports the server refused for good, for the admin.
+    rejected: PathBuf,
     window: Duration,
     failmode: Failmode,
     log: LogTo,
@@ -107,6 +157,7 @@ impl OfflineRemote {
             client,
             dir: state_dir.join("offline"),
             reports: state_dir.join("reports"),
+            rejected: state_dir.join("rejected"),
             window,
             failmode,
             log,
@@ -314,49 +365,127 @@ impl OfflineRemote {
     }
 
     /// Sends queued reports, in turns of [`MAX_REPORTS`], until none wait or the server does
-    /// not take them; what it took is removed.
+    /// not take them; what it took is removed. A batch refused for its content is sent again
+    /// one report at a time: the reports refused alone are set aside ([`Self::set_aside`]),
+    /// the others counted, and the queue goes on.
     pub(crate) fn flush(&self) {
-        loop {
-            let (batch, from) = {
+        for _ in 0..MAX_ROUNDS {
+            let batch = {
                 let _guard = self.guard();
                 self.queued()
             };
             if batch.is_empty() {
                 return;
             }
-            let body = serde_json::to_vec(&ReportRequest {
-                reports: batch.clone(),
-            })
-            .unwrap_or_default();
-            match self.client.post(REPORT_PATH, &body) {
-                Ok(text) if serde_json::from_str::<ReportResponse>(&text).is_ok() => {
+            match self.send(&batch) {
+                Sent::Taken => {
                     let _guard = self.guard();
-                    self.forget(&batch, &from);
+                    self.forget(&batch);
                 }
-                Ok(text) => {
-                    self.log.say(&format!(
-                        "the server's answer to {} report(s) is not a report answer: {}",
-                        batch.len(),
-                        text.chars().take(200).collect::<String>()
-                    ));
-                    return;
+                Sent::Refused(status, what) if refused_for_content(status) && batch.len() == 1 => {
+                    if !self.set_aside(&batch[0], status, &what) {
+                        return;
+                    }
                 }
-                Err(Failed::Unreachable(_)) => return,
-                Err(Failed::Refused(what)) => {
-                    self.log.say(&format!(
-                        "the server refused {} queued report(s) (kept, sent again later): {what}",
-                        batch.len()
-                    ));
-                    return;
+                Sent::Refused(status, _) if refused_for_content(status) => {
+                    for one in batch.chunks(1) {
+                        match self.send(one) {
+                            Sent::Taken => {
+                                let _guard = self.guard();
+                                self.forget(one);
+                            }
+                            Sent::Refused(status, what) if refused_for_content(status) => {
+                                if !self.set_aside(&one[0], status, &what) {
+                                    return;
+                                }
+                            }
+                            other => return self.keep(one.len(), other),
+                        }
+                    }
                 }
+                other => return self.keep(batch.len(), other),
             }
         }
     }
 
-    /// Up to [`MAX_REPORTS`] queued reports, and the files they are in.
-    fn queued(&self) -> (Vec<Report>, Vec<PathBuf>) {
+    /// Sends `batch` to the server.
+    fn send(&self, batch: &[(Report, PathBuf)]) -> Sent {
+        let body = serde_json::to_vec(&ReportRequest {
+            reports: batch.iter().map(|(r, _)| r.clone()).collect(),
+        })
+        .unwrap_or_default();
+        match self
+            .client
+            .post_with(self.client.short_agent(), REPORT_PATH, &body)
+        {
+            Ok(text) if serde_json::from_str::<ReportResponse>(&text).is_ok() => Sent::Taken,
+            Ok(text) => Sent::Nonsense(text),
+            Err((_, Failed::Unreachable(_))) => Sent::Unreachable,
+            Err((status, Failed::Refused(what))) => Sent::Refused(status, what),
+        }
+    }
+
+    /// Logs why `count` report(s) stay queued (nothing for no answer: the next flush tries
+    /// again).
+    fn keep(&self, count: usize, sent: Sent) {
+        match sent {
+            Sent::Nonsense(text) => self.log.say(&format!(
+                "the server's answer to {count} report(s) is not a report answer: {}",
+                text.chars().take(200).collect::<String>()
+            )),
+            Sent::Refused(_, what) => self.log.say(&format!(
+                "the server refused {count} queued report(s) (kept, sent again later): {what}"
+            )),
+            Sent::Taken | Sent::Unreachable => {}
+        }
+    }
+
+    /// Moves a report the server refused for good out of the queue into `rejected/ID.json`
+    /// (root-only, with the server's status and message) and logs it at `err`: the admin
+    /// reads it there, since the server's audit will not have it. False (and the report left
+    /// queued) if it cannot be written.
+    fn set_aside(
+        &self,
+        (report, from): &(Report, PathBuf),
+        status: Option<u16>,
+        what: &str,
+    ) -> bool {
+        // The id names the file: one that is not a well-formed id (a queue file written by
+        // something else) gets a fresh name, never a path of its own choosing.
+        let name = if valid_nonce(&report.id) {
+            report.id.clone()
+        } else {
+            sshield_wire::signed::new_nonce().unwrap_or_else(|_| "unnamed".to_owned())
+        };
+        let path = self.rejected.join(format!("{name}.json"));
+        let kept = Rejected {
+            report: report.clone(),
+            refused_at: UnixTime::now().0,
+            status,
+            message: what.to_owned(),
+        };
+        let _guard = self.guard();
+        if let Err(e) = write(&path, &kept) {
+            self.log.say(&format!(
+                "the server refused report {name} for good ({what}), and it cannot be set \
+                 aside ({e}): it stays queued"
+            ));
+            return false;
+        }
+        self.forget(&[(report.clone(), from.clone())]);
+        self.log.tell(&report_refused_line(&format!(
+            "report {name} (user {}, outcome {}) refused by the server for good, not sent \
+             again: {what}; kept in {}",
+            report.user,
+            report.outcome,
+            path.display()
+        )));
+        true
+    }
+
+    /// Up to [`MAX_REPORTS`] queued reports, each with the file it is in.
+    fn queued(&self) -> Vec<(Report, PathBuf)> {
         let mut batch = Vec::new();
-        let mut from = Vec::new();
         for dir in [&self.reports, &self.dir] {
             let Ok(entries) = fs::read_dir(dir) else {
                 continue;
@@ -367,28 +496,36 @@ impl OfflineRemote {
                 }
                 if dir == &self.reports {
                     if let Ok(Some(report)) = read::<Report>(&path) {
-                        batch.push(report);
-                        from.push(path);
+                        batch.push((report, path));
                     }
                 } else if let Ok(Some(file)) = read::<UserFile>(&path) {
                     let room = MAX_REPORTS - batch.len();
-                    if !file.pending.is_empty() {
-                        batch.extend(file.pending.into_iter().take(room));
-                        from.push(path);
-                    }
+                    batch.extend(
+                        file.pending
+                            .into_iter()
+                            .take(room)
+                            .map(|r| (r, path.clone())),
+                    );
                 }
             }
         }
-        (batch, from)
+        batch
     }
 
-    /// Removes `sent` reports from the files in `from`.
-    fn forget(&self, sent: &[Report], from: &[PathBuf]) {
-        for path in from {
+    /// Removes `sent` reports from the files they are in.
+    fn forget(&self, sent: &[(Report, PathBuf)]) {
+        let mut files = BTreeSet::new();
+        for (_, path) in sent {
             if path.starts_with(&self.reports) {
                 let _ = fs::remove_file(path);
-            } else if let Ok(Some(mut file)) = read::<UserFile>(path) {
-                file.pending.retain(|p| !sent.iter().any(|s| s.id == p.id));
+            } else {
+                files.insert(path);
+            }
+        }
+        for path in files {
+            if let Ok(Some(mut file)) = read::<UserFile>(path) {
+                file.pending
+                    .retain(|p| !sent.iter().any(|(s, _)| s.id == p.id));
                 let _ = self.store(path, &file);
             }
         }
@@ -644,6 +781,24 @@ mod tests {
             decide(&m, &used, &[stored], "k7mq2-xv9hd", now),
             Verdict::Replayed
         );
+    }
+
+    #[test]
+    fn only_a_refusal_of_the_content_sets_a_report_aside() {
+        for (status, aside) in [
+            (Some(400), true),
+            (Some(413), true),
+            (Some(422), true),
+            (Some(401), false),
+            (Some(403), false),
+            (Some(404), false),
+            (Some(409), false),
+            (Some(415), false),
+            (Some(429), false),
+            (None, false),
+        ] {
+            assert_eq!(refused_for_content(status), aside, "{status:?}");
+        }
     }
 
     #[test]

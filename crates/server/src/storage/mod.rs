@@ -16,7 +16,7 @@ mod passkeys;
 mod push;
 mod sql;
 
-pub use offline::OfflineStorage;
+pub use offline::{OfflineStorage, ReportCommitted, ReportWrites};
 pub use passkeys::{PasskeyAdded, PasskeyRow, PasskeyStorage};
 pub use push::{
     Admission, ApprovalRow, DeviceRow, PushStorage, Verdict, WebhookRow, APPROVAL_CHANNEL,
@@ -603,6 +603,7 @@ forward! { PushStorage {
 } }
 
 forward! { OfflineStorage {
+    fn commit_report(&self, writes: &ReportWrites) -> ReportCommitted;
     fn record_report(&self, host: &str, id: &str, now: i64) -> bool;
     fn prune_reports(&self, before: i64) -> u64;
 } }

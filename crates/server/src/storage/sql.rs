@@ -4,6 +4,7 @@
 
 use sqlx::Row;
 
+use super::offline::{ReportCommitted, ReportWrites, RECORD_REPORT};
 use super::{
     AuditEntry, AuditQuery, Committed, HostRow, PostgresStorage, SourceRow, SqliteStorage, Storage,
     StorageError, UserRow, UserWrite, VerificationWrites,
@@ -610,3 +611,44 @@ macro_rules! storage_impl {
 
 storage_impl!(SqliteStorage);
 storage_impl!(PostgresStorage);
+
+/// Defines `$name`, which runs one offline report's statements on a connection inside a
+/// transaction that the caller opened and commits only on [`ReportCommitted::Stored`]. The
+/// id goes first, so a resend touches nothing else.
+macro_rules! report_statements {
+    ($name:ident, $conn:ty) => {
+        pub(super) async fn $name(
+            conn: &mut $conn,
+            w: &ReportWrites,
+        ) -> Result<ReportCommitted, StorageError> {
+            let doing = "storing an offline report";
+            let new = sqlx::query(RECORD_REPORT)
+                .bind(&w.host)
+                .bind(&w.id)
+                .bind(w.now)
+                .execute(&mut *conn)
+                .await
+                .map_err(db(doing))?;
+            if new.rows_affected() != 1 {
+                return Ok(ReportCommitted::Duplicate);
+            }
+            if let Some(row) = &w.user {
+                let done = update_user!(row)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db(doing))?;
+                if done.rows_affected() != 1 {
+                    return Ok(ReportCommitted::LostRace);
+                }
+            }
+            append_audit!(&w.audit)
+                .execute(&mut *conn)
+                .await
+                .map_err(db(doing))?;
+            Ok(ReportCommitted::Stored)
+        }
+    };
+}
+
+report_statements!(sqlite_report, sqlx::SqliteConnection);
+report_statements!(postgres_report, sqlx::PgConnection);
