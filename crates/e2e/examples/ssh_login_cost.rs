@@ -48,6 +48,7 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sshield_e2e::fleet::{start_daemon, FleetServer, Running};
@@ -70,8 +71,13 @@ struct Fleet {
 /// One setup: its sshd, its user, and the code each login gives after the password.
 struct Setup {
     label: &'static str,
-    sshd: Sshd,
-    user: User,
+    /// Shared by the local pam_sshield setup and the fleet ones.
+    sshd: Rc<Sshd>,
+    user: Rc<User>,
+    /// The module's config as this setup has it, written to this path before each login: the
+    /// local and the fleet setups take turns on one sshd, one user and one config path, so
+    /// nothing but the module's way to its answer differs between them.
+    module_config: Option<(PathBuf, String)>,
     /// `None` for the password-only baseline.
     codes: Option<Vec<String>>,
     next: usize,
@@ -82,6 +88,12 @@ struct Setup {
 
 impl Setup {
     fn login(&mut self, timed: bool) {
+        if let Some((path, text)) = &self.module_config {
+            let next = path.with_extension("next");
+            fs::write(&next, text).expect("write the module's config");
+            fs::set_permissions(&next, fs::Permissions::from_mode(0o644)).expect("chmod config");
+            fs::rename(&next, path).expect("replace the module's config");
+        }
         let mut answers = vec![self.user.password().to_owned()];
         if let Some(codes) = &self.codes {
             let code = codes
@@ -90,7 +102,7 @@ impl Setup {
             answers.push(code.clone());
             self.next += 1;
         }
-        let out = Client::ssh(&self.sshd, &self.user)
+        let out = Client::ssh(&self.sshd, &*self.user)
             .to("127.0.0.1")
             .methods("keyboard-interactive")
             .command("true")
@@ -173,8 +185,9 @@ fn main() {
     let base_user = User::create();
     let baseline = Setup {
         label: "password only (pam_unix)",
-        sshd: start(None),
-        user: base_user,
+        sshd: Rc::new(start(None)),
+        user: Rc::new(base_user),
+        module_config: None,
         codes: None,
         next: 0,
         times: Vec::new(),
@@ -188,14 +201,11 @@ fn main() {
     fs::create_dir(&store).expect("mkdir store");
     fs::set_permissions(&store, fs::Permissions::from_mode(0o700)).expect("chmod store");
     let config = sdir.join("sshield.toml");
-    fs::write(
-        &config,
-        format!(
-            "# ssh_login_cost: defaults but for the store\nstore = \"{}\"\n",
-            store.display()
-        ),
-    )
-    .expect("write sshield config");
+    let local_config = format!(
+        "# ssh_login_cost: defaults but for the store\nstore = \"{}\"\n",
+        store.display()
+    );
+    fs::write(&config, &local_config).expect("write sshield config");
     fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).expect("chmod config");
     let link = sdir.join("pam_sshield.so");
     std::os::unix::fs::symlink(&module, &link).expect("symlink pam_sshield.so");
@@ -203,12 +213,13 @@ fn main() {
     enroll(&cli, &config, sshield_user.name(), &base32(&key_hex));
     let sshield = Setup {
         label: "+ pam_sshield",
-        sshd: start(Some(format!(
+        sshd: Rc::new(start(Some(format!(
             "auth required {} config={}",
             link.display(),
             config.display()
-        ))),
-        user: sshield_user,
+        )))),
+        user: Rc::new(sshield_user),
+        module_config: Some((config.clone(), local_config.clone())),
         codes: Some(codes[..logins].to_vec()),
         next: 0,
         times: Vec::new(),
@@ -228,12 +239,13 @@ fn main() {
     fs::set_permissions(&usersfile, fs::Permissions::from_mode(0o600)).expect("chmod usersfile");
     let oath = Setup {
         label: "+ pam_oath",
-        sshd: start(Some(format!(
+        sshd: Rc::new(start(Some(format!(
             "auth required {} usersfile={} window=10",
             oath_so.display(),
             usersfile.display()
-        ))),
-        user: oath_user,
+        )))),
+        user: Rc::new(oath_user),
+        module_config: None,
         codes: Some(codes[..logins].to_vec()),
         next: 0,
         times: Vec::new(),
@@ -253,19 +265,26 @@ fn main() {
     fs::set_permissions(&ga_file, fs::Permissions::from_mode(0o600)).expect("chmod ga file");
     let ga = Setup {
         label: "+ pam_google_authenticator",
-        sshd: start(Some(format!(
+        sshd: Rc::new(start(Some(format!(
             "auth required {} secret={}/${{USER}} user=root",
             ga_so.display(),
             gdir.display()
-        ))),
-        user: ga_user,
+        )))),
+        user: Rc::new(ga_user),
+        module_config: None,
         codes: Some(codes[1..=logins].to_vec()),
         next: 0,
         times: Vec::new(),
         fleet: None,
     };
 
-    // 5 and 6. The fleet: the same module and stack, the user on a server the host joined.
+    // 5 and 6. The fleet: the local pam_sshield setup's sshd, user and module, the module's
+    // config switched to a host that joined a server holding the user (and not the user).
+    let local = Local {
+        sshd: Rc::clone(&sshield.sshd),
+        user: Rc::clone(&sshield.user),
+        config: config.clone(),
+    };
     let mut setups = vec![baseline, sshield, oath, ga];
     let sqlite = FleetServer::start();
     setups.push(fleet_setup(
@@ -276,7 +295,7 @@ fn main() {
         None,
         &key_hex,
         &codes[..logins],
-        &start,
+        &local,
     ));
     let mut left_out = None;
     match Postgres::missing() {
@@ -292,7 +311,7 @@ fn main() {
                 Some(postgres),
                 &key_hex,
                 &codes[..logins],
-                &start,
+                &local,
             ));
         }
         Some(why) => {
@@ -373,10 +392,18 @@ fn main() {
     drop(dir);
 }
 
-/// A fleet host for [`Setup`]: its own sshield config, store and socket under `d`, joined to
-/// `server` with the real `sshield join`, its daemon started, the user's HOTP key (`key_hex`)
-/// imported on the server and nowhere on the host; its sshd has the same stack as the local
-/// pam_sshield setup, the module reading this config.
+/// The local pam_sshield setup's parts that the fleet setups share.
+struct Local {
+    sshd: Rc<Sshd>,
+    user: Rc<User>,
+    /// The module's config path (`config=` in the sshd's PAM stack).
+    config: PathBuf,
+}
+
+/// A fleet host for [`Setup`] on `local`'s sshd and user: its own sshield config, empty
+/// store and socket under `d`, joined to `server` with the real `sshield join`, its daemon
+/// started, the user's HOTP key (`key_hex`) imported on the server and nowhere on the host.
+/// Before each of its logins the module's config (`local.config`) is this host's.
 #[allow(
     clippy::too_many_arguments,
     reason = "one setup: the server, its database and the host's parts, each given once"
@@ -389,7 +416,7 @@ fn fleet_setup(
     postgres: Option<Postgres>,
     key_hex: &str,
     codes: &[String],
-    start: &impl Fn(Option<String>) -> Sshd,
+    local: &Local,
 ) -> Setup {
     let built = sshield_e2e::artefacts();
     let dir = d.join(format!("fleet-{tag}"));
@@ -411,9 +438,9 @@ fn fleet_setup(
     fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).expect("chmod config");
 
     // The user's key on the server only, as an admin moving from pam_oath brings it.
-    let user = User::create();
     let oath = dir.join("users.oath");
-    fs::write(&oath, format!("HOTP {} - {key_hex}\n", user.name())).expect("write users.oath");
+    fs::write(&oath, format!("HOTP {} - {key_hex}\n", local.user.name()))
+        .expect("write users.oath");
     fs::set_permissions(&oath, fs::Permissions::from_mode(0o600)).expect("chmod users.oath");
     server.cli(&["user", "import-users-oath", &oath.display().to_string()]);
 
@@ -426,16 +453,13 @@ fn fleet_setup(
         &["join", &server.url, token, "--name", &name],
     );
     let daemon = start_daemon(&built.cli, &config, &socket);
-    let link = dir.join("pam_sshield.so");
-    std::os::unix::fs::symlink(&built.module, &link).expect("symlink pam_sshield.so");
+    // What `sshield join` made of the host's config, for the module to read in turn.
+    let joined = fs::read_to_string(&config).expect("read the joined config");
     Setup {
         label,
-        sshd: start(Some(format!(
-            "auth required {} config={}",
-            link.display(),
-            config.display()
-        ))),
-        user,
+        sshd: Rc::clone(&local.sshd),
+        user: Rc::clone(&local.user),
+        module_config: Some((local.config.clone(), joined)),
         codes: Some(codes.to_vec()),
         next: 0,
         times: Vec::new(),
@@ -508,15 +532,17 @@ fn render_fleet(
     s.push_str("## A fleet login against a local one, across a whole ssh login\n\n");
     s.push_str(
         "Issue 11's goal: a fleet-mode ssh login adds under 5 ms over a local-store login. The \
-same run as\nthe table above (`scripts/bench-ssh-login`), the same rounds: the local row is its \
+same run as\nthe table above (`scripts/bench-ssh-login`), the same rounds. The local row is its \
 `+ pam_sshield`\n(the user's HOTP record in the host's store, read and updated by the module in \
-sshd). In the fleet\nrows the host has the same sshd, PAM stack and module, but no record of the \
-user: it joined a\n`sshield-server` with `sshield join`, the module asks the host's \
-`sshield daemon` over its socket\n(`verify`), the daemon asks the server (a signed \
-`POST /v1/verify` over plain HTTP on 127.0.0.1;\na fresh connection per login), the server \
-checks the code against the user's key (imported\nfrom a users.oath line) and stores the \
-verification in one transaction (SQLite `synchronous =\nFULL`; PostgreSQL 15 with `fsync=on`, \
-a throwaway cluster in a temp dir) before it answers.\nServer, daemon and PostgreSQL on the \
+sshd). The fleet rows\nuse that row's very sshd, PAM stack, module and user, taking turns with \
+it: before each login\nthe module's config file is replaced by the one of the setup whose turn \
+it is, so only the\nmodule's way to its answer differs. A fleet host's config names no record of \
+the user: it\njoined a `sshield-server` with `sshield join`, the module asks the host's \
+`sshield daemon` over\nits socket (`verify`), the daemon asks the server (a signed \
+`POST /v1/verify` over plain HTTP\non 127.0.0.1; a fresh connection per login), the server \
+checks the code against the user's key\n(imported from a users.oath line) and stores the \
+verification in one transaction (SQLite\n`synchronous = FULL`; PostgreSQL 15 with `fsync=on`, \
+a throwaway cluster in a temp dir) before it\nanswers. Server, daemon and PostgreSQL on the \
 same 2-core machine as sshd and the client.\n\n",
     );
     let _ = writeln!(
