@@ -63,7 +63,7 @@ impl GroupCommit {
     /// Opens a connection to the SQLite file at `path` (its tables already brought up to
     /// date) and starts the writer thread on it.
     pub(super) fn start(path: &Path) -> Result<Self, StorageError> {
-        let opening = |error| StorageError::Writer {
+        let opening = |error| StorageError::Sqlite {
             doing: "opening the database for verifications",
             error,
         };
@@ -203,7 +203,7 @@ fn verification(conn: &Connection, w: &VerificationWrites) -> Result<Committed, 
             };
             match run(CREATE_USER, params) {
                 Ok(_) => true,
-                Err(StorageError::Writer {
+                Err(StorageError::Sqlite {
                     error: rusqlite::Error::SqliteFailure(e, _),
                     ..
                 }) if e.code == ErrorCode::ConstraintViolation => false,
@@ -284,7 +284,7 @@ fn count_source(conn: &Connection, failure: &SourceFailure) -> Result<u32, Stora
 }
 
 fn writer_error(doing: &'static str, error: rusqlite::Error) -> StorageError {
-    StorageError::Writer { doing, error }
+    StorageError::Sqlite { doing, error }
 }
 
 /// Answers every job of a group that was not stored with `error`.

@@ -14,6 +14,7 @@ mod group_commit;
 mod offline;
 mod passkeys;
 mod push;
+mod readers;
 mod sql;
 
 pub use offline::{OfflineStorage, ReportCommitted, ReportWrites};
@@ -229,8 +230,9 @@ pub enum StorageError {
         /// The driver's error.
         error: sqlx::Error,
     },
-    /// SQLite's writer of verifications (`group_commit`) refused or failed.
-    Writer {
+    /// SQLite refused or failed on the server's own connections (`group_commit`'s writer,
+    /// `readers`).
+    Sqlite {
         /// What we were doing.
         doing: &'static str,
         /// SQLite's error.
@@ -262,7 +264,7 @@ impl fmt::Display for StorageError {
             ),
             Self::Missing { kind, name } => write!(f, "no {kind} named {name:?}"),
             Self::Database { doing, error } => write!(f, "database error while {doing}: {error}"),
-            Self::Writer { doing, error } => write!(f, "database error while {doing}: {error}"),
+            Self::Sqlite { doing, error } => write!(f, "database error while {doing}: {error}"),
             Self::WriterGone => {
                 f.write_str("the database writer has stopped; restart the server (and see its log)")
             }
@@ -388,6 +390,8 @@ pub struct SqliteStorage {
     pool: SqlitePool,
     /// The one writer of verifications (`group_commit`).
     verifications: group_commit::GroupCommit,
+    /// The reads on a verification's way (`readers`).
+    readers: Arc<readers::Readers>,
 }
 
 /// A PostgreSQL database, shared by a fleet's replicas.
@@ -427,7 +431,19 @@ impl SqliteStorage {
         Ok(Self {
             pool,
             verifications,
+            readers: Arc::new(readers::Readers::new(path)),
         })
+    }
+
+    /// A one-row read on a verification's way, made here and now (`readers`).
+    fn inline_row<T>(
+        &self,
+        sql: &str,
+        key: &str,
+        doing: &'static str,
+        map: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Option<Result<Option<T>, StorageError>> {
+        Some(self.readers.row(sql, key, doing, map))
     }
 
     /// A verification, stored with the others waiting by the one writer.
@@ -440,6 +456,21 @@ impl SqliteStorage {
 }
 
 impl PostgresStorage {
+    /// None: every read is a round trip to the database anyway, made through sqlx.
+    #[allow(
+        clippy::unused_self,
+        reason = "the same call as SQLite's in the code both backends share (sql::storage_impl)"
+    )]
+    fn inline_row<T>(
+        &self,
+        _sql: &str,
+        _key: &str,
+        _doing: &'static str,
+        _map: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Option<Result<Option<T>, StorageError>> {
+        None
+    }
+
     /// Connects to `url` (`postgres://user@host:port/db`) and brings its tables up to date.
     /// Several servers may do this at once: sqlx takes an advisory lock around migrations.
     pub async fn open(url: &str) -> Result<Self, StorageError> {

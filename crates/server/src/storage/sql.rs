@@ -384,6 +384,19 @@ macro_rules! storage_impl {
             }
 
             async fn load_user(&self, name: &str) -> Result<Option<UserRow>, StorageError> {
+                let inline = self.inline_row(LOAD_USER, name, "reading a user", |r| {
+                    Ok(UserRow {
+                        name: r.get("name")?,
+                        sealed: r.get("sealed")?,
+                        version: r.get("version")?,
+                        state: r.get("state")?,
+                        disabled: r.get("disabled")?,
+                        updated_at: r.get("updated_at")?,
+                    })
+                });
+                if let Some(done) = inline {
+                    return done;
+                }
                 let row = sqlx::query(LOAD_USER)
                     .bind(name)
                     .fetch_optional(&self.pool)
@@ -452,6 +465,17 @@ macro_rules! storage_impl {
             }
 
             async fn load_host(&self, name: &str) -> Result<Option<HostRow>, StorageError> {
+                let inline = self.inline_row(LOAD_HOST, name, "reading a host", |r| {
+                    Ok(HostRow {
+                        name: r.get("name")?,
+                        public_key: r.get("public_key")?,
+                        created_at: r.get("created_at")?,
+                        revoked_at: r.get("revoked_at")?,
+                    })
+                });
+                if let Some(done) = inline {
+                    return done;
+                }
                 let row = sqlx::query(LOAD_HOST)
                     .bind(name)
                     .fetch_optional(&self.pool)
@@ -542,6 +566,18 @@ macro_rules! storage_impl {
             }
 
             async fn load_source(&self, source: &str) -> Result<Option<SourceRow>, StorageError> {
+                let inline =
+                    self.inline_row(LOAD_SOURCE, source, "reading a source's failures", |r| {
+                        Ok(SourceRow {
+                            source: r.get("source")?,
+                            state: r.get("state")?,
+                            version: r.get("version")?,
+                            expires_at: r.get("expires_at")?,
+                        })
+                    });
+                if let Some(done) = inline {
+                    return done;
+                }
                 let row = sqlx::query(LOAD_SOURCE)
                     .bind(source)
                     .fetch_optional(&self.pool)
