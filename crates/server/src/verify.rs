@@ -19,10 +19,6 @@ use crate::records::{self, unix, RecordError, Write};
 use crate::sources;
 use crate::storage::{AuditEntry, Committed, Storage, StorageError, UserWrite, VerificationWrites};
 
-/// Attempts at one verification before giving up under contention: each lost race means
-/// another verification or change of the same user was stored first (as `records`).
-const MAX_TRIES: usize = 16;
-
 /// Decides `request`, signed as `signed` says, at `now`, and stores the decision with the
 /// request's nonce in one transaction.
 pub async fn verify(
@@ -45,7 +41,8 @@ pub async fn verify(
     // Per source over all users, as on a host: a source locked by failures for any users
     // is refused for users it is not familiar to (the server is not told whether a first
     // factor passed, so that exemption of a host's is not made here).
-    // Read together (two connections), so one client waits for one read, not two.
+    // Read together: on PostgreSQL two connections, so one client waits for one round trip,
+    // not two (SQLite's reads are made in place, one after the other, in microseconds).
     let (source_lock, first_read) = tokio::join!(
         async {
             match origin.remote() {
@@ -57,7 +54,8 @@ pub async fn verify(
     );
     let source_lock = source_lock?;
     let mut read = Some(first_read);
-    for _ in 0..MAX_TRIES {
+    // Each lost race means another verification or change of the user was stored first.
+    for _ in 0..records::MAX_TRIES {
         // After a lost race, the user's row as it is now.
         let row = match read.take() {
             Some(row) => row,
