@@ -763,15 +763,24 @@ fn try_token(
             // host): a drift beyond the bound would move the window away from every code.
             let max = i64::try_from(policy.max_drift).unwrap_or(i64::MAX);
             let drift = usage.drift.clamp(-max, max);
-            match verify_totp(
-                &auth.secret,
-                &params,
-                typed,
-                now.0,
-                window,
-                drift,
-                usage.last_step,
-            ) {
+            // The window around the learned drift, and always the one around real time too: a
+            // code typed as its step ended teaches a drift of -1, and the window must not then
+            // lose the step ahead that a phone running a little fast shows.
+            let find = |last_used: Option<u64>| {
+                let around = |centre| {
+                    verify_totp(
+                        &auth.secret,
+                        &params,
+                        typed,
+                        now.0,
+                        window,
+                        centre,
+                        last_used,
+                    )
+                };
+                around(drift).or_else(|| if drift == 0 { None } else { around(0) })
+            };
+            match find(usage.last_step) {
                 Some(hit) => {
                     let new = TokenUsage {
                         last_step: Some(hit.step),
@@ -785,12 +794,7 @@ fn try_token(
                     };
                     TokenOutcome::Accepted(new, method)
                 }
-                None if usage.last_step.is_some()
-                    && verify_totp(&auth.secret, &params, typed, now.0, window, drift, None)
-                        .is_some() =>
-                {
-                    TokenOutcome::Replayed
-                }
+                None if usage.last_step.is_some() && find(None).is_some() => TokenOutcome::Replayed,
                 None => TokenOutcome::NoMatch,
             }
         }

@@ -42,7 +42,8 @@ pub struct Policy {
     pub window: u64,
     /// HOTP counters accepted beyond the next expected one (the token was pressed unused).
     pub hotp_lookahead: u64,
-    /// The most clock drift, in steps, sshield will learn and follow for one token.
+    /// The most clock drift, in steps, sshield will learn and follow for one token (codes are
+    /// checked around the learned drift and around real time).
     pub max_drift: u64,
     /// After a good second factor, don't ask the same user from the same address again for
     /// this long. Zero (the default) asks every time.

@@ -61,13 +61,59 @@ fn an_earlier_step_is_refused_once_a_later_one_was_used() {
     assert_eq!(outcome(&s.decide("alice", &phone.at(T + 30), T)), "allow");
     // ...so the code for STEP, still inside the window, may never be used any more.
     assert_eq!(outcome(&s.decide("alice", &phone.at(T), T)), "replayed");
-    // A step later the engine centres its window on the phone's learned drift (+1), so the old
-    // code has left the window altogether; refused either way.
+    // A step later the old code is still inside the window around real time (and the one around
+    // the phone's learned drift has moved past it): refused as used.
     let d = s.decide("alice", &phone.at(T), T + 30);
     assert!(!d.is_allow(), "{d:?}");
     assert_eq!(
         s.record("alice").token_usage("default").last_step,
         Some(STEP + 1)
+    );
+}
+
+/// A code typed as its step ended arrives a step late and teaches a drift of -1; the window
+/// around that drift must not cost the user the step ahead, which a phone running a little fast
+/// shows (the window around real time is always searched too).
+#[test]
+fn a_code_typed_late_does_not_cost_the_step_ahead() {
+    let s = TestStore::new();
+    let phone = s.enroll("alice");
+    assert_eq!(outcome(&s.decide("alice", &phone.at(T), T + 30)), "allow");
+    assert_eq!(s.record("alice").token_usage("default").drift, -1);
+    assert_eq!(
+        outcome(&s.decide("alice", &phone.at(T + 60), T + 30)),
+        "allow"
+    );
+    assert_eq!(s.record("alice").token_usage("default").drift, 1);
+}
+
+/// A phone whose clock ran ahead, step by step, and is then set right: the drift it taught
+/// (+3 steps) does not lock out its correct codes, and the drift is learned again.
+#[test]
+fn a_phone_set_right_after_a_learned_drift_is_accepted_and_the_drift_unlearned() {
+    let s = TestStore::new();
+    let phone = s.enroll("alice");
+    let drift = || s.record("alice").token_usage("default").drift;
+    // Its clock gains a step at a time, and the window follows it.
+    for (ahead, now) in [(1, T), (2, T + 30), (3, T + 60)] {
+        assert_eq!(
+            outcome(&s.decide("alice", &phone.at(now + ahead * 30), now)),
+            "allow"
+        );
+        assert_eq!(drift(), i64::try_from(ahead).unwrap());
+    }
+    // Its clock is set right: the code for real time is accepted, outside the window around
+    // the drift (three steps ahead)...
+    assert_eq!(
+        outcome(&s.decide("alice", &phone.at(T + 210), T + 210)),
+        "allow"
+    );
+    // ...and the drift is back to none.
+    assert_eq!(drift(), 0);
+    // A code far from both windows is still wrong.
+    assert_eq!(
+        outcome(&s.decide("alice", &phone.at(T + 600), T + 240)),
+        "wrong-code"
     );
 }
 

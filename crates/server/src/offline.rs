@@ -185,9 +185,17 @@ fn tokens(
                 TokenKind::Totp => {
                     let totp = auth.totp_params();
                     let drift = usage.drift.clamp(-max, max);
-                    let shift = |step: u64, by: i64| step.saturating_add_signed(by);
-                    let first = shift(totp_step(now, &totp), drift).saturating_sub(policy.window);
-                    let last = shift(totp_step(now.saturating_add(window), &totp), drift)
+                    // The engine searches the window around the learned drift and the one
+                    // around real time: the slots cover both.
+                    let (start, end) = (
+                        totp_step(now, &totp),
+                        totp_step(now.saturating_add(window), &totp),
+                    );
+                    let first = start
+                        .min(start.saturating_add_signed(drift))
+                        .saturating_sub(policy.window);
+                    let last = end
+                        .max(end.saturating_add_signed(drift))
                         .saturating_add(policy.window);
                     // Steps used already are never shipped.
                     let first = usage.last_step.map_or(first, |s| first.max(s + 1));
@@ -513,6 +521,40 @@ pub fn parse_filter(query: &str) -> Result<AuditFilter, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The slots cover the window around real time and the one around the learned drift, from
+    /// now to the end of the material's lifetime, as the engine searches both.
+    #[test]
+    fn the_slots_cover_real_time_and_the_drift() {
+        let now = 1_700_000_010;
+        let step = now / 30;
+        let mut record = UserRecord::new("alice", now);
+        record.authenticators.push(sshield_core::Authenticator {
+            name: "phone".into(),
+            kind: TokenKind::Totp,
+            secret: sshield_otp::Secret::from_bytes(vec![7; 20]).expect("a 20-byte key"),
+            algorithm: sshield_otp::Algorithm::Sha1,
+            digits: sshield_otp::Digits::SIX,
+            period: Some(sshield_otp::Period::THIRTY),
+            counter: None,
+            ssh_keys: Vec::new(),
+            active: true,
+            created: now,
+        });
+        let policy = sshield_core::Policy::default();
+        for (drift, first, last) in [(0, step - 1, step + 5), (-3, step - 4, step + 5)] {
+            let usage = record.usage.tokens.entry("phone".into()).or_default();
+            usage.drift = drift;
+            let tokens = tokens(&record, &policy, "00", now, 120);
+            let counters: Vec<u64> = tokens[0].slots.iter().map(|s| s.counter).collect();
+            assert_eq!(
+                counters,
+                (first..=last).collect::<Vec<_>>(),
+                "drift {drift}"
+            );
+            assert_eq!(tokens[0].drift, drift);
+        }
+    }
 
     #[test]
     fn the_audit_query_round_trips_and_names_what_is_wrong() {

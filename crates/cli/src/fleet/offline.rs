@@ -572,8 +572,11 @@ fn decide(
         let last = used.get(&token.authenticator).copied();
         let in_window = |counter: u64| match token.kind.as_str() {
             "totp" if token.period > 0 => {
-                let expected = (now.0 / token.period).saturating_add_signed(token.drift);
-                counter.abs_diff(expected) <= token.window
+                // As the engine: the window around the drift, and the one around real time.
+                let real_time = now.0 / token.period;
+                let drifted = real_time.saturating_add_signed(token.drift);
+                counter.abs_diff(drifted) <= token.window
+                    || counter.abs_diff(real_time) <= token.window
             }
             "hotp" => true,
             _ => false,
@@ -781,6 +784,22 @@ mod tests {
             decide(&m, &used, &[stored], "k7mq2-xv9hd", now),
             Verdict::Replayed
         );
+    }
+
+    /// As the engine: with a learned drift of +4 steps, the window around it and the one around
+    /// real time both take codes, and the steps between them do not.
+    #[test]
+    fn a_drift_adds_its_window_to_real_time() {
+        let now = UnixTime(1_700_000_000);
+        let mut m = material(now.0);
+        m.tokens[0].drift = 4;
+        let step = now.0 / 30;
+        let code = |c: u64| format!("{:06}", c % 1_000_000);
+        let used = BTreeMap::new();
+        let taken = |c: u64| matches!(decide(&m, &used, &[], &code(c), now), Verdict::Token { .. });
+        let taken: Vec<u64> = (step - 1..=step + 6).filter(|&c| taken(c)).collect();
+        let want = [step - 1, step, step + 1, step + 3, step + 4, step + 5];
+        assert_eq!(taken, want);
     }
 
     #[test]
