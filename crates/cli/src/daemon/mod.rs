@@ -34,7 +34,7 @@ use sshield_core::{
 };
 
 use crate::failure::Failure;
-use crate::procs::{self, Proc};
+use crate::procs;
 use crate::protocol::{self, Reply, Request};
 use crate::syslog::Syslog;
 
@@ -109,12 +109,16 @@ pub(crate) fn run(config: Config, syslog_socket: PathBuf) -> Result<(), Failure>
         // shared slot first, and the uid's in the thread, let one user's flood of refused
         // connections fill the shared slots for a moment each, and 7-13 % of other users'
         // logins were answered `busy`: issue 9, item 12.)
-        let slot = match rustix::net::sockopt::get_socket_peercred(&stream) {
-            Ok(cred) => Slots::take(&slots, cred.uid.as_raw()),
+        let cred = rustix::net::sockopt::get_socket_peercred(&stream).map(|cred| Credentials {
+            uid: cred.uid.as_raw(),
+            pid: u32::try_from(cred.pid.as_raw_nonzero().get()).unwrap_or(0),
+        });
+        let slot = match cred {
+            Ok(cred) => Slots::take(&slots, cred.uid).map(|slot| (slot, cred)),
             Err(_) => Err(Busy::Unknown),
         };
-        let slot = match slot {
-            Ok(slot) => slot,
+        let (slot, cred) = match slot {
+            Ok(taken) => taken,
             Err(busy) => {
                 turn_away(stream, busy);
                 continue;
@@ -124,7 +128,7 @@ pub(crate) fn run(config: Config, syslog_socket: PathBuf) -> Result<(), Failure>
         let spawned = thread::Builder::new()
             .name("sshield-conn".into())
             .spawn(move || {
-                serve(stream, &shared);
+                serve(stream, cred, &shared);
                 drop(slot);
             });
         if spawned.is_err() {
@@ -311,6 +315,14 @@ fn bind(path: &Path) -> Result<UnixListener, Failure> {
     Ok(listener)
 }
 
+/// The peer of a connection as the kernel names it (SO_PEERCRED).
+#[derive(Debug, Clone, Copy)]
+struct Credentials {
+    uid: u32,
+    /// Its pid when it connected (0 if the kernel gave none).
+    pid: u32,
+}
+
 /// The peer of a connection, as the kernel and `/proc` say.
 #[derive(Debug)]
 pub(crate) struct Peer {
@@ -323,23 +335,20 @@ pub(crate) struct Peer {
     session: Option<procs::SshSession>,
 }
 
-fn identify(stream: &UnixStream) -> Result<Peer, String> {
-    let cred = rustix::net::sockopt::get_socket_peercred(stream)
-        .map_err(|e| format!("no peer credentials: {e}"))?;
-    let uid = cred.uid.as_raw();
+/// Who the peer of a `sshield login` connection is: its account, and the ssh session and
+/// source address `/proc` shows for it (walking the process tree and reading the session's
+/// TCP tables: not for relayed requests, which need only the uid).
+fn identify(cred: Credentials) -> Result<Peer, String> {
+    let Credentials { uid, pid } = cred;
     let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
         .ok()
         .flatten()
         .ok_or_else(|| format!("uid {uid} has no user name"))?;
-    let pid = u32::try_from(cred.pid.as_raw_nonzero().get()).unwrap_or(0);
-    // (As in `source::of_peer`: a pid reused by another uid's process says nothing.)
-    let session = Proc::read(pid)
-        .filter(|p| p.uid == uid)
-        .and_then(|_| procs::ssh_session_of(pid));
+    let session = source::session_of_peer(pid, uid);
     let caller = Caller {
         first_factor_passed: true,
         ..Caller::new(Account::from_system(user.name), SERVICE)
-            .from_source(source::of_peer(pid, uid))
+            .from_source(session.as_ref().and_then(source::of_session))
     };
     Ok(Peer {
         caller,
@@ -356,58 +365,40 @@ pub(crate) fn error_reply(error: &str, message: &str) -> Reply {
 }
 
 /// Serves one connection until it closes, misbehaves, or its login ends.
-fn serve(stream: UnixStream, shared: &Shared) {
+fn serve(stream: UnixStream, cred: Credentials, shared: &Shared) {
     let idle = shared.config.login_timeout.saturating_add(IDLE_MARGIN);
     let _ = stream.set_read_timeout(Some(idle));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
-    let Ok(mut writer) = stream.try_clone() else {
+    let Ok(writer) = stream.try_clone() else {
         return;
     };
-    let peer = match identify(&stream) {
+    let mut reader = protocol::LineReader::new(stream);
+    let Some(first) = next_request(&mut reader, &writer) else {
+        return;
+    };
+    // The PAM module's relayed requests are answered on the uid alone.
+    let first = match shared.relay_request(cred.uid, first) {
+        Ok(reply) => return write_reply(&writer, &reply),
+        Err(request) => request,
+    };
+    let peer = match identify(cred) {
         Ok(p) => p,
-        Err(why) => {
-            let _ = protocol::write_reply(&mut writer, &error_reply("unknown-peer", &why));
-            return;
-        }
+        Err(why) => return write_reply(&writer, &error_reply("unknown-peer", &why)),
     };
     let mut login = shared.engine.begin(peer.caller.clone());
-    let mut reader = protocol::LineReader::new(stream);
     // The wait on the phone's answer, running while the client may still type a code.
     let mut waiting: Option<push_relay::Waiting> = None;
+    let mut next = Some(first);
     loop {
-        let request = reader.read_line().and_then(|line| match line {
-            Some(line) => protocol::parse_request(&line).map(Some),
-            None => Ok(None),
-        });
-        let request = match request {
-            Ok(Some(r)) => r,
-            Ok(None) | Err(protocol::ProtocolError::Io(_)) => return,
-            Err(e) => {
-                let _ =
-                    protocol::write_reply(&mut writer, &error_reply(e.as_str(), &e.to_string()));
-                return;
-            }
+        let Some(request) = next.take().or_else(|| next_request(&mut reader, &writer)) else {
+            return;
+        };
+        let request = match shared.relay_request(peer.uid, request) {
+            Ok(reply) => return write_reply(&writer, &reply),
+            Err(request) => request,
         };
         let now = UnixTime::now();
-        let relayed = |reply: Reply| {
-            let mut writer = &writer;
-            let _ = protocol::write_reply(&mut writer, &reply);
-        };
         let step = match request {
-            Request::Verify {
-                user,
-                rhost,
-                service,
-                code,
-            } => return relayed(shared.relay(&peer, user, rhost, service, &code)),
-            Request::RelayPush {
-                user,
-                rhost,
-                service,
-            } => return relayed(push_relay::push(shared, &peer, user, rhost, service)),
-            Request::RelayWait { user, service, id } => {
-                return relayed(push_relay::wait(shared, &peer, user, service, &id))
-            }
             Request::Need(invocation) => {
                 login = login.with_invocation(invocation);
                 login.start(now, &shared.sink())
@@ -431,28 +422,81 @@ fn serve(stream: UnixStream, shared: &Shared) {
                     }
                 }
             }
+            // Answered by `relay_request` above.
+            Request::Verify { .. } | Request::RelayPush { .. } | Request::RelayWait { .. } => {
+                return
+            }
         };
         let reply = shared.reply(&login, &peer, step, now);
         let done = matches!(reply, Reply::Deny { last: true, .. });
-        if protocol::write_reply(&mut writer, &reply).is_err() || done {
+        let mut out = &writer;
+        if protocol::write_reply(&mut out, &reply).is_err() || done {
             return;
         }
     }
 }
 
+/// The next request on a connection; `None` when it closed or failed (a malformed request is
+/// answered with what is wrong first).
+fn next_request(
+    reader: &mut protocol::LineReader<UnixStream>,
+    writer: &UnixStream,
+) -> Option<Request> {
+    let request = reader.read_line().and_then(|line| match line {
+        Some(line) => protocol::parse_request(&line).map(Some),
+        None => Ok(None),
+    });
+    match request {
+        Ok(request) => request,
+        Err(protocol::ProtocolError::Io(_)) => None,
+        Err(e) => {
+            write_reply(writer, &error_reply(e.as_str(), &e.to_string()));
+            None
+        }
+    }
+}
+
+/// Writes `reply`; a peer that went away is not an error here.
+fn write_reply(writer: &UnixStream, reply: &Reply) {
+    let mut writer = writer;
+    let _ = protocol::write_reply(&mut writer, reply);
+}
+
 impl Shared {
+    /// The answer to a request the daemon relays for the PAM module (`verify`, `relay-push`,
+    /// `relay-wait`), from peer `uid`; any other request is handed back.
+    fn relay_request(&self, uid: u32, request: Request) -> Result<Reply, Request> {
+        Ok(match request {
+            Request::Verify {
+                user,
+                rhost,
+                service,
+                code,
+            } => self.relay(uid, user, rhost, service, &code),
+            Request::RelayPush {
+                user,
+                rhost,
+                service,
+            } => push_relay::push(self, uid, user, rhost, service),
+            Request::RelayWait { user, service, id } => {
+                push_relay::wait(self, uid, user, service, &id)
+            }
+            other => return Err(other),
+        })
+    }
+
     /// The fleet server's answer to a `verify` request: one verification relayed through the
     /// daemon's client, for a root peer (the PAM module in sshd's stack) only. Nothing is
     /// logged here: the module's login logs its decision, as for any other.
     fn relay(
         &self,
-        peer: &Peer,
+        uid: u32,
         user: String,
         rhost: Option<String>,
         service: String,
         code: &Response,
     ) -> Reply {
-        let (remote, caller) = match self.relay_for(peer, user, rhost, service) {
+        let (remote, caller) = match self.relay_for(uid, user, rhost, service) {
             Ok(pair) => pair,
             Err(reply) => return reply,
         };
@@ -487,12 +531,12 @@ impl Shared {
     /// sshd) may name another user, and only a fleet host has a server to ask.
     pub(crate) fn relay_for(
         &self,
-        peer: &Peer,
+        uid: u32,
         user: String,
         rhost: Option<String>,
         service: String,
     ) -> Result<(&Arc<dyn Remote>, Caller), Reply> {
-        if peer.uid != 0 {
+        if uid != 0 {
             return Err(error_reply(
                 "forbidden",
                 "only root (the PAM module in sshd) may ask about another user; `sshield \

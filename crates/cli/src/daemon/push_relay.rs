@@ -12,7 +12,7 @@ use std::time::Duration;
 use sshield_core::push::{self, Approval, PushAnswer, PushAsk};
 use sshield_core::{Login, UnixTime};
 
-use super::{Peer, Shared};
+use super::Shared;
 use crate::protocol::{LineReader, Reply};
 
 /// How often a wait looks whether the client sent something (a code typed instead). The
@@ -23,12 +23,12 @@ const CLIENT_POLL: Duration = Duration::from_millis(20);
 /// number in: never a push without one.
 pub(super) fn push(
     shared: &Shared,
-    peer: &Peer,
+    uid: u32,
     user: String,
     rhost: Option<String>,
     service: String,
 ) -> Reply {
-    let (remote, caller) = match shared.relay_for(peer, user, rhost, service) {
+    let (remote, caller) = match shared.relay_for(uid, user, rhost, service) {
         Ok(pair) => pair,
         Err(reply) => return reply,
     };
@@ -58,8 +58,8 @@ pub(super) fn push(
 }
 
 /// Relays one round of waiting on push `id` for the PAM module.
-pub(super) fn wait(shared: &Shared, peer: &Peer, user: String, service: String, id: &str) -> Reply {
-    let (remote, caller) = match shared.relay_for(peer, user, None, service) {
+pub(super) fn wait(shared: &Shared, uid: u32, user: String, service: String, id: &str) -> Reply {
+    let (remote, caller) = match shared.relay_for(uid, user, None, service) {
         Ok(pair) => pair,
         Err(reply) => return reply,
     };

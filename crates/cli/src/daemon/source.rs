@@ -15,15 +15,20 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::procs::{self, Proc};
 
-/// The remote address of the SSH connection that process `pid`, owned by `uid`, runs under;
-/// `None` if it cannot be established beyond doubt.
-pub(crate) fn of_peer(pid: u32, uid: u32) -> Option<IpAddr> {
+/// The ssh session that process `pid`, owned by `uid`, runs under; `None` if it cannot be
+/// established beyond doubt.
+pub(crate) fn session_of_peer(pid: u32, uid: u32) -> Option<procs::SshSession> {
     // The pid was the peer's when it connected; if it has since exited and been reused by
     // someone else's process, that process's ancestry says nothing about the peer.
     if Proc::read(pid)?.uid != uid {
         return None;
     }
-    let ssh = procs::ssh_session_of(pid)?;
+    procs::ssh_session_of(pid)
+}
+
+/// The remote address of the SSH connection of session `ssh`; `None` if it cannot be
+/// established beyond doubt.
+pub(crate) fn of_session(ssh: &procs::SshSession) -> Option<IpAddr> {
     std::iter::once(&ssh.session)
         .chain(ssh.monitor.as_ref())
         .find_map(|p| tcp_remote(p.pid))
@@ -133,7 +138,7 @@ mod tests {
         // with the same uid shape); an unknown pid has none either.
         let me = std::process::id();
         let uid = rustix::process::getuid().as_raw();
-        assert_eq!(of_peer(me, uid.wrapping_add(1)), None);
-        assert_eq!(of_peer(u32::MAX - 1, uid), None);
+        assert_eq!(session_of_peer(me, uid.wrapping_add(1)), None);
+        assert_eq!(session_of_peer(u32::MAX - 1, uid), None);
     }
 }

@@ -21,6 +21,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -142,6 +143,11 @@ pub(crate) struct OfflineRemote {
     /// One check or change of the files at a time in this daemon: an offline code is
     /// accepted once even when two logins race.
     lock: Mutex<()>,
+    /// Whether reports may wait to be sent: set (under `lock`) with each one queued, cleared
+    /// by a flush that finds none; set at start, as the queue on disk is not known yet. A
+    /// server's answer starts a sending thread only while it is set, so a login does not pay
+    /// for a thread with nothing to do.
+    waiting: AtomicBool,
 }
 
 impl OfflineRemote {
@@ -162,13 +168,16 @@ impl OfflineRemote {
             failmode,
             log,
             lock: Mutex::new(()),
+            waiting: AtomicBool::new(true),
         });
         let flusher = Arc::clone(&remote);
         let _ = std::thread::Builder::new()
             .name("sshield-report".into())
             .spawn(move || loop {
                 std::thread::sleep(FLUSH_EVERY);
-                flusher.flush();
+                if flusher.waiting.load(Ordering::Relaxed) {
+                    flusher.flush();
+                }
             });
         Arc::new(Offline(remote))
     }
@@ -288,6 +297,7 @@ impl OfflineRemote {
             Ok(id) => id,
             Err(e) => return Some(RemoteAnswer::Refused(format!("no report id: {e}"))),
         };
+        self.waiting.store(true, Ordering::Relaxed);
         file.pending.push(Report {
             id,
             time: i64::try_from(now.0).unwrap_or(i64::MAX),
@@ -358,6 +368,7 @@ impl OfflineRemote {
             ));
             return;
         }
+        self.waiting.store(true, Ordering::Relaxed);
         if let Err(e) = write(&self.reports.join(format!("{id}.json")), &report) {
             self.log
                 .say(&format!("cannot queue a failmode report: {e}"));
@@ -372,11 +383,13 @@ impl OfflineRemote {
         for _ in 0..MAX_ROUNDS {
             let batch = {
                 let _guard = self.guard();
-                self.queued()
+                let batch = self.queued();
+                if batch.is_empty() {
+                    self.waiting.store(false, Ordering::Relaxed);
+                    return;
+                }
+                batch
             };
-            if batch.is_empty() {
-                return;
-            }
             match self.send(&batch) {
                 Sent::Taken => {
                     let _guard = self.guard();
@@ -658,14 +671,19 @@ fn write<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
 
 impl OfflineRemote {
     /// After a server answered: sends what waits and, for an allowed `user`, fetches their
-    /// material, in a thread of its own so the login does not wait for either.
+    /// material, in a thread of its own so the login does not wait for either; no thread when
+    /// there is neither.
     fn after_answer(self: &Arc<Self>, allowed: Option<UserName>) {
+        let allowed = allowed.filter(|_| !self.window.is_zero());
+        if allowed.is_none() && !self.waiting.load(Ordering::Relaxed) {
+            return;
+        }
         let this = Arc::clone(self);
         let spawned = std::thread::Builder::new()
             .name("sshield-offline".into())
             .spawn(move || {
                 this.flush();
-                if let Some(user) = allowed.filter(|_| !this.window.is_zero()) {
+                if let Some(user) = allowed {
                     this.fetch(&user);
                 }
             });
