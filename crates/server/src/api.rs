@@ -54,6 +54,9 @@ pub struct App {
     pub push: Push,
     /// The longest offline window a host is given (zero: none).
     pub offline_max_window: Duration,
+    /// Hosts' public keys from good requests, for checking a verification's signature before
+    /// its reads (confirmed by the host's row read with them).
+    pub host_keys: hosts::KeyCache,
 }
 
 /// The routes, with `max_body` the largest body accepted.
@@ -199,7 +202,8 @@ async fn verify_handler(
     let now = UnixTime::now();
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     // Only a joined host may ask: an open endpoint would let anyone guess codes.
-    let signed = hosts::check_signature(&app, method.as_str(), path, &headers, &body, now).await?;
+    let signed =
+        hosts::check_signature_cached(&app, method.as_str(), path, &headers, &body, now).await?;
     let answer = match parse_json::<VerifyRequest>(&headers, &body) {
         Ok(request) => verify::verify(&app, &signed, &request, now).await,
         Err(e) => Err(e),
@@ -209,6 +213,8 @@ async fn verify_handler(
         // Refused before its nonce was stored with a decision: remembered on its own, so a
         // second sending is a replay as any other (and answered as one).
         Err(e) if e.status.is_client_error() => {
+            // (A host refused on its row, or its row not read yet: its nonce is not kept.)
+            hosts::confirm(&app, &signed).await?;
             hosts::remember(&app, &signed).await?;
             Err(e)
         }

@@ -1,7 +1,9 @@
 //! Hosts: `host add` makes a one-time join token, `POST /v1/join` spends it to register the
 //! host's public key, and [`authenticate`] checks every other host request's signature.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
 
 use axum::http::{HeaderMap, StatusCode};
 use ed25519_dalek::VerifyingKey;
@@ -173,6 +175,38 @@ pub async fn join(
 pub struct Signed {
     /// The host that signed it, its nonce and time: remembered with what the request stores.
     pub nonce: NonceRow,
+    /// The key the signature was checked with, when it came from [`KeyCache`] rather than
+    /// from the host's row: the row must still be confirmed ([`confirm_row`]).
+    pub unconfirmed_key: Option<Vec<u8>>,
+}
+
+/// The public keys of hosts whose requests were good, by name: a verification checks its
+/// signature with the key it had, and reads the host's row in the same round trip as the
+/// source and the user ([`crate::storage::Storage::load_verification`]), where the row must
+/// still hold that key and be unrevoked ([`confirm_row`]). No request is decided on a key the
+/// database no longer holds: another replica may have revoked the host or seen it join again.
+/// Filled only from rows (at most one entry per joined host).
+#[derive(Debug, Default)]
+pub struct KeyCache(Mutex<HashMap<String, Vec<u8>>>);
+
+impl KeyCache {
+    fn get(&self, host: &str) -> Option<Vec<u8>> {
+        self.0.lock().ok()?.get(host).cloned()
+    }
+
+    fn put(&self, host: &str, key: &[u8]) {
+        if let Ok(mut keys) = self.0.lock() {
+            if keys.get(host).is_none_or(|k| k != key) {
+                keys.insert(host.to_owned(), key.to_vec());
+            }
+        }
+    }
+
+    fn forget(&self, host: &str) {
+        if let Ok(mut keys) = self.0.lock() {
+            keys.remove(host);
+        }
+    }
 }
 
 impl Signed {
@@ -208,32 +242,108 @@ pub async fn check_signature(
     body: &[u8],
     now: UnixTime,
 ) -> Result<Signed, ApiError> {
+    let signed = parse_signed(app, headers, now)?;
+    let row = app.store.load_host(signed.host).await?;
+    let key = confirm_row(app, signed.host, row.as_ref(), None)?;
+    verified(app, &signed, key, method, path, body)
+}
+
+/// As [`check_signature`], with the host's key from [`KeyCache`] when it has one (then the
+/// caller confirms the host's row, read with its other reads: [`confirm_row`]).
+pub async fn check_signature_cached(
+    app: &App,
+    method: &str,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: UnixTime,
+) -> Result<Signed, ApiError> {
+    let signed = parse_signed(app, headers, now)?;
+    if let Some(key) = app.host_keys.get(signed.host) {
+        if let Ok(mut good) = verified(app, &signed, &key, method, path, body) {
+            good.unconfirmed_key = Some(key);
+            return Ok(good);
+        }
+        // Not with that key: the row says which.
+        app.host_keys.forget(signed.host);
+    }
+    check_signature(app, method, path, headers, body, now).await
+}
+
+/// Checks the host's `row` as read now: it exists, is not revoked, and (when `key` is given,
+/// the key a signature was checked with) still holds that key. Its key, or the 401/403.
+pub fn confirm_row<'r>(
+    app: &App,
+    host: &str,
+    row: Option<&'r HostRow>,
+    key: Option<&[u8]>,
+) -> Result<&'r [u8], ApiError> {
+    let refuse = |status, message: String| {
+        app.host_keys.forget(host);
+        Err(refused(status, message))
+    };
+    let Some(row) = row else {
+        return refuse(StatusCode::UNAUTHORIZED, format!("unknown host {host:?}"));
+    };
+    if row.revoked_at.is_some() {
+        return refuse(StatusCode::FORBIDDEN, format!("host {host:?} is revoked"));
+    }
+    if key.is_some_and(|k| k != row.public_key) {
+        // Signed with a key the host's row no longer holds (it joined again).
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            format!("bad signature: not host {host:?}'s key"),
+        );
+    }
+    Ok(&row.public_key)
+}
+
+/// Confirms the host of a request checked with a cached key, reading its row (for requests
+/// refused before their reads).
+pub async fn confirm(app: &App, signed: &Signed) -> Result<(), ApiError> {
+    let Some(key) = &signed.unconfirmed_key else {
+        return Ok(());
+    };
+    let row = app.store.load_host(signed.host()).await?;
+    confirm_row(app, signed.host(), row.as_ref(), Some(key)).map(|_| ())
+}
+
+/// The signature headers of a request, its time checked.
+fn parse_signed<'h>(
+    app: &App,
+    headers: &'h HeaderMap,
+    now: UnixTime,
+) -> Result<sshield_wire::signed::Signed<'h>, ApiError> {
     let unauthorized = |e: Refused| refused(StatusCode::UNAUTHORIZED, e.to_string());
     let signed =
         sshield_wire::signed::Signed::parse(|name| headers.get(name).and_then(|v| v.to_str().ok()))
             .map_err(unauthorized)?;
-    let now = unix(now);
     signed
-        .check_time(now, app.signature_skew.as_secs())
+        .check_time(unix(now), app.signature_skew.as_secs())
         .map_err(unauthorized)?;
-    let host = signed.host;
-    let unknown = || refused(StatusCode::UNAUTHORIZED, format!("unknown host {host:?}"));
-    let row = app.store.load_host(host).await?.ok_or_else(unknown)?;
-    if row.revoked_at.is_some() {
-        return Err(refused(
-            StatusCode::FORBIDDEN,
-            format!("host {host:?} is revoked"),
-        ));
-    }
+    Ok(signed)
+}
+
+/// `signed` checked with `key`; a good one's key is remembered for the host's next request.
+fn verified(
+    app: &App,
+    signed: &sshield_wire::signed::Signed<'_>,
+    key: &[u8],
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<Signed, ApiError> {
     signed
-        .verify(&row.public_key, method, path, body)
-        .map_err(unauthorized)?;
+        .verify(key, method, path, body)
+        .map_err(|e| refused(StatusCode::UNAUTHORIZED, e.to_string()))?;
+    app.host_keys.put(signed.host, key);
     Ok(Signed {
         nonce: NonceRow {
-            host: host.to_owned(),
+            host: signed.host.to_owned(),
             nonce: signed.nonce.to_owned(),
             ts: signed.timestamp,
         },
+        unconfirmed_key: None,
     })
 }
 

@@ -149,6 +149,7 @@ pub async fn open_app(settings: &Settings) -> Result<App, ServeError> {
         audit_retention: settings.audit_retention,
         metrics: Metrics::new(),
         offline_max_window: settings.offline_max_window,
+        host_keys: crate::hosts::KeyCache::default(),
     })
 }
 

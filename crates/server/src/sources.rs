@@ -10,11 +10,12 @@ use crate::storage::{SourceFailure, SourceRow, Storage, StorageError};
 
 /// The lock on `source` over all users in force at `now`, if any.
 pub async fn locked(app: &App, source: &str, now: u64) -> Result<Option<u64>, StorageError> {
-    Ok(app
-        .store
-        .load_source(source)
-        .await?
-        .and_then(|row| parse(&row).locked(now)))
+    Ok(lock_of(app.store.load_source(source).await?.as_ref(), now))
+}
+
+/// As [`locked`], on the source's `row` as read.
+pub fn lock_of(row: Option<&SourceRow>, now: u64) -> Option<u64> {
+    row.and_then(|row| parse(row).locked(now))
 }
 
 /// One failure from `source` at `now`, counted with core's rules (`source_max_failures`

@@ -41,19 +41,21 @@ pub async fn verify(
     // Per source over all users, as on a host: a source locked by failures for any users
     // is refused for users it is not familiar to (the server is not told whether a first
     // factor passed, so that exemption of a host's is not made here).
-    // Read together: on PostgreSQL two connections, so one client waits for one round trip,
-    // not two (SQLite's reads are made in place, one after the other, in microseconds).
-    let (source_lock, first_read) = tokio::join!(
-        async {
-            match origin.remote() {
-                Some(key) if limits.enabled => sources::locked(app, key, now.0).await,
-                _ => Ok(None),
-            }
-        },
-        app.store.load_user(user.as_str())
-    );
-    let source_lock = source_lock?;
-    let mut read = Some(first_read);
+    let source_key = origin.remote().filter(|_| limits.enabled);
+    // The host's row with the others (one round trip on PostgreSQL): still there, unrevoked,
+    // and holding the key the signature was checked with.
+    let reads = app
+        .store
+        .load_verification(signed.host(), source_key, user.as_str())
+        .await?;
+    hosts::confirm_row(
+        app,
+        signed.host(),
+        reads.host.as_ref(),
+        signed.unconfirmed_key.as_deref(),
+    )?;
+    let source_lock = sources::lock_of(reads.source.as_ref(), now.0);
+    let mut read = Some(Ok(reads.user));
     // Each lost race means another verification or change of the user was stored first.
     for _ in 0..records::MAX_TRIES {
         // After a lost race, the user's row as it is now.

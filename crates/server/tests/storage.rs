@@ -9,7 +9,7 @@ use sshield_server::storage::{
     Admission, ApprovalRow, AuditEntry, AuditQuery, Committed, DeviceRow, HostRow, NonceRow,
     OfflineStorage, PasskeyAdded, PasskeyRow, PasskeyStorage, PostgresStorage, PushStorage,
     ReportCommitted, ReportWrites, SourceFailure, SourceRow, SqliteStorage, Storage, StorageError,
-    UserRow, UserWrite, Verdict, VerificationWrites, WebhookRow,
+    UserRow, UserWrite, Verdict, VerificationReads, VerificationWrites, WebhookRow,
 };
 
 fn user(name: &str, version: i64, sealed: &[u8]) -> UserRow {
@@ -324,6 +324,67 @@ async fn source_counts_are_compare_and_swapped_and_pruned(s: Arc<impl Storage + 
     );
     assert_eq!(s.prune_sources(201).await.expect("prune"), 1);
     assert_eq!(s.load_source("198.51.100.7").await.expect("load"), None);
+}
+
+/// A verification's reads at once (one round trip on PostgreSQL) find what the reads one by one
+/// find: the host (revoked or not), the source's count when asked, the user; none where there
+/// is no row, whichever of the three is missing.
+async fn a_verifications_reads_are_those_made_one_by_one(s: Arc<impl Storage + 'static>) {
+    let none = VerificationReads::default();
+    assert_eq!(
+        s.load_verification("web1", Some("198.51.100.7"), "alice")
+            .await
+            .expect("nothing yet"),
+        none
+    );
+    let host = HostRow {
+        name: "web1".to_owned(),
+        public_key: vec![7; 32],
+        created_at: 10,
+        revoked_at: None,
+    };
+    s.add_host(&host).await.expect("add host");
+    let alice = user("alice", 1, b"sealed alice");
+    s.create_user(&alice).await.expect("create");
+    let source = SourceRow {
+        source: "198.51.100.7".to_owned(),
+        state: "{}".to_owned(),
+        version: 1,
+        expires_at: 100,
+    };
+    assert!(s.save_source(&source).await.expect("count"));
+    let all = s
+        .load_verification("web1", Some("198.51.100.7"), "alice")
+        .await
+        .expect("all three");
+    assert_eq!(
+        all,
+        VerificationReads {
+            host: Some(host.clone()),
+            source: Some(source.clone()),
+            user: Some(alice.clone()),
+        }
+    );
+    // No source asked for; another source; another user; another host.
+    for (h, src, u, want) in [
+        ("web1", None, "alice", (true, false, true)),
+        ("web1", Some("203.0.113.1"), "alice", (true, false, true)),
+        ("web1", Some("198.51.100.7"), "bob", (true, true, false)),
+        ("web2", Some("198.51.100.7"), "alice", (false, true, true)),
+    ] {
+        let got = s.load_verification(h, src, u).await.expect("read");
+        let found = (got.host.is_some(), got.source.is_some(), got.user.is_some());
+        assert_eq!(found, want, "{h} {src:?} {u}");
+        assert_eq!(got.host, s.load_host(h).await.expect("host"));
+        assert_eq!(got.user, s.load_user(u).await.expect("user"));
+    }
+    // Revoked: still read, with the time.
+    assert!(s.revoke_host("web1", 20).await.expect("revoke"));
+    let got = s
+        .load_verification("web1", None, "alice")
+        .await
+        .expect("read");
+    assert_eq!(got.host.and_then(|h| h.revoked_at), Some(20));
 }
 
 fn entry(user: &str, reason: Option<&str>) -> AuditEntry {
@@ -1155,6 +1216,7 @@ conformance!(
     audit_is_appended_and_queried,
     audit_entries_older_than_a_time_are_pruned,
     source_counts_are_compare_and_swapped_and_pruned,
+    a_verifications_reads_are_those_made_one_by_one,
     a_verification_is_stored_whole_or_not_at_all,
     concurrent_verifications_are_each_stored_or_refused_alone,
     devices_are_found_by_token_until_revoked,

@@ -64,6 +64,17 @@ pub struct HostRow {
     pub revoked_at: Option<i64>,
 }
 
+/// What a verification reads before its decision ([`Storage::load_verification`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerificationReads {
+    /// The signing host's row.
+    pub host: Option<HostRow>,
+    /// The source's failure count, when one was asked for.
+    pub source: Option<SourceRow>,
+    /// The user's row.
+    pub user: Option<UserRow>,
+}
+
 /// Failures from one source over all users: core's `FailureCount` as JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceRow {
@@ -361,6 +372,16 @@ pub trait Storage: Send + Sync {
     /// Forgets the sources whose counts expired before `now`.
     fn prune_sources(&self, now: i64) -> impl Future<Output = Result<u64, StorageError>> + Send;
 
+    /// A verification's reads, as they are now: the signing `host`'s row, `source`'s failure
+    /// count (none asked for when `None`) and `user`'s row. PostgreSQL: one round trip;
+    /// SQLite: three reads in place.
+    fn load_verification(
+        &self,
+        host: &str,
+        source: Option<&str>,
+        user: &str,
+    ) -> impl Future<Output = Result<VerificationReads, StorageError>> + Send;
+
     /// Stores one verification in one transaction: the nonce, the user's write, the source's
     /// failure and the audit entry, all or nothing ([`VerificationWrites`]). On SQLite the
     /// verifications waiting are committed together by one writer, each in a savepoint of
@@ -446,6 +467,23 @@ impl SqliteStorage {
         Some(self.readers.row(sql, key, doing, map))
     }
 
+    /// A verification's reads, one after the other in place (microseconds each).
+    async fn read_verification(
+        &self,
+        host: &str,
+        source: Option<&str>,
+        user: &str,
+    ) -> Result<VerificationReads, StorageError> {
+        Ok(VerificationReads {
+            host: self.load_host(host).await?,
+            source: match source {
+                Some(source) => self.load_source(source).await?,
+                None => None,
+            },
+            user: self.load_user(user).await?,
+        })
+    }
+
     /// A verification, stored with the others waiting by the one writer.
     async fn store_verification(
         &self,
@@ -496,6 +534,16 @@ impl PostgresStorage {
             .await
             .map_err(StorageError::Migrate)?;
         Ok(Self { pool })
+    }
+
+    /// A verification's reads in one round trip.
+    async fn read_verification(
+        &self,
+        host: &str,
+        source: Option<&str>,
+        user: &str,
+    ) -> Result<VerificationReads, StorageError> {
+        sql::postgres_verification_reads(&self.pool, host, source, user).await
     }
 
     /// A verification in a transaction of its own. PostgreSQL flushes the commits that
@@ -606,6 +654,7 @@ forward! { Storage {
     fn load_source(&self, source: &str) -> Option<SourceRow>;
     fn save_source(&self, row: &SourceRow) -> bool;
     fn prune_sources(&self, now: i64) -> u64;
+    fn load_verification(&self, host: &str, source: Option<&str>, user: &str) -> VerificationReads;
     fn commit_verification(&self, writes: VerificationWrites) -> Committed;
     fn append_audit(&self, entry: &AuditEntry) -> ();
     fn prune_audit(&self, before: i64) -> u64;

@@ -7,7 +7,7 @@ use sqlx::Row;
 use super::offline::{ReportCommitted, ReportWrites, RECORD_REPORT};
 use super::{
     AuditEntry, AuditQuery, Committed, HostRow, PostgresStorage, SourceRow, SqliteStorage, Storage,
-    StorageError, UserRow, UserWrite, VerificationWrites,
+    StorageError, UserRow, UserWrite, VerificationReads, VerificationWrites,
 };
 
 pub(super) const CREATE_USER: &str =
@@ -67,6 +67,16 @@ const VERIFY_UPDATING_USER_POSTGRES: &str = "WITH u AS \
      n AS (INSERT INTO nonces (host, nonce, ts) SELECT $1, $2, $3 FROM u RETURNING 1) \
      INSERT INTO audit (time, host, \"user\", source, service, method, outcome, reason) \
      SELECT $4, $5, $6, $7, $8, $9, $10, $11 FROM n";
+// A verification's reads in one round trip (`postgres_verification_reads`): the host, the
+// source's count (none when $2 is NULL) and the user, each column NULL where there is no row.
+const LOAD_VERIFICATION_POSTGRES: &str = "SELECT \
+     h.public_key, h.created_at AS host_created_at, h.revoked_at, \
+     s.state AS source_state, s.version AS source_version, s.expires_at AS source_expires_at, \
+     u.sealed, u.version, u.state, u.disabled, u.updated_at \
+     FROM (SELECT 1) AS one \
+     LEFT JOIN hosts h ON h.name = $1 \
+     LEFT JOIN source_failures s ON s.source = $2 \
+     LEFT JOIN users u ON u.name = $3";
 const PRUNE_SOURCES: &str = "DELETE FROM source_failures WHERE expires_at < $1";
 pub(super) const APPEND_AUDIT: &str = "INSERT INTO audit \
      (time, host, \"user\", source, service, method, outcome, reason) \
@@ -608,6 +618,15 @@ macro_rules! storage_impl {
                 Ok(())
             }
 
+            async fn load_verification(
+                &self,
+                host: &str,
+                source: Option<&str>,
+                user: &str,
+            ) -> Result<VerificationReads, StorageError> {
+                self.read_verification(host, source, user).await
+            }
+
             async fn commit_verification(
                 &self,
                 writes: VerificationWrites,
@@ -688,3 +707,57 @@ macro_rules! report_statements {
 
 report_statements!(sqlite_report, sqlx::SqliteConnection);
 report_statements!(postgres_report, sqlx::PgConnection);
+
+/// PostgreSQL: a verification's three reads (`LOAD_VERIFICATION_POSTGRES`) in one round trip.
+pub(super) async fn postgres_verification_reads(
+    pool: &sqlx::PgPool,
+    host: &str,
+    source: Option<&str>,
+    user: &str,
+) -> Result<VerificationReads, StorageError> {
+    let doing = "reading a verification's host, source and user";
+    let r = sqlx::query(LOAD_VERIFICATION_POSTGRES)
+        .bind(host)
+        .bind(source)
+        .bind(user)
+        .fetch_one(pool)
+        .await
+        .map_err(db(doing))?;
+    let read = || -> Result<VerificationReads, sqlx::Error> {
+        let public_key: Option<Vec<u8>> = r.try_get("public_key")?;
+        let state: Option<String> = r.try_get("source_state")?;
+        let sealed: Option<Vec<u8>> = r.try_get("sealed")?;
+        Ok(VerificationReads {
+            host: match public_key {
+                Some(public_key) => Some(HostRow {
+                    name: host.to_owned(),
+                    public_key,
+                    created_at: r.try_get("host_created_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                }),
+                None => None,
+            },
+            source: match (source, state) {
+                (Some(source), Some(state)) => Some(SourceRow {
+                    source: source.to_owned(),
+                    state,
+                    version: r.try_get("source_version")?,
+                    expires_at: r.try_get("source_expires_at")?,
+                }),
+                _ => None,
+            },
+            user: match sealed {
+                Some(sealed) => Some(UserRow {
+                    name: user.to_owned(),
+                    sealed,
+                    version: r.try_get("version")?,
+                    state: r.try_get("state")?,
+                    disabled: r.try_get("disabled")?,
+                    updated_at: r.try_get("updated_at")?,
+                }),
+                None => None,
+            },
+        })
+    };
+    read().map_err(db(doing))
+}
