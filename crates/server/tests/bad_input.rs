@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 use sshield_e2e::bad_input::{Row, Table};
 use sshield_server::storage::{AuditQuery, Backend, DatabaseTarget, Storage};
 use support::server::{
-    cli, enroll_confirmed, fresh_nonce, now, oathtool, state_dir, verify_body, Server, TestHost,
+    cli, enroll_confirmed, fresh_nonce, now, oathtool, state_dir, verify_body, verify_from, Server,
+    TestHost,
 };
 
 /// Users (name, version, SHA-256 of the sealed record), hosts, audit entries.
@@ -302,10 +303,11 @@ impl Drop for Tmpfs {
     }
 }
 
-/// SQLite on a full disk: a verification is a 503 (the server's fault, not the host's), the
-/// log says the disk is full, the code is not used up, an admin's change fails with the
-/// cause, and once there is room again everything stored before is there and the same code
-/// is accepted once.
+/// SQLite on a full disk: a verification that cannot be stored is a 503 (the server's fault,
+/// not the host's), the log says the disk is full, the code is not used up, an admin's change
+/// that cannot be stored fails with the cause, and once there is room again everything stored
+/// before is there and the same code is accepted once. (SQLite writes into space its log
+/// file already holds first: writes go on until that is used up.)
 #[test]
 fn a_full_disk_is_a_503_and_loses_nothing() {
     let disk = Tmpfs::new("4m");
@@ -320,18 +322,52 @@ fn a_full_disk_is_a_503_and_loses_nothing() {
     let before = stored(&state);
     disk.fill("filler");
 
+    // Space the write-ahead log already holds is used again once it was copied into the
+    // database (every 100 ms): the first verifications on the full disk may still be stored,
+    // whole. Denials of unknown users from other sources (each stored with its audit entry and
+    // its source's count) use that space up; the database cannot grow, so the log cannot
+    // start over, and a verification that needs new space is a 503.
+    let mut full = None;
+    for i in 0..400 {
+        let source = format!("198.51.{}.{}", 100 + i / 200, 1 + i % 200);
+        let filler = verify_from(&format!("nobody{i}"), "000000", &source);
+        let (status, body) = host.post(&server, "/v1/verify", &filler);
+        if status == 503 {
+            full = Some(body);
+            break;
+        }
+        assert!(
+            status == 200 && body.contains("not-enrolled"),
+            "{status} {body}"
+        );
+    }
+    let full = full.expect("a full disk was a 503 within 400 verifications");
+    assert!(full.contains("database failed"), "{full}");
+    // What SQLite gave back after the failed write is taken again before each step below.
+    disk.fill("filler-2");
     let code = oathtool(&secret, 30);
     let (status, body) = host.post(&server, "/v1/verify", &verify_body("ivy", &code));
     assert!(
         status == 503 && body.contains("database failed"),
         "{status} {body}"
     );
-    let (ok, _, err) = cli(&state, &[], &["user", "enroll", "kim"]);
+    // An admin's change bigger than the whole disk (a small one may still fit where SQLite
+    // wrote before, and is then stored whole).
+    disk.fill("filler-3");
+    let oath = logs_dir.path().join("users.oath");
+    let lines: String = (0..20_000)
+        .map(|i| format!("HOTP/T30 kim{i} - {:040x}\n", i + 1))
+        .collect();
+    std::fs::write(&oath, lines).expect("users.oath");
+    let oath = oath.to_string_lossy().into_owned();
+    let (ok, _, err) = cli(&state, &[], &["user", "import-users-oath", &oath]);
     assert!(!ok && err.contains("full"), "the admin is told: {err}");
     let log = std::fs::read_to_string(logs_dir.path().join("server.log")).expect("log");
     assert!(log.contains("database or disk is full"), "{log}");
 
-    std::fs::remove_file(disk.dir.path().join("filler")).expect("make room");
+    for filler in ["filler", "filler-2", "filler-3"] {
+        std::fs::remove_file(disk.dir.path().join(filler)).expect("make room");
+    }
     let after = stored(&state);
     assert_eq!(before.0, after.0, "every user as before");
     assert_eq!(before.1, after.1, "every host as before");

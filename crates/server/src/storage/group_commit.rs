@@ -43,6 +43,13 @@ const QUEUE: usize = 1024;
 /// user while the server runs) before the group fails; sqlx's pool waits as long.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often the WAL is checkpointed into the database file, by a thread of its own.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// The WAL pages after which the writer checkpoints itself all the same (SQLite's automatic
+/// checkpoint, which the checkpoint thread leaves nothing to do while it keeps up).
+const AUTOCHECKPOINT_PAGES: u32 = 10_000;
+
 /// What a statement's error is reported as.
 const STORING: &str = "storing a group of verifications";
 
@@ -53,10 +60,12 @@ struct Job {
     answer: oneshot::Sender<Result<Committed, StorageError>>,
 }
 
-/// The writer's address: cloned with the storage, the writer ends when the last is dropped.
+/// The writer's address: cloned with the storage, the writer ends when the last is dropped
+/// (and the checkpoint thread with it).
 #[derive(Debug, Clone)]
 pub(super) struct GroupCommit {
     jobs: mpsc::Sender<Job>,
+    _alive: Arc<()>,
 }
 
 impl GroupCommit {
@@ -73,17 +82,31 @@ impl GroupCommit {
         // `synchronous` and foreign keys are per connection.
         conn.pragma_update(None, "synchronous", "FULL")
             .and_then(|()| conn.pragma_update(None, "foreign_keys", "ON"))
+            .and_then(|()| conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES))
             .and_then(|()| conn.busy_timeout(BUSY_TIMEOUT))
             .map_err(opening)?;
+        let checkpoints = Connection::open_with_flags(path, flags)
+            .and_then(|c| c.busy_timeout(BUSY_TIMEOUT).map(|()| c))
+            .map_err(opening)?;
+        let thread_failed = |e| StorageError::Open {
+            target: path.display().to_string(),
+            error: sqlx::Error::Io(e),
+        };
         let (jobs, queue) = mpsc::channel(QUEUE);
         std::thread::Builder::new()
             .name("sqlite-writer".to_owned())
             .spawn(move || writer(conn, queue))
-            .map_err(|e| StorageError::Open {
-                target: path.display().to_string(),
-                error: sqlx::Error::Io(e),
-            })?;
-        Ok(Self { jobs })
+            .map_err(thread_failed)?;
+        let alive = Arc::new(());
+        let watched = Arc::downgrade(&alive);
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".to_owned())
+            .spawn(move || checkpointer(&checkpoints, &watched))
+            .map_err(thread_failed)?;
+        Ok(Self {
+            jobs,
+            _alive: alive,
+        })
     }
 
     /// Stores `writes` with whatever else is waiting; returns once it is committed (or not).
@@ -114,6 +137,24 @@ fn writer(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
             }
         }
         commit_group(&mut conn, std::mem::take(&mut group));
+    }
+}
+
+/// Copies the WAL into the database file every [`CHECKPOINT_EVERY`] while the storage lives,
+/// so no verification waits for a checkpoint: SQLite's automatic one runs inside the commit
+/// that crosses its threshold, and that commit's callers waited for it (the slowest answers
+/// at one client). PASSIVE: it never blocks the writer or a reader; what it cannot copy now it
+/// copies next time. A failure is logged and tried again.
+fn checkpointer(conn: &Connection, alive: &std::sync::Weak<()>) {
+    while alive.strong_count() > 0 {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            Ok(()) => {}
+            // Another connection is checkpointing (the writer past its threshold, the CLI).
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {}
+            Err(e) => tracing::warn!(error = %e, "checkpointing the database's write-ahead log"),
+        }
     }
 }
 
