@@ -539,7 +539,7 @@ it: before each login\nthe module's config file is replaced by the one of the se
 it is, so only the\nmodule's way to its answer differs. A fleet host's config names no record of \
 the user: it\njoined a `sshield-server` with `sshield join`, the module asks the host's \
 `sshield daemon` over\nits socket (`verify`), the daemon asks the server (a signed \
-`POST /v1/verify` over plain HTTP\non 127.0.0.1; a fresh connection per login), the server \
+`POST /v1/verify` over plain HTTP\non 127.0.0.1, on the connection the daemon keeps open), the server \
 checks the code against the user's key\n(imported from a users.oath line) and stores the \
 verification in one transaction (SQLite\n`synchronous = FULL`; PostgreSQL 15 with `fsync=on`, \
 a throwaway cluster in a temp dir) before it\nanswers. Server, daemon and PostgreSQL on the \
