@@ -243,9 +243,7 @@ pub async fn check_signature(
     now: UnixTime,
 ) -> Result<Signed, ApiError> {
     let signed = parse_signed(app, headers, now)?;
-    let row = app.store.load_host(signed.host).await?;
-    let key = confirm_row(app, signed.host, row.as_ref(), None)?;
-    verified(app, &signed, key, method, path, body)
+    verified_by_row(app, &signed, method, path, body).await
 }
 
 /// As [`check_signature`], with the host's key from [`KeyCache`] when it has one (then the
@@ -267,7 +265,20 @@ pub async fn check_signature_cached(
         // Not with that key: the row says which.
         app.host_keys.forget(signed.host);
     }
-    check_signature(app, method, path, headers, body, now).await
+    verified_by_row(app, &signed, method, path, body).await
+}
+
+/// `signed` checked with the key in its host's row, as read now.
+async fn verified_by_row(
+    app: &App,
+    signed: &sshield_wire::signed::Signed<'_>,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<Signed, ApiError> {
+    let row = app.store.load_host(signed.host).await?;
+    let key = confirm_row(app, signed.host, row.as_ref(), None)?;
+    verified(app, signed, key, method, path, body)
 }
 
 /// Checks the host's `row` as read now: it exists, is not revoked, and (when `key` is given,

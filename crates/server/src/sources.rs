@@ -8,13 +8,8 @@ use sshield_core::ratelimit::{FailureCount, RateLimit, DAY};
 use crate::api::App;
 use crate::storage::{SourceFailure, SourceRow, Storage, StorageError};
 
-/// The lock on `source` over all users in force at `now`, if any.
-pub async fn locked(app: &App, source: &str, now: u64) -> Result<Option<u64>, StorageError> {
-    Ok(lock_of(app.store.load_source(source).await?.as_ref(), now))
-}
-
-/// As [`locked`], on the source's `row` as read.
-pub fn lock_of(row: Option<&SourceRow>, now: u64) -> Option<u64> {
+/// The lock over all users in force at `now` on the source whose `row` was read, if any.
+pub fn locked(row: Option<&SourceRow>, now: u64) -> Option<u64> {
     row.and_then(|row| parse(row).locked(now))
 }
 

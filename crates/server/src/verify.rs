@@ -54,7 +54,7 @@ pub async fn verify(
         reads.host.as_ref(),
         signed.unconfirmed_key.as_deref(),
     )?;
-    let source_lock = sources::lock_of(reads.source.as_ref(), now.0);
+    let source_lock = sources::locked(reads.source.as_ref(), now.0);
     let mut read = Some(Ok(reads.user));
     // Each lost race means another verification or change of the user was stored first.
     for _ in 0..records::MAX_TRIES {

@@ -43,7 +43,8 @@ const QUEUE: usize = 1024;
 /// user while the server runs) before the group fails; sqlx's pool waits as long.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How often the WAL is checkpointed into the database file, by a thread of its own.
+/// How often, at most, the WAL is checkpointed into the database file, by a thread of its own
+/// (only after commits: an idle server does not wake for it).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// The WAL pages after which the writer checkpoints itself all the same (SQLite's automatic
@@ -65,7 +66,6 @@ struct Job {
 #[derive(Debug, Clone)]
 pub(super) struct GroupCommit {
     jobs: mpsc::Sender<Job>,
-    _alive: Arc<()>,
 }
 
 impl GroupCommit {
@@ -93,20 +93,18 @@ impl GroupCommit {
             error: sqlx::Error::Io(e),
         };
         let (jobs, queue) = mpsc::channel(QUEUE);
-        std::thread::Builder::new()
-            .name("sqlite-writer".to_owned())
-            .spawn(move || writer(conn, queue))
-            .map_err(thread_failed)?;
-        let alive = Arc::new(());
-        let watched = Arc::downgrade(&alive);
+        // One pending "committed" at most: the checkpoint thread needs to know there is
+        // something to copy, not how much.
+        let (committed, commits) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name("sqlite-checkpoint".to_owned())
-            .spawn(move || checkpointer(&checkpoints, &watched))
+            .spawn(move || checkpointer(&checkpoints, &commits))
             .map_err(thread_failed)?;
-        Ok(Self {
-            jobs,
-            _alive: alive,
-        })
+        std::thread::Builder::new()
+            .name("sqlite-writer".to_owned())
+            .spawn(move || writer(conn, queue, &committed))
+            .map_err(thread_failed)?;
+        Ok(Self { jobs })
     }
 
     /// Stores `writes` with whatever else is waiting; returns once it is committed (or not).
@@ -126,7 +124,11 @@ impl GroupCommit {
 
 /// Takes every job waiting (at most [`MAX_GROUP`]) and stores them as one group, until the
 /// storage is dropped.
-fn writer(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
+fn writer(
+    mut conn: Connection,
+    mut queue: mpsc::Receiver<Job>,
+    committed: &std::sync::mpsc::SyncSender<()>,
+) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while let Some(job) = queue.blocking_recv() {
         group.push(job);
@@ -137,17 +139,18 @@ fn writer(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
             }
         }
         commit_group(&mut conn, std::mem::take(&mut group));
+        // Full: the checkpoint thread has been told already.
+        let _ = committed.try_send(());
     }
 }
 
-/// Copies the WAL into the database file every [`CHECKPOINT_EVERY`] while the storage lives,
-/// so no verification waits for a checkpoint: SQLite's automatic one runs inside the commit
-/// that crosses its threshold, and that commit's callers waited for it (the slowest answers
-/// at one client). PASSIVE: it never blocks the writer or a reader; what it cannot copy now it
-/// copies next time. A failure is logged and tried again.
-fn checkpointer(conn: &Connection, alive: &std::sync::Weak<()>) {
-    while alive.strong_count() > 0 {
-        std::thread::sleep(CHECKPOINT_EVERY);
+/// Copies the WAL into the database file after commits, at most every [`CHECKPOINT_EVERY`],
+/// until the writer stops, so no verification waits for a checkpoint: SQLite's automatic one
+/// runs inside the commit that crosses its threshold, and that commit's callers waited for it
+/// (the slowest answers at one client). PASSIVE: it never blocks the writer or a reader; what
+/// it cannot copy now it copies next time. A failure is logged and tried again.
+fn checkpointer(conn: &Connection, commits: &std::sync::mpsc::Receiver<()>) {
+    while commits.recv().is_ok() {
         match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             Ok(()) => {}
             // Another connection is checkpointing (the writer past its threshold, the CLI).
@@ -155,6 +158,7 @@ fn checkpointer(conn: &Connection, alive: &std::sync::Weak<()>) {
                 if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {}
             Err(e) => tracing::warn!(error = %e, "checkpointing the database's write-ahead log"),
         }
+        std::thread::sleep(CHECKPOINT_EVERY);
     }
 }
 
