@@ -57,6 +57,9 @@ pub struct App {
     /// Hosts' public keys from good requests, for checking a verification's signature before
     /// its reads (confirmed by the host's row read with them).
     pub host_keys: hosts::KeyCache,
+    /// The user and source rows of verifications, for the next of the same user and source
+    /// (confirmed by the writes they decide).
+    pub verification_reads: crate::verify::ReadCache,
 }
 
 /// The routes, with `max_body` the largest body accepted.

@@ -175,17 +175,21 @@ pub async fn join(
 pub struct Signed {
     /// The host that signed it, its nonce and time: remembered with what the request stores.
     pub nonce: NonceRow,
-    /// The key the signature was checked with, when it came from [`KeyCache`] rather than
-    /// from the host's row: the row must still be confirmed ([`confirm_row`]).
-    pub unconfirmed_key: Option<Vec<u8>>,
+    /// The key the signature was checked with.
+    pub key: Vec<u8>,
+    /// Whether `key` came from [`KeyCache`] rather than from the host's row read for this
+    /// request: then the row is still to be confirmed, with the request's other reads
+    /// ([`confirm_row`], [`confirm`]) or by the verification's writes
+    /// ([`crate::storage::Basis`]).
+    pub cached_key: bool,
 }
 
 /// The public keys of hosts whose requests were good, by name: a verification checks its
-/// signature with the key it had, and reads the host's row in the same round trip as the
-/// source and the user ([`crate::storage::Storage::load_verification`]), where the row must
-/// still hold that key and be unrevoked ([`confirm_row`]). No request is decided on a key the
-/// database no longer holds: another replica may have revoked the host or seen it join again.
-/// Filled only from rows (at most one entry per joined host).
+/// signature with the key it had, and the database stores the verification only if the
+/// host's row still holds that key and is unrevoked ([`crate::storage::Basis`]; when the
+/// verification reads its rows, [`confirm_row`] refuses it first). No request is decided on
+/// a key the database no longer holds: another replica may have revoked the host or seen it
+/// join again. Filled only from rows (at most one entry per joined host).
 #[derive(Debug, Default)]
 pub struct KeyCache(Mutex<HashMap<String, Vec<u8>>>);
 
@@ -259,7 +263,7 @@ pub async fn check_signature_cached(
     let signed = parse_signed(app, headers, now)?;
     if let Some(key) = app.host_keys.get(signed.host) {
         if let Ok(mut good) = verified(app, &signed, &key, method, path, body) {
-            good.unconfirmed_key = Some(key);
+            good.cached_key = true;
             return Ok(good);
         }
         // Not with that key: the row says which.
@@ -312,11 +316,11 @@ pub fn confirm_row<'r>(
 /// Confirms the host of a request checked with a cached key, reading its row (for requests
 /// refused before their reads).
 pub async fn confirm(app: &App, signed: &Signed) -> Result<(), ApiError> {
-    let Some(key) = &signed.unconfirmed_key else {
+    if !signed.cached_key {
         return Ok(());
-    };
+    }
     let row = app.store.load_host(signed.host()).await?;
-    confirm_row(app, signed.host(), row.as_ref(), Some(key)).map(|_| ())
+    confirm_row(app, signed.host(), row.as_ref(), Some(&signed.key)).map(|_| ())
 }
 
 /// The signature headers of a request, its time checked.
@@ -354,7 +358,8 @@ fn verified(
             nonce: signed.nonce.to_owned(),
             ts: signed.timestamp,
         },
-        unconfirmed_key: None,
+        key: key.to_vec(),
+        cached_key: false,
     })
 }
 

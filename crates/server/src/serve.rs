@@ -150,6 +150,7 @@ pub async fn open_app(settings: &Settings) -> Result<App, ServeError> {
         metrics: Metrics::new(),
         offline_max_window: settings.offline_max_window,
         host_keys: crate::hosts::KeyCache::default(),
+        verification_reads: crate::verify::ReadCache::default(),
     })
 }
 

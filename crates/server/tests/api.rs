@@ -363,6 +363,46 @@ fn one_source_failing_for_many_users_is_locked(db: Db) {
     assert_eq!(answer["method"], "totp", "{answer}");
 }
 
+/// The server decides a verification on the rows the last verification of the same user
+/// read or stored, and the database stores the decision only if they are still so: what the
+/// CLI (another process, as another replica would be) changes in between counts at the next
+/// verification. A user enrolled after a "not-enrolled", disabled after a login, enabled
+/// again, removed; and a host revoked (`join_sign_verify_replay_revoke`). The requests name
+/// no source, so no denial is counted against one (a count would make the server read the
+/// rows afresh anyway), and the denials write nothing of the user's: only the check of the
+/// rows at the commit can tell that they changed.
+fn what_another_process_changes_counts_at_the_next_verification(db: Db) {
+    let (_tmp, state) = state_dir();
+    let global = db.args();
+    let server = Server::start(&state, &global, &["--listen", "127.0.0.1:0"]);
+    let host = TestHost::new("web1", 1);
+    host.join(&server, &state, &global);
+    let ask = |user: &str, code: &str| {
+        let request = serde_json::json!({"user": user, "code": code, "service": "sshd"});
+        let (status, body) = host.post(&server, "/v1/verify", &request.to_string());
+        assert_eq!(status, 200, "{body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        (answer["outcome"].clone(), answer["reason"].clone())
+    };
+    let denied = |reason: &str| (serde_json::json!("denied"), serde_json::json!(reason));
+    let allowed = (serde_json::json!("allowed"), serde_json::Value::Null);
+
+    assert_eq!(ask("ivy", "123456"), denied("not-enrolled"));
+    assert_eq!(ask("ivy", "123456"), denied("not-enrolled"));
+    let secret = enroll_confirmed(&state, &global, "ivy");
+    assert_eq!(ask("ivy", &oathtool(&secret, 30)), allowed);
+    let (ok, out, err) = cli(&state, &global, &["user", "backup-codes", "ivy"]);
+    assert!(ok, "{err}");
+    let backup = support::server::backup_codes_of(&out);
+    assert!(cli(&state, &global, &["user", "disable", "ivy"]).0);
+    assert_eq!(ask("ivy", &backup[0]), denied("disabled"));
+    assert_eq!(ask("ivy", &backup[0]), denied("disabled"));
+    assert!(cli(&state, &global, &["user", "enable", "ivy"]).0);
+    assert_eq!(ask("ivy", &backup[0]), allowed);
+    assert!(cli(&state, &global, &["user", "remove", "ivy"]).0);
+    assert_eq!(ask("ivy", &backup[1]), denied("not-enrolled"));
+}
+
 macro_rules! on_both_backends {
     ($($check:ident),* $(,)?) => {
         mod sqlite {
@@ -379,6 +419,7 @@ on_both_backends!(
     a_code_is_accepted_once_under_a_race,
     old_audit_entries_are_pruned,
     one_source_failing_for_many_users_is_locked,
+    what_another_process_changes_counts_at_the_next_verification,
 );
 
 /// The database vanishes under a running server (PostgreSQL dropped with its connections):

@@ -6,7 +6,7 @@ mod support;
 use std::sync::Arc;
 
 use sshield_server::storage::{
-    Admission, ApprovalRow, AuditEntry, AuditQuery, Committed, DeviceRow, HostRow, NonceRow,
+    Admission, ApprovalRow, AuditEntry, AuditQuery, Basis, Committed, DeviceRow, HostRow, NonceRow,
     OfflineStorage, PasskeyAdded, PasskeyRow, PasskeyStorage, PostgresStorage, PushStorage,
     ReportCommitted, ReportWrites, SourceFailure, SourceRow, SqliteStorage, Storage, StorageError,
     UserRow, UserWrite, Verdict, VerificationReads, VerificationWrites, WebhookRow,
@@ -405,9 +405,19 @@ fn entry(user: &str, reason: Option<&str>) -> AuditEntry {
     }
 }
 
+/// web1, the host the verifications below come from.
+fn web1() -> HostRow {
+    HostRow {
+        name: "web1".to_owned(),
+        public_key: vec![7; 32],
+        created_at: 10,
+        revoked_at: None,
+    }
+}
+
 /// One verification's writes: `nonce` from web1, `user`'s write, the audit entry; a failure
 /// counted against 192.0.2.7 (the count is the stored state, a number, plus one) for a
-/// denial.
+/// denial. It rests on web1's key alone.
 fn verification(nonce: &str, user: Option<UserWrite>, denied: bool) -> VerificationWrites {
     let source = denied.then(|| SourceFailure {
         source: "192.0.2.7".to_owned(),
@@ -431,6 +441,11 @@ fn verification(nonce: &str, user: Option<UserWrite>, denied: bool) -> Verificat
         user,
         source,
         audit: entry("vic", denied.then_some("wrong-code")),
+        basis: Basis {
+            host_key: web1().public_key,
+            user: None,
+            source: None,
+        },
     }
 }
 
@@ -453,6 +468,7 @@ async fn audit_count(s: &impl Storage) -> usize {
 /// A verification's nonce, user write, source count and audit entry are stored together or
 /// not at all: a replayed nonce or a lost compare-and-swap stores none of them.
 async fn a_verification_is_stored_whole_or_not_at_all(s: Arc<impl Storage + 'static>) {
+    s.add_host(&web1()).await.expect("host");
     s.create_user(&user("vic", 1, b"v1")).await.expect("create");
     let stored = commit(
         &*s,
@@ -566,6 +582,7 @@ async fn a_verification_is_stored_whole_or_not_at_all(s: Arc<impl Storage + 'sta
 /// that write one user from the same read, one is stored; one refused (a replayed nonce)
 /// sinks none of the others; every denial from one source is counted.
 async fn concurrent_verifications_are_each_stored_or_refused_alone(s: Arc<impl Storage + 'static>) {
+    s.add_host(&web1()).await.expect("host");
     s.create_user(&user("vic", 1, b"v1")).await.expect("create");
     let mut tasks = Vec::new();
     for i in 0..48u8 {
@@ -612,6 +629,140 @@ async fn concurrent_verifications_are_each_stored_or_refused_alone(s: Arc<impl S
         .expect("row");
     assert_eq!((source.state.as_str(), source.version), ("16", 16));
     assert_eq!(audit_count(&*s).await, 18);
+}
+
+/// A verification is stored only if the rows it was decided on are as it read them (its
+/// basis): the host's key, unrevoked; the user's row's version, or its absence; the source's
+/// count's version, or its absence. Otherwise nothing of it is stored (not its nonce, not its
+/// audit entry, not its user write), by either statement PostgreSQL uses.
+async fn a_verification_is_stored_only_on_the_rows_it_was_decided_on(
+    s: Arc<impl Storage + 'static>,
+) {
+    s.add_host(&web1()).await.expect("host");
+    s.create_user(&user("vic", 1, b"v1")).await.expect("create");
+    let src = "198.51.100.7";
+    let on = |nonce: &str, write: Option<UserWrite>, basis: Basis| {
+        let mut w = verification(nonce, write, false);
+        w.basis = basis;
+        w
+    };
+    let basis = |key: u8, user: Option<(&str, Option<i64>)>, source: Option<Option<i64>>| Basis {
+        host_key: vec![key; 32],
+        user: user.map(|(name, version)| (name.to_owned(), version)),
+        source: source.map(|version| (src.to_owned(), version)),
+    };
+    let stored = Committed::Stored {
+        source_failures: None,
+    };
+    let mut audited = 0;
+    let cases: Vec<(&str, VerificationWrites, Committed)> = vec![
+        // As read: stored.
+        (
+            "as-read",
+            on("b1", None, basis(7, Some(("vic", Some(1))), Some(None))),
+            stored,
+        ),
+        // Another key than the host's row holds.
+        (
+            "other-key",
+            on("b2", None, basis(8, Some(("vic", Some(1))), None)),
+            Committed::LostRace,
+        ),
+        // The user's row at another version, with and without a write of it.
+        (
+            "user-moved",
+            on("b3", None, basis(7, Some(("vic", Some(0))), None)),
+            Committed::LostRace,
+        ),
+        (
+            "user-moved-write",
+            on(
+                "b4",
+                Some(UserWrite::Update(user("vic", 2, b"v2"))),
+                basis(7, Some(("vic", Some(0))), None),
+            ),
+            Committed::LostRace,
+        ),
+        // Read as missing, but there.
+        (
+            "user-there",
+            on("b5", None, basis(7, Some(("vic", None)), None)),
+            Committed::LostRace,
+        ),
+        // Missing as read.
+        (
+            "user-missing",
+            on("b6", None, basis(7, Some(("carol", None)), None)),
+            stored,
+        ),
+        // The source read with a count it does not have.
+        (
+            "source-moved",
+            on("b7", None, basis(7, None, Some(Some(1)))),
+            Committed::LostRace,
+        ),
+    ];
+    for (what, writes, want) in cases {
+        let done = s.commit_verification(writes).await.expect("commit");
+        assert_eq!(done, want, "{what}");
+        if done == stored {
+            audited += 1;
+        }
+    }
+    assert_eq!(audit_count(&*s).await, audited);
+    // Nothing of a refused one: its nonce is free, the user as they were.
+    for nonce in ["b2", "b3", "b4", "b5", "b7"] {
+        assert!(
+            s.remember_nonce("web1", nonce, 1_000).await.expect("nonce"),
+            "{nonce}"
+        );
+    }
+    assert_eq!(version_of(&*s, "vic").await, 1);
+
+    // The source counted meanwhile: a login that read no count is not stored; one that read
+    // this count is.
+    let source = SourceRow {
+        source: src.to_owned(),
+        state: "{}".to_owned(),
+        version: 1,
+        expires_at: 100,
+    };
+    assert!(s.save_source(&source).await.expect("count"));
+    let stale = on(
+        "c1",
+        Some(UserWrite::Update(user("vic", 2, b"v2"))),
+        basis(7, Some(("vic", Some(1))), Some(None)),
+    );
+    assert_eq!(
+        s.commit_verification(stale).await.expect("commit"),
+        Committed::LostRace
+    );
+    let fresh = on(
+        "c2",
+        Some(UserWrite::Update(user("vic", 2, b"v2"))),
+        basis(7, Some(("vic", Some(1))), Some(Some(1))),
+    );
+    assert_eq!(s.commit_verification(fresh).await.expect("commit"), stored);
+    assert_eq!(version_of(&*s, "vic").await, 2);
+
+    // The host revoked: nothing more from it, whatever it writes or counts.
+    assert!(s.revoke_host("web1", 20).await.expect("revoke"));
+    for (nonce, write, denied) in [
+        ("r1", None, false),
+        ("r2", Some(UserWrite::Update(user("vic", 3, b"v3"))), false),
+        ("r3", None, true),
+    ] {
+        let mut w = verification(nonce, write, denied);
+        w.basis = basis(7, Some(("vic", Some(2))), None);
+        assert_eq!(
+            s.commit_verification(w).await.expect("commit"),
+            Committed::LostRace,
+            "{nonce}"
+        );
+    }
+    assert_eq!(version_of(&*s, "vic").await, 2);
+    assert_eq!(audit_count(&*s).await, audited + 1);
+    assert_eq!(s.load_source(src).await.expect("source"), Some(source));
 }
 
 fn approval(id: &str, user: &str, created_at: i64) -> ApprovalRow {
@@ -1219,6 +1370,7 @@ conformance!(
     a_verifications_reads_are_those_made_one_by_one,
     a_verification_is_stored_whole_or_not_at_all,
     concurrent_verifications_are_each_stored_or_refused_alone,
+    a_verification_is_stored_only_on_the_rows_it_was_decided_on,
     devices_are_found_by_token_until_revoked,
     a_webhook_is_set_replaced_and_removed,
     an_enroll_link_is_used_once_and_not_after_it_expires,

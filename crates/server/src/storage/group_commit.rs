@@ -27,8 +27,8 @@ use rusqlite::{Transaction, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::sql::{
-    APPEND_AUDIT, CREATE_USER, DELETE_USER, INSERT_SOURCE, LOAD_SOURCE, REMEMBER_NONCE,
-    UPDATE_SOURCE, UPDATE_USER,
+    APPEND_AUDIT, BASIS_HOLDS, CREATE_USER, DELETE_USER, INSERT_SOURCE, LOAD_SOURCE,
+    REMEMBER_NONCE, UPDATE_SOURCE, UPDATE_USER,
 };
 use super::{Committed, SourceFailure, SourceRow, StorageError, UserWrite, VerificationWrites};
 
@@ -222,8 +222,8 @@ fn one(
 }
 
 /// One verification's statements, in the caller's savepoint: the nonce first, so a replayed
-/// request touches nothing else; then the user's compare-and-swap, the source's count for a
-/// denial and the audit entry. The same statements as PostgreSQL's
+/// request touches nothing else; then its basis, checked; then the user's compare-and-swap,
+/// the source's count for a denial and the audit entry. The same statements as PostgreSQL's
 /// (`sql::postgres_verification`).
 fn verification(conn: &Connection, w: &VerificationWrites) -> Result<Committed, StorageError> {
     let run = |sql: &str, params: &[(&str, &dyn rusqlite::ToSql)]| {
@@ -238,6 +238,26 @@ fn verification(conn: &Connection, w: &VerificationWrites) -> Result<Committed, 
     )?;
     if new != 1 {
         return Ok(Committed::NonceUsed);
+    }
+    let b = &w.basis;
+    let holds = conn
+        .prepare_cached(BASIS_HOLDS)
+        .and_then(|mut statement| {
+            statement.query_row(
+                named_params! {
+                    "$1": nonce.host,
+                    "$2": b.host_key,
+                    "$3": b.user.as_ref().map(|(name, _)| name),
+                    "$4": b.user.as_ref().and_then(|(_, version)| *version),
+                    "$5": b.source.as_ref().map(|(source, _)| source),
+                    "$6": b.source.as_ref().and_then(|(_, version)| *version),
+                },
+                |row| row.get::<_, bool>(0),
+            )
+        })
+        .map_err(|e| writer_error(STORING, e))?;
+    if !holds {
+        return Ok(Committed::LostRace);
     }
     let stored = match &w.user {
         None => true,

@@ -180,6 +180,26 @@ pub struct VerificationWrites {
     pub source: Option<SourceFailure>,
     /// The decision, for the audit log.
     pub audit: AuditEntry,
+    /// What the decision was made on: nothing is stored unless the database still holds it.
+    pub basis: Basis,
+}
+
+/// The rows a verification was decided on, as its reads found them: its writes are stored
+/// only if, in the transaction that stores them, the database still holds them
+/// ([`Committed::LostRace`] if not, and nothing stored). So a decision made on a row read a
+/// moment before, or kept from an earlier request (`crate::verify`'s cache), is never stored
+/// after the row changed: a host revoked or joined again, a user enrolled, disabled or
+/// removed, or a source that failed meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Basis {
+    /// The key the signing host's row holds (the host is the nonce's), unrevoked.
+    pub host_key: Vec<u8>,
+    /// The user and the version of their row (`None`: no row), when the decision rests on it.
+    pub user: Option<(String, Option<i64>)>,
+    /// The source and the version of its failure count (`None`: no row), when the decision
+    /// rests on it: an allowed login from a counted source (a denial's reason may lag behind
+    /// the count; it is a denial all the same).
+    pub source: Option<(String, Option<i64>)>,
 }
 
 /// How [`Storage::commit_verification`] ended.
@@ -192,7 +212,8 @@ pub enum Committed {
     },
     /// The host used this nonce before: nothing stored.
     NonceUsed,
-    /// The user's row changed since it was read: nothing stored; read again and decide anew.
+    /// A row the decision rests on changed since it was read ([`Basis`]), or the user's row
+    /// since the write was planned: nothing stored; read again and decide anew.
     LostRace,
 }
 
@@ -383,7 +404,8 @@ pub trait Storage: Send + Sync {
     ) -> impl Future<Output = Result<VerificationReads, StorageError>> + Send;
 
     /// Stores one verification in one transaction: the nonce, the user's write, the source's
-    /// failure and the audit entry, all or nothing ([`VerificationWrites`]). On SQLite the
+    /// failure and the audit entry, all or nothing ([`VerificationWrites`]), and only if the
+    /// rows it was decided on are still as they were read ([`Basis`]). On SQLite the
     /// verifications waiting are committed together by one writer, each in a savepoint of
     /// its own, and each answered only once the group is on disk.
     fn commit_verification(

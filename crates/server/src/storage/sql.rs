@@ -53,20 +53,43 @@ pub(super) const UPDATE_SOURCE: &str =
 // writer holds the database's write lock already: `group_commit`).
 const LOAD_SOURCE_LOCKED_POSTGRES: &str =
     "SELECT source, state, version, expires_at FROM source_failures WHERE source = $1 FOR UPDATE";
-// One verification in one statement (`postgres_verification_at_once`): the nonce and the
-// audit entry, and first the user's compare-and-swap (the nonce and the audit entry are
-// inserted from its returned row, so only if it wrote). PostgreSQL only: SQLite has no
-// data-modifying WITH.
-const VERIFY_KEEPING_USER_POSTGRES: &str = "WITH n AS \
-     (INSERT INTO nonces (host, nonce, ts) VALUES ($1, $2, $3) RETURNING 1) \
+/// Whether a verification's [`Basis`](super::Basis) holds, as a condition on `$1` the host
+/// (the nonce's) and `$2` its key, `$3` the user and `$4` their row's version, `$5` the source
+/// and `$6` its row's version: `$3` or `$5` NULL when the decision rests on no such row, a
+/// version NULL for "no row". Point reads by primary key.
+macro_rules! basis_holds {
+    () => {
+        "EXISTS (SELECT 1 FROM hosts WHERE name = $1 AND public_key = $2 \
+         AND revoked_at IS NULL) \
+         AND (CAST($3 AS TEXT) IS NULL \
+         OR (SELECT version FROM users WHERE name = $3) IS NOT DISTINCT FROM $4) \
+         AND (CAST($5 AS TEXT) IS NULL \
+         OR (SELECT version FROM source_failures WHERE source = $5) IS NOT DISTINCT FROM $6)"
+    };
+}
+pub(super) const BASIS_HOLDS: &str = concat!("SELECT ", basis_holds!());
+// One verification in one statement (`postgres_verification_at_once`), its basis checked in
+// it: the nonce and the audit entry, and first the user's compare-and-swap when there is one
+// (the nonce and the audit entry are inserted from its returned row, so only if it wrote).
+// The nonce's host is `$1`, the basis's. PostgreSQL only: SQLite has no data-modifying WITH.
+const VERIFY_KEEPING_USER_POSTGRES: &str = concat!(
+    "WITH n AS \
+     (INSERT INTO nonces (host, nonce, ts) SELECT $1, $7, $8 WHERE ",
+    basis_holds!(),
+    " RETURNING 1) \
      INSERT INTO audit (time, host, \"user\", source, service, method, outcome, reason) \
-     SELECT $4, $5, $6, $7, $8, $9, $10, $11 FROM n";
-const VERIFY_UPDATING_USER_POSTGRES: &str = "WITH u AS \
-     (UPDATE users SET sealed = $13, version = $14, state = $15, disabled = $16, \
-     updated_at = $17 WHERE name = $12 AND version = $18 RETURNING 1), \
-     n AS (INSERT INTO nonces (host, nonce, ts) SELECT $1, $2, $3 FROM u RETURNING 1) \
+     SELECT $9, $10, $11, $12, $13, $14, $15, $16 FROM n"
+);
+const VERIFY_UPDATING_USER_POSTGRES: &str = concat!(
+    "WITH u AS \
+     (UPDATE users SET sealed = $18, version = $19, state = $20, disabled = $21, \
+     updated_at = $22 WHERE name = $17 AND version = $23 AND ",
+    basis_holds!(),
+    " RETURNING 1), \
+     n AS (INSERT INTO nonces (host, nonce, ts) SELECT $1, $7, $8 FROM u RETURNING 1) \
      INSERT INTO audit (time, host, \"user\", source, service, method, outcome, reason) \
-     SELECT $4, $5, $6, $7, $8, $9, $10, $11 FROM n";
+     SELECT $9, $10, $11, $12, $13, $14, $15, $16 FROM n"
+);
 // A verification's reads in one round trip (`postgres_verification_reads`): the host, the
 // source's count (none when $2 is NULL) and the user, each column NULL where there is no row.
 const LOAD_VERIFICATION_POSTGRES: &str = "SELECT \
@@ -250,6 +273,21 @@ macro_rules! update_user {
     };
 }
 
+/// `query` with a verification's basis bound as `$1`-`$6` (`basis_holds!`), for either
+/// backend.
+macro_rules! bind_basis {
+    ($query:expr, $writes:expr) => {{
+        let b = &$writes.basis;
+        $query
+            .bind(&$writes.nonce.host)
+            .bind(&b.host_key)
+            .bind(b.user.as_ref().map(|(name, _)| name))
+            .bind(b.user.as_ref().and_then(|(_, version)| *version))
+            .bind(b.source.as_ref().map(|(source, _)| source))
+            .bind(b.source.as_ref().and_then(|(_, version)| *version))
+    }};
+}
+
 /// One verification's statements on a PostgreSQL connection inside a transaction the
 /// caller opened and commits only on [`Committed::Stored`]; any other answer, or an error,
 /// the caller rolls back. The nonce goes first, so a replayed request touches nothing else.
@@ -268,6 +306,13 @@ pub(super) async fn postgres_verification(
         .map_err(db(doing))?;
     if new.rows_affected() != 1 {
         return Ok(Committed::NonceUsed);
+    }
+    let holds: bool = bind_basis!(sqlx::query_scalar(BASIS_HOLDS), w)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db(doing))?;
+    if !holds {
+        return Ok(Committed::LostRace);
     }
     let stored = match &w.user {
         None => true,
@@ -331,8 +376,7 @@ pub(super) async fn postgres_verification_at_once(
         Some(UserWrite::Update(_)) => sqlx::query(VERIFY_UPDATING_USER_POSTGRES),
         Some(UserWrite::Create(_) | UserWrite::Delete(_)) => return None,
     };
-    let mut query = query
-        .bind(&n.host)
+    let mut query = bind_basis!(query, w)
         .bind(&n.nonce)
         .bind(n.ts)
         .bind(a.time)

@@ -5,7 +5,14 @@
 //!
 //! The compare-and-swap is what makes a code good once across requests and replicas: of two
 //! requests that both accept the same code from the same stored version, only one can write
-//! the next version; the other reads again, and the engine then sees the code as used.
+//! the next version; the other reads again, and the engine then sees the code as used. The
+//! same holds for every row a decision rests on ([`Basis`]), which is what lets a
+//! verification be decided on the rows the last one of its user and source read or wrote
+//! ([`ReadCache`]) without reading them again.
+
+mod cache;
+
+pub use cache::{ReadCache, Rows, MAX_ROWS};
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -17,7 +24,9 @@ use crate::api::{ApiError, App, VerifyRequest, VerifyResponse};
 use crate::hosts::{self, Signed};
 use crate::records::{self, unix, RecordError, Write};
 use crate::sources;
-use crate::storage::{AuditEntry, Committed, Storage, StorageError, UserWrite, VerificationWrites};
+use crate::storage::{
+    AuditEntry, Basis, Committed, Storage, StorageError, UserWrite, VerificationWrites,
+};
 
 /// Decides `request`, signed as `signed` says, at `now`, and stores the decision with the
 /// request's nonce in one transaction.
@@ -29,6 +38,7 @@ pub async fn verify(
 ) -> Result<VerifyResponse, ApiError> {
     let user = UserName::new(&request.user)
         .map_err(|e| ApiError::invalid(format!("field `user`: {e}")))?;
+    let name = user.as_str();
     let response = Response::new(&request.code);
     let limits = &app.rate_limit;
     // The host's word for the source: an address, or a name when that is all sshd had.
@@ -42,31 +52,45 @@ pub async fn verify(
     // is refused for users it is not familiar to (the server is not told whether a first
     // factor passed, so that exemption of a host's is not made here).
     let source_key = origin.remote().filter(|_| limits.enabled);
-    // The host's row with the others (one round trip on PostgreSQL): still there, unrevoked,
-    // and holding the key the signature was checked with.
-    let reads = app
-        .store
-        .load_verification(signed.host(), source_key, user.as_str())
-        .await?;
-    hosts::confirm_row(
-        app,
-        signed.host(),
-        reads.host.as_ref(),
-        signed.unconfirmed_key.as_deref(),
-    )?;
-    let source_lock = sources::locked(reads.source.as_ref(), now.0);
-    let mut read = Some(Ok(reads.user));
-    // Each lost race means another verification or change of the user was stored first.
+    let reads = &app.verification_reads;
+    // First the rows the last verification of this user and source left, if any; after a
+    // lost race, the rows as they are now.
+    let mut kept = reads.get(name, source_key);
     for _ in 0..records::MAX_TRIES {
-        // After a lost race, the user's row as it is now.
-        let row = match read.take() {
-            Some(row) => row,
-            None => app.store.load_user(user.as_str()).await,
+        let rows = match kept.take() {
+            Some(rows) => rows,
+            None => {
+                // The host's row with the others (one round trip on PostgreSQL): still
+                // there, unrevoked, and holding the key the signature was checked with.
+                let now_read = app
+                    .store
+                    .load_verification(signed.host(), source_key, name)
+                    .await?;
+                hosts::confirm_row(
+                    app,
+                    signed.host(),
+                    now_read.host.as_ref(),
+                    Some(&signed.key),
+                )?;
+                reads.put_user(name, now_read.user.clone());
+                if let Some(key) = source_key {
+                    reads.put_source(key, now_read.source.clone());
+                }
+                Rows {
+                    user: now_read.user,
+                    source: now_read.source,
+                }
+            }
         };
-        let decided = row.map_err(RecordError::Storage).and_then(|row| {
-            records::plan_on(app, &user, row, now, |slot| {
-                decide(app, slot, &response, &origin, source_lock.is_some(), now)
-            })
+        let source_lock = sources::locked(rows.source.as_ref(), now.0);
+        let mut basis = Basis {
+            host_key: signed.key.clone(),
+            user: Some((name.to_owned(), rows.user.as_ref().map(|r| r.version))),
+            source: None,
+        };
+        let source_version = rows.source.as_ref().map(|r| r.version);
+        let decided = records::plan_on(app, &user, rows.user, now, |slot| {
+            decide(app, slot, &response, &origin, source_lock.is_some(), now)
         });
         let (write, method, reason) = match decided {
             Ok(Ok((write, Ok(method)))) => (write, Some(method), None),
@@ -79,17 +103,38 @@ pub async fn verify(
                 (None, None, Some("store-error"))
             }
         };
-        match store(app, signed, request, &origin, write, method, reason, now).await? {
+        // An allowed login rests on its source not being locked too.
+        if reason.is_none() {
+            basis.source = source_key.map(|key| (key.to_owned(), source_version));
+        }
+        let decision = Decided {
+            write,
+            method,
+            reason,
+            basis,
+        };
+        match store(app, signed, request, &origin, decision, now).await? {
             Some(answer) => return Ok(answer),
-            None => continue,
+            // A row changed: forgotten, and read again.
+            None => reads.forget(name, source_key),
         }
     }
     // A flood of changes of this user: denied, and stored as such (nothing of the user's).
-    tracing::error!(error = %RecordError::Busy(user.as_str().to_owned()), "verification");
-    match store(app, signed, request, &origin, None, None, Some("busy"), now).await? {
+    tracing::error!(error = %RecordError::Busy(name.to_owned()), "verification");
+    let busy = Decided {
+        write: None,
+        method: None,
+        reason: Some("busy"),
+        basis: Basis {
+            host_key: signed.key.clone(),
+            user: None,
+            source: None,
+        },
+    };
+    match store(app, signed, request, &origin, busy, now).await? {
         Some(answer) => Ok(answer),
         None => Err(StorageError::LostRace {
-            name: user.as_str().to_owned(),
+            name: name.to_owned(),
         }
         .into()),
     }
@@ -142,23 +187,33 @@ fn decide(
     )
 }
 
+/// One decision, to store: the user's new row if it changed, the method that passed or the
+/// reason for the denial, and the rows it rests on.
+struct Decided {
+    write: Option<UserWrite>,
+    method: Option<&'static str>,
+    reason: Option<&'static str>,
+    basis: Basis,
+}
+
 /// Stores one decision (the user's write, the source's failure for a denial, the audit
-/// entry, the nonce) in one transaction: the answer, or `None` if the user's row changed
-/// since it was read (nothing stored: decide again).
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one decision's parts, each from a different step of `verify`"
-)]
+/// entry, the nonce) in one transaction, if the rows it rests on are still as read: the
+/// answer, or `None` if one changed (nothing stored: read again and decide again). What it
+/// stored is kept for the next verification of the user and source ([`ReadCache`]).
 async fn store(
     app: &App,
     signed: &Signed,
     request: &VerifyRequest,
     origin: &Origin,
-    write: Option<UserWrite>,
-    method: Option<&str>,
-    reason: Option<&str>,
+    decided: Decided,
     now: UnixTime,
 ) -> Result<Option<VerifyResponse>, ApiError> {
+    let Decided {
+        write,
+        method,
+        reason,
+        basis,
+    } = decided;
     let limits = &app.rate_limit;
     let audit = AuditEntry {
         time: unix(now),
@@ -180,17 +235,34 @@ async fn store(
         (Some(_), Some(key)) if limits.enabled => Some(sources::failure(app, key, now.0)),
         _ => None,
     };
+    // The user's row as it will be if this is stored.
+    let user_after = match &write {
+        Some(UserWrite::Update(row) | UserWrite::Create(row)) => {
+            Some((row.name.clone(), Some(row.clone())))
+        }
+        Some(UserWrite::Delete(name)) => Some((name.clone(), None)),
+        None => None,
+    };
+    let counted = source.as_ref().map(|failure| failure.source.clone());
     let writes = VerificationWrites {
         nonce: signed.nonce.clone(),
         user: write,
         source,
         audit,
+        basis,
     };
     let source_failures = match app.store.commit_verification(writes).await? {
         Committed::Stored { source_failures } => source_failures,
         Committed::NonceUsed => return Err(hosts::replayed(signed.host())),
         Committed::LostRace => return Ok(None),
     };
+    let reads = &app.verification_reads;
+    if let Some((name, row)) = user_after {
+        reads.put_user(&name, row);
+    }
+    if let Some(key) = counted {
+        reads.forget_source(&key);
+    }
     let outcome = if reason.is_none() {
         AuditEntry::ALLOWED
     } else {
