@@ -11,6 +11,7 @@
 //! one writer groups the verifications waiting into one transaction (`group_commit`).
 
 mod group_commit;
+mod lanes;
 mod offline;
 mod passkeys;
 mod push;
@@ -441,6 +442,8 @@ pub struct SqliteStorage {
 #[derive(Debug, Clone)]
 pub struct PostgresStorage {
     pool: PgPool,
+    /// The connections of verifications (`lanes`).
+    lanes: Arc<lanes::Lanes>,
 }
 
 impl SqliteStorage {
@@ -548,14 +551,17 @@ impl PostgresStorage {
             // one statement instead, answered 503 as when the database is down, and the pool
             // drops it.
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|error| StorageError::Open { target, error })?;
         sqlx::migrate!("migrations/postgres")
             .run(&pool)
             .await
             .map_err(StorageError::Migrate)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            lanes: Arc::new(lanes::Lanes::new(options)),
+        })
     }
 
     /// A verification's reads in one round trip.
@@ -565,7 +571,7 @@ impl PostgresStorage {
         source: Option<&str>,
         user: &str,
     ) -> Result<VerificationReads, StorageError> {
-        sql::postgres_verification_reads(&self.pool, host, source, user).await
+        sql::postgres_verification_reads(&self.lanes, host, source, user).await
     }
 
     /// A verification in a transaction of its own. PostgreSQL flushes the commits that
@@ -575,7 +581,7 @@ impl PostgresStorage {
         &self,
         writes: VerificationWrites,
     ) -> Result<Committed, StorageError> {
-        if let Some(done) = sql::postgres_verification_at_once(&self.pool, &writes).await {
+        if let Some(done) = sql::postgres_verification_at_once(&self.lanes, &writes).await {
             return done;
         }
         let mut tx = self

@@ -4,6 +4,7 @@
 
 use sqlx::Row;
 
+use super::lanes::Lanes;
 use super::offline::{ReportCommitted, ReportWrites, RECORD_REPORT};
 use super::{
     AuditEntry, AuditQuery, Committed, HostRow, PostgresStorage, SourceRow, SqliteStorage, Storage,
@@ -364,7 +365,7 @@ pub(super) async fn postgres_verification(
 /// compare-and-swap, then the nonce and the audit entry only if it was written; a nonce used
 /// before fails the whole statement (the primary key), so nothing of it is stored.
 pub(super) async fn postgres_verification_at_once(
-    pool: &sqlx::PgPool,
+    lanes: &Lanes,
     w: &VerificationWrites,
 ) -> Option<Result<Committed, StorageError>> {
     if w.source.is_some() {
@@ -397,7 +398,14 @@ pub(super) async fn postgres_verification_at_once(
             .bind(row.updated_at)
             .bind(row.version.saturating_sub(1));
     }
-    Some(match query.execute(pool).await {
+    let doing = "storing a verification";
+    let mut lane = match lanes.take(doing).await {
+        Ok(lane) => lane,
+        Err(e) => return Some(Err(e)),
+    };
+    let done = query.execute(&mut lane.conn).await;
+    lane.done(&done);
+    Some(match done {
         Ok(done) if done.rows_affected() == 1 => Ok(Committed::Stored {
             source_failures: None,
         }),
@@ -407,7 +415,7 @@ pub(super) async fn postgres_verification_at_once(
         {
             Ok(Committed::NonceUsed)
         }
-        Err(e) => Err(db("storing a verification")(e)),
+        Err(e) => Err(db(doing)(e)),
     })
 }
 
@@ -754,19 +762,21 @@ report_statements!(postgres_report, sqlx::PgConnection);
 
 /// PostgreSQL: a verification's three reads (`LOAD_VERIFICATION_POSTGRES`) in one round trip.
 pub(super) async fn postgres_verification_reads(
-    pool: &sqlx::PgPool,
+    lanes: &Lanes,
     host: &str,
     source: Option<&str>,
     user: &str,
 ) -> Result<VerificationReads, StorageError> {
     let doing = "reading a verification's host, source and user";
-    let r = sqlx::query(LOAD_VERIFICATION_POSTGRES)
+    let mut lane = lanes.take(doing).await?;
+    let read = sqlx::query(LOAD_VERIFICATION_POSTGRES)
         .bind(host)
         .bind(source)
         .bind(user)
-        .fetch_one(pool)
-        .await
-        .map_err(db(doing))?;
+        .fetch_one(&mut lane.conn)
+        .await;
+    lane.done(&read);
+    let r = read.map_err(db(doing))?;
     let read = || -> Result<VerificationReads, sqlx::Error> {
         let public_key: Option<Vec<u8>> = r.try_get("public_key")?;
         let state: Option<String> = r.try_get("source_state")?;
