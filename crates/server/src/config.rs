@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -64,6 +65,8 @@ pub struct ConfigFile {
     /// The longest window of coming codes a host gets for offline logins (`12h`), or `off`.
     #[serde(default, with = "offline_window")]
     pub offline_max_window: Option<Duration>,
+    /// Threads serving requests ([`default_workers`]).
+    pub workers: Option<NonZeroUsize>,
 }
 
 /// How far ahead a host may hold a user's coming codes unless `offline_max_window` says
@@ -250,6 +253,8 @@ pub struct Settings {
     pub push: PushSettings,
     /// The longest offline window a host is given (zero: none).
     pub offline_max_window: Duration,
+    /// Threads serving requests.
+    pub workers: NonZeroUsize,
 }
 
 /// A config that cannot be used.
@@ -360,8 +365,21 @@ impl Settings {
             offline_max_window: file
                 .offline_max_window
                 .unwrap_or(DEFAULT_OFFLINE_MAX_WINDOW),
+            workers: file.workers.unwrap_or_else(default_workers),
         })
     }
+}
+
+/// One thread fewer than the machine's cores, and at least one: the core left over is for
+/// SQLite's writer thread, or the database on the same machine, and the kernel's network
+/// work. On two cores, one thread served more verifications at every concurrency measured
+/// on SQLite, and at 1 and 8 on PostgreSQL, than two did (docs/benchmarks.md): a second
+/// thread mostly woke to find nothing to do.
+pub fn default_workers() -> NonZeroUsize {
+    std::thread::available_parallelism()
+        .ok()
+        .and_then(|cores| NonZeroUsize::new(cores.get() - 1))
+        .unwrap_or(NonZeroUsize::MIN)
 }
 
 /// The `[push]` table's defaults: the public URL is the listening address (right for a test
@@ -429,6 +447,20 @@ mod tests {
             DatabaseTarget::Sqlite(PathBuf::from("/var/lib/sshield-server/sshield-server.db"))
         );
         assert!(s.tls.is_none());
+    }
+
+    #[test]
+    fn workers_are_a_count_of_at_least_one_and_leave_a_core() {
+        let read = |text: &str| toml::from_str::<ConfigFile>(text).map(|f| f.workers);
+        assert_eq!(read("workers = 3").expect("ok"), NonZeroUsize::new(3));
+        for bad in ["0", "-1", "\"two\""] {
+            let err = read(&format!("max_body_bytes = 1\nworkers = {bad}")).expect_err(bad);
+            let text = err.to_string();
+            assert!(text.contains("line 2") && text.contains("workers"), "{text}");
+        }
+        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let s = Settings::resolve(ConfigFile::default(), &Overrides::default()).expect("ok");
+        assert_eq!(s.workers.get(), cores.saturating_sub(1).max(1));
     }
 
     #[test]

@@ -45,6 +45,7 @@ fn run(cli: Cli) -> Result<(), String> {
     }
     let settings = Settings::load(&over).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.workers.get())
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
