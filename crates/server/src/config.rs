@@ -456,7 +456,10 @@ mod tests {
         for bad in ["0", "-1", "\"two\""] {
             let err = read(&format!("max_body_bytes = 1\nworkers = {bad}")).expect_err(bad);
             let text = err.to_string();
-            assert!(text.contains("line 2") && text.contains("workers"), "{text}");
+            assert!(
+                text.contains("line 2") && text.contains("workers"),
+                "{text}"
+            );
         }
         let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         let s = Settings::resolve(ConfigFile::default(), &Overrides::default()).expect("ok");
