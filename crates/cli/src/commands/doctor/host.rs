@@ -1,4 +1,5 @@
-//! sshield's own config and store, the users who must enroll, the clock, the daemon socket.
+//! sshield's own config and store, the users who must enroll, the clock, the daemon socket,
+//! a fleet host's offline reports.
 
 use std::fs;
 use std::io;
@@ -376,6 +377,51 @@ pub(crate) fn check_socket(path: &Path, meta: io::Result<fs::Metadata>) -> Findi
     }
 }
 
+/// A fleet host's offline reports, in its state dir (`reports/` waiting to be sent,
+/// `rejected/` refused by the server for good; docs/daemon.md): the refused ones are logins
+/// the server's audit does not have, kept for the admin to read.
+pub(crate) fn check_reports(state_dir: &Path) -> Finding {
+    let count = |dir: &str| {
+        fs::read_dir(state_dir.join(dir)).map_or(0, |entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                .count()
+        })
+    };
+    let (queued, rejected) = (count("reports"), count("rejected"));
+    let dir = state_dir.display();
+    if rejected > 0 {
+        return Finding::new(
+            Severity::Warn,
+            "fleet-reports",
+            format!(
+                "{rejected} offline report(s) in {dir}/rejected were refused by the server for \
+                 good: the server's audit does not have those logins"
+            ),
+            format!(
+                "read them (each names the user, the outcome and the server's reason), then \
+                 remove them: rm {dir}/rejected/*.json (see docs/daemon.md)"
+            ),
+        );
+    }
+    if queued > 0 {
+        return Finding::new(
+            Severity::Info,
+            "fleet-reports",
+            format!(
+                "{queued} offline report(s) in {dir}/reports wait for the server; the daemon \
+                 sends them when it answers"
+            ),
+            "if the server is up, see the daemon's log for why they are kept (docs/daemon.md)",
+        );
+    }
+    Finding::ok(
+        "fleet-reports",
+        format!("no offline report waits or was refused ({dir})"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(
@@ -461,5 +507,32 @@ mod tests {
             check_config_permissions(p, 0o100644, 1234, 0).severity,
             Severity::Error
         );
+    }
+
+    #[test]
+    fn offline_reports_refused_warn_and_waiting_ones_inform() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(check_reports(dir.path()).severity, Severity::Ok);
+        fs::create_dir(dir.path().join("reports")).unwrap();
+        fs::write(dir.path().join("reports/a1.json"), "{}").unwrap();
+        fs::write(dir.path().join("reports/a1.json.tmp"), "{}").unwrap();
+        let waiting = check_reports(dir.path());
+        assert_eq!(waiting.severity, Severity::Info);
+        assert!(
+            waiting.message.starts_with("1 offline report(s)"),
+            "{}",
+            waiting.message
+        );
+        fs::create_dir(dir.path().join("rejected")).unwrap();
+        fs::write(dir.path().join("rejected/b2.json"), "{}").unwrap();
+        fs::write(dir.path().join("rejected/b3.json"), "{}").unwrap();
+        let refused = check_reports(dir.path());
+        assert_eq!(refused.severity, Severity::Warn);
+        assert!(
+            refused.message.starts_with("2 offline report(s)"),
+            "{}",
+            refused.message
+        );
+        assert!(refused.fix.contains("rejected/*.json"), "{}", refused.fix);
     }
 }

@@ -252,6 +252,14 @@ pub(crate) fn collect(config_path: &Path, args: &DoctorArgs) -> Vec<Finding> {
                 "fix the store first",
             ));
         }
+        if let Some(server) = &config.server {
+            // The daemon keeps its reports beside the host's key (crate::fleet::client).
+            let state_dir = server
+                .key_file
+                .parent()
+                .unwrap_or(Path::new("/var/lib/sshield"));
+            findings.push(host::check_reports(state_dir));
+        }
         if mode.force_command {
             findings.push(host::check_socket(
                 &config.socket,
