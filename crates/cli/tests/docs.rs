@@ -102,3 +102,45 @@ fn committed_man_pages_are_up_to_date() {
         assert!(a == b, "docs/man/{name} is out of date: {fix}");
     }
 }
+
+/// The config files' man pages, sshield.toml(5) and sshield-server.toml(5), are what
+/// scripts/config-man makes from docs/config.md, where every key is written once: a key added
+/// there and not to the pages (or the other way round) fails here.
+#[test]
+fn the_config_man_pages_are_made_from_config_md() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new("python3")
+        .arg(root.join("scripts/config-man"))
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let host = fs::read_to_string(root.join("docs/man/sshield.toml.5")).unwrap();
+    let server = fs::read_to_string(root.join("docs/man-server/sshield-server.toml.5")).unwrap();
+    for key in [
+        "policy.max_drift",
+        "server.timeout",
+        "offline_window",
+        "push.wait",
+    ] {
+        assert!(host.contains(key), "sshield.toml.5 lacks {key}");
+    }
+    for key in [
+        "workers",
+        "offline_max_window",
+        "public_url",
+        "audit_retention",
+    ] {
+        assert!(server.contains(key), "sshield-server.toml.5 lacks {key}");
+    }
+    for key in ["max_body_bytes", "join_token_ttl"] {
+        assert!(
+            !host.contains(key),
+            "a server key in the host's page: {key}"
+        );
+    }
+}

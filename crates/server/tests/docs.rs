@@ -21,6 +21,8 @@ fn committed_man_pages_are_up_to_date() {
             .map(|d| {
                 d.filter_map(Result::ok)
                     .map(|e| e.file_name().to_string_lossy().into_owned())
+                    // sshield-server.toml.5 is made from docs/config.md (scripts/config-man).
+                    .filter(|name| name.ends_with(".1"))
                     .collect()
             })
             .unwrap_or_default();
