@@ -74,8 +74,11 @@ pub(crate) enum Request {
         rhost: Option<String>,
         /// The PAM service.
         service: String,
-        /// The code.
+        /// The code, or with `split` the trailing digits of a password typed with the code
+        /// after it (`forward_pass`).
         code: Response,
+        /// The server takes the code off `code`'s end by the lengths of the user's codes.
+        split: bool,
     },
 }
 
@@ -178,6 +181,10 @@ pub(crate) enum Reply {
         /// What failed (`unreachable`, `refused`), for the module's log.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
+        /// For a `split` verify: how many of the code's last characters were the code, when
+        /// the server says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code_digits: Option<u8>,
     },
     /// The request could not be served; the connection closes after this.
     Error {
@@ -333,6 +340,8 @@ struct WireRequest {
     terminal: Option<bool>,
     #[serde(default)]
     id: Option<String>,
+    #[serde(default)]
+    split: bool,
 }
 
 /// Parses one request line (as returned by [`LineReader::read_line`]).
@@ -414,6 +423,7 @@ pub(crate) fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
                 rhost: wire.rhost.filter(|r| !r.trim().is_empty()),
                 service,
                 code: Response::new(&code),
+                split: wire.split,
             }),
             _ => Err(ProtocolError::Malformed(
                 "`verify` needs a `user` and a `service`".into(),
@@ -590,7 +600,9 @@ mod tests {
                 rhost,
                 service,
                 code,
+                split,
             } => {
+                assert!(!split);
                 assert_eq!(user, "alice");
                 assert_eq!(rhost.as_deref(), Some("192.0.2.7"));
                 assert_eq!(service, "sshd");
@@ -608,11 +620,27 @@ mod tests {
             rhost: None,
             service: &caller.service,
             code: "654321",
+            split: false,
         };
         let line = serde_json::to_vec(&request).unwrap();
         assert!(matches!(
             parse_request(&line),
-            Ok(Request::Verify { rhost: None, .. })
+            Ok(Request::Verify {
+                rhost: None,
+                split: false,
+                ..
+            })
+        ));
+        // `forward_pass`: the trailing digits, for the server to split.
+        let split = sshield_core::relay::VerifyRequest {
+            split: true,
+            ..request
+        };
+        let line = serde_json::to_vec(&split).unwrap();
+        assert!(String::from_utf8_lossy(&line).contains("\"split\":true"));
+        assert!(matches!(
+            parse_request(&line),
+            Ok(Request::Verify { split: true, .. })
         ));
         for (bad, word) in [
             (
@@ -819,6 +847,7 @@ mod tests {
                 reason: Some("wrong-code".into()),
                 delay_ms: Some(1500),
                 message: None,
+                code_digits: None,
             },
             Reply::Verdict {
                 outcome: "allowed".into(),
@@ -826,6 +855,7 @@ mod tests {
                 reason: None,
                 delay_ms: None,
                 message: None,
+                code_digits: Some(8),
             },
         ];
         for reply in replies {

@@ -374,6 +374,46 @@ fn daemon_socket_missing() {
     );
 }
 
+/// A fleet host keeps its offline reports beside its key: one the server refused for good is
+/// a login its audit lacks, and the admin is told until they read and remove it; one still
+/// waiting to be sent is worth a line.
+#[test]
+fn fleet_reports_refused_or_waiting() {
+    let host = Host::new("healthy");
+    let config = fs::read_to_string(host.path("sshield.toml")).unwrap();
+    fs::write(
+        host.path("sshield.toml"),
+        format!(
+            "{config}\n[server]\nurls = [\"http://127.0.0.1:9\"]\nhost = \"web1\"\n\
+             key_file = \"host.key\"\n"
+        ),
+    )
+    .unwrap();
+    let (out, findings) = host.findings();
+    out.expect(0);
+    let reports = |findings: &[Value]| {
+        findings
+            .iter()
+            .find(|f| f["check"] == "fleet-reports")
+            .cloned()
+            .unwrap_or_else(|| panic!("no fleet-reports in {findings:#?}"))
+    };
+    assert_eq!(reports(&findings)["severity"], "ok");
+    fs::create_dir(host.path("reports")).unwrap();
+    fs::write(host.path("reports/q1.json"), "{}").unwrap();
+    let (out, findings) = host.findings();
+    out.expect(0);
+    assert_eq!(reports(&findings)["severity"], "info");
+    fs::create_dir(host.path("rejected")).unwrap();
+    fs::write(host.path("rejected/r1.json"), "{}").unwrap();
+    let (out, findings) = host.findings();
+    out.expect(1);
+    let f = reports(&findings);
+    assert_eq!(f["severity"], "warn", "{f}");
+    let fix = f["fix"].as_str().unwrap();
+    assert!(fix.contains("rejected/*.json"), "{f}");
+}
+
 #[test]
 fn pam_module_missing() {
     expect("pam-module-missing", 2, "pam-module", "error");

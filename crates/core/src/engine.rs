@@ -491,27 +491,16 @@ impl Engine {
                     return Ok((Change::Keep, locked));
                 }
             }
-            let mut decision = None;
-            for (code, password) in &codes {
-                let this = check_record(
-                    record,
-                    code,
-                    now,
-                    &self.policy,
-                    caller.first_factor.as_ref(),
-                );
-                let replayed = matches!(this, Decision::Deny(DenyReason::Replayed));
-                // The first answer stands, unless a later split is a replay: that says more.
-                if this.is_allow() {
-                    split = *password;
-                    decision = Some(this);
-                    break;
-                }
-                if decision.is_none() || replayed {
-                    decision = Some(this);
-                }
+            let (decision, which) = check_each(
+                record,
+                codes.iter().map(|(code, _)| code),
+                now,
+                &self.policy,
+                caller.first_factor.as_ref(),
+            );
+            if decision.is_allow() {
+                split = which.and_then(|i| codes.get(i)).and_then(|c| c.1);
             }
-            let decision = decision.unwrap_or(Decision::Deny(DenyReason::WrongCode));
             if decision.is_allow() {
                 record.limits().succeeded(&origin, now.0, limits);
                 if !self.policy.remember.is_zero() {
@@ -646,6 +635,59 @@ fn code_lengths(record: &UserRecord) -> Vec<usize> {
         lengths.push(6);
     }
     lengths
+}
+
+/// Tries each of `codes` (the ways to read one entry) on `record`: the first that passes, and
+/// its index; else the first denial, unless a later one is a replay, which says more (no
+/// index). No codes: a wrong code.
+fn check_each<'c>(
+    record: &mut UserRecord,
+    codes: impl IntoIterator<Item = &'c Response>,
+    now: UnixTime,
+    policy: &Policy,
+    first_factor: Option<&FirstFactor>,
+) -> (Decision, Option<usize>) {
+    let mut decision = None;
+    for (i, code) in codes.into_iter().enumerate() {
+        let this = check_record(record, code, now, policy, first_factor);
+        if this.is_allow() {
+            return (this, Some(i));
+        }
+        let replayed = matches!(this, Decision::Deny(DenyReason::Replayed));
+        if decision.is_none() || replayed {
+            decision = Some(this);
+        }
+    }
+    (
+        decision.unwrap_or(Decision::Deny(DenyReason::WrongCode)),
+        None,
+    )
+}
+
+/// [`check_record`] for the end of a password typed with the code after it (`forward_pass` on
+/// a fleet host, which sends the entry's trailing digits, at most 8, and keeps the password):
+/// the code is taken off the end of `trailing` by the lengths of `record`'s active codes, each
+/// split is tried, and the decision is one, as for a code alone. With it, how many of
+/// `trailing`'s last characters were the code: the split that passed, else the likeliest (the
+/// record's first length, or 6).
+pub fn check_record_trailing(
+    record: &mut UserRecord,
+    trailing: &str,
+    now: UnixTime,
+    policy: &Policy,
+    first_factor: Option<&FirstFactor>,
+) -> (Decision, usize) {
+    let lengths = code_lengths(record);
+    let codes: Vec<Response> = shape::splits(trailing, &lengths)
+        .iter()
+        .map(|s| Response::new(s.code))
+        .collect();
+    let likeliest = lengths.first().copied().unwrap_or(6);
+    let (decision, which) = check_each(record, &codes, now, policy, first_factor);
+    let digits = which
+        .and_then(|i| codes.get(i))
+        .map_or(likeliest, |code| code.expose_secret().len());
+    (decision, digits)
 }
 
 /// Decides `response` against a record held elsewhere (the fleet server's database), with the

@@ -57,7 +57,10 @@ mod username;
 pub use accounts::Account;
 pub use caller::Caller;
 pub use config::{Config, ConfigError};
-pub use engine::{check_record, Attempt, Decision, DenyReason, Engine, Method, Outcome, Response};
+pub use engine::{
+    check_record, check_record_trailing, Attempt, Decision, DenyReason, Engine, Method, Outcome,
+    Response,
+};
 pub use first_factor::FirstFactor;
 pub use login::{Allowed, Ask, Denied, Entry, Login, Pushed, Step};
 pub use policy::{Exemption, Policy, Requirement};

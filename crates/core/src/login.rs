@@ -58,6 +58,10 @@ use crate::username::UserName;
 /// configured slower, so a server can slow a guesser but never hang a login.
 const MAX_SERVER_DELAY: Duration = Duration::from_secs(64);
 
+/// The most digits a code has (RFC 4226 allows 6 to 8): with `forward_pass`, the most of an
+/// entry's end a fleet host sends its server.
+const MAX_CODE_DIGITS: usize = 8;
+
 /// What the front end hands the login.
 pub enum Entry {
     /// What the user typed at the prompt of [`Step::Ask`].
@@ -380,20 +384,28 @@ impl Login<'_> {
         now: UnixTime,
         log: &dyn LogSink,
     ) -> Step {
-        // `forward_pass`: split as for 6-digit codes, as the local store does for a user it
-        // has no record of (the server knows the lengths; the host does not).
-        let (code, password) = match offer {
-            Offer::Code(response) => (response.clone(), None),
+        // `forward_pass`: the server knows the lengths of the user's codes, the host does not.
+        // It gets the entry's trailing digits (at most 8, so at most two of a password that
+        // ends in digits) and says how many were the code; the rest goes on as the password
+        // (split as for 6-digit codes when the server does not say, as the local store does
+        // for a user it has no record of).
+        let (answer, password) = match offer {
+            Offer::Code(response) => (remote.verify(&self.caller, response), None),
             Offer::PasswordAndCode(text) => {
-                let at = text.char_indices().rev().nth(5).map_or(0, |(i, _)| i);
-                (
-                    Response::new(text.get(at..).unwrap_or("")),
-                    Some(Zeroizing::new(text.get(..at).unwrap_or("").to_owned())),
-                )
+                let text = text.trim_end_matches(['\r', '\n']);
+                let digits = text.bytes().rev().take_while(u8::is_ascii_digit).count();
+                // ASCII digits: a character boundary.
+                let trailing = &text[text.len() - digits.min(MAX_CODE_DIGITS)..];
+                let (answer, code_digits) =
+                    remote.verify_trailing(&self.caller, &Response::new(trailing));
+                let code_len = code_digits.unwrap_or(6).min(trailing.len());
+                let at = text.len() - if trailing.is_empty() { 0 } else { code_len };
+                let password = text.get(..at).unwrap_or(text);
+                (answer, Some(Zeroizing::new(password.to_owned())))
             }
         };
         let mut server_delay = None;
-        let decision = match remote.verify(&self.caller, &code) {
+        let decision = match answer {
             RemoteAnswer::Allowed { method } => Decision::Allow(remote::method_of(&method)),
             RemoteAnswer::Denied { reason, delay } => {
                 let until = now

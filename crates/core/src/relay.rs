@@ -39,8 +39,11 @@ pub struct VerifyRequest<'a> {
     pub rhost: Option<&'a str>,
     /// The PAM service (`sshd`).
     pub service: &'a str,
-    /// The code.
+    /// The code, or with `split` the entry's trailing digits (`Remote::verify_trailing`).
     pub code: &'a str,
+    /// `code` is the end of a password typed with the code after it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub split: bool,
 }
 
 /// The relayed `push` and `wait` requests (root only, as `verify`).
@@ -85,6 +88,8 @@ struct WireReply {
     expires_at: Option<u64>,
     #[serde(default)]
     state: Option<String>,
+    #[serde(default)]
+    code_digits: Option<usize>,
 }
 
 /// The outcome words of a `verdict` reply, one per [`RemoteAnswer`].
@@ -121,7 +126,12 @@ impl DaemonRemote {
             .saturating_add(Duration::from_secs(2))
     }
 
-    fn ask(&self, caller: &Caller, code: &Response) -> Result<WireReply, std::io::Error> {
+    fn ask(
+        &self,
+        caller: &Caller,
+        code: &Response,
+        split: bool,
+    ) -> Result<WireReply, std::io::Error> {
         let rhost = rhost_of(caller);
         let request = VerifyRequest {
             v: 1,
@@ -130,6 +140,7 @@ impl DaemonRemote {
             rhost: rhost.as_deref(),
             service: &caller.service,
             code: code.expose_secret(),
+            split,
         };
         // The line holds the code: wiped once sent.
         let line = Zeroizing::new(serde_json::to_vec(&request).map_err(std::io::Error::other)?);
@@ -250,30 +261,48 @@ impl Remote for DaemonRemote {
     }
 
     fn verify(&self, caller: &Caller, code: &Response) -> RemoteAnswer {
+        self.verdict(self.ask(caller, code, false)).0
+    }
+
+    fn verify_trailing(
+        &self,
+        caller: &Caller,
+        trailing: &Response,
+    ) -> (RemoteAnswer, Option<usize>) {
+        self.verdict(self.ask(caller, trailing, true))
+    }
+}
+
+impl DaemonRemote {
+    /// The answer in the daemon's reply to a `verify`, and its `code_digits`.
+    fn verdict(&self, reply: Result<WireReply, std::io::Error>) -> (RemoteAnswer, Option<usize>) {
         let at = self.socket.display();
-        let reply = match self.ask(caller, code) {
+        let reply = match reply {
             Ok(reply) => reply,
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                return RemoteAnswer::Refused(format!(
+                let why = format!(
                     "the daemon at {at} answered something that is not a verdict ({e}); run \
                      the same version of `sshield daemon` as of the module"
-                ))
+                );
+                return (RemoteAnswer::Refused(why), None);
             }
             Err(e) => {
-                return RemoteAnswer::Unreachable(format!(
+                let why = format!(
                     "the daemon at {at} (which asks the fleet server) did not answer: {e}; \
                      start `sshield daemon` (systemctl start sshield.socket)"
-                ))
+                );
+                return (RemoteAnswer::Unreachable(why), None);
             }
         };
         if reply.v != 1 {
-            return RemoteAnswer::Refused(format!(
+            let why = format!(
                 "the daemon at {at} speaks protocol version {}; this module speaks 1",
                 reply.v
-            ));
+            );
+            return (RemoteAnswer::Refused(why), None);
         }
         let message = reply.message.unwrap_or_default();
-        match (reply.reply.as_str(), reply.outcome.as_deref()) {
+        let answer = match (reply.reply.as_str(), reply.outcome.as_deref()) {
             ("verdict", Some("allowed")) => RemoteAnswer::Allowed {
                 method: reply.method.unwrap_or_default(),
             },
@@ -290,7 +319,8 @@ impl Remote for DaemonRemote {
             (other, outcome) => RemoteAnswer::Refused(format!(
                 "the daemon at {at} answered {other:?} with outcome {outcome:?}, not a verdict"
             )),
-        }
+        };
+        (answer, reply.code_digits)
     }
 }
 

@@ -16,6 +16,16 @@ pub trait Remote: fmt::Debug + Send + Sync {
     /// Asks whether `code` is good for `caller`. Blocks, bounded by the remote's timeouts.
     fn verify(&self, caller: &Caller, code: &Response) -> RemoteAnswer;
 
+    /// Asks about the end of a password typed with the code after it (`forward_pass`):
+    /// `trailing` is the entry's trailing digits, at most 8, and the remote takes the code off
+    /// their end by the lengths of the user's codes (the host does not know them). The answer,
+    /// and how many of `trailing`'s last characters were the code, if the remote says.
+    fn verify_trailing(
+        &self,
+        caller: &Caller,
+        trailing: &Response,
+    ) -> (RemoteAnswer, Option<usize>);
+
     /// Asks the server to push a login request for `caller` to their phone. No default: a
     /// remote that wraps another must pass push on, not refuse it by omission.
     fn push(&self, caller: &Caller, ask: &PushAsk) -> PushAnswer;
@@ -58,6 +68,14 @@ pub enum RemoteAnswer {
 pub(crate) struct NotHere;
 
 impl Remote for NotHere {
+    fn verify_trailing(
+        &self,
+        caller: &Caller,
+        trailing: &Response,
+    ) -> (RemoteAnswer, Option<usize>) {
+        (self.verify(caller, trailing), None)
+    }
+
     fn verify(&self, _caller: &Caller, _code: &Response) -> RemoteAnswer {
         RemoteAnswer::Refused(
             "this host is in a fleet ([server] in the config) but this front end cannot ask \

@@ -50,6 +50,14 @@ struct Server {
 }
 
 impl Remote for Server {
+    fn verify_trailing(
+        &self,
+        caller: &Caller,
+        trailing: &Response,
+    ) -> (RemoteAnswer, Option<usize>) {
+        (self.verify(caller, trailing), None)
+    }
+
     fn verify(&self, _caller: &Caller, code: &Response) -> RemoteAnswer {
         if code.expose_secret() == "123456" {
             RemoteAnswer::Allowed {

@@ -39,12 +39,27 @@ impl LogSink for Captured {
 struct Scripted {
     answer: RemoteAnswer,
     asked: AtomicUsize,
+    trailing: std::sync::Mutex<Vec<String>>,
 }
 
 impl Remote for Scripted {
     fn verify(&self, _caller: &Caller, _code: &Response) -> RemoteAnswer {
         self.asked.fetch_add(1, Ordering::SeqCst);
         self.answer.clone()
+    }
+
+    /// As `verify`; says the last 8 characters were the code, and keeps what it was sent.
+    fn verify_trailing(
+        &self,
+        _caller: &Caller,
+        trailing: &Response,
+    ) -> (RemoteAnswer, Option<usize>) {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        self.trailing
+            .lock()
+            .unwrap()
+            .push(trailing.expose_secret().to_owned());
+        (self.answer.clone(), Some(8))
     }
 
     fn push(&self, _caller: &Caller, _ask: &PushAsk) -> PushAnswer {
@@ -71,6 +86,7 @@ fn scripted(answer: RemoteAnswer) -> Arc<Scripted> {
     Arc::new(Scripted {
         answer,
         asked: AtomicUsize::new(0),
+        trailing: std::sync::Mutex::default(),
     })
 }
 
@@ -219,5 +235,47 @@ fn a_denial_waits_as_long_as_the_server_says_within_a_bound() {
             matches!(&step, Step::Denied(d) if d.delay == waited),
             "{said:?}: {step:?}"
         );
+    }
+}
+
+/// `forward_pass` on a fleet host: the server, not the host, knows the lengths of the user's
+/// codes. It is sent the entry's trailing digits (at most 8, so at most two of a password
+/// that ends in digits, and none of one that does not) and says how many were the code; the
+/// rest goes on as the password, whether the code passed or not.
+#[test]
+fn forward_pass_sends_the_trailing_digits_and_hands_on_the_rest() {
+    let store = TestStore::new();
+    for (entry, sent, password, allowed) in [
+        ("hunter2212345678", "12345678", "hunter22", true),
+        ("pass word 12345678", "12345678", "pass word ", true),
+        ("abc12345678", "12345678", "abc", false),
+        ("nodigits", "", "nodigits", false),
+    ] {
+        let answer = if allowed {
+            RemoteAnswer::Allowed {
+                method: "totp".into(),
+            }
+        } else {
+            RemoteAnswer::Denied {
+                reason: "wrong-code".into(),
+                delay: None,
+            }
+        };
+        let remote = scripted(answer);
+        let engine = engine(&store, "secure").with_remote(remote.clone());
+        let log = Captured::default();
+        let mut login = engine.begin(caller("carol"));
+        let first = login.start(UnixTime(T), &log);
+        assert!(matches!(first, Step::Ask(_)), "{first:?}");
+        let text = zeroize::Zeroizing::new(entry.to_owned());
+        let step = login.next(Entry::PasswordAndCode(text), UnixTime(T), &log);
+        let handed_on = match &step {
+            Step::Allowed(a) => a.password.as_ref().map(|p| p.as_str().to_owned()),
+            Step::Denied(d) => d.password.as_ref().map(|p| p.as_str().to_owned()),
+            other => panic!("{entry}: {other:?}"),
+        };
+        assert_eq!(handed_on.as_deref(), Some(password), "{entry}");
+        assert_eq!(matches!(step, Step::Allowed(_)), allowed, "{entry}");
+        assert_eq!(*remote.trailing.lock().unwrap(), [sent], "{entry}");
     }
 }

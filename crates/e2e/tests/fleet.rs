@@ -542,6 +542,25 @@ impl PamHost {
         extra: &str,
         server_keys: &str,
     ) -> Self {
+        Self::join_sshd(
+            server,
+            name,
+            failmode,
+            extra,
+            server_keys,
+            common::key_then_code_options,
+        )
+    }
+
+    /// As [`PamHost::join_with`], its sshd started with `options`.
+    fn join_sshd(
+        server: &FleetServer,
+        name: &str,
+        failmode: &str,
+        extra: &str,
+        server_keys: &str,
+        options: fn(&common::Sshield) -> sshield_e2e::SshdOptions,
+    ) -> Self {
         let sshield = common::Sshield::new("");
         let socket = sshield.dir().join("sshield.sock");
         sshield.write_config(&format!(
@@ -560,7 +579,7 @@ impl PamHost {
         assert!(out.status.success(), "sshield join: {out:?}");
         let joined = fs::read_to_string(&sshield.config).unwrap();
         fs::write(&sshield.config, format!("{joined}{server_keys}")).unwrap();
-        let sshd = Sshd::start(common::key_then_code_options(&sshield));
+        let sshd = Sshd::start(options(&sshield));
         let daemon = Some(start_daemon(cli, &sshield.config, &socket));
         Self {
             sshield,
@@ -591,6 +610,101 @@ impl PamHost {
     fn decision(&self, outcome: &str, user: &str, method: &str, reason: &str) -> String {
         common::decision(outcome, user, INTERNET, &self.sshd, method, reason)
     }
+}
+
+/// `forward_pass` on a fleet host: the password and the code in one answer, and only the
+/// server knows how long the user's code is. An 8-digit user (whose code the host used to cut
+/// as 6 digits, so they could not log in) and a 6-digit one log in; the module hands
+/// pam_unix the rest of the entry, so a wrong password with a good code is refused, and that
+/// code is then spent. With the server down, the host's offline material takes the 8-digit
+/// code the same way.
+#[test]
+fn forward_pass_on_a_fleet_host_cuts_the_code_where_the_server_says() {
+    if !can_run() {
+        return;
+    }
+    let mut server = FleetServer::start();
+    let eight = User::create();
+    let six = User::create();
+    let key = "3132333435363738393031323334353637383930";
+    let oath = server.state.path().join("eight.oath");
+    fs::write(&oath, format!("HOTP/E/8 {} - {key}\n", eight.name())).unwrap();
+    server.cli(&["user", "import-users-oath", oath.to_str().unwrap()]);
+    let (secret, _) = server.enroll(six.name());
+    let offline = "offline_window = \"1h\"\n";
+    let host = PamHost::join_sshd(&server, "fp1", "secure", "", offline, |sshield| {
+        common::password_then_code_options(sshield).pam(common::sshd_stack([
+            sshield.auth_line("forward_pass"),
+            "auth required pam_unix.so try_first_pass nodelay".to_owned(),
+        ]))
+    });
+    let hotp8 = |counter: &str| {
+        let out = Command::new("oathtool")
+            .args(["--hotp", "--digits=8", "--counter", counter, key])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let login = |user: &User, entry: String| {
+        let out = common::login(&host.sshd, user, [entry]).run();
+        assert_eq!(
+            out.prompt_texts(),
+            [common::FORWARD_PASS_PROMPT],
+            "one prompt"
+        );
+        out.success() && out.stdout == "ok\n"
+    };
+
+    let first = hotp8("0");
+    assert!(
+        login(&eight, format!("{}{first}", eight.password())),
+        "{}",
+        host.log()
+    );
+    let code = oathtool(&secret, 30);
+    assert!(
+        login(&six, format!("{}{code}", six.password())),
+        "{}",
+        host.log()
+    );
+    let allowed = |user: &User| host.decision("allow", user.name(), "hotp", "ok");
+    assert!(host.log().contains(&allowed(&eight)), "{}", host.log());
+    // A wrong password before a good code: pam_unix refuses what the module handed on.
+    let next = hotp8("1");
+    assert!(!login(&eight, format!("not-{}{next}", eight.password())));
+    assert!(
+        host.log().lines().all(|l| !l.contains("wrong-code")),
+        "{}",
+        host.log()
+    );
+    // The code was checked, and is spent.
+    assert!(!login(&eight, format!("{}{next}", eight.password())));
+    assert!(
+        host.log()
+            .contains(&host.decision("deny", eight.name(), "code", "replayed")),
+        "{}",
+        host.log()
+    );
+
+    // The server down: the material fetched after the logins above takes the next code.
+    let material = host
+        .sshield
+        .dir()
+        .join("offline")
+        .join(format!("{}.json", eight.name()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !material.exists() {
+        assert!(Instant::now() < deadline, "no material: {}", host.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.stop();
+    let offline_code = hotp8("2");
+    assert!(
+        login(&eight, format!("{}{offline_code}", eight.password())),
+        "{}",
+        host.log()
+    );
+    assert!(!host.log().contains("reason=unreachable"), "{}", host.log());
 }
 
 #[test]

@@ -403,6 +403,69 @@ fn what_another_process_changes_counts_at_the_next_verification(db: Db) {
     assert_eq!(ask("ivy", &backup[1]), denied("not-enrolled"));
 }
 
+/// `forward_pass` on a fleet host: the host sends the entry's trailing digits (at most 8)
+/// with `split`, and the server takes the code off their end by the lengths of the user's
+/// codes (the host does not know them), counting at most one failure, and says how many
+/// digits the code was. An 8-digit HOTP user and a 6-digit one, each with digits of the
+/// password before the code.
+fn a_split_entry_is_cut_by_the_users_code_lengths(db: Db) {
+    let (tmp, state) = state_dir();
+    let global = db.args();
+    let key = "3132333435363738393031323334353637383930";
+    let oath = tmp.path().join("users.oath");
+    std::fs::write(&oath, format!("HOTP/E/8 olga - {key}\n")).expect("write");
+    let (ok, _, err) = cli(
+        &state,
+        &global,
+        &["user", "import-users-oath", oath.to_str().expect("utf-8")],
+    );
+    assert!(ok, "{err}");
+    let secret = enroll_confirmed(&state, &global, "alice");
+    let server = Server::start(&state, &global, &["--listen", "127.0.0.1:0"]);
+    let host = TestHost::new("web1", 1);
+    host.join(&server, &state, &global);
+    let ask = |user: &str, trailing: &str| {
+        let request = serde_json::json!({
+            "user": user, "code": trailing, "service": "sshd", "source": "192.0.2.9", "split": true
+        });
+        let (status, body) = host.post(&server, "/v1/verify", &request.to_string());
+        assert_eq!(status, 200, "{body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        (answer["outcome"].clone(), answer["code_digits"].clone())
+    };
+    let hotp8 = |counter: &str| {
+        let out = std::process::Command::new("oathtool")
+            .args(["--hotp", "--digits=8", "--counter", counter, key])
+            .output()
+            .expect("oathtool");
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
+    };
+    let allowed = serde_json::json!("allowed");
+    let denied = serde_json::json!("denied");
+
+    // The 8-digit code is all eight.
+    assert_eq!(ask("olga", &hotp8("0")), (allowed.clone(), 8.into()));
+    // A 6-digit code after two digits of the password.
+    let code = oathtool(&secret, 30);
+    assert_eq!(ask("alice", &format!("42{code}")), (allowed, 6.into()));
+    // Wrong: one failure, not one per split; the likeliest split named.
+    assert_eq!(ask("olga", "99999999"), (denied.clone(), 8.into()));
+    assert_eq!(ask("nobody", "4212345678"), (denied, 6.into()));
+    let failed = db.audit(
+        &state,
+        AuditQuery {
+            user: Some("olga".to_owned()),
+            failed_only: true,
+            limit: 10,
+            ..AuditQuery::default()
+        },
+    );
+    assert_eq!(failed.len(), 1, "{failed:?}");
+}
+
 macro_rules! on_both_backends {
     ($($check:ident),* $(,)?) => {
         mod sqlite {
@@ -420,6 +483,7 @@ on_both_backends!(
     old_audit_entries_are_pruned,
     one_source_failing_for_many_users_is_locked,
     what_another_process_changes_counts_at_the_next_verification,
+    a_split_entry_is_cut_by_the_users_code_lengths,
 );
 
 /// The database vanishes under a running server (PostgreSQL dropped with its connections):

@@ -87,7 +87,7 @@ fn the_served_document_is_the_committed_one_and_matches_the_server() {
     assert_eq!(names(&request["required"]), ["code", "service", "user"]);
     assert_eq!(
         names(&request["properties"]),
-        ["code", "service", "source", "user"]
+        ["code", "service", "source", "split", "user"]
     );
     assert_eq!(request["additionalProperties"], Value::Bool(false));
     let minimal =
@@ -100,7 +100,7 @@ fn the_served_document_is_the_committed_one_and_matches_the_server() {
     assert_eq!(names(&answer), names(&response["required"]));
     assert_eq!(
         names(&response["properties"]),
-        ["delay_ms", "method", "outcome", "reason"]
+        ["code_digits", "delay_ms", "method", "outcome", "reason"]
     );
     assert_eq!(answer["outcome"], "allowed");
     let outcomes = &response["properties"]["outcome"]["enum"];
@@ -108,11 +108,14 @@ fn the_served_document_is_the_committed_one_and_matches_the_server() {
         .as_array()
         .expect("enum")
         .contains(&answer["outcome"]));
-    let full =
-        serde_json::json!({"user": "alice", "code": "1", "service": "sshd", "source": "192.0.2.1"});
+    let full = serde_json::json!({
+        "user": "alice", "code": "1", "service": "sshd", "source": "192.0.2.1", "split": true
+    });
     let (status, answer) = host.post(&server, "/v1/verify", &full.to_string());
     assert_eq!(status, 200, "{answer}");
     let answer: Value = serde_json::from_str(&answer).expect("JSON");
+    // A split request's answer says how many digits the code was.
+    assert_eq!(answer["code_digits"], 6, "{answer}");
     let reasons = &response["properties"]["reason"]["enum"];
     assert!(
         reasons

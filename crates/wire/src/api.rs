@@ -21,6 +21,12 @@ pub struct VerifyRequest {
     pub source: Option<String>,
     /// The PAM service (`sshd`, `sudo`...).
     pub service: String,
+    /// `code` is the end of what the user typed at a one-field prompt, a password with the code
+    /// after it (`forward_pass`): its trailing digits, at most 8. The server takes the code off
+    /// their end by the lengths of the user's codes, tries each such split, and counts at most
+    /// one failure; `code_digits` in the answer says which split it was.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub split: bool,
 }
 
 /// The answer to a verification.
@@ -38,6 +44,10 @@ pub struct VerifyResponse {
     /// a host whose read timeout is shorter, and `failmode` would decide a wrong code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
+    /// For a `split` request: how many of `code`'s last characters were the code (the split
+    /// that passed, else the likeliest); the characters before them end the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_digits: Option<u8>,
 }
 
 /// `POST /v1/join`: a host registers its public key with a one-time token.

@@ -472,7 +472,8 @@ impl Shared {
                 rhost,
                 service,
                 code,
-            } => self.relay(uid, user, rhost, service, &code),
+                split,
+            } => self.relay(uid, user, rhost, service, &code, split),
             Request::RelayPush {
                 user,
                 rhost,
@@ -495,12 +496,18 @@ impl Shared {
         rhost: Option<String>,
         service: String,
         code: &Response,
+        split: bool,
     ) -> Reply {
         let (remote, caller) = match self.relay_for(uid, user, rhost, service) {
             Ok(pair) => pair,
             Err(reply) => return reply,
         };
-        let answer = remote.verify(&caller, code);
+        let (answer, code_digits) = if split {
+            let (answer, digits) = remote.verify_trailing(&caller, code);
+            (answer, digits.and_then(|d| u8::try_from(d).ok()))
+        } else {
+            (remote.verify(&caller, code), None)
+        };
         let outcome = relay::outcome_word(&answer).to_owned();
         match answer {
             RemoteAnswer::Allowed { method } => Reply::Verdict {
@@ -509,6 +516,7 @@ impl Shared {
                 reason: None,
                 delay_ms: None,
                 message: None,
+                code_digits,
             },
             RemoteAnswer::Denied { reason, delay } => Reply::Verdict {
                 outcome,
@@ -516,6 +524,7 @@ impl Shared {
                 reason: Some(reason),
                 delay_ms: delay.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 message: None,
+                code_digits,
             },
             RemoteAnswer::Unreachable(what) | RemoteAnswer::Refused(what) => Reply::Verdict {
                 outcome,
@@ -523,6 +532,7 @@ impl Shared {
                 reason: None,
                 delay_ms: None,
                 message: Some(what),
+                code_digits: None,
             },
         }
     }

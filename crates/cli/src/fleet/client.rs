@@ -182,6 +182,30 @@ pub(crate) fn error_of(reply: ureq::Response) -> String {
 
 impl sshield_core::Remote for ServerClient {
     fn verify(&self, caller: &Caller, code: &Response) -> RemoteAnswer {
+        self.ask(caller, code, false).0
+    }
+
+    fn verify_trailing(
+        &self,
+        caller: &Caller,
+        trailing: &Response,
+    ) -> (RemoteAnswer, Option<usize>) {
+        self.ask(caller, trailing, true)
+    }
+
+    fn push(&self, caller: &Caller, ask: &PushAsk) -> PushAnswer {
+        super::push::push(self, caller, ask)
+    }
+
+    fn wait(&self, _caller: &Caller, id: &str) -> Approval {
+        super::push::wait(self, id)
+    }
+}
+
+impl ServerClient {
+    /// `POST /v1/verify` of `code` (with `split`, the trailing digits of a password typed with
+    /// the code after it): the answer, and for `split` how many of them were the code.
+    fn ask(&self, caller: &Caller, code: &Response, split: bool) -> (RemoteAnswer, Option<usize>) {
         let source = caller
             .source
             .map(|a| a.to_string())
@@ -191,6 +215,7 @@ impl sshield_core::Remote for ServerClient {
             code: code.expose_secret().to_owned(),
             source,
             service: caller.service.clone(),
+            split,
         };
         // The body holds the code: wiped once sent.
         let body = Zeroizing::new(serde_json::to_vec(&request).unwrap_or_default());
@@ -198,29 +223,30 @@ impl sshield_core::Remote for ServerClient {
         request.code.zeroize();
         match self.post(VERIFY_PATH, &body) {
             Ok(text) => match serde_json::from_str::<VerifyResponse>(&text) {
-                Ok(answer) if answer.outcome == "allowed" => RemoteAnswer::Allowed {
-                    method: answer.method.unwrap_or_default(),
-                },
-                Ok(answer) if answer.outcome == "denied" => RemoteAnswer::Denied {
-                    reason: answer.reason.unwrap_or_default(),
-                    delay: answer.delay_ms.map(Duration::from_millis),
-                },
-                _ => RemoteAnswer::Refused(format!(
-                    "the server's answer is not a verification: {}",
-                    text.chars().take(200).collect::<String>()
-                )),
+                Ok(answer) if answer.outcome == "allowed" => (
+                    RemoteAnswer::Allowed {
+                        method: answer.method.unwrap_or_default(),
+                    },
+                    answer.code_digits.map(usize::from),
+                ),
+                Ok(answer) if answer.outcome == "denied" => (
+                    RemoteAnswer::Denied {
+                        reason: answer.reason.unwrap_or_default(),
+                        delay: answer.delay_ms.map(Duration::from_millis),
+                    },
+                    answer.code_digits.map(usize::from),
+                ),
+                _ => {
+                    let what = format!(
+                        "the server's answer is not a verification: {}",
+                        text.chars().take(200).collect::<String>()
+                    );
+                    (RemoteAnswer::Refused(what), None)
+                }
             },
-            Err(Failed::Unreachable(what)) => RemoteAnswer::Unreachable(what),
-            Err(Failed::Refused(what)) => RemoteAnswer::Refused(what),
+            Err(Failed::Unreachable(what)) => (RemoteAnswer::Unreachable(what), None),
+            Err(Failed::Refused(what)) => (RemoteAnswer::Refused(what), None),
         }
-    }
-
-    fn push(&self, caller: &Caller, ask: &PushAsk) -> PushAnswer {
-        super::push::push(self, caller, ask)
-    }
-
-    fn wait(&self, _caller: &Caller, id: &str) -> Approval {
-        super::push::wait(self, id)
     }
 }
 
@@ -233,6 +259,14 @@ pub(crate) struct BrokenClient(pub String);
 impl sshield_core::Remote for BrokenClient {
     fn verify(&self, _caller: &Caller, _code: &Response) -> RemoteAnswer {
         RemoteAnswer::Refused(self.0.clone())
+    }
+
+    fn verify_trailing(
+        &self,
+        caller: &Caller,
+        trailing: &Response,
+    ) -> (RemoteAnswer, Option<usize>) {
+        (self.verify(caller, trailing), None)
     }
 
     fn push(&self, _caller: &Caller, _ask: &PushAsk) -> PushAnswer {

@@ -700,23 +700,36 @@ pub(crate) struct Offline(pub Arc<OfflineRemote>);
 
 impl Remote for Offline {
     fn verify(&self, caller: &Caller, code: &Response) -> RemoteAnswer {
-        let this = &self.0;
-        let answer = this.client.verify(caller, code);
-        match &answer {
-            RemoteAnswer::Allowed { .. } => {
-                this.after_answer(UserName::new(caller.user.name()).ok());
-            }
-            RemoteAnswer::Denied { .. } => this.after_answer(None),
-            RemoteAnswer::Unreachable(_) => {
-                let now = UnixTime::now();
-                if let Some(offline) = this.offline(caller, code, now) {
-                    return offline;
+        let answer = self.0.client.verify(caller, code);
+        self.after(caller, answer, |now| self.0.offline(caller, code, now))
+    }
+
+    /// As `verify`; offline, the code is each of the last 6, 7 and 8 digits in turn (offline
+    /// material counts no failure, so trying them costs nothing), and its length is said.
+    fn verify_trailing(
+        &self,
+        caller: &Caller,
+        trailing: &Response,
+    ) -> (RemoteAnswer, Option<usize>) {
+        let (answer, digits) = self.0.client.verify_trailing(caller, trailing);
+        let mut offline_digits = None;
+        let answer = self.after(caller, answer, |now| {
+            let text = trailing.expose_secret();
+            let mut first = None;
+            for length in (6..=8).filter(|&n| n <= text.len()) {
+                let code = Response::new(text.get(text.len() - length..).unwrap_or(""));
+                match self.0.offline(caller, &code, now) {
+                    Some(allowed @ RemoteAnswer::Allowed { .. }) => {
+                        offline_digits = Some(length);
+                        return Some(allowed);
+                    }
+                    Some(other) if first.is_none() => first = Some(other),
+                    _ => {}
                 }
-                this.queue_failmode(caller, now);
             }
-            RemoteAnswer::Refused(_) => {}
-        }
-        answer
+            first
+        });
+        (answer, offline_digits.or(digits))
     }
 
     // A push is the server's alone (the phone answers it): nothing offline about it.
@@ -726,6 +739,35 @@ impl Remote for Offline {
 
     fn wait(&self, caller: &Caller, id: &str) -> Approval {
         self.0.client.wait(caller, id)
+    }
+}
+
+impl Offline {
+    /// What follows the server's `answer`: material fetched after a login it allowed, reports
+    /// sent; when no server answered, this host's offline material's answer (`offline`), or
+    /// `failmode`'s, queued for the report.
+    fn after(
+        &self,
+        caller: &Caller,
+        answer: RemoteAnswer,
+        offline: impl FnOnce(UnixTime) -> Option<RemoteAnswer>,
+    ) -> RemoteAnswer {
+        let this = &self.0;
+        match &answer {
+            RemoteAnswer::Allowed { .. } => {
+                this.after_answer(UserName::new(caller.user.name()).ok());
+            }
+            RemoteAnswer::Denied { .. } => this.after_answer(None),
+            RemoteAnswer::Unreachable(_) => {
+                let now = UnixTime::now();
+                if let Some(offline) = offline(now) {
+                    return offline;
+                }
+                this.queue_failmode(caller, now);
+            }
+            RemoteAnswer::Refused(_) => {}
+        }
+        answer
     }
 }
 

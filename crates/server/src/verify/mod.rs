@@ -18,7 +18,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use sshield_core::ratelimit::{self, Origin};
-use sshield_core::{check_record, Decision, DenyReason, Response, UnixTime, UserName};
+use sshield_core::{
+    check_record, check_record_trailing, Decision, DenyReason, Response, UnixTime, UserName,
+};
 
 use crate::api::{ApiError, App, VerifyRequest, VerifyResponse};
 use crate::hosts::{self, Signed};
@@ -89,8 +91,15 @@ pub async fn verify(
             source: None,
         };
         let source_version = rows.source.as_ref().map(|r| r.version);
+        let mut code_digits = None;
         let decided = records::plan_on(app, &user, rows.user, now, |slot| {
-            decide(app, slot, &response, &origin, source_lock.is_some(), now)
+            let entry = Entry {
+                response: &response,
+                split: request.split,
+            };
+            let judged = decide(app, slot, entry, &origin, source_lock.is_some(), now)?;
+            code_digits = judged.code_digits;
+            Ok((judged.write, judged.verdict))
         });
         let (write, method, reason) = match decided {
             Ok(Ok((write, Ok(method)))) => (write, Some(method), None),
@@ -112,6 +121,8 @@ pub async fn verify(
             method,
             reason,
             basis,
+            // As for a user with no record: the likeliest code is 6 digits.
+            code_digits: request.split.then(|| code_digits.unwrap_or(6)),
         };
         match store(app, signed, request, &origin, decision, now).await? {
             Some(answer) => return Ok(answer),
@@ -125,6 +136,7 @@ pub async fn verify(
         write: None,
         method: None,
         reason: Some("busy"),
+        code_digits: request.split.then_some(6),
         basis: Basis {
             host_key: signed.key.clone(),
             user: None,
@@ -140,16 +152,44 @@ pub async fn verify(
     }
 }
 
-/// The engine's decision on the user's record (`None`: not enrolled): the method that
-/// passed or the reason for the denial, and whether the record changed.
+/// What a host sent as the code: a code, or with `split` the trailing digits of a password
+/// typed with the code after it (`forward_pass`), for the engine to split by the lengths of
+/// the user's codes.
+#[derive(Clone, Copy)]
+struct Entry<'a> {
+    response: &'a Response,
+    split: bool,
+}
+
+/// What the engine made of an entry.
+struct Judged {
+    /// Whether the record changed.
+    write: Write,
+    /// The method that passed, or the reason for the denial.
+    verdict: Result<&'static str, &'static str>,
+    /// For a split entry whose code was tried: how many of its last digits were the code.
+    code_digits: Option<usize>,
+}
+
+impl Judged {
+    fn denied(reason: &'static str) -> Self {
+        Self {
+            write: Write::Keep,
+            verdict: Err(reason),
+            code_digits: None,
+        }
+    }
+}
+
+/// The engine's decision on the user's record (`None`: not enrolled).
 fn decide(
     app: &App,
     slot: &mut Option<sshield_core::UserRecord>,
-    response: &Response,
+    entry: Entry<'_>,
     origin: &Origin,
     source_locked: bool,
     now: UnixTime,
-) -> Result<(Write, Result<&'static str, &'static str>), ()> {
+) -> Result<Judged, ()> {
     let limits = &app.rate_limit;
     let Some(record) = slot.as_mut() else {
         let reason = if source_locked {
@@ -157,7 +197,7 @@ fn decide(
         } else {
             "not-enrolled"
         };
-        return Ok((Write::Keep, Err(reason)));
+        return Ok(Judged::denied(reason));
     };
     // Per (user, source) as on a host (docs/ratelimit.md): a locked bucket answers
     // "locked" without trying the code, so guessing stops there.
@@ -165,26 +205,38 @@ fn decide(
         let buckets = record.limits();
         let locked_here = source_locked && !buckets.is_familiar(origin);
         if buckets.locked(origin, now.0).is_some() || locked_here {
-            return Ok((Write::Keep, Err("locked")));
+            return Ok(Judged::denied("locked"));
         }
     }
-    Ok(
-        match check_record(record, response, now, &app.policy, None) {
-            Decision::Allow(method) => {
-                if limits.enabled {
-                    record.limits().succeeded(origin, now.0, limits);
-                }
-                (Write::Save, Ok(method.as_str()))
+    // A split entry: every split tried, one decision, as for a code alone.
+    let (decision, digits) = if entry.split {
+        let trailing = entry.response.expose_secret();
+        let (decision, digits) = check_record_trailing(record, trailing, now, &app.policy, None);
+        (decision, Some(digits))
+    } else {
+        let decision = check_record(record, entry.response, now, &app.policy, None);
+        (decision, None)
+    };
+    let (write, verdict) = match decision {
+        Decision::Allow(method) => {
+            if limits.enabled {
+                record.limits().succeeded(origin, now.0, limits);
             }
-            Decision::Deny(reason @ (DenyReason::WrongCode | DenyReason::Replayed))
-                if limits.enabled =>
-            {
-                record.limits().failed(origin, now.0, limits);
-                (Write::Save, Err(reason.as_str()))
-            }
-            Decision::Deny(reason) => (Write::Keep, Err(reason.as_str())),
-        },
-    )
+            (Write::Save, Ok(method.as_str()))
+        }
+        Decision::Deny(reason @ (DenyReason::WrongCode | DenyReason::Replayed))
+            if limits.enabled =>
+        {
+            record.limits().failed(origin, now.0, limits);
+            (Write::Save, Err(reason.as_str()))
+        }
+        Decision::Deny(reason) => (Write::Keep, Err(reason.as_str())),
+    };
+    Ok(Judged {
+        write,
+        verdict,
+        code_digits: digits,
+    })
 }
 
 /// One decision, to store: the user's new row if it changed, the method that passed or the
@@ -194,6 +246,8 @@ struct Decided {
     method: Option<&'static str>,
     reason: Option<&'static str>,
     basis: Basis,
+    /// For a split entry: how many of its last digits were the code.
+    code_digits: Option<usize>,
 }
 
 /// Stores one decision (the user's write, the source's failure for a denial, the audit
@@ -213,6 +267,7 @@ async fn store(
         method,
         reason,
         basis,
+        code_digits,
     } = decided;
     let limits = &app.rate_limit;
     let audit = AuditEntry {
@@ -279,6 +334,7 @@ async fn store(
         method: method.map(str::to_owned),
         reason: reason.map(str::to_owned),
         delay_ms,
+        code_digits: code_digits.and_then(|d| u8::try_from(d).ok()),
     }))
 }
 
