@@ -606,6 +606,21 @@ impl PamHost {
         self.sshield.log_lines().join("\n")
     }
 
+    /// Waits (10 s at most) for the offline material the daemon fetches for `user` after the
+    /// server let them in.
+    fn wait_for_material(&self, user: &User) {
+        let material = self
+            .sshield
+            .dir()
+            .join("offline")
+            .join(format!("{}.json", user.name()));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !material.exists() {
+            assert!(Instant::now() < deadline, "no material: {}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The module's decision line for `user`, as it logs it in this sshd.
     fn decision(&self, outcome: &str, user: &str, method: &str, reason: &str) -> String {
         common::decision(outcome, user, INTERNET, &self.sshd, method, reason)
@@ -687,16 +702,7 @@ fn forward_pass_on_a_fleet_host_cuts_the_code_where_the_server_says() {
     );
 
     // The server down: the material fetched after the logins above takes the next code.
-    let material = host
-        .sshield
-        .dir()
-        .join("offline")
-        .join(format!("{}.json", eight.name()));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !material.exists() {
-        assert!(Instant::now() < deadline, "no material: {}", host.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    host.wait_for_material(&eight);
     server.stop();
     let offline_code = hotp8("2");
     assert!(
@@ -812,16 +818,7 @@ fn the_pam_module_takes_an_offline_code_once_through_the_daemon() {
         "{}",
         host.log()
     );
-    let material = host
-        .sshield
-        .dir()
-        .join("offline")
-        .join(format!("{}.json", remote.name()));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !material.exists() {
-        assert!(Instant::now() < deadline, "no material: {}", host.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    host.wait_for_material(&remote);
     server.stop();
     let next = oathtool(&secret, 60);
     assert!(host.login(&remote, &next), "{}", host.log());
